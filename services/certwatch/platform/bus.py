@@ -1,0 +1,86 @@
+"""NATS JetStream, configured in code: one file-backed stream of every event, subject per type.
+
+Subjects are `cw.events.<stream category>.<EventType>` (e.g. `cw.events.domain.DomainAdded`),
+so a consumer can filter on one category with a wildcard.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from certwatch.platform.events import RecordedEvent, dumps
+
+log = logging.getLogger(__name__)
+
+STREAM = "CERTWATCH_EVENTS"
+SUBJECT_ROOT = "cw.events"
+POSITION_HEADER = "Cw-Position"
+TYPE_HEADER = "Cw-Event-Type"
+DUPLICATE_WINDOW_S = 600.0
+MAX_AGE_S = 7 * 24 * 3600.0
+
+
+def subject_for(event: RecordedEvent) -> str:
+    return f"{SUBJECT_ROOT}.{event.category}.{event.type}"
+
+
+@dataclass
+class Bus:
+    nc: NatsClient
+    js: JetStreamContext
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            await self.nc.drain()
+
+
+async def connect(url: str, *, name: str, replicas: int = 1) -> Bus:
+    """Connect (retrying forever in the background) and make sure the stream exists."""
+    nc = await nats.connect(
+        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        connect_timeout=5, allow_reconnect=True,
+    )  # fmt: skip
+    js = nc.jetstream(timeout=5)
+    await ensure_stream(js, replicas=replicas)
+    return Bus(nc, js)
+
+
+async def ensure_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
+    config = StreamConfig(
+        name=STREAM,
+        subjects=[f"{SUBJECT_ROOT}.>"],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        max_age=MAX_AGE_S,
+        num_replicas=replicas,
+    )
+    try:
+        await js.stream_info(STREAM)
+    except NotFoundError:
+        await js.add_stream(config)
+        log.info("created JetStream stream", extra={"stream": STREAM})
+
+
+def encode(event: RecordedEvent) -> bytes:
+    return dumps(
+        {
+            "position": event.position,
+            "event_id": event.event_id,
+            "stream_id": event.stream_id,
+            "stream_version": event.stream_version,
+            "type": event.type,
+            "schema_version": event.schema_version,
+            "data": event.data,
+            "metadata": event.metadata,
+            "recorded_at": event.recorded_at,
+        }
+    ).encode()

@@ -1,0 +1,116 @@
+"""Settings from environment variables, with the defaults documented in the README.
+
+Every process reads its settings once, in its bootstrap; nothing reads the environment
+at import time, so tests can point a process at their own servers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+SERVICE_PORTS: dict[str, int] = {
+    "inventory": 50051,
+    "prober": 50052,
+    "classifier": 50053,
+    "notifier": 50054,
+    "hosting": 50055,
+    "vod": 50056,
+}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "postgresql://certwatch@127.0.0.1:5432/certwatch"
+    nats_url: str = "nats://127.0.0.1:4222"
+    grpc_host: str = "127.0.0.1"
+    grpc_ports: Mapping[str, int] = field(default_factory=lambda: dict(SERVICE_PORTS))
+    otlp_endpoint: str | None = None
+    log_level: str = "INFO"
+    log_format: str = "json"
+    probe_interval_s: float = 300.0
+    probe_jitter_s: float = 30.0
+    probe_concurrency: int = 256
+    probe_connect_timeout_s: float = 5.0
+    probe_handshake_timeout_s: float = 5.0
+    allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    resolve_overrides: tuple[str, ...] = ()
+    ca_file: str | None = None
+    shutdown_grace_s: float = 10.0
+    stream_replicas: int = 1
+
+    def grpc_target(self, service: str) -> str:
+        return f"{self.grpc_host}:{self.grpc_ports[service]}"
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Read `CERTWATCH_*` variables; unknown values raise `ConfigError` naming the variable."""
+    env = os.environ if env is None else env
+    ports = dict(SERVICE_PORTS)
+    for service in SERVICE_PORTS:
+        ports[service] = _int(env, f"CERTWATCH_{service.upper()}_PORT", ports[service])
+    networks = []
+    for cidr in _list(env, "CERTWATCH_ALLOW_NETWORKS"):
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"CERTWATCH_ALLOW_NETWORKS: {cidr!r} is not a CIDR") from exc
+    defaults = Settings()
+    return Settings(
+        database_url=env.get("CERTWATCH_DATABASE_URL", defaults.database_url),
+        nats_url=env.get("CERTWATCH_NATS_URL", defaults.nats_url),
+        grpc_host=env.get("CERTWATCH_GRPC_HOST", defaults.grpc_host),
+        grpc_ports=ports,
+        otlp_endpoint=env.get("CERTWATCH_OTLP_ENDPOINT")
+        or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or None,
+        log_level=env.get("CERTWATCH_LOG_LEVEL", defaults.log_level).upper(),
+        log_format=env.get("CERTWATCH_LOG_FORMAT", defaults.log_format),
+        probe_interval_s=_float(env, "CERTWATCH_PROBE_INTERVAL_S", defaults.probe_interval_s),
+        probe_jitter_s=_float(env, "CERTWATCH_PROBE_JITTER_S", defaults.probe_jitter_s),
+        probe_concurrency=_int(env, "CERTWATCH_PROBE_CONCURRENCY", defaults.probe_concurrency),
+        probe_connect_timeout_s=_float(
+            env, "CERTWATCH_PROBE_CONNECT_TIMEOUT_S", defaults.probe_connect_timeout_s
+        ),
+        probe_handshake_timeout_s=_float(
+            env, "CERTWATCH_PROBE_HANDSHAKE_TIMEOUT_S", defaults.probe_handshake_timeout_s
+        ),
+        allow_networks=tuple(networks),
+        resolve_overrides=_list(env, "CERTWATCH_RESOLVE"),
+        ca_file=env.get("CERTWATCH_CA_FILE") or None,
+        shutdown_grace_s=_float(env, "CERTWATCH_SHUTDOWN_GRACE_S", defaults.shutdown_grace_s),
+        stream_replicas=_int(env, "CERTWATCH_STREAM_REPLICAS", defaults.stream_replicas),
+    )

@@ -1,0 +1,49 @@
+"""The project's own exceptions; driver errors are translated into these in one place."""
+
+from __future__ import annotations
+
+import psycopg
+
+
+class CertwatchError(Exception):
+    """Base of every error certwatch raises on purpose."""
+
+
+class ConcurrencyConflict(CertwatchError):
+    """An append lost the race: the stream moved past the expected version."""
+
+    def __init__(self, stream_id: str, expected: int | None, actual: int | None, message: str):
+        super().__init__(message)
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class DuplicateEventId(CertwatchError):
+    """Some event ids of an append are already recorded in another append."""
+
+
+class AppendOnlyViolation(CertwatchError):
+    """Something tried to edit or delete a recorded event."""
+
+
+class TransientStoreError(CertwatchError):
+    """The database was briefly unreachable; the operation may be retried."""
+
+
+def translate(exc: psycopg.Error, *, stream_id: str = "", expected: int | None = None) -> Exception:
+    """Map a driver error to the project's exception (or return it unchanged)."""
+    state = exc.sqlstate or ""
+    if state == "CW409":
+        detail = exc.diag.message_detail
+        actual = int(detail) if detail and detail.isdigit() else None
+        return ConcurrencyConflict(stream_id, expected, actual, exc.diag.message_primary or str(exc))
+    if state == "23505" and "stream_id" in (exc.diag.constraint_name or "stream_id"):
+        return ConcurrencyConflict(stream_id, expected, None, f"stream {stream_id} moved on")
+    if state == "CW422":
+        return DuplicateEventId(exc.diag.message_primary or str(exc))
+    if state == "CW403":
+        return AppendOnlyViolation(exc.diag.message_primary or str(exc))
+    if isinstance(exc, psycopg.OperationalError):
+        return TransientStoreError(str(exc))
+    return exc

@@ -1,0 +1,110 @@
+"""Events: immutable facts with a schema version, and the upcasters that read old ones."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+JsonDict = dict[str, Any]
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def stable_id(*parts: object) -> uuid.UUID:
+    """A deterministic event id for an event caused by another: redelivery appends nothing new."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, "certwatch:" + ":".join(str(p) for p in parts))
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event about to be appended. Past-tense `type`, e.g. `MonitoringEnabled`."""
+
+    type: str
+    data: Mapping[str, Any]
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    schema_version: int = 1
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> JsonDict:
+        return {
+            "event_id": str(self.event_id),
+            "type": self.type,
+            "schema_version": self.schema_version,
+            "data": self.data,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    position: int
+    event_id: uuid.UUID
+    stream_id: str
+    stream_version: int
+    type: str
+    schema_version: int
+    data: JsonDict
+    metadata: JsonDict
+    recorded_at: datetime
+
+    @property
+    def category(self) -> str:
+        """The stream's kind, the part before the first '-' (`domain-<id>` -> `domain`)."""
+        return self.stream_id.split("-", 1)[0]
+
+
+Upcaster = Callable[[JsonDict], JsonDict]
+
+
+class Upcasters:
+    """Per (event type, schema version) functions that lift old payloads to the current shape.
+
+    Events are never rewritten in the log; readers upcast as they read.
+    """
+
+    def __init__(self) -> None:
+        self._steps: dict[tuple[str, int], Upcaster] = {}
+
+    def register(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+        def decorator(fn: Upcaster) -> Upcaster:
+            self._steps[(event_type, from_version)] = fn
+            return fn
+
+        return decorator
+
+    def upcast(self, event: RecordedEvent) -> RecordedEvent:
+        version, data = event.schema_version, event.data
+        while (step := self._steps.get((event.type, version))) is not None:
+            data, version = step(data), version + 1
+        if version == event.schema_version:
+            return event
+        return RecordedEvent(
+            event.position, event.event_id, event.stream_id, event.stream_version, event.type,
+            version, data, event.metadata, event.recorded_at,
+        )  # fmt: skip
+
+
+UPCASTERS = Upcasters()
+
+
+def parse_metadata(raw: Mapping[str, Any] | str | None) -> JsonDict:
+    if raw is None:
+        return {}
+    if isinstance(raw, str):
+        parsed: JsonDict = json.loads(raw)
+        return parsed
+    return dict(raw)

@@ -1,0 +1,125 @@
+"""The outbox relay: publishes committed events from the log to JetStream, in order.
+
+The event log itself is the outbox: an event is committed with the rows it changes, and the
+relay publishes everything past its bookmark. A crash between publish and bookkeeping
+republishes, and JetStream drops the repeat by `Nats-Msg-Id` (the event id). One relay is
+active at a time, chosen by a PostgreSQL advisory lock, so every service can run one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+from nats.errors import Error as NatsError
+from nats.js.errors import Error as JetStreamError
+
+from certwatch.platform import bus as busmod
+from certwatch.platform.eventlog import EventLog
+from certwatch.platform.events import RecordedEvent
+from certwatch.platform.telemetry import counter
+
+log = logging.getLogger(__name__)
+
+_LEADER_LOCK = 0x6F757462  # "outb"
+BATCH = 512
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        event_log: EventLog,
+        bus: busmod.Bus,
+        database_url: str,
+        *,
+        name: str = "jetstream",
+        idle_poll_s: float = 1.0,
+        after_publish: Callable[[list[RecordedEvent]], Awaitable[None]] | None = None,
+    ) -> None:
+        self._log = event_log
+        self._bus = bus
+        self._url = database_url
+        self._name = name
+        self._idle_poll_s = idle_poll_s
+        self._after_publish = after_publish  # a test hook to crash between publish and bookmark
+        self._stop = asyncio.Event()
+        self.published = 0
+        self.duplicates = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until stopped: wait for leadership, then relay; retry after failures."""
+        while not self._stop.is_set():
+            try:
+                await self._lead()
+            except (psycopg.OperationalError, NatsError, JetStreamError, OSError) as exc:
+                log.warning("outbox relay interrupted, retrying", extra={"error": str(exc)})
+                await self._sleep(1.0)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _lead(self) -> None:
+        async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
+            while not self._stop.is_set():
+                cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_LEADER_LOCK,))
+                row = await cur.fetchone()
+                if row and row[0]:
+                    break
+                await self._sleep(2.0)
+            if self._stop.is_set():
+                return
+            await conn.execute("LISTEN certwatch_events")
+            await conn.execute(
+                "INSERT INTO outbox_relay (name, position) VALUES (%s, 0) ON CONFLICT DO NOTHING",
+                (self._name,),
+            )
+            while not self._stop.is_set():
+                moved = await self.relay_once(conn)
+                if not moved:
+                    await self._wait_notify(conn)
+
+    async def _wait_notify(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        gen = conn.notifies(timeout=self._idle_poll_s, stop_after=1)
+        async for _ in gen:
+            break
+
+    async def relay_once(self, conn: psycopg.AsyncConnection[Any]) -> int:
+        """Publish the next batch after the bookmark; return how many events were relayed."""
+        cur = await conn.execute("SELECT position FROM outbox_relay WHERE name = %s", (self._name,))
+        row = await cur.fetchone()
+        bookmark = int(row[0]) if row else 0
+        events = await self._log.read_all(bookmark, limit=BATCH)
+        if not events:
+            return 0
+        acks = await asyncio.gather(*(self._publish(e) for e in events))
+        dup = sum(1 for a in acks if a.duplicate)
+        self.duplicates += dup
+        self.published += len(events) - dup
+        counter("certwatch.outbox.published").add(len(events) - dup)
+        if self._after_publish is not None:
+            await self._after_publish(events)
+        await conn.execute(
+            "UPDATE outbox_relay SET position = %s, updated_at = now() WHERE name = %s",
+            (events[-1].position, self._name),
+        )
+        return len(events)
+
+    async def _publish(self, event: RecordedEvent) -> Any:
+        headers = {
+            "Nats-Msg-Id": str(event.event_id),
+            busmod.POSITION_HEADER: str(event.position),
+            busmod.TYPE_HEADER: event.type,
+        }
+        traceparent = event.metadata.get("traceparent")
+        if traceparent:
+            headers["traceparent"] = str(traceparent)
+        payload = busmod.encode(event)
+        return await self._bus.js.publish(busmod.subject_for(event), payload, headers=headers)

@@ -1,0 +1,183 @@
+"""Name every problem of a presented chain, and get an overall verdict.
+
+cryptography's verifier gives a trustworthy yes/no but stops at the first error, while
+users need to hear about each problem (an expired leaf *and* a missing intermediate are
+two things to fix). So problems are found by small functions over the parsed chain, and
+the verifier is asked only for the overall verdict; when it refuses for a reason none of
+our functions explains, that refusal is reported as its own problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from cryptography import x509
+from cryptography.x509.verification import (
+    DNSName,
+    IPAddress,
+    PolicyBuilder,
+    VerificationError,
+)
+
+from certwatch.prober.cert_facts import ParsedCert, is_directly_issued_by
+from certwatch.prober.facts import CertFacts, ChainProblem
+from certwatch.prober.hostname import hostname_matches, normalise_host, parse_ip
+from certwatch.prober.trust import TrustAnchors
+from certwatch.prober.validity import time_problems
+
+HOSTNAME_MISMATCH = "hostname_mismatch"
+CHAIN_INCOMPLETE = "chain_incomplete"
+UNTRUSTED_ROOT = "untrusted_root"
+SELF_SIGNED = "self_signed"
+WRONG_ORDER = "wrong_order"
+WEAK_KEY = "weak_key"
+WEAK_SIGNATURE = "weak_signature"
+VERIFICATION_FAILED = "verification_failed"
+REVOKED = "revoked"
+
+_WEAK_HASHES = frozenset({"md2", "md4", "md5", "sha1"})
+_MIN_KEY_BITS = {"RSA": 2048, "DSA": 2048, "EC": 256}
+# The verifier accepts chains in any order; only these problems explain its refusal.
+_NOT_REFUSALS = frozenset({WRONG_ORDER})
+
+
+@dataclass(frozen=True, slots=True)
+class PathOutcome:
+    """The issuance path from the leaf through presented certificates.
+
+    ``indices`` are positions in the presented chain, leaf first. ``anchor`` is the trusted
+    root the path ends at, when it reaches one (presented or from the store).
+    """
+
+    indices: tuple[int, ...]
+    anchor: x509.Certificate | None
+    top_is_self_signed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    problems: tuple[ChainProblem, ...]
+    verified: bool
+    verify_error: str | None
+    issuer: x509.Certificate | None  # the leaf's issuer, for OCSP requests
+
+
+def build_path(chain: Sequence[x509.Certificate], anchors: TrustAnchors) -> PathOutcome:
+    """Follow issuers from the leaf, preferring a trusted root, then presented certs."""
+    indices = [0]
+    current = chain[0]
+    for _ in range(len(chain)):
+        if anchors.is_anchor(current):
+            return PathOutcome(tuple(indices), current, True)
+        if current.subject == current.issuer and is_directly_issued_by(current, current):
+            return PathOutcome(tuple(indices), None, True)
+        for root in anchors.by_subject.get(current.issuer, ()):
+            if is_directly_issued_by(current, root):
+                return PathOutcome(tuple(indices), root, False)
+        following = next(
+            (
+                j
+                for j, candidate in enumerate(chain)
+                if j not in indices
+                and candidate.subject == current.issuer
+                and is_directly_issued_by(current, candidate)
+            ),
+            None,
+        )
+        if following is None:
+            break
+        indices.append(following)
+        current = chain[following]
+    return PathOutcome(tuple(indices), None, False)
+
+
+def path_problems(path: PathOutcome, chain: Sequence[CertFacts]) -> list[ChainProblem]:
+    """Incomplete chain, untrusted or self-signed top, and presentation order."""
+    problems: list[ChainProblem] = []
+    top = path.indices[-1]
+    if path.anchor is None and path.top_is_self_signed:
+        code = SELF_SIGNED if top == 0 else UNTRUSTED_ROOT
+        detail = f"{chain[top].subject} is self-signed and not a trusted root"
+        problems.append(ChainProblem(code, detail, top))
+    elif path.anchor is None:
+        detail = f"issuer {chain[top].issuer} of {chain[top].subject} was not presented"
+        detail += " and is not a trusted root"
+        problems.append(ChainProblem(CHAIN_INCOMPLETE, detail, top))
+    if path.indices != tuple(range(len(path.indices))):
+        order = " -> ".join(str(i) for i in path.indices)
+        detail = f"certificates are not presented in issuance order (path {order})"
+        problems.append(ChainProblem(WRONG_ORDER, detail, None))
+    return problems
+
+
+def crypto_problems(chain: Sequence[CertFacts]) -> list[ChainProblem]:
+    """Keys and signature hashes that browsers no longer accept."""
+    problems: list[ChainProblem] = []
+    for index, cert in enumerate(chain):
+        minimum = _MIN_KEY_BITS.get(cert.key_type)
+        if minimum is not None and (cert.key_bits or 0) < minimum:
+            detail = f"{cert.subject} has a {cert.key_bits}-bit {cert.key_type} key"
+            problems.append(ChainProblem(WEAK_KEY, detail, index))
+        if cert.self_signed and index > 0:
+            continue  # clients never check a root's own signature
+        if cert.signature_hash in _WEAK_HASHES:
+            detail = f"{cert.subject} is signed with {cert.signature_hash}"
+            problems.append(ChainProblem(WEAK_SIGNATURE, detail, index))
+    return problems
+
+
+def hostname_problems(host: str, leaf: CertFacts) -> list[ChainProblem]:
+    if hostname_matches(host, leaf.dns_names, leaf.ip_addresses):
+        return []
+    names = ", ".join((*leaf.dns_names, *leaf.ip_addresses)) or "no subject alternative names"
+    detail = f"{normalise_host(host)} is not covered by the certificate ({names})"
+    return [ChainProblem(HOSTNAME_MISMATCH, detail, 0)]
+
+
+@lru_cache(maxsize=4096)
+def _verdict(
+    host: str, chain: tuple[x509.Certificate, ...], anchors: TrustAnchors, minute: int
+) -> str | None:
+    """cryptography's verdict, cached per minute: it is the costliest step of a probe."""
+    ip = parse_ip(host)
+    try:
+        subject = IPAddress(ip) if ip is not None else DNSName(normalise_host(host))
+        verifier = (
+            PolicyBuilder()
+            .store(anchors.store)
+            .time(datetime.fromtimestamp(minute * 60, tz=UTC))
+            .build_server_verifier(subject)
+        )
+        verifier.verify(chain[0], list(chain[1:]))
+    except (VerificationError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def check_chain(
+    host: str, parsed: Sequence[ParsedCert], anchors: TrustAnchors, now: datetime
+) -> ChainReport:
+    """All problems of the presented chain, plus the verifier's overall verdict."""
+    certs = [p.cert for p in parsed]
+    facts = [p.facts for p in parsed]
+    path = build_path(certs, anchors)
+    problems = [
+        *time_problems(facts, now),
+        *hostname_problems(host, facts[0]),
+        *path_problems(path, facts),
+        *crypto_problems(facts),
+    ]
+    error = _verdict(host, tuple(certs), anchors, int(now.timestamp()) // 60)
+    if error is not None and all(p.code in _NOT_REFUSALS for p in problems):
+        problems.append(ChainProblem(VERIFICATION_FAILED, error, None))
+    if len(path.indices) > 1:
+        issuer: x509.Certificate | None = certs[path.indices[1]]
+    elif path.anchor is not None and not path.top_is_self_signed:
+        issuer = path.anchor
+    else:
+        issuer = None
+    return ChainReport(tuple(problems), error is None, error, issuer)
+

@@ -1,0 +1,263 @@
+"""What one probe observed, as immutable plain data.
+
+Probe facts are stored inside events and re-read years later, so every field is a plain
+JSON type once serialised: datetimes become ISO-8601 UTC strings, tuples become lists,
+and a fact that could not be observed is ``None`` (never a placeholder value).
+``from_dict`` tolerates missing optional keys so that older events keep loading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+SCHEMA_VERSION: Final = 1
+
+# Where an endpoint probe stopped. "done" means the TLS handshake completed.
+PHASE_POLICY: Final = "policy"
+PHASE_TCP: Final = "tcp"
+PHASE_TLS: Final = "tls"
+PHASE_DONE: Final = "done"
+
+# Why an endpoint probe failed (EndpointFacts.error_kind).
+ERR_POLICY: Final = "policy_refused"  # address not public and not explicitly allowed
+ERR_REFUSED: Final = "refused"  # TCP connection refused
+ERR_TIMEOUT: Final = "timeout"  # no answer within the phase timeout
+ERR_UNREACHABLE: Final = "unreachable"  # other network-level failure
+ERR_NO_TLS: Final = "no_tls"  # the port answered, but not with TLS (e.g. plain HTTP)
+ERR_TLS: Final = "tls_error"  # the peer speaks TLS (or closed) but the handshake failed
+
+
+def _dt_out(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _dt_in(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _dt_req(value: Any) -> datetime:
+    parsed = _dt_in(value)
+    if parsed is None:
+        raise ValueError("missing required timestamp")
+    return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class CertFacts:
+    """One certificate as presented by the server, reduced to what monitoring needs."""
+
+    subject: str
+    subject_cn: str | None
+    issuer: str
+    issuer_cn: str | None
+    issuer_org: str | None  # the "brand" shown to users
+    serial: str  # lower-case hex
+    not_before: datetime
+    not_after: datetime
+    sha256: str  # lower-case hex fingerprint of the DER encoding
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
+    key_type: str  # "RSA", "EC", "Ed25519", "Ed448", "DSA" or the key class name
+    key_bits: int | None
+    signature_algorithm: str | None  # e.g. "rsa_with_sha256", else the dotted OID
+    signature_hash: str | None  # e.g. "sha256"; None for Ed25519/Ed448
+    is_ca: bool
+    self_signed: bool
+    ocsp_urls: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "subject_cn": self.subject_cn,
+            "issuer": self.issuer,
+            "issuer_cn": self.issuer_cn,
+            "issuer_org": self.issuer_org,
+            "serial": self.serial,
+            "not_before": _dt_out(self.not_before),
+            "not_after": _dt_out(self.not_after),
+            "sha256": self.sha256,
+            "dns_names": list(self.dns_names),
+            "ip_addresses": list(self.ip_addresses),
+            "key_type": self.key_type,
+            "key_bits": self.key_bits,
+            "signature_algorithm": self.signature_algorithm,
+            "signature_hash": self.signature_hash,
+            "is_ca": self.is_ca,
+            "self_signed": self.self_signed,
+            "ocsp_urls": list(self.ocsp_urls),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CertFacts:
+        return cls(
+            subject=data["subject"],
+            subject_cn=data.get("subject_cn"),
+            issuer=data["issuer"],
+            issuer_cn=data.get("issuer_cn"),
+            issuer_org=data.get("issuer_org"),
+            serial=data["serial"],
+            not_before=_dt_req(data["not_before"]),
+            not_after=_dt_req(data["not_after"]),
+            sha256=data["sha256"],
+            dns_names=tuple(data.get("dns_names", ())),
+            ip_addresses=tuple(data.get("ip_addresses", ())),
+            key_type=data["key_type"],
+            key_bits=data.get("key_bits"),
+            signature_algorithm=data.get("signature_algorithm"),
+            signature_hash=data.get("signature_hash"),
+            is_ca=bool(data.get("is_ca", False)),
+            self_signed=bool(data.get("self_signed", False)),
+            ocsp_urls=tuple(data.get("ocsp_urls", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChainProblem:
+    """One verification problem; ``cert_index`` points into the presented chain."""
+
+    code: str
+    detail: str
+    cert_index: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "detail": self.detail, "cert_index": self.cert_index}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChainProblem:
+        return cls(code=data["code"], detail=data["detail"], cert_index=data.get("cert_index"))
+
+
+@dataclass(frozen=True, slots=True)
+class AtsResult:
+    """Apple App Transport Security verdict; ``reasons`` lists every requirement missed."""
+
+    passed: bool
+    reasons: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pass": self.passed, "reasons": list(self.reasons)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AtsResult:
+        return cls(passed=bool(data["pass"]), reasons=tuple(data.get("reasons", ())))
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointFacts:
+    """Everything learnt from one resolved address of the monitored host."""
+
+    ip: str
+    phase: str  # PHASE_*: where the probe stopped ("done" = handshake completed)
+    error_kind: str | None = None  # ERR_*
+    error: str | None = None
+    connect_ms: float | None = None
+    handshake_ms: float | None = None
+    tls_version: str | None = None
+    cipher: str | None = None
+    forward_secret: bool | None = None
+    chain: tuple[CertFacts, ...] = ()
+    problems: tuple[ChainProblem, ...] = ()
+    verified: bool | None = None  # overall verdict of cryptography's verifier
+    verify_error: str | None = None
+    earliest_expiry: datetime | None = None  # over the whole presented chain
+    earliest_expiry_index: int | None = None  # which chain entry expires first
+    ocsp_status: str | None = None  # "good" | "revoked" | "unknown"; None when not checked
+    ocsp_detail: str | None = None
+    ats: AtsResult | None = None
+
+    @property
+    def leaf(self) -> CertFacts | None:
+        return self.chain[0] if self.chain else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ip": self.ip,
+            "phase": self.phase,
+            "error_kind": self.error_kind,
+            "error": self.error,
+            "connect_ms": self.connect_ms,
+            "handshake_ms": self.handshake_ms,
+            "tls_version": self.tls_version,
+            "cipher": self.cipher,
+            "forward_secret": self.forward_secret,
+            "chain": [c.to_dict() for c in self.chain],
+            "problems": [p.to_dict() for p in self.problems],
+            "verified": self.verified,
+            "verify_error": self.verify_error,
+            "earliest_expiry": _dt_out(self.earliest_expiry),
+            "earliest_expiry_index": self.earliest_expiry_index,
+            "ocsp_status": self.ocsp_status,
+            "ocsp_detail": self.ocsp_detail,
+            "ats": self.ats.to_dict() if self.ats else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EndpointFacts:
+        ats = data.get("ats")
+        return cls(
+            ip=data["ip"],
+            phase=data["phase"],
+            error_kind=data.get("error_kind"),
+            error=data.get("error"),
+            connect_ms=data.get("connect_ms"),
+            handshake_ms=data.get("handshake_ms"),
+            tls_version=data.get("tls_version"),
+            cipher=data.get("cipher"),
+            forward_secret=data.get("forward_secret"),
+            chain=tuple(CertFacts.from_dict(c) for c in data.get("chain", ())),
+            problems=tuple(ChainProblem.from_dict(p) for p in data.get("problems", ())),
+            verified=data.get("verified"),
+            verify_error=data.get("verify_error"),
+            earliest_expiry=_dt_in(data.get("earliest_expiry")),
+            earliest_expiry_index=data.get("earliest_expiry_index"),
+            ocsp_status=data.get("ocsp_status"),
+            ocsp_detail=data.get("ocsp_detail"),
+            ats=AtsResult.from_dict(ats) if ats else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One probe of host:port over every address the name resolved to."""
+
+    host: str
+    port: int
+    started_at: datetime
+    duration_ms: float
+    addresses: tuple[str, ...]
+    dns_error: str | None
+    dns_ms: float | None
+    endpoints: tuple[EndpointFacts, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "host": self.host,
+            "port": self.port,
+            "started_at": _dt_out(self.started_at),
+            "duration_ms": self.duration_ms,
+            "addresses": list(self.addresses),
+            "dns_error": self.dns_error,
+            "dns_ms": self.dns_ms,
+            "endpoints": [e.to_dict() for e in self.endpoints],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProbeResult:
+        return cls(
+            host=data["host"],
+            port=int(data["port"]),
+            started_at=_dt_req(data["started_at"]),
+            duration_ms=float(data.get("duration_ms", 0.0)),
+            addresses=tuple(data.get("addresses", ())),
+            dns_error=data.get("dns_error"),
+            dns_ms=data.get("dns_ms"),
+            endpoints=tuple(EndpointFacts.from_dict(e) for e in data.get("endpoints", ())),
+        )

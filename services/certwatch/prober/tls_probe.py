@@ -1,0 +1,196 @@
+"""Probe host:port: DNS, then TCP + TLS (with SNI) on every resolved address at once.
+
+The handshake accepts any certificate and any protocol version so that facts are always
+collected, even from expired, self-signed or TLS 1.0-only servers; judging them is done
+afterwards by ``chain_checks`` and ``ats``. A bad site never makes ``probe`` raise: every
+failure becomes data (phase, kind, message, timings). Nothing but a TLS ClientHello is
+sent: no HTTP request, body or credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from certwatch.prober.ats import ats_check, is_forward_secret
+from certwatch.prober.cert_facts import ParsedCert, parse_der
+from certwatch.prober.chain_checks import REVOKED, check_chain
+from certwatch.prober.facts import (
+    ERR_NO_TLS,
+    ERR_POLICY,
+    ERR_REFUSED,
+    ERR_TIMEOUT,
+    ERR_TLS,
+    ERR_UNREACHABLE,
+    PHASE_DONE,
+    PHASE_POLICY,
+    PHASE_TCP,
+    PHASE_TLS,
+    ChainProblem,
+    EndpointFacts,
+    ProbeResult,
+)
+from certwatch.prober.hostname import normalise_host, parse_ip
+from certwatch.prober.netpolicy import refusal_reason
+from certwatch.prober.ocsp import check_revocation
+from certwatch.prober.options import ProbeOptions
+from certwatch.prober.tls_chain import presented_chain
+from certwatch.prober.trust import load_anchors
+from certwatch.prober.validity import earliest_expiry
+
+__all__ = ["ProbeOptions", "probe"]
+
+# OpenSSL reasons meaning "the bytes that came back are not TLS at all".
+_NOT_TLS_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE",
+     "UNKNOWN_PROTOCOL", "WRONG_SSL_VERSION"}
+)
+
+
+@lru_cache(maxsize=1)
+def client_context() -> ssl.SSLContext:
+    """A context that completes a handshake with anything, built once per process.
+
+    ``@SECLEVEL=0`` and the lowest protocol version let the probe *observe* SHA-1, RSA-1024
+    and TLS 1.0 servers (then report them); no data is ever sent over the connection.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    context.options |= ssl.OP_NO_TICKET
+    return context
+
+
+def _ms(start: float, end: float) -> float:
+    return round((end - start) * 1000.0, 2)
+
+
+def _tls_failure(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, ssl.SSLError) and (exc.reason or "") in _NOT_TLS_REASONS:
+        return (ERR_NO_TLS, f"the port does not speak TLS ({exc.reason})")
+    if isinstance(exc, ssl.SSLError):
+        return (ERR_TLS, f"TLS handshake failed: {exc.reason or exc}")
+    return (ERR_TLS, f"connection closed during TLS handshake: {exc or type(exc).__name__}")
+
+
+async def _revocation(
+    parsed: list[ParsedCert], issuer: object, options: ProbeOptions, remaining: float
+) -> tuple[str | None, str | None]:
+    from cryptography import x509
+
+    urls = parsed[0].facts.ocsp_urls
+    if not options.check_ocsp or not urls or not isinstance(issuer, x509.Certificate):
+        return (None, None)
+    return await check_revocation(
+        parsed[0].cert,
+        issuer,
+        urls,
+        resolve=options.resolve,
+        allow_networks=options.allow_networks,
+        timeout=max(0.01, min(options.ocsp_timeout, remaining)),
+    )
+
+
+async def _facts_from_tls(
+    host: str, ip: str, ssl_object: ssl.SSLObject, options: ProbeOptions, deadline: float
+) -> EndpointFacts:
+    version = ssl_object.version()
+    cipher_info = ssl_object.cipher()
+    cipher = cipher_info[0] if cipher_info else None
+    parsed: list[ParsedCert] = []
+    unparsable: list[ChainProblem] = []
+    for index, der in enumerate(presented_chain(ssl_object)):
+        try:
+            parsed.append(parse_der(der))
+        except ValueError as exc:
+            unparsable.append(ChainProblem("unparsable_certificate", str(exc), index))
+    base = EndpointFacts(
+        ip=ip,
+        phase=PHASE_DONE,
+        tls_version=version,
+        cipher=cipher,
+        forward_secret=is_forward_secret(version, cipher),
+    )
+    chain = tuple(p.facts for p in parsed)
+    ats = ats_check(version, cipher, chain)
+    if not parsed:
+        return _replace(base, problems=tuple(unparsable), ats=ats)
+    now = datetime.now(UTC)
+    report = check_chain(host, parsed, load_anchors(options.ca_file), now)
+    remaining = deadline - asyncio.get_running_loop().time()
+    ocsp_status, ocsp_detail = await _revocation(parsed, report.issuer, options, remaining)
+    problems = [*unparsable, *report.problems]
+    if ocsp_status == REVOKED:
+        problems.append(ChainProblem(REVOKED, ocsp_detail or "revoked", 0))
+    expiry = earliest_expiry(chain)
+    return _replace(
+        base,
+        chain=chain,
+        problems=tuple(problems),
+        verified=report.verified and ocsp_status != REVOKED,
+        verify_error=report.verify_error,
+        earliest_expiry=expiry[0] if expiry else None,
+        earliest_expiry_index=expiry[1] if expiry else None,
+        ocsp_status=ocsp_status,
+        ocsp_detail=ocsp_detail,
+        ats=ats,
+    )
+
+
+def _replace(facts: EndpointFacts, **changes: object) -> EndpointFacts:
+    from dataclasses import replace
+
+    return replace(facts, **changes)  # type: ignore[arg-type]
+
+
+async def _probe_endpoint(
+    host: str, port: int, ip: str, options: ProbeOptions, deadline: float
+) -> EndpointFacts:
+    reason = refusal_reason(ip, options.allow_networks)
+    if reason is not None:
+        return EndpointFacts(ip=ip, phase=PHASE_POLICY, error_kind=ERR_POLICY, error=reason)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    transport: asyncio.BaseTransport | None = None
+    try:
+        try:
+            async with asyncio.timeout(min(options.connect_timeout, deadline - start)):
+                transport, protocol = await loop.create_connection(asyncio.Protocol, ip, port)
+        except TimeoutError:
+            return EndpointFacts(ip, PHASE_TCP, ERR_TIMEOUT, "TCP connect timed out")
+        except ConnectionRefusedError:
+            return EndpointFacts(ip, PHASE_TCP, ERR_REFUSED, "connection refused")
+        except OSError as exc:
+            return EndpointFacts(ip, PHASE_TCP, ERR_UNREACHABLE, str(exc) or type(exc).__name__)
+        connected = loop.time()
+        connect_ms = _ms(start, connected)
+        server_name = None if parse_ip(host) is not None else normalise_host(host)
+        try:
+            async with asyncio.timeout(min(options.handshake_timeout, deadline - connected)):
+                tls = await loop.start_tls(
+                    transport, protocol, client_context(), server_hostname=server_name
+                )
+        except TimeoutError:
+            return EndpointFacts(
+                ip, PHASE_TLS, ERR_TIMEOUT, "TLS handshake timed out", connect_ms=connect_ms
+            )
+        except (ssl.SSLError, ConnectionError, OSError) as exc:
+            kind, message = _tls_failure(exc)
+            return EndpointFacts(ip, PHASE_TLS, kind, message, connect_ms=connect_ms)
+        handshake_ms = _ms(connected, loop.time())
+        if tls is None:
+            return EndpointFacts(ip, PHASE_TLS, ERR_TLS, "no TLS transport", connect_ms)
+        try:
+            ssl_object = tls.get_extra_info("ssl_object")
+            facts = await _facts_from_tls(host, ip, ssl_object, options, deadline)
+        finally:
+            tls.abort()
+        return _replace(facts, connect_ms=connect_ms, handshake_ms=handshake_ms)
+    finally:
+        if transport is not None:
+            transport.abort()

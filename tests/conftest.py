@@ -1,0 +1,89 @@
+"""Fixtures that start real PostgreSQL and NATS JetStream servers on free loopback ports.
+
+PostgreSQL starts once per test session; each test gets its own fresh database cloned
+from a migrated template. NATS starts per test that asks for it, so JetStream state
+never leaks between tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from certwatch.platform import db, localstack, migrations
+from certwatch.platform.eventlog import EventLog
+
+
+@pytest.fixture(scope="session")
+def stack_root() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="certwatch-test-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(stack_root: Path) -> Iterator[localstack.Postgres]:
+    pg = localstack.Postgres(stack_root / "postgres", localstack.free_port(), fast_unsafe=True)
+    pg.start()
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE certwatch_template")
+    template_url = pg.url.rsplit("/", 1)[0] + "/certwatch_template"
+
+    async def _migrate() -> None:
+        async with await psycopg.AsyncConnection.connect(template_url, autocommit=True) as conn:
+            await migrations.apply(conn)
+
+    asyncio.run(_migrate())
+    try:
+        yield pg
+    finally:
+        pg.stop()
+
+
+@pytest.fixture
+def database_url(postgres_server: localstack.Postgres) -> Iterator[str]:
+    """A fresh, migrated database for this test alone."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE certwatch_template")
+    yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    p = await db.open_pool(database_url, max_size=20)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+@pytest.fixture
+def event_log(pool: AsyncConnectionPool[Any]) -> EventLog:
+    return EventLog(pool)
+
+
+@pytest.fixture
+def nats_server(stack_root: Path) -> Iterator[localstack.Nats]:
+    store = stack_root / f"nats-{uuid.uuid4().hex[:8]}" / "jetstream"
+    server = localstack.Nats(store, localstack.free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        with contextlib.suppress(OSError):
+            shutil.rmtree(store.parent)

@@ -1,0 +1,146 @@
+"""The event log's invariants, each attacked with real concurrency on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from certwatch.platform.errors import AppendOnlyViolation, ConcurrencyConflict, DuplicateEventId
+from certwatch.platform.eventlog import EventLog
+from certwatch.platform.events import UPCASTERS, NewEvent
+
+
+def _ev(n: int = 0, **data: Any) -> NewEvent:
+    return NewEvent("Tested", {"n": n, **data})
+
+
+async def test_append_and_read_back_in_order(event_log: EventLog) -> None:
+    stream = f"test-{uuid.uuid4()}"
+    first = await event_log.append(stream, [_ev(1), _ev(2)], expected_version=0)
+    assert [a.stream_version for a in first] == [1, 2]
+    assert first[1].position == first[0].position + 1
+    again = await event_log.append(stream, [_ev(3)], expected_version=2)
+    assert again[0].stream_version == 3
+    events = await event_log.read_stream(stream)
+    assert [e.data["n"] for e in events] == [1, 2, 3]
+    assert [e.position for e in await event_log.read_all(0)] == [a.position for a in first + again]
+
+
+async def test_expected_version_mismatch_is_a_conflict(event_log: EventLog) -> None:
+    stream = f"test-{uuid.uuid4()}"
+    await event_log.append(stream, [_ev()], expected_version=0)
+    with pytest.raises(ConcurrencyConflict) as info:
+        await event_log.append(stream, [_ev()], expected_version=0)
+    assert info.value.actual == 1 and info.value.expected == 0
+    assert len(await event_log.read_stream(stream)) == 1
+
+
+async def test_sixteen_concurrent_writers_each_version_won_exactly_once(event_log: EventLog) -> None:
+    stream = f"race-{uuid.uuid4()}"
+    rounds = 5
+    wins: dict[int, list[int]] = {v: [] for v in range(rounds)}
+    conflicts = 0
+
+    async def writer(w: int, version: int) -> None:
+        nonlocal conflicts
+        try:
+            await event_log.append(stream, [_ev(w)], expected_version=version)
+            wins[version].append(w)
+        except ConcurrencyConflict:
+            conflicts += 1
+
+    for version in range(rounds):
+        await asyncio.gather(*(writer(w, version) for w in range(16)))
+    assert all(len(winners) == 1 for winners in wins.values()), wins
+    assert conflicts == rounds * 15
+    stored = await event_log.read_stream(stream)
+    assert [e.stream_version for e in stored] == list(range(1, rounds + 1))
+    assert [e.data["n"] for e in stored] == [wins[v][0] for v in range(rounds)]
+
+
+async def test_append_is_idempotent_by_event_id(event_log: EventLog) -> None:
+    stream = f"test-{uuid.uuid4()}"
+    event = _ev(7)
+    first = await event_log.append(stream, [event], expected_version=0)
+    retry = await event_log.append(stream, [event], expected_version=0)
+    assert retry[0].duplicate and retry[0].position == first[0].position
+    assert len(await event_log.read_stream(stream)) == 1
+    with pytest.raises(DuplicateEventId):
+        await event_log.append(f"other-{uuid.uuid4()}", [event], expected_version=None)
+
+
+async def test_events_cannot_be_updated_deleted_or_truncated(
+    event_log: EventLog, pool: AsyncConnectionPool[Any]
+) -> None:
+    stream = f"test-{uuid.uuid4()}"
+    await event_log.append(stream, [_ev(1)], expected_version=0)
+    for sql in (
+        "UPDATE events SET data = '{}'::jsonb",
+        "DELETE FROM events",
+        "TRUNCATE events",
+    ):
+        async with pool.connection() as conn:
+            with pytest.raises(psycopg.Error) as info:
+                await conn.execute(sql)
+            assert info.value.sqlstate == "CW403", sql
+    assert (await event_log.read_stream(stream))[0].data == {"n": 1}
+    from certwatch.platform.errors import translate
+
+    assert isinstance(translate(info.value), AppendOnlyViolation)
+
+
+async def test_follower_never_skips_a_late_commit(
+    event_log: EventLog, pool: AsyncConnectionPool[Any]
+) -> None:
+    """Writers on different streams hold their transactions open for random times while a
+    follower polls in global order; whatever it saw must be exactly the final log."""
+    writers, per_writer = 8, 6
+    done = asyncio.Event()
+    seen: list[int] = []
+
+    async def slow_writer(w: int) -> None:
+        for i in range(per_writer):
+            async with pool.connection() as conn, conn.transaction():
+                await event_log.append(f"late-{w}", [_ev(i)], expected_version=None, conn=conn)
+                await asyncio.sleep(0.002 * ((w * 7 + i * 3) % 11))  # commit late
+
+    async def follower() -> None:
+        checkpoint = 0
+        for _ in range(10_000):
+            batch = await event_log.read_all(checkpoint, limit=7)
+            if batch:
+                assert batch[0].position > checkpoint
+                seen.extend(e.position for e in batch)
+                checkpoint = batch[-1].position
+            elif done.is_set():
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("follower did not finish")
+
+    follow = asyncio.create_task(follower())
+    await asyncio.gather(*(slow_writer(w) for w in range(writers)))
+    done.set()
+    await asyncio.wait_for(follow, 30)
+    final = [e.position for e in await event_log.read_all(0, limit=10_000)]
+    assert len(final) == writers * per_writer
+    assert seen == final
+
+
+async def test_old_schema_versions_are_upcast_on_read(event_log: EventLog) -> None:
+    event_type = f"Upcast{uuid.uuid4().hex[:6]}"
+    stream = f"test-{uuid.uuid4()}"
+    await event_log.append(
+        stream, [NewEvent(event_type, {"name": "a"}, schema_version=1)], expected_version=0
+    )
+
+    @UPCASTERS.register(event_type, 1)
+    def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+        return {"names": [data["name"]]}
+
+    (event,) = await event_log.read_stream(stream)
+    assert event.schema_version == 2 and event.data == {"names": ["a"]}

@@ -1,0 +1,179 @@
+"""Outbox → JetStream → projections, attacked: relay crashes, NATS SIGKILL, wiped store, rebuild."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from certwatch.platform import bus as busmod
+from certwatch.platform import localstack
+from certwatch.platform.eventlog import Conn, EventLog
+from certwatch.platform.events import NewEvent, RecordedEvent
+from certwatch.platform.outbox import OutboxRelay
+from certwatch.platform.projection import Projection, ProjectionRunner, catch_up, rebuild
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def _tally_projection(table: str) -> Projection:
+    async def handle(conn: Conn, event: RecordedEvent) -> None:
+        # primary key on position: applying an event twice would fail loudly
+        await conn.execute(
+            f"INSERT INTO {table} (position, stream_id, n) VALUES (%s, %s, %s)".encode(),
+            (event.position, event.stream_id, event.data["n"]),
+        )
+
+    return Projection(
+        name=f"proj_{table}", event_types=["Counted"], handle=handle,
+        reset_sql=[f"DELETE FROM {table}"],
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def tally(pool: AsyncConnectionPool[Any]) -> str:
+    table = f"tally_{uuid.uuid4().hex[:8]}"
+    async with pool.connection() as conn:
+        await conn.execute(
+            f"CREATE TABLE {table} (position bigint PRIMARY KEY, stream_id text, n int)".encode()
+        )
+    return table
+
+
+@pytest.fixture
+async def bus(nats_server: localstack.Nats) -> AsyncIterator[busmod.Bus]:
+    b = await busmod.connect(nats_server.url, name="test")
+    yield b
+    with contextlib.suppress(Exception):
+        await b.close()
+
+
+async def _count(pool: AsyncConnectionPool[Any], table: str) -> int:
+    async with pool.connection() as conn:
+        cur = await conn.execute(f"SELECT count(*) FROM {table}".encode())
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+async def _append_many(event_log: EventLog, n: int, *, noise: bool = True) -> None:
+    for i in range(n):
+        events = [NewEvent("Counted", {"n": i})]
+        if noise and i % 3 == 0:
+            events.append(NewEvent("Ignored", {"n": i}))
+        await event_log.append(f"count-{i % 7}", events, expected_version=None)
+
+
+async def test_relay_crash_between_publish_and_bookkeeping_duplicates_nothing(
+    event_log: EventLog, bus: busmod.Bus, database_url: str
+) -> None:
+    await _append_many(event_log, 40, noise=False)
+
+    async def crash(_: list[RecordedEvent]) -> None:
+        raise RuntimeError("relay killed after publish, before bookkeeping")
+
+    crashing = OutboxRelay(event_log, bus, database_url, after_publish=crash)
+    async with await __import__("psycopg").AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("INSERT INTO outbox_relay (name, position) VALUES ('jetstream', 0)")
+        with pytest.raises(RuntimeError):
+            await crashing.relay_once(conn)
+        assert crashing.published == 40
+        survivor = OutboxRelay(event_log, bus, database_url)
+        while await survivor.relay_once(conn):
+            pass
+    assert survivor.duplicates == 40 and survivor.published == 0
+    info = await bus.js.stream_info(busmod.STREAM)
+    assert info.state.messages == 40
+
+
+async def test_projection_complete_through_nats_sigkill_and_restart(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], nats_server: localstack.Nats,
+    database_url: str, tally: str,
+) -> None:  # fmt: skip
+    bus = await busmod.connect(nats_server.url, name="test")
+    relay = OutboxRelay(event_log, bus, database_url, idle_poll_s=0.2)
+    projection = _tally_projection(tally)
+    runner = ProjectionRunner(event_log, projection, bus, idle_poll_s=0.2)
+    tasks = [asyncio.create_task(relay.run()), asyncio.create_task(runner.run())]
+    try:
+        await _append_many(event_log, 100)
+        nats_server.kill()  # SIGKILL mid-stream
+        await _append_many(event_log, 100)
+        nats_server.start()
+        await _append_many(event_log, 100)
+        await wait_until(lambda: _has(pool, tally, 300), timeout=30)
+    finally:
+        relay.stop()
+        runner.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 20)
+        with contextlib.suppress(Exception):
+            await bus.close()
+    assert await _count(pool, tally) == 300
+
+
+async def _has(pool: AsyncConnectionPool[Any], table: str, n: int) -> bool:
+    return await _count(pool, table) == n
+
+
+async def test_projection_complete_after_jetstream_store_wiped_under_load(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], nats_server: localstack.Nats,
+    database_url: str, tally: str,
+) -> None:  # fmt: skip
+    bus = await busmod.connect(nats_server.url, name="test")
+    relay = OutboxRelay(event_log, bus, database_url, idle_poll_s=0.2)
+    runner = ProjectionRunner(event_log, _tally_projection(tally), bus, idle_poll_s=0.2)
+    tasks = [asyncio.create_task(relay.run()), asyncio.create_task(runner.run())]
+    try:
+        writer = asyncio.create_task(_append_many(event_log, 400))
+        await asyncio.sleep(0.3)
+        nats_server.kill()
+        shutil.rmtree(nats_server.store_dir)  # JetStream loses everything it had acknowledged
+        nats_server.start()
+        await writer
+        await wait_until(lambda: _has(pool, tally, 400), timeout=30)
+    finally:
+        relay.stop()
+        runner.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 20)
+        with contextlib.suppress(Exception):
+            await bus.close()
+
+
+async def test_rebuild_from_zero_equals_live_projection(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], tally: str
+) -> None:
+    projection = _tally_projection(tally)
+    await _append_many(event_log, 50)
+    await catch_up(event_log, projection)
+    await _append_many(event_log, 25)
+    await catch_up(event_log, projection)
+    async with pool.connection() as conn:
+        live = await (await conn.execute(f"SELECT * FROM {tally} ORDER BY 1".encode())).fetchall()
+    assert len(live) == 75
+    assert await rebuild(event_log, projection) == 75
+    async with pool.connection() as conn:
+        rebuilt = await (await conn.execute(f"SELECT * FROM {tally} ORDER BY 1".encode())).fetchall()
+    assert rebuilt == live
+
+
+async def test_two_replicas_of_one_projection_apply_each_event_once(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], tally: str
+) -> None:
+    projection = _tally_projection(tally)
+    await _append_many(event_log, 60)
+    counts = await asyncio.gather(*(catch_up(event_log, projection, page=7) for _ in range(4)))
+    assert sum(counts) == 60
+    assert await _count(pool, tally) == 60
