@@ -8,11 +8,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg_pool import AsyncConnectionPool
-
 from certwatch.platform.errors import AppendOnlyViolation, ConcurrencyConflict, DuplicateEventId
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import UPCASTERS, NewEvent
+from psycopg_pool import AsyncConnectionPool
 
 
 def _ev(n: int = 0, **data: Any) -> NewEvent:
@@ -40,7 +39,9 @@ async def test_expected_version_mismatch_is_a_conflict(event_log: EventLog) -> N
     assert len(await event_log.read_stream(stream)) == 1
 
 
-async def test_sixteen_concurrent_writers_each_version_won_exactly_once(event_log: EventLog) -> None:
+async def test_sixteen_concurrent_writers_each_version_won_exactly_once(
+    event_log: EventLog,
+) -> None:
     stream = f"race-{uuid.uuid4()}"
     rounds = 5
     wins: dict[int, list[int]] = {v: [] for v in range(rounds)}

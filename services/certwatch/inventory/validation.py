@@ -66,6 +66,10 @@ _ASCII_DIGITS = re.compile(r"[0-9]+")
 _LIST_SEPARATORS = re.compile(r"[,\uff0c\u3001\s]+")
 #: Label separators that IDNA treats as a full stop (RFC 3490 section 3.1).
 _IDNA_DOTS = re.compile("[.\u3002\uff0e\uff61]")
+#: Characters that IDNA 2003 (the stdlib codec) maps away but IDNA 2008 keeps; typed in
+#: Unicode they name two different hosts, so they are refused rather than guessed.
+_DEVIATIONS = frozenset("\u00df\u1e9e\u03c2")
+_DEVIATION_PLACEHOLDERS = str.maketrans(dict.fromkeys("\u00df\u03c2", "a"))
 _EXAMPLE = "'www.example.com', 'example.com:8443', '203.0.113.7' or '[2001:db8::1]:443'"
 
 
@@ -483,6 +487,14 @@ def _label_to_ascii(label: str, field: str) -> str:
     if label.isascii():
         ascii_label = label.lower()
     else:
+        if any(ch in _DEVIATIONS for ch in label):
+            raise ValidationError(
+                field,
+                "idna_ambiguous",
+                f"the label {_quote(label)} contains 'ß' or 'ς', which the two IDNA standards"
+                " convert differently (e.g. 'straße' to 'strasse' or 'xn--strae-oqa'); enter"
+                " the ASCII form of the name you mean",
+            )
         try:
             ascii_label = _idna.ToASCII(label).decode("ascii").lower()
         except UnicodeError:
@@ -521,15 +533,32 @@ def _label_to_ascii(label: str, field: str) -> str:
 
 
 def _decode_ace(ascii_label: str, field: str) -> str:
-    """Check that an ``xn--`` label is real punycode, so stored names always decode."""
+    """Check that an ``xn--`` label is real punycode, so stored names always decode.
+
+    Accepts exactly what :func:`_label_to_ascii` could have produced from Unicode, plus the
+    IDNA 2008 spellings of the deviation characters (``xn--strae-oqa`` for ``straße``),
+    which are how such names are registered and which IDNA 2003 cannot round-trip.
+    """
+    body = ascii_label[len("xn--") :]
     try:
-        return str(_idna.ToUnicode(ascii_label))
+        decoded = body.encode("ascii").decode("punycode")
+        stable = decoded.translate(_DEVIATION_PLACEHOLDERS)
+        valid = (
+            bool(decoded)
+            and not decoded.isascii()
+            and not stable.startswith("xn--")
+            and decoded.encode("punycode") == body.encode("ascii")
+            and _idna.nameprep(stable) == stable
+        )
     except UnicodeError:
+        valid = False
+    if not valid:
         raise ValidationError(
             field,
             "idna",
             f"the label {_quote(ascii_label)} starts with 'xn--' but is not valid punycode",
-        ) from None
+        )
+    return decoded
 
 
 def _quote(text: str, limit: int = 64) -> str:

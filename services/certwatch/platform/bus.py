@@ -45,7 +45,7 @@ async def connect(url: str, *, name: str, replicas: int = 1) -> Bus:
     """Connect (retrying forever in the background) and make sure the stream exists."""
     nc = await nats.connect(
         url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-        connect_timeout=5, allow_reconnect=True,
+        connect_timeout=5, allow_reconnect=True, drain_timeout=5,
     )  # fmt: skip
     js = nc.jetstream(timeout=5)
     await ensure_stream(js, replicas=replicas)

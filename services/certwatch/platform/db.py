@@ -9,7 +9,9 @@ from psycopg_pool import AsyncConnectionPool
 from certwatch.platform import migrations
 
 
-async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10, migrate: bool = True) -> AsyncConnectionPool[Any]:
+async def open_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, migrate: bool = True
+) -> AsyncConnectionPool[Any]:
     """Open a pool with autocommit connections; apply pending migrations first."""
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         url, min_size=min_size, max_size=max_size, open=False, kwargs={"autocommit": True},

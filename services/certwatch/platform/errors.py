@@ -37,7 +37,9 @@ def translate(exc: psycopg.Error, *, stream_id: str = "", expected: int | None =
     if state == "CW409":
         detail = exc.diag.message_detail
         actual = int(detail) if detail and detail.isdigit() else None
-        return ConcurrencyConflict(stream_id, expected, actual, exc.diag.message_primary or str(exc))
+        return ConcurrencyConflict(
+            stream_id, expected, actual, exc.diag.message_primary or str(exc)
+        )
     if state == "23505" and "stream_id" in (exc.diag.constraint_name or "stream_id"):
         return ConcurrencyConflict(stream_id, expected, None, f"stream {stream_id} moved on")
     if state == "CW422":
@@ -47,3 +49,23 @@ def translate(exc: psycopg.Error, *, stream_id: str = "", expected: int | None =
     if isinstance(exc, psycopg.OperationalError):
         return TransientStoreError(str(exc))
     return exc
+
+
+class InvalidArgument(CertwatchError):
+    """Bad input: one or more (field, rule) violations, reported as google.rpc.BadRequest."""
+
+    def __init__(self, violations: list[tuple[str, str]]):
+        super().__init__("; ".join(f"{f}: {d}" for f, d in violations))
+        self.violations = violations
+
+
+class NotFound(CertwatchError):
+    """No such thing in the caller's account (also what another account's ids look like)."""
+
+
+class AlreadyExists(CertwatchError):
+    """A unique thing already exists."""
+
+
+class FailedPrecondition(CertwatchError):
+    """The system is not in a state where the request can be done (e.g. no quota left)."""

@@ -80,6 +80,30 @@ class EventLog:
             raise errors.translate(exc, stream_id=stream_id, expected=expected_version) from exc
         return [Appended(int(r[0]), int(r[1]), bool(r[2])) for r in rows]
 
+    async def append_batch(
+        self,
+        batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
+        *,
+        conn: Conn | None = None,
+    ) -> list[Appended]:
+        """Append to many streams in one round trip and one transaction: (stream, events,
+        expected version) each. One conflict fails the whole batch."""
+        if not batch:
+            return []
+        payload = dumps(
+            [{"stream": s, "expected": v, "events": [e.as_json() for e in evs]} for s, evs, v in batch]
+        )
+        sql = "SELECT out_position, out_version, out_duplicate FROM append_batch(%s::jsonb)"
+        try:
+            if conn is not None:
+                rows = await (await conn.execute(sql, (payload,))).fetchall()
+            else:
+                async with self._pool.connection() as own:
+                    rows = await (await own.execute(sql, (payload,))).fetchall()
+        except psycopg.Error as exc:
+            raise errors.translate(exc) from exc
+        return [Appended(int(r[0]), int(r[1]), bool(r[2])) for r in rows]
+
     async def read_all(
         self,
         after: int,
@@ -113,7 +137,9 @@ class EventLog:
         return await self._fetch(sql, [stream_id, after_version], conn)
 
     async def get(self, event_id: uuid.UUID, *, conn: Conn | None = None) -> RecordedEvent | None:
-        rows = await self._fetch(f"SELECT {_COLUMNS} FROM events WHERE event_id = %s", [event_id], conn)
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE event_id = %s", [event_id], conn
+        )
         return rows[0] if rows else None
 
     async def head(self, *, conn: Conn | None = None) -> int:
@@ -129,7 +155,9 @@ class EventLog:
         assert row is not None
         return int(row[0])
 
-    async def _fetch(self, sql: str, params: Sequence[Any], conn: Conn | None) -> list[RecordedEvent]:
+    async def _fetch(
+        self, sql: str, params: Sequence[Any], conn: Conn | None
+    ) -> list[RecordedEvent]:
         if conn is not None:
             async with conn.cursor(row_factory=tuple_row) as cur:
                 await cur.execute(sql.encode(), params)

@@ -32,7 +32,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
+def _wait_port(
+    host: str, port: int, proc: subprocess.Popen[bytes], timeout: float, what: str
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -116,7 +118,14 @@ class Postgres:
             "-c", "max_connections=200", "-c", "shared_buffers=128MB",
         ]  # fmt: skip
         if self.fast_unsafe:
-            args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            args += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             args, stdout=log, stderr=log, cwd=self.data_dir, start_new_session=True, **demote

@@ -67,7 +67,8 @@ async def catch_up(
                     (projection.name,),
                 )
                 cur = await conn.execute(
-                    "SELECT position FROM checkpoints WHERE name = %s FOR UPDATE", (projection.name,)
+                    "SELECT position FROM checkpoints WHERE name = %s FOR UPDATE",
+                    (projection.name,),
                 )
                 row = await cur.fetchone()
                 start = int(row[0]) if row else 0
@@ -153,6 +154,9 @@ class ProjectionRunner:
                 log.warning("projection %s: database unavailable", self._projection.name,
                             extra={"error": str(exc)})  # fmt: skip
                 await self._sleep(1.0)
+        if sub is not None:
+            with contextlib.suppress(NatsError, JetStreamError):
+                await sub.unsubscribe()
         # drain: apply what we heard of before stopping
         await self._catch_up_safely()
 
@@ -187,7 +191,7 @@ class ProjectionRunner:
             return None, []
         try:
             msgs = await sub.fetch(self._batch, timeout=self._idle_poll_s)
-        except NatsTimeout:
+        except (NatsTimeout, TimeoutError):  # nats-py raises either, depending on the path
             return None, []  # idle: a catch-up to the head repairs anything JetStream lost
         newest = max(int((m.headers or {}).get(busmod.POSITION_HEADER, 0)) for m in msgs)
         return (newest or None), msgs

@@ -35,14 +35,18 @@ def setup(
     global _configured
     if _configured:
         return
-    resource = Resource.create({"service.name": f"certwatch-{service}", "service.namespace": "certwatch"})
+    resource = Resource.create(
+        {"service.name": f"certwatch-{service}", "service.namespace": "certwatch"}
+    )
     tracer_provider = TracerProvider(resource=resource)
     readers = list(metric_readers)
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+        tracer_provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint))
+        )
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=otlp_endpoint)))
     for processor in span_processors:
         tracer_provider.add_span_processor(processor)
@@ -86,3 +90,7 @@ def counter(name: str, unit: str = "1", description: str = "") -> otel_metrics.C
 @functools.cache
 def histogram(name: str, unit: str = "ms", description: str = "") -> otel_metrics.Histogram:
     return metrics().create_histogram(name, unit=unit, description=description)
+
+
+SERVER = trace.SpanKind.SERVER
+CLIENT = trace.SpanKind.CLIENT

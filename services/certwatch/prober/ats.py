@@ -28,9 +28,7 @@ def is_forward_secret(tls_version: str | None, cipher: str | None) -> bool | Non
     return cipher.startswith(("ECDHE-", "DHE-", "EDH-"))
 
 
-def ats_check(
-    tls_version: str | None, cipher: str | None, chain: Sequence[CertFacts]
-) -> AtsResult:
+def ats_check(tls_version: str | None, cipher: str | None, chain: Sequence[CertFacts]) -> AtsResult:
     """Check TLS >= 1.2, a forward-secret cipher, SHA-2 signatures and key sizes."""
     reasons: list[str] = []
     if _TLS_ORDER.get(tls_version or "", -1) < _TLS_ORDER["TLSv1.2"]:

@@ -13,10 +13,9 @@ from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.x509.oid import (
     AuthorityInformationAccessOID,
-    ExtensionOID,
     NameOID,
     SignatureAlgorithmOID,
 )
@@ -67,7 +66,7 @@ def _key_type_and_bits(cert: x509.Certificate) -> tuple[str, int | None]:
 
 def _sans(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return ((), ())
     dns = tuple(str(n).lower() for n in san.get_values_for_type(x509.DNSName))
@@ -77,16 +76,14 @@ def _sans(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
-        return bool(
-            cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.ca
-        )
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         return False
 
 
 def _ocsp_urls(cert: x509.Certificate) -> tuple[str, ...]:
     try:
-        aia = cert.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
     except x509.ExtensionNotFound:
         return ()
     return tuple(
@@ -97,12 +94,35 @@ def _ocsp_urls(cert: x509.Certificate) -> tuple[str, ...]:
     )
 
 
+def _legacy_signature_ok(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Check signatures cryptography's own helper refuses (SHA-1, MD5): seen in the wild."""
+    key = issuer.public_key()
+    params = cert.signature_algorithm_parameters
+    algorithm = cert.signature_hash_algorithm
+    try:
+        if isinstance(key, rsa.RSAPublicKey) and isinstance(params, padding.AsymmetricPadding):
+            if algorithm is None:
+                return False
+            key.verify(cert.signature, cert.tbs_certificate_bytes, params, algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and isinstance(params, ec.ECDSA):
+            key.verify(cert.signature, cert.tbs_certificate_bytes, params)
+        else:
+            return False
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
 def is_directly_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """True when ``issuer``'s name and key produced ``cert``'s signature."""
+    if cert.issuer != issuer.subject:
+        return False
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (InvalidSignature, TypeError):
         return False
+    except (ValueError, UnsupportedAlgorithm):
+        return _legacy_signature_ok(cert, issuer)
     return True
 
 

@@ -28,6 +28,18 @@ ERR_UNREACHABLE: Final = "unreachable"  # other network-level failure
 ERR_NO_TLS: Final = "no_tls"  # the port answered, but not with TLS (e.g. plain HTTP)
 ERR_TLS: Final = "tls_error"  # the peer speaks TLS (or closed) but the handshake failed
 
+# ChainProblem codes besides the time-based ones in ``validity``.
+HOSTNAME_MISMATCH: Final = "hostname_mismatch"
+CHAIN_INCOMPLETE: Final = "chain_incomplete"  # an issuer is neither presented nor trusted
+UNTRUSTED_ROOT: Final = "untrusted_root"  # the chain ends at a root we do not trust
+SELF_SIGNED: Final = "self_signed"  # the leaf itself is self-signed
+WRONG_ORDER: Final = "wrong_order"  # presented chain is not in issuance order
+WEAK_KEY: Final = "weak_key"  # RSA/DSA < 2048 or EC < 256 bits
+WEAK_SIGNATURE: Final = "weak_signature"  # MD5/SHA-1 signed
+VERIFICATION_FAILED: Final = "verification_failed"  # verifier refused for another reason
+REVOKED: Final = "revoked"  # OCSP says revoked
+UNPARSABLE: Final = "unparsable_certificate"
+
 
 def _dt_out(value: datetime | None) -> str | None:
     if value is None:

@@ -165,8 +165,11 @@ async def check_revocation(
     allow_networks: Sequence[Network],
     timeout: float,
 ) -> tuple[str, str | None]:
-    """"good", "revoked" or "unknown" with a detail; never raises, bounded by ``timeout``."""
-    key = (issuer.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo), leaf.serial_number)
+    """ "good", "revoked" or "unknown" with a detail; never raises, bounded by ``timeout``."""
+    key = (
+        issuer.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo),
+        leaf.serial_number,
+    )
     cached = _cache.get(key)
     if cached is not None and cached[0] > time.monotonic():
         return (cached[1], cached[2])

@@ -7,10 +7,9 @@ on the private ``_sslobj`` returning certificate objects. This is the one place 
 
 from __future__ import annotations
 
+import _ssl
 import ssl
 from typing import Any
-
-import _ssl
 
 
 def presented_chain(ssl_object: ssl.SSLObject) -> list[bytes]:

@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from cryptography import x509
+
 from certwatch.prober.ats import ats_check, is_forward_secret
 from certwatch.prober.cert_facts import ParsedCert, parse_der
-from certwatch.prober.chain_checks import REVOKED, check_chain
+from certwatch.prober.chain_checks import check_chain
 from certwatch.prober.facts import (
     ERR_NO_TLS,
     ERR_POLICY,
@@ -29,6 +32,8 @@ from certwatch.prober.facts import (
     PHASE_POLICY,
     PHASE_TCP,
     PHASE_TLS,
+    REVOKED,
+    UNPARSABLE,
     ChainProblem,
     EndpointFacts,
     ProbeResult,
@@ -45,8 +50,14 @@ __all__ = ["ProbeOptions", "probe"]
 
 # OpenSSL reasons meaning "the bytes that came back are not TLS at all".
 _NOT_TLS_REASONS = frozenset(
-    {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE",
-     "UNKNOWN_PROTOCOL", "WRONG_SSL_VERSION"}
+    {
+        "WRONG_VERSION_NUMBER",
+        "HTTP_REQUEST",
+        "PACKET_LENGTH_TOO_LONG",
+        "RECORD_LAYER_FAILURE",
+        "UNKNOWN_PROTOCOL",
+        "WRONG_SSL_VERSION",
+    }
 )
 
 
@@ -79,12 +90,13 @@ def _tls_failure(exc: BaseException) -> tuple[str, str]:
 
 
 async def _revocation(
-    parsed: list[ParsedCert], issuer: object, options: ProbeOptions, remaining: float
+    parsed: list[ParsedCert],
+    issuer: x509.Certificate | None,
+    options: ProbeOptions,
+    remaining: float,
 ) -> tuple[str | None, str | None]:
-    from cryptography import x509
-
     urls = parsed[0].facts.ocsp_urls
-    if not options.check_ocsp or not urls or not isinstance(issuer, x509.Certificate):
+    if not options.check_ocsp or not urls or issuer is None:
         return (None, None)
     return await check_revocation(
         parsed[0].cert,
@@ -108,7 +120,7 @@ async def _facts_from_tls(
         try:
             parsed.append(parse_der(der))
         except ValueError as exc:
-            unparsable.append(ChainProblem("unparsable_certificate", str(exc), index))
+            unparsable.append(ChainProblem(UNPARSABLE, str(exc), index))
     base = EndpointFacts(
         ip=ip,
         phase=PHASE_DONE,
@@ -119,7 +131,7 @@ async def _facts_from_tls(
     chain = tuple(p.facts for p in parsed)
     ats = ats_check(version, cipher, chain)
     if not parsed:
-        return _replace(base, problems=tuple(unparsable), ats=ats)
+        return replace(base, problems=tuple(unparsable), ats=ats)
     now = datetime.now(UTC)
     report = check_chain(host, parsed, load_anchors(options.ca_file), now)
     remaining = deadline - asyncio.get_running_loop().time()
@@ -128,7 +140,7 @@ async def _facts_from_tls(
     if ocsp_status == REVOKED:
         problems.append(ChainProblem(REVOKED, ocsp_detail or "revoked", 0))
     expiry = earliest_expiry(chain)
-    return _replace(
+    return replace(
         base,
         chain=chain,
         problems=tuple(problems),
@@ -142,12 +154,6 @@ async def _facts_from_tls(
     )
 
 
-def _replace(facts: EndpointFacts, **changes: object) -> EndpointFacts:
-    from dataclasses import replace
-
-    return replace(facts, **changes)  # type: ignore[arg-type]
-
-
 async def _probe_endpoint(
     host: str, port: int, ip: str, options: ProbeOptions, deadline: float
 ) -> EndpointFacts:
@@ -156,7 +162,7 @@ async def _probe_endpoint(
         return EndpointFacts(ip=ip, phase=PHASE_POLICY, error_kind=ERR_POLICY, error=reason)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    transport: asyncio.BaseTransport | None = None
+    transport: asyncio.Transport | None = None
     try:
         try:
             async with asyncio.timeout(min(options.connect_timeout, deadline - start)):
@@ -183,14 +189,68 @@ async def _probe_endpoint(
             kind, message = _tls_failure(exc)
             return EndpointFacts(ip, PHASE_TLS, kind, message, connect_ms=connect_ms)
         handshake_ms = _ms(connected, loop.time())
-        if tls is None:
-            return EndpointFacts(ip, PHASE_TLS, ERR_TLS, "no TLS transport", connect_ms)
+        if tls is None:  # only when the loop is closing
+            return EndpointFacts(ip, PHASE_TLS, ERR_TLS, "no TLS transport", connect_ms=connect_ms)
         try:
             ssl_object = tls.get_extra_info("ssl_object")
             facts = await _facts_from_tls(host, ip, ssl_object, options, deadline)
         finally:
             tls.abort()
-        return _replace(facts, connect_ms=connect_ms, handshake_ms=handshake_ms)
+        return replace(facts, connect_ms=connect_ms, handshake_ms=handshake_ms)
     finally:
         if transport is not None:
             transport.abort()
+
+
+async def _resolve(
+    host: str, port: int, options: ProbeOptions, timeout: float
+) -> tuple[list[str], str | None]:
+    """Addresses of host (A and AAAA) in resolver order, or why there are none."""
+    if parse_ip(host) is not None:
+        return ([host.strip("[]")], None)
+    override = options.resolve.get((host, port))
+    if override is None:
+        override = options.resolve.get((normalise_host(host), port))
+    if override is not None:
+        return (list(override), None if override else "no address configured by override")
+    name = normalise_host(host)
+    if name == "invalid" or name.endswith(".invalid"):
+        return ([], f"{name} cannot resolve: .invalid is reserved (RFC 6761)")
+    try:
+        async with asyncio.timeout(timeout):
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                name, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+            )
+    except TimeoutError:
+        return ([], "DNS resolution timed out")
+    except (OSError, UnicodeError) as exc:
+        return ([], f"DNS resolution failed: {exc}")
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    return (addresses, None if addresses else "no A or AAAA records")
+
+
+async def probe(host: str, port: int, *, options: ProbeOptions | None = None) -> ProbeResult:
+    """Probe every address of ``host`` on ``port``; failures are recorded, never raised."""
+    if not 0 < port < 65536:
+        raise ValueError(f"port out of range: {port}")
+    options = options or ProbeOptions()
+    loop = asyncio.get_running_loop()
+    started_at = datetime.now(UTC)
+    start = loop.time()
+    deadline = start + options.overall
+    addresses, dns_error = await _resolve(host, port, options, options.overall)
+    dns_ms = _ms(start, loop.time())
+    addresses = addresses[: options.max_addresses]
+    endpoints = await asyncio.gather(
+        *(_probe_endpoint(host, port, ip, options, deadline) for ip in addresses)
+    )
+    return ProbeResult(
+        host=host,
+        port=port,
+        started_at=started_at,
+        duration_ms=_ms(start, loop.time()),
+        addresses=tuple(addresses),
+        dns_error=dns_error,
+        dns_ms=dns_ms if parse_ip(host) is None else None,
+        endpoints=tuple(endpoints),
+    )

@@ -1,0 +1,229 @@
+"""Turn one probe result into a monitoring status with every cause found.
+
+Pure: the only inputs are the probe facts, whether this is the check made when monitoring
+is enabled, and "now". Time-based causes are recomputed from certificate dates and ``now``
+rather than taken from the probe, so re-classifying a stored result later is consistent.
+Every resolved address counts: one stale node behind round-robin DNS makes the domain
+abnormal, and the finding names that address.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from certwatch.classifier.causes import CAUSE_INFO, Cause, Status
+from certwatch.classifier.precedence import ordered, rank
+from certwatch.prober import facts as f
+from certwatch.prober.validity import EXPIRED, TIME_CODES, time_problems
+
+ABOUT_TO_EXPIRE_DAYS = 30
+_DAY_S = 86_400.0
+
+# Connection-level failures: (cause at enable time, cause while monitoring).
+_FAILURE_CAUSES: dict[str | None, tuple[Cause, Cause]] = {
+    f.ERR_POLICY: (Cause.INVALID_DOMAIN, Cause.NETWORK_CONNECTION_FAILURE),
+    f.ERR_REFUSED: (Cause.CONNECTION_FAILURE, Cause.NETWORK_CONNECTION_FAILURE),
+    f.ERR_TIMEOUT: (Cause.CONNECTION_FAILURE, Cause.NETWORK_CONNECTION_FAILURE),
+    f.ERR_UNREACHABLE: (Cause.CONNECTION_FAILURE, Cause.NETWORK_CONNECTION_FAILURE),
+    f.ERR_NO_TLS: (Cause.INVALID_PORT, Cause.NO_SSL_CERTIFICATE),
+    f.ERR_TLS: (Cause.INVALID_PORT, Cause.NO_SSL_CERTIFICATE),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One reason for a cause, naming the address and certificate concerned."""
+
+    cause: Cause
+    detail: str
+    ip: str | None = None
+    problem: str | None = None  # the probe's problem code, when one applies
+    cert_subject: str | None = None
+    cert_sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cause": self.cause.value,
+            "detail": self.detail,
+            "ip": self.ip,
+            "problem": self.problem,
+            "cert_subject": self.cert_subject,
+            "cert_sha256": self.cert_sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(
+            cause=Cause(data["cause"]),
+            detail=data["detail"],
+            ip=data.get("ip"),
+            problem=data.get("problem"),
+            cert_subject=data.get("cert_subject"),
+            cert_sha256=data.get("cert_sha256"),
+        )
+
+
+def _dt(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_dt(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The classified status of host:port at ``checked_at``."""
+
+    host: str
+    port: int
+    checked_at: datetime
+    status: Status
+    primary_cause: Cause | None
+    causes: tuple[Cause, ...]  # every cause found, most important first
+    findings: tuple[Finding, ...]  # same order as causes
+    brand: str | None  # issuer organisation of the leaf
+    valid_from: datetime | None
+    valid_to: datetime | None
+    days_left: int | None  # of the earliest-expiring certificate in any presented chain
+    ats: f.AtsResult | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "checked_at": _dt(self.checked_at),
+            "status": self.status.value,
+            "primary_cause": self.primary_cause.value if self.primary_cause else None,
+            "causes": [c.value for c in self.causes],
+            "findings": [x.to_dict() for x in self.findings],
+            "brand": self.brand,
+            "valid_from": _dt(self.valid_from),
+            "valid_to": _dt(self.valid_to),
+            "days_left": self.days_left,
+            "ats": self.ats.to_dict() if self.ats else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        checked_at = _parse_dt(data["checked_at"])
+        if checked_at is None:
+            raise ValueError("checked_at is required")
+        primary = data.get("primary_cause")
+        ats = data.get("ats")
+        return cls(
+            host=data["host"],
+            port=int(data["port"]),
+            checked_at=checked_at,
+            status=Status(data["status"]),
+            primary_cause=Cause(primary) if primary else None,
+            causes=tuple(Cause(c) for c in data.get("causes", ())),
+            findings=tuple(Finding.from_dict(x) for x in data.get("findings", ())),
+            brand=data.get("brand"),
+            valid_from=_parse_dt(data.get("valid_from")),
+            valid_to=_parse_dt(data.get("valid_to")),
+            days_left=data.get("days_left"),
+            ats=f.AtsResult.from_dict(ats) if ats else None,
+        )
+
+
+def days_left(not_after: datetime, now: datetime) -> int:
+    """Whole days remaining (negative once expired): 29 days 23 hours is 29."""
+    return math.floor((not_after - now).total_seconds() / _DAY_S)
+
+
+def _cert_finding(cause: Cause, endpoint: f.EndpointFacts, problem: f.ChainProblem) -> Finding:
+    index = problem.cert_index
+    cert = endpoint.chain[index] if index is not None and index < len(endpoint.chain) else None
+    return Finding(
+        cause=cause,
+        detail=f"{endpoint.ip}: {problem.detail}",
+        ip=endpoint.ip,
+        problem=problem.code,
+        cert_subject=cert.subject if cert else None,
+        cert_sha256=cert.sha256 if cert else None,
+    )
+
+
+def _certificate_findings(endpoint: f.EndpointFacts, now: datetime) -> Iterator[Finding]:
+    if not endpoint.chain:
+        yield Finding(
+            Cause.NO_SSL_CERTIFICATE, f"{endpoint.ip}: no certificate presented", endpoint.ip
+        )
+        return
+    problems = [p for p in endpoint.problems if p.code not in TIME_CODES]
+    for problem in [*time_problems(endpoint.chain, now), *problems]:
+        if problem.code == EXPIRED:
+            cause = Cause.EXPIRED
+        elif problem.code == f.HOSTNAME_MISMATCH:
+            cause = Cause.CERTIFICATE_MISMATCH
+        else:
+            cause = Cause.CHAIN_VALIDATION_FAILED
+        yield _cert_finding(cause, endpoint, problem)
+    index = min(range(len(endpoint.chain)), key=lambda i: endpoint.chain[i].not_after)
+    cert = endpoint.chain[index]
+    left = days_left(cert.not_after, now)
+    if cert.not_after >= now and left < ABOUT_TO_EXPIRE_DAYS:
+        yield Finding(
+            Cause.ABOUT_TO_EXPIRE,
+            f"{endpoint.ip}: {cert.subject} expires in {left} days ({_dt(cert.not_after)})",
+            endpoint.ip,
+            None,
+            cert.subject,
+            cert.sha256,
+        )
+
+
+def _findings(result: f.ProbeResult, first_check: bool, now: datetime) -> Iterator[Finding]:
+    if not result.endpoints:
+        cause = Cause.INVALID_IP if first_check else Cause.NETWORK_CONNECTION_FAILURE
+        yield Finding(cause, result.dns_error or "the name resolved to no address")
+        return
+    for endpoint in result.endpoints:
+        if endpoint.phase == f.PHASE_DONE:
+            yield from _certificate_findings(endpoint, now)
+            continue
+        at_enable, monitoring = _FAILURE_CAUSES.get(
+            endpoint.error_kind, (Cause.CONNECTION_FAILURE, Cause.NETWORK_CONNECTION_FAILURE)
+        )
+        detail = f"{endpoint.ip}: {endpoint.error or endpoint.error_kind or 'failed'}"
+        yield Finding(at_enable if first_check else monitoring, detail, endpoint.ip)
+
+
+def _combined_ats(endpoints: tuple[f.EndpointFacts, ...]) -> f.AtsResult | None:
+    results = [e.ats for e in endpoints if e.ats is not None]
+    if not results:
+        return None
+    reasons = tuple(dict.fromkeys(r for result in results for r in result.reasons))
+    return f.AtsResult(passed=all(r.passed for r in results), reasons=reasons)
+
+
+def classify(result: f.ProbeResult, *, first_check: bool, now: datetime) -> Verdict:
+    """Status, primary cause and every finding for one probe result."""
+    findings = sorted(_findings(result, first_check, now), key=lambda x: rank(x.cause))
+    causes = ordered(x.cause for x in findings)
+    if any(CAUSE_INFO[c].status is Status.ENABLE_FAILED for c in causes):
+        status = Status.ENABLE_FAILED
+    else:
+        status = Status.ABNORMAL if causes else Status.SECURE
+    with_chain = [e for e in result.endpoints if e.chain]
+    leaf = with_chain[0].chain[0] if with_chain else None
+    lefts = [days_left(min(c.not_after for c in e.chain), now) for e in with_chain]
+    return Verdict(
+        host=result.host,
+        port=result.port,
+        checked_at=now,
+        status=status,
+        primary_cause=causes[0] if causes else None,
+        causes=causes,
+        findings=tuple(findings),
+        brand=leaf.issuer_org if leaf else None,
+        valid_from=leaf.not_before if leaf else None,
+        valid_to=leaf.not_after if leaf else None,
+        days_left=min(lefts) if lefts else None,
+        ats=_combined_ats(result.endpoints),
+    )

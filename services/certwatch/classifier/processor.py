@@ -1,0 +1,79 @@
+"""Turns each probe result into a verdict event, exactly once.
+
+The verdict's event id is derived from the probe event's id, and the append commits with the
+processor's checkpoint: a redelivered or replayed probe result appends nothing new.
+"""
+
+from __future__ import annotations
+
+from psycopg.types.json import Jsonb
+
+from certwatch.classifier import events as cev
+from certwatch.classifier.causes import CAUSE_INFO
+from certwatch.classifier.classify import classify
+from certwatch.platform.eventlog import Conn, EventLog
+from certwatch.platform.events import NewEvent, RecordedEvent, stable_id
+from certwatch.platform.projection import Projection
+from certwatch.prober import events as pev
+from certwatch.prober.facts import ProbeResult
+
+
+def verdict_event(probe: RecordedEvent) -> NewEvent:
+    data = probe.data
+    result = ProbeResult.from_dict(data["result"])
+    verdict = classify(result, first_check=bool(data["first_check"]), now=result.started_at)
+    action = CAUSE_INFO[verdict.primary_cause].action if verdict.primary_cause else None
+    return NewEvent(
+        cev.DOMAIN_CLASSIFIED,
+        {
+            "domain_id": data["domain_id"], "account_id": data["account_id"],
+            "generation": data["generation"], "first_check": data["first_check"],
+            "verdict": verdict.to_dict(), "recommended_action": action,
+        },
+        event_id=stable_id(cev.DOMAIN_CLASSIFIED, probe.event_id),
+        metadata={k: v for k, v in probe.metadata.items() if k in ("traceparent", "account_id")},
+    )  # fmt: skip
+
+
+def processor(event_log: EventLog) -> Projection:
+    async def handle(conn: Conn, event: RecordedEvent) -> None:
+        await event_log.append(
+            cev.stream_id(event.data["domain_id"]), [verdict_event(event)],
+            expected_version=None, conn=conn,
+        )  # fmt: skip
+
+    return Projection(name="classifier.processor", event_types=[pev.PROBE_COMPLETED], handle=handle,
+                      subject="cw.events.probe.>")  # fmt: skip
+
+
+async def _apply_status(conn: Conn, event: RecordedEvent) -> None:
+    data, verdict = event.data, event.data["verdict"]
+    row = (data["domain_id"], data["account_id"], verdict["status"], verdict.get("primary_cause"),
+           verdict.get("causes", []), verdict["checked_at"])  # fmt: skip
+    await conn.execute(
+        "INSERT INTO classifier_status (domain_id, account_id, status, primary_cause, causes,"
+        " checked_at, generation, verdict) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (domain_id) DO UPDATE SET status = excluded.status,"
+        " primary_cause = excluded.primary_cause, causes = excluded.causes,"
+        " checked_at = excluded.checked_at, generation = excluded.generation,"
+        " verdict = excluded.verdict",
+        (*row, data["generation"], _json(verdict)),
+    )
+    await conn.execute(
+        "INSERT INTO classifier_status_history (domain_id, account_id, status, primary_cause,"
+        " causes, checked_at, position, verdict) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (*row, event.position, _json(verdict)),
+    )
+
+
+def _json(value: object) -> Jsonb:
+    return Jsonb(value)
+
+
+STATUS_VIEW = Projection(
+    name="classifier.status",
+    event_types=[cev.DOMAIN_CLASSIFIED],
+    handle=_apply_status,
+    reset_sql=["DELETE FROM classifier_status", "DELETE FROM classifier_status_history"],
+    subject="cw.events.status.>",
+)

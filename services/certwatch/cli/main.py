@@ -1,0 +1,24 @@
+"""The ``certwatch`` command: one sub-command per module under ``certwatch.cli``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from certwatch.cli import check
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="certwatch")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

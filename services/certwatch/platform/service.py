@@ -1,0 +1,160 @@
+"""One bootstrap per process: build every dependency, run until SIGTERM, stop gracefully.
+
+Stopping order matters: health goes NOT_SERVING, the gRPC server lets in-flight calls finish,
+background workers and projection runners finish their current batch (they ack only what
+they committed), then NATS drains and the pool closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from certwatch.platform import auth, db, logs, telemetry
+from certwatch.platform import bus as busmod
+from certwatch.platform.config import Settings
+from certwatch.platform.eventlog import EventLog
+from certwatch.platform.grpc_server import GrpcServer, Registration
+from certwatch.platform.outbox import OutboxRelay
+from certwatch.platform.projection import Projection, ProjectionRunner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What a service's `build` gets to wire its handlers with."""
+
+    name: str
+    settings: Settings
+    pool: AsyncConnectionPool[Any]
+    event_log: EventLog
+    bus: busmod.Bus | None
+
+
+class Worker(Protocol):
+    async def run(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Parts:
+    registrations: Sequence[Registration] = ()
+    projections: Sequence[Projection] = ()
+    workers: Sequence[Worker] = ()
+    on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+Build = Callable[[Runtime], Awaitable[Parts]]
+
+
+class Service:
+    """A running service: start() returns once it is listening; stop() is graceful."""
+
+    def __init__(self, name: str, settings: Settings, build: Build, *, port: int | None = None):
+        self.name = name
+        self.settings = settings
+        self._build = build
+        self._port = settings.grpc_ports[name] if port is None else port
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stoppables: list[Worker] = []
+        self.server: GrpcServer | None = None
+        self.runtime: Runtime | None = None
+        self._parts: Parts | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server.port if self.server else self._port
+
+    async def start(self) -> None:
+        s = self.settings
+        pool = await db.open_pool(s.database_url, max_size=20)
+        bus = await busmod.connect(
+            s.nats_url, name=f"certwatch-{self.name}", replicas=s.stream_replicas
+        )
+        event_log = EventLog(pool)
+        self.runtime = Runtime(self.name, s, pool, event_log, bus)
+        parts = self._parts = await self._build(self.runtime)
+        self.server = GrpcServer(parts.registrations, auth.KeyVerifier(pool))
+        self.server.bind(f"{s.grpc_host}:{self._port}")
+        await self.server.start()
+        relay = OutboxRelay(event_log, bus, s.database_url)
+        runners = [ProjectionRunner(event_log, p, bus) for p in parts.projections]
+        self._stoppables = [relay, *runners, *parts.workers]
+        self._tasks = [
+            asyncio.create_task(w.run(), name=type(w).__name__) for w in self._stoppables
+        ]
+        self._tasks.append(asyncio.create_task(self._health_loop(), name="health"))
+        log.info("%s listening on %s:%d", self.name, s.grpc_host, self.port)
+
+    async def _health_loop(self) -> None:
+        assert self.runtime is not None and self.server is not None
+        while True:
+            ok = self.runtime.bus is not None and self.runtime.bus.nc.is_connected
+            try:
+                async with self.runtime.pool.connection(timeout=2) as conn:
+                    await conn.execute("SELECT 1")
+            except (psycopg.Error, TimeoutError, OSError):
+                ok = False
+            await self.server.set_serving(ok)
+            await asyncio.sleep(2.0 if ok else 0.5)
+
+    async def stop(self) -> None:
+        grace = self.settings.shutdown_grace_s
+        if self.server is not None:
+            await self.server.stop(grace)
+        for worker in self._stoppables:
+            worker.stop()
+        health = [t for t in self._tasks if t.get_name() == "health"]
+        for task in health:
+            task.cancel()
+        rest = [t for t in self._tasks if t not in health]
+        done, pending = await asyncio.wait(rest, timeout=grace) if rest else (set(), set())
+        for task in pending:
+            task.cancel()
+        for task in done:
+            if task.exception() is not None:
+                log.error("worker %s failed", task.get_name(), exc_info=task.exception())
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*health, *pending, return_exceptions=True)
+        if self._parts is not None:
+            for hook in self._parts.on_stop:
+                await hook()
+        if self.runtime is not None:
+            if self.runtime.bus is not None:
+                with contextlib.suppress(Exception):
+                    await self.runtime.bus.close()
+            await self.runtime.pool.close()
+
+
+def main(name: str, build: Build, settings: Settings) -> None:
+    """Entry point of `certwatch serve NAME`: run until SIGTERM or SIGINT."""
+    logs.setup(name, level=settings.log_level, fmt=settings.log_format)
+    telemetry.setup(name, otlp_endpoint=settings.otlp_endpoint)
+
+    async def _run() -> None:
+        service = Service(name, settings, build)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await service.start()
+        await stop.wait()
+        log.info("%s stopping", name)
+        await service.stop()
+        log.info("%s stopped", name)
+
+    try:
+        import uvloop
+
+        uvloop.run(_run())
+    except ImportError:
+        asyncio.run(_run())

@@ -1,0 +1,21 @@
+"""Bootstrap of the prober service."""
+
+from __future__ import annotations
+
+from certwatch.platform.service import Parts, Runtime
+from certwatch.prober import api, schedule
+from certwatch.prober.scheduler import Scheduler
+from certwatch.prober.settings import probe_options
+
+
+async def build(rt: Runtime) -> Parts:
+    options = probe_options(rt.settings)
+    scheduler = Scheduler(
+        rt.event_log, options, interval_s=rt.settings.probe_interval_s,
+        jitter_s=rt.settings.probe_jitter_s, concurrency=rt.settings.probe_concurrency,
+    )  # fmt: skip
+    return Parts(
+        registrations=[api.registration(api.ProberApi(options))],
+        projections=[schedule.SCHEDULE],
+        workers=[scheduler],
+    )

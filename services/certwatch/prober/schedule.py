@@ -1,0 +1,87 @@
+"""The probe schedule: a projection of lifecycle events, and the claim query probers share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from certwatch.classifier import events as cev
+from certwatch.inventory import domain as d
+from certwatch.platform.eventlog import Conn
+from certwatch.platform.events import RecordedEvent
+from certwatch.platform.projection import Projection
+
+
+async def _apply(conn: Conn, event: RecordedEvent) -> None:
+    data = event.data
+    if event.type == d.MONITORING_ENABLED:
+        await conn.execute(
+            "INSERT INTO probe_schedule (domain_id, account_id, host, port, generation,"
+            " traceparent, first_check, paused, next_due)"
+            " VALUES (%s, %s, %s, %s, %s, %s, true, false, now())"
+            " ON CONFLICT (domain_id) DO UPDATE SET host = excluded.host, port = excluded.port,"
+            " generation = excluded.generation, traceparent = excluded.traceparent,"
+            " first_check = true, paused = false, next_due = now(), claimed_by = NULL",
+            (data["domain_id"], data["account_id"], data["host"], data["port"], data["generation"],
+             event.metadata.get("traceparent")),
+        )
+    elif event.type == d.DOMAIN_EDITED:
+        # A new port is checked at once; after an enable failure this is the seed's "edit and retry".
+        await conn.execute(
+            "UPDATE probe_schedule SET port = %s, next_due = now(),"
+            " first_check = first_check OR paused, paused = false WHERE domain_id = %s",
+            (data["port"], data["domain_id"]),
+        )
+    elif event.type in (d.MONITORING_DISABLED, d.DOMAIN_REMOVED, d.SERVICE_ENDED):
+        await conn.execute("DELETE FROM probe_schedule WHERE domain_id = %s", (data["domain_id"],))
+    elif event.type == cev.DOMAIN_CLASSIFIED:
+        failed = data["verdict"]["status"] == "ENABLE_FAILED"
+        await conn.execute(
+            "UPDATE probe_schedule SET first_check = %s, paused = %s"
+            " WHERE domain_id = %s AND generation = %s",
+            (failed, failed, data["domain_id"], data["generation"]),
+        )
+
+
+SCHEDULE = Projection(
+    name="prober.schedule",
+    event_types=[d.MONITORING_ENABLED, d.DOMAIN_EDITED, d.MONITORING_DISABLED, d.DOMAIN_REMOVED,
+                 d.SERVICE_ENDED, cev.DOMAIN_CLASSIFIED],
+    handle=_apply,
+    reset_sql=["DELETE FROM probe_schedule"],
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    domain_id: str
+    account_id: str
+    host: str
+    port: int
+    generation: int
+    first_check: bool
+
+
+async def claim(conn: Conn, *, worker: str, limit: int, lease_s: float) -> list[Due]:
+    """Claim up to `limit` due domains for `lease_s` seconds; other probers skip them."""
+    cur = await conn.execute(
+        "WITH due AS (SELECT domain_id FROM probe_schedule WHERE NOT paused AND next_due <= now()"
+        " ORDER BY next_due LIMIT %s FOR UPDATE SKIP LOCKED)"
+        " UPDATE probe_schedule s SET next_due = now() + make_interval(secs => %s), claimed_by = %s"
+        " FROM due WHERE s.domain_id = due.domain_id"
+        " RETURNING s.domain_id, s.account_id, s.host, s.port, s.generation, s.first_check",
+        (limit, lease_s, worker),
+    )
+    return [Due(str(r[0]), str(r[1]), r[2], r[3], r[4], r[5]) for r in await cur.fetchall()]
+
+
+async def reschedule(conn: Conn, rounds: list[tuple[Due, datetime]], *, probed_at: datetime) -> None:
+    """Set each domain's next round, unless it was re-enabled or removed meanwhile."""
+    await conn.execute(
+        "UPDATE probe_schedule s SET next_due = r.next_due, last_probed = %s, claimed_by = NULL,"
+        " traceparent = NULL"
+        " FROM unnest(%s::uuid[], %s::int[], %s::timestamptz[]) AS r(domain_id, generation, next_due)"
+        " WHERE s.domain_id = r.domain_id AND s.generation = r.generation",
+        (probed_at, [d.domain_id for d, _ in rounds], [d.generation for d, _ in rounds],
+         [n for _, n in rounds]),
+    )  # fmt: skip

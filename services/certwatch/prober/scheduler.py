@@ -1,0 +1,151 @@
+"""The probe loop: claim due domains, probe them concurrently, record results in batches.
+
+Claiming is continuous (up to the concurrency limit), and finished probes are flushed every
+`flush_s` in one transaction: one `append_batch` round trip plus one reschedule statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from certwatch.platform import telemetry
+from certwatch.platform.eventlog import EventLog
+from certwatch.platform.events import NewEvent
+from certwatch.prober import events as pev
+from certwatch.prober import schedule
+from certwatch.prober.facts import ProbeResult
+from certwatch.prober.options import ProbeOptions
+from certwatch.prober.tls_probe import probe
+
+log = logging.getLogger(__name__)
+
+_Done = tuple[schedule.Due, ProbeResult, str | None]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        event_log: EventLog,
+        options: ProbeOptions,
+        *,
+        interval_s: float,
+        jitter_s: float,
+        concurrency: int,
+        worker_id: str | None = None,
+        idle_poll_s: float = 0.25,
+        flush_s: float = 0.05,
+    ) -> None:
+        self._log = event_log
+        self._options = options
+        self._interval = interval_s
+        self._jitter = jitter_s
+        self._concurrency = concurrency
+        self._lease_s = options.overall + 30.0
+        self.worker_id = worker_id or f"{socket.gethostname()}-{id(self):x}"
+        self._idle_poll_s = idle_poll_s
+        self._flush_s = flush_s
+        self._stop = asyncio.Event()
+        self._inflight: set[asyncio.Task[_Done]] = set()
+        self.probed = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self._cycle()
+            except psycopg.OperationalError as exc:
+                log.warning("prober: database unavailable", extra={"error": str(exc)})
+                await self._sleep(1.0)
+        # graceful: finish and record what is in flight (bounded by the probe timeout)
+        if self._inflight:
+            done, _ = await asyncio.wait(self._inflight, timeout=self._options.overall + 1)
+            with contextlib.suppress(psycopg.OperationalError):
+                await self._record([t.result() for t in done if not t.cancelled() and t.exception() is None])
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _cycle(self) -> None:
+        room = self._concurrency - len(self._inflight)
+        claimed: list[schedule.Due] = []
+        if room > 0:
+            async with self._log.pool.connection() as conn:
+                claimed = await schedule.claim(conn, worker=self.worker_id, limit=room, lease_s=self._lease_s)
+                traces = await self._traceparents(conn, claimed)
+            for due in claimed:
+                self._inflight.add(asyncio.create_task(self._probe(due, traces.get(due.domain_id))))
+        if not self._inflight:
+            await self._sleep(self._idle_poll_s)
+            return
+        done, _ = await asyncio.wait(
+            self._inflight, timeout=self._flush_s if claimed or room <= 0 else self._idle_poll_s,
+            return_when=asyncio.FIRST_COMPLETED,
+        )  # fmt: skip
+        if done:
+            await asyncio.sleep(self._flush_s)  # let a few more finish: fewer, bigger batches
+            done = {t for t in self._inflight if t.done()}
+            self._inflight -= done
+            await self._record([t.result() for t in done])
+
+    async def _traceparents(self, conn: Any, claimed: list[schedule.Due]) -> dict[str, str]:
+        first = [d.domain_id for d in claimed if d.first_check]
+        if not first:
+            return {}
+        cur = await conn.execute(
+            "SELECT domain_id::text, traceparent FROM probe_schedule"
+            " WHERE domain_id = ANY(%s::uuid[]) AND traceparent IS NOT NULL",
+            (first,),
+        )
+        return {r[0]: r[1] for r in await cur.fetchall()}
+
+    async def _probe(self, due: schedule.Due, traceparent: str | None) -> _Done:
+        parent = telemetry.context_from({"traceparent": traceparent} if traceparent else None)
+        with telemetry.tracer().start_as_current_span(
+            "probe", context=parent, kind=telemetry.CLIENT,
+            attributes={"certwatch.host": due.host, "certwatch.port": due.port},
+        ):  # fmt: skip
+            start = time.perf_counter()
+            result = await probe(due.host, due.port, options=self._options)
+            telemetry.histogram("certwatch.probe.duration").record((time.perf_counter() - start) * 1000)
+            return due, result, telemetry.current_traceparent()
+
+    async def _record(self, results: list[_Done]) -> None:
+        if not results:
+            return
+        batch = []
+        now = datetime.now(UTC)
+        for due, result, traceparent in results:
+            event = NewEvent(
+                pev.PROBE_COMPLETED,
+                {
+                    "domain_id": due.domain_id, "account_id": due.account_id, "host": due.host,
+                    "port": due.port, "generation": due.generation, "first_check": due.first_check,
+                    "result": result.to_dict(), "prober": self.worker_id,
+                },
+                metadata={"account_id": due.account_id}
+                | ({"traceparent": traceparent} if traceparent else {}),
+            )  # fmt: skip
+            batch.append((pev.stream_id(due.domain_id), [event], None))
+        async with self._log.pool.connection() as conn, conn.transaction():
+            await self._log.append_batch(batch, conn=conn)
+            await schedule.reschedule(
+                conn, [(due, self._next_due(now)) for due, _, _ in results], probed_at=now
+            )
+        self.probed += len(results)
+        telemetry.counter("certwatch.probes").add(len(results))
+
+    def _next_due(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self._interval + random.uniform(0, self._jitter))
+

@@ -1,0 +1,84 @@
+"""One real domain end to end: AddDomains → event log → outbox → JetStream → prober →
+classifier → ListDomains, against TLS servers this test starts."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+
+from certwatch.platform.config import Settings
+from certwatch.platform.localstack import Nats
+from certwatch.v1 import inventory_pb2 as pb
+from certwatch.v1 import inventory_pb2_grpc
+from tests.support.pki import TestPKI
+from tests.support.stack import running_stack, wait_for
+from tests.support.tls_server import closed_port, server_context, tls_server
+
+
+@pytest.fixture
+def pki() -> Iterator[TestPKI]:
+    with TestPKI() as p:
+        yield p
+
+
+@pytest.fixture
+def settings(database_url: str, nats_server: Nats, pki: TestPKI) -> Settings:
+    return Settings(
+        database_url=database_url, nats_url=nats_server.url, log_format="text",
+        allow_networks=(ipaddress.ip_network("127.0.0.0/8"),), ca_file=pki.ca_file,
+        probe_interval_s=3600, probe_jitter_s=0, probe_connect_timeout_s=2,
+        probe_handshake_timeout_s=2, shutdown_grace_s=3,
+    )  # fmt: skip
+
+
+async def test_domains_flow_from_add_to_status(settings: Settings, pki: TestPKI) -> None:
+    now = datetime.now(UTC)
+    good = pki.server_files(pki.leaf("good.test", org="Good Org"))
+    expired = pki.server_files(pki.leaf(
+        "expired.test", not_before=now - timedelta(days=90), not_after=now - timedelta(days=1)
+    ))  # fmt: skip
+    with (
+        tls_server(server_context(*good)) as good_port,
+        tls_server(server_context(*expired)) as expired_port,
+        closed_port() as down_port,
+    ):
+        resolve = (f"good.test:{good_port}:127.0.0.1", f"expired.test:{expired_port}:127.0.0.1",
+                   f"down.test:{down_port}:127.0.0.1")  # fmt: skip
+        from dataclasses import replace
+
+        async with running_stack(replace(settings, resolve_overrides=resolve)) as stack:
+            async with stack.channel("inventory") as channel:
+                inventory = inventory_pb2_grpc.InventoryStub(channel)
+                added = await inventory.AddDomains(
+                    pb.AddDomainsRequest(
+                        domains=f"good.test:{good_port}, expired.test:{expired_port}, down.test:{down_port}",
+                        enable=True,
+                    ),
+                    metadata=stack.metadata,
+                )
+                assert [r.added for r in added.results] == [True, True, True], added
+                assert {r.domain.status for r in added.results} == {"ENABLING"}
+
+                # The first check of down.test happens at enable time: ENABLE_FAILED.
+                async def settled() -> dict[str, pb.Domain] | None:
+                    listed = await inventory.ListDomains(pb.ListDomainsRequest(), metadata=stack.metadata)
+                    by_host = {x.host: x for x in listed.domains}
+                    return by_host if all(x.status != "ENABLING" for x in by_host.values()) else None
+
+                by_host = await wait_for(settled, timeout=15)
+                assert by_host["good.test"].status == "SECURE"
+                assert by_host["good.test"].brand == "certwatch Test Issuing"
+                assert by_host["good.test"].has_days_left
+                assert by_host["expired.test"].status == "ABNORMAL"
+                assert by_host["expired.test"].primary_cause == "EXPIRED"
+                assert by_host["down.test"].status == "ENABLE_FAILED"
+                assert by_host["down.test"].primary_cause == "CONNECTION_FAILURE"
+
+                # Unauthenticated and cross-account calls are refused.
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await inventory.ListDomains(pb.ListDomainsRequest())
+                assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
