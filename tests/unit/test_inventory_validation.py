@@ -130,7 +130,7 @@ def test_authority_and_server_name() -> None:
         ("-ü.de", "domain", "hyphen"),
         ("straße.de", "domain", "idna_ambiguous"),  # strasse.de or xn--strae-oqa.de?
         ("\u03c3\u03bf\u03c6\u03bf\u03c2.gr", "domain", "idna_ambiguous"),  # final sigma
-        ("xn--Ab-fga.de", "domain", "idna"),  # decodes to non-nameprep-stable text
+        ("xn--Ab-fga.de", "domain", "idna"),  # decodes to "abÇ": upper case, never produced
         ("xn--ls8h-.la", "domain", "idna"),
         ("a\u00ad.de", "domain", "invalid_character"),  # soft hyphen is invisible
         ("1.2.3", "domain", "ip_invalid"),
@@ -323,6 +323,7 @@ def test_validation_error_from_violations() -> None:
     assert error.violations == tuple(violations)
     assert (error.field, error.rule, error.message) == ("a", "r1", "d1")
     assert "b: d2 [r2]" in str(error)
+    assert error.field_descriptions() == [("a", "d1"), ("b", "d2")]
     with pytest.raises(ValueError):
         ValidationError.from_violations([])
 

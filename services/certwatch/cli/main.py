@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from certwatch.cli import check
+from certwatch.cli import admin, check, domains, serve, stack
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="certwatch")
+    parser = argparse.ArgumentParser(
+        prog="certwatch",
+        description="HTTPS and certificate monitoring. Start with `certwatch check example.com`.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     check.add_parser(sub)
+    domains.add_parser(sub)
+    admin.add_parser(sub)
+    serve.add_parser(sub)
+    stack.add_parser(sub)
     return parser
 
 

@@ -122,6 +122,10 @@ class ValidationError(Exception):
     def message(self) -> str:
         return self.violations[0].description
 
+    def field_descriptions(self) -> list[tuple[str, str]]:
+        """``(field, description)`` pairs, the shape ``platform.errors.InvalidArgument`` takes."""
+        return [(v.field, v.description) for v in self.violations]
+
     def _render(self) -> str:
         return "; ".join(f"{v.field}: {v.description} [{v.rule}]" for v in self.violations)
 

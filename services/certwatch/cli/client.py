@@ -1,0 +1,102 @@
+"""How the CLI reaches the services: address and API key from flags, env or a credentials file.
+
+Lookup order for the key: `--api-key`, `CERTWATCH_API_KEY`, then the credentials file
+(`--credentials`, `CERTWATCH_CREDENTIALS`, `./var/credentials.json` written by `make run`,
+`~/.config/certwatch/credentials.json`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from certwatch.platform.config import SERVICE_PORTS
+
+_DEFAULT_FILES = (Path("var/credentials.json"), Path.home() / ".config/certwatch/credentials.json")
+
+
+class CliError(Exception):
+    """Printed as `certwatch: <message>` with exit status 2."""
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api-key", help="API key (default: $CERTWATCH_API_KEY or the credentials file)")
+    parser.add_argument("--credentials", help="credentials file written by `make run` or `certwatch admin`")
+    parser.add_argument("--server", help="HOST:PORT of the service (default: from the credentials file)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _credentials(args: argparse.Namespace) -> dict[str, Any]:
+    explicit = args.credentials or os.environ.get("CERTWATCH_CREDENTIALS")
+    candidates = [Path(explicit)] if explicit else list(_DEFAULT_FILES)
+    for path in candidates:
+        if path.exists():
+            try:
+                data: dict[str, Any] = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise CliError(f"cannot read credentials file {path}: {exc}") from exc
+            return data
+    if explicit:
+        raise CliError(f"credentials file {explicit} does not exist")
+    return {}
+
+
+def connect(args: argparse.Namespace, service: str) -> tuple[grpc.Channel, tuple[tuple[str, str], ...]]:
+    creds = _credentials(args)
+    key = args.api_key or os.environ.get("CERTWATCH_API_KEY") or creds.get("api_key")
+    if not key:
+        raise CliError(
+            "no API key: pass --api-key, set CERTWATCH_API_KEY, or run `make run` (it writes"
+            " var/credentials.json)"
+        )
+    server = args.server or os.environ.get(f"CERTWATCH_{service.upper()}_ADDR")
+    if not server:
+        host = creds.get("grpc_host", "127.0.0.1")
+        server = f"{host}:{creds.get('ports', {}).get(service, SERVICE_PORTS[service])}"
+    return grpc.insecure_channel(server), (("authorization", f"Bearer {key}"),)
+
+
+def call(fn: Callable[..., Any], request: Any, metadata: Any) -> Any:
+    """Make one RPC; turn gRPC errors into messages that say what to do."""
+    try:
+        return fn(request, metadata=metadata, timeout=30)
+    except grpc.RpcError as exc:
+        raise CliError(_describe(exc)) from None
+
+
+def _describe(exc: grpc.RpcError) -> str:
+    code = exc.code()  # type: ignore[attr-defined]
+    message = exc.details()  # type: ignore[attr-defined]
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return f"cannot reach the service ({message}); is `make run` running?"
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return f"not authenticated: {message}; check your API key"
+    lines = [f"{code.name.lower().replace('_', ' ')}: {message}"]
+    for key, value in exc.trailing_metadata() or ():  # type: ignore[attr-defined]
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                bad = error_details_pb2.BadRequest()
+                if detail.Unpack(bad):
+                    lines = [f"invalid request: {v.field}: {v.description}" for v in bad.field_violations]
+    return "\n".join(lines)
+
+
+def fail(message: str) -> int:
+    print(f"certwatch: {message}", file=sys.stderr)
+    return 2
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    out = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(out)

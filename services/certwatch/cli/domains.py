@@ -1,0 +1,171 @@
+"""`certwatch domains ...`: add (list or CSV), list, show, edit, enable, disable, remove, template."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+
+from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table
+from certwatch.inventory import csv_import
+from certwatch.v1 import inventory_pb2 as pb
+from certwatch.v1 import inventory_pb2_grpc
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("domains", help="manage monitored domains",
+                                   description="Add, list and manage monitored HTTPS domains.")  # fmt: skip
+    sub = parser.add_subparsers(dest="domains_command", required=True)
+
+    add = sub.add_parser("add", help="add domains: HOST[:PORT], comma lists, or --csv FILE")
+    add.add_argument("domains", nargs="*", metavar="HOST[:PORT]", help="domain names or IPs; commas allowed")
+    add.add_argument("--csv", type=Path, help="CSV file in the template's format (see `domains template`)")
+    add.add_argument("--port", type=int, default=0, help="HTTPS port for entries without one (default 443)")
+    add.add_argument("--contact", action="append", default=[], metavar="ID", help="alert contact (max 3)")
+    add.add_argument("--enable", action="store_true", help="start monitoring now (uses quota)")
+    add_connection_options(add)
+    add.set_defaults(handler=_add)
+
+    lst = sub.add_parser("list", help="list domains with their status")
+    lst.add_argument("--status", help="SECURE, ABNORMAL, ENABLE_FAILED, ENABLING, NOT_ENABLED, DISABLED")
+    lst.add_argument("--cause", help="e.g. EXPIRED")
+    lst.add_argument("--max-days-left", type=int, help="certificates with at most this many days left")
+    lst.add_argument("--search", help="part of the host name")
+    lst.add_argument("--page-size", type=int, default=100)
+    lst.add_argument("--all", action="store_true", help="follow page tokens to the end")
+    add_connection_options(lst)
+    lst.set_defaults(handler=_list)
+
+    for name, help_text in (("show", "show one domain"), ("enable", "start monitoring (uses quota)"),
+                            ("disable", "stop monitoring (the 365-day clock keeps running)"),
+                            ("remove", "remove a domain")):  # fmt: skip
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("id", help="domain id")
+        add_connection_options(cmd)
+        cmd.set_defaults(handler=_single, action=name)
+
+    edit = sub.add_parser("edit", help="change a domain's port or contacts")
+    edit.add_argument("id")
+    edit.add_argument("--port", type=int, default=0)
+    edit.add_argument("--contact", action="append", default=None, metavar="ID",
+                      help="replace the contacts (repeat; max 3)")  # fmt: skip
+    edit.add_argument("--no-contacts", action="store_true", help="remove all contacts")
+    add_connection_options(edit)
+    edit.set_defaults(handler=_edit)
+
+    template = sub.add_parser("template", help="write the CSV upload template")
+    template.add_argument("path", nargs="?", type=Path, help="file to write (default: stdout)")
+    template.set_defaults(handler=_template)
+
+
+def _stub(args: argparse.Namespace) -> tuple[inventory_pb2_grpc.InventoryStub, Any]:
+    channel, metadata = connect(args, "inventory")
+    return inventory_pb2_grpc.InventoryStub(channel), metadata
+
+
+def _row(d: pb.Domain) -> list[str]:
+    days = str(d.days_left) if d.has_days_left else "-"
+    valid_to = d.valid_to.ToDatetime().date().isoformat() if d.HasField("valid_to") else "-"
+    return [d.id, f"{d.host}:{d.port}", d.status + (f"/{d.primary_cause}" if d.primary_cause else ""),
+            days, valid_to, d.brand or "-", "on" if d.monitoring_enabled else "off"]  # fmt: skip
+
+
+_HEADER = ["ID", "TARGET", "STATUS", "DAYS LEFT", "EXPIRES", "BRAND", "MONITORING"]
+
+
+def _json(message: Any) -> str:
+    return json.dumps(MessageToDict(message, preserving_proto_field_name=True), indent=2)
+
+
+def _add(args: argparse.Namespace) -> int:
+    try:
+        request = pb.AddDomainsRequest(port=args.port, contact_ids=args.contact, enable=args.enable)
+        if args.csv:
+            request.csv = args.csv.read_bytes()
+        elif args.domains:
+            request.domains = ",".join(args.domains)
+        else:
+            return fail("give domains (HOST[:PORT], commas allowed) or --csv FILE")
+        stub, metadata = _stub(args)
+        response = call(stub.AddDomains, request, metadata)
+    except (CliError, OSError) as exc:
+        return fail(str(exc))
+    if args.json:
+        print(_json(response))
+    else:
+        rows = [[str(r.row), r.entry, r.domain.id if r.added else "-",
+                 (r.domain.status if r.added else "REJECTED"),
+                 "; ".join([*r.warnings, r.error]).strip("; ") or "-"] for r in response.results]  # fmt: skip
+        print(table(rows, ["#", "ENTRY", "ID", "RESULT", "NOTES"]))
+    return 0 if all(r.added for r in response.results) else 1
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        stub, metadata = _stub(args)
+        request = pb.ListDomainsRequest(page_size=args.page_size, status=args.status or "",
+                                        cause=args.cause or "", search=args.search or "")  # fmt: skip
+        if args.max_days_left is not None:
+            request.max_days_left, request.has_max_days_left = args.max_days_left, True
+        domains: list[pb.Domain] = []
+        for _ in range(100_000):
+            page = call(stub.ListDomains, request, metadata)
+            domains.extend(page.domains)
+            if not (args.all and page.next_page_token):
+                break
+            request.page_token = page.next_page_token
+    except CliError as exc:
+        return fail(str(exc))
+    if args.json:
+        print(json.dumps([MessageToDict(d, preserving_proto_field_name=True) for d in domains], indent=2))
+    else:
+        print(table([_row(d) for d in domains], _HEADER))
+        if page.next_page_token and not args.all:
+            print(f"(more: --all, or page token {page.next_page_token})", file=sys.stderr)
+    return 0
+
+
+def _single(args: argparse.Namespace) -> int:
+    try:
+        stub, metadata = _stub(args)
+        if args.action == "show":
+            result = call(stub.GetDomain, pb.GetDomainRequest(id=args.id), metadata)
+        elif args.action == "enable":
+            result = call(stub.EnableMonitoring, pb.DomainRef(id=args.id), metadata)
+        elif args.action == "disable":
+            result = call(stub.DisableMonitoring, pb.DomainRef(id=args.id), metadata)
+        else:
+            call(stub.RemoveDomain, pb.DomainRef(id=args.id), metadata)
+            print(f"removed {args.id}")
+            return 0
+    except CliError as exc:
+        return fail(str(exc))
+    print(_json(result) if args.json or args.action == "show" else table([_row(result)], _HEADER))
+    return 0
+
+
+def _edit(args: argparse.Namespace) -> int:
+    request = pb.EditDomainRequest(id=args.id, port=args.port)
+    if args.no_contacts or args.contact is not None:
+        request.set_contacts = True
+        request.contact_ids.extend(args.contact or [])
+    try:
+        stub, metadata = _stub(args)
+        result = call(stub.EditDomain, request, metadata)
+    except CliError as exc:
+        return fail(str(exc))
+    print(_json(result) if args.json else table([_row(result)], _HEADER))
+    return 0
+
+
+def _template(args: argparse.Namespace) -> int:
+    if args.path:
+        args.path.write_text(csv_import.TEMPLATE)
+        print(f"wrote {args.path}")
+    else:
+        sys.stdout.write(csv_import.TEMPLATE)
+    return 0
