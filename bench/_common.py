@@ -148,7 +148,17 @@ def fresh_servers(label: str) -> Iterator[tuple[localstack.Postgres, localstack.
         with localstack.running(root, fast_unsafe=False) as (pg, nats):
             yield pg, nats
     finally:
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # kept for the analysis (autovacuum, lock waits)
+            shutil.copyfile(root / "postgres" / "server.log", RESULTS_DIR / f"{label}-postgres.log")
         shutil.rmtree(root, ignore_errors=True)
+
+
+def log_mentions(label: str, needles: tuple[str, ...]) -> dict[str, int]:
+    """How often each needle occurs in the saved server log of `fresh_servers(label)`."""
+    path = RESULTS_DIR / f"{label}-postgres.log"
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return {n: text.count(n) for n in needles}
 
 
 async def pg_settings(conn: Any) -> dict[str, str]:

@@ -19,6 +19,7 @@ from certwatch.platform.events import NewEvent
 from certwatch.platform.localstack import free_port
 from certwatch.platform.registry import build_for
 from certwatch.platform.service import Service
+from certwatch.platform.shredding import new_master_key
 
 
 @dataclass
@@ -55,7 +56,7 @@ async def new_account(database_url: str, name: str, *, units: int = 100) -> tupl
 @contextlib.asynccontextmanager
 async def running_stack(settings: Settings, names: tuple[str, ...] = tuple(SERVICE_PORTS)) -> AsyncIterator[Stack]:
     ports = {name: free_port() for name in SERVICE_PORTS}
-    settings = replace(settings, grpc_ports=ports)
+    settings = replace(settings, grpc_ports=ports, master_key=settings.master_key or new_master_key())
     account_id, key = await new_account(settings.database_url, f"acct-{time.monotonic_ns()}")
     services = {name: Service(name, settings, build_for(name)) for name in names}
     started: list[Service] = []

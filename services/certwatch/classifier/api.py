@@ -1,20 +1,32 @@
-"""The Classifier gRPC API: current status and status history of the caller's domains."""
+"""The Classifier gRPC API: status, status history and monitoring details of the caller's domains.
+
+Every query is scoped by the caller's account: another account's domain id answers
+NOT_FOUND, exactly like an id that does not exist.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from certwatch.classifier import details_report
 from certwatch.platform import auth
 from certwatch.platform.errors import InvalidArgument, NotFound
-from certwatch.platform.eventlog import EventLog
+from certwatch.platform.eventlog import Conn, EventLog
+from certwatch.prober.facts import CertFacts
 from certwatch.v1 import classifier_pb2 as pb
 from certwatch.v1 import classifier_pb2_grpc
 
 MAX_HISTORY = 500
+_DETAILS_COLUMNS = (
+    "domain_id::text, host, port, contact_ids, enabled, service_ends_on, status, classified,"
+    " serving, chain_observed_at"
+)
 
 
 def _status(row: Any) -> pb.DomainStatus:
@@ -33,9 +45,22 @@ def _domain_id(raw: str) -> uuid.UUID:
         raise InvalidArgument([("domain_id", "not a domain id (a UUID)")]) from None
 
 
+async def _certificates(conn: Conn, row: details_report.DetailsRow) -> dict[str, CertFacts]:
+    fingerprints = sorted({fp for chain in (row.serving or {}).values() for fp in chain})
+    if not fingerprints:
+        return {}
+    cur = await conn.execute(
+        "SELECT sha256, facts FROM classifier_certificates WHERE sha256 = ANY(%s)", (fingerprints,)
+    )
+    return {r[0]: CertFacts.from_dict(r[1]) for r in await cur.fetchall()}
+
+
 class ClassifierApi(classifier_pb2_grpc.ClassifierServicer):
-    def __init__(self, event_log: EventLog) -> None:
+    def __init__(
+        self, event_log: EventLog, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self._log = event_log
+        self._clock = clock
 
     async def GetStatus(self, request: pb.StatusRequest, context: Any) -> pb.DomainStatus:
         account = auth.current().account_id
@@ -61,6 +86,31 @@ class ClassifierApi(classifier_pb2_grpc.ClassifierServicer):
             )
             rows = await cur.fetchall()
         return pb.StatusHistory(entries=[_status(r) for r in rows])
+
+    async def GetMonitoringDetails(
+        self, request: pb.StatusRequest, context: Any
+    ) -> pb.MonitoringDetails:
+        account = auth.current().account_id
+        domain_id = _domain_id(request.domain_id)
+        async with self._log.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                f"SELECT {_DETAILS_COLUMNS} FROM classifier_details"
+                " WHERE domain_id = %s AND account_id = %s",
+                (domain_id, account),
+            )
+            found = await cur.fetchone()
+            if found is None:
+                raise NotFound(f"no domain {request.domain_id} in this account")
+            row = details_report.DetailsRow(*found)
+            certificates = await _certificates(conn, row)
+            cur = await conn.execute(
+                "SELECT observed_at, kinds, changes FROM classifier_ownership_changes"
+                " WHERE domain_id = %s AND account_id = %s"
+                f" ORDER BY position DESC LIMIT {MAX_HISTORY}",
+                (domain_id, account),
+            )
+            ownership = await cur.fetchall()
+        return details_report.build(row, certificates, ownership, self._clock())
 
 
 def registration(api: ClassifierApi) -> tuple[Any, Any, str]:

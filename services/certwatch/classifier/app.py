@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from certwatch.classifier import api, processor
+from certwatch.classifier import api, details, processor
 from certwatch.platform.service import Parts, Runtime
 
 
 async def build(rt: Runtime) -> Parts:
     return Parts(
         registrations=[api.registration(api.ClassifierApi(rt.event_log))],
-        projections=[processor.processor(rt.event_log), processor.STATUS_VIEW],
+        projections=[
+            processor.processor(rt.event_log),
+            processor.STATUS_VIEW,
+            details.DETAILS_VIEW,
+        ],
     )

@@ -1,16 +1,22 @@
-"""Turns each probe result into a verdict event, exactly once.
+"""Turns each probe result into a verdict event, plus chain/ownership events on change.
 
-The verdict's event id is derived from the probe event's id, and the append commits with the
-processor's checkpoint: a redelivered or replayed probe result appends nothing new.
+Event ids are derived from the probe event's id, and the append commits with the processor's
+checkpoint: a redelivered or replayed probe result appends nothing new.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from certwatch.classifier import events as cev
 from certwatch.classifier.causes import CAUSE_INFO
+from certwatch.classifier.change_events import change_events, forget
 from certwatch.classifier.classify import classify
+from certwatch.inventory import domain as d
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent, stable_id
 from certwatch.platform.projection import Projection
@@ -18,9 +24,25 @@ from certwatch.prober import events as pev
 from certwatch.prober.facts import ProbeResult
 
 
-def verdict_event(probe: RecordedEvent) -> NewEvent:
+def _per_address(result: ProbeResult, first_check: bool, now: datetime) -> list[dict[str, Any]]:
+    """Each address classified on its own: the report's IP content names the stale node."""
+    summaries = []
+    for endpoint in result.endpoints:
+        alone = classify(replace(result, endpoints=(endpoint,)), first_check=first_check, now=now)
+        summaries.append({
+            "ip": endpoint.ip, "status": alone.status.value,
+            "primary_cause": alone.primary_cause.value if alone.primary_cause else None,
+            "causes": [c.value for c in alone.causes], "phase": endpoint.phase,
+            "error": endpoint.error, "tls_version": endpoint.tls_version,
+            "cipher": endpoint.cipher,
+            "leaf_sha256": endpoint.leaf.sha256 if endpoint.leaf else None,
+            "ats": endpoint.ats.to_dict() if endpoint.ats else None,
+        })  # fmt: skip
+    return summaries
+
+
+def verdict_event(probe: RecordedEvent, result: ProbeResult) -> NewEvent:
     data = probe.data
-    result = ProbeResult.from_dict(data["result"])
     verdict = classify(result, first_check=bool(data["first_check"]), now=result.started_at)
     action = CAUSE_INFO[verdict.primary_cause].action if verdict.primary_cause else None
     return NewEvent(
@@ -29,6 +51,7 @@ def verdict_event(probe: RecordedEvent) -> NewEvent:
             "domain_id": data["domain_id"], "account_id": data["account_id"],
             "generation": data["generation"], "first_check": data["first_check"],
             "verdict": verdict.to_dict(), "recommended_action": action,
+            "endpoints": _per_address(result, bool(data["first_check"]), result.started_at),
         },
         event_id=stable_id(cev.DOMAIN_CLASSIFIED, probe.event_id),
         metadata={k: v for k, v in probe.metadata.items() if k in ("traceparent", "account_id")},
@@ -37,13 +60,20 @@ def verdict_event(probe: RecordedEvent) -> NewEvent:
 
 def processor(event_log: EventLog) -> Projection:
     async def handle(conn: Conn, event: RecordedEvent) -> None:
+        if event.type == d.DOMAIN_REMOVED:
+            await forget(conn, event.data["domain_id"])
+            return
+        result = ProbeResult.from_dict(event.data["result"])
+        found = [verdict_event(event, result), *await change_events(conn, event, result)]
         await event_log.append(
-            cev.stream_id(event.data["domain_id"]), [verdict_event(event)],
-            expected_version=None, conn=conn,
-        )  # fmt: skip
+            cev.stream_id(event.data["domain_id"]), found, expected_version=None, conn=conn
+        )
 
-    return Projection(name="classifier.processor", event_types=[pev.PROBE_COMPLETED], handle=handle,
-                      subject="cw.events.probe.>")  # fmt: skip
+    return Projection(
+        name="classifier.processor", event_types=[pev.PROBE_COMPLETED, d.DOMAIN_REMOVED],
+        handle=handle, reset_sql=["DELETE FROM classifier_observations"],
+        subject="cw.events.probe.>",
+    )  # fmt: skip
 
 
 async def _apply_status(conn: Conn, event: RecordedEvent) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from certwatch.cli import admin, check, domains, serve, stack
+from certwatch.cli import admin, check, contacts, domains, quota, serve, stack
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     check.add_parser(sub)
     domains.add_parser(sub)
+    contacts.add_parser(sub)
+    quota.add_parser(sub)
     admin.add_parser(sub)
     serve.add_parser(sub)
     stack.add_parser(sub)

@@ -22,6 +22,7 @@ from typing import Any
 
 from certwatch.platform import localstack
 from certwatch.platform.config import SERVICE_PORTS
+from certwatch.platform.shredding import new_master_key
 
 _PREFERRED = {"postgres": 55432, "nats": 54222}
 
@@ -64,7 +65,8 @@ def _run(args: argparse.Namespace) -> int:
         pg.start()
         nats.start()
         env = {**os.environ, "CERTWATCH_DATABASE_URL": pg.url, "CERTWATCH_NATS_URL": nats.url,
-               "CERTWATCH_LOG_FORMAT": os.environ.get("CERTWATCH_LOG_FORMAT", "text")}  # fmt: skip
+               "CERTWATCH_LOG_FORMAT": os.environ.get("CERTWATCH_LOG_FORMAT", "text"),
+               "CERTWATCH_MASTER_KEY": _master_key(var)}  # fmt: skip
         _ensure_credentials(var, env, args.units)
         logs = var / "logs"
         logs.mkdir(exist_ok=True)
@@ -84,6 +86,18 @@ def _run(args: argparse.Namespace) -> int:
         pg.stop()
         print("certwatch stopped; data kept in", var)
     return 0
+
+
+def _master_key(var: Path) -> str:
+    """The key that wraps every data key; losing it makes sealed data unreadable."""
+    if os.environ.get("CERTWATCH_MASTER_KEY"):
+        return os.environ["CERTWATCH_MASTER_KEY"]
+    path = var / "master.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(new_master_key())
+    return path.read_text().strip()
 
 
 def _ensure_credentials(var: Path, env: dict[str, str], units: int) -> None:

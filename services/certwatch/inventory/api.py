@@ -1,352 +1,37 @@
-"""The Inventory gRPC API: commands append events, queries read the domain view.
+"""The Inventory gRPC service: domains, contacts, quota and accounts of the caller's account.
 
-Every handler works inside the caller's account (`auth.current()`); another account's
-domain ids answer NOT_FOUND, exactly as ids that do not exist.
+Every handler works inside the caller's account (`auth.current()`); ids from another account
+answer NOT_FOUND, exactly as ids that do not exist.
 """
 
 from __future__ import annotations
 
-import base64
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from certwatch.inventory import csv_import, validation, views
-from certwatch.inventory import domain as d
-from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN
-from certwatch.platform import auth, telemetry
-from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
-from certwatch.platform.eventlog import Conn, EventLog
-from certwatch.platform.events import NewEvent
-from certwatch.platform.projection import catch_up
-from certwatch.v1 import inventory_pb2 as pb
+from certwatch.inventory.accounts_api import AccountHandlers
+from certwatch.inventory.contacts_api import ContactHandlers
+from certwatch.inventory.domains_api import DomainHandlers
+from certwatch.inventory.quota_api import QuotaHandlers
+from certwatch.platform.eventlog import EventLog
+from certwatch.platform.shredding import Vault
 from certwatch.v1 import inventory_pb2_grpc
 
-MAX_PAGE_SIZE = 1000
-DEFAULT_PAGE_SIZE = 100
-_COLUMNS = (
-    "domain_id, host, port, enabled, status, primary_cause, causes, brand, valid_from, valid_to,"
-    " days_left, contact_ids, added_at, first_enabled_at, service_ends_on, last_checked_at,"
-    " recommended_action"
-)
 
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    row: int
-    raw: str
-    target: validation.Target | None
-    warnings: tuple[str, ...]
-    error: str | None
-    contact_ids: tuple[str, ...]
-    enable: bool
-
-
-def _invalid(exc: validation.ValidationError) -> InvalidArgument:
-    return InvalidArgument([(v.field, f"{v.description} [{v.rule}]") for v in exc.violations])
-
-
-def _ts(value: datetime | date | None) -> Timestamp | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
-
-
-def _metadata(principal: auth.Principal) -> dict[str, str]:
-    meta = {"account_id": str(principal.account_id), "actor": principal.key_id}
-    traceparent = telemetry.current_traceparent()
-    if traceparent:
-        meta["traceparent"] = traceparent
-    return meta
-
-
-def _contact_ids(ids: Sequence[str], field: str = "contact_ids") -> tuple[str, ...]:
-    if len(ids) > MAX_CONTACTS_PER_DOMAIN:
-        raise InvalidArgument([(field, f"at most {MAX_CONTACTS_PER_DOMAIN} contacts per domain, got {len(ids)}")])
-    if len(set(ids)) != len(ids):
-        raise InvalidArgument([(field, "a contact is listed twice")])
-    return tuple(ids)
-
-
-class InventoryApi(inventory_pb2_grpc.InventoryServicer):
-    def __init__(self, event_log: EventLog, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+class InventoryApi(
+    DomainHandlers, ContactHandlers, QuotaHandlers, AccountHandlers, inventory_pb2_grpc.InventoryServicer
+):
+    def __init__(
+        self, event_log: EventLog, vault: Vault, *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        allow_custom_webhooks: bool = False,
+    ) -> None:  # fmt: skip
         self._log = event_log
+        self._vault = vault
         self._now = clock
-
-    # -- commands -------------------------------------------------------------------------
-
-    async def AddDomains(self, request: pb.AddDomainsRequest, context: Any) -> pb.AddDomainsResponse:
-        principal = auth.current()
-        entries = self._entries(request)
-        results: list[pb.AddDomainResult] = []
-        added: list[tuple[_Entry, str]] = []
-        now = self._now()
-        async with self._log.pool.connection() as conn, conn.transaction():
-            quota_events = await self._log.read_stream(d.quota_stream_id(principal.account_id), conn=conn)
-            quota_version = len(quota_events)
-            quota_state = d.quota_from([(e.type, e.data) for e in quota_events])
-            consumed: list[NewEvent] = []
-            batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
-            meta = _metadata(principal)
-            for entry in entries:
-                if entry.target is None:
-                    results.append(pb.AddDomainResult(entry=entry.raw, row=entry.row, error=entry.error or ""))
-                    continue
-                domain_id = uuid.uuid4()
-                existing = await self._claim(conn, principal.account_id, entry.target, domain_id)
-                if existing is not None:
-                    results.append(pb.AddDomainResult(
-                        entry=entry.raw, row=entry.row, existing_domain_id=existing,
-                        error=f"{entry.target.host}:{entry.target.port} is already monitored as {existing}",
-                    ))  # fmt: skip
-                    continue
-                t, data = d.add(domain_id, principal.account_id, entry.target.host, entry.target.port,
-                                entry.contact_ids, now)  # fmt: skip
-                events = [NewEvent(t, data, metadata=meta)]
-                warnings = list(entry.warnings)
-                if entry.enable:
-                    state = d.evolve(None, t, data)
-                    try:
-                        enable_events = d.enable(state, quota_state, now)
-                    except FailedPrecondition as exc:
-                        warnings.append(f"added but not enabled: {exc}")
-                        enable_events = []
-                    for et, edata in enable_events:
-                        if et == d.QUOTA_UNIT_CONSUMED:
-                            quota_state = quota_state.consume()
-                            consumed.append(NewEvent(et, edata, metadata=meta))
-                        else:
-                            events.append(NewEvent(et, edata, metadata=meta))
-                batch.append((d.stream_id(domain_id), events, 0))
-                added.append((entry, str(domain_id)))
-                results.append(pb.AddDomainResult(entry=entry.raw, row=entry.row, added=True, warnings=warnings))
-            if consumed:
-                batch.append((d.quota_stream_id(principal.account_id), consumed, quota_version))
-            await self._log.append_batch(batch, conn=conn)
-        await catch_up(self._log, views.DOMAIN_VIEW)
-        domains = {row.id: row for row in await self._rows_by_id([i for _, i in added], principal)}
-        by_row = {entry.row: domain_id for entry, domain_id in added}
-        for result in results:
-            if result.added:
-                result.domain.CopyFrom(domains[by_row[result.row]])
-        return pb.AddDomainsResponse(results=results)
-
-    def _entries(self, request: pb.AddDomainsRequest) -> list[_Entry]:
-        contact_ids = _contact_ids(list(request.contact_ids))
-        try:
-            port = validation.validate_port(request.port or None) if request.port else None
-        except validation.ValidationError as exc:
-            raise _invalid(exc) from exc
-        if request.csv:
-            try:
-                rows = csv_import.parse_csv(request.csv)
-            except validation.ValidationError as exc:
-                raise _invalid(exc) from exc
-            return [
-                _Entry(r.row, r.domain.target.host if r.domain else f"row {r.row}",
-                       r.domain.target if r.domain else None,
-                       tuple(w.message for w in r.warnings),
-                       "; ".join(f"{e.field}: {e.description}" for e in r.errors) or None,
-                       r.domain.contacts if r.domain else (), r.domain.enable if r.domain else False)
-                for r in rows
-            ]  # fmt: skip
-        if not request.domains.strip():
-            raise InvalidArgument([("domains", "give at least one domain name or IP address, or a CSV file")])
-        try:
-            rows = validation.parse_domain_list(request.domains)
-        except validation.ValidationError as exc:
-            raise _invalid(exc) from exc
-        entries = []
-        for r in rows:
-            target = r.target
-            if target is not None and port is not None and ":" not in r.raw.rsplit("]", 1)[-1]:
-                target = validation.Target(target.host, port, target.is_ip)
-            warnings = validation.target_warnings(target) if target is not None else ()
-            entries.append(_Entry(
-                r.index, r.raw, target, tuple(w.message for w in warnings),
-                f"{r.error.field}: {r.error.description}" if r.error else None,
-                contact_ids, request.enable,
-            ))  # fmt: skip
-        return entries
-
-    async def _claim(self, conn: Conn, account_id: uuid.UUID, target: validation.Target, domain_id: uuid.UUID) -> str | None:
-        """Reserve host:port for the account; return the existing domain's id if taken."""
-        cur = await conn.execute(
-            "INSERT INTO inventory_claims (account_id, host, port, domain_id) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (account_id, host, port) DO NOTHING RETURNING domain_id",
-            (account_id, target.host, target.port, domain_id),
-        )
-        if await cur.fetchone() is not None:
-            return None
-        cur = await conn.execute(
-            "SELECT domain_id FROM inventory_claims WHERE account_id = %s AND host = %s AND port = %s",
-            (account_id, target.host, target.port),
-        )
-        row = await cur.fetchone()
-        return str(row[0]) if row else None
-
-    async def EnableMonitoring(self, request: pb.DomainRef, context: Any) -> pb.Domain:
-        return await self._command(request.id, "enable")
-
-    async def DisableMonitoring(self, request: pb.DomainRef, context: Any) -> pb.Domain:
-        return await self._command(request.id, "disable")
-
-    async def EditDomain(self, request: pb.EditDomainRequest, context: Any) -> pb.Domain:
-        port = None
-        if request.port:
-            try:
-                port = validation.validate_port(request.port)
-            except validation.ValidationError as exc:
-                raise _invalid(exc) from exc
-        contacts = _contact_ids(list(request.contact_ids)) if request.set_contacts else None
-        return await self._command(request.id, "edit", port=port, contact_ids=contacts)
-
-    async def RemoveDomain(self, request: pb.DomainRef, context: Any) -> pb.RemoveDomainResponse:
-        await self._command(request.id, "remove")
-        return pb.RemoveDomainResponse()
-
-    async def _command(self, domain_id: str, name: str, **kwargs: Any) -> pb.Domain:
-        principal = auth.current()
-        stream = d.stream_id(self._parse_id(domain_id))
-        async with self._log.pool.connection() as conn, conn.transaction():
-            recorded = await self._log.read_stream(stream, conn=conn)
-            state = d.fold([(e.type, e.data) for e in recorded])
-            if state is None or state.removed or state.account_id != str(principal.account_id):
-                raise NotFound(f"no domain {domain_id} in this account")
-            meta = _metadata(principal)
-            batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
-            if name == "enable":
-                quota_stream = d.quota_stream_id(principal.account_id)
-                quota_events = await self._log.read_stream(quota_stream, conn=conn)
-                quota_state = d.quota_from([(e.type, e.data) for e in quota_events])
-                events = d.enable(state, quota_state, self._now())
-                consumed = [NewEvent(t, x, metadata=meta) for t, x in events if t == d.QUOTA_UNIT_CONSUMED]
-                if consumed:
-                    batch.append((quota_stream, consumed, len(quota_events)))
-                events = [(t, x) for t, x in events if t != d.QUOTA_UNIT_CONSUMED]
-            elif name == "disable":
-                events = d.disable(state, self._now())
-            elif name == "edit":
-                events = d.edit(state, **kwargs)
-                if events and kwargs.get("port") not in (None, state.port):
-                    target = validation.Target(state.host, kwargs["port"], False)
-                    await conn.execute("DELETE FROM inventory_claims WHERE domain_id = %s", (state.domain_id,))
-                    existing = await self._claim(conn, principal.account_id, target, uuid.UUID(state.domain_id))
-                    if existing is not None:
-                        raise InvalidArgument([("port", f"{state.host}:{kwargs['port']} is already monitored as {existing}")])
-            else:
-                events = d.remove(state)
-                await conn.execute("DELETE FROM inventory_claims WHERE domain_id = %s", (state.domain_id,))
-            batch.append((stream, [NewEvent(t, x, metadata=meta) for t, x in events], state.version))
-            await self._log.append_batch([b for b in batch if b[1]], conn=conn)
-        await catch_up(self._log, views.DOMAIN_VIEW)
-        if name == "remove":
-            return pb.Domain(id=domain_id)
-        return (await self._rows_by_id([domain_id], principal))[0]
-
-    @staticmethod
-    def _parse_id(raw: str) -> uuid.UUID:
-        try:
-            return uuid.UUID(raw)
-        except ValueError:
-            raise InvalidArgument([("id", f"not a domain id (a UUID): {raw[:64]!r}")]) from None
-
-    # -- queries ----------------------------------------------------------------------------
-
-    async def GetDomain(self, request: pb.GetDomainRequest, context: Any) -> pb.Domain:
-        principal = auth.current()
-        self._parse_id(request.id)
-        rows = await self._rows_by_id([request.id], principal)
-        if not rows:
-            raise NotFound(f"no domain {request.id} in this account")
-        return rows[0]
-
-    async def ListDomains(self, request: pb.ListDomainsRequest, context: Any) -> pb.ListDomainsResponse:
-        principal = auth.current()
-        size = request.page_size or DEFAULT_PAGE_SIZE
-        if size > MAX_PAGE_SIZE:
-            raise InvalidArgument([("page_size", f"at most {MAX_PAGE_SIZE}")])
-        clauses, params = ["account_id = %s"], [principal.account_id]
-        if request.page_token:
-            host, last_id = _decode_token(request.page_token)
-            clauses.append("(host, domain_id) > (%s, %s)")
-            params += [host, last_id]
-        if request.status:
-            clauses.append("status = %s")
-            params.append(request.status.upper())
-        if request.cause:
-            clauses.append("%s = ANY(causes)")
-            params.append(request.cause.upper())
-        if request.has_max_days_left:
-            clauses.append("days_left <= %s")
-            params.append(request.max_days_left)
-        if request.search:
-            if len(request.search) > 253:
-                raise InvalidArgument([("search", "at most 253 characters")])
-            clauses.append("strpos(host, %s) > 0")
-            params.append(request.search.lower())
-        sql = (
-            f"SELECT {_COLUMNS} FROM inventory_domains WHERE {' AND '.join(clauses)}"
-            f" ORDER BY host, domain_id LIMIT {size + 1}"
-        )
-        async with self._log.pool.connection() as conn:
-            rows = await (await conn.execute(sql.encode(), params)).fetchall()
-        token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            token = _encode_token(rows[-1][1], str(rows[-1][0]))
-        return pb.ListDomainsResponse(domains=[_domain(r) for r in rows], next_page_token=token)
-
-    async def _rows_by_id(self, ids: Sequence[str], principal: auth.Principal) -> list[pb.Domain]:
-        if not ids:
-            return []
-        async with self._log.pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM inventory_domains"
-                " WHERE domain_id = ANY(%s::uuid[]) AND account_id = %s".encode(),
-                (list(ids), principal.account_id),
-            )
-            return [_domain(r) for r in await cur.fetchall()]
-
-
-def _domain(r: Sequence[Any]) -> pb.Domain:
-    domain = pb.Domain(
-        id=str(r[0]), host=r[1], port=r[2], monitoring_enabled=r[3], status=r[4],
-        primary_cause=r[5] or "", causes=r[6], brand=r[7] or "", contact_ids=r[11],
-        recommended_action=r[16] or "",
-    )  # fmt: skip
-    if r[10] is not None:
-        domain.days_left, domain.has_days_left = r[10], True
-    for field_name, value in (("valid_from", r[8]), ("valid_to", r[9]), ("added_at", r[12]),
-                              ("first_enabled_at", r[13]), ("service_ends_at", r[14]),
-                              ("last_checked_at", r[15])):  # fmt: skip
-        stamp = _ts(value)
-        if stamp is not None:
-            getattr(domain, field_name).CopyFrom(stamp)
-    return domain
-
-
-def _encode_token(host: str, domain_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{host}\n{domain_id}".encode()).decode()
-
-
-def _decode_token(token: str) -> tuple[str, str]:
-    try:
-        host, domain_id = base64.urlsafe_b64decode(token.encode()).decode().split("\n")
-        uuid.UUID(domain_id)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument([("page_token", "not a token from a previous ListDomains")]) from None
-    return host, domain_id
+        self._allow_custom_webhooks = allow_custom_webhooks
 
 
 def registration(api: InventoryApi) -> tuple[Any, Any, str]:
     return (inventory_pb2_grpc.add_InventoryServicer_to_server, api, "certwatch.v1.Inventory")
-

@@ -103,7 +103,7 @@ async def _issue_key(conn: Any, account_id: uuid.UUID, role: str) -> str:
 class KeyVerifier:
     """Resolves a bearer token to a principal; caches hits briefly so a call costs no query."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], *, ttl_s: float = 30.0) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], *, ttl_s: float = 2.0) -> None:
         self._pool = pool
         self._ttl = ttl_s
         self._cache: dict[str, tuple[float, bytes, Principal]] = {}

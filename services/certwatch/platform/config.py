@@ -44,6 +44,11 @@ class Settings:
     ca_file: str | None = None
     shutdown_grace_s: float = 10.0
     stream_replicas: int = 1
+    master_key: str | None = field(default=None, repr=False)
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
+    allow_custom_webhooks: bool = False
 
     def grpc_target(self, service: str) -> str:
         return f"{self.grpc_host}:{self.grpc_ports[service]}"
@@ -113,4 +118,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ca_file=env.get("CERTWATCH_CA_FILE") or None,
         shutdown_grace_s=_float(env, "CERTWATCH_SHUTDOWN_GRACE_S", defaults.shutdown_grace_s),
         stream_replicas=_int(env, "CERTWATCH_STREAM_REPLICAS", defaults.stream_replicas),
+        master_key=env.get("CERTWATCH_MASTER_KEY") or None,
+        tls_cert_file=env.get("CERTWATCH_TLS_CERT_FILE") or None,
+        tls_key_file=env.get("CERTWATCH_TLS_KEY_FILE") or None,
+        tls_client_ca_file=env.get("CERTWATCH_TLS_CLIENT_CA_FILE") or None,
+        allow_custom_webhooks=env.get("CERTWATCH_ALLOW_CUSTOM_WEBHOOKS", "").lower() in ("1", "true", "yes"),
     )

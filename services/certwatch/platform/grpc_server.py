@@ -118,8 +118,17 @@ class GrpcServer:
         reflection.enable_server_reflection(names, self.server)
         self.port = 0
 
-    def bind(self, address: str) -> int:
-        self.port = self.server.add_insecure_port(address)
+    def bind(self, address: str, *, tls: tuple[bytes, bytes, bytes | None] | None = None) -> int:
+        """Listen on `address`; with `tls` (cert, key, client CA) serve TLS, and mutual TLS
+        when a client CA is given."""
+        if tls is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            cert, key, client_ca = tls
+            credentials = grpc.ssl_server_credentials(
+                [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+            )
+            self.port = self.server.add_secure_port(address, credentials)
         if self.port == 0:
             raise OSError(f"cannot listen on {address}")
         return self.port

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform import auth, db, logs, telemetry
 from certwatch.platform import bus as busmod
-from certwatch.platform.config import Settings
+from certwatch.platform.config import ConfigError, Settings
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.grpc_server import GrpcServer, Registration
 from certwatch.platform.outbox import OutboxRelay
@@ -84,7 +85,7 @@ class Service:
         self.runtime = Runtime(self.name, s, pool, event_log, bus)
         parts = self._parts = await self._build(self.runtime)
         self.server = GrpcServer(parts.registrations, auth.KeyVerifier(pool))
-        self.server.bind(f"{s.grpc_host}:{self._port}")
+        self.server.bind(f"{s.grpc_host}:{self._port}", tls=_tls(s))
         await self.server.start()
         relay = OutboxRelay(event_log, bus, s.database_url)
         runners = [ProjectionRunner(event_log, p, bus) for p in parts.projections]
@@ -133,6 +134,15 @@ class Service:
                 with contextlib.suppress(Exception):
                     await self.runtime.bus.close()
             await self.runtime.pool.close()
+
+
+def _tls(s: Settings) -> tuple[bytes, bytes, bytes | None] | None:
+    if not s.tls_cert_file:
+        return None
+    if not s.tls_key_file:
+        raise ConfigError("CERTWATCH_TLS_KEY_FILE is required with CERTWATCH_TLS_CERT_FILE")
+    client_ca = Path(s.tls_client_ca_file).read_bytes() if s.tls_client_ca_file else None
+    return Path(s.tls_cert_file).read_bytes(), Path(s.tls_key_file).read_bytes(), client_ca
 
 
 def main(name: str, build: Build, settings: Settings) -> None:

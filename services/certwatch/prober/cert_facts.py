@@ -14,6 +14,7 @@ from functools import lru_cache
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import (
     AuthorityInformationAccessOID,
     NameOID,
@@ -72,6 +73,14 @@ def _sans(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
     dns = tuple(str(n).lower() for n in san.get_values_for_type(x509.DNSName))
     ips = tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
     return (dns, ips)
+
+
+def _public_key_sha256(cert: x509.Certificate) -> str | None:
+    try:
+        spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # unsupported or malformed key
+        return None
+    return hashlib.sha256(spki).hexdigest()
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
@@ -163,5 +172,6 @@ def parse_der(der: bytes) -> ParsedCert:
         is_ca=_is_ca(cert),
         self_signed=self_signed,
         ocsp_urls=_ocsp_urls(cert),
+        public_key_sha256=_public_key_sha256(cert),
     )
     return ParsedCert(cert=cert, facts=facts)

@@ -83,6 +83,9 @@ class CertFacts:
     is_ca: bool
     self_signed: bool
     ocsp_urls: tuple[str, ...]
+    # SHA-256 of the DER SubjectPublicKeyInfo: tells a re-key from a renewal with the same key.
+    # None in results recorded before it existed.
+    public_key_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +107,7 @@ class CertFacts:
             "is_ca": self.is_ca,
             "self_signed": self.self_signed,
             "ocsp_urls": list(self.ocsp_urls),
+            "public_key_sha256": self.public_key_sha256,
         }
 
     @classmethod
@@ -127,6 +131,7 @@ class CertFacts:
             is_ca=bool(data.get("is_ca", False)),
             self_signed=bool(data.get("self_signed", False)),
             ocsp_urls=tuple(data.get("ocsp_urls", ())),
+            public_key_sha256=data.get("public_key_sha256"),
         )
 
 

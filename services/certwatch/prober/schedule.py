@@ -22,11 +22,18 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
             " ON CONFLICT (domain_id) DO UPDATE SET host = excluded.host, port = excluded.port,"
             " generation = excluded.generation, traceparent = excluded.traceparent,"
             " first_check = true, paused = false, next_due = now(), claimed_by = NULL",
-            (data["domain_id"], data["account_id"], data["host"], data["port"], data["generation"],
-             event.metadata.get("traceparent")),
+            (
+                data["domain_id"],
+                data["account_id"],
+                data["host"],
+                data["port"],
+                data["generation"],
+                event.metadata.get("traceparent"),
+            ),
         )
     elif event.type == d.DOMAIN_EDITED:
-        # A new port is checked at once; after an enable failure this is the seed's "edit and retry".
+        # A new port is checked at once; after an enable failure this is the seed's
+        # "edit and retry".
         await conn.execute(
             "UPDATE probe_schedule SET port = %s, next_due = now(),"
             " first_check = first_check OR paused, paused = false WHERE domain_id = %s",
@@ -75,13 +82,22 @@ async def claim(conn: Conn, *, worker: str, limit: int, lease_s: float) -> list[
     return [Due(str(r[0]), str(r[1]), r[2], r[3], r[4], r[5]) for r in await cur.fetchall()]
 
 
-async def reschedule(conn: Conn, rounds: list[tuple[Due, datetime]], *, probed_at: datetime) -> None:
-    """Set each domain's next round, unless it was re-enabled or removed meanwhile."""
-    await conn.execute(
+async def reschedule(
+    conn: Conn, rounds: list[tuple[Due, datetime]], *, probed_at: datetime, worker: str
+) -> set[str]:
+    """Set each domain's next round where `worker` still holds the claim; return those ids.
+
+    A row is not held when its lease ran out and another prober claimed it, or when the
+    domain was re-enabled (new generation), disabled or removed meanwhile.
+    """
+    cur = await conn.execute(
         "UPDATE probe_schedule s SET next_due = r.next_due, last_probed = %s, claimed_by = NULL,"
         " traceparent = NULL"
-        " FROM unnest(%s::uuid[], %s::int[], %s::timestamptz[]) AS r(domain_id, generation, next_due)"
-        " WHERE s.domain_id = r.domain_id AND s.generation = r.generation",
+        " FROM unnest(%s::uuid[], %s::int[], %s::timestamptz[])"
+        " AS r(domain_id, generation, next_due)"
+        " WHERE s.domain_id = r.domain_id AND s.generation = r.generation AND s.claimed_by = %s"
+        " RETURNING s.domain_id::text",
         (probed_at, [d.domain_id for d, _ in rounds], [d.generation for d, _ in rounds],
-         [n for _, n in rounds]),
+         [n for _, n in rounds], worker),
     )  # fmt: skip
+    return {r[0] for r in await cur.fetchall()}

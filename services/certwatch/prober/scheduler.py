@@ -1,7 +1,12 @@
 """The probe loop: claim due domains, probe them concurrently, record results in batches.
 
 Claiming is continuous (up to the concurrency limit), and finished probes are flushed every
-`flush_s` in one transaction: one `append_batch` round trip plus one reschedule statement.
+`flush_s` in one transaction: one reschedule statement plus one `append_batch` round trip.
+
+A claim is a lease. A prober that dies loses nothing: its claimed rows fall due again when
+the lease runs out and another prober takes them. A prober that outlives its lease (paused,
+partitioned) finds the rows no longer held by it and records nothing for them, so a round
+never records a domain twice.
 """
 
 from __future__ import annotations
@@ -43,13 +48,14 @@ class Scheduler:
         worker_id: str | None = None,
         idle_poll_s: float = 0.25,
         flush_s: float = 0.05,
+        lease_s: float | None = None,
     ) -> None:
         self._log = event_log
         self._options = options
         self._interval = interval_s
         self._jitter = jitter_s
         self._concurrency = concurrency
-        self._lease_s = options.overall + 30.0
+        self._lease_s = options.overall + 30.0 if lease_s is None else lease_s
         self.worker_id = worker_id or f"{socket.gethostname()}-{id(self):x}"
         self._idle_poll_s = idle_poll_s
         self._flush_s = flush_s
@@ -61,17 +67,24 @@ class Scheduler:
         self._stop.set()
 
     async def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await self._cycle()
-            except psycopg.OperationalError as exc:
-                log.warning("prober: database unavailable", extra={"error": str(exc)})
-                await self._sleep(1.0)
-        # graceful: finish and record what is in flight (bounded by the probe timeout)
-        if self._inflight:
-            done, _ = await asyncio.wait(self._inflight, timeout=self._options.overall + 1)
-            with contextlib.suppress(psycopg.OperationalError):
-                await self._record([t.result() for t in done if not t.cancelled() and t.exception() is None])
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self._cycle()
+                except psycopg.OperationalError as exc:
+                    log.warning("prober: database unavailable", extra={"error": str(exc)})
+                    await self._sleep(1.0)
+            # graceful: finish and record what is in flight (bounded by the probe timeout)
+            if self._inflight:
+                done, _ = await asyncio.wait(self._inflight, timeout=self._options.overall + 1)
+                with contextlib.suppress(psycopg.OperationalError):
+                    await self._record(
+                        [t.result() for t in done if not t.cancelled() and t.exception() is None]
+                    )
+        finally:
+            # Cancelled (or done): no orphan probes; unrecorded claims return when leases end.
+            for task in self._inflight:
+                task.cancel()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -82,7 +95,9 @@ class Scheduler:
         claimed: list[schedule.Due] = []
         if room > 0:
             async with self._log.pool.connection() as conn:
-                claimed = await schedule.claim(conn, worker=self.worker_id, limit=room, lease_s=self._lease_s)
+                claimed = await schedule.claim(
+                    conn, worker=self.worker_id, limit=room, lease_s=self._lease_s
+                )
                 traces = await self._traceparents(conn, claimed)
             for due in claimed:
                 self._inflight.add(asyncio.create_task(self._probe(due, traces.get(due.domain_id))))
@@ -118,14 +133,31 @@ class Scheduler:
         ):  # fmt: skip
             start = time.perf_counter()
             result = await probe(due.host, due.port, options=self._options)
-            telemetry.histogram("certwatch.probe.duration").record((time.perf_counter() - start) * 1000)
+            telemetry.histogram("certwatch.probe.duration").record(
+                (time.perf_counter() - start) * 1000
+            )
             return due, result, telemetry.current_traceparent()
 
     async def _record(self, results: list[_Done]) -> None:
         if not results:
             return
-        batch = []
         now = datetime.now(UTC)
+        async with self._log.pool.connection() as conn, conn.transaction():
+            held = await schedule.reschedule(
+                conn, [(due, self._next_due(now)) for due, _, _ in results], probed_at=now,
+                worker=self.worker_id,
+            )  # fmt: skip
+            kept = [r for r in results if r[0].domain_id in held]
+            await self._log.append_batch(self._events(kept), conn=conn)
+        if len(kept) < len(results):
+            log.info(
+                "prober: %d results dropped, their leases had passed", len(results) - len(kept)
+            )
+        self.probed += len(kept)
+        telemetry.counter("certwatch.probes").add(len(kept))
+
+    def _events(self, results: list[_Done]) -> list[tuple[str, list[NewEvent], int | None]]:
+        batch: list[tuple[str, list[NewEvent], int | None]] = []
         for due, result, traceparent in results:
             event = NewEvent(
                 pev.PROBE_COMPLETED,
@@ -138,14 +170,7 @@ class Scheduler:
                 | ({"traceparent": traceparent} if traceparent else {}),
             )  # fmt: skip
             batch.append((pev.stream_id(due.domain_id), [event], None))
-        async with self._log.pool.connection() as conn, conn.transaction():
-            await self._log.append_batch(batch, conn=conn)
-            await schedule.reschedule(
-                conn, [(due, self._next_due(now)) for due, _, _ in results], probed_at=now
-            )
-        self.probed += len(results)
-        telemetry.counter("certwatch.probes").add(len(results))
+        return batch
 
     def _next_due(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self._interval + random.uniform(0, self._jitter))
-

@@ -1,0 +1,149 @@
+"""Monitoring Details rows → the `MonitoringDetails` message.
+
+Day counts (service days left, certificate days left, certificate status) depend on today,
+so they are computed when asked, from the stored dates, rather than frozen at probe time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from certwatch.classifier.classify import ABOUT_TO_EXPIRE_DAYS, days_left
+from certwatch.prober.facts import CertFacts
+from certwatch.v1 import classifier_pb2 as pb
+
+
+@dataclass(frozen=True, slots=True)
+class DetailsRow:
+    domain_id: str
+    host: str
+    port: int
+    contact_ids: Sequence[str]
+    enabled: bool
+    service_ends_on: date | None
+    status: str
+    classified: Mapping[str, Any] | None
+    serving: Mapping[str, Sequence[str]] | None
+    chain_observed_at: datetime | None
+
+
+def _ts(value: datetime | str | None) -> Timestamp | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    stamp = Timestamp()
+    stamp.FromDatetime(value.astimezone(UTC))
+    return stamp
+
+
+def remaining_service_days(service_ends_on: date, today: date) -> int:
+    """Days left counting today, as the quota rules count them: 1 on the last day, then 0."""
+    return max(0, (service_ends_on - today).days + 1)
+
+
+def certificate_status(cert: CertFacts, now: datetime) -> str:
+    if now > cert.not_after:
+        return "EXPIRED"
+    if now < cert.not_before:
+        return "NOT_YET_VALID"
+    return "ABOUT_TO_EXPIRE" if days_left(cert.not_after, now) < ABOUT_TO_EXPIRE_DAYS else "VALID"
+
+
+def _certificate(cert: CertFacts) -> pb.Certificate:
+    return pb.Certificate(
+        subject=cert.subject, subject_cn=cert.subject_cn or "", issuer=cert.issuer,
+        issuer_org=cert.issuer_org or "", serial=cert.serial, sha256=cert.sha256,
+        not_before=_ts(cert.not_before), not_after=_ts(cert.not_after),
+        dns_names=cert.dns_names, ip_addresses=cert.ip_addresses, key_type=cert.key_type,
+        key_bits=cert.key_bits or 0, signature_algorithm=cert.signature_algorithm or "",
+        signature_hash=cert.signature_hash or "", public_key_sha256=cert.public_key_sha256 or "",
+        is_ca=cert.is_ca, self_signed=cert.self_signed,
+    )  # fmt: skip
+
+
+def _details(row: DetailsRow, today: date) -> pb.Details:
+    verdict = (row.classified or {}).get("verdict", {})
+    details = pb.Details(
+        host=row.host, port=row.port, enabled=row.enabled, status=row.status,
+        primary_cause=verdict.get("primary_cause") or "", causes=verdict.get("causes", []),
+        recommended_action=(row.classified or {}).get("recommended_action") or "",
+        service_ends_on=row.service_ends_on.isoformat() if row.service_ends_on else "",
+        checked_at=_ts(verdict.get("checked_at")),
+    )  # fmt: skip
+    if row.service_ends_on is not None:
+        details.remaining_service_days = remaining_service_days(row.service_ends_on, today)
+    return details
+
+
+def _ip_content(summary: Mapping[str, Any]) -> pb.IpContent:
+    entry = pb.IpContent(
+        ip=summary["ip"], status=summary["status"], primary_cause=summary["primary_cause"] or "",
+        causes=summary["causes"], tls_version=summary.get("tls_version") or "",
+        cipher=summary.get("cipher") or "", leaf_sha256=summary.get("leaf_sha256") or "",
+        error=summary.get("error") or "",
+    )  # fmt: skip
+    if summary.get("ats") is not None:
+        entry.ats_pass = bool(summary["ats"]["pass"])
+    return entry
+
+
+def _ats(classified: Mapping[str, Any]) -> pb.AtsCheck:
+    ats = (classified.get("verdict") or {}).get("ats")
+    if ats is None:
+        return pb.AtsCheck(checked=False)
+    return pb.AtsCheck(checked=True, reasons=ats["reasons"], **{"pass": bool(ats["pass"])})
+
+
+def _change(row: tuple[datetime, Sequence[str], Sequence[Mapping[str, Any]]]) -> pb.OwnershipChange:
+    return pb.OwnershipChange(
+        observed_at=_ts(row[0]),
+        changes=[pb.Change(kind=c["kind"], before=c["before"], after=c["after"]) for c in row[2]],
+    )
+
+
+def build(
+    row: DetailsRow,
+    certificates: Mapping[str, CertFacts],
+    ownership: Sequence[tuple[datetime, Sequence[str], Sequence[Mapping[str, Any]]]],
+    now: datetime,
+) -> pb.MonitoringDetails:
+    """The whole report; `certificates` holds every fingerprint that `row.serving` names."""
+    classified = row.classified or {}
+    by_chain: dict[tuple[str, ...], list[str]] = {}
+    for ip, chain in sorted((row.serving or {}).items()):
+        by_chain.setdefault(tuple(chain), []).append(ip)
+    by_leaf: dict[str, list[str]] = {}
+    for chain, ips in by_chain.items():
+        by_leaf.setdefault(chain[0], []).extend(ips)
+    return pb.MonitoringDetails(
+        domain_id=row.domain_id,
+        details=_details(row, now.date()),
+        ats=_ats(classified),
+        ip_content=[_ip_content(s) for s in classified.get("endpoints", [])],
+        certificates=[
+            pb.CertificateInfo(
+                certificate=_certificate(leaf := certificates[fp]),
+                remaining_days=days_left(leaf.not_after, now),
+                brand=leaf.issuer_org or "",
+                status=certificate_status(leaf, now),
+                ips=sorted(ips),
+            )
+            for fp, ips in by_leaf.items()
+        ],
+        chains=[
+            pb.CertificateChain(
+                ips=ips,
+                certificates=[_certificate(certificates[fp]) for fp in chain],
+                observed_at=_ts(row.chain_observed_at),
+            )
+            for chain, ips in by_chain.items()
+        ],
+        contact_ids=row.contact_ids,
+        domain_name_updates=[_change(r) for r in ownership],
+    )

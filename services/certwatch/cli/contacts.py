@@ -1,0 +1,90 @@
+"""`certwatch contacts ...`: alert contacts (name, phone, email, DingTalk robot)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+
+from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table
+from certwatch.v1 import inventory_pb2 as pb
+from certwatch.v1 import inventory_pb2_grpc
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("contacts", help="manage alert contacts (at most 3 per domain)")
+    sub = parser.add_subparsers(dest="contacts_command", required=True)
+    for name in ("add", "update"):
+        cmd = sub.add_parser(name, help=f"{name} a contact")
+        if name == "update":
+            cmd.add_argument("id")
+        cmd.add_argument("--name", required=True)
+        cmd.add_argument("--phone", default="")
+        cmd.add_argument("--email", default="")
+        cmd.add_argument("--dingtalk-webhook", default="")
+        cmd.add_argument("--dingtalk-secret", default="", help="robot signing secret (SEC...)")
+        add_connection_options(cmd)
+        cmd.set_defaults(handler=_save, action=name)
+    lst = sub.add_parser("list", help="list contacts")
+    add_connection_options(lst)
+    lst.set_defaults(handler=_list)
+    rm = sub.add_parser("remove", help="delete a contact")
+    rm.add_argument("id")
+    rm.add_argument("--detach", action="store_true", help="also remove it from the domains that use it")
+    add_connection_options(rm)
+    rm.set_defaults(handler=_remove)
+
+
+def _stub(args: argparse.Namespace) -> tuple[inventory_pb2_grpc.InventoryStub, Any]:
+    channel, metadata = connect(args, "inventory")
+    return inventory_pb2_grpc.InventoryStub(channel), metadata
+
+
+def _rows(contacts: list[pb.Contact]) -> str:
+    return table(
+        [[c.id, c.name, c.phone or "-", c.email or "-", "yes" if c.dingtalk_webhook else "-",
+          str(len(c.domain_ids))] for c in contacts],
+        ["ID", "NAME", "PHONE", "EMAIL", "DINGTALK", "DOMAINS"],
+    )  # fmt: skip
+
+
+def _save(args: argparse.Namespace) -> int:
+    contact = pb.ContactInput(name=args.name, phone=args.phone, email=args.email,
+                              dingtalk_webhook=args.dingtalk_webhook,
+                              dingtalk_secret=args.dingtalk_secret)  # fmt: skip
+    try:
+        stub, metadata = _stub(args)
+        if args.action == "add":
+            saved = call(stub.CreateContact, contact, metadata)
+        else:
+            saved = call(stub.UpdateContact, pb.UpdateContactRequest(id=args.id, contact=contact), metadata)
+    except CliError as exc:
+        return fail(str(exc))
+    print(json.dumps(MessageToDict(saved, preserving_proto_field_name=True)) if args.json else _rows([saved]))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        stub, metadata = _stub(args)
+        contacts = list(call(stub.ListContacts, pb.ListContactsRequest(), metadata).contacts)
+    except CliError as exc:
+        return fail(str(exc))
+    if args.json:
+        print(json.dumps([MessageToDict(c, preserving_proto_field_name=True) for c in contacts], indent=2))
+    else:
+        print(_rows(contacts))
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    try:
+        stub, metadata = _stub(args)
+        result = call(stub.DeleteContact, pb.DeleteContactRequest(id=args.id, detach=args.detach), metadata)
+    except CliError as exc:
+        return fail(str(exc))
+    detached = f" (detached from {len(result.detached_domain_ids)} domains)" if result.detached_domain_ids else ""
+    print(f"removed {args.id}{detached}")
+    return 0

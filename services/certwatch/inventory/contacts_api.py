@@ -1,0 +1,203 @@
+"""Contact handlers of the Inventory API. Personal data is sealed per contact (crypto-shredding):
+deleting a contact shreds its key, so its data is unreadable even in the event log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from certwatch.inventory import contact_views as cv
+from certwatch.inventory import domain as d
+from certwatch.inventory import views
+from certwatch.inventory.contacts import Contact, validate_contact
+from certwatch.inventory.validation import ValidationError
+from certwatch.platform import auth, telemetry
+from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from certwatch.platform.eventlog import Conn, EventLog
+from certwatch.platform.events import NewEvent
+from certwatch.platform.projection import catch_up
+from certwatch.platform.shredding import Shredded, Vault
+from certwatch.v1 import inventory_pb2 as pb
+
+MAX_CONTACTS_PER_ACCOUNT = 1000
+
+
+def _subject(contact_id: str) -> str:
+    return f"contact:{contact_id}"
+
+
+def _meta(principal: auth.Principal) -> dict[str, str]:
+    meta = {"account_id": str(principal.account_id), "actor": principal.key_id}
+    traceparent = telemetry.current_traceparent()
+    if traceparent:
+        meta["traceparent"] = traceparent
+    return meta
+
+
+def _validated(contact: pb.ContactInput, *, allow_custom_webhooks: bool) -> Contact:
+    try:
+        return validate_contact(
+            contact.name, contact.phone or None, contact.email or None,
+            contact.dingtalk_webhook or None, contact.dingtalk_secret or None,
+            allow_custom_webhook_hosts=allow_custom_webhooks,
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise InvalidArgument([(f"contact.{f}", desc) for f, desc in exc.field_descriptions()]) from exc
+
+
+def _parse_id(raw: str, field: str = "id") -> str:
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise InvalidArgument([(field, f"not a contact id (a UUID): {raw[:64]!r}")]) from None
+
+
+class ContactHandlers:
+    _log: EventLog
+    _vault: Vault
+    _now: Callable[[], datetime]
+    _allow_custom_webhooks: bool
+
+    async def CreateContact(self, request: pb.ContactInput, context: Any) -> pb.Contact:
+        principal = auth.current()
+        contact = _validated(request, allow_custom_webhooks=self._allow_custom_webhooks)
+        contact_id = str(uuid.uuid4())
+        async with self._log.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("SELECT count(*) FROM inventory_contacts WHERE account_id = %s",
+                                     (principal.account_id,))  # fmt: skip
+            row = await cur.fetchone()
+            if row and row[0] >= MAX_CONTACTS_PER_ACCOUNT:
+                raise FailedPrecondition(f"an account has at most {MAX_CONTACTS_PER_ACCOUNT} contacts")
+            await self._append_contact(conn, principal, contact_id, contact, cv.CONTACT_CREATED, 0)
+        await catch_up(self._log, cv.CONTACT_VIEW)
+        return await self._contact(principal, contact_id)
+
+    async def UpdateContact(self, request: pb.UpdateContactRequest, context: Any) -> pb.Contact:
+        principal = auth.current()
+        contact_id = _parse_id(request.id)
+        async with self._log.pool.connection() as conn, conn.transaction():
+            current = await self._open(conn, principal, contact_id)
+            given = request.contact
+            if not given.dingtalk_secret and current.dingtalk_secret and given.dingtalk_webhook:
+                given.dingtalk_secret = current.dingtalk_secret  # an empty secret keeps the stored one
+            contact = _validated(given, allow_custom_webhooks=self._allow_custom_webhooks)
+            version = len(await self._log.read_stream(cv.stream_id(contact_id), conn=conn))
+            await self._append_contact(conn, principal, contact_id, contact, cv.CONTACT_UPDATED, version)
+        await catch_up(self._log, cv.CONTACT_VIEW)
+        return await self._contact(principal, contact_id)
+
+    async def _append_contact(
+        self, conn: Conn, principal: auth.Principal, contact_id: str, contact: Contact,
+        event_type: str, version: int,
+    ) -> None:  # fmt: skip
+        sealed = await self._vault.seal(conn, _subject(contact_id), {
+            "name": contact.name, "phone": contact.phone, "email": contact.email,
+            "dingtalk_webhook": contact.dingtalk_webhook, "dingtalk_secret": contact.dingtalk_secret,
+        })  # fmt: skip
+        data = {"contact_id": contact_id, "account_id": str(principal.account_id), "sealed": sealed,
+                "has_secret": contact.dingtalk_secret is not None}  # fmt: skip
+        await self._log.append(cv.stream_id(contact_id), [NewEvent(event_type, data, metadata=_meta(principal))],
+                               expected_version=version, conn=conn)  # fmt: skip
+
+    async def GetContact(self, request: pb.ContactRef, context: Any) -> pb.Contact:
+        return await self._contact(auth.current(), _parse_id(request.id))
+
+    async def ListContacts(self, request: pb.ListContactsRequest, context: Any) -> pb.ListContactsResponse:
+        principal = auth.current()
+        async with self._log.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT contact_id FROM inventory_contacts WHERE account_id = %s ORDER BY created_at",
+                (principal.account_id,),
+            )
+            ids = [str(r[0]) for r in await cur.fetchall()]
+            return pb.ListContactsResponse(contacts=[await self._render(conn, principal, i) for i in ids])
+
+    async def DeleteContact(self, request: pb.DeleteContactRequest, context: Any) -> pb.DeleteContactResponse:
+        principal = auth.current()
+        contact_id = _parse_id(request.id)
+        async with self._log.pool.connection() as conn, conn.transaction():
+            await self._open(conn, principal, contact_id)
+            using = await self._domains_using(conn, principal, contact_id)
+            if using and not request.detach:
+                raise FailedPrecondition(
+                    f"contact is used by {len(using)} domain(s) ({', '.join(using[:5])}); remove it"
+                    " from them first, or delete with detach=true"
+                )
+            meta = _meta(principal)
+            batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
+            for domain_id in using:
+                recorded = await self._log.read_stream(d.stream_id(domain_id), conn=conn)
+                state = d.fold([(e.type, e.data) for e in recorded])
+                assert state is not None
+                remaining = tuple(c for c in state.contact_ids if c != contact_id)
+                events = d.edit(state, port=None, contact_ids=remaining)
+                batch.append((d.stream_id(domain_id), [NewEvent(t, x, metadata=meta) for t, x in events],
+                              state.version))  # fmt: skip
+            version = len(await self._log.read_stream(cv.stream_id(contact_id), conn=conn))
+            batch.append((cv.stream_id(contact_id), [NewEvent(
+                cv.CONTACT_DELETED, {"contact_id": contact_id, "account_id": str(principal.account_id)},
+                metadata=meta)], version))  # fmt: skip
+            await self._log.append_batch(batch, conn=conn)
+            await Vault.shred(conn, _subject(contact_id))
+        await catch_up(self._log, cv.CONTACT_VIEW)
+        await catch_up(self._log, views.DOMAIN_VIEW)
+        return pb.DeleteContactResponse(detached_domain_ids=using)
+
+    async def _domains_using(self, conn: Conn, principal: auth.Principal, contact_id: str) -> list[str]:
+        cur = await conn.execute(
+            "SELECT domain_id FROM inventory_domains WHERE account_id = %s AND %s = ANY(contact_ids)"
+            " ORDER BY host", (principal.account_id, contact_id),
+        )  # fmt: skip
+        return [str(r[0]) for r in await cur.fetchall()]
+
+    async def _open(self, conn: Conn, principal: auth.Principal, contact_id: str) -> Contact:
+        cur = await conn.execute(
+            "SELECT sealed FROM inventory_contacts WHERE contact_id = %s AND account_id = %s",
+            (contact_id, principal.account_id),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no contact {contact_id} in this account")
+        try:
+            data = await self._vault.open(conn, _subject(contact_id), row[0])
+        except Shredded as exc:
+            raise NotFound(f"contact {contact_id} was deleted") from exc
+        return Contact(**data)
+
+    async def _render(self, conn: Conn, principal: auth.Principal, contact_id: str) -> pb.Contact:
+        contact = await self._open(conn, principal, contact_id)
+        return pb.Contact(
+            id=contact_id, name=contact.name, phone=contact.phone or "", email=contact.email or "",
+            dingtalk_webhook=contact.dingtalk_webhook or "",
+            has_dingtalk_secret=contact.dingtalk_secret is not None,
+            domain_ids=await self._domains_using(conn, principal, contact_id),
+        )  # fmt: skip
+
+    async def _contact(self, principal: auth.Principal, contact_id: str) -> pb.Contact:
+        async with self._log.pool.connection() as conn:
+            return await self._render(conn, principal, contact_id)
+
+    async def _resolve_contacts(self, conn: Conn, principal: auth.Principal, refs: Sequence[str]) -> tuple[str, ...]:
+        """Contact ids or names of the caller's account → ids; unknown ones are an error."""
+        if not refs:
+            return ()
+        cur = await conn.execute("SELECT contact_id, sealed FROM inventory_contacts WHERE account_id = %s",
+                                 (principal.account_id,))  # fmt: skip
+        rows = await cur.fetchall()
+        ids = {str(r[0]) for r in rows}
+        by_name: dict[str, str] = {}
+        if any(ref not in ids for ref in refs):
+            for contact_id, sealed in rows:
+                with_name = await self._vault.open(conn, _subject(str(contact_id)), sealed)
+                by_name.setdefault(with_name["name"].casefold(), str(contact_id))
+        resolved, unknown = [], []
+        for ref in refs:
+            found = ref if ref in ids else by_name.get(ref.casefold())
+            (resolved if found else unknown).append(found or ref)
+        if unknown:
+            raise InvalidArgument([("contact_ids", f"no such contact in this account: {', '.join(unknown)}")])
+        if len(set(resolved)) != len(resolved):
+            raise InvalidArgument([("contact_ids", "a contact is listed twice")])
+        return tuple(resolved)

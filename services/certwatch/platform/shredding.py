@@ -1,0 +1,89 @@
+"""Field encryption with per-subject keys (crypto-shredding).
+
+Each subject (a contact, a hosted certificate's private key) has a random AES-256 data key,
+stored wrapped by the master key (`CERTWATCH_MASTER_KEY`, 32 bytes, base64). Events carry
+only ciphertext bound to the subject (AES-GCM with the subject as associated data).
+`shred(subject)` deletes the data key: every copy of the data becomes unreadable.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from certwatch.platform.eventlog import Conn
+from certwatch.platform.errors import CertwatchError
+
+_PREFIX = "v1:"
+
+
+class Shredded(CertwatchError):
+    """The subject's key is gone (or never existed): the data was redacted."""
+
+
+class MasterKeyError(CertwatchError):
+    """The master key is missing or malformed."""
+
+
+def parse_master_key(text: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except ValueError as exc:
+        raise MasterKeyError("CERTWATCH_MASTER_KEY must be base64") from exc
+    if len(key) != 32:
+        raise MasterKeyError(f"CERTWATCH_MASTER_KEY must decode to 32 bytes, got {len(key)}")
+    return key
+
+
+def new_master_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+class Vault:
+    """Encrypts and decrypts JSON values for a subject; keys live in `subject_keys`."""
+
+    def __init__(self, master_key: bytes) -> None:
+        self._kek = AESGCM(master_key)
+
+    async def _data_key(self, conn: Conn, subject: str, *, create: bool) -> AESGCM:
+        cur = await conn.execute("SELECT wrapped_key FROM subject_keys WHERE subject = %s", (subject,))
+        row = await cur.fetchone()
+        if row is None:
+            if not create:
+                raise Shredded(f"data of {subject} was redacted")
+            key, nonce = AESGCM.generate_key(bit_length=256), os.urandom(12)
+            wrapped = nonce + self._kek.encrypt(nonce, key, subject.encode())
+            await conn.execute(
+                "INSERT INTO subject_keys (subject, wrapped_key) VALUES (%s, %s)", (subject, wrapped)
+            )
+            return AESGCM(key)
+        wrapped = bytes(row[0])
+        try:
+            return AESGCM(self._kek.decrypt(wrapped[:12], wrapped[12:], subject.encode()))
+        except InvalidTag as exc:
+            raise MasterKeyError("the master key does not open this subject's data key") from exc
+
+    async def seal(self, conn: Conn, subject: str, value: Any) -> str:
+        key = await self._data_key(conn, subject, create=True)
+        nonce = os.urandom(12)
+        sealed = nonce + key.encrypt(nonce, json.dumps(value).encode(), subject.encode())
+        return _PREFIX + base64.b64encode(sealed).decode()
+
+    async def open(self, conn: Conn, subject: str, sealed: str) -> Any:
+        if not sealed.startswith(_PREFIX):
+            raise ValueError("not a sealed value")
+        raw = base64.b64decode(sealed[len(_PREFIX):])
+        key = await self._data_key(conn, subject, create=False)
+        try:
+            return json.loads(key.decrypt(raw[:12], raw[12:], subject.encode()))
+        except InvalidTag as exc:
+            raise Shredded(f"data of {subject} cannot be opened") from exc
+
+    @staticmethod
+    async def shred(conn: Conn, subject: str) -> None:
+        await conn.execute("DELETE FROM subject_keys WHERE subject = %s", (subject,))

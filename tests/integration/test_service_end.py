@@ -1,0 +1,48 @@
+"""The 365-day service period ends monitoring with an event, counting days while disabled."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from certwatch.inventory import domain as d
+from certwatch.inventory import views
+from certwatch.inventory.service_end import ServiceEndWorker
+from certwatch.platform.eventlog import EventLog
+from certwatch.platform.events import NewEvent
+from certwatch.platform.projection import catch_up
+
+
+async def _status(pool: AsyncConnectionPool[Any], domain_id: uuid.UUID) -> tuple[Any, ...]:
+    async with pool.connection() as conn:
+        row = await (await conn.execute(
+            "SELECT status, enabled FROM inventory_domains WHERE domain_id = %s", (domain_id,))).fetchone()  # fmt: skip
+    assert row is not None
+    return tuple(row)
+
+
+async def test_monitoring_ends_after_365_days_including_disabled_time(
+    event_log: EventLog, pool: AsyncConnectionPool[Any]
+) -> None:
+    start = datetime(2022, 6, 1, 9, tzinfo=UTC)
+    account, domain_id = uuid.uuid4(), uuid.uuid4()
+    state = d.evolve(None, *d.add(domain_id, account, "end.example.com", 443, (), start))
+    events = [d.add(domain_id, account, "end.example.com", 443, (), start),
+              *d.enable(state, d.quota_from([(d.QUOTA_PURCHASED, {"units": 1})]), start)]  # fmt: skip
+    domain_events = [NewEvent(t, x) for t, x in events if t != d.QUOTA_UNIT_CONSUMED]
+    await event_log.append(d.stream_id(domain_id), domain_events, expected_version=0)
+    await catch_up(event_log, views.DOMAIN_VIEW)
+
+    last_day = ServiceEndWorker(event_log, clock=lambda: datetime(2023, 5, 31, 23, tzinfo=UTC))
+    assert await last_day.run_once() == 0  # 2023-05-31 is the 365th day: still monitored
+    assert await _status(pool, domain_id) == ("ENABLING", True)
+
+    after = ServiceEndWorker(event_log, clock=lambda: start + timedelta(days=365))
+    assert await after.run_once() == 1
+    assert await after.run_once() == 0  # idempotent
+    assert await _status(pool, domain_id) == ("SERVICE_ENDED", False)
+    types = [e.type for e in await event_log.read_stream(d.stream_id(domain_id))]
+    assert types == [d.DOMAIN_ADDED, d.MONITORING_ENABLED, d.SERVICE_ENDED]
