@@ -99,7 +99,8 @@ def table(rows: list[Row]) -> str:
         body.append((
             r.bench, r.metric, f"{fmt(r.value)} {r.unit}", r.reference,
             "" if r.ref_value is None else f"{fmt(r.ref_value)} {r.unit}",
-            "" if r.ratio is None else f"{r.ratio:.0%}", r.target_text(), result,
+            "" if r.ratio is None or not r.unit.endswith("/s") else f"{r.ratio:.0%}",
+            r.target_text(), result,
         ))  # fmt: skip
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
 

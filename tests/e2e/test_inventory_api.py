@@ -15,9 +15,8 @@ from google.rpc import error_details_pb2, status_pb2
 from certwatch.platform import auth, db
 from certwatch.platform.config import Settings
 from certwatch.platform.localstack import Nats
-from certwatch.v1 import classifier_pb2, classifier_pb2_grpc
+from certwatch.v1 import classifier_pb2, classifier_pb2_grpc, inventory_pb2_grpc
 from certwatch.v1 import inventory_pb2 as pb
-from certwatch.v1 import inventory_pb2_grpc
 from tests.support.stack import Stack, new_account, running_stack, wait_for
 
 WEBHOOK = "https://oapi.dingtalk.com/robot/send?access_token=abcdef0123456789abcdef"
@@ -77,12 +76,16 @@ async def test_add_list_csv_and_validation(stack: Stack) -> None:
     assert not again.results[0].added
     assert again.results[0].existing_domain_id == by_entry["a.example.com"].domain.id
 
-    csv = b"domain,port,contacts,enable\ncsv1.example.com,443,,no\nbad host,443,,no\ncsv2.example.com,8443,,\n"
+    csv = (
+        b"domain,port,contacts,enable\ncsv1.example.com,443,,no\nbad host,443,,no\ncsv2.example.com,8443,,\n"
+    )
     imported = await c("AddDomains", pb.AddDomainsRequest(csv=csv))
     assert [r.added for r in imported.results] == [True, False, True]
     assert imported.results[1].row == 3 and imported.results[1].error
 
-    err = await _fails(grpc.StatusCode.INVALID_ARGUMENT, c("AddDomains", pb.AddDomainsRequest(domains="x.com", port=70000)))
+    err = await _fails(
+        grpc.StatusCode.INVALID_ARGUMENT, c("AddDomains", pb.AddDomainsRequest(domains="x.com", port=70000))
+    )
     assert _violations(err)[0][0] == "port"
     err = await _fails(grpc.StatusCode.INVALID_ARGUMENT, c("AddDomains", pb.AddDomainsRequest(domains="")))
     assert _violations(err)[0][0] == "domains"
@@ -127,7 +130,9 @@ async def test_quota_is_consumed_once_and_refused_when_exhausted(stack: Stack) -
     finally:
         await pool.close()
     operator = Client(stack, admin_key)
-    bought = await operator("PurchasePackage", pb.PurchasePackageRequest(account_id=account_id, domain_count=5, years=2))
+    bought = await operator(
+        "PurchasePackage", pb.PurchasePackageRequest(account_id=account_id, domain_count=5, years=2)
+    )
     assert (bought.purchased_units, bought.remaining_units) == (11, 10)
     assert (await c("EnableMonitoring", pb.DomainRef(id=second))).monitoring_enabled
     await _fails(grpc.StatusCode.INVALID_ARGUMENT, operator("PurchasePackage", pb.PurchasePackageRequest(
@@ -138,7 +143,9 @@ async def test_quota_is_consumed_once_and_refused_when_exhausted(stack: Stack) -
 
 async def test_contacts_crud_detach_and_crypto_shredding(stack: Stack) -> None:
     c = Client(stack, stack.api_key)
-    err = await _fails(grpc.StatusCode.INVALID_ARGUMENT, c("CreateContact", pb.ContactInput(name="", email="bad")))
+    err = await _fails(
+        grpc.StatusCode.INVALID_ARGUMENT, c("CreateContact", pb.ContactInput(name="", email="bad"))
+    )
     assert {f for f, _ in _violations(err)} >= {"contact.name"}
     ops = await c("CreateContact", pb.ContactInput(name="Ops", email="ops@example.com", phone="+86 138 0000 0000",
                                                    dingtalk_webhook=WEBHOOK, dingtalk_secret="SECabc123"))  # fmt: skip
@@ -180,7 +187,13 @@ async def test_account_isolation_through_every_rpc(stack: Stack) -> None:
     await _fails(nf, b("EditDomain", pb.EditDomainRequest(id=domain.id, port=8443)))
     await _fails(nf, b("RemoveDomain", pb.DomainRef(id=domain.id)))
     await _fails(nf, b("GetContact", pb.ContactRef(id=contact.id)))
-    await _fails(nf, b("UpdateContact", pb.UpdateContactRequest(id=contact.id, contact=pb.ContactInput(name="x", email="x@example.com"))))
+    await _fails(
+        nf,
+        b(
+            "UpdateContact",
+            pb.UpdateContactRequest(id=contact.id, contact=pb.ContactInput(name="x", email="x@example.com")),
+        ),
+    )
     await _fails(nf, b("DeleteContact", pb.DeleteContactRequest(id=contact.id, detach=True)))
     await _fails(grpc.StatusCode.INVALID_ARGUMENT, b("AddDomains", pb.AddDomainsRequest(
         domains="mine.example.com", contact_ids=[contact.id])))  # A's contact is unknown to B  # fmt: skip
@@ -189,11 +202,16 @@ async def test_account_isolation_through_every_rpc(stack: Stack) -> None:
     assert not (await b("GetQuota", pb.GetQuotaRequest(ending_within_days=365))).ending_soon
     # B may add the same host:port for itself: uniqueness is per account.
     assert (await b("AddDomains", pb.AddDomainsRequest(domains="iso.example.com"))).results[0].added
-    await _fails(grpc.StatusCode.PERMISSION_DENIED, b("CreateApiKey", pb.CreateApiKeyRequest(account_id=stack.account_id)))
+    await _fails(
+        grpc.StatusCode.PERMISSION_DENIED,
+        b("CreateApiKey", pb.CreateApiKeyRequest(account_id=stack.account_id)),
+    )
     key_id_a = stack.api_key.split("_")[1]
     await _fails(nf, b("RevokeApiKey", pb.RevokeApiKeyRequest(key_id=key_id_a)))
     await _fails(nf, b.cls.GetStatus(classifier_pb2.StatusRequest(domain_id=domain.id), metadata=b.md))
-    assert not (await b.cls.ListStatusHistory(classifier_pb2.StatusRequest(domain_id=domain.id), metadata=b.md)).entries
+    assert not (
+        await b.cls.ListStatusHistory(classifier_pb2.StatusRequest(domain_id=domain.id), metadata=b.md)
+    ).entries
     # A's data is intact after all of B's attempts.
     still = await a("GetDomain", pb.GetDomainRequest(id=domain.id))
     assert still.monitoring_enabled and list(still.contact_ids) == [contact.id] and still.port == 443

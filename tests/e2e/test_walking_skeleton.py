@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -48,37 +49,37 @@ async def test_domains_flow_from_add_to_status(settings: Settings, pki: TestPKI)
     ):
         resolve = (f"good.test:{good_port}:127.0.0.1", f"expired.test:{expired_port}:127.0.0.1",
                    f"down.test:{down_port}:127.0.0.1")  # fmt: skip
-        from dataclasses import replace
+        async with (
+            running_stack(replace(settings, resolve_overrides=resolve)) as stack,
+            stack.channel("inventory") as channel,
+        ):
+            inventory = inventory_pb2_grpc.InventoryStub(channel)
+            added = await inventory.AddDomains(
+                pb.AddDomainsRequest(
+                    domains=f"good.test:{good_port}, expired.test:{expired_port}, down.test:{down_port}",
+                    enable=True,
+                ),
+                metadata=stack.metadata,
+            )
+            assert [r.added for r in added.results] == [True, True, True], added
+            assert {r.domain.status for r in added.results} == {"ENABLING"}
 
-        async with running_stack(replace(settings, resolve_overrides=resolve)) as stack:
-            async with stack.channel("inventory") as channel:
-                inventory = inventory_pb2_grpc.InventoryStub(channel)
-                added = await inventory.AddDomains(
-                    pb.AddDomainsRequest(
-                        domains=f"good.test:{good_port}, expired.test:{expired_port}, down.test:{down_port}",
-                        enable=True,
-                    ),
-                    metadata=stack.metadata,
-                )
-                assert [r.added for r in added.results] == [True, True, True], added
-                assert {r.domain.status for r in added.results} == {"ENABLING"}
+            # The first check of down.test happens at enable time: ENABLE_FAILED.
+            async def settled() -> dict[str, pb.Domain] | None:
+                listed = await inventory.ListDomains(pb.ListDomainsRequest(), metadata=stack.metadata)
+                by_host = {x.host: x for x in listed.domains}
+                return by_host if all(x.status != "ENABLING" for x in by_host.values()) else None
 
-                # The first check of down.test happens at enable time: ENABLE_FAILED.
-                async def settled() -> dict[str, pb.Domain] | None:
-                    listed = await inventory.ListDomains(pb.ListDomainsRequest(), metadata=stack.metadata)
-                    by_host = {x.host: x for x in listed.domains}
-                    return by_host if all(x.status != "ENABLING" for x in by_host.values()) else None
+            by_host = await wait_for(settled, timeout=15)
+            assert by_host["good.test"].status == "SECURE"
+            assert by_host["good.test"].brand == "certwatch Test Issuing"
+            assert by_host["good.test"].has_days_left
+            assert by_host["expired.test"].status == "ABNORMAL"
+            assert by_host["expired.test"].primary_cause == "EXPIRED"
+            assert by_host["down.test"].status == "ENABLE_FAILED"
+            assert by_host["down.test"].primary_cause == "CONNECTION_FAILURE"
 
-                by_host = await wait_for(settled, timeout=15)
-                assert by_host["good.test"].status == "SECURE"
-                assert by_host["good.test"].brand == "certwatch Test Issuing"
-                assert by_host["good.test"].has_days_left
-                assert by_host["expired.test"].status == "ABNORMAL"
-                assert by_host["expired.test"].primary_cause == "EXPIRED"
-                assert by_host["down.test"].status == "ENABLE_FAILED"
-                assert by_host["down.test"].primary_cause == "CONNECTION_FAILURE"
-
-                # Unauthenticated and cross-account calls are refused.
-                with pytest.raises(grpc.aio.AioRpcError) as info:
-                    await inventory.ListDomains(pb.ListDomainsRequest())
-                assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            # Unauthenticated and cross-account calls are refused.
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await inventory.ListDomains(pb.ListDomainsRequest())
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED

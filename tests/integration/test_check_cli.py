@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterator
 
 import pytest
+
 from certwatch.cli.check import UsageError, parse_resolve, parse_target
 from certwatch.cli.main import main
-
 from tests.support.pki import TestPKI
 from tests.support.tls_server import closed_port, server_context, tls_server
 

@@ -8,10 +8,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool
+
 from certwatch.platform.errors import AppendOnlyViolation, ConcurrencyConflict, DuplicateEventId
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import UPCASTERS, NewEvent
-from psycopg_pool import AsyncConnectionPool
 
 
 def _ev(n: int = 0, **data: Any) -> NewEvent:

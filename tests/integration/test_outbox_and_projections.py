@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
+
 from certwatch.platform import bus as busmod
 from certwatch.platform import localstack
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent
 from certwatch.platform.outbox import OutboxRelay
 from certwatch.platform.projection import Projection, ProjectionRunner, catch_up, rebuild
-from psycopg_pool import AsyncConnectionPool
 
 
 async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
@@ -85,9 +86,7 @@ async def test_relay_crash_between_publish_and_bookkeeping_duplicates_nothing(
         raise RuntimeError("relay killed after publish, before bookkeeping")
 
     crashing = OutboxRelay(event_log, bus, database_url, after_publish=crash)
-    async with await __import__("psycopg").AsyncConnection.connect(
-        database_url, autocommit=True
-    ) as conn:
+    async with await __import__("psycopg").AsyncConnection.connect(database_url, autocommit=True) as conn:
         await conn.execute("INSERT INTO outbox_relay (name, position) VALUES ('jetstream', 0)")
         with pytest.raises(RuntimeError):
             await crashing.relay_once(conn)
@@ -166,9 +165,7 @@ async def test_rebuild_from_zero_equals_live_projection(
     assert len(live) == 75
     assert await rebuild(event_log, projection) == 75
     async with pool.connection() as conn:
-        rebuilt = await (
-            await conn.execute(f"SELECT * FROM {tally} ORDER BY 1".encode())
-        ).fetchall()
+        rebuilt = await (await conn.execute(f"SELECT * FROM {tally} ORDER BY 1".encode())).fetchall()
     assert rebuilt == live
 
 

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from certwatch.classifier.causes import Cause, Status
 from certwatch.classifier.classify import Verdict, classify
 from certwatch.prober.facts import ProbeResult
 from certwatch.prober.tls_probe import ProbeOptions, probe
-
 from tests.support.pki import Issued, TestPKI, issue, make_key
 from tests.support.tls_server import server_context, tls_server
 

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+
 from certwatch.classifier.causes import Cause, Status
 from certwatch.classifier.classify import Verdict, classify
 from certwatch.prober import ocsp
 from certwatch.prober.facts import EndpointFacts
 from certwatch.prober.tls_probe import ProbeOptions, probe
-
 from tests.support.ocsp_server import OcspResponder, ocsp_responder
 from tests.support.pki import TestPKI
 from tests.support.tls_server import closed_port, server_context, tls_server

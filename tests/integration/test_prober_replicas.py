@@ -112,7 +112,7 @@ async def test_two_replicas_share_200_domains_and_probe_each_once_a_round(
                 async with event_log.pool.connection() as conn:  # the next round is due now
                     await conn.execute("UPDATE probe_schedule SET next_due = now()")
         assert a.probed > 0 and b.probed > 0, (a.probed, b.probed)
-        assert a.probed + b.probed == 2 * len(hosts) + 0 * 0 or a.probed + b.probed >= 2 * len(hosts)
+        assert a.probed + b.probed == 2 * len(hosts)
 
 
 def _silent(host: str, port: int) -> socket.socket:
@@ -134,7 +134,7 @@ async def test_a_prober_that_dies_mid_batch_loses_no_domain(
     with _silent("127.0.0.2", port), tls_server(server_context(*pki.server_files(leaf)), port=port):
         await _schedule(event_log, hosts, port)
         hanging = _options(pki, hosts, port, "127.0.0.2", handshake=30.0)
-        async with _running(database_url, hanging, "a", lease_s=1.0) as (_, a_task):
+        async with _running(database_url, hanging, "a", lease_s=1.0, concurrency=64) as (_, a_task):
 
             async def all_claimed() -> bool:
                 async with event_log.pool.connection() as conn:
@@ -173,12 +173,12 @@ async def test_a_prober_that_outlives_its_lease_records_nothing(
     with _silent("127.0.0.2", port), tls_server(server_context(*pki.server_files(leaf)), port=port):
         await _schedule(event_log, hosts, port)
         slow = _options(pki, hosts, port, "127.0.0.2", handshake=1.5)
-        async with _running(database_url, slow, "a", lease_s=0.5) as (a, _):
+        async with _running(database_url, slow, "a", lease_s=0.5, concurrency=64) as (a, _):
             await asyncio.sleep(0.7)  # A holds every claim, then its lease passes mid-probe
             async with _running(database_url, _options(pki, hosts, port, "127.0.0.1"), "b") as (b, _):
 
                 async def settled() -> bool:
-                    return b.probed == len(hosts) and a.probed == 0 and time.monotonic() > 0
+                    return b.probed == len(hosts)
 
                 await _wait_until(settled)
                 await asyncio.sleep(1.5)  # A's handshakes time out and try to record now

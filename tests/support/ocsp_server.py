@@ -35,9 +35,7 @@ class OcspResponder:
         now = datetime.now(UTC)
         builder = ocsp.OCSPResponseBuilder()
         if serial in self.revoked or serial in self.good:
-            status = (
-                ocsp.OCSPCertStatus.REVOKED if serial in self.revoked else ocsp.OCSPCertStatus.GOOD
-            )
+            status = ocsp.OCSPCertStatus.REVOKED if serial in self.revoked else ocsp.OCSPCertStatus.GOOD
             revoked = serial in self.revoked
             builder = builder.add_response_by_hash(
                 issuer_name_hash=request.issuer_name_hash,

@@ -109,9 +109,7 @@ def issue(
         .not_valid_after(not_after or now + timedelta(days=90))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_key.public_key()), False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_key.public_key()), False)
     )
     usage = dict.fromkeys(
         (
@@ -212,9 +210,7 @@ class TestPKI:
         kwargs.setdefault("issuer", self.intermediate)
         return issue(cn, **kwargs)  # type: ignore[arg-type]
 
-    def server_files(
-        self, leaf: Issued, chain: tuple[Issued, ...] | None = None
-    ) -> tuple[str, str]:
+    def server_files(self, leaf: Issued, chain: tuple[Issued, ...] | None = None) -> tuple[str, str]:
         """(certfile, keyfile) for a server that sends ``leaf`` then ``chain`` in that order.
 
         ``chain`` defaults to the intermediate; pass ``()`` for a leaf-only server.

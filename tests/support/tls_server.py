@@ -60,9 +60,7 @@ async def _answer_http(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     with contextlib.suppress(OSError, TimeoutError):
         async with asyncio.timeout(_IO_TIMEOUT):
             await reader.read(_MAX_READ)
-            writer.write(
-                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            )
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             await writer.drain()
 
 

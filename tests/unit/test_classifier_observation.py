@@ -87,9 +87,7 @@ def test_address_changes_and_a_stale_node() -> None:
     assert _kinds(first, two) == [ChangeKind.ADDRESSES]
     assert changes(first, two)[0].after == ("192.0.2.1", "192.0.2.2")
     # one node renews, the other still serves the old leaf: both leaves are listed after
-    mixed = _obs(
-        served("192.0.2.1", cert(serial=2), INT), served("192.0.2.2", LEAF, INT), previous=two
-    )
+    mixed = _obs(served("192.0.2.1", cert(serial=2), INT), served("192.0.2.2", LEAF, INT), previous=two)
     renewal = changes(two, mixed)
     assert [c.kind for c in renewal] == [ChangeKind.RENEWAL]
     assert set(renewal[0].after) == {LEAF.sha256, cert(serial=2).sha256}

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from certwatch.classifier.causes import CAUSE_INFO, Cause, Status
 from certwatch.classifier.classify import Verdict, classify, days_left
 from certwatch.classifier.precedence import PRECEDENCE, ordered, primary
 from certwatch.prober import facts as f
-from hypothesis import given
-from hypothesis import strategies as st
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def cert(
-    cn: str = "www.example.test", *, days: float = 90, issuer_org: str = "Example CA"
-) -> f.CertFacts:
+def cert(cn: str = "www.example.test", *, days: float = 90, issuer_org: str = "Example CA") -> f.CertFacts:
     return f.CertFacts(
         subject=f"CN={cn}",
         subject_cn=cn,
@@ -39,9 +38,7 @@ def cert(
     )
 
 
-def done(
-    ip: str = "192.0.2.1", *, days: float = 90, problems: tuple[str, ...] = ()
-) -> f.EndpointFacts:
+def done(ip: str = "192.0.2.1", *, days: float = 90, problems: tuple[str, ...] = ()) -> f.EndpointFacts:
     return f.EndpointFacts(
         ip=ip,
         phase=f.PHASE_DONE,

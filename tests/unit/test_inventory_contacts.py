@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from certwatch.inventory.contacts import (
     MAX_CONTACTS_PER_DOMAIN,
     Contact,
@@ -10,8 +13,6 @@ from certwatch.inventory.contacts import (
     validate_domain_contacts,
 )
 from certwatch.inventory.validation import ValidationError
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 TOKEN = "0123456789abcdef" * 4
 WEBHOOK = f"https://oapi.dingtalk.com/robot/send?access_token={TOKEN}"
@@ -214,13 +215,9 @@ def test_custom_webhook_still_refuses(url: str, rule: str) -> None:
     assert ("dingtalk_webhook", rule) in _rules(caught.value)
 
 
-@pytest.mark.parametrize(
-    "secret", ["abc", "SEC", "sec123", "SEC 123", "SEC-123", "SEC" + "a" * 126]
-)
+@pytest.mark.parametrize("secret", ["abc", "SEC", "sec123", "SEC 123", "SEC-123", "SEC" + "a" * 126])
 def test_secret_refused(secret: str) -> None:
-    assert ("dingtalk_secret", "secret_format") in _refused(
-        dingtalk_webhook=WEBHOOK, dingtalk_secret=secret
-    )
+    assert ("dingtalk_secret", "secret_format") in _refused(dingtalk_webhook=WEBHOOK, dingtalk_secret=secret)
 
 
 def test_secret_without_webhook() -> None:
@@ -265,9 +262,7 @@ def test_domain_contacts_refuses_a_bare_string() -> None:
     st.sampled_from("123456789"),
     st.lists(st.sampled_from([" ", "-", ""]), min_size=15, max_size=15),
 )
-def test_any_e164_number_normalises_to_its_digits(
-    rest: str, first: str, separators: list[str]
-) -> None:
+def test_any_e164_number_normalises_to_its_digits(rest: str, first: str, separators: list[str]) -> None:
     digits = first + rest
     typed = "+" + "".join(d + s for d, s in zip(digits, separators, strict=False))
     assert validate_contact("Ops", typed, None, None, None).phone == "+" + digits
@@ -291,9 +286,7 @@ def test_validate_contact_raises_only_validation_error(
     custom: bool,
 ) -> None:
     try:
-        contact = validate_contact(
-            name, phone, email, webhook, secret, allow_custom_webhook_hosts=custom
-        )
+        contact = validate_contact(name, phone, email, webhook, secret, allow_custom_webhook_hosts=custom)
     except ValidationError as error:
         assert error.violations
         return

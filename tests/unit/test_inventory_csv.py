@@ -5,6 +5,9 @@ from __future__ import annotations
 import string
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from certwatch.inventory.csv_import import (
     COLUMNS,
     DEFAULT_ENABLE,
@@ -14,8 +17,6 @@ from certwatch.inventory.csv_import import (
     parse_csv,
 )
 from certwatch.inventory.validation import FieldViolation, Target, ValidationError
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 HEADER = "domain,port,contacts,enable\n"
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from certwatch.inventory.quota import (
     DAYS_PER_UNIT,
     MAX_PACKAGE_DOMAINS,
@@ -21,8 +24,6 @@ from certwatch.inventory.quota import (
     service_end,
 )
 from certwatch.inventory.validation import ValidationError
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 _DATES = st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 12, 31))
 
@@ -178,9 +179,7 @@ def test_enable_after_expiry_renews_with_a_new_unit() -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(_DATES, st.lists(st.integers(0, DAYS_PER_UNIT - 1), max_size=10))
-def test_repeated_re_enables_within_the_period_consume_one_unit(
-    start: date, offsets: list[int]
-) -> None:
+def test_repeated_re_enables_within_the_period_consume_one_unit(start: date, offsets: list[int]) -> None:
     outcome = enable(QuotaState(1, 0), None, start)
     for offset in sorted(offsets):
         outcome = enable(outcome.quota, outcome.period_start, start + timedelta(days=offset))

@@ -6,6 +6,9 @@ import ipaddress
 import string
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
 from certwatch.inventory.validation import (
     DEFAULT_PORT,
     MAX_DOMAIN_LIST_LENGTH,
@@ -21,8 +24,6 @@ from certwatch.inventory.validation import (
     target_warnings,
     validate_port,
 )
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 # --- accepted forms -----------------------------------------------------------------------
 
@@ -265,10 +266,7 @@ def test_other_ports_have_no_warning(port: int) -> None:
 
 
 def test_parse_domain_list_reports_each_entry() -> None:
-    text = (
-        "a.example.com, A.Example.com:443\uff0cb.example.com\u3001 *.c.example"
-        "\n\n c.example.com:80 ,,"
-    )
+    text = "a.example.com, A.Example.com:443\uff0cb.example.com\u3001 *.c.example\n\n c.example.com:80 ,,"
     results = parse_domain_list(text)
     assert [r.index for r in results] == [1, 2, 3, 4, 5]
     assert [r.raw for r in results] == [
@@ -382,9 +380,7 @@ def test_any_unicast_ip_round_trips(
 
 # Biased towards characters that form hosts, so many draws succeed and reach deep rules.
 _TARGETISH = st.lists(
-    st.sampled_from(
-        [*"abcxyz019.-:[]%_*/@ ", "ü", "例", "\u3002", "\uff21", "\u00ad", "xn--", ".id"]
-    ),
+    st.sampled_from([*"abcxyz019.-:[]%_*/@ ", "ü", "例", "\u3002", "\uff21", "\u00ad", "xn--", ".id"]),
     max_size=30,
 ).map("".join)
 
@@ -406,9 +402,7 @@ def test_normalize_raises_only_validation_error_and_is_idempotent(raw: str) -> N
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    st.lists(st.sampled_from(["ü", "é", "例", "ß", "a", "1", "-", "ω"]), min_size=1, max_size=20)
-)
+@given(st.lists(st.sampled_from(["ü", "é", "例", "ß", "a", "1", "-", "ω"]), min_size=1, max_size=20))
 def test_internationalised_labels_are_idempotent(chars: list[str]) -> None:
     raw = "".join(chars) + ".example"
     try:

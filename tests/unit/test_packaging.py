@@ -72,9 +72,7 @@ def _stages(text: str) -> list[list[tuple[str, str]]]:
 
 def _arg_defaults(text: str) -> dict[str, str]:
     return dict(
-        args.split("=", 1)
-        for keyword, args in _instructions(text)
-        if keyword == "ARG" and "=" in args
+        args.split("=", 1) for keyword, args in _instructions(text) if keyword == "ARG" and "=" in args
     )
 
 

@@ -62,9 +62,18 @@ async def _purchase(args: argparse.Namespace, settings: config.Settings) -> int:
     try:
         await EventLog(pool).append(
             d.quota_stream_id(account_id),
-            [NewEvent(d.QUOTA_PURCHASED, {"account_id": str(account_id), "units": units,
-                                          "domain_count": args.domains, "quantity": args.quantity,
-                                          "years": args.years})],  # fmt: skip
+            [
+                NewEvent(
+                    d.QUOTA_PURCHASED,
+                    {
+                        "account_id": str(account_id),
+                        "units": units,
+                        "domain_count": args.domains,
+                        "quantity": args.quantity,
+                        "years": args.years,
+                    },
+                )
+            ],
             expected_version=None,
         )
     finally:

@@ -157,10 +157,7 @@ def _table(rows: list[tuple[ProbeResult, Verdict]]) -> str:
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = [
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    ]
+    out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
     for result, verdict in rows:
         for finding in verdict.findings:
             out.append(f"  {result.host}:{result.port} {finding.cause.value}: {finding.detail}")

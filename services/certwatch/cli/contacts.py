@@ -85,6 +85,8 @@ def _remove(args: argparse.Namespace) -> int:
         result = call(stub.DeleteContact, pb.DeleteContactRequest(id=args.id, detach=args.detach), metadata)
     except CliError as exc:
         return fail(str(exc))
-    detached = f" (detached from {len(result.detached_domain_ids)} domains)" if result.detached_domain_ids else ""
+    detached = (
+        f" (detached from {len(result.detached_domain_ids)} domains)" if result.detached_domain_ids else ""
+    )
     print(f"removed {args.id}{detached}")
     return 0

@@ -72,7 +72,9 @@ def _quota(args: argparse.Namespace) -> int:
 def _create(args: argparse.Namespace) -> int:
     try:
         stub, metadata = _stub(args)
-        created = call(stub.CreateAccount, pb.CreateAccountRequest(name=args.name, admin=args.admin), metadata)
+        created = call(
+            stub.CreateAccount, pb.CreateAccountRequest(name=args.name, admin=args.admin), metadata
+        )
     except CliError as exc:
         return fail(str(exc))
     print(json.dumps({"account_id": created.account_id, "api_key": created.api_key}))

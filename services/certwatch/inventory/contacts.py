@@ -132,9 +132,7 @@ def validate_domain_contacts(ids: Sequence[str]) -> tuple[str, ...]:
     for position, ref in enumerate(ids, start=1):
         text = ref.strip()
         if not text:
-            violations.append(
-                FieldViolation("contacts", "required", f"contact {position} is blank")
-            )
+            violations.append(FieldViolation("contacts", "required", f"contact {position} is blank"))
         elif len(text) > MAX_CONTACT_REF_LENGTH:
             violations.append(
                 FieldViolation(
@@ -145,9 +143,7 @@ def validate_domain_contacts(ids: Sequence[str]) -> tuple[str, ...]:
             )
         elif text in cleaned:
             violations.append(
-                FieldViolation(
-                    "contacts", "duplicate", f"contact {text!r} is listed twice; list it once"
-                )
+                FieldViolation("contacts", "duplicate", f"contact {text!r} is listed twice; list it once")
             )
         else:
             cleaned.append(text)
@@ -156,9 +152,7 @@ def validate_domain_contacts(ids: Sequence[str]) -> tuple[str, ...]:
     return tuple(cleaned)
 
 
-def _check(
-    violations: list[FieldViolation], checker: Callable[[str], str], value: str | None
-) -> str | None:
+def _check(violations: list[FieldViolation], checker: Callable[[str], str], value: str | None) -> str | None:
     """Run one field check, collecting its violations instead of stopping at the first field."""
     if value is None:
         return None
@@ -258,8 +252,7 @@ def _webhook(value: str, *, allow_custom: bool) -> str:
         raise ValidationError(
             "dingtalk_webhook",
             "invalid_character",
-            "the URL contains spaces or non-ASCII characters; paste it exactly as DingTalk"
-            " shows it",
+            "the URL contains spaces or non-ASCII characters; paste it exactly as DingTalk shows it",
         )
     try:
         url = urlsplit(text)
@@ -316,8 +309,7 @@ def _check_custom_webhook(url: SplitResult) -> None:
     raise ValidationError(
         "dingtalk_webhook",
         "url_scheme",
-        "the URL must use https (plain http is allowed only to a loopback address such as"
-        " 127.0.0.1)",
+        "the URL must use https (plain http is allowed only to a loopback address such as 127.0.0.1)",
     )
 
 

@@ -179,7 +179,9 @@ class ContactHandlers:
         async with self._log.pool.connection() as conn:
             return await self._render(conn, principal, contact_id)
 
-    async def _resolve_contacts(self, conn: Conn, principal: auth.Principal, refs: Sequence[str]) -> tuple[str, ...]:
+    async def _resolve_contacts(
+        self, conn: Conn, principal: auth.Principal, refs: Sequence[str]
+    ) -> tuple[str, ...]:
         """Contact ids or names of the caller's account → ids; unknown ones are an error."""
         if not refs:
             return ()

@@ -214,9 +214,7 @@ def _header(cells: list[str]) -> dict[int, str]:
             )
     for name in COLUMNS:
         if names.count(name) > 1:
-            violations.append(
-                FieldViolation("file", "duplicate_column", f"column {name!r} appears twice")
-            )
+            violations.append(FieldViolation("file", "duplicate_column", f"column {name!r} appears twice"))
     violations.extend(
         FieldViolation("file", "missing_column", f"the header has no {name!r} column")
         for name in _REQUIRED_COLUMNS
@@ -227,9 +225,7 @@ def _header(cells: list[str]) -> dict[int, str]:
     return {position: name for position, name in enumerate(names) if name}
 
 
-def _row(
-    line: int, cells: list[str], header: dict[int, str], first_seen: dict[Target, int]
-) -> CsvRow:
+def _row(line: int, cells: list[str], header: dict[int, str], first_seen: dict[Target, int]) -> CsvRow:
     values = {name: "" for name in COLUMNS}
     violations: list[FieldViolation] = []
     for position, cell in enumerate(cells):

@@ -120,7 +120,9 @@ def enable(state: DomainState, quota_state: quota.QuotaState, now: datetime) -> 
         raise FailedPrecondition(f"cannot enable {state.host}:{state.port}: {exc}") from exc
     events: list[Event] = []
     if outcome.consumed_unit:
-        events.append((QUOTA_UNIT_CONSUMED, {**_base(state), "period_start": outcome.period_start.isoformat()}))
+        events.append(
+            (QUOTA_UNIT_CONSUMED, {**_base(state), "period_start": outcome.period_start.isoformat()})
+        )
     events.append((
         MONITORING_ENABLED,
         {

@@ -69,7 +69,9 @@ def _metadata(principal: auth.Principal) -> dict[str, str]:
 
 def _contact_ids(ids: Sequence[str], field: str = "contact_ids") -> tuple[str, ...]:
     if len(ids) > MAX_CONTACTS_PER_DOMAIN:
-        raise InvalidArgument([(field, f"at most {MAX_CONTACTS_PER_DOMAIN} contacts per domain, got {len(ids)}")])
+        raise InvalidArgument(
+            [(field, f"at most {MAX_CONTACTS_PER_DOMAIN} contacts per domain, got {len(ids)}")]
+        )
     if len(set(ids)) != len(ids):
         raise InvalidArgument([(field, "a contact is listed twice")])
     return tuple(ids)
@@ -98,7 +100,9 @@ class DomainHandlers:
             shared_contacts = await self._resolve_contacts(conn, principal, list(request.contact_ids))
             for entry in entries:
                 if entry.target is None:
-                    results.append(pb.AddDomainResult(entry=entry.raw, row=entry.row, error=entry.error or ""))
+                    results.append(
+                        pb.AddDomainResult(entry=entry.raw, row=entry.row, error=entry.error or "")
+                    )
                     continue
                 try:
                     contacts = (await self._resolve_contacts(conn, principal, entry.contact_ids)
@@ -133,7 +137,9 @@ class DomainHandlers:
                             events.append(NewEvent(et, edata, metadata=meta))
                 batch.append((d.stream_id(domain_id), events, 0))
                 added.append((entry, str(domain_id)))
-                results.append(pb.AddDomainResult(entry=entry.raw, row=entry.row, added=True, warnings=warnings))
+                results.append(
+                    pb.AddDomainResult(entry=entry.raw, row=entry.row, added=True, warnings=warnings)
+                )
             if consumed:
                 batch.append((d.quota_stream_id(principal.account_id), consumed, quota_version))
             await self._log.append_batch(batch, conn=conn)
@@ -183,7 +189,9 @@ class DomainHandlers:
             ))  # fmt: skip
         return entries
 
-    async def _claim(self, conn: Conn, account_id: uuid.UUID, target: validation.Target, domain_id: uuid.UUID) -> str | None:
+    async def _claim(
+        self, conn: Conn, account_id: uuid.UUID, target: validation.Target, domain_id: uuid.UUID
+    ) -> str | None:
         """Reserve host:port for the account; return the existing domain's id if taken."""
         cur = await conn.execute(
             "INSERT INTO inventory_claims (account_id, host, port, domain_id) VALUES (%s, %s, %s, %s)"
@@ -242,14 +250,22 @@ class DomainHandlers:
                 events = d.disable(state, self._now())
             elif name == "edit":
                 if kwargs["contact_ids"] is not None:
-                    kwargs["contact_ids"] = await self._resolve_contacts(conn, principal, kwargs["contact_ids"])
+                    kwargs["contact_ids"] = await self._resolve_contacts(
+                        conn, principal, kwargs["contact_ids"]
+                    )
                 events = d.edit(state, **kwargs)
                 if events and kwargs.get("port") not in (None, state.port):
                     target = validation.Target(state.host, kwargs["port"], False)
-                    await conn.execute("DELETE FROM inventory_claims WHERE domain_id = %s", (state.domain_id,))
-                    existing = await self._claim(conn, principal.account_id, target, uuid.UUID(state.domain_id))
+                    await conn.execute(
+                        "DELETE FROM inventory_claims WHERE domain_id = %s", (state.domain_id,)
+                    )
+                    existing = await self._claim(
+                        conn, principal.account_id, target, uuid.UUID(state.domain_id)
+                    )
                     if existing is not None:
-                        raise InvalidArgument([("port", f"{state.host}:{kwargs['port']} is already monitored as {existing}")])
+                        raise InvalidArgument(
+                            [("port", f"{state.host}:{kwargs['port']} is already monitored as {existing}")]
+                        )
             else:
                 events = d.remove(state)
                 await conn.execute("DELETE FROM inventory_claims WHERE domain_id = %s", (state.domain_id,))
@@ -353,4 +369,3 @@ def _decode_token(token: str) -> tuple[str, str]:
     except (ValueError, UnicodeDecodeError):
         raise InvalidArgument([("page_token", "not a token from a previous ListDomains")]) from None
     return host, domain_id
-

@@ -120,9 +120,7 @@ def purchase_units(domain_count: int, quantity: int = 1, years: int = 1) -> int:
         ("years", years, MAX_PACKAGE_YEARS),
     ):
         if isinstance(value, bool) or not 1 <= value <= bound:
-            raise ValidationError(
-                name, "out_of_range", f"{name} must be a whole number from 1 to {bound}"
-            )
+            raise ValidationError(name, "out_of_range", f"{name} must be a whole number from 1 to {bound}")
     return domain_count * quantity * years
 
 
@@ -160,9 +158,7 @@ def enable(quota: QuotaState, first_enabled: date | None, today: date) -> Enable
     return EnableOutcome(quota.consume(), today, consumed_unit=True)
 
 
-def ending_soon(
-    domains: Mapping[K, date | None], today: date, within_days: int
-) -> list[tuple[K, int]]:
+def ending_soon(domains: Mapping[K, date | None], today: date, within_days: int) -> list[tuple[K, int]]:
     """Domains whose service period ends within ``within_days`` days (today included).
 
     Takes ``{key: first_enabled}`` (``None`` = never enabled, so nothing is ending) and
@@ -174,7 +170,6 @@ def ending_soon(
     found = [
         (key, left)
         for key, first_enabled in domains.items()
-        if first_enabled is not None
-        and 0 < (left := remaining_days(first_enabled, today)) <= within_days
+        if first_enabled is not None and 0 < (left := remaining_days(first_enabled, today)) <= within_days
     ]
     return sorted(found, key=lambda pair: pair[1])

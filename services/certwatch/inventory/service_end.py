@@ -61,7 +61,9 @@ class ServiceEndWorker:
             if not events:
                 continue
             try:
-                await self._log.append(stream, [NewEvent(t, x) for t, x in events], expected_version=state.version)
+                await self._log.append(
+                    stream, [NewEvent(t, x) for t, x in events], expected_version=state.version
+                )
                 ended += 1
             except ConcurrencyConflict:
                 continue  # someone changed it meanwhile; the next pass decides again

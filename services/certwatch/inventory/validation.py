@@ -312,8 +312,7 @@ def normalize_hostname(text: str, *, field: str = "domain") -> str:
         raise ValidationError(
             field,
             "single_label",
-            f"{_quote(text)} has a single label; enter a fully qualified name such as"
-            " 'www.example.com'",
+            f"{_quote(text)} has a single label; enter a fully qualified name such as 'www.example.com'",
         )
     if _ASCII_DIGITS.fullmatch(labels[-1]):
         raise ValidationError(
@@ -358,9 +357,7 @@ def _prescreen(raw: str) -> str:
     """Refuse whole classes of wrong input early, with a message aimed at the likely mistake."""
     text = raw.strip()
     if not text:
-        raise ValidationError(
-            "domain", "required", f"enter a domain name or IP address, e.g. {_EXAMPLE}"
-        )
+        raise ValidationError("domain", "required", f"enter a domain name or IP address, e.g. {_EXAMPLE}")
     if len(text) > MAX_TARGET_INPUT_LENGTH:
         raise ValidationError(
             "domain",
@@ -485,9 +482,7 @@ def _checked_ip(text: str, family: str, how: str) -> str:
 def _label_to_ascii(label: str, field: str) -> str:
     """One label to its ASCII form, enforcing LDH, length and hyphen rules on both forms."""
     if not label:
-        raise ValidationError(
-            field, "empty_label", "the name has an empty label ('..' or a leading dot)"
-        )
+        raise ValidationError(field, "empty_label", "the name has an empty label ('..' or a leading dot)")
     if label.isascii():
         ascii_label = label.lower()
     else:

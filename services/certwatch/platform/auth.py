@@ -38,9 +38,7 @@ class Principal:
         return self.role == "admin"
 
 
-_current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
-    "principal", default=None
-)
+_current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
 
 
 def current() -> Principal:
@@ -76,16 +74,12 @@ async def create_account(
     """Create an account with one key; return (account id, the key, shown only once)."""
     account_id = uuid.uuid4()
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "INSERT INTO accounts (account_id, name) VALUES (%s, %s)", (account_id, name)
-        )
+        await conn.execute("INSERT INTO accounts (account_id, name) VALUES (%s, %s)", (account_id, name))
         key = await _issue_key(conn, account_id, role)
     return account_id, key
 
 
-async def issue_key(
-    pool: AsyncConnectionPool[Any], account_id: uuid.UUID, *, role: str = "user"
-) -> str:
+async def issue_key(pool: AsyncConnectionPool[Any], account_id: uuid.UUID, *, role: str = "user") -> str:
     async with pool.connection() as conn:
         return await _issue_key(conn, account_id, role)
 
@@ -118,8 +112,7 @@ class KeyVerifier:
             return hit[2]
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT account_id, secret_hash, role FROM api_keys"
-                " WHERE key_id = %s AND revoked_at IS NULL",
+                "SELECT account_id, secret_hash, role FROM api_keys WHERE key_id = %s AND revoked_at IS NULL",
                 (key_id,),
             )
             row = await cur.fetchone()

@@ -99,9 +99,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         nats_url=env.get("CERTWATCH_NATS_URL", defaults.nats_url),
         grpc_host=env.get("CERTWATCH_GRPC_HOST", defaults.grpc_host),
         grpc_ports=ports,
-        otlp_endpoint=env.get("CERTWATCH_OTLP_ENDPOINT")
-        or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or None,
+        otlp_endpoint=env.get("CERTWATCH_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
         log_level=env.get("CERTWATCH_LOG_LEVEL", defaults.log_level).upper(),
         log_format=env.get("CERTWATCH_LOG_FORMAT", defaults.log_format),
         probe_interval_s=_float(env, "CERTWATCH_PROBE_INTERVAL_S", defaults.probe_interval_s),

@@ -15,8 +15,7 @@ from certwatch.platform import errors
 from certwatch.platform.events import UPCASTERS, NewEvent, RecordedEvent, Upcasters, dumps
 
 _COLUMNS = (
-    "position, event_id, stream_id, stream_version, event_type, schema_version, data,"
-    " metadata, recorded_at"
+    "position, event_id, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at"
 )
 
 Conn = psycopg.AsyncConnection[Any]
@@ -137,9 +136,7 @@ class EventLog:
         return await self._fetch(sql, [stream_id, after_version], conn)
 
     async def get(self, event_id: uuid.UUID, *, conn: Conn | None = None) -> RecordedEvent | None:
-        rows = await self._fetch(
-            f"SELECT {_COLUMNS} FROM events WHERE event_id = %s", [event_id], conn
-        )
+        rows = await self._fetch(f"SELECT {_COLUMNS} FROM events WHERE event_id = %s", [event_id], conn)
         return rows[0] if rows else None
 
     async def head(self, *, conn: Conn | None = None) -> int:
@@ -155,9 +152,7 @@ class EventLog:
         assert row is not None
         return int(row[0])
 
-    async def _fetch(
-        self, sql: str, params: Sequence[Any], conn: Conn | None
-    ) -> list[RecordedEvent]:
+    async def _fetch(self, sql: str, params: Sequence[Any], conn: Conn | None) -> list[RecordedEvent]:
         if conn is not None:
             async with conn.cursor(row_factory=tuple_row) as cur:
                 await cur.execute(sql.encode(), params)

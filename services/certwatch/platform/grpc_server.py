@@ -31,14 +31,11 @@ _CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
 
 
 def _status_details(exc: Exception, code: grpc.StatusCode) -> tuple[tuple[str, bytes], ...]:
-    status = status_pb2.Status(
-        code=getattr(code_pb2, code.name, code_pb2.UNKNOWN), message=str(exc)
-    )
+    status = status_pb2.Status(code=getattr(code_pb2, code.name, code_pb2.UNKNOWN), message=str(exc))
     if isinstance(exc, errors.InvalidArgument):
         bad = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
-                for f, d in exc.violations
+                error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in exc.violations
             ]
         )
         status.details.add().Pack(bad)
@@ -63,21 +60,15 @@ class _Interceptor(grpc.aio.ServerInterceptor):
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
             parent = telemetry.context_from(metadata)
-            with telemetry.tracer().start_as_current_span(
-                method, context=parent, kind=telemetry.SERVER
-            ):
+            with telemetry.tracer().start_as_current_span(method, context=parent, kind=telemetry.SERVER):
                 token = None
                 try:
                     if self._verifier is not None:
-                        token = auth.bind(
-                            await self._verifier.verify(metadata.get("authorization"))
-                        )
+                        token = auth.bind(await self._verifier.verify(metadata.get("authorization")))
                     return await inner(request, context)
                 except tuple(c for c, _ in _CODES) as exc:
                     code = next(code for cls, code in _CODES if isinstance(exc, cls))
-                    await context.abort(
-                        code, str(exc), trailing_metadata=_status_details(exc, code)
-                    )
+                    await context.abort(code, str(exc), trailing_metadata=_status_details(exc, code))
                 except grpc.aio.AbortError:
                     raise
                 except Exception:
@@ -100,9 +91,7 @@ Registration = tuple[Callable[[Any, grpc.aio.Server], None], Any, str]
 class GrpcServer:
     """One aio server with health and reflection; `set_serving` follows dependency checks."""
 
-    def __init__(
-        self, registrations: Sequence[Registration], verifier: auth.KeyVerifier | None
-    ) -> None:
+    def __init__(self, registrations: Sequence[Registration], verifier: auth.KeyVerifier | None) -> None:
         self.server = grpc.aio.server(
             interceptors=[_Interceptor(verifier)],
             options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
@@ -138,9 +127,7 @@ class GrpcServer:
 
     async def set_serving(self, serving: bool) -> None:
         status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         for name in ["", *self._services]:
             await self.health.set(name, status)

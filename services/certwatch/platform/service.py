@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from pathlib import Path
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
@@ -78,9 +78,7 @@ class Service:
     async def start(self) -> None:
         s = self.settings
         pool = await db.open_pool(s.database_url, max_size=20)
-        bus = await busmod.connect(
-            s.nats_url, name=f"certwatch-{self.name}", replicas=s.stream_replicas
-        )
+        bus = await busmod.connect(s.nats_url, name=f"certwatch-{self.name}", replicas=s.stream_replicas)
         event_log = EventLog(pool)
         self.runtime = Runtime(self.name, s, pool, event_log, bus)
         parts = self._parts = await self._build(self.runtime)
@@ -90,9 +88,7 @@ class Service:
         relay = OutboxRelay(event_log, bus, s.database_url)
         runners = [ProjectionRunner(event_log, p, bus) for p in parts.projections]
         self._stoppables = [relay, *runners, *parts.workers]
-        self._tasks = [
-            asyncio.create_task(w.run(), name=type(w).__name__) for w in self._stoppables
-        ]
+        self._tasks = [asyncio.create_task(w.run(), name=type(w).__name__) for w in self._stoppables]
         self._tasks.append(asyncio.create_task(self._health_loop(), name="health"))
         log.info("%s listening on %s:%d", self.name, s.grpc_host, self.port)
 

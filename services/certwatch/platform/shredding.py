@@ -16,8 +16,8 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from certwatch.platform.eventlog import Conn
 from certwatch.platform.errors import CertwatchError
+from certwatch.platform.eventlog import Conn
 
 _PREFIX = "v1:"
 
@@ -77,7 +77,7 @@ class Vault:
     async def open(self, conn: Conn, subject: str, sealed: str) -> Any:
         if not sealed.startswith(_PREFIX):
             raise ValueError("not a sealed value")
-        raw = base64.b64decode(sealed[len(_PREFIX):])
+        raw = base64.b64decode(sealed[len(_PREFIX) :])
         key = await self._data_key(conn, subject, create=False)
         try:
             return json.loads(key.decrypt(raw[:12], raw[12:], subject.encode()))

@@ -35,18 +35,14 @@ def setup(
     global _configured
     if _configured:
         return
-    resource = Resource.create(
-        {"service.name": f"certwatch-{service}", "service.namespace": "certwatch"}
-    )
+    resource = Resource.create({"service.name": f"certwatch-{service}", "service.namespace": "certwatch"})
     tracer_provider = TracerProvider(resource=resource)
     readers = list(metric_readers)
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        tracer_provider.add_span_processor(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint))
-        )
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=otlp_endpoint)))
     for processor in span_processors:
         tracer_provider.add_span_processor(processor)
@@ -94,3 +90,11 @@ def histogram(name: str, unit: str = "ms", description: str = "") -> otel_metric
 
 SERVER = trace.SpanKind.SERVER
 CLIENT = trace.SpanKind.CLIENT
+
+
+def add_span_processor(processor: SpanProcessor) -> None:
+    """Attach another processor (tests use an in-memory exporter) to the installed provider."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        raise RuntimeError("telemetry.setup() has not run in this process")
+    provider.add_span_processor(processor)

@@ -41,14 +41,10 @@ def ats_check(tls_version: str | None, cipher: str | None, chain: Sequence[CertF
         if cert.self_signed and index > 0:
             continue  # a root's self-signature is never checked by clients
         if cert.signature_hash is not None and cert.signature_hash not in _STRONG_HASHES:
-            reasons.append(
-                f"{cert.subject} is signed with {cert.signature_hash}, ATS requires SHA-256+"
-            )
+            reasons.append(f"{cert.subject} is signed with {cert.signature_hash}, ATS requires SHA-256+")
     if chain:
         leaf = chain[0]
         minimum = _MIN_BITS.get(leaf.key_type)
         if minimum is not None and (leaf.key_bits or 0) < minimum:
-            reasons.append(
-                f"{leaf.key_type} key of {leaf.key_bits} bits, ATS requires {minimum} or more"
-            )
+            reasons.append(f"{leaf.key_type} key of {leaf.key_bits} bits, ATS requires {minimum} or more")
     return AtsResult(passed=not reasons, reasons=tuple(reasons))

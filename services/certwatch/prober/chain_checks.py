@@ -159,9 +159,7 @@ def _verdict(
     return None
 
 
-def check_chain(
-    host: str, parsed: Sequence[ParsedCert], anchors: TrustAnchors, now: datetime
-) -> ChainReport:
+def check_chain(host: str, parsed: Sequence[ParsedCert], anchors: TrustAnchors, now: datetime) -> ChainReport:
     """All problems of the presented chain, plus the verifier's overall verdict."""
     certs = [p.cert for p in parsed]
     facts = [p.facts for p in parsed]

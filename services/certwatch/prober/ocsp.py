@@ -40,9 +40,7 @@ def clear_cache() -> None:
     _cache.clear()
 
 
-def _signature_ok(
-    key: object, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm | None
-) -> bool:
+def _signature_ok(key: object, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm | None) -> bool:
     try:
         if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
             key.verify(signature, data, padding.PKCS1v15(), algorithm)

@@ -178,13 +178,9 @@ async def _probe_endpoint(
         server_name = None if parse_ip(host) is not None else normalise_host(host)
         try:
             async with asyncio.timeout(min(options.handshake_timeout, deadline - connected)):
-                tls = await loop.start_tls(
-                    transport, protocol, client_context(), server_hostname=server_name
-                )
+                tls = await loop.start_tls(transport, protocol, client_context(), server_hostname=server_name)
         except TimeoutError:
-            return EndpointFacts(
-                ip, PHASE_TLS, ERR_TIMEOUT, "TLS handshake timed out", connect_ms=connect_ms
-            )
+            return EndpointFacts(ip, PHASE_TLS, ERR_TIMEOUT, "TLS handshake timed out", connect_ms=connect_ms)
         except (ssl.SSLError, ConnectionError, OSError) as exc:
             kind, message = _tls_failure(exc)
             return EndpointFacts(ip, PHASE_TLS, kind, message, connect_ms=connect_ms)
