@@ -7,6 +7,7 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
+
 from certwatch.classifier import events as cev
 from certwatch.classifier.api import ClassifierApi
 from certwatch.classifier.details import DETAILS_VIEW
@@ -20,7 +21,6 @@ from certwatch.platform.projection import catch_up, rebuild
 from certwatch.prober import events as pev
 from certwatch.prober.facts import ProbeResult
 from certwatch.v1 import classifier_pb2 as pb
-
 from tests.support.probe_results import NOW, cert, intermediate, refused, result, served
 
 LEAF, INT = cert(), intermediate()

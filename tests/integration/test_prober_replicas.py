@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+
 from certwatch.inventory import domain as d
 from certwatch.platform import db
 from certwatch.platform.eventlog import EventLog
@@ -26,7 +27,6 @@ from certwatch.prober import events as pev
 from certwatch.prober.options import ProbeOptions
 from certwatch.prober.schedule import SCHEDULE
 from certwatch.prober.scheduler import Scheduler
-
 from tests.support.pki import TestPKI
 from tests.support.tls_server import free_port_on, server_context, tls_server
 
@@ -39,7 +39,9 @@ def pki() -> Iterator[TestPKI]:
         yield p
 
 
-def _options(pki: TestPKI, hosts: list[str], port: int, address: str, *, handshake: float = 2.0) -> ProbeOptions:
+def _options(
+    pki: TestPKI, hosts: list[str], port: int, address: str, *, handshake: float = 2.0
+) -> ProbeOptions:
     return ProbeOptions(
         connect_timeout=2.0, handshake_timeout=handshake, overall=handshake + 3.0,
         resolve={(h, port): [address] for h in hosts}, ca_file=pki.ca_file,
@@ -75,11 +77,13 @@ async def _wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20.
 
 
 @contextlib.asynccontextmanager
-async def _running(database_url: str, options: ProbeOptions, name: str, **kw: Any) -> AsyncIterator[tuple[Scheduler, asyncio.Task[None]]]:
+async def _running(
+    database_url: str, options: ProbeOptions, name: str, **kw: Any
+) -> AsyncIterator[tuple[Scheduler, asyncio.Task[None]]]:
     """A Scheduler on its own pool, as a separate replica would be."""
     pool = await db.open_pool(database_url, max_size=4, migrate=False)
-    scheduler = Scheduler(EventLog(pool), options, interval_s=3600, jitter_s=0, worker_id=name,
-                          idle_poll_s=0.02, flush_s=0.01, **{"concurrency": 16, **kw})  # fmt: skip
+    settings: dict[str, Any] = {"concurrency": 16, "idle_poll_s": 0.02, "flush_s": 0.01, **kw}
+    scheduler = Scheduler(EventLog(pool), options, interval_s=3600, jitter_s=0, worker_id=name, **settings)
     task = asyncio.create_task(scheduler.run())
     try:
         yield scheduler, task
@@ -98,7 +102,10 @@ async def test_two_replicas_share_200_domains_and_probe_each_once_a_round(
     with tls_server(server_context(*pki.server_files(leaf))) as port:
         await _schedule(event_log, hosts, port)
         options = _options(pki, hosts, port, "127.0.0.1")
-        async with _running(database_url, options, "a") as (a, _), _running(database_url, options, "b") as (b, _):
+        async with (
+            _running(database_url, options, "a") as (a, _),
+            _running(database_url, options, "b") as (b, _),
+        ):
             for round_no in (1, 2):
 
                 async def complete(n: int = round_no) -> bool:
@@ -148,7 +155,7 @@ async def test_a_prober_that_dies_mid_batch_loses_no_domain(
             with contextlib.suppress(asyncio.CancelledError):
                 await a_task
         assert await _probes(event_log) == []
-        async with _running(database_url, _options(pki, hosts, port, "127.0.0.1"), "b") as (b, _):
+        async with _running(database_url, _options(pki, hosts, port, "127.0.0.1"), "b"):
 
             async def all_probed() -> bool:
                 return len(await _probes(event_log)) >= len(hosts)
@@ -173,7 +180,9 @@ async def test_a_prober_that_outlives_its_lease_records_nothing(
     with _silent("127.0.0.2", port), tls_server(server_context(*pki.server_files(leaf)), port=port):
         await _schedule(event_log, hosts, port)
         slow = _options(pki, hosts, port, "127.0.0.2", handshake=1.5)
-        async with _running(database_url, slow, "a", lease_s=0.5, concurrency=64) as (a, _):
+        # A sleeps on its in-flight probes instead of claiming again: it is the paused replica
+        paused = {"lease_s": 0.5, "concurrency": 64, "idle_poll_s": 5.0}
+        async with _running(database_url, slow, "a", **paused) as (a, _):
             await asyncio.sleep(0.7)  # A holds every claim, then its lease passes mid-probe
             async with _running(database_url, _options(pki, hosts, port, "127.0.0.1"), "b") as (b, _):
 

@@ -92,6 +92,7 @@ def issue(
     not_before: datetime | None = None,
     not_after: datetime | None = None,
     ocsp_url: str | None = None,
+    client: bool = False,
 ) -> Issued:
     """Issue a certificate; ``issuer=None`` makes it self-signed."""
     now = datetime.now(UTC)
@@ -130,7 +131,8 @@ def issue(
     else:
         usage.update(digital_signature=True, key_encipherment=isinstance(key, rsa.RSAPrivateKey))
         builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
+            critical=False,
         )
         names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
         names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]

@@ -60,7 +60,7 @@ class Scheduler:
         self._idle_poll_s = idle_poll_s
         self._flush_s = flush_s
         self._stop = asyncio.Event()
-        self._inflight: set[asyncio.Task[_Done]] = set()
+        self._inflight: dict[str, asyncio.Task[_Done]] = {}  # by domain id
         self.probed = 0
 
     def stop(self) -> None:
@@ -76,14 +76,14 @@ class Scheduler:
                     await self._sleep(1.0)
             # graceful: finish and record what is in flight (bounded by the probe timeout)
             if self._inflight:
-                done, _ = await asyncio.wait(self._inflight, timeout=self._options.overall + 1)
+                done, _ = await asyncio.wait(self._inflight.values(), timeout=self._options.overall + 1)
                 with contextlib.suppress(psycopg.OperationalError):
                     await self._record(
                         [t.result() for t in done if not t.cancelled() and t.exception() is None]
                     )
         finally:
             # Cancelled (or done): no orphan probes; unrecorded claims return when leases end.
-            for task in self._inflight:
+            for task in self._inflight.values():
                 task.cancel()
 
     async def _sleep(self, seconds: float) -> None:
@@ -95,24 +95,25 @@ class Scheduler:
         claimed: list[schedule.Due] = []
         if room > 0:
             async with self._log.pool.connection() as conn:
-                claimed = await schedule.claim(
-                    conn, worker=self.worker_id, limit=room, lease_s=self._lease_s
-                )
+                claimed = await schedule.claim(conn, worker=self.worker_id, limit=room, lease_s=self._lease_s)
                 traces = await self._traceparents(conn, claimed)
             for due in claimed:
-                self._inflight.add(asyncio.create_task(self._probe(due, traces.get(due.domain_id))))
+                if due.domain_id in self._inflight:  # our own lease ran out under this probe
+                    continue
+                task = asyncio.create_task(self._probe(due, traces.get(due.domain_id)))
+                self._inflight[due.domain_id] = task
         if not self._inflight:
             await self._sleep(self._idle_poll_s)
             return
         done, _ = await asyncio.wait(
-            self._inflight, timeout=self._flush_s if claimed or room <= 0 else self._idle_poll_s,
+            self._inflight.values(), timeout=self._flush_s if claimed or room <= 0 else self._idle_poll_s,
             return_when=asyncio.FIRST_COMPLETED,
         )  # fmt: skip
         if done:
             await asyncio.sleep(self._flush_s)  # let a few more finish: fewer, bigger batches
-            done = {t for t in self._inflight if t.done()}
-            self._inflight -= done
-            await self._record([t.result() for t in done])
+            finished = [t for t in self._inflight.values() if t.done()]
+            self._inflight = {k: t for k, t in self._inflight.items() if not t.done()}
+            await self._record([t.result() for t in finished])
 
     async def _traceparents(self, conn: Any, claimed: list[schedule.Due]) -> dict[str, str]:
         first = [d.domain_id for d in claimed if d.first_check]
@@ -133,9 +134,7 @@ class Scheduler:
         ):  # fmt: skip
             start = time.perf_counter()
             result = await probe(due.host, due.port, options=self._options)
-            telemetry.histogram("certwatch.probe.duration").record(
-                (time.perf_counter() - start) * 1000
-            )
+            telemetry.histogram("certwatch.probe.duration").record((time.perf_counter() - start) * 1000)
             return due, result, telemetry.current_traceparent()
 
     async def _record(self, results: list[_Done]) -> None:
@@ -150,9 +149,7 @@ class Scheduler:
             kept = [r for r in results if r[0].domain_id in held]
             await self._log.append_batch(self._events(kept), conn=conn)
         if len(kept) < len(results):
-            log.info(
-                "prober: %d results dropped, their leases had passed", len(results) - len(kept)
-            )
+            log.info("prober: %d results dropped, their leases had passed", len(results) - len(kept))
         self.probed += len(kept)
         telemetry.counter("certwatch.probes").add(len(kept))
 
