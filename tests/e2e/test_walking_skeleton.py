@@ -11,7 +11,11 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
+from certwatch.platform import db
 from certwatch.platform.config import Settings
+from certwatch.platform.eventlog import EventLog
+from certwatch.platform.projection import rebuild
+from certwatch.platform.registry import projections
 from certwatch.platform.localstack import Nats
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
@@ -79,7 +83,41 @@ async def test_domains_flow_from_add_to_status(settings: Settings, pki: TestPKI)
             assert by_host["down.test"].status == "ENABLE_FAILED"
             assert by_host["down.test"].primary_cause == "CONNECTION_FAILURE"
 
+            filtered = await inventory.ListDomains(
+                pb.ListDomainsRequest(status="ABNORMAL", cause="EXPIRED"), metadata=stack.metadata
+            )
+            assert [d.host for d in filtered.domains] == ["expired.test"]
+
+            # Every projection rebuilt from position 0 equals the live one.
+            await _assert_rebuilds_equal_live(stack.settings.database_url)
+
             # Unauthenticated and cross-account calls are refused.
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await inventory.ListDomains(pb.ListDomainsRequest())
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+_TABLES = {
+    "inventory.domains": "inventory_domains",
+    "classifier.status": "classifier_status",
+    "notifier.alert_state": "notifier_alert_state",
+    "hosting.observed_expiry": "hosting_observed_expiry",
+    "vod.cert_facts": "vod_cert_facts",
+}
+
+
+async def _assert_rebuilds_equal_live(database_url: str) -> None:
+    pool = await db.open_pool(database_url)
+    try:
+        event_log = EventLog(pool)
+        known = projections(event_log)
+        for name, table in _TABLES.items():
+            async with pool.connection() as conn:
+                live = await (await conn.execute(f"SELECT * FROM {table} ORDER BY 1".encode())).fetchall()
+            assert live, name
+            await rebuild(event_log, known[name])
+            async with pool.connection() as conn:
+                rebuilt = await (await conn.execute(f"SELECT * FROM {table} ORDER BY 1".encode())).fetchall()
+            assert rebuilt == live, name
+    finally:
+        await pool.close()

@@ -27,9 +27,10 @@ from certwatch.v1 import inventory_pb2 as pb
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
+# days_left was computed at the last check; it counts down by calendar day until the next.
 _COLUMNS = (
     "domain_id, host, port, enabled, status, primary_cause, causes, brand, valid_from, valid_to,"
-    " days_left, contact_ids, added_at, first_enabled_at, service_ends_on, last_checked_at,"
+    " days_left - (current_date - last_checked_at::date), contact_ids, added_at, first_enabled_at, service_ends_on, last_checked_at,"
     " recommended_action"
 )
 
@@ -310,7 +311,7 @@ class DomainHandlers:
             clauses.append("%s = ANY(causes)")
             params.append(request.cause.upper())
         if request.has_max_days_left:
-            clauses.append("days_left <= %s")
+            clauses.append("days_left - (current_date - last_checked_at::date) <= %s")
             params.append(request.max_days_left)
         if request.search:
             if len(request.search) > 253:
