@@ -14,9 +14,9 @@ import pytest
 from certwatch.platform import db
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import EventLog
+from certwatch.platform.localstack import Nats
 from certwatch.platform.projection import rebuild
 from certwatch.platform.registry import projections
-from certwatch.platform.localstack import Nats
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
 from tests.support.pki import TestPKI
