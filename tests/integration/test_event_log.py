@@ -11,7 +11,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform.errors import AppendOnlyViolation, ConcurrencyConflict, DuplicateEventId
-from certwatch.platform.eventlog import EventLog
+from certwatch.platform.eventlog import START, EventLog
 from certwatch.platform.events import UPCASTERS, NewEvent
 
 
@@ -28,7 +28,7 @@ async def test_append_and_read_back_in_order(event_log: EventLog) -> None:
     assert again[0].stream_version == 3
     events = await event_log.read_stream(stream)
     assert [e.data["n"] for e in events] == [1, 2, 3]
-    assert [e.position for e in await event_log.read_all(0)] == [a.position for a in first + again]
+    assert [e.position for e in await event_log.read_all()] == [a.position for a in first + again]
 
 
 async def test_expected_version_mismatch_is_a_conflict(event_log: EventLog) -> None:
@@ -112,13 +112,13 @@ async def test_follower_never_skips_a_late_commit(
                 await asyncio.sleep(0.002 * ((w * 7 + i * 3) % 11))  # commit late
 
     async def follower() -> None:
-        checkpoint = 0
+        checkpoint = START
         for _ in range(10_000):
             batch = await event_log.read_all(checkpoint, limit=7)
             if batch:
-                assert batch[0].position > checkpoint
+                assert batch[0].cursor > checkpoint
                 seen.extend(e.position for e in batch)
-                checkpoint = batch[-1].position
+                checkpoint = batch[-1].cursor
             elif done.is_set():
                 return
             await asyncio.sleep(0)
@@ -128,7 +128,7 @@ async def test_follower_never_skips_a_late_commit(
     await asyncio.gather(*(slow_writer(w) for w in range(writers)))
     done.set()
     await asyncio.wait_for(follow, 30)
-    final = [e.position for e in await event_log.read_all(0, limit=10_000)]
+    final = [e.position for e in await event_log.read_all(limit=10_000)]
     assert len(final) == writers * per_writer
     assert seen == final
 

@@ -15,9 +15,9 @@ from certwatch.inventory.contacts import Contact, validate_contact
 from certwatch.inventory.validation import ValidationError
 from certwatch.platform import auth, telemetry
 from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
-from certwatch.platform.eventlog import Conn, EventLog
+from certwatch.platform.eventlog import Conn, Cursor, EventLog
 from certwatch.platform.events import NewEvent
-from certwatch.platform.projection import catch_up
+from certwatch.platform.projection import catch_up_past
 from certwatch.platform.shredding import Shredded, Vault
 from certwatch.v1 import inventory_pb2 as pb
 
@@ -70,8 +70,8 @@ class ContactHandlers:
             row = await cur.fetchone()
             if row and row[0] >= MAX_CONTACTS_PER_ACCOUNT:
                 raise FailedPrecondition(f"an account has at most {MAX_CONTACTS_PER_ACCOUNT} contacts")
-            await self._append_contact(conn, principal, contact_id, contact, cv.CONTACT_CREATED, 0)
-        await catch_up(self._log, cv.CONTACT_VIEW)
+            cursor = await self._append_contact(conn, principal, contact_id, contact, cv.CONTACT_CREATED, 0)
+        await catch_up_past(self._log, cv.CONTACT_VIEW, cursor)
         return await self._contact(principal, contact_id)
 
     async def UpdateContact(self, request: pb.UpdateContactRequest, context: Any) -> pb.Contact:
@@ -84,22 +84,26 @@ class ContactHandlers:
                 given.dingtalk_secret = current.dingtalk_secret  # an empty secret keeps the stored one
             contact = _validated(given, allow_custom_webhooks=self._allow_custom_webhooks)
             version = len(await self._log.read_stream(cv.stream_id(contact_id), conn=conn))
-            await self._append_contact(conn, principal, contact_id, contact, cv.CONTACT_UPDATED, version)
-        await catch_up(self._log, cv.CONTACT_VIEW)
+            cursor = await self._append_contact(
+                conn, principal, contact_id, contact, cv.CONTACT_UPDATED, version
+            )
+        await catch_up_past(self._log, cv.CONTACT_VIEW, cursor)
         return await self._contact(principal, contact_id)
 
     async def _append_contact(
         self, conn: Conn, principal: auth.Principal, contact_id: str, contact: Contact,
         event_type: str, version: int,
-    ) -> None:  # fmt: skip
+    ) -> Cursor:  # fmt: skip
         sealed = await self._vault.seal(conn, _subject(contact_id), {
             "name": contact.name, "phone": contact.phone, "email": contact.email,
             "dingtalk_webhook": contact.dingtalk_webhook, "dingtalk_secret": contact.dingtalk_secret,
         })  # fmt: skip
         data = {"contact_id": contact_id, "account_id": str(principal.account_id), "sealed": sealed,
                 "has_secret": contact.dingtalk_secret is not None}  # fmt: skip
-        await self._log.append(cv.stream_id(contact_id), [NewEvent(event_type, data, metadata=_meta(principal))],
-                               expected_version=version, conn=conn)  # fmt: skip
+        appended = await self._log.append(cv.stream_id(contact_id),
+                                          [NewEvent(event_type, data, metadata=_meta(principal))],
+                                          expected_version=version, conn=conn)  # fmt: skip
+        return appended[-1].cursor
 
     async def GetContact(self, request: pb.ContactRef, context: Any) -> pb.Contact:
         return await self._contact(auth.current(), _parse_id(request.id))
@@ -139,10 +143,10 @@ class ContactHandlers:
             batch.append((cv.stream_id(contact_id), [NewEvent(
                 cv.CONTACT_DELETED, {"contact_id": contact_id, "account_id": str(principal.account_id)},
                 metadata=meta)], version))  # fmt: skip
-            await self._log.append_batch(batch, conn=conn)
+            appended = await self._log.append_batch(batch, conn=conn)
             await Vault.shred(conn, _subject(contact_id))
-        await catch_up(self._log, cv.CONTACT_VIEW)
-        await catch_up(self._log, views.DOMAIN_VIEW)
+        await catch_up_past(self._log, cv.CONTACT_VIEW, appended[-1].cursor)
+        await catch_up_past(self._log, views.DOMAIN_VIEW, appended[-1].cursor)
         return pb.DeleteContactResponse(detached_domain_ids=using)
 
     async def _domains_using(self, conn: Conn, principal: auth.Principal, contact_id: str) -> list[str]:

@@ -22,7 +22,7 @@ from certwatch.platform import auth, telemetry
 from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import NewEvent
-from certwatch.platform.projection import catch_up
+from certwatch.platform.projection import catch_up_past
 from certwatch.v1 import inventory_pb2 as pb
 
 MAX_PAGE_SIZE = 1000
@@ -143,8 +143,9 @@ class DomainHandlers:
                 )
             if consumed:
                 batch.append((d.quota_stream_id(principal.account_id), consumed, quota_version))
-            await self._log.append_batch(batch, conn=conn)
-        await catch_up(self._log, views.DOMAIN_VIEW)
+            appended = await self._log.append_batch(batch, conn=conn)
+        if appended:
+            await catch_up_past(self._log, views.DOMAIN_VIEW, appended[-1].cursor)
         domains = {row.id: row for row in await self._rows_by_id([i for _, i in added], principal)}
         by_row = {entry.row: domain_id for entry, domain_id in added}
         for result in results:
@@ -271,8 +272,9 @@ class DomainHandlers:
                 events = d.remove(state)
                 await conn.execute("DELETE FROM inventory_claims WHERE domain_id = %s", (state.domain_id,))
             batch.append((stream, [NewEvent(t, x, metadata=meta) for t, x in events], state.version))
-            await self._log.append_batch([b for b in batch if b[1]], conn=conn)
-        await catch_up(self._log, views.DOMAIN_VIEW)
+            appended = await self._log.append_batch(batch, conn=conn)
+        if appended:
+            await catch_up_past(self._log, views.DOMAIN_VIEW, appended[-1].cursor)
         if name == "remove":
             return pb.Domain(id=domain_id)
         return (await self._rows_by_id([domain_id], principal))[0]

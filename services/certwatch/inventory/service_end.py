@@ -15,7 +15,7 @@ from certwatch.inventory import views
 from certwatch.platform.errors import ConcurrencyConflict
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
-from certwatch.platform.projection import catch_up
+from certwatch.platform.projection import catch_up_past
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class ServiceEndWorker:
                 (today,),
             )
             due = [str(r[0]) for r in await cur.fetchall()]
-        ended = 0
+        ended, last = 0, None
         for domain_id in due:
             stream = d.stream_id(domain_id)
             recorded = await self._log.read_stream(stream)
@@ -61,13 +61,13 @@ class ServiceEndWorker:
             if not events:
                 continue
             try:
-                await self._log.append(
+                appended = await self._log.append(
                     stream, [NewEvent(t, x) for t, x in events], expected_version=state.version
                 )
-                ended += 1
+                ended, last = ended + 1, appended[-1].cursor
             except ConcurrencyConflict:
                 continue  # someone changed it meanwhile; the next pass decides again
-        if ended:
-            await catch_up(self._log, views.DOMAIN_VIEW)
+        if last is not None:
+            await catch_up_past(self._log, views.DOMAIN_VIEW, last)
             log.info("monitoring service ended for %d domain(s)", ended)
         return ended

@@ -37,7 +37,8 @@ def translate(exc: psycopg.Error, *, stream_id: str = "", expected: int | None =
     if state == "CW409":
         detail = exc.diag.message_detail
         actual = int(detail) if detail and detail.isdigit() else None
-        return ConcurrencyConflict(stream_id, expected, actual, exc.diag.message_primary or str(exc))
+        stream = exc.diag.message_hint or stream_id
+        return ConcurrencyConflict(stream, expected, actual, exc.diag.message_primary or str(exc))
     if state == "23505" and "stream_id" in (exc.diag.constraint_name or "stream_id"):
         return ConcurrencyConflict(stream_id, expected, None, f"stream {stream_id} moved on")
     if state == "CW422":

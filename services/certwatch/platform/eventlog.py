@@ -15,31 +15,49 @@ from certwatch.platform import errors
 from certwatch.platform.events import UPCASTERS, NewEvent, RecordedEvent, Upcasters, dumps
 
 _COLUMNS = (
-    "position, event_id, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at"
+    "position, event_id, stream_id, stream_version, event_type, schema_version, data,"
+    " metadata, recorded_at, transaction_id"
 )
+# Only events of transactions older than every running one: nothing can commit behind them.
+_HORIZON = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+_RETRIES_ON_RACE = 5
 
 Conn = psycopg.AsyncConnection[Any]
+
+Cursor = tuple[int, int]
+"""Where a reader stands in global order: (transaction id, position) of the last event read."""
+
+START: Cursor = (0, 0)
 
 
 @dataclass(frozen=True, slots=True)
 class Appended:
+    stream_id: str
     position: int
     stream_version: int
     duplicate: bool
+    transaction_id: int
+
+    @property
+    def cursor(self) -> Cursor:
+        return (self.transaction_id, self.position)
 
 
 def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
     return RecordedEvent(
         position=row[0], event_id=row[1], stream_id=row[2], stream_version=row[3], type=row[4],
         schema_version=row[5], data=row[6], metadata=row[7], recorded_at=row[8],
+        transaction_id=int(row[9]),
     )  # fmt: skip
 
 
 class EventLog:
     """Append with optimistic concurrency; read in global or stream order.
 
-    Every method takes an optional connection so a caller can append events and update
-    its own rows (and checkpoint) in one transaction.
+    Global order is (transaction id, position): appends run concurrently (no table lock,
+    so commits group on the WAL), and a reader only ever sees a prefix of that order that
+    can no longer grow behind it. Every method takes an optional connection so a caller can
+    append events and update its own rows (and checkpoint) in one transaction.
     """
 
     def __init__(self, pool: AsyncConnectionPool[Any], upcasters: Upcasters = UPCASTERS):
@@ -63,21 +81,7 @@ class EventLog:
         Raises `ConcurrencyConflict` when another writer got there first. Appending the
         same event ids again returns the stored positions with `duplicate=True`.
         """
-        if not events:
-            return []
-        payload = dumps([e.as_json() for e in events])
-        sql = "SELECT * FROM append_events(%s, %s, %s::jsonb)"
-        try:
-            if conn is not None:
-                cur = await conn.execute(sql, (stream_id, expected_version, payload))
-                rows = await cur.fetchall()
-            else:
-                async with self._pool.connection() as own:
-                    cur = await own.execute(sql, (stream_id, expected_version, payload))
-                    rows = await cur.fetchall()
-        except psycopg.Error as exc:
-            raise errors.translate(exc, stream_id=stream_id, expected=expected_version) from exc
-        return [Appended(int(r[0]), int(r[1]), bool(r[2])) for r in rows]
+        return await self.append_batch([(stream_id, events, expected_version)], conn=conn)
 
     async def append_batch(
         self,
@@ -86,43 +90,61 @@ class EventLog:
         conn: Conn | None = None,
     ) -> list[Appended]:
         """Append to many streams in one round trip and one transaction: (stream, events,
-        expected version) each. One conflict fails the whole batch."""
+        expected version) each, every stream at most once. One conflict fails the batch.
+
+        With no connection given and no expected versions, a race with a concurrent writer
+        on the same stream is retried (a few times): "any version" means any.
+        """
+        batch = [b for b in batch if b[1]]
         if not batch:
             return []
+        streams = [s for s, _, _ in batch]
+        if len(set(streams)) != len(streams):
+            raise ValueError("append_batch: a stream appears twice in one batch")
         payload = dumps(
             [{"stream": s, "expected": v, "events": [e.as_json() for e in evs]} for s, evs, v in batch]
         )
-        sql = "SELECT out_position, out_version, out_duplicate FROM append_batch(%s::jsonb)"
-        try:
-            if conn is not None:
-                rows = await (await conn.execute(sql, (payload,))).fetchall()
-            else:
-                async with self._pool.connection() as own:
-                    rows = await (await own.execute(sql, (payload,))).fetchall()
-        except psycopg.Error as exc:
-            raise errors.translate(exc) from exc
-        return [Appended(int(r[0]), int(r[1]), bool(r[2])) for r in rows]
+        sql = (
+            "SELECT out_stream, out_position, out_version, out_duplicate, out_transaction::text"
+            " FROM append_batch(%s::jsonb)"
+        )
+        retry = conn is None and all(v is None for _, _, v in batch)
+        for attempt in range(_RETRIES_ON_RACE):
+            try:
+                if conn is not None:
+                    rows = await (await conn.execute(sql, (payload,))).fetchall()
+                else:
+                    async with self._pool.connection() as own:
+                        rows = await (await own.execute(sql, (payload,))).fetchall()
+                return [Appended(r[0], int(r[1]), int(r[2]), bool(r[3]), int(r[4])) for r in rows]
+            except psycopg.Error as exc:
+                error = errors.translate(exc, stream_id=streams[0] if len(streams) == 1 else "",
+                                         expected=batch[0][2] if len(batch) == 1 else None)  # fmt: skip
+                if retry and isinstance(error, errors.ConcurrencyConflict) and attempt < _RETRIES_ON_RACE - 1:
+                    continue
+                raise error from exc
+        raise AssertionError("unreachable")
 
     async def read_all(
         self,
-        after: int,
+        after: Cursor = START,
         *,
         limit: int = 1000,
         types: Sequence[str] | None = None,
-        upto: int | None = None,
         conn: Conn | None = None,
     ) -> list[RecordedEvent]:
-        """Events after global position `after`, in order, optionally of some types only."""
-        clauses, params = ["position > %s"], [after]
-        if upto is not None:
-            clauses.append("position <= %s")
-            params.append(upto)
+        """Committed events after `after` in global order, optionally of some types only.
+
+        Never returns an event that a transaction still running could precede.
+        """
+        clauses = ["(transaction_id, position) > (%s::text::xid8, %s)", _HORIZON]
+        params: list[Any] = [str(after[0]), after[1]]
         if types is not None:
             clauses.append("event_type = ANY(%s)")
-            params.append(list(types))  # type: ignore[arg-type]
+            params.append(list(types))
         sql = (
             f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
-            f" ORDER BY position LIMIT {int(limit)}"
+            f" ORDER BY transaction_id, position LIMIT {int(limit)}"
         )
         return await self._fetch(sql, params, conn)
 
@@ -140,15 +162,13 @@ class EventLog:
         return rows[0] if rows else None
 
     async def head(self, *, conn: Conn | None = None) -> int:
-        """The last committed global position (0 for an empty log)."""
+        """The highest position handed out so far (0 for an empty log)."""
         sql = "SELECT coalesce(max(position), 0) FROM events"
         if conn is not None:
-            cur = await conn.execute(sql)
-            row = await cur.fetchone()
+            row = await (await conn.execute(sql)).fetchone()
         else:
             async with self._pool.connection() as own:
-                cur = await own.execute(sql)
-                row = await cur.fetchone()
+                row = await (await own.execute(sql)).fetchone()
         assert row is not None
         return int(row[0])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -60,6 +61,12 @@ class RecordedEvent:
     data: JsonDict
     metadata: JsonDict
     recorded_at: datetime
+    transaction_id: int = 0
+
+    @property
+    def cursor(self) -> tuple[int, int]:
+        """This event's place in global order: (transaction id, position)."""
+        return (self.transaction_id, self.position)
 
     @property
     def category(self) -> str:
@@ -92,10 +99,7 @@ class Upcasters:
             data, version = step(data), version + 1
         if version == event.schema_version:
             return event
-        return RecordedEvent(
-            event.position, event.event_id, event.stream_id, event.stream_version, event.type,
-            version, data, event.metadata, event.recorded_at,
-        )  # fmt: skip
+        return dataclasses.replace(event, schema_version=version, data=data)
 
 
 UPCASTERS = Upcasters()

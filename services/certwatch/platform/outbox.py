@@ -3,7 +3,9 @@
 The event log itself is the outbox: an event is committed with the rows it changes, and the
 relay publishes everything past its bookmark. A crash between publish and bookkeeping
 republishes, and JetStream drops the repeat by `Nats-Msg-Id` (the event id). One relay is
-active at a time, chosen by a PostgreSQL advisory lock, so every service can run one.
+active at a time, chosen by a PostgreSQL advisory lock, so every service can run one. It
+polls the log when idle (an indexed probe every 20 ms) instead of LISTEN/NOTIFY: NOTIFY
+takes a cluster-wide lock at every commit, which would serialise all appends again.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class OutboxRelay:
         database_url: str,
         *,
         name: str = "jetstream",
-        idle_poll_s: float = 1.0,
+        idle_poll_s: float = 0.02,
         after_publish: Callable[[list[RecordedEvent]], Awaitable[None]] | None = None,
     ) -> None:
         self._log = event_log
@@ -76,26 +78,21 @@ class OutboxRelay:
                 await self._sleep(2.0)
             if self._stop.is_set():
                 return
-            await conn.execute("LISTEN certwatch_events")
             await conn.execute(
                 "INSERT INTO outbox_relay (name, position) VALUES (%s, 0) ON CONFLICT DO NOTHING",
                 (self._name,),
             )
             while not self._stop.is_set():
-                moved = await self.relay_once(conn)
-                if not moved:
-                    await self._wait_notify(conn)
-
-    async def _wait_notify(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        gen = conn.notifies(timeout=self._idle_poll_s, stop_after=1)
-        async for _ in gen:
-            break
+                if not await self.relay_once(conn):
+                    await self._sleep(self._idle_poll_s)  # a cheap indexed probe of the log
 
     async def relay_once(self, conn: psycopg.AsyncConnection[Any]) -> int:
         """Publish the next batch after the bookmark; return how many events were relayed."""
-        cur = await conn.execute("SELECT position FROM outbox_relay WHERE name = %s", (self._name,))
+        cur = await conn.execute(
+            "SELECT transaction_id::text, position FROM outbox_relay WHERE name = %s", (self._name,)
+        )
         row = await cur.fetchone()
-        bookmark = int(row[0]) if row else 0
+        bookmark = (int(row[0]), int(row[1])) if row else (0, 0)
         events = await self._log.read_all(bookmark, limit=BATCH)
         if not events:
             return 0
@@ -107,8 +104,9 @@ class OutboxRelay:
         if self._after_publish is not None:
             await self._after_publish(events)
         await conn.execute(
-            "UPDATE outbox_relay SET position = %s, updated_at = now() WHERE name = %s",
-            (events[-1].position, self._name),
+            "UPDATE outbox_relay SET transaction_id = %s::text::xid8, position = %s, updated_at = now()"
+            " WHERE name = %s",
+            (str(events[-1].transaction_id), events[-1].position, self._name),
         )
         return len(events)
 

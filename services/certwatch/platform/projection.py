@@ -1,10 +1,10 @@
 """Projections and processors: handlers applied to the log in global order, exactly once.
 
 A runner wakes on JetStream messages (the fast path) but reads the events themselves from
-the PostgreSQL log between its checkpoint and the newest position it has heard of, so a
-message lost by JetStream, a consumer started behind, or a gap in positions can never
-make it skip an event. The handler's rows, any events it appends and the new checkpoint
-commit in one transaction: each event changes a projection exactly once.
+the PostgreSQL log, from its checkpoint up to the log's safe horizon, so a message lost by
+JetStream, a consumer started behind, or an event that committed late can never make it
+skip an event. The handler's rows, any events it appends and the new checkpoint commit in
+one transaction: each event changes a projection exactly once.
 """
 
 from __future__ import annotations
@@ -21,83 +21,160 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import Error as JetStreamError
+from opentelemetry import trace
+from opentelemetry.trace import Link
 
 from certwatch.platform import bus as busmod
 from certwatch.platform import telemetry
-from certwatch.platform.eventlog import Conn, EventLog
+from certwatch.platform.eventlog import Conn, Cursor, EventLog
 from certwatch.platform.events import RecordedEvent
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Conn, RecordedEvent], Awaitable[None]]
+BatchHandler = Callable[[Conn, Sequence[RecordedEvent]], Awaitable[None]]
+
+# Pages up to this size get a span per event, parented by the event's own trace (live
+# traffic: one trace per domain); bigger pages (replays, rebuilds) get one span per page.
+_SPAN_PER_EVENT_UP_TO = 64
 
 
 @dataclass(frozen=True)
 class Projection:
-    """`name` is the checkpoint key; `reset_sql` empties its rows for a rebuild."""
+    """`name` is the checkpoint key; `reset_sql` empties its rows for a rebuild.
+
+    Give `handle` (one event at a time) or `handle_batch` (a page at a time, for
+    projections that see many events and can write a page with one statement).
+    `after_commit` runs after each committed page that applied events.
+    """
 
     name: str
     event_types: Sequence[str]
-    handle: Handler
+    handle: Handler | None = None
     reset_sql: Sequence[str] = ()
     subject: str = f"{busmod.SUBJECT_ROOT}.>"
+    handle_batch: BatchHandler | None = None
+    after_commit: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.handle is None) == (self.handle_batch is None):
+            raise ValueError(f"projection {self.name}: give exactly one of handle and handle_batch")
 
 
-async def checkpoint(conn: Conn, name: str) -> int:
-    cur = await conn.execute("SELECT position FROM checkpoints WHERE name = %s", (name,))
+async def checkpoint(conn: Conn, name: str) -> Cursor:
+    cur = await conn.execute(
+        "SELECT transaction_id::text, position FROM checkpoints WHERE name = %s", (name,)
+    )
     row = await cur.fetchone()
-    return int(row[0]) if row else 0
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-async def catch_up(
-    event_log: EventLog, projection: Projection, *, upto: int | None = None, page: int = 2000
-) -> int:
-    """Apply every event after the checkpoint (up to `upto`); return how many were applied.
+async def catch_up(event_log: EventLog, projection: Projection, *, page: int = 2000) -> int:
+    """Apply every event after the checkpoint up to the log's safe horizon; return the count.
 
-    The checkpoint row is locked for the transaction, so replicas of one projection never
-    apply the same event twice.
+    The checkpoint row is locked for each page's transaction, so replicas of one projection
+    never apply the same event twice.
     """
     applied = 0
     async with event_log.pool.connection() as conn:
-        target = upto if upto is not None else await event_log.head(conn=conn)
-        while True:
+        for _ in range(1_000_000):  # bounded: a page at a time until caught up
             async with conn.transaction():
                 await conn.execute(
                     "INSERT INTO checkpoints (name, position) VALUES (%s, 0) ON CONFLICT DO NOTHING",
                     (projection.name,),
                 )
                 cur = await conn.execute(
-                    "SELECT position FROM checkpoints WHERE name = %s FOR UPDATE",
+                    "SELECT transaction_id::text, position FROM checkpoints WHERE name = %s FOR UPDATE",
                     (projection.name,),
                 )
                 row = await cur.fetchone()
-                start = int(row[0]) if row else 0
-                if start >= target:
+                start = (int(row[0]), int(row[1])) if row else (0, 0)
+                events = await event_log.read_all(start, limit=page, types=projection.event_types, conn=conn)
+                if not events:
                     return applied
-                events = await event_log.read_all(
-                    start, limit=page, types=projection.event_types, upto=target, conn=conn
-                )
-                for event in events:
-                    await _apply(projection, conn, event)
-                applied += len(events)
-                reached = events[-1].position if len(events) == page else target
+                await _apply_page(projection, conn, events)
+                last = events[-1]
                 await conn.execute(
-                    "UPDATE checkpoints SET position = %s, updated_at = now() WHERE name = %s",
-                    (reached, projection.name),
+                    "UPDATE checkpoints SET transaction_id = %s::text::xid8, position = %s,"
+                    " updated_at = now() WHERE name = %s",
+                    (str(last.transaction_id), last.position, projection.name),
                 )
-            if reached >= target:
+            applied += len(events)
+            if projection.after_commit is not None:
+                projection.after_commit()
+            if len(events) < page:
                 return applied
+    return applied
 
 
-async def _apply(projection: Projection, conn: Conn, event: RecordedEvent) -> None:
-    parent = telemetry.context_from(
-        {"traceparent": event.metadata["traceparent"]} if "traceparent" in event.metadata else None
+async def catch_up_past(
+    event_log: EventLog, projection: Projection, cursor: Cursor, *, timeout_s: float = 5.0
+) -> None:
+    """Catch up until the projection has applied everything up to `cursor` (read-your-writes
+    for the caller that just appended it). It waits only for transactions that were running
+    when it committed, so this takes milliseconds; past `timeout_s` it gives up quietly and
+    the runner finishes the job."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    for _ in range(100_000):
+        async with event_log.pool.connection() as conn:
+            passed = await _horizon_passed(conn, cursor)
+        if passed or asyncio.get_running_loop().time() > deadline:
+            await catch_up(event_log, projection)  # reads past `cursor` once the horizon has
+            return
+        await asyncio.sleep(0.002)
+
+
+async def _horizon_passed(conn: Conn, cursor: Cursor) -> bool:
+    cur = await conn.execute(
+        "SELECT %s::text::xid8 < pg_snapshot_xmin(pg_current_snapshot())", (str(cursor[0]),)
     )
-    with telemetry.tracer().start_as_current_span(
-        f"{projection.name} {event.type}", context=parent,
-        attributes={"certwatch.position": event.position, "certwatch.stream": event.stream_id},
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def _apply_page(projection: Projection, conn: Conn, events: Sequence[RecordedEvent]) -> None:
+    tracer = telemetry.tracer()
+    if len(events) <= _SPAN_PER_EVENT_UP_TO:
+        async with conn.pipeline():
+            for event in events:
+                parent = telemetry.context_from(
+                    {"traceparent": event.metadata["traceparent"]}
+                    if "traceparent" in event.metadata
+                    else None
+                )
+                with tracer.start_as_current_span(
+                    f"{projection.name} {event.type}", context=parent,
+                    attributes={"certwatch.position": event.position, "certwatch.stream": event.stream_id},
+                ):  # fmt: skip
+                    await _handle(projection, conn, [event])
+        return
+    links = [Link(ctx) for ctx in _span_contexts(events[:32])]
+    with tracer.start_as_current_span(
+        f"{projection.name} page", links=links,
+        attributes={"certwatch.events": len(events), "certwatch.first_position": events[0].position},
     ):  # fmt: skip
+        async with conn.pipeline():
+            await _handle(projection, conn, events)
+
+
+async def _handle(projection: Projection, conn: Conn, events: Sequence[RecordedEvent]) -> None:
+    if projection.handle_batch is not None:
+        await projection.handle_batch(conn, events)
+        return
+    assert projection.handle is not None
+    for event in events:
         await projection.handle(conn, event)
+
+
+def _span_contexts(events: Sequence[RecordedEvent]) -> list[Any]:
+    contexts = []
+    for event in events:
+        traceparent = event.metadata.get("traceparent")
+        if traceparent:
+            span = trace.get_current_span(telemetry.context_from({"traceparent": traceparent}))
+            if span.get_span_context().is_valid:
+                contexts.append(span.get_span_context())
+    return contexts
 
 
 async def rebuild(event_log: EventLog, projection: Projection) -> int:
@@ -110,7 +187,7 @@ async def rebuild(event_log: EventLog, projection: Projection) -> int:
 
 
 class ProjectionRunner:
-    """Keeps one projection current: JetStream pull consumer for wake-ups, log for truth."""
+    """Keeps one projection current: JetStream pull consumer for wake-ups, the log for truth."""
 
     def __init__(
         self,
@@ -140,8 +217,8 @@ class ProjectionRunner:
             try:
                 if sub is None and self._bus is not None:
                     sub = await self._subscribe()
-                heard, msgs = await self._wait(sub)
-                self.applied += await catch_up(self._log, self._projection, upto=heard)
+                msgs = await self._wait(sub)
+                self.applied += await catch_up(self._log, self._projection)
                 for msg in msgs:  # only after the commit: a crash before this redelivers
                     await msg.ack()
             except (NatsError, JetStreamError) as exc:
@@ -157,8 +234,7 @@ class ProjectionRunner:
         if sub is not None:
             with contextlib.suppress(NatsError, JetStreamError):
                 await sub.unsubscribe()
-        # drain: apply what we heard of before stopping
-        await self._catch_up_safely()
+        await self._catch_up_safely()  # drain: apply what committed before stopping
 
     async def _catch_up_safely(self) -> int:
         try:
@@ -184,14 +260,14 @@ class ProjectionRunner:
             self._projection.subject, durable=self._durable, stream=busmod.STREAM, config=config
         )
 
-    async def _wait(self, sub: Any) -> tuple[int | None, list[Any]]:
-        """Wait for messages; return the newest position heard of (None: catch up to head)."""
+    async def _wait(self, sub: Any) -> list[Any]:
+        """Wait for messages (or the idle timeout, after which a catch-up repairs anything
+        JetStream lost); return them for acknowledgement after the commit."""
         if sub is None:
             await self._sleep(self._idle_poll_s)
-            return None, []
+            return []
         try:
-            msgs = await sub.fetch(self._batch, timeout=self._idle_poll_s)
+            msgs: list[Any] = await sub.fetch(self._batch, timeout=self._idle_poll_s)
         except (NatsTimeout, TimeoutError):  # nats-py raises either, depending on the path
-            return None, []  # idle: a catch-up to the head repairs anything JetStream lost
-        newest = max(int((m.headers or {}).get(busmod.POSITION_HEADER, 0)) for m in msgs)
-        return (newest or None), msgs
+            return []
+        return msgs
