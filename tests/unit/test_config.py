@@ -25,7 +25,10 @@ def test_values_are_read_and_typed() -> None:
     })  # fmt: skip
     assert settings.database_url == "postgresql://x@db/certwatch"
     assert settings.grpc_ports["inventory"] == 6000 and settings.grpc_ports["vod"] == SERVICE_PORTS["vod"]
-    assert settings.allow_networks == (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32"))
+    assert settings.allow_networks == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("127.0.0.1/32"),
+    )
     assert settings.probe_interval_s == 60.0 and settings.log_level == "DEBUG"
     assert parse_resolve(settings.resolve_overrides) == {("a.test", 443): ["127.0.0.2"]}
 
@@ -44,3 +47,14 @@ def test_bad_values_name_the_variable(name: str, value: str) -> None:
 def test_bad_resolve_entries_are_refused(entry: str) -> None:
     with pytest.raises(ConfigError, match="HOST:PORT:ADDRESS"):
         parse_resolve([entry])
+
+
+def test_dns_servers_are_parsed_or_refused_by_name() -> None:
+    from certwatch.prober.settings import probe_options
+
+    assert probe_options(load({"CERTWATCH_DNS_SERVERS": "127.0.0.53, [::1]:5353"})).nameservers == (
+        ("127.0.0.53", 53),
+        ("::1", 5353),
+    )
+    with pytest.raises(ConfigError, match="CERTWATCH_DNS_SERVERS"):
+        probe_options(load({"CERTWATCH_DNS_SERVERS": "dns.example"}))

@@ -16,6 +16,7 @@ from typing import Any
 
 from certwatch.classifier.causes import Status
 from certwatch.classifier.classify import Verdict, classify
+from certwatch.prober.dns import parse_nameserver
 from certwatch.prober.facts import ProbeResult
 from certwatch.prober.tls_probe import ProbeOptions, probe
 
@@ -43,6 +44,13 @@ def add_parser(subparsers: Any) -> None:
         help="use ADDRESS for HOST:PORT instead of DNS (repeatable, like curl)",
     )
     parser.add_argument("--cacert", metavar="PATH", help="trust only the roots in this PEM file")
+    parser.add_argument(
+        "--dns-server",
+        action="append",
+        default=[],
+        metavar="IP[:PORT]",
+        help="ask this DNS server instead of the system resolver (repeatable, tried in order)",
+    )
     parser.add_argument(
         "--allow-network",
         action="append",
@@ -107,12 +115,17 @@ def _options(args: argparse.Namespace) -> ProbeOptions:
         raise UsageError(f"bad --allow-network: {exc}") from exc
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    try:
+        nameservers = tuple(parse_nameserver(n) for n in args.dns_server)
+    except ValueError as exc:
+        raise UsageError(f"bad --dns-server: {exc}") from exc
     return ProbeOptions(
         connect_timeout=min(5.0, args.timeout),
         handshake_timeout=min(5.0, args.timeout),
         overall=args.timeout,
         resolve=resolve,
         ca_file=args.cacert,
+        nameservers=nameservers,
         allow_networks=networks,
         check_ocsp=not args.no_ocsp,
     )

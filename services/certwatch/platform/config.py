@@ -41,6 +41,7 @@ class Settings:
     probe_handshake_timeout_s: float = 5.0
     allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     resolve_overrides: tuple[str, ...] = ()
+    dns_servers: tuple[str, ...] = ()
     ca_file: str | None = None
     shutdown_grace_s: float = 10.0
     stream_replicas: int = 1
@@ -113,6 +114,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ),
         allow_networks=tuple(networks),
         resolve_overrides=_list(env, "CERTWATCH_RESOLVE"),
+        dns_servers=_list(env, "CERTWATCH_DNS_SERVERS"),
         ca_file=env.get("CERTWATCH_CA_FILE") or None,
         shutdown_grace_s=_float(env, "CERTWATCH_SHUTDOWN_GRACE_S", defaults.shutdown_grace_s),
         stream_replicas=_int(env, "CERTWATCH_STREAM_REPLICAS", defaults.stream_replicas),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 
 from cryptography import x509
@@ -139,38 +139,87 @@ def hostname_problems(host: str, leaf: CertFacts) -> list[ChainProblem]:
     return [ChainProblem(HOSTNAME_MISMATCH, detail, 0)]
 
 
-@lru_cache(maxsize=4096)
-def _verdict(
-    host: str, chain: tuple[x509.Certificate, ...], anchors: TrustAnchors, minute: int
+def _verify(
+    host: str, chain: tuple[x509.Certificate, ...], anchors: TrustAnchors, at: datetime
 ) -> str | None:
-    """cryptography's verdict, cached per minute: it is the costliest step of a probe."""
+    """cryptography's verdict for ``host`` at time ``at``: None when the chain verifies."""
     ip = parse_ip(host)
     try:
         subject = IPAddress(ip) if ip is not None else DNSName(normalise_host(host))
-        verifier = (
-            PolicyBuilder()
-            .store(anchors.store)
-            .time(datetime.fromtimestamp(minute * 60, tz=UTC))
-            .build_server_verifier(subject)
-        )
+        verifier = PolicyBuilder().store(anchors.store).time(at).build_server_verifier(subject)
         verifier.verify(chain[0], list(chain[1:]))
     except (VerificationError, ValueError) as exc:
         return str(exc) or type(exc).__name__
     return None
 
 
+def name_key(host: str, leaf: CertFacts) -> tuple[str, str]:
+    """What a chain's judgement depends on about ``host``.
+
+    Every host a SAN covers is judged alike (a wildcard certificate serving 100,000
+    sub-domains is verified once, not once per name), so the key is the covering SAN;
+    a host the certificate does not cover keys by itself (its problem text names it).
+    """
+    ip = parse_ip(host)
+    if ip is not None:
+        return ("ip", str(ip))
+    name = normalise_host(host)
+    for pattern in leaf.dns_names:
+        if hostname_matches(name, (pattern,), ()):
+            return ("san", pattern)
+    return ("host", name)
+
+
+def time_region(chain: Sequence[CertFacts], now: datetime) -> tuple[int, ...]:
+    """Where ``now`` stands against each certificate's validity: -1 before, 0 in, 1 after.
+
+    Every time-based outcome (time problems, and the verifier's own time checks of the
+    presented certificates) is the same for two instants with the same region.
+    """
+    return tuple(-1 if now < c.not_before else (1 if now > c.not_after else 0) for c in chain)
+
+
+_JUDGEMENTS_MAX = 16_384
+_VERDICT_TTL_S = 3600  # bounds how stale the roots' own validity can be in a cached verdict
+_judgements: dict[tuple[object, ...], ChainReport] = {}
+
+
+def clear_cache() -> None:
+    _judgements.clear()
+
+
 def check_chain(host: str, parsed: Sequence[ParsedCert], anchors: TrustAnchors, now: datetime) -> ChainReport:
-    """All problems of the presented chain, plus the verifier's overall verdict."""
-    certs = [p.cert for p in parsed]
+    """All problems of the presented chain, plus the verifier's overall verdict.
+
+    Cached by (certificates, roots, covering SAN or host, validity region of ``now``, hour):
+    a probe of a chain already judged costs a dictionary lookup, and the answer is the one
+    a fresh judgement would give (see ``name_key`` and ``time_region``).
+    """
+    certs = tuple(p.cert for p in parsed)
     facts = [p.facts for p in parsed]
-    path = build_path(tuple(certs), anchors)
+    key = (certs, anchors, name_key(host, facts[0]), time_region(facts, now),
+           int(now.timestamp()) // _VERDICT_TTL_S)  # fmt: skip
+    report = _judgements.get(key)
+    if report is None:
+        report = _judge(host, certs, facts, anchors, now)
+        if len(_judgements) >= _JUDGEMENTS_MAX:
+            _judgements.clear()
+        _judgements[key] = report
+    return report
+
+
+def _judge(
+    host: str, certs: tuple[x509.Certificate, ...], facts: list[CertFacts], anchors: TrustAnchors,
+    now: datetime,
+) -> ChainReport:  # fmt: skip
+    path = build_path(certs, anchors)
     problems = [
         *time_problems(facts, now),
         *hostname_problems(host, facts[0]),
         *path_problems(path, facts),
         *crypto_problems(facts),
     ]
-    error = _verdict(host, tuple(certs), anchors, int(now.timestamp()) // 60)
+    error = _verify(host, certs, anchors, now)
     if error is not None and all(p.code in _NOT_REFUSALS for p in problems):
         problems.append(ChainProblem(VERIFICATION_FAILED, error, None))
     if len(path.indices) > 1:

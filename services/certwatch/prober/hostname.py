@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from functools import lru_cache
 
 
+@lru_cache(maxsize=65_536)  # pure; called several times per probe
 def normalise_host(host: str) -> str:
     """Lower-case A-label form without brackets or trailing dot (the form SANs use)."""
     host = host.strip().strip("[]").rstrip(".").lower()
@@ -23,6 +25,7 @@ def normalise_host(host: str) -> str:
         return host
 
 
+@lru_cache(maxsize=65_536)  # pure; the result is immutable
 def parse_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The host as an IP address when it is an address literal, else None."""
     try:

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from functools import lru_cache
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def refusal_reason(address: str, allow_networks: Sequence[Network]) -> str | None:
     """None when ``address`` may be probed, else why it may not."""
+    try:
+        return _refusal_reason(address, tuple(allow_networks))
+    except TypeError:  # an unhashable network: judge without the cache
+        return _refusal_reason.__wrapped__(address, tuple(allow_networks))
+
+
+@lru_cache(maxsize=65_536)  # pure; a prober asks about the same addresses every round
+def _refusal_reason(address: str, allow_networks: tuple[Network, ...]) -> str | None:
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:

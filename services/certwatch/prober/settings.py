@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from certwatch.platform.config import ConfigError, Settings
+from certwatch.prober.dns import parse_nameserver
 from certwatch.prober.options import ProbeOptions
 
 
@@ -20,11 +21,16 @@ def parse_resolve(entries: tuple[str, ...] | list[str]) -> dict[tuple[str, int],
 
 
 def probe_options(settings: Settings) -> ProbeOptions:
+    try:
+        nameservers = tuple(parse_nameserver(n) for n in settings.dns_servers)
+    except ValueError as exc:
+        raise ConfigError(f"CERTWATCH_DNS_SERVERS: {exc}") from exc
     return ProbeOptions(
         connect_timeout=settings.probe_connect_timeout_s,
         handshake_timeout=settings.probe_handshake_timeout_s,
         overall=settings.probe_connect_timeout_s + settings.probe_handshake_timeout_s + 5.0,
         resolve=parse_resolve(settings.resolve_overrides),
         ca_file=settings.ca_file,
+        nameservers=nameservers,
         allow_networks=settings.allow_networks,
     )

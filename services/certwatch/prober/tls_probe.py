@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
 from cryptography import x509
 
+from certwatch.prober import dns
 from certwatch.prober.ats import ats_check, is_forward_secret
 from certwatch.prober.cert_facts import ParsedCert, parse_der
 from certwatch.prober.chain_checks import check_chain
@@ -34,6 +36,8 @@ from certwatch.prober.facts import (
     PHASE_TLS,
     REVOKED,
     UNPARSABLE,
+    AtsResult,
+    CertFacts,
     ChainProblem,
     EndpointFacts,
     ProbeResult,
@@ -108,50 +112,79 @@ async def _revocation(
     )
 
 
-async def _facts_from_tls(
-    host: str, ip: str, ssl_object: ssl.SSLObject, options: ProbeOptions, deadline: float
-) -> EndpointFacts:
-    version = ssl_object.version()
-    cipher_info = ssl_object.cipher()
-    cipher = cipher_info[0] if cipher_info else None
+@dataclass(frozen=True, slots=True, eq=False)  # identity hash: a cache key below
+class _Chain:
+    """What a presented chain says whoever serves it and whenever: parsed once per chain."""
+
+    parsed: tuple[ParsedCert, ...]
+    unparsable: tuple[ChainProblem, ...]
+    facts: tuple[CertFacts, ...]
+    expiry: tuple[datetime, int] | None
+
+
+_CHAINS_MAX = 8192
+_chains: dict[tuple[bytes, ...], _Chain] = {}
+
+
+def _chain(ders: tuple[bytes, ...]) -> _Chain:
+    """The parsed chain for these DER encodings, cached by them (bounded)."""
+    cached = _chains.get(ders)
+    if cached is not None:
+        return cached
     parsed: list[ParsedCert] = []
     unparsable: list[ChainProblem] = []
-    for index, der in enumerate(presented_chain(ssl_object)):
+    for index, der in enumerate(ders):
         try:
             parsed.append(parse_der(der))
         except ValueError as exc:
             unparsable.append(ChainProblem(UNPARSABLE, str(exc), index))
-    base = EndpointFacts(
-        ip=ip,
-        phase=PHASE_DONE,
-        tls_version=version,
-        cipher=cipher,
-        forward_secret=is_forward_secret(version, cipher),
-    )
-    chain = tuple(p.facts for p in parsed)
-    ats = ats_check(version, cipher, chain)
+    facts = tuple(p.facts for p in parsed)
+    chain = _Chain(tuple(parsed), tuple(unparsable), facts, earliest_expiry(facts))
+    if len(_chains) >= _CHAINS_MAX:
+        _chains.clear()
+    _chains[ders] = chain
+    return chain
+
+
+@lru_cache(maxsize=4096)
+def _ats(version: str | None, cipher: str | None, chain: _Chain) -> AtsResult:
+    return ats_check(version, cipher, chain.facts)
+
+
+async def _facts_from_tls(
+    host: str, ip: str, ssl_object: ssl.SSLObject, options: ProbeOptions, deadline: float,
+    connect_ms: float | None = None, handshake_ms: float | None = None,
+) -> EndpointFacts:  # fmt: skip
+    version = ssl_object.version()
+    cipher_info = ssl_object.cipher()
+    cipher = cipher_info[0] if cipher_info else None
+    chain = _chain(tuple(presented_chain(ssl_object)))
+    parsed = chain.parsed
+    ats = _ats(version, cipher, chain)
+    forward_secret = is_forward_secret(version, cipher)
     if not parsed:
-        return replace(base, problems=tuple(unparsable), ats=ats)
-    now = datetime.now(UTC)
-    report = check_chain(host, parsed, load_anchors(options.ca_file), now)
-    remaining = deadline - asyncio.get_running_loop().time()
-    ocsp_status, ocsp_detail = await _revocation(parsed, report.issuer, options, remaining)
-    problems = [*unparsable, *report.problems]
+        return EndpointFacts(
+            ip, PHASE_DONE, connect_ms=connect_ms, handshake_ms=handshake_ms, tls_version=version,
+            cipher=cipher, forward_secret=forward_secret, problems=chain.unparsable, ats=ats,
+        )  # fmt: skip
+    report = check_chain(host, parsed, load_anchors(options.ca_file), datetime.now(UTC))
+    ocsp_status: str | None = None
+    ocsp_detail: str | None = None
+    if options.check_ocsp and parsed[0].facts.ocsp_urls and report.issuer is not None:
+        remaining = deadline - asyncio.get_running_loop().time()
+        ocsp_status, ocsp_detail = await _revocation(parsed, report.issuer, options, remaining)
+    problems = chain.unparsable + report.problems if chain.unparsable else report.problems
     if ocsp_status == REVOKED:
-        problems.append(ChainProblem(REVOKED, ocsp_detail or "revoked", 0))
-    expiry = earliest_expiry(chain)
-    return replace(
-        base,
-        chain=chain,
-        problems=tuple(problems),
-        verified=report.verified and ocsp_status != REVOKED,
-        verify_error=report.verify_error,
+        problems = (*problems, ChainProblem(REVOKED, ocsp_detail or "revoked", 0))
+    expiry = chain.expiry
+    return EndpointFacts(
+        ip, PHASE_DONE, connect_ms=connect_ms, handshake_ms=handshake_ms, tls_version=version,
+        cipher=cipher, forward_secret=forward_secret, chain=chain.facts, problems=problems,
+        verified=report.verified and ocsp_status != REVOKED, verify_error=report.verify_error,
         earliest_expiry=expiry[0] if expiry else None,
         earliest_expiry_index=expiry[1] if expiry else None,
-        ocsp_status=ocsp_status,
-        ocsp_detail=ocsp_detail,
-        ats=ats,
-    )
+        ocsp_status=ocsp_status, ocsp_detail=ocsp_detail, ats=ats,
+    )  # fmt: skip
 
 
 async def _probe_endpoint(
@@ -189,10 +222,9 @@ async def _probe_endpoint(
             return EndpointFacts(ip, PHASE_TLS, ERR_TLS, "no TLS transport", connect_ms=connect_ms)
         try:
             ssl_object = tls.get_extra_info("ssl_object")
-            facts = await _facts_from_tls(host, ip, ssl_object, options, deadline)
+            return await _facts_from_tls(host, ip, ssl_object, options, deadline, connect_ms, handshake_ms)
         finally:
             tls.abort()
-        return replace(facts, connect_ms=connect_ms, handshake_ms=handshake_ms)
     finally:
         if transport is not None:
             transport.abort()
@@ -212,6 +244,8 @@ async def _resolve(
     name = normalise_host(host)
     if name == "invalid" or name.endswith(".invalid"):
         return ([], f"{name} cannot resolve: .invalid is reserved (RFC 6761)")
+    if options.nameservers:
+        return await dns.resolve(name, options.nameservers, timeout=timeout)
     try:
         async with asyncio.timeout(timeout):
             infos = await asyncio.get_running_loop().getaddrinfo(
@@ -237,9 +271,14 @@ async def probe(host: str, port: int, *, options: ProbeOptions | None = None) ->
     addresses, dns_error = await _resolve(host, port, options, options.overall)
     dns_ms = _ms(start, loop.time())
     addresses = addresses[: options.max_addresses]
-    endpoints = await asyncio.gather(
-        *(_probe_endpoint(host, port, ip, options, deadline) for ip in addresses)
-    )
+    if len(addresses) == 1:  # the common case: no gather (a task and a future fewer)
+        endpoints: Sequence[EndpointFacts] = (
+            await _probe_endpoint(host, port, addresses[0], options, deadline),
+        )
+    else:
+        endpoints = await asyncio.gather(
+            *(_probe_endpoint(host, port, ip, options, deadline) for ip in addresses)
+        )
     return ProbeResult(
         host=host,
         port=port,

@@ -1,0 +1,121 @@
+"""A tiny authoritative-style DNS server on loopback for resolver tests (UDP and TCP)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+import struct
+import threading
+from collections.abc import Iterator, Mapping
+
+from certwatch.prober.dns import TYPE_A, TYPE_AAAA, TYPE_CNAME, _read_name, encode_name
+
+Zone = Mapping[str, Mapping[str, object]]
+"""name -> {"A": [...], "AAAA": [...], "CNAME": "target", "rcode": 2, "silent": True, "tc": True}"""
+
+
+def _answer(query: bytes, zone: Zone, *, over_tcp: bool) -> bytes | None:
+    qid, _flags = struct.unpack("!HH", query[:4])
+    name, offset = _read_name(query, 12)
+    qtype = struct.unpack("!H", query[offset : offset + 2])[0]
+    question = query[12 : offset + 4]
+    entry = zone.get(name)
+    if entry is not None and entry.get("silent"):
+        return None
+    rcode = 3 if entry is None else int(entry.get("rcode", 0))  # type: ignore[call-overload]
+    flags = 0x8180 | rcode
+    if entry is not None and entry.get("tc") and not over_tcp:
+        return struct.pack("!HHHHHH", qid, flags | 0x0200, 1, 0, 0, 0) + question
+    records = b""
+    count = 0
+    current = name
+    for _ in range(8):
+        node = zone.get(current) or {}
+        target = node.get("CNAME")
+        if not isinstance(target, str):
+            break
+        rdata = encode_name(target)
+        records += encode_name(current) + struct.pack("!HHIH", TYPE_CNAME, 1, 60, len(rdata)) + rdata
+        count += 1
+        current = target
+    node = zone.get(current) or {}
+    key = {TYPE_A: "A", TYPE_AAAA: "AAAA"}.get(qtype)
+    for address in node.get(key, ()) if key else ():  # type: ignore[attr-defined]
+        rdata = ipaddress.ip_address(address).packed
+        records += encode_name(current) + struct.pack("!HHIH", qtype, 1, 60, len(rdata)) + rdata
+        count += 1
+    return struct.pack("!HHHHHH", qid, flags, 1, count, 0, 0) + question + records
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, zone: Zone) -> None:
+        self.zone = zone
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        reply = _answer(data, self.zone, over_tcp=False)
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+
+@contextlib.contextmanager
+def dns_server(zone: Zone) -> Iterator[tuple[str, int]]:
+    """Serve `zone` on 127.0.0.1 (UDP and TCP on the same free port); yields (ip, port)."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, object] = {}
+
+    async def _tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            length = struct.unpack("!H", await reader.readexactly(2))[0]
+            reply = _answer(await reader.readexactly(length), zone, over_tcp=True)
+            if reply is not None:
+                writer.write(struct.pack("!H", len(reply)) + reply)
+                await writer.drain()
+        writer.close()
+
+    async def _start() -> None:
+        for _ in range(20):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            try:
+                holder["tcp"] = await asyncio.start_server(_tcp, "127.0.0.1", port)
+                holder["udp"], _ = await loop.create_datagram_endpoint(
+                    lambda: _Udp(zone), local_addr=("127.0.0.1", port)
+                )
+                holder["port"] = port
+                return
+            except OSError:
+                continue
+        raise OSError("no free port for the DNS server")
+
+    def _run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(_start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=_run, daemon=True)
+    thread.start()
+    if not ready.wait(10):
+        raise RuntimeError("DNS server did not start")
+    try:
+        yield "127.0.0.1", int(holder["port"])  # type: ignore[call-overload]
+    finally:
+
+        async def _stop() -> None:
+            holder["udp"].close()  # type: ignore[attr-defined]
+            server = holder["tcp"]
+            server.close()  # type: ignore[attr-defined]
+            await server.wait_closed()  # type: ignore[attr-defined]
+
+        asyncio.run_coroutine_threadsafe(_stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
