@@ -10,7 +10,7 @@ PROTOS := $(wildcard protos/certwatch/v1/*.proto)
 DEB_PACKAGES := postgresql nats-server openssl ca-certificates
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test check lint format bench deps venv proto clean
+.PHONY: run test check lint format bench deps bench-deps venv proto clean
 
 run: deps venv proto
 	$(VENV)/bin/certwatch stack
@@ -29,8 +29,18 @@ format: venv
 	$(VENV)/bin/ruff check --fix services tests bench
 	$(VENV)/bin/ruff format services tests bench
 
-bench: deps venv proto
+bench: deps bench-deps venv proto
 	$(PY) -m bench
+
+# The benchmarks' references: nginx serves the TLS target, blackbox_exporter is compared.
+bench-deps:
+	@missing=""; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	[ -x /usr/bin/prometheus-blackbox-exporter ] || missing="$$missing prometheus-blackbox-exporter"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 # System packages: PostgreSQL and NATS server binaries (run as local child processes).
 deps:
