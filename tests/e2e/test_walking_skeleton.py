@@ -99,6 +99,7 @@ async def test_domains_flow_from_add_to_status(settings: Settings, pki: TestPKI)
 
 _TABLES = {
     "inventory.domains": "inventory_domains",
+    "classifier.details": "classifier_details",
     "classifier.status": "classifier_status",
     "notifier.alert_state": "notifier_alert_state",
     "hosting.observed_expiry": "hosting_observed_expiry",

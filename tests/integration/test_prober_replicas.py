@@ -64,7 +64,7 @@ async def _schedule(event_log: EventLog, hosts: list[str], port: int) -> None:
 
 
 async def _probes(event_log: EventLog) -> list[dict[str, Any]]:
-    return [e.data for e in await event_log.read_all(0, limit=10_000, types=[pev.PROBE_COMPLETED])]
+    return [e.data for e in await event_log.read_all(limit=10_000, types=[pev.PROBE_COMPLETED])]
 
 
 async def _wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
@@ -116,8 +116,9 @@ async def test_two_replicas_share_200_domains_and_probe_each_once_a_round(
                 per_domain = Counter(p["host"] for p in await _probes(event_log))
                 assert set(per_domain) == set(hosts)
                 assert set(per_domain.values()) == {round_no}, per_domain.most_common(3)
-                async with event_log.pool.connection() as conn:  # the next round is due now
-                    await conn.execute("UPDATE probe_schedule SET next_due = now()")
+                if round_no == 1:
+                    async with event_log.pool.connection() as conn:  # round 2 is due now
+                        await conn.execute("UPDATE probe_schedule SET next_due = now()")
         assert a.probed > 0 and b.probed > 0, (a.probed, b.probed)
         assert a.probed + b.probed == 2 * len(hosts)
 

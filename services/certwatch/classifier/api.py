@@ -87,15 +87,12 @@ class ClassifierApi(classifier_pb2_grpc.ClassifierServicer):
             rows = await cur.fetchall()
         return pb.StatusHistory(entries=[_status(r) for r in rows])
 
-    async def GetMonitoringDetails(
-        self, request: pb.StatusRequest, context: Any
-    ) -> pb.MonitoringDetails:
+    async def GetMonitoringDetails(self, request: pb.StatusRequest, context: Any) -> pb.MonitoringDetails:
         account = auth.current().account_id
         domain_id = _domain_id(request.domain_id)
         async with self._log.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                f"SELECT {_DETAILS_COLUMNS} FROM classifier_details"
-                " WHERE domain_id = %s AND account_id = %s",
+                f"SELECT {_DETAILS_COLUMNS} FROM classifier_details WHERE domain_id = %s AND account_id = %s",
                 (domain_id, account),
             )
             found = await cur.fetchone()

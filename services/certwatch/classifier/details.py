@@ -66,8 +66,7 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
                 (cert["sha256"], Jsonb(cert)),
             )
         await conn.execute(
-            "UPDATE classifier_details SET serving = %s, chain_observed_at = %s"
-            " WHERE domain_id = %s",
+            "UPDATE classifier_details SET serving = %s, chain_observed_at = %s WHERE domain_id = %s",
             (Jsonb(data["serving"]), data["observed_at"], data["domain_id"]),
         )
     elif event.type == cev.OWNERSHIP_CHANGED:

@@ -25,6 +25,7 @@ def build_for(service: str) -> Build:
 
 
 def projections(event_log: EventLog) -> dict[str, Projection]:
+    from certwatch.classifier.details import DETAILS_VIEW
     from certwatch.classifier.processor import STATUS_VIEW, processor
     from certwatch.hosting.observed_expiry import OBSERVED_EXPIRY
     from certwatch.inventory.contact_views import CONTACT_VIEW
@@ -33,6 +34,6 @@ def projections(event_log: EventLog) -> dict[str, Projection]:
     from certwatch.prober.schedule import SCHEDULE
     from certwatch.vod.cert_facts import CERT_FACTS
 
-    found = [DOMAIN_VIEW, CONTACT_VIEW, SCHEDULE, processor(event_log), STATUS_VIEW, ALERT_STATE,
+    found = [DOMAIN_VIEW, CONTACT_VIEW, SCHEDULE, processor(event_log), STATUS_VIEW, DETAILS_VIEW, ALERT_STATE,
              OBSERVED_EXPIRY, CERT_FACTS]  # fmt: skip
     return {p.name: p for p in found}
