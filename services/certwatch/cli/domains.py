@@ -10,6 +10,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
+from certwatch.cli import details
 from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table
 from certwatch.inventory import csv_import
 from certwatch.v1 import inventory_pb2 as pb
@@ -56,6 +57,8 @@ def add_parser(subparsers: Any) -> None:
     edit.add_argument("--no-contacts", action="store_true", help="remove all contacts")
     add_connection_options(edit)
     edit.set_defaults(handler=_edit)
+
+    details.add_parsers(sub)
 
     template = sub.add_parser("template", help="write the CSV upload template")
     template.add_argument("path", nargs="?", type=Path, help="file to write (default: stdout)")

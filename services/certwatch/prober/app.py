@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from certwatch.platform.service import Parts, Runtime
 from certwatch.prober import api, schedule
 from certwatch.prober.scheduler import Scheduler
@@ -16,6 +18,6 @@ async def build(rt: Runtime) -> Parts:
     )  # fmt: skip
     return Parts(
         registrations=[api.registration(api.ProberApi(options))],
-        projections=[schedule.SCHEDULE],
+        projections=[dataclasses.replace(schedule.SCHEDULE, after_commit=scheduler.wake)],
         workers=[scheduler],
     )

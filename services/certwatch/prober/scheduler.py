@@ -60,11 +60,18 @@ class Scheduler:
         self._idle_poll_s = idle_poll_s
         self._flush_s = flush_s
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[_Done]] = {}  # by domain id
         self.probed = 0
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Something became due (a domain was enabled or edited): claim now, not after the
+        idle poll. Called by the schedule projection after it commits."""
+        self._wake.set()
 
     async def run(self) -> None:
         try:
@@ -88,7 +95,8 @@ class Scheduler:
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
 
     async def _cycle(self) -> None:
         room = self._concurrency - len(self._inflight)

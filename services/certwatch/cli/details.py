@@ -1,0 +1,101 @@
+"""`certwatch domains details ID` and `certwatch domains history ID`: the monitoring report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+
+from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table
+from certwatch.v1 import classifier_pb2 as pb
+from certwatch.v1 import classifier_pb2_grpc
+
+
+def add_parsers(sub: Any) -> None:
+    details = sub.add_parser(
+        "details", help="monitoring report: status, ATS, IPs, certificates, chain, updates"
+    )
+    details.add_argument("id", help="domain id")
+    add_connection_options(details)
+    details.set_defaults(handler=_details)
+    history = sub.add_parser("history", help="status history (newest first)")
+    history.add_argument("id", help="domain id")
+    add_connection_options(history)
+    history.set_defaults(handler=_history)
+
+
+def _stub(args: argparse.Namespace) -> tuple[classifier_pb2_grpc.ClassifierStub, Any]:
+    channel, metadata = connect(args, "classifier")
+    return classifier_pb2_grpc.ClassifierStub(channel), metadata
+
+
+def _day(stamp: Any) -> str:
+    return stamp.ToDatetime().date().isoformat() if stamp.seconds else "-"
+
+
+def _details(args: argparse.Namespace) -> int:
+    try:
+        stub, metadata = _stub(args)
+        report = call(stub.GetMonitoringDetails, pb.StatusRequest(domain_id=args.id), metadata)
+    except CliError as exc:
+        return fail(str(exc))
+    if args.json:
+        print(json.dumps(MessageToDict(report, preserving_proto_field_name=True), indent=2))
+        return 0
+    d = report.details
+    status = d.status + (f" / {', '.join(d.causes)}" if d.causes else "")
+    days = str(d.remaining_service_days) if d.HasField("remaining_service_days") else "-"
+    lines = [f"{d.host}:{d.port}  {status}", f"  monitoring: {'on' if d.enabled else 'off'},"
+             f" {days} service days left (ends {d.service_ends_on or '-'}), checked {_day(d.checked_at)}"]  # fmt: skip
+    if d.recommended_action:
+        lines.append(f"  action: {d.recommended_action}")
+    ats = report.ats
+    verdict = ("pass" if getattr(ats, "pass") else "fail") if ats.checked else "not checked"
+    lines += ["", f"ATS check: {verdict}", *[f"  - {r}" for r in ats.reasons]]
+    lines += ["", "IP content:", table([[ip.ip, ip.status, ",".join(ip.causes) or "-", ip.tls_version or "-",
+                                         ip.cipher or "-"] for ip in report.ip_content],
+                                       ["IP", "STATUS", "CAUSES", "TLS", "CIPHER"])]  # fmt: skip
+    lines += ["", "Certificate:"]
+    for info in report.certificates:
+        c = info.certificate
+        lines.append(f"  {c.subject_cn or c.subject}  {info.status}, {info.remaining_days} days left,"
+                     f" brand {info.brand or '-'}, {c.key_type}-{c.key_bits}, {c.signature_hash or '-'}")  # fmt: skip
+        lines.append(
+            f"    SANs: {', '.join([*c.dns_names, *c.ip_addresses]) or '-'}; sha256 {c.sha256[:16]}…"
+        )
+    lines += ["", "Certificate chain:"]
+    for chain in report.chains:
+        lines.append(f"  served by {', '.join(chain.ips) or '-'}:")
+        for c in chain.certificates:
+            lines.append(f"    {c.subject_cn or c.subject}  issued by {c.issuer_org or c.issuer},"
+                         f" {_day(c.not_before)} → {_day(c.not_after)}")  # fmt: skip
+    lines += ["", f"Contacts: {', '.join(report.contact_ids) or '-'}", "", "Domain name updates:"]
+    for update in report.domain_name_updates:
+        for change in update.changes:
+            before, after = ", ".join(change.before) or "-", ", ".join(change.after) or "-"
+            lines.append(f"  {_day(update.observed_at)}  {change.kind}: {before} → {after}")
+    if not report.domain_name_updates:
+        lines.append("  none")
+    print("\n".join(lines))
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    try:
+        stub, metadata = _stub(args)
+        history = call(stub.ListStatusHistory, pb.StatusRequest(domain_id=args.id), metadata)
+    except CliError as exc:
+        return fail(str(exc))
+    if args.json:
+        print(
+            json.dumps(
+                [MessageToDict(e, preserving_proto_field_name=True) for e in history.entries], indent=2
+            )
+        )
+        return 0
+    rows = [[e.checked_at.ToDatetime().isoformat(timespec="seconds"), e.status, ",".join(e.causes) or "-"]
+            for e in history.entries]  # fmt: skip
+    print(table(rows, ["CHECKED", "STATUS", "CAUSES"]))
+    return 0
