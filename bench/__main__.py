@@ -10,10 +10,10 @@ import os
 import time
 from datetime import UTC, datetime
 
-from bench import event_log, first_status, outbox
+from bench import event_log, first_status, outbox, prober
 from bench._common import Row, quiet_logs, run_async, setup_telemetry, table
 
-BENCHMARKS = (event_log, outbox, first_status)
+BENCHMARKS = (event_log, outbox, first_status, prober)
 
 
 def main() -> None:

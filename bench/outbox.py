@@ -48,7 +48,7 @@ async def run() -> list[Row]:
             for start in range(0, FILL, 500):
                 await log.append_batch([(f"domain-{j % 500}", [NewEvent("BenchDomainAdded", _payload(j),
                                          metadata=meta)], None) for j in range(start, start + 500)])  # fmt: skip
-            sample = (await log.read_all(0, limit=1))[0]
+            sample = (await log.read_all(limit=1))[0]
             payload = busmod.encode(sample)
             relay = OutboxRelay(log, bus, pg.url, name="bench")
             relay_s = bare_s = 0.0

@@ -47,12 +47,12 @@ async def test_cli_add_list_details_history_contacts_quota(
             assert "REJECTED" in out and "ENABLING" in out
 
             async def secure() -> str | None:
-                code, out, _ = await cli("domains", "list", "--json")
+                _, out, _ = await cli("domains", "list", "--json")
                 domains = json.loads(out)
                 return domains[0]["id"] if domains and domains[0]["status"] == "SECURE" else None
 
             domain_id = await wait_for(secure, timeout=15)
-            code, out, _ = await cli("domains", "list")
+            _, out, _ = await cli("domains", "list")
             assert "SECURE" in out and "certwatch Test Issuing" in out
             code, out, _ = await cli("domains", "details", domain_id, service="classifier")
             assert code == 0, out
