@@ -25,8 +25,10 @@ def main() -> None:
         started = time.perf_counter()
         rows += run_async(module.run)
         print(f"# {module.BENCH}: {time.perf_counter() - started:.0f}s", flush=True)
-    print(f"\ncertwatch bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores,"
-          f" {time.perf_counter() - t0:.0f}s total\n")
+    print(
+        f"\ncertwatch bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores,"
+        f" {time.perf_counter() - t0:.0f}s total\n"
+    )
     print(table(rows))
     failed = [r for r in rows if r.passed is False]
     print(f"\n{len(failed)} target(s) missed" if failed else "\nall targets met")

@@ -244,4 +244,3 @@ def cli(name: str, run: Callable[[], Coroutine[Any, Any, list[Row]]]) -> None:
     setup_telemetry()
     rows = run_async(run)
     print(table(rows))
-

@@ -51,7 +51,8 @@ async def _first_statuses(settings: Settings, hosts: list[str], port: int) -> di
                 t0 = time.perf_counter()
                 added = await inventory.AddDomains(
                     pb.AddDomainsRequest(domains=f"{host}:{port}", enable=True),
-                    metadata=stack.metadata, timeout=5,
+                    metadata=stack.metadata,
+                    timeout=5,
                 )
                 result = added.results[0]
                 if not result.added:
@@ -93,7 +94,8 @@ async def _hops(url: str, ids: list[str]) -> dict[str, list[float]]:
     for t in at.values():
         if {d.MONITORING_ENABLED, pev.PROBE_COMPLETED, cev.DOMAIN_CLASSIFIED} <= t.keys():
             hops["enabled->probe_completed"].append(
-                (t[pev.PROBE_COMPLETED] - t[d.MONITORING_ENABLED]).total_seconds())
+                (t[pev.PROBE_COMPLETED] - t[d.MONITORING_ENABLED]).total_seconds()
+            )
             hops["probe_completed->classified"].append(
                 (t[cev.DOMAIN_CLASSIFIED] - t[pev.PROBE_COMPLETED]).total_seconds())  # fmt: skip
     return hops

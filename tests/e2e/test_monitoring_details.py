@@ -4,6 +4,7 @@ as a "Domain Name Update", the chain stored once per change, and account isolati
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,6 +17,7 @@ from certwatch.classifier import events as cev
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.localstack import Nats
+from certwatch.prober import events as pev
 from certwatch.v1 import classifier_pb2 as cpb
 from certwatch.v1 import classifier_pb2_grpc, inventory_pb2_grpc
 from certwatch.v1 import inventory_pb2 as ipb
@@ -94,6 +96,18 @@ async def test_monitoring_details_follow_a_renewal(settings: Settings, pki: Test
 
                 await wait_for(probed_often, timeout=10)
                 assert await _count(event_log, status_stream, cev.CERTIFICATE_CHAIN_OBSERVED) == 1
+                # ...nor in the probe results: only the first carries the chain in full.
+                probes = await event_log.read_stream(pev.stream_id(domain_id))
+                endpoints = [p.data["result"]["endpoints"][0] for p in probes]
+                assert len(endpoints[0]["chain"]) == 2 and "chain_ref" not in endpoints[0]
+                assert all(e["chain"] == [] and len(e["chain_ref"]) == 2 for e in endpoints[1:])
+                assert all(p.schema_version == 2 for p in probes)
+                sizes = [len(json.dumps(p.data)) for p in probes]
+                assert max(sizes[1:]) < sizes[0] / 2, sizes
+                statuses = await event_log.read_stream(status_stream)
+                assert {e.data["verdict"]["status"] for e in statuses if e.type == cev.DOMAIN_CLASSIFIED} == {
+                    "SECURE"
+                }
 
             with tls_server(server_context(*pki.server_files(renewed)), port=port):
 

@@ -41,39 +41,40 @@ async def test_one_trace_from_add_domains_to_verdict(database_url: str, nats_ser
                 allow_networks=(ipaddress.ip_network("127.0.0.0/8"),), ca_file=pki.ca_file,
                 resolve_overrides=(f"traced.test:{port}:127.0.0.1",), shutdown_grace_s=2,
             )  # fmt: skip
-            async with running_stack(replace(settings)) as stack:
-                async with stack.channel("inventory") as channel:
-                    health = health_pb2_grpc.HealthStub(channel)
+            async with running_stack(replace(settings)) as stack, stack.channel("inventory") as channel:
+                health = health_pb2_grpc.HealthStub(channel)
 
-                    async def serving() -> bool:
-                        reply = await health.Check(health_pb2.HealthCheckRequest(service="certwatch.v1.Inventory"))
-                        return reply.status == health_pb2.HealthCheckResponse.SERVING
+                async def serving() -> bool:
+                    reply = await health.Check(
+                        health_pb2.HealthCheckRequest(service="certwatch.v1.Inventory")
+                    )
+                    return reply.status == health_pb2.HealthCheckResponse.SERVING
 
-                    await wait_for(serving, timeout=10)
-                    inventory = inventory_pb2_grpc.InventoryStub(channel)
-                    with telemetry.tracer().start_as_current_span("client AddDomains") as root:
-                        carrier = telemetry.inject({})
-                        await inventory.AddDomains(
-                            pb.AddDomainsRequest(domains=f"traced.test:{port}", enable=True),
-                            metadata=(*stack.metadata, *carrier.items()),
-                        )
-                    trace_id = root.get_span_context().trace_id
+                await wait_for(serving, timeout=10)
+                inventory = inventory_pb2_grpc.InventoryStub(channel)
+                with telemetry.tracer().start_as_current_span("client AddDomains") as root:
+                    carrier = telemetry.inject({})
+                    await inventory.AddDomains(
+                        pb.AddDomainsRequest(domains=f"traced.test:{port}", enable=True),
+                        metadata=(*stack.metadata, *carrier.items()),
+                    )
+                trace_id = root.get_span_context().trace_id
 
-                    async def verdict_span() -> list[str]:
-                        names = [s.name for s in EXPORTER.get_finished_spans()
+                async def verdict_span() -> list[str]:
+                    names = [s.name for s in EXPORTER.get_finished_spans()
                                  if s.context.trace_id == trace_id]  # fmt: skip
-                        return names if any("DomainClassified" in n for n in names) else []
+                    return names if any("DomainClassified" in n for n in names) else []
 
-                    names = await wait_for(verdict_span, timeout=15)
-                    assert "/certwatch.v1.Inventory/AddDomains" in names
-                    assert "probe" in names
-                    assert any(n.startswith("classifier.processor ProbeCompleted") for n in names)
+                names = await wait_for(verdict_span, timeout=15)
+                assert "/certwatch.v1.Inventory/AddDomains" in names
+                assert "probe" in names
+                assert any(n.startswith("classifier.processor ProbeCompleted") for n in names)
 
-                    # NATS gone: health turns NOT_SERVING instead of lying.
-                    nats_server.kill()
+                # NATS gone: health turns NOT_SERVING instead of lying.
+                nats_server.kill()
 
-                    async def not_serving() -> bool:
-                        reply = await health.Check(health_pb2.HealthCheckRequest(service=""))
-                        return reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+                async def not_serving() -> bool:
+                    reply = await health.Check(health_pb2.HealthCheckRequest(service=""))
+                    return reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
-                    await wait_for(not_serving, timeout=10)
+                await wait_for(not_serving, timeout=10)

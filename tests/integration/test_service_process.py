@@ -57,7 +57,9 @@ def test_sigterm_stops_the_service_gracefully(database_url: str, nats_server: Na
     assert '"msg": "inventory stopped"' in log, log[-2000:]
 
 
-def test_missing_master_key_is_a_clear_startup_error(database_url: str, nats_server: Nats, tmp_path: Path) -> None:
+def test_missing_master_key_is_a_clear_startup_error(
+    database_url: str, nats_server: Nats, tmp_path: Path
+) -> None:
     env = {"CERTWATCH_DATABASE_URL": database_url, "CERTWATCH_NATS_URL": nats_server.url,
            "CERTWATCH_INVENTORY_PORT": str(free_port()), "CERTWATCH_MASTER_KEY": ""}  # fmt: skip
     proc = _serve("inventory", env, tmp_path / "log")
@@ -88,10 +90,12 @@ def test_mutual_tls_refuses_clients_without_a_certificate(
                                      options=[("grpc.ssl_target_name_override", "localhost")]) as channel:  # fmt: skip
                 _wait_serving(channel)
             anonymous = grpc.ssl_channel_credentials(root_certificates=pki.root.pem)
-            with grpc.secure_channel(f"127.0.0.1:{port}", anonymous,
-                                     options=[("grpc.ssl_target_name_override", "localhost")]) as channel:  # fmt: skip
-                with pytest.raises(grpc.RpcError):
-                    health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
+            override = [("grpc.ssl_target_name_override", "localhost")]
+            with (
+                grpc.secure_channel(f"127.0.0.1:{port}", anonymous, options=override) as channel,
+                pytest.raises(grpc.RpcError),
+            ):
+                health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError):
                 health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
         finally:

@@ -131,7 +131,9 @@ def issue(
     else:
         usage.update(digital_signature=True, key_encipherment=isinstance(key, rsa.RSAPrivateKey))
         builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]
+            ),
             critical=False,
         )
         names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]

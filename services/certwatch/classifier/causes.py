@@ -94,16 +94,14 @@ CAUSE_INFO: Mapping[Cause, CauseInfo] = MappingProxyType(
         Cause.INVALID_IP: CauseInfo(
             _ENF,
             "Invalid IP address",
-            "Certificate Management Service cannot resolve the IP address for the domain"
-            " name's server.",
+            "Certificate Management Service cannot resolve the IP address for the domain name's server.",
             "Check the DNS resolution of the domain name and resolve any exceptions found.",
         ),
         Cause.INVALID_DOMAIN: CauseInfo(
             _ENF,
             "Invalid domain name",
             "The domain name cannot be accessed over the public network.",
-            "Verify that the domain name is correct and publicly accessible, then edit it"
-            " and retry.",
+            "Verify that the domain name is correct and publicly accessible, then edit it and retry.",
         ),
         Cause.INVALID_PORT: CauseInfo(
             _ENF,

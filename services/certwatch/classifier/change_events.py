@@ -1,12 +1,14 @@
 """Log compaction: chain and ownership events only when what a domain serves changed.
 
-The last observation per domain lives in `classifier_observations`, read and written in the
-processor's transaction (the one that also moves its checkpoint), so each probe result is
-compared exactly once, in log order, and a replay decides the same events with the same ids.
+The last observation per domain lives in `classifier_observations`, read and written a page
+at a time in the processor's transaction (the one that also moves its checkpoint), so each
+probe result is compared exactly once, in log order, and a replay decides the same events
+with the same ids.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from psycopg.types.json import Jsonb
@@ -18,26 +20,31 @@ from certwatch.platform.events import NewEvent, RecordedEvent, stable_id
 from certwatch.prober.facts import ProbeResult
 
 
-async def _load(conn: Conn, domain_id: str) -> Observation | None:
+async def load(conn: Conn, domain_ids: Collection[str]) -> dict[str, Observation]:
+    """The last observations of these domains, locked for this transaction."""
     cur = await conn.execute(
-        "SELECT state FROM classifier_observations WHERE domain_id = %s FOR UPDATE", (domain_id,)
+        "SELECT domain_id::text, state FROM classifier_observations WHERE domain_id = ANY(%s::uuid[])"
+        " ORDER BY domain_id FOR UPDATE",
+        (list(domain_ids),),
     )
-    row = await cur.fetchone()
-    return Observation.from_dict(row[0]) if row else None
+    return {row[0]: Observation.from_dict(row[1]) for row in await cur.fetchall()}
 
 
-async def _save(conn: Conn, domain_id: str, observed_at: datetime, state: Observation) -> None:
-    await conn.execute(
-        "INSERT INTO classifier_observations (domain_id, observed_at, state) VALUES (%s, %s, %s)"
-        " ON CONFLICT (domain_id) DO UPDATE SET observed_at = excluded.observed_at,"
-        " state = excluded.state",
-        (domain_id, observed_at, Jsonb(state.to_dict())),
-    )
-
-
-async def forget(conn: Conn, domain_id: str) -> None:
-    """A removed domain's observation goes; re-adding it starts a fresh history."""
-    await conn.execute("DELETE FROM classifier_observations WHERE domain_id = %s", (domain_id,))
+async def save(conn: Conn, observed: dict[str, tuple[datetime, Observation | None]]) -> None:
+    """Write what changed in a page: new states, and removals (None)."""
+    gone = [d for d, (_, state) in observed.items() if state is None]
+    kept = {d: v for d, v in observed.items() if v[1] is not None}
+    if gone:
+        await conn.execute("DELETE FROM classifier_observations WHERE domain_id = ANY(%s::uuid[])", (gone,))
+    if kept:
+        await conn.execute(
+            "INSERT INTO classifier_observations (domain_id, observed_at, state)"
+            " SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], %s::jsonb[])"
+            " ON CONFLICT (domain_id) DO UPDATE SET observed_at = excluded.observed_at,"
+            " state = excluded.state",
+            (list(kept), [at for at, _ in kept.values()],
+             [Jsonb(state.to_dict()) for _, state in kept.values() if state is not None]),
+        )  # fmt: skip
 
 
 def _event(kind: str, probe: RecordedEvent, data: dict[str, object]) -> NewEvent:
@@ -45,19 +52,19 @@ def _event(kind: str, probe: RecordedEvent, data: dict[str, object]) -> NewEvent
     return NewEvent(kind, data, event_id=stable_id(kind, probe.event_id), metadata=meta)
 
 
-async def change_events(conn: Conn, probe: RecordedEvent, result: ProbeResult) -> list[NewEvent]:
-    """`CertificateChainObserved` / `OwnershipChanged` for this probe, if anything changed.
+def decide(
+    previous: Observation | None, probe: RecordedEvent, result: ProbeResult
+) -> tuple[Observation | None, list[NewEvent]]:
+    """The domain's new observation (None: unchanged) and the `CertificateChainObserved` /
+    `OwnershipChanged` events this probe warrants. Pure: the caller loads and saves.
 
     A chain event carries the full facts only of certificates the domain did not serve at
     the last observation; the rest are referenced by fingerprint, already in the log.
     """
-    domain_id = probe.data["domain_id"]
-    previous = await _load(conn, domain_id)
     current = observe(result, previous)
     if current is None or current == previous:
-        return []
-    await _save(conn, domain_id, result.started_at, current)
-    base = {"domain_id": domain_id, "account_id": probe.data["account_id"],
+        return None, []
+    base = {"domain_id": probe.data["domain_id"], "account_id": probe.data["account_id"],
             "observed_at": result.started_at.isoformat()}  # fmt: skip
     found: list[NewEvent] = []
     if current.serving and (previous is None or current.serving != previous.serving):
@@ -74,4 +81,4 @@ async def change_events(conn: Conn, probe: RecordedEvent, result: ProbeResult) -
             **base, "kinds": [c.kind.value for c in differences],
             "changes": [c.to_dict() for c in differences],
         }))  # fmt: skip
-    return found
+    return current, found

@@ -151,9 +151,7 @@ def _cert_finding(cause: Cause, endpoint: f.EndpointFacts, problem: f.ChainProbl
 
 def _certificate_findings(endpoint: f.EndpointFacts, now: datetime) -> Iterator[Finding]:
     if not endpoint.chain:
-        yield Finding(
-            Cause.NO_SSL_CERTIFICATE, f"{endpoint.ip}: no certificate presented", endpoint.ip
-        )
+        yield Finding(Cause.NO_SSL_CERTIFICATE, f"{endpoint.ip}: no certificate presented", endpoint.ip)
         return
     problems = [p for p in endpoint.problems if p.code not in TIME_CODES]
     for problem in [*time_problems(endpoint.chain, now), *problems]:

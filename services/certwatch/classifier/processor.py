@@ -6,16 +6,18 @@ checkpoint: a redelivered or replayed probe result appends nothing new.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from certwatch.classifier import chain_store, change_events
 from certwatch.classifier import events as cev
 from certwatch.classifier.causes import CAUSE_INFO
-from certwatch.classifier.change_events import change_events, forget
 from certwatch.classifier.classify import classify
+from certwatch.classifier.observation import Observation
 from certwatch.inventory import domain as d
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent, stable_id
@@ -59,19 +61,37 @@ def verdict_event(probe: RecordedEvent, result: ProbeResult) -> NewEvent:
 
 
 def processor(event_log: EventLog) -> Projection:
-    async def handle(conn: Conn, event: RecordedEvent) -> None:
-        if event.type == d.DOMAIN_REMOVED:
-            await forget(conn, event.data["domain_id"])
-            return
-        result = ProbeResult.from_dict(event.data["result"])
-        found = [verdict_event(event, result), *await change_events(conn, event, result)]
-        await event_log.append(
-            cev.stream_id(event.data["domain_id"]), found, expected_version=None, conn=conn
+    """Probe results → verdicts (+ chain and ownership events), a page per transaction:
+    one chain-store round trip, one observations load and save, one `append_batch`."""
+
+    async def handle_batch(conn: Conn, events: Sequence[RecordedEvent]) -> None:
+        probes = [e for e in events if e.type == pev.PROBE_COMPLETED]
+        expanded = await chain_store.expand(conn, [e.data["result"] for e in probes])
+        results = {e.event_id: ProbeResult.from_dict(r) for e, r in zip(probes, expanded, strict=True)}
+        observations: dict[str, Observation | None] = dict(
+            await change_events.load(conn, {e.data["domain_id"] for e in events})
         )
+        observed: dict[str, tuple[datetime, Observation | None]] = {}
+        appends: dict[str, list[NewEvent]] = {}
+        for event in events:
+            domain_id = event.data["domain_id"]
+            if event.type == d.DOMAIN_REMOVED:  # re-adding the domain starts a fresh history
+                observations[domain_id] = None
+                observed[domain_id] = (event.recorded_at, None)
+                continue
+            result = results[event.event_id]
+            state, found = change_events.decide(observations.get(domain_id), event, result)
+            if state is not None:
+                observations[domain_id] = state
+                observed[domain_id] = (result.started_at, state)
+            appends.setdefault(cev.stream_id(domain_id), []).extend([verdict_event(event, result), *found])
+        await change_events.save(conn, observed)
+        await event_log.append_batch([(s, evs, None) for s, evs in appends.items()], conn=conn)
 
     return Projection(
         name="classifier.processor", event_types=[pev.PROBE_COMPLETED, d.DOMAIN_REMOVED],
-        handle=handle, reset_sql=["DELETE FROM classifier_observations"],
+        handle_batch=handle_batch,
+        reset_sql=["DELETE FROM classifier_observations", "DELETE FROM classifier_chain_certs"],
         subject="cw.events.probe.>",
     )  # fmt: skip
 

@@ -21,7 +21,8 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
             " VALUES (%s, %s, %s, %s, %s, %s, true, false, now())"
             " ON CONFLICT (domain_id) DO UPDATE SET host = excluded.host, port = excluded.port,"
             " generation = excluded.generation, traceparent = excluded.traceparent,"
-            " first_check = true, paused = false, next_due = now(), claimed_by = NULL",
+            " first_check = true, paused = false, next_due = now(), claimed_by = NULL,"
+            " reported_chains = '{}'",
             (
                 data["domain_id"],
                 data["account_id"],
@@ -67,6 +68,7 @@ class Due:
     port: int
     generation: int
     first_check: bool
+    reported_chains: frozenset[str] = frozenset()
 
 
 async def claim(conn: Conn, *, worker: str, limit: int, lease_s: float) -> list[Due]:
@@ -76,14 +78,15 @@ async def claim(conn: Conn, *, worker: str, limit: int, lease_s: float) -> list[
         " ORDER BY next_due LIMIT %s FOR UPDATE SKIP LOCKED)"
         " UPDATE probe_schedule s SET next_due = now() + make_interval(secs => %s), claimed_by = %s"
         " FROM due WHERE s.domain_id = due.domain_id"
-        " RETURNING s.domain_id, s.account_id, s.host, s.port, s.generation, s.first_check",
+        " RETURNING s.domain_id, s.account_id, s.host, s.port, s.generation, s.first_check,"
+        " s.reported_chains",
         (limit, lease_s, worker),
     )
-    return [Due(str(r[0]), str(r[1]), r[2], r[3], r[4], r[5]) for r in await cur.fetchall()]
+    return [Due(str(r[0]), str(r[1]), r[2], r[3], r[4], r[5], frozenset(r[6])) for r in await cur.fetchall()]
 
 
 async def reschedule(
-    conn: Conn, rounds: list[tuple[Due, datetime]], *, probed_at: datetime, worker: str
+    conn: Conn, rounds: list[tuple[Due, datetime, frozenset[str]]], *, probed_at: datetime, worker: str
 ) -> set[str]:
     """Set each domain's next round where `worker` still holds the claim; return those ids.
 
@@ -92,12 +95,12 @@ async def reschedule(
     """
     cur = await conn.execute(
         "UPDATE probe_schedule s SET next_due = r.next_due, last_probed = %s, claimed_by = NULL,"
-        " traceparent = NULL"
-        " FROM unnest(%s::uuid[], %s::int[], %s::timestamptz[])"
-        " AS r(domain_id, generation, next_due)"
+        " traceparent = NULL, reported_chains = string_to_array(r.reported, ';')"
+        " FROM unnest(%s::uuid[], %s::int[], %s::timestamptz[], %s::text[])"
+        " AS r(domain_id, generation, next_due, reported)"
         " WHERE s.domain_id = r.domain_id AND s.generation = r.generation AND s.claimed_by = %s"
         " RETURNING s.domain_id::text",
-        (probed_at, [d.domain_id for d, _ in rounds], [d.generation for d, _ in rounds],
-         [n for _, n in rounds], worker),
+        (probed_at, [d.domain_id for d, _, _ in rounds], [d.generation for d, _, _ in rounds],
+         [n for _, n, _ in rounds], [";".join(sorted(r)) for _, _, r in rounds], worker),
     )  # fmt: skip
     return {r[0] for r in await cur.fetchall()}

@@ -27,6 +27,8 @@ from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.prober import events as pev
 from certwatch.prober import schedule
+from certwatch.prober.compaction import SCHEMA_VERSION as COMPACT_SCHEMA
+from certwatch.prober.compaction import compact
 from certwatch.prober.facts import ProbeResult
 from certwatch.prober.options import ProbeOptions
 from certwatch.prober.tls_probe import probe
@@ -149,28 +151,34 @@ class Scheduler:
         if not results:
             return
         now = datetime.now(UTC)
+        compacted = {
+            due.domain_id: compact(result.to_dict(), due.reported_chains) for due, result, _ in results
+        }
         async with self._log.pool.connection() as conn, conn.transaction():
             held = await schedule.reschedule(
-                conn, [(due, self._next_due(now)) for due, _, _ in results], probed_at=now,
-                worker=self.worker_id,
+                conn, [(due, self._next_due(now), compacted[due.domain_id][1]) for due, _, _ in results],
+                probed_at=now, worker=self.worker_id,
             )  # fmt: skip
             kept = [r for r in results if r[0].domain_id in held]
-            await self._log.append_batch(self._events(kept), conn=conn)
+            await self._log.append_batch(self._events(kept, compacted), conn=conn)
         if len(kept) < len(results):
             log.info("prober: %d results dropped, their leases had passed", len(results) - len(kept))
         self.probed += len(kept)
         telemetry.counter("certwatch.probes").add(len(kept))
 
-    def _events(self, results: list[_Done]) -> list[tuple[str, list[NewEvent], int | None]]:
+    def _events(
+        self, results: list[_Done], compacted: dict[str, tuple[dict[str, Any], frozenset[str]]]
+    ) -> list[tuple[str, list[NewEvent], int | None]]:
         batch: list[tuple[str, list[NewEvent], int | None]] = []
-        for due, result, traceparent in results:
+        for due, _, traceparent in results:
             event = NewEvent(
                 pev.PROBE_COMPLETED,
                 {
                     "domain_id": due.domain_id, "account_id": due.account_id, "host": due.host,
                     "port": due.port, "generation": due.generation, "first_check": due.first_check,
-                    "result": result.to_dict(), "prober": self.worker_id,
+                    "result": compacted[due.domain_id][0], "prober": self.worker_id,
                 },
+                schema_version=COMPACT_SCHEMA,
                 metadata={"account_id": due.account_id}
                 | ({"traceparent": traceparent} if traceparent else {}),
             )  # fmt: skip
