@@ -21,9 +21,7 @@ test: deps venv proto
 check: venv proto
 	$(VENV)/bin/ruff check services tests bench
 	$(VENV)/bin/ruff format --check services tests bench
-	$(VENV)/bin/mypy services/certwatch/classifier services/certwatch/inventory/domain.py \
-		services/certwatch/inventory/validation.py services/certwatch/inventory/quota.py \
-		services/certwatch/inventory/contacts.py services/certwatch/inventory/csv_import.py
+	$(VENV)/bin/mypy services/certwatch
 
 format: venv
 	$(VENV)/bin/ruff check --fix services tests bench

@@ -73,14 +73,14 @@ def call(fn: Callable[..., Any], request: Any, metadata: Any) -> Any:
 
 
 def _describe(exc: grpc.RpcError) -> str:
-    code = exc.code()  # type: ignore[attr-defined]
-    message = exc.details()  # type: ignore[attr-defined]
+    code = exc.code()
+    message = exc.details()
     if code == grpc.StatusCode.UNAVAILABLE:
         return f"cannot reach the service ({message}); is `make run` running?"
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return f"not authenticated: {message}; check your API key"
     lines = [f"{code.name.lower().replace('_', ' ')}: {message}"]
-    for key, value in exc.trailing_metadata() or ():  # type: ignore[attr-defined]
+    for key, value in exc.trailing_metadata() or ():
         if key == "grpc-status-details-bin":
             status = status_pb2.Status.FromString(value)
             for detail in status.details:

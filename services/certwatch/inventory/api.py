@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from certwatch.inventory.accounts_api import AccountHandlers
-from certwatch.inventory.contacts_api import ContactHandlers
 from certwatch.inventory.domains_api import DomainHandlers
 from certwatch.inventory.quota_api import QuotaHandlers
 from certwatch.platform.eventlog import EventLog
@@ -19,9 +18,7 @@ from certwatch.platform.shredding import Vault
 from certwatch.v1 import inventory_pb2_grpc
 
 
-class InventoryApi(
-    DomainHandlers, ContactHandlers, QuotaHandlers, AccountHandlers, inventory_pb2_grpc.InventoryServicer
-):
+class InventoryApi(DomainHandlers, QuotaHandlers, AccountHandlers, inventory_pb2_grpc.InventoryServicer):
     def __init__(
         self, event_log: EventLog, vault: Vault, *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),

@@ -198,7 +198,8 @@ class ContactHandlers:
             for contact_id, sealed in rows:
                 with_name = await self._vault.open(conn, _subject(str(contact_id)), sealed)
                 by_name.setdefault(with_name["name"].casefold(), str(contact_id))
-        resolved, unknown = [], []
+        resolved: list[str] = []
+        unknown: list[str] = []
         for ref in refs:
             found = ref if ref in ids else by_name.get(ref.casefold())
             (resolved if found else unknown).append(found or ref)

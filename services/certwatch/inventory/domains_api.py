@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from certwatch.inventory import csv_import, validation, views
 from certwatch.inventory import domain as d
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN
+from certwatch.inventory.contacts_api import ContactHandlers
 from certwatch.platform import auth, telemetry
 from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from certwatch.platform.eventlog import Conn, EventLog
@@ -78,10 +79,11 @@ def _contact_ids(ids: Sequence[str], field: str = "contact_ids") -> tuple[str, .
     return tuple(ids)
 
 
-class DomainHandlers:
+class DomainHandlers(ContactHandlers):
+    """Domains name their contacts by id or name, resolved within the caller's account."""
+
     _log: EventLog
     _now: Callable[[], datetime]
-    _resolve_contacts: Callable[[Conn, auth.Principal, Sequence[str]], Awaitable[tuple[str, ...]]]
 
     # -- commands -------------------------------------------------------------------------
 
@@ -175,11 +177,11 @@ class DomainHandlers:
         if not request.domains.strip():
             raise InvalidArgument([("domains", "give at least one domain name or IP address, or a CSV file")])
         try:
-            rows = validation.parse_domain_list(request.domains)
+            listed = validation.parse_domain_list(request.domains)
         except validation.ValidationError as exc:
             raise _invalid(exc) from exc
         entries = []
-        for r in rows:
+        for r in listed:
             target = r.target
             if target is not None and port is not None and ":" not in r.raw.rsplit("]", 1)[-1]:
                 target = validation.Target(target.host, port, target.is_ip)
@@ -301,7 +303,8 @@ class DomainHandlers:
         size = request.page_size or DEFAULT_PAGE_SIZE
         if size > MAX_PAGE_SIZE:
             raise InvalidArgument([("page_size", f"at most {MAX_PAGE_SIZE}")])
-        clauses, params = ["account_id = %s"], [principal.account_id]
+        clauses: list[str] = ["account_id = %s"]
+        params: list[Any] = [principal.account_id]
         if request.page_token:
             host, last_id = _decode_token(request.page_token)
             clauses.append("(host, domain_id) > (%s, %s)")

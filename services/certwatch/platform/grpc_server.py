@@ -42,7 +42,7 @@ def _status_details(exc: Exception, code: grpc.StatusCode) -> tuple[tuple[str, b
     return (("grpc-status-details-bin", status.SerializeToString()),)
 
 
-class _Interceptor(grpc.aio.ServerInterceptor):
+class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, verifier: auth.KeyVerifier | None) -> None:
         self._verifier = verifier
 
@@ -52,7 +52,7 @@ class _Interceptor(grpc.aio.ServerInterceptor):
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        method: str = details.method  # type: ignore[attr-defined]
+        method: str = details.method
         if handler is None or method.startswith(_PUBLIC_PREFIXES) or handler.unary_unary is None:
             return handler
         inner = handler.unary_unary

@@ -89,6 +89,7 @@ class Postgres:
         return f"postgresql://certwatch@{self.host}:{self.port}/certwatch"
 
     def _demote(self) -> dict[str, int]:
+        """`user`/`group` for subprocess when we are root (PostgreSQL refuses to run as root)."""
         user = _unprivileged_user()
         return {} if user is None else {"user": user.pw_uid, "group": user.pw_gid}
 
@@ -103,7 +104,7 @@ class Postgres:
             init = subprocess.run(
                 [str(bindir / "initdb"), "-D", str(self.data_dir), "-U", "certwatch",
                  "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"],
-                cwd=self.data_dir, capture_output=True, text=True, **demote,
+                cwd=self.data_dir, capture_output=True, text=True, user=demote.get("user"), group=demote.get("group"),
             )  # fmt: skip
             if init.returncode != 0:
                 raise LocalStackError(f"initdb failed: {init.stderr.strip()}")
@@ -126,7 +127,13 @@ class Postgres:
             ]
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
-            args, stdout=log, stderr=log, cwd=self.data_dir, start_new_session=True, **demote
+            args,
+            stdout=log,
+            stderr=log,
+            cwd=self.data_dir,
+            start_new_session=True,
+            user=demote.get("user"),
+            group=demote.get("group"),
         )
         log.close()
         _wait_port(self.host, self.port, self.proc, timeout, "postgres")

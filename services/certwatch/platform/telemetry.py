@@ -62,7 +62,7 @@ def metrics() -> otel_metrics.Meter:
 def current_traceparent() -> str | None:
     """The W3C `traceparent` of the active span, to store in event metadata."""
     carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier, setter=DefaultSetter())
+    _PROPAGATOR.inject(carrier, setter=DefaultSetter())  # type: ignore[misc]
     return carrier.get("traceparent")
 
 
@@ -74,7 +74,7 @@ def context_from(carrier: Mapping[str, str] | None) -> otel_context.Context:
 
 
 def inject(carrier: dict[str, str]) -> dict[str, str]:
-    _PROPAGATOR.inject(carrier, setter=DefaultSetter())
+    _PROPAGATOR.inject(carrier, setter=DefaultSetter())  # type: ignore[misc]
     return carrier
 
 

@@ -94,7 +94,7 @@ def _tls_failure(exc: BaseException) -> tuple[str, str]:
 
 
 async def _revocation(
-    parsed: list[ParsedCert],
+    parsed: Sequence[ParsedCert],
     issuer: x509.Certificate | None,
     options: ProbeOptions,
     remaining: float,
