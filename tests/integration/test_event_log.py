@@ -146,3 +146,68 @@ async def test_old_schema_versions_are_upcast_on_read(event_log: EventLog) -> No
 
     (event,) = await event_log.read_stream(stream)
     assert event.schema_version == 2 and event.data == {"names": ["a"]}
+
+
+async def test_a_batch_reusing_a_recorded_id_fails_whole_in_a_transaction(
+    event_log: EventLog, pool: AsyncConnectionPool[Any]
+) -> None:
+    recorded = _ev(1)
+    await event_log.append(f"a-{uuid.uuid4()}", [recorded], expected_version=0)
+    other = f"b-{uuid.uuid4()}"
+    with pytest.raises(DuplicateEventId):
+        async with pool.connection() as conn, conn.transaction():
+            await event_log.append_batch([(other, [_ev(2), recorded], None)], conn=conn)
+    assert await event_log.read_stream(other) == []
+    with pytest.raises(DuplicateEventId):  # on the log's own connection too: all or nothing
+        await event_log.append(other, [_ev(2), recorded], expected_version=None)
+    assert await event_log.read_stream(other) == []
+
+
+async def test_retrying_a_whole_batch_in_a_transaction_is_idempotent(
+    event_log: EventLog, pool: AsyncConnectionPool[Any]
+) -> None:
+    first, second = f"a-{uuid.uuid4()}", f"b-{uuid.uuid4()}"
+    batch = [(first, [_ev(1), _ev(2)], 0), (second, [_ev(3)], None)]
+    async with pool.connection() as conn, conn.transaction():
+        stored = await event_log.append_batch(batch, conn=conn)
+    async with pool.connection() as conn, conn.transaction():
+        again = await event_log.append_batch(batch, conn=conn)
+    assert [a.position for a in again] == [a.position for a in stored]
+    assert all(a.duplicate for a in again) and not any(a.duplicate for a in stored)
+    assert [e.stream_version for e in await event_log.read_stream(first)] == [1, 2]
+
+
+async def test_big_batches_go_by_copy_with_the_same_guarantees(
+    event_log: EventLog, pool: AsyncConnectionPool[Any]
+) -> None:
+    stream = f"big-{uuid.uuid4()}"
+    events = [_ev(i) for i in range(100)]
+    stored = await event_log.append(stream, events, expected_version=0)
+    assert [a.stream_version for a in stored] == list(range(1, 101))
+    assert [a.position for a in stored] == sorted(a.position for a in stored)
+    read = await event_log.read_stream(stream)
+    assert [e.data["n"] for e in read] == list(range(100)) and [e.position for e in read] == [
+        a.position for a in stored
+    ]
+    assert {a.transaction_id for a in stored} == {e.transaction_id for e in read}
+
+    again = await event_log.append(stream, events, expected_version=0)  # a retry: idempotent
+    assert all(a.duplicate for a in again) and [a.position for a in again] == [a.position for a in stored]
+    with pytest.raises(ConcurrencyConflict):
+        await event_log.append(stream, [_ev(i) for i in range(100)], expected_version=0)
+
+    many = [(f"s{i}-{uuid.uuid4()}", [_ev(i)], 0) for i in range(80)]
+    many[40] = (stream, [_ev(40)], 7)  # one stream is not where the batch expects it
+    with pytest.raises(ConcurrencyConflict) as info:
+        await event_log.append_batch(many)
+    assert info.value.stream_id == stream
+    assert [s for s, _, _ in many if s != stream and await event_log.read_stream(s)] == []
+
+    reused = [(f"r{i}-{uuid.uuid4()}", [_ev(i)], None) for i in range(80)] + [
+        (f"x-{uuid.uuid4()}", [events[0]], None)
+    ]
+    with pytest.raises(DuplicateEventId):
+        async with pool.connection() as conn, conn.transaction():
+            await event_log.append_batch(reused, conn=conn)
+    assert [s for s, _, _ in reused if await event_log.read_stream(s)] == []
+    assert len(await event_log.read_stream(stream)) == 100

@@ -18,6 +18,53 @@ _COLUMNS = (
     "position, event_id, stream_id, stream_version, event_type, schema_version, data,"
     " metadata, recorded_at, transaction_id"
 )
+# The fast path of an append: one statement, no function call. It writes nothing when a
+# stream is not at its expected version; event ids already recorded are skipped. Whenever
+# it did not write every event, `append_batch()` (the SQL function) sorts out why.
+_APPEND = (
+    "WITH items AS (SELECT t.ord, t.item->>'stream' AS stream, (t.item->>'expected')::integer AS expected,"
+    " t.item->'events' AS events, coalesce((SELECT max(e.stream_version) FROM events e"
+    " WHERE e.stream_id = t.item->>'stream'), 0) AS current"
+    " FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(item, ord))"
+    " INSERT INTO events AS ev (position, event_id, stream_id, stream_version, event_type,"
+    " schema_version, data, metadata)"
+    " SELECT nextval('event_position_seq'), (x.e->>'event_id')::uuid, i.stream, i.current + x.j::integer,"
+    " x.e->>'type', (x.e->>'schema_version')::smallint, x.e->'data', coalesce(x.e->'metadata', '{}'::jsonb)"
+    " FROM items i, jsonb_array_elements(i.events) WITH ORDINALITY AS x(e, j)"
+    " WHERE NOT EXISTS (SELECT 1 FROM items c WHERE c.expected IS NOT NULL AND c.expected <> c.current)"
+    " ORDER BY i.ord, x.j ON CONFLICT (event_id) DO NOTHING"
+    " RETURNING ev.stream_id, ev.position, ev.stream_version, false, ev.transaction_id::text"
+)
+# The same for the most common append, one event: parameters instead of JSON to unpack.
+_APPEND_ONE = (
+    "INSERT INTO events AS ev (position, event_id, stream_id, stream_version, event_type,"
+    " schema_version, data, metadata)"
+    " SELECT nextval('event_position_seq'), %s, %s, c.v + 1, %s, %s, %s::jsonb, %s::jsonb"
+    " FROM (SELECT coalesce(max(stream_version), 0) AS v FROM events WHERE stream_id = %s) AS c"
+    " WHERE %s::integer IS NULL OR c.v = %s::integer"
+    " ON CONFLICT (event_id) DO NOTHING"
+    " RETURNING ev.stream_id, ev.position, ev.stream_version, false, ev.transaction_id::text"
+)
+# Big batches go by COPY: versions looked up and positions drawn first, then rows streamed.
+# Conflicts surface as unique violations, rolled back to a savepoint, and the batch is
+# retried on the checked path, which tells a duplicate retry from a conflict.
+_COPY_FROM = 64
+_COPY = (
+    "COPY events (position, event_id, stream_id, stream_version, event_type, schema_version,"
+    " data, metadata) FROM STDIN"
+)
+# One round trip before the COPY: this transaction's id, the positions to use, and each
+# stream's current version (one backward index probe per stream).
+_PREPARE_COPY = (
+    "SELECT pg_current_xact_id()::text,"
+    " ARRAY(SELECT nextval('event_position_seq') FROM generate_series(1, %s)),"
+    " ARRAY(SELECT coalesce((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = s.id), 0)"
+    " FROM unnest(%s::text[]) WITH ORDINALITY AS s(id, n) ORDER BY s.n)"
+)
+_APPEND_CHECKED = (
+    "SELECT out_stream, out_position, out_version, out_duplicate, out_transaction::text"
+    " FROM append_batch(%s::jsonb)"
+)
 # Only events of transactions older than every running one: nothing can commit behind them.
 _HORIZON = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
 _RETRIES_ON_RACE = 5
@@ -49,6 +96,18 @@ def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
         schema_version=row[5], data=row[6], metadata=row[7], recorded_at=row[8],
         transaction_id=int(row[9]),
     )  # fmt: skip
+
+
+def _payload(batch: Sequence[tuple[str, Sequence[NewEvent], int | None]]) -> str:
+    return dumps([{"stream": s, "expected": v, "events": [e.as_json() for e in evs]} for s, evs, v in batch])
+
+
+def _whole(rows: list[tuple[Any, ...]], total: int) -> list[tuple[Any, ...]]:
+    if 0 < len(rows) < total:
+        raise errors.DuplicateEventId(
+            f"{total - len(rows)} of {total} event ids are already recorded in another append"
+        )
+    return rows
 
 
 class EventLog:
@@ -101,21 +160,23 @@ class EventLog:
         streams = [s for s, _, _ in batch]
         if len(set(streams)) != len(streams):
             raise ValueError("append_batch: a stream appears twice in one batch")
-        payload = dumps(
-            [{"stream": s, "expected": v, "events": [e.as_json() for e in evs]} for s, evs, v in batch]
-        )
-        sql = (
-            "SELECT out_stream, out_position, out_version, out_duplicate, out_transaction::text"
-            " FROM append_batch(%s::jsonb)"
-        )
+        total = sum(len(evs) for _, evs, _ in batch)
         retry = conn is None and all(v is None for _, _, v in batch)
+        if total >= _COPY_FROM:
+            if conn is not None:
+                copied = await self._copy(conn, batch, total)
+            else:
+                async with self._pool.connection() as own:
+                    copied = await self._copy(own, batch, total)
+            if copied is not None:
+                return copied
+            return await self._checked(_payload(batch), conn, streams, batch)
+        payload = _payload(batch)
         for attempt in range(_RETRIES_ON_RACE):
             try:
-                if conn is not None:
-                    rows = await (await conn.execute(sql, (payload,))).fetchall()
-                else:
-                    async with self._pool.connection() as own:
-                        rows = await (await own.execute(sql, (payload,))).fetchall()
+                rows = await self._fast(batch, payload, total, conn)
+                if len(rows) != total:
+                    rows = await self._run(_APPEND_CHECKED, (payload,), conn)  # nothing written: why?
                 return [Appended(r[0], int(r[1]), int(r[2]), bool(r[3]), int(r[4])) for r in rows]
             except psycopg.Error as exc:
                 error = errors.translate(exc, stream_id=streams[0] if len(streams) == 1 else "",
@@ -124,6 +185,72 @@ class EventLog:
                     continue
                 raise error from exc
         raise AssertionError("unreachable")
+
+    async def _copy(
+        self, conn: Conn, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], total: int
+    ) -> list[Appended] | None:
+        """Append by COPY inside a savepoint; None when the checked path must decide."""
+        try:
+            async with conn.transaction():
+                cur = await conn.execute(_PREPARE_COPY, (total, [s for s, _, _ in batch]), prepare=False)
+                row = await cur.fetchone()
+                assert row is not None
+                xid, positions = int(row[0]), iter(row[1])
+                current = dict(zip((s for s, _, _ in batch), row[2], strict=True))
+                if any(v is not None and current[s] != v for s, _, v in batch):
+                    return None
+                appended: list[Appended] = []
+                async with conn.cursor() as cur, cur.copy(_COPY) as copy:
+                    for stream, events, _ in batch:
+                        version = current[stream]
+                        for event in events:
+                            version += 1
+                            position = next(positions)
+                            await copy.write_row((
+                                position, event.event_id, stream, version, event.type, event.schema_version,
+                                dumps(event.data), dumps(event.metadata),
+                            ))  # fmt: skip
+                            appended.append(Appended(stream, position, version, False, xid))
+                return appended
+        except psycopg.errors.UniqueViolation:
+            return None  # a recorded id or a lost race: rolled back, the checked path decides
+
+    async def _fast(
+        self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], payload: str, total: int,
+        conn: Conn | None,
+    ) -> list[tuple[Any, ...]]:  # fmt: skip
+        """The one-statement append. It writes all or, on a version conflict, nothing; when
+        some ids are recorded already it writes the rest, so that case raises inside a
+        transaction (the caller's, or one of our own) to undo them."""
+        if total == 1:
+            (stream, (event,), expected) = batch[0]
+            params = (event.event_id, stream, event.type, event.schema_version, dumps(event.data),
+                      dumps(event.metadata), stream, expected, expected)  # fmt: skip
+            return await self._run(_APPEND_ONE, params, conn)
+        if conn is not None:
+            return _whole(await self._run(_APPEND, (payload,), conn), total)
+        async with self._pool.connection() as own, own.pipeline(), own.transaction():
+            return _whole(await (await own.execute(_APPEND, (payload,))).fetchall(), total)
+
+    async def _checked(
+        self, payload: str, conn: Conn | None, streams: list[str],
+        batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
+    ) -> list[Appended]:  # fmt: skip
+        try:
+            rows = await self._run(_APPEND_CHECKED, (payload,), conn)
+        except psycopg.Error as exc:
+            raise errors.translate(exc, stream_id=streams[0] if len(streams) == 1 else "",
+                                   expected=batch[0][2] if len(batch) == 1 else None) from exc  # fmt: skip
+        return [Appended(r[0], int(r[1]), int(r[2]), bool(r[3]), int(r[4])) for r in rows]
+
+    async def _run(self, sql: str, params: Sequence[Any], conn: Conn | None) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]]
+        if conn is not None:
+            rows = await (await conn.execute(sql, params)).fetchall()
+            return rows
+        async with self._pool.connection() as own:
+            rows = await (await own.execute(sql, params)).fetchall()
+            return rows
 
     async def read_all(
         self,

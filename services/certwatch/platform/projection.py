@@ -73,38 +73,66 @@ async def catch_up(event_log: EventLog, projection: Projection, *, page: int = 2
     """Apply every event after the checkpoint up to the log's safe horizon; return the count.
 
     The checkpoint row is locked for each page's transaction, so replicas of one projection
-    never apply the same event twice.
+    never apply the same event twice. While a full page is applied, the next one is read on
+    a second connection (reading and writing overlap; a replay runs about as fast as the
+    slower of the two); it is used only if the checkpoint is still where it was expected.
     """
     applied = 0
-    async with event_log.pool.connection() as conn:
-        for _ in range(1_000_000):  # bounded: a page at a time until caught up
-            async with conn.transaction():
-                await conn.execute(
-                    "INSERT INTO checkpoints (name, position) VALUES (%s, 0) ON CONFLICT DO NOTHING",
-                    (projection.name,),
-                )
-                cur = await conn.execute(
-                    "SELECT transaction_id::text, position FROM checkpoints WHERE name = %s FOR UPDATE",
-                    (projection.name,),
-                )
-                row = await cur.fetchone()
-                start = (int(row[0]), int(row[1])) if row else (0, 0)
-                events = await event_log.read_all(start, limit=page, types=projection.event_types, conn=conn)
-                if not events:
+    ahead: asyncio.Task[list[RecordedEvent]] | None = None
+    ahead_of: Cursor | None = None
+    try:
+        async with event_log.pool.connection() as conn:
+            for _ in range(1_000_000):  # bounded: a page at a time until caught up
+                async with conn.transaction():
+                    start = await _lock_checkpoint(conn, projection.name)
+                    if ahead is not None and ahead_of == start:
+                        events = await ahead
+                    else:
+                        await _discard(ahead)
+                        events = await event_log.read_all(
+                            start, limit=page, types=projection.event_types, conn=conn
+                        )
+                    ahead = None
+                    if not events:
+                        return applied
+                    if len(events) == page:
+                        ahead_of = events[-1].cursor
+                        ahead = asyncio.create_task(
+                            event_log.read_all(ahead_of, limit=page, types=projection.event_types)
+                        )
+                    await _apply_page(projection, conn, events)
+                    last = events[-1]
+                    await conn.execute(
+                        "UPDATE checkpoints SET transaction_id = %s::text::xid8, position = %s,"
+                        " updated_at = now() WHERE name = %s",
+                        (str(last.transaction_id), last.position, projection.name),
+                    )
+                applied += len(events)
+                if projection.after_commit is not None:
+                    projection.after_commit()
+                if len(events) < page:
                     return applied
-                await _apply_page(projection, conn, events)
-                last = events[-1]
-                await conn.execute(
-                    "UPDATE checkpoints SET transaction_id = %s::text::xid8, position = %s,"
-                    " updated_at = now() WHERE name = %s",
-                    (str(last.transaction_id), last.position, projection.name),
-                )
-            applied += len(events)
-            if projection.after_commit is not None:
-                projection.after_commit()
-            if len(events) < page:
-                return applied
+    finally:
+        await _discard(ahead)
     return applied
+
+
+async def _lock_checkpoint(conn: Conn, name: str) -> Cursor:
+    await conn.execute(
+        "INSERT INTO checkpoints (name, position) VALUES (%s, 0) ON CONFLICT DO NOTHING", (name,)
+    )
+    cur = await conn.execute(
+        "SELECT transaction_id::text, position FROM checkpoints WHERE name = %s FOR UPDATE", (name,)
+    )
+    row = await cur.fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+async def _discard(task: asyncio.Task[list[RecordedEvent]] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
+            await task
 
 
 async def catch_up_past(
