@@ -6,6 +6,7 @@ process (per CA file path) and shared by every probe.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,9 +38,22 @@ class TrustAnchors:
 
 
 @lru_cache(maxsize=16)
+SYSTEM = "system"
+
+
+def system_bundle() -> str:
+    """The operating system's CA bundle (Debian: /etc/ssl/certs/ca-certificates.crt)."""
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise FileNotFoundError("no system CA bundle found (install ca-certificates)")
+
+
 def load_anchors(ca_file: str | None = None) -> TrustAnchors:
-    """Roots from ``ca_file`` (PEM) when given, else certifi's bundle."""
-    path = ca_file or certifi.where()
+    """Roots from ``ca_file`` (PEM) when given, the system's bundle for ``"system"``, else
+    Mozilla's (certifi's) bundle."""
+    path = system_bundle() if ca_file == SYSTEM else ca_file or certifi.where()
     roots = x509.load_pem_x509_certificates(Path(path).read_bytes())
     by_subject: dict[x509.Name, list[x509.Certificate]] = {}
     for root in roots:
