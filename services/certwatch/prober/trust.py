@@ -37,7 +37,6 @@ class TrustAnchors:
         return _identity(cert) in self.identities
 
 
-@lru_cache(maxsize=16)
 SYSTEM = "system"
 
 
@@ -50,6 +49,7 @@ def system_bundle() -> str:
     raise FileNotFoundError("no system CA bundle found (install ca-certificates)")
 
 
+@lru_cache(maxsize=16)
 def load_anchors(ca_file: str | None = None) -> TrustAnchors:
     """Roots from ``ca_file`` (PEM) when given, the system's bundle for ``"system"``, else
     Mozilla's (certifi's) bundle."""
