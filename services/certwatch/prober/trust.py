@@ -7,6 +7,7 @@ process (per CA file path) and shared by every probe.
 from __future__ import annotations
 
 import ssl
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import certifi
 from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.verification import Store
 
@@ -54,7 +56,11 @@ def load_anchors(ca_file: str | None = None) -> TrustAnchors:
     """Roots from ``ca_file`` (PEM) when given, the system's bundle for ``"system"``, else
     Mozilla's (certifi's) bundle."""
     path = system_bundle() if ca_file == SYSTEM else ca_file or certifi.where()
-    roots = x509.load_pem_x509_certificates(Path(path).read_bytes())
+    with warnings.catch_warnings():
+        # OS bundles still carry a few old roots with non-positive serials; we trust the
+        # bundle as its maintainers ship it rather than warn on every start.
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        roots = x509.load_pem_x509_certificates(Path(path).read_bytes())
     by_subject: dict[x509.Name, list[x509.Certificate]] = {}
     for root in roots:
         by_subject.setdefault(root.subject, []).append(root)
