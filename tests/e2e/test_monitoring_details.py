@@ -3,10 +3,8 @@ as a "Domain Name Update", the chain stored once per change, and account isolati
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 
 import grpc
@@ -16,7 +14,6 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from certwatch.classifier import events as cev
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import EventLog
-from certwatch.platform.localstack import Nats
 from certwatch.prober import events as pev
 from certwatch.v1 import classifier_pb2 as cpb
 from certwatch.v1 import classifier_pb2_grpc, inventory_pb2_grpc
@@ -27,19 +24,9 @@ from tests.support.tls_server import free_port_on, server_context, tls_server
 
 
 @pytest.fixture
-def pki() -> Iterator[TestPKI]:
-    with TestPKI() as p:
-        yield p
-
-
-@pytest.fixture
-def settings(database_url: str, nats_server: Nats, pki: TestPKI) -> Settings:
-    return Settings(
-        database_url=database_url, nats_url=nats_server.url, log_format="text",
-        allow_networks=(ipaddress.ip_network("127.0.0.0/8"),), ca_file=pki.ca_file,
-        probe_interval_s=0.3, probe_jitter_s=0, probe_connect_timeout_s=2,
-        probe_handshake_timeout_s=2, shutdown_grace_s=3,
-    )  # fmt: skip
+def settings(settings: Settings) -> Settings:
+    """Probe every 0.3 s: the test watches several rounds."""
+    return replace(settings, probe_interval_s=0.3)
 
 
 async def _count(event_log: EventLog, stream: str, kind: str) -> int:

@@ -3,8 +3,6 @@ classifier → ListDomains, against TLS servers this test starts."""
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +12,6 @@ import pytest
 from certwatch.platform import db
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import EventLog
-from certwatch.platform.localstack import Nats
 from certwatch.platform.projection import rebuild
 from certwatch.platform.registry import projections
 from certwatch.v1 import inventory_pb2 as pb
@@ -22,22 +19,6 @@ from certwatch.v1 import inventory_pb2_grpc
 from tests.support.pki import TestPKI
 from tests.support.stack import running_stack, wait_for
 from tests.support.tls_server import closed_port, server_context, tls_server
-
-
-@pytest.fixture
-def pki() -> Iterator[TestPKI]:
-    with TestPKI() as p:
-        yield p
-
-
-@pytest.fixture
-def settings(database_url: str, nats_server: Nats, pki: TestPKI) -> Settings:
-    return Settings(
-        database_url=database_url, nats_url=nats_server.url, log_format="text",
-        allow_networks=(ipaddress.ip_network("127.0.0.0/8"),), ca_file=pki.ca_file,
-        probe_interval_s=3600, probe_jitter_s=0, probe_connect_timeout_s=2,
-        probe_handshake_timeout_s=2, shutdown_grace_s=3,
-    )  # fmt: skip
 
 
 async def test_domains_flow_from_add_to_status(settings: Settings, pki: TestPKI) -> None:

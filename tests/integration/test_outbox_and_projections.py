@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,15 +18,7 @@ from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent
 from certwatch.platform.outbox import OutboxRelay
 from certwatch.platform.projection import Projection, ProjectionRunner, catch_up, rebuild
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
+from tests.support.stack import wait_for
 
 
 def _tally_projection(table: str) -> Projection:
@@ -114,7 +105,7 @@ async def test_projection_complete_through_nats_sigkill_and_restart(
         await _append_many(event_log, 100)
         nats_server.start()
         await _append_many(event_log, 100)
-        await wait_until(lambda: _has(pool, tally, 300), timeout=30)
+        await wait_for(lambda: _has(pool, tally, 300), timeout=30)
     finally:
         relay.stop()
         runner.stop()
@@ -143,7 +134,7 @@ async def test_projection_complete_after_jetstream_store_wiped_under_load(
         shutil.rmtree(nats_server.store_dir)  # JetStream loses everything it had acknowledged
         nats_server.start()
         await writer
-        await wait_until(lambda: _has(pool, tally, 400), timeout=30)
+        await wait_for(lambda: _has(pool, tally, 400), timeout=30)
     finally:
         relay.stop()
         runner.stop()

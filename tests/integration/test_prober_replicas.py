@@ -13,7 +13,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -28,6 +28,7 @@ from certwatch.prober.options import ProbeOptions
 from certwatch.prober.schedule import SCHEDULE
 from certwatch.prober.scheduler import Scheduler
 from tests.support.pki import TestPKI
+from tests.support.stack import wait_for
 from tests.support.tls_server import free_port_on, server_context, tls_server
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
@@ -67,15 +68,6 @@ async def _probes(event_log: EventLog) -> list[dict[str, Any]]:
     return [e.data for e in await event_log.read_all(limit=10_000, types=[pev.PROBE_COMPLETED])]
 
 
-async def _wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 @contextlib.asynccontextmanager
 async def _running(
     database_url: str, options: ProbeOptions, name: str, **kw: Any
@@ -111,7 +103,7 @@ async def test_two_replicas_share_200_domains_and_probe_each_once_a_round(
                 async def complete(n: int = round_no) -> bool:
                     return len(await _probes(event_log)) >= n * len(hosts)
 
-                await _wait_until(complete)
+                await wait_for(complete)
                 await asyncio.sleep(0.3)  # a double probe would land now
                 per_domain = Counter(p["host"] for p in await _probes(event_log))
                 assert set(per_domain) == set(hosts)
@@ -150,7 +142,7 @@ async def test_a_prober_that_dies_mid_batch_loses_no_domain(
                     row = await cur.fetchone()
                 return row is not None and row[0] == len(hosts)
 
-            await _wait_until(all_claimed)
+            await wait_for(all_claimed)
             claimed_at = time.monotonic()
             a_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -161,7 +153,7 @@ async def test_a_prober_that_dies_mid_batch_loses_no_domain(
             async def all_probed() -> bool:
                 return len(await _probes(event_log)) >= len(hosts)
 
-            await _wait_until(all_probed)
+            await wait_for(all_probed)
             assert time.monotonic() - claimed_at >= 0.9  # not before A's lease ended
             await asyncio.sleep(0.2)
         probes = await _probes(event_log)
@@ -190,7 +182,7 @@ async def test_a_prober_that_outlives_its_lease_records_nothing(
                 async def settled() -> bool:
                     return b.probed == len(hosts)
 
-                await _wait_until(settled)
+                await wait_for(settled)
                 await asyncio.sleep(1.5)  # A's handshakes time out and try to record now
         probes = await _probes(event_log)
         assert Counter(p["host"] for p in probes) == Counter(hosts)

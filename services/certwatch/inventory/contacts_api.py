@@ -13,7 +13,7 @@ from certwatch.inventory import domain as d
 from certwatch.inventory import views
 from certwatch.inventory.contacts import Contact, validate_contact
 from certwatch.inventory.validation import ValidationError
-from certwatch.platform import auth, telemetry
+from certwatch.platform import auth
 from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from certwatch.platform.eventlog import Conn, Cursor, EventLog
 from certwatch.platform.events import NewEvent
@@ -26,14 +26,6 @@ MAX_CONTACTS_PER_ACCOUNT = 1000
 
 def _subject(contact_id: str) -> str:
     return f"contact:{contact_id}"
-
-
-def _meta(principal: auth.Principal) -> dict[str, str]:
-    meta = {"account_id": str(principal.account_id), "actor": principal.key_id}
-    traceparent = telemetry.current_traceparent()
-    if traceparent:
-        meta["traceparent"] = traceparent
-    return meta
 
 
 def _validated(contact: pb.ContactInput, *, allow_custom_webhooks: bool) -> Contact:
@@ -101,7 +93,7 @@ class ContactHandlers:
         data = {"contact_id": contact_id, "account_id": str(principal.account_id), "sealed": sealed,
                 "has_secret": contact.dingtalk_secret is not None}  # fmt: skip
         appended = await self._log.append(cv.stream_id(contact_id),
-                                          [NewEvent(event_type, data, metadata=_meta(principal))],
+                                          [NewEvent(event_type, data, metadata=auth.event_metadata(principal))],
                                           expected_version=version, conn=conn)  # fmt: skip
         return appended[-1].cursor
 
@@ -129,7 +121,7 @@ class ContactHandlers:
                     f"contact is used by {len(using)} domain(s) ({', '.join(using[:5])}); remove it"
                     " from them first, or delete with detach=true"
                 )
-            meta = _meta(principal)
+            meta = auth.event_metadata(principal)
             batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
             for domain_id in using:
                 recorded = await self._log.read_stream(d.stream_id(domain_id), conn=conn)

@@ -19,7 +19,7 @@ from certwatch.inventory import csv_import, validation, views
 from certwatch.inventory import domain as d
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN
 from certwatch.inventory.contacts_api import ContactHandlers
-from certwatch.platform import auth, telemetry
+from certwatch.platform import auth
 from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import NewEvent
@@ -61,14 +61,6 @@ def _ts(value: datetime | date | None) -> Timestamp | None:
     return stamp
 
 
-def _metadata(principal: auth.Principal) -> dict[str, str]:
-    meta = {"account_id": str(principal.account_id), "actor": principal.key_id}
-    traceparent = telemetry.current_traceparent()
-    if traceparent:
-        meta["traceparent"] = traceparent
-    return meta
-
-
 def _contact_ids(ids: Sequence[str], field: str = "contact_ids") -> tuple[str, ...]:
     if len(ids) > MAX_CONTACTS_PER_DOMAIN:
         raise InvalidArgument(
@@ -99,7 +91,7 @@ class DomainHandlers(ContactHandlers):
             quota_state = d.quota_from([(e.type, e.data) for e in quota_events])
             consumed: list[NewEvent] = []
             batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
-            meta = _metadata(principal)
+            meta = auth.event_metadata(principal)
             shared_contacts = await self._resolve_contacts(conn, principal, list(request.contact_ids))
             for entry in entries:
                 if entry.target is None:
@@ -239,7 +231,7 @@ class DomainHandlers(ContactHandlers):
             state = d.fold([(e.type, e.data) for e in recorded])
             if state is None or state.removed or state.account_id != str(principal.account_id):
                 raise NotFound(f"no domain {domain_id} in this account")
-            meta = _metadata(principal)
+            meta = auth.event_metadata(principal)
             batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
             if name == "enable":
                 quota_stream = d.quota_stream_id(principal.account_id)

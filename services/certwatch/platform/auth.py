@@ -16,6 +16,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from certwatch.platform import telemetry
 from certwatch.platform.errors import CertwatchError
 
 
@@ -47,6 +48,15 @@ def current() -> Principal:
     if principal is None:
         raise Unauthenticated("no authenticated caller")
     return principal
+
+
+def event_metadata(principal: Principal) -> dict[str, str]:
+    """Metadata for events a caller's command appends: who, and the trace it belongs to."""
+    meta = {"account_id": str(principal.account_id), "actor": principal.key_id}
+    traceparent = telemetry.current_traceparent()
+    if traceparent:
+        meta["traceparent"] = traceparent
+    return meta
 
 
 def bind(principal: Principal | None) -> contextvars.Token[Principal | None]:
