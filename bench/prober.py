@@ -8,7 +8,8 @@ One nginx (Debian's, 2 workers, no daemon, its own prefix/conf/pid/logs in a tem
 wildcard `*.bench.test`, TLS 1.2/1.3, no session tickets or cache: every handshake is full).
 Against it, in the same run and at the same concurrency, one after the other:
 
-- floor: a bare uvloop loop (TCP connect, TLS handshake, read the presented chain, close);
+- floor: a bare uvloop loop (TCP connect, TLS handshake, read the presented chain, close),
+  with the probe's own handshake driver (BENCH_PROBER_FLOOR=stdlib: the stdlib's ssl);
 - certwatch, probe only (diag): `tls_probe.probe` + `classify` in a loop, no database;
 - certwatch, full: the real `Scheduler` (claim from probe_schedule, probe, reschedule,
   `EventLog.append_batch` of ProbeCompleted events, one transaction per flush) against a
@@ -281,13 +282,26 @@ def _bare_context() -> ssl.SSLContext:
 
 
 async def floor_phase(port: int) -> dict[str, Any]:
-    """TCP connect + TLS handshake (SNI) + the presented chain (DER), nothing else."""
-    from certwatch.prober.tls_chain import presented_chain
+    """TCP connect + TLS handshake (SNI) + the presented chain (DER), nothing else.
+
+    With the handshake driver the probe uses (``tls_chain.Handshake``: cryptography's
+    OpenSSL over memory BIOs), so that the floor stays the probe's own floor; with the
+    stdlib's SSL (uvloop's start_tls) when that driver is unavailable, as the probe does.
+    """
+    from certwatch.prober.tls_chain import NATIVE, Handshake, presented_chain
 
     loop = asyncio.get_running_loop()
     ctx = _bare_context()
 
-    async def op(i: int) -> bool:
+    async def native(i: int) -> bool:
+        _, protocol = await loop.create_connection(Handshake, "127.0.0.1", port)
+        try:  # no per-call timeout: the phase as a whole is bounded
+            await protocol.start(f"d{i}{SUFFIX}")
+            return len(protocol.chain()) == 2
+        finally:
+            protocol.close()
+
+    async def stdlib(i: int) -> bool:
         transport, protocol = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
         try:  # no per-call timeout: the phase as a whole is bounded
             tls = await loop.start_tls(transport, protocol, ctx, server_hostname=f"d{i}{SUFFIX}")
@@ -297,7 +311,10 @@ async def floor_phase(port: int) -> dict[str, Any]:
         finally:
             transport.abort()
 
-    return await measured(op, cpu=self_cpu, seconds=PHASE_S)
+    use_stdlib = not NATIVE or os.environ.get("BENCH_PROBER_FLOOR") == "stdlib"
+    out = await measured(stdlib if use_stdlib else native, cpu=self_cpu, seconds=PHASE_S)
+    out["driver"] = "stdlib ssl (uvloop start_tls)" if use_stdlib else "tls_chain.Handshake"
+    return out
 
 
 def _options(port: int, ca_file: str) -> Any:

@@ -28,8 +28,11 @@ def normalise_host(host: str) -> str:
 @lru_cache(maxsize=65_536)  # pure; the result is immutable
 def parse_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The host as an IP address when it is an address literal, else None."""
+    literal = host.strip().strip("[]")
+    if ":" not in literal and not literal[-1:].isdigit():
+        return None  # neither IPv6 nor IPv4 (ends in a digit): spare the raise-and-catch
     try:
-        return ipaddress.ip_address(host.strip().strip("[]"))
+        return ipaddress.ip_address(literal)
     except ValueError:
         return None
 

@@ -65,6 +65,11 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[_Done]] = {}  # by domain id
         self.probed = 0
+        # Looked up once: get_tracer builds and compares an instrumentation scope per call.
+        # (A proxy tracer from before telemetry.setup() still follows the real provider.)
+        self._tracer = telemetry.tracer()
+        self._duration = telemetry.histogram("certwatch.probe.duration")
+        self._probes = telemetry.counter("certwatch.probes")
 
     def stop(self) -> None:
         self._stop.set()
@@ -138,13 +143,13 @@ class Scheduler:
 
     async def _probe(self, due: schedule.Due, traceparent: str | None) -> _Done:
         parent = telemetry.context_from({"traceparent": traceparent} if traceparent else None)
-        with telemetry.tracer().start_as_current_span(
+        with self._tracer.start_as_current_span(
             "probe", context=parent, kind=telemetry.CLIENT,
             attributes={"certwatch.host": due.host, "certwatch.port": due.port},
         ):  # fmt: skip
             start = time.perf_counter()
             result = await probe(due.host, due.port, options=self._options)
-            telemetry.histogram("certwatch.probe.duration").record((time.perf_counter() - start) * 1000)
+            self._duration.record((time.perf_counter() - start) * 1000)
             return due, result, telemetry.current_traceparent()
 
     async def _record(self, results: list[_Done]) -> None:
@@ -164,7 +169,7 @@ class Scheduler:
         if len(kept) < len(results):
             log.info("prober: %d results dropped, their leases had passed", len(results) - len(kept))
         self.probed += len(kept)
-        telemetry.counter("certwatch.probes").add(len(kept))
+        self._probes.add(len(kept))
 
     def _events(
         self, results: list[_Done], compacted: dict[str, tuple[dict[str, Any], frozenset[str]]]

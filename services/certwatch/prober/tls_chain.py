@@ -1,4 +1,12 @@
-"""Read the certificate chain the server presented from a live TLS connection.
+"""Drive a probe's TLS handshake, and read the certificate chain the server presented.
+
+The handshake is the bulk of a probe's CPU time, so it is driven directly on the OpenSSL
+that ``cryptography`` bundles (through its cffi binding, as pyOpenSSL does): a plain TCP
+transport feeds an ``SSL`` object over memory BIOs, with no asyncio SSL protocol and no
+``ssl.SSLObject`` in between. That OpenSSL is also far newer than the system's (3.0 on
+Debian 12), whose provider lookups make every client handshake about a third dearer.
+Where the binding lacks a function we need, ``NATIVE`` is False and callers use the
+standard library (``presented_chain`` on an ``ssl.SSLObject``).
 
 The stdlib exposes the unverified peer chain publicly only from Python 3.13
 (``SSLObject.get_unverified_chain()`` returning DER bytes); 3.10-3.12 have the same call
@@ -8,8 +16,11 @@ on the private ``_sslobj`` returning certificate objects. This is the one place 
 from __future__ import annotations
 
 import _ssl
+import asyncio
 import ssl
 from typing import Any
+
+__all__ = ["NATIVE", "Handshake", "TLSHandshakeError", "presented_chain"]
 
 
 def presented_chain(ssl_object: ssl.SSLObject) -> list[bytes]:
@@ -23,3 +34,184 @@ def presented_chain(ssl_object: ssl.SSLObject) -> list[bytes]:
         return [cert.public_bytes(_ssl.ENCODING_DER) for cert in certs]
     leaf = ssl_object.getpeercert(binary_form=True)
     return [leaf] if leaf else []
+
+
+class TLSHandshakeError(ssl.SSLError):
+    """A handshake refused by OpenSSL; ``reason`` is spelled as ``ssl.SSLError``'s
+    (``WRONG_VERSION_NUMBER``), so callers judge both drivers alike."""
+
+    def __init__(self, reason: str | None, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason or ""
+        self.library = "SSL"
+
+
+_NEEDED = (
+    "SSL_CTX_new", "TLS_method", "SSL_CTX_set_verify", "SSL_CTX_set_options",
+    "SSL_CTX_set_cipher_list", "SSL_CTX_set_min_proto_version",
+    "SSL_CTX_set1_curves_list", "SSL_new", "SSL_free", "SSL_set_bio", "SSL_set_connect_state",
+    "SSL_set_tlsext_host_name", "SSL_do_handshake", "SSL_get_error", "SSL_get_version",
+    "SSL_get_current_cipher", "SSL_CIPHER_get_name", "SSL_get_peer_cert_chain", "sk_X509_num", "SSL_CTX_free",
+    "sk_X509_value", "i2d_X509_bio", "BIO_new", "BIO_s_mem", "BIO_read", "BIO_write",
+    "BIO_free", "ERR_get_error", "ERR_reason_error_string", "ERR_clear_error",
+)  # fmt: skip
+# What the system OpenSSL 3.0 offers by default: one X25519 key share, no hybrid PQ share
+# (it costs a key generation per probe, and few servers would pick it).
+_GROUPS = b"X25519:secp256r1:X448:secp521r1:secp384r1:ffdhe2048:ffdhe3072:ffdhe4096:ffdhe6144:ffdhe8192"
+_CHUNK = 16_640  # a TLS record and then some
+
+
+def _load() -> tuple[Any, Any, Any] | None:
+    """(lib, ffi, SSL_CTX) accepting any certificate and any protocol version, or None."""
+    try:
+        from cryptography.hazmat.bindings.openssl.binding import Binding
+
+        lib, ffi = Binding.lib, Binding.ffi
+        if not all(hasattr(lib, name) for name in _NEEDED):
+            return None
+        ctx = lib.SSL_CTX_new(lib.TLS_method())
+        if ctx == ffi.NULL:
+            return None
+        ctx = ffi.gc(ctx, lib.SSL_CTX_free)
+        lib.SSL_CTX_set_verify(ctx, lib.SSL_VERIFY_NONE, ffi.NULL)
+        # As ssl.SSLContext does, plus no session tickets (every probe is a full handshake).
+        options = (lib.SSL_OP_ALL & ~lib.SSL_OP_DONT_INSERT_EMPTY_FRAGMENTS) | lib.SSL_OP_NO_COMPRESSION
+        lib.SSL_CTX_set_options(ctx, options | lib.SSL_OP_NO_TICKET)
+        # @SECLEVEL=0 and the lowest version: observe SHA-1, RSA-1024 and TLS 1.0 servers.
+        if lib.SSL_CTX_set_cipher_list(ctx, b"ALL:@SECLEVEL=0") != 1:
+            return None
+        lib.SSL_CTX_set_min_proto_version(ctx, 0)
+        lib.SSL_CTX_set1_curves_list(ctx, _GROUPS)
+        lib.ERR_clear_error()
+    except Exception:  # any surprise in the binding: use the stdlib instead
+        return None
+    return lib, ffi, ctx
+
+
+_NATIVE = _load()
+NATIVE = _NATIVE is not None
+
+
+def _error(lib: Any, ffi: Any, fallback: str) -> TLSHandshakeError:
+    code, last = lib.ERR_get_error(), 0
+    while code:  # the earliest error is the cause; keep the last one's reason
+        last, code = code, lib.ERR_get_error()
+    text = lib.ERR_reason_error_string(last) if last else ffi.NULL
+    if text == ffi.NULL:
+        return TLSHandshakeError(None, fallback)
+    reason = ffi.string(text).decode("ascii", "replace")
+    return TLSHandshakeError(reason.upper().replace(" ", "_"), reason)
+
+
+class Handshake(asyncio.Protocol):
+    """A TCP connection's protocol that runs one client TLS handshake and nothing else.
+
+    ``loop.create_connection(Handshake, ip, port)``, then ``await start(server_name)``;
+    afterwards ``version``, ``cipher`` and ``chain()`` describe the session. ``close()``
+    aborts the connection (no close_notify: nothing was sent) and frees the SSL object.
+    """
+
+    __slots__ = ("_buf", "_done", "_rbio", "_ssl", "_transport", "_wbio", "cipher", "version")
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._ssl: Any = None
+        self._rbio: Any = None
+        self._wbio: Any = None
+        self._buf: Any = None
+        self._done: asyncio.Future[None] | None = None
+        self.version: str | None = None
+        self.cipher: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def start(self, server_name: str | None) -> asyncio.Future[None]:
+        """Send the ClientHello; the future completes with the handshake."""
+        lib, ffi, ctx = _NATIVE  # type: ignore[misc]
+        self._done = asyncio.get_running_loop().create_future()
+        ssl_ = lib.SSL_new(ctx)
+        if ssl_ == ffi.NULL:
+            self._done.set_exception(_error(lib, ffi, "SSL_new failed"))
+            return self._done
+        self._ssl = ssl_
+        self._rbio, self._wbio = lib.BIO_new(lib.BIO_s_mem()), lib.BIO_new(lib.BIO_s_mem())
+        lib.SSL_set_bio(ssl_, self._rbio, self._wbio)  # the SSL object owns them now
+        lib.SSL_set_connect_state(ssl_)
+        if server_name:
+            lib.SSL_set_tlsext_host_name(ssl_, server_name.encode("ascii"))
+        self._buf = ffi.new("char[]", _CHUNK)
+        self._step()
+        return self._done
+
+    def data_received(self, data: bytes) -> None:
+        if self._ssl is None or self._done is None or self._done.done():
+            return
+        _NATIVE[0].BIO_write(self._rbio, data, len(data))  # type: ignore[index]
+        self._step()
+
+    def eof_received(self) -> bool:
+        self._fail(ConnectionResetError("the server closed the connection"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(exc or ConnectionResetError("connection lost"))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_exception(exc)
+
+    def _step(self) -> None:
+        lib, ffi, _ = _NATIVE  # type: ignore[misc]
+        ssl_, buf = self._ssl, self._buf
+        lib.ERR_clear_error()  # the queue is per thread: start from a clean one
+        result = lib.SSL_do_handshake(ssl_)
+        wbio = self._wbio
+        n = lib.BIO_read(wbio, buf, _CHUNK)
+        while n > 0:
+            if self._transport is not None:
+                self._transport.write(ffi.buffer(buf, n)[:])
+            n = lib.BIO_read(wbio, buf, _CHUNK)
+        done = self._done
+        assert done is not None
+        if result == 1:
+            self.version = ffi.string(lib.SSL_get_version(ssl_)).decode("ascii")
+            cipher = lib.SSL_get_current_cipher(ssl_)
+            if cipher != ffi.NULL:
+                self.cipher = ffi.string(lib.SSL_CIPHER_get_name(cipher)).decode("ascii")
+            done.set_result(None)
+            return
+        if lib.SSL_get_error(ssl_, result) != lib.SSL_ERROR_WANT_READ:
+            done.set_exception(_error(lib, ffi, "TLS handshake failed"))
+
+    def chain(self) -> list[bytes]:
+        """DER encodings of every certificate the peer sent, leaf first (may be empty)."""
+        lib, ffi, _ = _NATIVE  # type: ignore[misc]
+        if self._ssl is None:
+            return []
+        stack = lib.SSL_get_peer_cert_chain(self._ssl)
+        if stack == ffi.NULL:
+            return []
+        out: list[bytes] = []
+        bio = lib.BIO_new(lib.BIO_s_mem())
+        try:
+            buf = self._buf
+            for i in range(lib.sk_X509_num(stack)):
+                lib.i2d_X509_bio(bio, lib.sk_X509_value(stack, i))
+                parts = []
+                n = lib.BIO_read(bio, buf, _CHUNK)
+                while n > 0:
+                    parts.append(ffi.buffer(buf, n)[:])
+                    n = lib.BIO_read(bio, buf, _CHUNK)
+                out.append(parts[0] if len(parts) == 1 else b"".join(parts))
+        finally:
+            lib.BIO_free(bio)
+        return out
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+            self._transport = None
+        if self._ssl is not None:
+            _NATIVE[0].SSL_free(self._ssl)  # type: ignore[index]  # and both BIOs
+            self._ssl = self._rbio = self._wbio = None

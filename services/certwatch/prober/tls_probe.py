@@ -46,7 +46,7 @@ from certwatch.prober.hostname import normalise_host, parse_ip
 from certwatch.prober.netpolicy import refusal_reason
 from certwatch.prober.ocsp import check_revocation
 from certwatch.prober.options import ProbeOptions
-from certwatch.prober.tls_chain import presented_chain
+from certwatch.prober.tls_chain import NATIVE, Handshake, presented_chain
 from certwatch.prober.trust import load_anchors
 from certwatch.prober.validity import earliest_expiry
 
@@ -152,13 +152,11 @@ def _ats(version: str | None, cipher: str | None, chain: _Chain) -> AtsResult:
 
 
 async def _facts_from_tls(
-    host: str, ip: str, ssl_object: ssl.SSLObject, options: ProbeOptions, deadline: float,
-    connect_ms: float | None = None, handshake_ms: float | None = None,
+    host: str, ip: str, version: str | None, cipher: str | None, ders: tuple[bytes, ...],
+    options: ProbeOptions, deadline: float, connect_ms: float | None = None,
+    handshake_ms: float | None = None,
 ) -> EndpointFacts:  # fmt: skip
-    version = ssl_object.version()
-    cipher_info = ssl_object.cipher()
-    cipher = cipher_info[0] if cipher_info else None
-    chain = _chain(tuple(presented_chain(ssl_object)))
+    chain = _chain(ders)
     parsed = chain.parsed
     ats = _ats(version, cipher, chain)
     forward_secret = is_forward_secret(version, cipher)
@@ -193,6 +191,54 @@ async def _probe_endpoint(
     reason = refusal_reason(ip, options.allow_networks)
     if reason is not None:
         return EndpointFacts(ip=ip, phase=PHASE_POLICY, error_kind=ERR_POLICY, error=reason)
+    if NATIVE:
+        return await _probe_native(host, port, ip, options, deadline)
+    return await _probe_stdlib(host, port, ip, options, deadline)
+
+
+async def _probe_native(
+    host: str, port: int, ip: str, options: ProbeOptions, deadline: float
+) -> EndpointFacts:
+    """TCP connect, then the handshake driven by ``tls_chain.Handshake`` (the fast path)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    protocol: Handshake | None = None
+    try:
+        try:
+            async with asyncio.timeout(min(options.connect_timeout, deadline - start)):
+                _, protocol = await loop.create_connection(Handshake, ip, port)
+        except TimeoutError:
+            return EndpointFacts(ip, PHASE_TCP, ERR_TIMEOUT, "TCP connect timed out")
+        except ConnectionRefusedError:
+            return EndpointFacts(ip, PHASE_TCP, ERR_REFUSED, "connection refused")
+        except OSError as exc:
+            return EndpointFacts(ip, PHASE_TCP, ERR_UNREACHABLE, str(exc) or type(exc).__name__)
+        connected = loop.time()
+        connect_ms = _ms(start, connected)
+        server_name = None if parse_ip(host) is not None else normalise_host(host)
+        try:
+            async with asyncio.timeout(min(options.handshake_timeout, deadline - connected)):
+                await protocol.start(server_name)
+        except TimeoutError:
+            return EndpointFacts(ip, PHASE_TLS, ERR_TIMEOUT, "TLS handshake timed out", connect_ms=connect_ms)
+        except (ssl.SSLError, ConnectionError, OSError) as exc:
+            kind, message = _tls_failure(exc)
+            return EndpointFacts(ip, PHASE_TLS, kind, message, connect_ms=connect_ms)
+        handshake_ms = _ms(connected, loop.time())
+        ders = tuple(protocol.chain())
+        protocol.close()  # before any OCSP wait: the connection has nothing more to give
+        return await _facts_from_tls(
+            host, ip, protocol.version, protocol.cipher, ders, options, deadline, connect_ms, handshake_ms
+        )  # fmt: skip
+    finally:
+        if protocol is not None:
+            protocol.close()
+
+
+async def _probe_stdlib(
+    host: str, port: int, ip: str, options: ProbeOptions, deadline: float
+) -> EndpointFacts:
+    """The same with ``ssl.SSLContext`` (when cryptography's OpenSSL binding is unusable)."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     transport: asyncio.Transport | None = None
@@ -222,7 +268,11 @@ async def _probe_endpoint(
             return EndpointFacts(ip, PHASE_TLS, ERR_TLS, "no TLS transport", connect_ms=connect_ms)
         try:
             ssl_object = tls.get_extra_info("ssl_object")
-            return await _facts_from_tls(host, ip, ssl_object, options, deadline, connect_ms, handshake_ms)
+            cipher_info = ssl_object.cipher()
+            return await _facts_from_tls(
+                host, ip, ssl_object.version(), cipher_info[0] if cipher_info else None,
+                tuple(presented_chain(ssl_object)), options, deadline, connect_ms, handshake_ms,
+            )  # fmt: skip
         finally:
             tls.abort()
     finally:
