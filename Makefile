@@ -7,7 +7,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROTO_OUT := services/certwatch/v1
 PROTOS := $(wildcard protos/certwatch/v1/*.proto)
-DEB_PACKAGES := postgresql nats-server openssl ca-certificates
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test check lint format bench deps bench-deps venv proto clean
@@ -30,22 +29,23 @@ format: venv
 bench: deps bench-deps venv proto
 	$(PY) -m bench
 
-# The benchmarks' references: nginx serves the TLS target, blackbox_exporter is compared.
+# The benchmarks' reference: blackbox_exporter (nginx, the TLS target, comes with deps).
 bench-deps:
 	@missing=""; \
-	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	[ -x /usr/bin/prometheus-blackbox-exporter ] || missing="$$missing prometheus-blackbox-exporter"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# System packages: PostgreSQL and NATS server binaries (run as local child processes).
+# System packages: PostgreSQL and NATS server binaries (run as local child processes), and
+# nginx, which tests use as a real TLS server that staples OCSP responses.
 deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	{ [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null; } || missing="$$missing nats-server"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing openssl ca-certificates >/dev/null; \
