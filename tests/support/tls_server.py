@@ -174,7 +174,7 @@ def free_port_on(hosts: tuple[str, ...], attempts: int = 20) -> int:
         socks: list[socket.socket] = []
         try:
             for host in hosts:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
                 socks.append(sock)
                 sock.bind((host, socks[0].getsockname()[1] if len(socks) > 1 else 0))
             return int(socks[0].getsockname()[1])
