@@ -3,9 +3,10 @@
 Run alone: `.venv/bin/python -m bench.prober` (from the repo root; imports tests.support).
 Needs the Debian packages `nginx` and `prometheus-blackbox-exporter` (checked, not installed).
 
-One nginx (Debian's, 2 workers, no daemon, its own prefix/conf/pid/logs in a temp dir) on
-127.0.0.1:<free port> serves a leaf + intermediate from a throw-away PKI (ECDSA P-256,
-wildcard `*.bench.test`, TLS 1.2/1.3, no session tickets or cache: every handshake is full).
+One nginx (Debian's, 2 workers, no daemon, its own prefix/conf/pid/logs in a temp dir: run by
+`tests.support.nginx`) on 127.0.0.1:<free port> serves a leaf + intermediate from a throw-away
+PKI (ECDSA P-256, wildcard `*.bench.test`, TLS 1.2/1.3, no session tickets or cache: every
+handshake is full).
 Against it, in the same run and at the same concurrency, one after the other:
 
 - floor: a bare uvloop loop (TCP connect, TLS handshake, read the presented chain, close),
@@ -34,8 +35,6 @@ import os
 import re
 import resource
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -48,9 +47,13 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import RESULTS_DIR, Row, cli, fresh_servers, percentile, save
+from tests.support.nginx import NGINX, nginx
+from tests.support.nginx import children as _children
+from tests.support.nginx import free_port as _free_port
+from tests.support.nginx import stop as _stop
+from tests.support.nginx import wait_port as _wait_port
 
 BENCH = "prober"
-NGINX = "/usr/sbin/nginx"
 BLACKBOX = "/usr/bin/prometheus-blackbox-exporter"
 APT = "apt-get update -qq && apt-get install -y nginx prometheus-blackbox-exporter"
 CONCURRENCY = int(os.environ.get("BENCH_PROBER_CONCURRENCY", "256"))
@@ -73,43 +76,10 @@ def missing_packages() -> list[str]:
             if not os.access(path, os.X_OK)]  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
-
-
-def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 def cpu_ticks(pid: int) -> float:
     """utime + stime of one process, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def _children(pid: int) -> list[int]:
-    with contextlib.suppress(OSError):
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return []
 
 
 def _tree_cpu(pid: int) -> float:
@@ -132,52 +102,6 @@ def rss_mib(pid: int | str = "self") -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-@contextlib.contextmanager
-def nginx(certfile: str, keyfile: str) -> Iterator[tuple[int, list[int]]]:
-    """Debian's nginx, 2 workers, foreground, everything under a temp prefix: (port, worker pids)."""
-    root = Path(tempfile.mkdtemp(prefix="certwatch-bench-nginx-"))
-    port = _free_port()
-    for sub in ("logs", "tmp"):
-        (root / sub).mkdir()
-    conf = root / "nginx.conf"
-    conf.write_text(f"""
-daemon off;
-master_process on;
-worker_processes 2;
-pid {root}/nginx.pid;
-error_log {root}/logs/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/tmp/body;
-    proxy_temp_path {root}/tmp/proxy;
-    fastcgi_temp_path {root}/tmp/fastcgi;
-    uwsgi_temp_path {root}/tmp/uwsgi;
-    scgi_temp_path {root}/tmp/scgi;
-    server {{
-        listen 127.0.0.1:{port} ssl backlog=4096;
-        ssl_certificate {certfile};
-        ssl_certificate_key {keyfile};
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_tickets off;
-        ssl_session_cache off;
-        return 204;
-    }}
-}}
-""")
-    proc = subprocess.Popen([NGINX, "-p", str(root), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=open(root / "logs" / "stderr.log", "wb"), start_new_session=True)  # fmt: skip  # noqa: SIM115
-    try:
-        _wait_port(port, proc, "nginx")
-        deadline = time.monotonic() + 5
-        while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield port, _children(proc.pid)
-    finally:
-        _stop(proc, signal.SIGQUIT)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @contextlib.contextmanager

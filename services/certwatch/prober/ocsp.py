@@ -1,10 +1,14 @@
-"""Ask the leaf's OCSP responder whether the certificate was revoked.
+"""Whether the leaf was revoked: from the server's stapled OCSP response, else its responder.
 
-Python's ssl module cannot hand us a stapled OCSP response, so the responder named in the
-leaf's AIA extension is queried with a tiny HTTP/1.0 POST. Revocation is an alarm users act
-on, so only a response signed by the issuer (or its delegated OCSP signer) and still fresh
-can say "revoked"; every failure is "unknown", never a false alarm. The responder address
-obeys the same network policy as probes, and answers are cached per (issuer key, serial).
+A stapled response (RFC 6066 status_request; only the native handshake driver sees one) is
+judged like any other: ``check_stapled`` makes "good" or "revoked" final and no network is
+used. Otherwise (no staple, or one that is unusable: another certificate, stale, badly
+signed) the responder named in the leaf's AIA extension is queried with a tiny HTTP/1.0
+POST. Revocation is an alarm users act on, so only a response about this very certificate
+(serial and issuer hashes), signed by the issuer (or its delegated OCSP signer) and still
+fresh can say "revoked"; every failure is "unknown", never a false alarm. The responder
+address obeys the same network policy as probes, and its answers are cached per (issuer
+key, serial).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -64,42 +68,79 @@ def _is_delegated_signer(cert: x509.Certificate, issuer: x509.Certificate) -> bo
     return ExtendedKeyUsageOID.OCSP_SIGNING in eku
 
 
+def _single_response(
+    response: ocsp.OCSPResponse, leaf: x509.Certificate, issuer: x509.Certificate
+) -> ocsp.OCSPSingleResponse | None:
+    """The response's entry about ``leaf`` as issued by ``issuer`` (serial and both
+    issuer hashes match), or None."""
+    ids: dict[str, ocsp.OCSPRequest] = {}
+    for single in response.responses:
+        if single.serial_number != leaf.serial_number:
+            continue
+        algorithm = single.hash_algorithm
+        cert_id = ids.get(algorithm.name)
+        if cert_id is None:
+            builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, algorithm)
+            cert_id = ids[algorithm.name] = builder.build()
+        if (
+            single.issuer_key_hash == cert_id.issuer_key_hash
+            and single.issuer_name_hash == cert_id.issuer_name_hash
+        ):
+            return single
+    return None
+
+
 def interpret_response(
     der: bytes, leaf: x509.Certificate, issuer: x509.Certificate, now: datetime
 ) -> tuple[str, str | None]:
-    """Status and detail from a DER OCSP response; anything doubtful is "unknown"."""
+    """Status and detail from a DER OCSP response; anything doubtful is "unknown".
+
+    Never raises: a response about another certificate or issuer, a bad signature, a stale
+    or future response, or anything malformed is "unknown" with the reason."""
     try:
         response = ocsp.load_der_ocsp_response(der)
-    except ValueError as exc:
+        if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+            return (UNKNOWN, f"responder answered {response.response_status.name}")
+        single = _single_response(response, leaf, issuer)
+        if single is None:
+            return (UNKNOWN, "response is about another certificate")
+        signers = [issuer] + [c for c in response.certificates if _is_delegated_signer(c, issuer)]
+        if not any(
+            _signature_ok(
+                s.public_key(),
+                response.signature,
+                response.tbs_response_bytes,
+                response.signature_hash_algorithm,
+            )
+            for s in signers
+        ):
+            return (UNKNOWN, "response is not signed by the issuer or its OCSP signer")
+        next_update = single.next_update_utc
+        if single.this_update_utc > now + _CLOCK_SKEW or (
+            next_update is not None and next_update < now - _CLOCK_SKEW
+        ):
+            return (UNKNOWN, "response is not current")
+        status = single.certificate_status
+        reason = single.revocation_reason
+        when = single.revocation_time_utc
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         return (UNKNOWN, f"malformed OCSP response: {exc}")
-    if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
-        return (UNKNOWN, f"responder answered {response.response_status.name}")
-    if response.serial_number != leaf.serial_number:
-        return (UNKNOWN, "response is about another certificate")
-    signers = [issuer] + [c for c in response.certificates if _is_delegated_signer(c, issuer)]
-    if not any(
-        _signature_ok(
-            s.public_key(),
-            response.signature,
-            response.tbs_response_bytes,
-            response.signature_hash_algorithm,
-        )
-        for s in signers
-    ):
-        return (UNKNOWN, "response is not signed by the issuer or its OCSP signer")
-    next_update = response.next_update_utc
-    if response.this_update_utc > now + _CLOCK_SKEW or (
-        next_update is not None and next_update < now - _CLOCK_SKEW
-    ):
-        return (UNKNOWN, "response is not current")
-    if response.certificate_status == ocsp.OCSPCertStatus.GOOD:
+    if status == ocsp.OCSPCertStatus.GOOD:
         return (GOOD, None)
-    if response.certificate_status == ocsp.OCSPCertStatus.REVOKED:
-        reason = response.revocation_reason
-        when = response.revocation_time_utc
+    if status == ocsp.OCSPCertStatus.REVOKED:
         detail = f"revoked at {when.isoformat() if when else 'unknown time'}"
         return (REVOKED, detail + (f" ({reason.value})" if reason else ""))
     return (UNKNOWN, "responder does not know the certificate")
+
+
+def check_stapled(
+    der: bytes, leaf: x509.Certificate, issuer: x509.Certificate, now: datetime
+) -> tuple[str, str]:
+    """A stapled response judged as ``interpret_response`` does (no network); the detail
+    starts with "stapled: ". Only "good" and "revoked" are final; on "unknown" the caller
+    asks the responder instead."""
+    status, detail = interpret_response(der, leaf, issuer, now)
+    return (status, f"stapled: {detail or status}")
 
 
 async def _responder_address(

@@ -8,6 +8,11 @@ Debian 12), whose provider lookups make every client handshake about a third dea
 Where the binding lacks a function we need, ``NATIVE`` is False and callers use the
 standard library (``presented_chain`` on an ``ssl.SSLObject``).
 
+The handshake asks for a stapled OCSP response (the status_request extension) and
+``Handshake.stapled_ocsp()`` hands it over. The stdlib cannot: ``ssl`` neither requests nor
+exposes a staple, so on that fallback path revocation always comes from the certificate's
+OCSP responder.
+
 The stdlib exposes the unverified peer chain publicly only from Python 3.13
 (``SSLObject.get_unverified_chain()`` returning DER bytes); 3.10-3.12 have the same call
 on the private ``_sslobj`` returning certificate objects. This is the one place that knows.
@@ -54,6 +59,7 @@ _NEEDED = (
     "SSL_get_current_cipher", "SSL_CIPHER_get_name", "SSL_get_peer_cert_chain", "sk_X509_num", "SSL_CTX_free",
     "sk_X509_value", "i2d_X509_bio", "BIO_new", "BIO_s_mem", "BIO_read", "BIO_write",
     "BIO_free", "ERR_get_error", "ERR_reason_error_string", "ERR_clear_error",
+    "SSL_set_tlsext_status_type", "TLSEXT_STATUSTYPE_ocsp", "SSL_get_tlsext_status_ocsp_resp",
 )  # fmt: skip
 # What the system OpenSSL 3.0 offers by default: one X25519 key share, no hybrid PQ share
 # (it costs a key generation per probe, and few servers would pick it).
@@ -107,7 +113,8 @@ class Handshake(asyncio.Protocol):
     """A TCP connection's protocol that runs one client TLS handshake and nothing else.
 
     ``loop.create_connection(Handshake, ip, port)``, then ``await start(server_name)``;
-    afterwards ``version``, ``cipher`` and ``chain()`` describe the session. ``close()``
+    afterwards ``version``, ``cipher``, ``chain()`` and ``stapled_ocsp()`` describe the
+    session (read them before ``close()``, which frees what they come from). ``close()``
     aborts the connection (no close_notify: nothing was sent) and frees the SSL object.
     """
 
@@ -140,6 +147,8 @@ class Handshake(asyncio.Protocol):
         lib.SSL_set_connect_state(ssl_)
         if server_name:
             lib.SSL_set_tlsext_host_name(ssl_, server_name.encode("ascii"))
+        # Ask for a stapled OCSP response; without a status callback OpenSSL only keeps it.
+        lib.SSL_set_tlsext_status_type(ssl_, lib.TLSEXT_STATUSTYPE_ocsp)
         self._buf = ffi.new("char[]", _CHUNK)
         self._step()
         return self._done
@@ -207,6 +216,18 @@ class Handshake(asyncio.Protocol):
         finally:
             lib.BIO_free(bio)
         return out
+
+    def stapled_ocsp(self) -> bytes | None:
+        """The DER OCSP response the server stapled to the handshake, or None (unverified:
+        judge it with ``ocsp.interpret_response``)."""
+        if self._ssl is None:
+            return None
+        lib, ffi, _ = _NATIVE  # type: ignore[misc]
+        resp = ffi.new("unsigned char **")
+        length = lib.SSL_get_tlsext_status_ocsp_resp(self._ssl, resp)
+        if length <= 0 or resp[0] == ffi.NULL:
+            return None
+        return bytes(ffi.buffer(resp[0], length))  # a copy: the SSL object owns the original
 
     def close(self) -> None:
         if self._transport is not None:

@@ -44,7 +44,7 @@ from certwatch.prober.facts import (
 )
 from certwatch.prober.hostname import normalise_host, parse_ip
 from certwatch.prober.netpolicy import refusal_reason
-from certwatch.prober.ocsp import check_revocation
+from certwatch.prober.ocsp import UNKNOWN, check_revocation, check_stapled
 from certwatch.prober.options import ProbeOptions
 from certwatch.prober.tls_chain import NATIVE, Handshake, presented_chain
 from certwatch.prober.trust import load_anchors
@@ -95,14 +95,23 @@ def _tls_failure(exc: BaseException) -> tuple[str, str]:
 
 async def _revocation(
     parsed: Sequence[ParsedCert],
-    issuer: x509.Certificate | None,
+    issuer: x509.Certificate,
+    stapled: bytes | None,
     options: ProbeOptions,
-    remaining: float,
+    deadline: float,
 ) -> tuple[str | None, str | None]:
+    """The leaf's OCSP status: a usable stapled response is final (no network); otherwise,
+    or when it is unusable ("unknown"), the certificate's responder within the deadline."""
+    staple: tuple[str, str] | None = None
+    if stapled is not None:
+        staple = check_stapled(stapled, parsed[0].cert, issuer, datetime.now(UTC))
+        if staple[0] != UNKNOWN:
+            return staple
     urls = parsed[0].facts.ocsp_urls
-    if not options.check_ocsp or not urls or issuer is None:
-        return (None, None)
-    return await check_revocation(
+    if not urls:
+        return staple if staple is not None else (None, None)
+    remaining = deadline - asyncio.get_running_loop().time()
+    status, detail = await check_revocation(
         parsed[0].cert,
         issuer,
         urls,
@@ -110,6 +119,9 @@ async def _revocation(
         allow_networks=options.allow_networks,
         timeout=max(0.01, min(options.ocsp_timeout, remaining)),
     )
+    if staple is not None:  # say why the staple was passed over
+        detail = f"{staple[1]}; responder: {detail or status}"
+    return (status, detail)
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity hash: a cache key below
@@ -154,7 +166,7 @@ def _ats(version: str | None, cipher: str | None, chain: _Chain) -> AtsResult:
 async def _facts_from_tls(
     host: str, ip: str, version: str | None, cipher: str | None, ders: tuple[bytes, ...],
     options: ProbeOptions, deadline: float, connect_ms: float | None = None,
-    handshake_ms: float | None = None,
+    handshake_ms: float | None = None, stapled: bytes | None = None,
 ) -> EndpointFacts:  # fmt: skip
     chain = _chain(ders)
     parsed = chain.parsed
@@ -168,9 +180,8 @@ async def _facts_from_tls(
     report = check_chain(host, parsed, load_anchors(options.ca_file), datetime.now(UTC))
     ocsp_status: str | None = None
     ocsp_detail: str | None = None
-    if options.check_ocsp and parsed[0].facts.ocsp_urls and report.issuer is not None:
-        remaining = deadline - asyncio.get_running_loop().time()
-        ocsp_status, ocsp_detail = await _revocation(parsed, report.issuer, options, remaining)
+    if options.check_ocsp and report.issuer is not None:
+        ocsp_status, ocsp_detail = await _revocation(parsed, report.issuer, stapled, options, deadline)
     problems = chain.unparsable + report.problems if chain.unparsable else report.problems
     if ocsp_status == REVOKED:
         problems = (*problems, ChainProblem(REVOKED, ocsp_detail or "revoked", 0))
@@ -226,9 +237,11 @@ async def _probe_native(
             return EndpointFacts(ip, PHASE_TLS, kind, message, connect_ms=connect_ms)
         handshake_ms = _ms(connected, loop.time())
         ders = tuple(protocol.chain())
+        stapled = protocol.stapled_ocsp()
         protocol.close()  # before any OCSP wait: the connection has nothing more to give
         return await _facts_from_tls(
-            host, ip, protocol.version, protocol.cipher, ders, options, deadline, connect_ms, handshake_ms
+            host, ip, protocol.version, protocol.cipher, ders, options, deadline, connect_ms,
+            handshake_ms, stapled,
         )  # fmt: skip
     finally:
         if protocol is not None:
@@ -238,7 +251,10 @@ async def _probe_native(
 async def _probe_stdlib(
     host: str, port: int, ip: str, options: ProbeOptions, deadline: float
 ) -> EndpointFacts:
-    """The same with ``ssl.SSLContext`` (when cryptography's OpenSSL binding is unusable)."""
+    """The same with ``ssl.SSLContext`` (when cryptography's OpenSSL binding is unusable).
+
+    ``ssl`` cannot request or expose a stapled OCSP response, so revocation here always
+    comes from the certificate's OCSP responder."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     transport: asyncio.Transport | None = None
