@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 JsonDict = dict[str, Any]
 
@@ -22,7 +23,9 @@ def _json_default(value: object) -> object:
 
 
 def dumps(value: object) -> str:
-    return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON; orjson, because encoding events is on every hot path (a few times
+    faster than the standard library, with UUIDs and datetimes built in)."""
+    return orjson.dumps(value, default=_json_default).decode()
 
 
 def stable_id(*parts: object) -> uuid.UUID:
@@ -109,6 +112,6 @@ def parse_metadata(raw: Mapping[str, Any] | str | None) -> JsonDict:
     if raw is None:
         return {}
     if isinstance(raw, str):
-        parsed: JsonDict = json.loads(raw)
+        parsed: JsonDict = orjson.loads(raw)
         return parsed
     return dict(raw)
