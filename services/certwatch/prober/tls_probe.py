@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TypeVar
 
 from cryptography import x509
 
@@ -207,6 +208,25 @@ async def _probe_endpoint(
     return await _probe_stdlib(host, port, ip, options, deadline)
 
 
+P = TypeVar("P", bound=asyncio.BaseProtocol)
+
+
+async def _connect(
+    factory: Callable[[], P], ip: str, port: int, timeout: float
+) -> tuple[asyncio.Transport, P] | EndpointFacts:
+    """The TCP phase of both handshake drivers; a failure comes back as the endpoint's facts."""
+    try:
+        async with asyncio.timeout(timeout):
+            transport, protocol = await asyncio.get_running_loop().create_connection(factory, ip, port)
+    except TimeoutError:
+        return EndpointFacts(ip, PHASE_TCP, ERR_TIMEOUT, "TCP connect timed out")
+    except ConnectionRefusedError:
+        return EndpointFacts(ip, PHASE_TCP, ERR_REFUSED, "connection refused")
+    except OSError as exc:
+        return EndpointFacts(ip, PHASE_TCP, ERR_UNREACHABLE, str(exc) or type(exc).__name__)
+    return transport, protocol
+
+
 async def _probe_native(
     host: str, port: int, ip: str, options: ProbeOptions, deadline: float
 ) -> EndpointFacts:
@@ -215,15 +235,10 @@ async def _probe_native(
     start = loop.time()
     protocol: Handshake | None = None
     try:
-        try:
-            async with asyncio.timeout(min(options.connect_timeout, deadline - start)):
-                _, protocol = await loop.create_connection(Handshake, ip, port)
-        except TimeoutError:
-            return EndpointFacts(ip, PHASE_TCP, ERR_TIMEOUT, "TCP connect timed out")
-        except ConnectionRefusedError:
-            return EndpointFacts(ip, PHASE_TCP, ERR_REFUSED, "connection refused")
-        except OSError as exc:
-            return EndpointFacts(ip, PHASE_TCP, ERR_UNREACHABLE, str(exc) or type(exc).__name__)
+        opened = await _connect(Handshake, ip, port, min(options.connect_timeout, deadline - start))
+        if isinstance(opened, EndpointFacts):
+            return opened
+        protocol = opened[1]
         connected = loop.time()
         connect_ms = _ms(start, connected)
         server_name = None if parse_ip(host) is not None else normalise_host(host)
@@ -259,15 +274,10 @@ async def _probe_stdlib(
     start = loop.time()
     transport: asyncio.Transport | None = None
     try:
-        try:
-            async with asyncio.timeout(min(options.connect_timeout, deadline - start)):
-                transport, protocol = await loop.create_connection(asyncio.Protocol, ip, port)
-        except TimeoutError:
-            return EndpointFacts(ip, PHASE_TCP, ERR_TIMEOUT, "TCP connect timed out")
-        except ConnectionRefusedError:
-            return EndpointFacts(ip, PHASE_TCP, ERR_REFUSED, "connection refused")
-        except OSError as exc:
-            return EndpointFacts(ip, PHASE_TCP, ERR_UNREACHABLE, str(exc) or type(exc).__name__)
+        opened = await _connect(asyncio.Protocol, ip, port, min(options.connect_timeout, deadline - start))
+        if isinstance(opened, EndpointFacts):
+            return opened
+        transport, protocol = opened
         connected = loop.time()
         connect_ms = _ms(start, connected)
         server_name = None if parse_ip(host) is not None else normalise_host(host)
