@@ -90,44 +90,48 @@ async def test_relay_crash_between_publish_and_bookkeeping_duplicates_nothing(
     assert info.state.messages == 40
 
 
-async def test_projection_complete_through_nats_sigkill_and_restart(
-    event_log: EventLog, pool: AsyncConnectionPool[Any], nats_server: localstack.Nats,
-    database_url: str, tally: str,
-) -> None:  # fmt: skip
+@contextlib.asynccontextmanager
+async def _relay_and_runner(
+    event_log: EventLog, nats_server: localstack.Nats, database_url: str, tally: str
+) -> AsyncIterator[None]:
+    """The outbox relay and a projection runner, as a service runs them, until the block ends."""
     bus = await busmod.connect(nats_server.url, name="test")
     relay = OutboxRelay(event_log, bus, database_url, idle_poll_s=0.2)
-    projection = _tally_projection(tally)
-    runner = ProjectionRunner(event_log, projection, bus, idle_poll_s=0.2)
+    runner = ProjectionRunner(event_log, _tally_projection(tally), bus, idle_poll_s=0.2)
     tasks = [asyncio.create_task(relay.run()), asyncio.create_task(runner.run())]
     try:
-        await _append_many(event_log, 100)
-        nats_server.kill()  # SIGKILL mid-stream
-        await _append_many(event_log, 100)
-        nats_server.start()
-        await _append_many(event_log, 100)
-        await wait_for(lambda: _has(pool, tally, 300), timeout=30)
+        yield
     finally:
         relay.stop()
         runner.stop()
         await asyncio.wait_for(asyncio.gather(*tasks), 20)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # NATS may be the thing the test killed
             await bus.close()
-    assert await _count(pool, tally) == 300
 
 
 async def _has(pool: AsyncConnectionPool[Any], table: str, n: int) -> bool:
     return await _count(pool, table) == n
 
 
+async def test_projection_complete_through_nats_sigkill_and_restart(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], nats_server: localstack.Nats,
+    database_url: str, tally: str,
+) -> None:  # fmt: skip
+    async with _relay_and_runner(event_log, nats_server, database_url, tally):
+        await _append_many(event_log, 100)
+        nats_server.kill()  # SIGKILL mid-stream
+        await _append_many(event_log, 100)
+        nats_server.start()
+        await _append_many(event_log, 100)
+        await wait_for(lambda: _has(pool, tally, 300), timeout=30)
+    assert await _count(pool, tally) == 300
+
+
 async def test_projection_complete_after_jetstream_store_wiped_under_load(
     event_log: EventLog, pool: AsyncConnectionPool[Any], nats_server: localstack.Nats,
     database_url: str, tally: str,
 ) -> None:  # fmt: skip
-    bus = await busmod.connect(nats_server.url, name="test")
-    relay = OutboxRelay(event_log, bus, database_url, idle_poll_s=0.2)
-    runner = ProjectionRunner(event_log, _tally_projection(tally), bus, idle_poll_s=0.2)
-    tasks = [asyncio.create_task(relay.run()), asyncio.create_task(runner.run())]
-    try:
+    async with _relay_and_runner(event_log, nats_server, database_url, tally):
         writer = asyncio.create_task(_append_many(event_log, 400))
         await asyncio.sleep(0.3)
         nats_server.kill()
@@ -135,12 +139,7 @@ async def test_projection_complete_after_jetstream_store_wiped_under_load(
         nats_server.start()
         await writer
         await wait_for(lambda: _has(pool, tally, 400), timeout=30)
-    finally:
-        relay.stop()
-        runner.stop()
-        await asyncio.wait_for(asyncio.gather(*tasks), 20)
-        with contextlib.suppress(Exception):
-            await bus.close()
+    assert await _count(pool, tally) == 400
 
 
 async def test_rebuild_from_zero_equals_live_projection(
