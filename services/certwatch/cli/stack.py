@@ -146,7 +146,7 @@ def _banner(pg: localstack.Postgres, nats: localstack.Nats, var: Path) -> None:
         "  .venv/bin/certwatch domains add example.com --enable",
         "  .venv/bin/certwatch domains list",
         "",
-        "Ctrl-C stops everything; data stays in ./var.",
+        f"Ctrl-C stops everything; data stays in {var}.",
     ]
     print("\n".join(lines), flush=True)
 
