@@ -167,3 +167,35 @@ async def test_two_replicas_of_one_projection_apply_each_event_once(
     counts = await asyncio.gather(*(catch_up(event_log, projection, page=7) for _ in range(4)))
     assert sum(counts) == 60
     assert await _count(pool, tally) == 60
+
+
+async def test_a_failing_handler_is_retried_never_skipped_and_reported(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], tally: str
+) -> None:
+    broken = {"on": True}
+    inner = _tally_projection(tally)
+
+    async def flaky(conn: Conn, event: RecordedEvent) -> None:
+        if broken["on"] and event.data["n"] == 3:
+            raise RuntimeError("handler bug on event n=3")
+        assert inner.handle is not None
+        await inner.handle(conn, event)
+
+    runner = ProjectionRunner(
+        event_log, Projection(inner.name, inner.event_types, flaky), None, idle_poll_s=0.05
+    )
+    await _append_many(event_log, 6, noise=False)
+    task = asyncio.create_task(runner.run())
+    try:
+        await wait_for(lambda: _flag(runner), timeout=10)
+        assert await _count(pool, tally) == 0  # the page rolled back: nothing past the bad event
+        broken["on"] = False
+        await wait_for(lambda: _has(pool, tally, 6), timeout=10)
+        await wait_for(lambda: _flag(runner, want=False), timeout=5)
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def _flag(runner: ProjectionRunner, want: bool = True) -> bool:
+    return runner.failing is want

@@ -235,12 +235,14 @@ class ProjectionRunner:
         self._batch = batch
         self._stop = asyncio.Event()
         self.applied = 0
+        self.failing = False
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
         sub = None
+        failures = 0
         while not self._stop.is_set():
             try:
                 if sub is None and self._bus is not None:
@@ -249,6 +251,7 @@ class ProjectionRunner:
                 self.applied += await catch_up(self._log, self._projection)
                 for msg in msgs:  # only after the commit: a crash before this redelivers
                     await msg.ack()
+                failures, self.failing = 0, False
             except (NatsError, JetStreamError) as exc:
                 log.warning("consumer %s: JetStream unavailable, polling the log", self._durable,
                             extra={"error": str(exc)})  # fmt: skip
@@ -259,6 +262,13 @@ class ProjectionRunner:
                 log.warning("projection %s: database unavailable", self._projection.name,
                             extra={"error": str(exc)})  # fmt: skip
                 await self._sleep(1.0)
+            except Exception:
+                # A handler failed: its transaction rolled back and the checkpoint stayed. The
+                # event cannot be skipped (projections never skip), so retry with backoff and
+                # report unhealthy meanwhile; the log says which projection and why.
+                failures, self.failing = failures + 1, True
+                log.exception("projection %s failed (attempt %d); retrying", self._projection.name, failures)
+                await self._sleep(min(60.0, 0.25 * 2 ** min(failures, 8)))
         if sub is not None:
             with contextlib.suppress(NatsError, JetStreamError):
                 await sub.unsubscribe()
@@ -268,6 +278,10 @@ class ProjectionRunner:
         try:
             return await catch_up(self._log, self._projection)
         except psycopg.OperationalError:
+            return 0
+        except Exception:
+            self.failing = True
+            log.exception("projection %s failed while catching up", self._projection.name)
             return 0
 
     async def _sleep(self, seconds: float) -> None:

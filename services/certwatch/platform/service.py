@@ -101,6 +101,10 @@ class Service:
                     await conn.execute("SELECT 1")
             except (psycopg.Error, TimeoutError, OSError):
                 ok = False
+            # A worker that died or a projection stuck on a failing event is not serving either.
+            workers = [t for t in self._tasks if t.get_name() != "health"]
+            if any(t.done() for t in workers) or any(getattr(w, "failing", False) for w in self._stoppables):
+                ok = False
             await self.server.set_serving(ok)
             await asyncio.sleep(2.0 if ok else 0.5)
 
