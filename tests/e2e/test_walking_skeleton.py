@@ -33,7 +33,7 @@ async def test_domains_flow_from_add_to_status(settings: Settings, pki: TestPKI)
         closed_port() as down_port,
     ):
         resolve = (f"good.test:{good_port}:127.0.0.1", f"expired.test:{expired_port}:127.0.0.1",
-                   f"down.test:{down_port}:127.0.0.1")  # fmt: skip
+                   f"down.test:{down_port}:127.0.0.1", f"down.test:{good_port}:127.0.0.1")  # fmt: skip
         async with (
             running_stack(replace(settings, resolve_overrides=resolve)) as stack,
             stack.channel("inventory") as channel,
@@ -63,6 +63,19 @@ async def test_domains_flow_from_add_to_status(settings: Settings, pki: TestPKI)
             assert by_host["expired.test"].primary_cause == "EXPIRED"
             assert by_host["down.test"].status == "ENABLE_FAILED"
             assert by_host["down.test"].primary_cause == "CONNECTION_FAILURE"
+
+            # Edit and retry, as the seed says: the new port is checked at once, as an enable.
+            edited = await inventory.EditDomain(
+                pb.EditDomainRequest(id=by_host["down.test"].id, port=good_port), metadata=stack.metadata
+            )
+            assert edited.status == "ENABLING"
+
+            async def retried() -> pb.Domain | None:
+                got = await inventory.GetDomain(pb.GetDomainRequest(id=edited.id), metadata=stack.metadata)
+                return got if got.status != "ENABLING" else None
+
+            retry = await wait_for(retried, timeout=15)
+            assert (retry.status, retry.primary_cause) == ("ABNORMAL", "CERTIFICATE_MISMATCH")
 
             filtered = await inventory.ListDomains(
                 pb.ListDomainsRequest(status="ABNORMAL", cause="EXPIRED"), metadata=stack.metadata

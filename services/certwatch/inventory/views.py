@@ -20,9 +20,11 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
         )  # fmt: skip
     elif event.type == d.DOMAIN_EDITED:
         await conn.execute(
-            "UPDATE inventory_domains SET port = %s,"
-            " contact_ids = coalesce(%s, contact_ids) WHERE domain_id = %s",
-            (data["port"], data.get("contact_ids"), data["domain_id"]),
+            # Editing the port of a domain whose enable failed is the seed's "edit and retry".
+            "UPDATE inventory_domains SET contact_ids = coalesce(%s, contact_ids),"
+            " status = CASE WHEN enabled AND status = 'ENABLE_FAILED' AND port <> %s THEN 'ENABLING'"
+            " ELSE status END, port = %s WHERE domain_id = %s",
+            (data.get("contact_ids"), data["port"], data["port"], data["domain_id"]),
         )
     elif event.type == d.MONITORING_ENABLED:
         await conn.execute(
