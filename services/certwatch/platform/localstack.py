@@ -7,6 +7,7 @@ as root, so when we are root it runs as the unprivileged `postgres` user (or `no
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import os
 import pwd
@@ -24,6 +25,14 @@ NATS_BINARY_CANDIDATES = ("/usr/sbin/nats-server", "/usr/bin/nats-server")
 
 class LocalStackError(RuntimeError):
     """A local server could not be started; the message says which and why."""
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the process that started us dies, so a
+    killed test run or `make run` never leaves servers behind (Linux prctl PR_SET_PDEATHSIG).
+    The signal follows the starting *thread*: start servers from a thread that outlives them."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM, 0, 0, 0)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -134,6 +143,7 @@ class Postgres:
             start_new_session=True,
             user=demote.get("user"),
             group=demote.get("group"),
+            preexec_fn=_die_with_parent,  # runs after the switch to the unprivileged user
         )
         log.close()
         _wait_port(self.host, self.port, self.proc, timeout, "postgres")
@@ -188,7 +198,7 @@ class Nats:
         log = open(self.store_dir.parent / f"nats-{self.port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [nats_binary(), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
-            stdout=log, stderr=log, start_new_session=True,
+            stdout=log, stderr=log, start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
         log.close()
         _wait_port(self.host, self.port, self.proc, timeout, "nats-server")
