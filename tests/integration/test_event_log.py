@@ -211,3 +211,15 @@ async def test_big_batches_go_by_copy_with_the_same_guarantees(
             await event_log.append_batch(reused, conn=conn)
     assert [s for s, _, _ in reused if await event_log.read_stream(s)] == []
     assert len(await event_log.read_stream(stream)) == 100
+
+
+async def test_a_big_batch_of_new_streams_refuses_one_that_exists(event_log: EventLog) -> None:
+    existing = f"old-{uuid.uuid4()}"
+    await event_log.append(existing, [_ev(0)], expected_version=0)
+    fresh = [(f"new{i}-{uuid.uuid4()}", [_ev(i)], 0) for i in range(70)]
+    with pytest.raises(ConcurrencyConflict) as info:
+        await event_log.append_batch([*fresh, (existing, [_ev(1)], 0)])
+    assert info.value.stream_id == existing
+    assert [s for s, _, _ in fresh if await event_log.read_stream(s)] == []
+    stored = await event_log.append_batch(fresh)
+    assert [a.stream_version for a in stored] == [1] * 70

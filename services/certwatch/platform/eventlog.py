@@ -192,11 +192,14 @@ class EventLog:
         """Append by COPY inside a savepoint; None when the checked path must decide."""
         try:
             async with conn.transaction():
-                cur = await conn.execute(_PREPARE_COPY, (total, [s for s, _, _ in batch]), prepare=False)
+                # A stream expected not to exist needs no lookup: if it does exist, its
+                # version 1 collides in the unique index and the savepoint rolls back.
+                unknown = [s for s, _, v in batch if v != 0]
+                cur = await conn.execute(_PREPARE_COPY, (total, unknown), prepare=False)
                 row = await cur.fetchone()
                 assert row is not None
                 xid, positions = int(row[0]), iter(row[1])
-                current = dict(zip((s for s, _, _ in batch), row[2], strict=True))
+                current = {s: 0 for s, _, v in batch if v == 0} | dict(zip(unknown, row[2], strict=True))
                 if any(v is not None and current[s] != v for s, _, v in batch):
                     return None
                 appended: list[Appended] = []
