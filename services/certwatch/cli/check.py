@@ -43,7 +43,9 @@ def add_parser(subparsers: Any) -> None:
         metavar="HOST:PORT:ADDRESS",
         help="use ADDRESS for HOST:PORT instead of DNS (repeatable, like curl)",
     )
-    parser.add_argument("--cacert", metavar="PATH", help="trust only the roots in this PEM file")
+    parser.add_argument(
+        "--cacert", metavar="PATH", help='trust only the roots in this PEM file ("system": the OS bundle)'
+    )
     parser.add_argument(
         "--dns-server",
         action="append",
