@@ -6,10 +6,20 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg import postgres, pq
+from psycopg.abc import Loader
 from psycopg.types.json import set_json_dumps, set_json_loads
+from psycopg.types.numeric import IntLoader
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform import migrations
+
+# Transaction ids (xid8, the first half of every cursor) load as Python ints, with the same
+# (C) loader as bigint: a replay reads one per event.
+_XID8 = postgres.types["xid8"].oid
+_INT_LOADER: type[Loader] = (
+    postgres.adapters.get_loader(postgres.types["int8"].oid, pq.Format.TEXT) or IntLoader
+)
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -17,6 +27,7 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     (reads of the log run about 1.7x faster than with the standard library)."""
     set_json_loads(orjson.loads, conn)
     set_json_dumps(_dumps, conn)
+    conn.adapters.register_loader(_XID8, _INT_LOADER)
 
 
 def _dumps(value: Any) -> str:

@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform import errors
 from certwatch.platform.events import UPCASTERS, NewEvent, RecordedEvent, Upcasters, dumps
+from certwatch.platform.stream_heads import StreamHeads
 
 _COLUMNS = (
     "position, event_id, stream_id, stream_version, event_type, schema_version, data,"
@@ -53,14 +54,20 @@ _COPY = (
     "COPY events (position, event_id, stream_id, stream_version, event_type, schema_version,"
     " data, metadata) FROM STDIN"
 )
-# One round trip before the COPY: this transaction's id, the positions to use, and each
-# stream's current version (one backward index probe per stream).
+# One round trip before the COPY: this transaction's id, the positions to use, the current
+# version of each stream whose head this process does not know (one backward index probe
+# per stream), and whether earlier appends made in callers' transactions have committed.
 _PREPARE_COPY = (
     "SELECT pg_current_xact_id()::text,"
     " ARRAY(SELECT nextval('event_position_seq') FROM generate_series(1, %s)),"
     " ARRAY(SELECT coalesce((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = s.id), 0)"
-    " FROM unnest(%s::text[]) WITH ORDINALITY AS s(id, n) ORDER BY s.n)"
+    " FROM unnest(%s::text[]) WITH ORDINALITY AS s(id, n) ORDER BY s.n),"
+    " ARRAY(SELECT CASE WHEN pg_xact_status(p.x::xid8) = 'in progress' THEN 'r'"
+    " WHEN pg_xact_status(p.x::xid8) = 'committed'"
+    " AND EXISTS (SELECT 1 FROM events e WHERE e.position = p.pos) THEN 'c' ELSE 'x' END"
+    " FROM unnest(%s::text[], %s::bigint[]) WITH ORDINALITY AS p(x, pos, n) ORDER BY p.n)"
 )
+_STREAM_VERSION_KEY = "events_stream_id_stream_version_key"
 _APPEND_CHECKED = (
     "SELECT out_stream, out_position, out_version, out_duplicate, out_transaction::text"
     " FROM append_batch(%s::jsonb)"
@@ -68,6 +75,7 @@ _APPEND_CHECKED = (
 # Only events of transactions older than every running one: nothing can commit behind them.
 _HORIZON = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
 _RETRIES_ON_RACE = 5
+_STALE = object()  # a COPY built on a remembered stream head that another writer had passed
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -88,14 +96,6 @@ class Appended:
     @property
     def cursor(self) -> Cursor:
         return (self.transaction_id, self.position)
-
-
-def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
-    return RecordedEvent(
-        position=row[0], event_id=row[1], stream_id=row[2], stream_version=row[3], type=row[4],
-        schema_version=row[5], data=row[6], metadata=row[7], recorded_at=row[8],
-        transaction_id=int(row[9]),
-    )  # fmt: skip
 
 
 def _payload(batch: Sequence[tuple[str, Sequence[NewEvent], int | None]]) -> str:
@@ -122,6 +122,7 @@ class EventLog:
     def __init__(self, pool: AsyncConnectionPool[Any], upcasters: Upcasters = UPCASTERS):
         self._pool = pool
         self._upcasters = upcasters
+        self._heads = StreamHeads()
 
     @property
     def pool(self) -> AsyncConnectionPool[Any]:
@@ -160,20 +161,26 @@ class EventLog:
         streams = [s for s, _, _ in batch]
         if len(set(streams)) != len(streams):
             raise ValueError("append_batch: a stream appears twice in one batch")
+        try:
+            appended = await self._append(batch, streams, conn)
+        except psycopg.OperationalError:
+            self._heads.clear()  # the server may be another one when the pool reconnects
+            raise
+        self._learn(appended, committed=conn is None)
+        return appended
+
+    async def _append(
+        self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], streams: list[str],
+        conn: Conn | None,
+    ) -> list[Appended]:  # fmt: skip
         total = sum(len(evs) for _, evs, _ in batch)
         retry = conn is None and all(v is None for _, _, v in batch)
-        if total >= _COPY_FROM:
-            if conn is not None:
-                copied = await self._copy(conn, batch, total)
-            else:
-                async with self._pool.connection() as own:
-                    copied = await self._copy(own, batch, total)
-            if copied is not None:
-                return copied
-            return await self._checked(_payload(batch), conn, streams, batch)
-        payload = _payload(batch)
+        payload = ""
         for attempt in range(_RETRIES_ON_RACE):
             try:
+                if total >= _COPY_FROM:
+                    return await self._append_copy(batch, streams, total, conn)
+                payload = payload or _payload(batch)
                 rows = await self._fast(batch, payload, total, conn)
                 if len(rows) != total:
                     rows = await self._run(_APPEND_CHECKED, (payload,), conn)  # nothing written: why?
@@ -186,20 +193,69 @@ class EventLog:
                 raise error from exc
         raise AssertionError("unreachable")
 
+    async def _append_copy(
+        self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], streams: list[str], total: int,
+        conn: Conn | None,
+    ) -> list[Appended]:  # fmt: skip
+        copied = await self._copy_via(conn, batch, total, guess=self._heads.use())
+        if copied is _STALE:
+            self._heads.stale(streams)
+            copied = await self._copy_via(conn, batch, total, guess=False)
+        if isinstance(copied, list):
+            return copied
+        self._heads.forget(streams)
+        rows = await self._run(_APPEND_CHECKED, (_payload(batch),), conn)
+        return [Appended(r[0], int(r[1]), int(r[2]), bool(r[3]), int(r[4])) for r in rows]
+
+    def _learn(self, appended: list[Appended], *, committed: bool) -> None:
+        """Remember the heads this append reached (see `stream_heads`)."""
+        fresh = [a for a in appended if not a.duplicate]
+        if not fresh:
+            return
+        if committed:
+            self._heads.committed((a.stream_id, a.stream_version) for a in fresh)
+        else:
+            heads = {a.stream_id: a.stream_version for a in fresh}
+            self._heads.tentative(fresh[0].transaction_id, fresh[0].position, heads)
+
+    async def _copy_via(
+        self, conn: Conn | None, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], total: int,
+        *, guess: bool,
+    ) -> list[Appended] | object | None:  # fmt: skip
+        if conn is not None:
+            return await self._copy(conn, batch, total, guess=guess)
+        async with self._pool.connection() as own:
+            return await self._copy(own, batch, total, guess=guess)
+
     async def _copy(
-        self, conn: Conn, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], total: int
-    ) -> list[Appended] | None:
-        """Append by COPY inside a savepoint; None when the checked path must decide."""
+        self, conn: Conn, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], total: int,
+        *, guess: bool,
+    ) -> list[Appended] | object | None:  # fmt: skip
+        """Append by COPY inside a savepoint. None when the checked path must decide;
+        `_STALE` when a head this process remembered turned out to be behind the log."""
+        heads = self._heads
+        current: dict[str, int] = {}
+        unknown: list[str] = []
+        for stream, _, expected in batch:
+            # A stream expected not to exist needs no lookup: if it does exist, its
+            # version 1 collides in the unique index and the savepoint rolls back.
+            head = 0 if expected == 0 else heads.guess(stream, expected) if guess else None
+            if head is None:
+                unknown.append(stream)
+            else:
+                current[stream] = head
+        guessed = len(current) > sum(1 for _, _, v in batch if v == 0)
+        keys, xids, first_positions = heads.pending()
         try:
             async with conn.transaction():
-                # A stream expected not to exist needs no lookup: if it does exist, its
-                # version 1 collides in the unique index and the savepoint rolls back.
-                unknown = [s for s, _, v in batch if v != 0]
-                cur = await conn.execute(_PREPARE_COPY, (total, unknown), prepare=False)
+                cur = await conn.execute(
+                    _PREPARE_COPY, (total, unknown, xids, first_positions), prepare=False
+                )
                 row = await cur.fetchone()
                 assert row is not None
+                heads.settle(keys, row[3])
                 xid, positions = int(row[0]), iter(row[1])
-                current = {s: 0 for s, _, v in batch if v == 0} | dict(zip(unknown, row[2], strict=True))
+                current.update(zip(unknown, row[2], strict=True))
                 if any(v is not None and current[s] != v for s, _, v in batch):
                     return None
                 appended: list[Appended] = []
@@ -215,8 +271,10 @@ class EventLog:
                             ))  # fmt: skip
                             appended.append(Appended(stream, position, version, False, xid))
                 return appended
-        except psycopg.errors.UniqueViolation:
-            return None  # a recorded id or a lost race: rolled back, the checked path decides
+        except psycopg.errors.UniqueViolation as exc:
+            # rolled back; a remembered head that was behind, or a recorded id or lost race
+            # (the checked path decides)
+            return _STALE if guessed and exc.diag.constraint_name == _STREAM_VERSION_KEY else None
 
     async def _fast(
         self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], payload: str, total: int,
@@ -234,17 +292,6 @@ class EventLog:
             return _whole(await self._run(_APPEND, (payload,), conn), total)
         async with self._pool.connection() as own, own.pipeline(), own.transaction():
             return _whole(await (await own.execute(_APPEND, (payload,))).fetchall(), total)
-
-    async def _checked(
-        self, payload: str, conn: Conn | None, streams: list[str],
-        batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
-    ) -> list[Appended]:  # fmt: skip
-        try:
-            rows = await self._run(_APPEND_CHECKED, (payload,), conn)
-        except psycopg.Error as exc:
-            raise errors.translate(exc, stream_id=streams[0] if len(streams) == 1 else "",
-                                   expected=batch[0][2] if len(batch) == 1 else None) from exc  # fmt: skip
-        return [Appended(r[0], int(r[1]), int(r[2]), bool(r[3]), int(r[4])) for r in rows]
 
     async def _run(self, sql: str, params: Sequence[Any], conn: Conn | None) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]]
@@ -311,4 +358,5 @@ class EventLog:
             async with self._pool.connection() as own, own.cursor(row_factory=tuple_row) as cur:
                 await cur.execute(sql.encode(), params)
                 rows = await cur.fetchall()
-        return [self._upcasters.upcast(_row_to_event(r)) for r in rows]
+        upcast = self._upcasters.upcast
+        return [upcast(RecordedEvent._make(r)) for r in rows]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -53,8 +52,10 @@ class NewEvent:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
+class RecordedEvent(NamedTuple):
+    """An event as stored. A named tuple: a replay builds one per row, and a tuple is built
+    from the row in one step (a frozen dataclass costs about 1.5 µs an event in `__init__`)."""
+
     position: int
     event_id: uuid.UUID
     stream_id: str
@@ -102,7 +103,7 @@ class Upcasters:
             data, version = step(data), version + 1
         if version == event.schema_version:
             return event
-        return dataclasses.replace(event, schema_version=version, data=data)
+        return event._replace(schema_version=version, data=data)
 
 
 UPCASTERS = Upcasters()
