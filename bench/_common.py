@@ -185,7 +185,8 @@ async def timed_workers(
         while time.perf_counter() < deadline and calls < max_ops:
             calls += 1
             t0 = time.perf_counter()
-            items += await op(w, i)
+            done = await op(w, i)  # not `items += await ...`: that reads `items` before the
+            items += done  # await and loses the other workers' updates made meanwhile
             latencies.append(time.perf_counter() - t0)
             i += 1
 

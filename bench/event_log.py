@@ -52,8 +52,8 @@ from certwatch.platform.eventlog import START, EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent, dumps
 
 BENCH = "event_log"
-PHASE_S = 2.0  # seconds per measured phase
-ROUNDS = 2  # interleaved rounds: measured, reference, measured, reference
+PHASE_S = 1.5  # seconds per measured phase
+ROUNDS = 4  # interleaved rounds (measured, reference, ...): more, shorter rounds, less spread
 WRITERS = (1, 4, 16)
 BATCH = 500
 REPLAY_EVENTS = 30_000
@@ -200,14 +200,18 @@ async def _single(pool: AsyncConnectionPool[Any], log: EventLog, ph: _Phases) ->
 async def _batched(pool: AsyncConnectionPool[Any], log: EventLog, ph: _Phases) -> None:
     versions = itertools.count(1)
     bulk = itertools.count()
+    # Payloads exist before the timed region, on both sides: append_batch is handed a batch
+    # it cannot start on before the caller has built it whole, whereas building them inside
+    # the bare COPY loop would let it overlap their construction with the server's ingest.
+    payloads = [payload(j) for j in range(BATCH)]
 
     async def append_batch(w: int, i: int) -> int:
-        batch = [(f"probe-{j}", [NewEvent(T_BATCH, payload(j), metadata=META)], None)
+        batch = [(f"probe-{j}", [NewEvent(T_BATCH, payloads[j], metadata=META)], None)
                  for j in range(BATCH)]  # fmt: skip
         return len(await log.append_batch(batch))
 
     async def append_one_stream(w: int, i: int) -> int:
-        events = [NewEvent(T_BULK, payload(j), metadata=META) for j in range(BATCH)]
+        events = [NewEvent(T_BULK, payloads[j], metadata=META) for j in range(BATCH)]
         return len(await log.append(f"bulk-{next(bulk)}", events, expected_version=0))
 
     async def copy(w: int, i: int) -> int:
@@ -218,14 +222,14 @@ async def _batched(pool: AsyncConnectionPool[Any], log: EventLog, ph: _Phases) -
         ):  # fmt: skip
             for j in range(BATCH):
                 await cp.write_row((uuid.uuid4(), f"copy-{j}", version, T_BATCH, 1,
-                                    dumps(payload(j)), dumps(META)))  # fmt: skip
+                                    dumps(payloads[j]), dumps(META)))  # fmt: skip
         return BATCH
 
     async def jsonb_insert(w: int, i: int) -> int:
         version = next(versions)
         body = dumps([
             {"event_id": str(uuid.uuid4()), "stream": f"copy-{j}", "v": version, "type": T_BATCH,
-             "schema_version": 1, "data": payload(j), "metadata": META}
+             "schema_version": 1, "data": payloads[j], "metadata": META}
             for j in range(BATCH)
         ])  # fmt: skip
         async with pool.connection() as conn:

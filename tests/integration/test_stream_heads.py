@@ -10,9 +10,11 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform import db
+from certwatch.platform.errors import ConcurrencyConflict
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
 
@@ -141,3 +143,35 @@ async def test_two_processes_racing_on_the_same_streams_lose_no_version(database
     finally:
         for p in pools:
             await p.close()
+
+
+async def test_single_appends_on_a_stale_head_still_get_the_next_version_or_a_conflict(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    mine, other = EventLog(pool), EventLog(pool)
+    stream = f"one-{uuid.uuid4()}"
+    await mine.append(stream, [NewEvent("Tested", {"n": 1})], expected_version=0)
+    assert mine._heads.guess(stream, 1) == 1  # the next append will not look the stream up
+    await other.append(stream, [NewEvent("Tested", {"n": 2})], expected_version=1)
+
+    with pytest.raises(ConcurrencyConflict) as info:
+        await mine.append(stream, [NewEvent("Tested", {"n": 3})], expected_version=1)
+    assert (info.value.expected, info.value.actual) == (1, 2)
+
+    await other.append(stream, [NewEvent("Tested", {"n": 3})], expected_version=2)
+    while not mine._heads.use():  # past the pause a stale guess causes
+        pass
+    mine._heads.committed([(stream, 2)])  # remembered, and behind the log again
+    appended = await mine.append(stream, [NewEvent("Tested", {"n": 4})], expected_version=None)
+    assert appended[0].stream_version == 4
+    assert [e.data["n"] for e in await mine.read_stream(stream)] == [1, 2, 3, 4]
+
+
+async def test_a_retried_single_append_on_a_known_head_is_idempotent(pool: AsyncConnectionPool[Any]) -> None:
+    log = EventLog(pool)
+    stream = f"retry-{uuid.uuid4()}"
+    event = NewEvent("Tested", {"n": 1})
+    first = await log.append(stream, [event], expected_version=None)
+    again = await log.append(stream, [event], expected_version=None)
+    assert again[0].duplicate and again[0].position == first[0].position
+    assert len(await log.read_stream(stream)) == 1

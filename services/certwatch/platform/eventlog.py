@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -46,12 +46,19 @@ _APPEND_ONE = (
     " ON CONFLICT (event_id) DO NOTHING"
     " RETURNING ev.stream_id, ev.position, ev.stream_version, false, ev.transaction_id::text"
 )
+# One event on a remembered stream head (see `stream_heads`): as plain as an INSERT gets. A
+# head behind the log makes the (stream_id, stream_version) unique index refuse the row.
+_INSERT_AT = (
+    "INSERT INTO events (position, event_id, stream_id, stream_version, event_type, schema_version,"
+    " data, metadata) VALUES (nextval('event_position_seq'), %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)"
+    " RETURNING stream_id, position, stream_version, transaction_id"
+)
 # Big batches go by COPY: versions looked up and positions drawn first, then rows streamed.
 # Conflicts surface as unique violations, rolled back to a savepoint, and the batch is
 # retried on the checked path, which tells a duplicate retry from a conflict.
 _COPY_FROM = 64
 _COPY = (
-    "COPY events (position, event_id, stream_id, stream_version, event_type, schema_version,"
+    "COPY events (position, stream_id, stream_version, event_id, event_type, schema_version,"
     " data, metadata) FROM STDIN"
 )
 # One round trip before the COPY: this transaction's id, the positions to use, the current
@@ -85,8 +92,9 @@ Cursor = tuple[int, int]
 START: Cursor = (0, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Appended:
+class Appended(NamedTuple):
+    """Where an appended event landed (a named tuple: a batch returns one per event)."""
+
     stream_id: str
     position: int
     stream_version: int
@@ -175,15 +183,15 @@ class EventLog:
     ) -> list[Appended]:  # fmt: skip
         total = sum(len(evs) for _, evs, _ in batch)
         retry = conn is None and all(v is None for _, _, v in batch)
-        payload = ""
         for attempt in range(_RETRIES_ON_RACE):
             try:
                 if total >= _COPY_FROM:
                     return await self._append_copy(batch, streams, total, conn)
-                payload = payload or _payload(batch)
-                rows = await self._fast(batch, payload, total, conn)
-                if len(rows) != total:
-                    rows = await self._run(_APPEND_CHECKED, (payload,), conn)  # nothing written: why?
+                if total == 1 and conn is None and (inserted := await self._insert_at_head(batch[0])):
+                    return inserted
+                rows = await self._fast(batch, total, conn)
+                if len(rows) != total:  # nothing written: why?
+                    rows = await self._run(_APPEND_CHECKED, (_payload(batch),), conn)
                 return [Appended(r[0], int(r[1]), int(r[2]), bool(r[3]), int(r[4])) for r in rows]
             except psycopg.Error as exc:
                 error = errors.translate(exc, stream_id=streams[0] if len(streams) == 1 else "",
@@ -248,27 +256,30 @@ class EventLog:
         keys, xids, first_positions = heads.pending()
         try:
             async with conn.transaction():
-                cur = await conn.execute(
-                    _PREPARE_COPY, (total, unknown, xids, first_positions), prepare=False
+                prepare = asyncio.ensure_future(
+                    conn.execute(_PREPARE_COPY, (total, unknown, xids, first_positions), prepare=False)
                 )
-                row = await cur.fetchone()
+                try:
+                    await asyncio.sleep(0)  # the query is on its way: encode the rows meanwhile
+                    encoded = [(e.event_id, e.type, e.schema_version, dumps(e.data), dumps(e.metadata))
+                               for _, events, _ in batch for e in events]  # fmt: skip
+                finally:
+                    row = await (await prepare).fetchone()
                 assert row is not None
                 heads.settle(keys, row[3])
-                xid, positions = int(row[0]), iter(row[1])
+                xid, positions = int(row[0]), row[1]
                 current.update(zip(unknown, row[2], strict=True))
                 if any(v is not None and current[s] != v for s, _, v in batch):
                     return None
                 appended: list[Appended] = []
+                rows = iter(encoded)
                 async with conn.cursor() as cur, cur.copy(_COPY) as copy:
                     for stream, events, _ in batch:
                         version = current[stream]
-                        for event in events:
+                        for _ in events:
                             version += 1
-                            position = next(positions)
-                            await copy.write_row((
-                                position, event.event_id, stream, version, event.type, event.schema_version,
-                                dumps(event.data), dumps(event.metadata),
-                            ))  # fmt: skip
+                            position = positions[len(appended)]
+                            await copy.write_row((position, stream, version, *next(rows)))
                             appended.append(Appended(stream, position, version, False, xid))
                 return appended
         except psycopg.errors.UniqueViolation as exc:
@@ -276,10 +287,27 @@ class EventLog:
             # (the checked path decides)
             return _STALE if guessed and exc.diag.constraint_name == _STREAM_VERSION_KEY else None
 
+    async def _insert_at_head(self, item: tuple[str, Sequence[NewEvent], int | None]) -> list[Appended]:
+        """One event in a transaction of its own, on a head this process remembers: a plain
+        INSERT, no lookup. Empty when there is no head to build on, or it was behind the log
+        (the unique index refused the version) or the id is recorded: the checked statements
+        then decide. Never in a caller's transaction, which the refusal would abort."""
+        stream, (event,), expected = item
+        if (head := self._heads.guess(stream, expected)) is None or not self._heads.use():
+            return []
+        params = (event.event_id, stream, head + 1, event.type, event.schema_version, dumps(event.data),
+                  dumps(event.metadata))  # fmt: skip
+        try:
+            rows = await self._run(_INSERT_AT, params, None)
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == _STREAM_VERSION_KEY:
+                self._heads.stale([stream])
+            return []
+        return [Appended(r[0], r[1], r[2], False, r[3]) for r in rows]
+
     async def _fast(
-        self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], payload: str, total: int,
-        conn: Conn | None,
-    ) -> list[tuple[Any, ...]]:  # fmt: skip
+        self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], total: int, conn: Conn | None
+    ) -> list[tuple[Any, ...]]:
         """The one-statement append. It writes all or, on a version conflict, nothing; when
         some ids are recorded already it writes the rest, so that case raises inside a
         transaction (the caller's, or one of our own) to undo them."""
@@ -288,6 +316,7 @@ class EventLog:
             params = (event.event_id, stream, event.type, event.schema_version, dumps(event.data),
                       dumps(event.metadata), stream, expected, expected)  # fmt: skip
             return await self._run(_APPEND_ONE, params, conn)
+        payload = _payload(batch)
         if conn is not None:
             return _whole(await self._run(_APPEND, (payload,), conn), total)
         async with self._pool.connection() as own, own.pipeline(), own.transaction():
