@@ -271,16 +271,14 @@ class EventLog:
                 current.update(zip(unknown, row[2], strict=True))
                 if any(v is not None and current[s] != v for s, _, v in batch):
                     return None
-                appended: list[Appended] = []
-                rows = iter(encoded)
+                numbered = [(s, current[s] + k) for s, events, _ in batch for k in range(1, len(events) + 1)]
+                appended = [
+                    Appended(s, p, v, False, xid) for (s, v), p in zip(numbered, positions, strict=True)
+                ]
                 async with conn.cursor() as cur, cur.copy(_COPY) as copy:
-                    for stream, events, _ in batch:
-                        version = current[stream]
-                        for _ in events:
-                            version += 1
-                            position = positions[len(appended)]
-                            await copy.write_row((position, stream, version, *next(rows)))
-                            appended.append(Appended(stream, position, version, False, xid))
+                    write = copy.write_row
+                    for (stream, position, version, _, _), row in zip(appended, encoded, strict=True):
+                        await write((position, stream, version, *row))
                 return appended
         except psycopg.errors.UniqueViolation as exc:
             # rolled back; a remembered head that was behind, or a recorded id or lost race
