@@ -385,5 +385,6 @@ class EventLog:
             async with self._pool.connection() as own, own.cursor(row_factory=tuple_row) as cur:
                 await cur.execute(sql.encode(), params)
                 rows = await cur.fetchall()
-        upcast = self._upcasters.upcast
-        return [upcast(RecordedEvent._make(r)) for r in rows]
+        upcast, old = self._upcasters.upcast, self._upcasters.types
+        make = RecordedEvent._make
+        return [upcast(make(r)) if r[4] in old else make(r) for r in rows]

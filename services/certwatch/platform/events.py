@@ -89,10 +89,12 @@ class Upcasters:
 
     def __init__(self) -> None:
         self._steps: dict[tuple[str, int], Upcaster] = {}
+        self.types: set[str] = set()  # the types that have a step: readers skip the rest
 
     def register(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
         def decorator(fn: Upcaster) -> Upcaster:
             self._steps[(event_type, from_version)] = fn
+            self.types.add(event_type)
             return fn
 
         return decorator
