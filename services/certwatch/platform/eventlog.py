@@ -277,8 +277,8 @@ class EventLog:
                 ]
                 async with conn.cursor() as cur, cur.copy(_COPY) as copy:
                     write = copy.write_row
-                    for (stream, position, version, _, _), row in zip(appended, encoded, strict=True):
-                        await write((position, stream, version, *row))
+                    for (stream, position, version, _, _), fields in zip(appended, encoded, strict=True):
+                        await write((position, stream, version, *fields))
                 return appended
         except psycopg.errors.UniqueViolation as exc:
             # rolled back; a remembered head that was behind, or a recorded id or lost race
