@@ -61,3 +61,11 @@ def test_clear_forgets_everything() -> None:
     heads.tentative(1, 1, {"b": 1})
     heads.clear()
     assert heads.guess("a", None) is None and heads.pending()[0] == []
+
+
+def test_guessing_many_agrees_with_guessing_one_at_a_time() -> None:
+    heads = StreamHeads()
+    heads.committed([("a", 3), ("b", 1), ("c", 2)])
+    asked = [("a", None), ("b", 2), ("c", 2), ("d", None)]
+    assert heads.guess_many(asked) == {s: h for s, v in asked if (h := heads.guess(s, v)) is not None}
+    assert heads.guess_many(asked) == {"a": 3, "c": 2}

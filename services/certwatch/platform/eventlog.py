@@ -221,7 +221,7 @@ class EventLog:
         if not fresh:
             return
         if committed:
-            self._heads.committed((a.stream_id, a.stream_version) for a in fresh)
+            self._heads.committed([(a.stream_id, a.stream_version) for a in fresh])
         else:
             heads = {a.stream_id: a.stream_version for a in fresh}
             self._heads.tentative(fresh[0].transaction_id, fresh[0].position, heads)
@@ -242,17 +242,12 @@ class EventLog:
         """Append by COPY inside a savepoint. None when the checked path must decide;
         `_STALE` when a head this process remembered turned out to be behind the log."""
         heads = self._heads
-        current: dict[str, int] = {}
-        unknown: list[str] = []
-        for stream, _, expected in batch:
-            # A stream expected not to exist needs no lookup: if it does exist, its
-            # version 1 collides in the unique index and the savepoint rolls back.
-            head = 0 if expected == 0 else heads.guess(stream, expected) if guess else None
-            if head is None:
-                unknown.append(stream)
-            else:
-                current[stream] = head
-        guessed = len(current) > sum(1 for _, _, v in batch if v == 0)
+        # A stream expected not to exist needs no lookup: if it does exist, its version 1
+        # collides in the unique index and the savepoint rolls back.
+        current = {s: 0 for s, _, v in batch if v == 0}
+        guessed = heads.guess_many((s, v) for s, _, v in batch if v != 0) if guess else {}
+        current.update(guessed)
+        unknown = [s for s, _, _ in batch if s not in current]
         keys, xids, first_positions = heads.pending()
         try:
             async with conn.transaction():

@@ -50,10 +50,19 @@ class StreamHeads:
             return None  # a different expectation: the lookup tells a conflict from staleness
         return head
 
+    def guess_many(self, batch: Iterable[tuple[str, int | None]]) -> dict[str, int]:
+        """`guess` for (stream, expected) pairs at once: the streams it has a head for."""
+        known = self._known
+        return {
+            s: head for s, expected in batch
+            if (head := known.get(s)) is not None and (expected is None or expected == head)
+        }  # fmt: skip
+
     def committed(self, heads: Iterable[tuple[str, int]]) -> None:
         known = self._known
+        get = known.get
         for stream, version in heads:
-            if known.get(stream, 0) < version:
+            if get(stream, 0) < version:
                 known[stream] = version
         if len(known) > self._capacity:
             for stream in list(itertools.islice(known, len(known) - self._capacity * 3 // 4)):
