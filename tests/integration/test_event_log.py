@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from certwatch.platform import db
 from certwatch.platform.errors import AppendOnlyViolation, ConcurrencyConflict, DuplicateEventId
 from certwatch.platform.eventlog import START, EventLog
 from certwatch.platform.events import UPCASTERS, NewEvent
@@ -223,3 +224,51 @@ async def test_a_big_batch_of_new_streams_refuses_one_that_exists(event_log: Eve
     assert [s for s, _, _ in fresh if await event_log.read_stream(s)] == []
     stored = await event_log.append_batch(fresh)
     assert [a.stream_version for a in stored] == [1] * 70
+
+
+async def test_copy_appends_from_two_processes_keep_every_order(database_url: str) -> None:
+    """Autocommit COPY appends number their events from positions reserved ahead: two
+    writers' reserves interleave, yet every append's positions rise with its versions, no
+    position repeats, each append reports the transaction that stored it, and global order
+    shows every stream's versions in order."""
+    pools = [await db.open_pool(database_url, max_size=4) for _ in range(2)]
+    try:
+        logs = [EventLog(p) for p in pools]
+        streams = [f"rsv{i}-{uuid.uuid4().hex[:8]}" for i in range(70)]
+        appends = []
+        for r in range(10):
+            for log in logs:
+                batch = [(s, [_ev(r), _ev(r)], None) for s in streams[r % 2 :: 2]]
+                appends.append(await log.append_batch(batch))
+        positions = [a.position for appended in appends for a in appended]
+        assert len(set(positions)) == len(positions) == 10 * 2 * 70
+        for appended in appends:
+            assert [a.position for a in appended] == sorted(a.position for a in appended)
+            assert len({a.transaction_id for a in appended}) == 1
+        async with pools[0].connection() as conn:
+            cur = await conn.execute(
+                "SELECT position, transaction_id, stream_id, stream_version FROM events"
+                " WHERE stream_id = ANY(%s) ORDER BY transaction_id, position",
+                (streams,),
+            )
+            rows = await cur.fetchall()
+        stored = {a.position: (a.transaction_id, a.stream_id, a.stream_version) for ap in appends for a in ap}
+        assert {p: (x, s, v) for p, x, s, v in rows} == stored
+        seen: dict[str, list[int]] = {}
+        for _, _, stream, version in rows:
+            seen.setdefault(stream, []).append(version)
+        assert seen == {s: list(range(1, 21)) for s in streams}
+    finally:
+        for p in pools:
+            await p.close()
+
+
+async def test_a_copy_batch_reusing_a_recorded_id_writes_nothing(event_log: EventLog) -> None:
+    recorded = _ev(0)
+    await event_log.append(f"once-{uuid.uuid4()}", [recorded], expected_version=0)
+    batch = [(f"d{i}-{uuid.uuid4()}", [_ev(i)], None) for i in range(80)]
+    with pytest.raises(DuplicateEventId):
+        await event_log.append_batch([*batch, (f"again-{uuid.uuid4()}", [recorded], None)])
+    assert [s for s, _, _ in batch if await event_log.read_stream(s)] == []
+    stored = await event_log.append_batch(batch)
+    assert [a.stream_version for a in stored] == [1] * 80

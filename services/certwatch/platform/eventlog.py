@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import psycopg
@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform import errors
 from certwatch.platform.events import UPCASTERS, NewEvent, RecordedEvent, Upcasters, dumps
+from certwatch.platform.position_reserve import PositionReserve
 from certwatch.platform.stream_heads import StreamHeads
 
 _COLUMNS = (
@@ -53,20 +54,22 @@ _INSERT_AT = (
     " data, metadata) VALUES (nextval('event_position_seq'), %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)"
     " RETURNING stream_id, position, stream_version, transaction_id"
 )
-# Big batches go by COPY: versions looked up and positions drawn first, then rows streamed.
-# Conflicts surface as unique violations, rolled back to a savepoint, and the batch is
-# retried on the checked path, which tells a duplicate retry from a conflict.
+# Big batches go by COPY, rows numbered before they are sent. On a connection of its own the
+# COPY is one autocommit statement (no BEGIN, no COMMIT round trip, no savepoint), with
+# positions reserved ahead (`position_reserve`) and its transaction id read back afterwards; in a
+# caller's transaction it runs inside a savepoint. Conflicts surface as unique violations,
+# and the batch is retried on the checked path, which tells a duplicate retry from a conflict.
 _COPY_FROM = 64
 _COPY = (
     "COPY events (position, stream_id, stream_version, event_id, event_type, schema_version,"
     " data, metadata) FROM STDIN"
 )
-# One round trip before the COPY: this transaction's id, the positions to use, the current
-# version of each stream whose head this process does not know (one backward index probe
-# per stream), and whether earlier appends made in callers' transactions have committed.
+# One round trip before the COPY when it needs one: the positions to use (none when they
+# are reserved), the current version of each stream whose head this process does not know
+# (one backward index probe per stream), and whether earlier appends made in callers'
+# transactions have committed.
 _PREPARE_COPY = (
-    "SELECT pg_current_xact_id()::text,"
-    " ARRAY(SELECT nextval('event_position_seq') FROM generate_series(1, %s)),"
+    "SELECT ARRAY(SELECT nextval('event_position_seq') FROM generate_series(1, %s)),"
     " ARRAY(SELECT coalesce((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = s.id), 0)"
     " FROM unnest(%s::text[]) WITH ORDINALITY AS s(id, n) ORDER BY s.n),"
     " ARRAY(SELECT CASE WHEN pg_xact_status(p.x::xid8) = 'in progress' THEN 'r'"
@@ -74,6 +77,8 @@ _PREPARE_COPY = (
     " AND EXISTS (SELECT 1 FROM events e WHERE e.position = p.pos) THEN 'c' ELSE 'x' END"
     " FROM unnest(%s::text[], %s::bigint[]) WITH ORDINALITY AS p(x, pos, n) ORDER BY p.n)"
 )
+_RESERVE_AHEAD = 4096  # positions an autocommit COPY that has to ask anyway reserves for later
+_TRANSACTION_OF = "SELECT transaction_id FROM events WHERE position = %s"
 _STREAM_VERSION_KEY = "events_stream_id_stream_version_key"
 _APPEND_CHECKED = (
     "SELECT out_stream, out_position, out_version, out_duplicate, out_transaction::text"
@@ -110,6 +115,21 @@ def _payload(batch: Sequence[tuple[str, Sequence[NewEvent], int | None]]) -> str
     return dumps([{"stream": s, "expected": v, "events": [e.as_json() for e in evs]} for s, evs, v in batch])
 
 
+def _encode(batch: Sequence[tuple[str, Sequence[NewEvent], int | None]]) -> Iterator[tuple[Any, ...]]:
+    """The COPY fields of each event after (position, stream, version). Lazily: encoding
+    row by row as the COPY streams lets the server ingest the first rows meanwhile."""
+    return ((e.event_id, e.type, e.schema_version, dumps(e.data), dumps(e.metadata))
+            for _, events, _ in batch for e in events)  # fmt: skip
+
+
+class _Refused(Exception):
+    """A COPY the unique indexes refused (rolled back); `stale`: a remembered head was behind."""
+
+    def __init__(self, *, stale: bool) -> None:
+        super().__init__("COPY refused by a unique index")
+        self.stale = stale
+
+
 def _whole(rows: list[tuple[Any, ...]], total: int) -> list[tuple[Any, ...]]:
     if 0 < len(rows) < total:
         raise errors.DuplicateEventId(
@@ -131,6 +151,7 @@ class EventLog:
         self._pool = pool
         self._upcasters = upcasters
         self._heads = StreamHeads()
+        self._positions = PositionReserve()
 
     @property
     def pool(self) -> AsyncConnectionPool[Any]:
@@ -173,6 +194,7 @@ class EventLog:
             appended = await self._append(batch, streams, conn)
         except psycopg.OperationalError:
             self._heads.clear()  # the server may be another one when the pool reconnects
+            self._positions.clear()
             raise
         self._learn(appended, committed=conn is None)
         return appended
@@ -230,55 +252,66 @@ class EventLog:
         self, conn: Conn | None, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], total: int,
         *, guess: bool,
     ) -> list[Appended] | object | None:  # fmt: skip
-        if conn is not None:
-            return await self._copy(conn, batch, total, guess=guess)
-        async with self._pool.connection() as own:
-            return await self._copy(own, batch, total, guess=guess)
+        try:
+            if conn is not None:
+                async with conn.transaction():  # a savepoint in the caller's transaction
+                    return await self._copy(conn, batch, total, guess=guess, own=False)
+            async with self._pool.connection() as own:
+                return await self._copy(own, batch, total, guess=guess, own=True)
+        except _Refused as refused:
+            return _STALE if refused.stale else None
 
     async def _copy(
         self, conn: Conn, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], total: int,
-        *, guess: bool,
+        *, guess: bool, own: bool,
     ) -> list[Appended] | object | None:  # fmt: skip
-        """Append by COPY inside a savepoint. None when the checked path must decide;
-        `_STALE` when a head this process remembered turned out to be behind the log."""
+        """Append by COPY. None when the checked path must decide; `_STALE` when a head this
+        process remembered turned out to be behind the log. `own`: an autocommit connection
+        of the log's own, where the COPY is a transaction by itself."""
         heads = self._heads
         # A stream expected not to exist needs no lookup: if it does exist, its version 1
-        # collides in the unique index and the savepoint rolls back.
+        # collides in the unique index and the COPY is refused.
         current = {s: 0 for s, _, v in batch if v == 0}
         guessed = heads.guess_many((s, v) for s, _, v in batch if v != 0) if guess else {}
         current.update(guessed)
         unknown = [s for s, _, _ in batch if s not in current]
         keys, xids, first_positions = heads.pending()
+        # Positions drawn in the caller's session keep increasing within its transaction.
+        positions = self._positions.take(total) if own else None
+        if unknown or keys or positions is None:
+            ask = 0 if positions else total + _RESERVE_AHEAD if own else total
+            prepare = asyncio.ensure_future(
+                conn.execute(_PREPARE_COPY, (ask, unknown, xids, first_positions), prepare=False)
+            )
+            try:
+                await asyncio.sleep(0)  # the query is on its way: encode the rows meanwhile
+                encoded: Iterable[tuple[Any, ...]] = list(_encode(batch))
+            finally:
+                row = await (await prepare).fetchone()
+            assert row is not None
+            heads.settle(keys, row[2])
+            if not positions:
+                positions = row[0][:total]
+                self._positions.add(row[0][total:])
+            current.update(zip(unknown, row[1], strict=True))
+            if any(v is not None and current[s] != v for s, _, v in batch):
+                return None
+        else:
+            encoded = _encode(batch)
+        numbered = [(s, current[s] + k) for s, events, _ in batch for k in range(1, len(events) + 1)]
         try:
-            async with conn.transaction():
-                prepare = asyncio.ensure_future(
-                    conn.execute(_PREPARE_COPY, (total, unknown, xids, first_positions), prepare=False)
-                )
-                try:
-                    await asyncio.sleep(0)  # the query is on its way: encode the rows meanwhile
-                    encoded = [(e.event_id, e.type, e.schema_version, dumps(e.data), dumps(e.metadata))
-                               for _, events, _ in batch for e in events]  # fmt: skip
-                finally:
-                    row = await (await prepare).fetchone()
-                assert row is not None
-                heads.settle(keys, row[3])
-                xid, positions = int(row[0]), row[1]
-                current.update(zip(unknown, row[2], strict=True))
-                if any(v is not None and current[s] != v for s, _, v in batch):
-                    return None
-                numbered = [(s, current[s] + k) for s, events, _ in batch for k in range(1, len(events) + 1)]
-                appended = [
-                    Appended(s, p, v, False, xid) for (s, v), p in zip(numbered, positions, strict=True)
-                ]
-                async with conn.cursor() as cur, cur.copy(_COPY) as copy:
-                    write = copy.write_row
-                    for (stream, position, version, _, _), fields in zip(appended, encoded, strict=True):
-                        await write((position, stream, version, *fields))
-                return appended
+            async with conn.cursor() as cur, cur.copy(_COPY) as copy:
+                write = copy.write_row
+                for (stream, version), position, fields in zip(numbered, positions, encoded, strict=True):
+                    await write((position, stream, version, *fields))
         except psycopg.errors.UniqueViolation as exc:
-            # rolled back; a remembered head that was behind, or a recorded id or lost race
+            # refused whole; a remembered head that was behind, or a recorded id or lost race
             # (the checked path decides)
-            return _STALE if guessed and exc.diag.constraint_name == _STREAM_VERSION_KEY else None
+            raise _Refused(stale=bool(guessed) and exc.diag.constraint_name == _STREAM_VERSION_KEY) from exc
+        found = await (await conn.execute(_TRANSACTION_OF, (positions[0],))).fetchone()
+        assert found is not None
+        xid = found[0]
+        return [Appended(s, p, v, False, xid) for (s, v), p in zip(numbered, positions, strict=True)]
 
     async def _insert_at_head(self, item: tuple[str, Sequence[NewEvent], int | None]) -> list[Appended]:
         """One event in a transaction of its own, on a head this process remembers: a plain

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -32,15 +32,66 @@ def stable_id(*parts: object) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, "certwatch:" + ":".join(str(p) for p in parts))
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """An event about to be appended. Past-tense `type`, e.g. `MonitoringEnabled`."""
+def _random_ids() -> tuple[Callable[[], uuid.UUID], Callable[[], None]]:
+    """Random (version 4) UUIDs from a buffer of OS randomness refilled 4 KiB at a time.
 
+    `uuid.uuid4()` makes a syscall and validates its argument for every id (2.1 µs here, most
+    of the cost of building a batch of events; this takes under 1 µs). Same randomness, same
+    format. Everything it touches is bound in the closure, for speed.
+    """
+    state: list[Any] = [b"", 0]  # buffer, offset of the next unused byte
+    urandom, new, put, from_bytes = os.urandom, object.__new__, object.__setattr__, int.from_bytes
+    made_type, unknown = uuid.UUID, uuid.SafeUUID.unknown
+    mask, bits = ~((0xC000 << 48) | (0xF000 << 64)), (0x8000 << 48) | (4 << 76)
+
+    def make() -> uuid.UUID:
+        buffer, at = state
+        if at >= len(buffer):
+            buffer = state[0] = urandom(4096)
+            at = 0
+        state[1] = at + 16
+        made = new(made_type)
+        put(made, "int", (from_bytes(buffer[at : at + 16]) & mask) | bits)
+        put(made, "is_safe", unknown)
+        return made
+
+    def forget() -> None:
+        state[:] = [b"", 0]
+
+    return make, forget
+
+
+new_event_id, _forget_random = _random_ids()
+os.register_at_fork(after_in_child=_forget_random)  # a child must never hand out its parent's ids
+
+
+class _NewEventFields(NamedTuple):
     type: str
     data: Mapping[str, Any]
-    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
-    schema_version: int = 1
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    event_id: uuid.UUID
+    schema_version: int
+    metadata: Mapping[str, Any]
+
+
+class NewEvent(_NewEventFields):
+    """An event about to be appended. Past-tense `type`, e.g. `MonitoringEnabled`.
+
+    A named tuple (immutable) with a constructor of its own: a batch of probe results builds
+    hundreds per append, and a frozen dataclass spends about 1.3 µs an event in `__init__`.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        type: str,
+        data: Mapping[str, Any],
+        event_id: uuid.UUID | None = None,
+        schema_version: int = 1,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> NewEvent:
+        return tuple.__new__(cls, (type, data, new_event_id() if event_id is None else event_id,
+                                   schema_version, {} if metadata is None else metadata))  # fmt: skip
 
     def as_json(self) -> JsonDict:
         return {
