@@ -131,7 +131,7 @@ UPSERT = (
 # a page in one statement; GROUP BY because ON CONFLICT DO UPDATE may not touch a row twice
 UPSERT_PAGE = (
     "INSERT INTO bench_projection (stream_id, last_position, n)"
-    " SELECT s, max(p), count(*) FROM unnest(%s::text[], %s::bigint[]) AS u(s, p) GROUP BY s"
+    " SELECT s, max(p), count(*) FROM unnest(%b::text[], %b::bigint[]) AS u(s, p) GROUP BY s"
     " ON CONFLICT (stream_id) DO UPDATE SET last_position = excluded.last_position,"
     " n = bench_projection.n + excluded.n"
 )

@@ -10,11 +10,12 @@ import asyncio
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform import db
-from certwatch.platform.errors import ConcurrencyConflict
+from certwatch.platform.errors import ConcurrencyConflict, TransientStoreError
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
 
@@ -175,3 +176,33 @@ async def test_a_retried_single_append_on_a_known_head_is_idempotent(pool: Async
     again = await log.append(stream, [event], expected_version=None)
     assert again[0].duplicate and again[0].position == first[0].position
     assert len(await log.read_stream(stream)) == 1
+
+
+async def _kill_the_pools_connection(pool: AsyncConnectionPool[Any], database_url: str) -> None:
+    async with pool.connection() as conn:
+        pid = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone() or [0])[0]
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+        await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+@pytest.mark.parametrize("path", ["copy", "single"])
+async def test_a_lost_connection_forgets_heads_and_reserved_positions(database_url: str, path: str) -> None:
+    """After a failover the server may be behind what this process saw: nothing it
+    remembered (stream heads, positions reserved ahead) may be trusted any more."""
+    pool = await db.open_pool(database_url, min_size=1, max_size=1)
+    try:
+        log = EventLog(pool)
+        streams = _streams("lost")
+        await log.append_batch(_batch(streams))
+        assert len(log._heads) == WIDE and log._positions.take(1) is not None
+        await _kill_the_pools_connection(pool, database_url)
+        with pytest.raises(TransientStoreError):
+            if path == "copy":
+                await log.append_batch(_batch(streams, "after"))
+            else:
+                await log.append(streams[0], [NewEvent("Tested", {})], expected_version=1)
+        assert len(log._heads) == 0 and log._positions.take(1) is None
+        await log.append_batch(_batch(streams, "again"))  # the pool has reconnected
+        assert await _versions(log, streams) == {s: [1, 2] for s in streams}
+    finally:
+        await pool.close()

@@ -50,7 +50,7 @@ async def _certificates(conn: Conn, row: details_report.DetailsRow) -> dict[str,
     if not fingerprints:
         return {}
     cur = await conn.execute(
-        "SELECT sha256, facts FROM classifier_certificates WHERE sha256 = ANY(%s)", (fingerprints,)
+        "SELECT sha256, facts FROM classifier_certificates WHERE sha256 = ANY(%b)", (fingerprints,)
     )
     return {r[0]: CertFacts.from_dict(r[1]) for r in await cur.fetchall()}
 

@@ -30,14 +30,14 @@ async def expand(conn: Conn, results: Sequence[dict[str, Any]]) -> list[dict[str
     if full:
         await conn.execute(
             "INSERT INTO classifier_chain_certs (sha256, facts)"
-            " SELECT * FROM unnest(%s::text[], %s::jsonb[]) ON CONFLICT (sha256) DO NOTHING",
+            " SELECT * FROM unnest(%b::text[], %b::jsonb[]) ON CONFLICT (sha256) DO NOTHING",
             (list(full), [Jsonb(c) for c in full.values()]),
         )
     wanted = {fp for r in results for e in r.get("endpoints", []) for fp in e.get("chain_ref") or []}
     missing = wanted - full.keys()
     if missing:
         cur = await conn.execute(
-            "SELECT sha256, facts FROM classifier_chain_certs WHERE sha256 = ANY(%s)", (list(missing),)
+            "SELECT sha256, facts FROM classifier_chain_certs WHERE sha256 = ANY(%b)", (list(missing),)
         )
         full.update({row[0]: row[1] for row in await cur.fetchall()})
         unknown = missing - full.keys()

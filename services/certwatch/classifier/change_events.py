@@ -23,7 +23,7 @@ from certwatch.prober.facts import ProbeResult
 async def load(conn: Conn, domain_ids: Collection[str]) -> dict[str, Observation]:
     """The last observations of these domains, locked for this transaction."""
     cur = await conn.execute(
-        "SELECT domain_id::text, state FROM classifier_observations WHERE domain_id = ANY(%s::uuid[])"
+        "SELECT domain_id::text, state FROM classifier_observations WHERE domain_id = ANY(%b::uuid[])"
         " ORDER BY domain_id FOR UPDATE",
         (list(domain_ids),),
     )
@@ -35,11 +35,11 @@ async def save(conn: Conn, observed: dict[str, tuple[datetime, Observation | Non
     gone = [d for d, (_, state) in observed.items() if state is None]
     kept = {d: v for d, v in observed.items() if v[1] is not None}
     if gone:
-        await conn.execute("DELETE FROM classifier_observations WHERE domain_id = ANY(%s::uuid[])", (gone,))
+        await conn.execute("DELETE FROM classifier_observations WHERE domain_id = ANY(%b::uuid[])", (gone,))
     if kept:
         await conn.execute(
             "INSERT INTO classifier_observations (domain_id, observed_at, state)"
-            " SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], %s::jsonb[])"
+            " SELECT * FROM unnest(%b::uuid[], %b::timestamptz[], %b::jsonb[])"
             " ON CONFLICT (domain_id) DO UPDATE SET observed_at = excluded.observed_at,"
             " state = excluded.state",
             (list(kept), [at for at, _ in kept.values()],

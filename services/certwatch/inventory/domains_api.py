@@ -333,7 +333,7 @@ class DomainHandlers(ContactHandlers):
         async with self._log.pool.connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM inventory_domains"
-                " WHERE domain_id = ANY(%s::uuid[]) AND account_id = %s".encode(),
+                " WHERE domain_id = ANY(%b::uuid[]) AND account_id = %s".encode(),
                 (list(ids), principal.account_id),
             )
             return [_domain(r) for r in await cur.fetchall()]

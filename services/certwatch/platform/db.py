@@ -1,4 +1,9 @@
-"""Connection pools. Created in a process's bootstrap, never at import time."""
+"""Connection pools. Created in a process's bootstrap, never at import time.
+
+Array parameters go in binary (`%b::uuid[]`, `ANY(%b)`): psycopg quotes each element of a
+text-format array in Python, 2.4 µs an element here against 0.6 µs in binary, and
+projections pass arrays of a page's worth of rows.
+"""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ _APPEND_ONE = (
 _INSERT_AT = (
     "INSERT INTO events (position, event_id, stream_id, stream_version, event_type, schema_version,"
     " data, metadata) VALUES (nextval('event_position_seq'), %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)"
-    " RETURNING stream_id, position, stream_version, transaction_id"
+    " RETURNING position, transaction_id"
 )
 # Big batches go by COPY, rows numbered before they are sent. On a connection of its own the
 # COPY is one autocommit statement (no BEGIN, no COMMIT round trip, no savepoint), with
@@ -71,11 +71,11 @@ _COPY = (
 _PREPARE_COPY = (
     "SELECT ARRAY(SELECT nextval('event_position_seq') FROM generate_series(1, %s)),"
     " ARRAY(SELECT coalesce((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = s.id), 0)"
-    " FROM unnest(%s::text[]) WITH ORDINALITY AS s(id, n) ORDER BY s.n),"
+    " FROM unnest(%b::text[]) WITH ORDINALITY AS s(id, n) ORDER BY s.n),"
     " ARRAY(SELECT CASE WHEN pg_xact_status(p.x::xid8) = 'in progress' THEN 'r'"
     " WHEN pg_xact_status(p.x::xid8) = 'committed'"
     " AND EXISTS (SELECT 1 FROM events e WHERE e.position = p.pos) THEN 'c' ELSE 'x' END"
-    " FROM unnest(%s::text[], %s::bigint[]) WITH ORDINALITY AS p(x, pos, n) ORDER BY p.n)"
+    " FROM unnest(%b::text[], %b::bigint[]) WITH ORDINALITY AS p(x, pos, n) ORDER BY p.n)"
 )
 _RESERVE_AHEAD = 4096  # positions an autocommit COPY that has to ask anyway reserves for later
 _TRANSACTION_OF = "SELECT transaction_id FROM events WHERE position = %s"
@@ -184,6 +184,10 @@ class EventLog:
         With no connection given and no expected versions, a race with a concurrent writer
         on the same stream is retried (a few times): "any version" means any.
         """
+        if len(batch) == 1 and conn is None and len(batch[0][1]) == 1:
+            stream, (event,), expected = batch[0]
+            if inserted := await self._insert_at_head(stream, event, expected):
+                return inserted
         batch = [b for b in batch if b[1]]
         if not batch:
             return []
@@ -192,12 +196,17 @@ class EventLog:
             raise ValueError("append_batch: a stream appears twice in one batch")
         try:
             appended = await self._append(batch, streams, conn)
-        except psycopg.OperationalError:
-            self._heads.clear()  # the server may be another one when the pool reconnects
-            self._positions.clear()
+        except errors.TransientStoreError:
+            self._forget_server()
             raise
         self._learn(appended, committed=conn is None)
         return appended
+
+    def _forget_server(self) -> None:
+        """After a lost connection: the server may be another one when the pool reconnects
+        (a failover), behind what this process saw."""
+        self._heads.clear()
+        self._positions.clear()
 
     async def _append(
         self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], streams: list[str],
@@ -209,8 +218,6 @@ class EventLog:
             try:
                 if total >= _COPY_FROM:
                     return await self._append_copy(batch, streams, total, conn)
-                if total == 1 and conn is None and (inserted := await self._insert_at_head(batch[0])):
-                    return inserted
                 rows = await self._fast(batch, total, conn)
                 if len(rows) != total:  # nothing written: why?
                     rows = await self._run(_APPEND_CHECKED, (_payload(batch),), conn)
@@ -313,23 +320,30 @@ class EventLog:
         xid = found[0]
         return [Appended(s, p, v, False, xid) for (s, v), p in zip(numbered, positions, strict=True)]
 
-    async def _insert_at_head(self, item: tuple[str, Sequence[NewEvent], int | None]) -> list[Appended]:
+    async def _insert_at_head(self, stream: str, event: NewEvent, expected: int | None) -> list[Appended]:
         """One event in a transaction of its own, on a head this process remembers: a plain
         INSERT, no lookup. Empty when there is no head to build on, or it was behind the log
         (the unique index refused the version) or the id is recorded: the checked statements
         then decide. Never in a caller's transaction, which the refusal would abort."""
-        stream, (event,), expected = item
-        if (head := self._heads.guess(stream, expected)) is None or not self._heads.use():
+        heads = self._heads
+        if (head := heads.guess(stream, expected)) is None or not heads.use():
             return []
-        params = (event.event_id, stream, head + 1, event.type, event.schema_version, dumps(event.data),
+        version = head + 1
+        params = (event.event_id, stream, version, event.type, event.schema_version, dumps(event.data),
                   dumps(event.metadata))  # fmt: skip
         try:
-            rows = await self._run(_INSERT_AT, params, None)
+            async with self._pool.connection() as own:
+                row = await (await own.execute(_INSERT_AT, params)).fetchone()
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == _STREAM_VERSION_KEY:
-                self._heads.stale([stream])
+                heads.stale((stream,))
             return []
-        return [Appended(r[0], r[1], r[2], False, r[3]) for r in rows]
+        except psycopg.OperationalError as exc:
+            self._forget_server()
+            raise errors.TransientStoreError(str(exc)) from exc
+        assert row is not None
+        heads.committed(((stream, version),))
+        return [Appended(stream, row[0], version, False, row[1])]
 
     async def _fast(
         self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], total: int, conn: Conn | None
@@ -372,7 +386,7 @@ class EventLog:
         clauses = ["(transaction_id, position) > (%s::text::xid8, %s)", _HORIZON]
         params: list[Any] = [str(after[0]), after[1]]
         if types is not None:
-            clauses.append("event_type = ANY(%s)")
+            clauses.append("event_type = ANY(%b)")
             params.append(list(types))
         sql = (
             f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"

@@ -96,7 +96,7 @@ async def reschedule(
     cur = await conn.execute(
         "UPDATE probe_schedule s SET next_due = r.next_due, last_probed = %s, claimed_by = NULL,"
         " traceparent = NULL, reported_chains = string_to_array(r.reported, ';')"
-        " FROM unnest(%s::uuid[], %s::int[], %s::timestamptz[], %s::text[])"
+        " FROM unnest(%b::uuid[], %b::int[], %b::timestamptz[], %b::text[])"
         " AS r(domain_id, generation, next_due, reported)"
         " WHERE s.domain_id = r.domain_id AND s.generation = r.generation AND s.claimed_by = %s"
         " RETURNING s.domain_id::text",

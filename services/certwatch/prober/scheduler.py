@@ -136,7 +136,7 @@ class Scheduler:
             return {}
         cur = await conn.execute(
             "SELECT domain_id::text, traceparent FROM probe_schedule"
-            " WHERE domain_id = ANY(%s::uuid[]) AND traceparent IS NOT NULL",
+            " WHERE domain_id = ANY(%b::uuid[]) AND traceparent IS NOT NULL",
             (first,),
         )
         return {r[0]: r[1] for r in await cur.fetchall()}
