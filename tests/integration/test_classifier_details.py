@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
 from certwatch.classifier import events as cev
 from certwatch.classifier.api import ClassifierApi
 from certwatch.classifier.details import DETAILS_VIEW
-from certwatch.classifier.processor import processor
+from certwatch.classifier.processor import STATUS_VIEW, processor
 from certwatch.inventory import domain as d
 from certwatch.platform import auth
 from certwatch.platform.errors import NotFound
@@ -179,3 +182,41 @@ async def test_days_are_counted_when_asked_and_expiry_shows(domain: Domain) -> N
         auth.unbind(token)
     assert aged.certificates[0].status == "EXPIRED"
     assert aged.certificates[0].remaining_days == -1
+
+
+async def test_history_is_listed_in_log_order_whatever_the_positions(
+    domain: Domain, pool: AsyncConnectionPool[Any]
+) -> None:
+    """Positions are only unique, not ordered across sessions (cached sequence blocks,
+    positions reserved ahead): the later of two events may hold the lower position."""
+    base = {"domain_id": domain.domain_id, "account_id": domain.account_id}
+    high = 8_000_000_000_000_000 + uuid.uuid4().int % 1_000_000_000  # far above the sequence
+    for version, (position, status, hours) in enumerate(
+        [(high, "SECURE", 1), (high - 500, "ABNORMAL", 2)], 1
+    ):
+        at = (NOW + timedelta(hours=hours)).isoformat()
+        verdict = {"status": status, "primary_cause": None, "causes": [], "checked_at": at}
+        change = {"kind": "RENEWAL", "before": [f"v{version - 1}"], "after": [f"v{version}"]}
+        async with pool.connection() as conn:  # one transaction each: the second commits later
+            for offset, (kind, data) in enumerate([
+                (cev.DOMAIN_CLASSIFIED, {**base, "generation": 1, "verdict": verdict}),
+                (cev.OWNERSHIP_CHANGED, {**base, "observed_at": at, "kinds": ["RENEWAL"], "changes": [change]}),
+            ]):  # fmt: skip
+                await conn.execute(
+                    "INSERT INTO events (position, event_id, stream_id, stream_version, event_type,"
+                    " schema_version, data) VALUES (%s, %s, %s, %s, %s, 1, %s)",
+                    (position + offset, uuid.uuid4(), cev.stream_id(domain.domain_id), 2 * version + offset - 1,
+                     kind, Jsonb(data)),
+                )  # fmt: skip
+    await catch_up(domain.log, STATUS_VIEW)
+    await catch_up(domain.log, DETAILS_VIEW)
+
+    api = ClassifierApi(domain.log, clock=lambda: NOW)
+    token = auth.bind(auth.Principal(uuid.UUID(domain.account_id), "k", "user"))
+    try:
+        history = await api.ListStatusHistory(pb.StatusRequest(domain_id=domain.domain_id), None)
+    finally:
+        auth.unbind(token)
+    assert [h.status for h in history.entries] == ["ABNORMAL", "SECURE"]  # newest first
+    updates = (await domain.details()).domain_name_updates
+    assert [list(u.changes[0].after) for u in updates] == [["v2"], ["v1"]]

@@ -81,7 +81,7 @@ class ClassifierApi(classifier_pb2_grpc.ClassifierServicer):
             cur = await conn.execute(
                 "SELECT domain_id, status, primary_cause, causes, checked_at, verdict"
                 " FROM classifier_status_history WHERE domain_id = %s AND account_id = %s"
-                f" ORDER BY position DESC LIMIT {MAX_HISTORY}",
+                f" ORDER BY transaction_id DESC, position DESC LIMIT {MAX_HISTORY}",
                 (_domain_id(request.domain_id), account),
             )
             rows = await cur.fetchall()
@@ -103,7 +103,7 @@ class ClassifierApi(classifier_pb2_grpc.ClassifierServicer):
             cur = await conn.execute(
                 "SELECT observed_at, kinds, changes FROM classifier_ownership_changes"
                 " WHERE domain_id = %s AND account_id = %s"
-                f" ORDER BY position DESC LIMIT {MAX_HISTORY}",
+                f" ORDER BY transaction_id DESC, position DESC LIMIT {MAX_HISTORY}",
                 (domain_id, account),
             )
             ownership = await cur.fetchall()

@@ -71,10 +71,10 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
         )
     elif event.type == cev.OWNERSHIP_CHANGED:
         await conn.execute(
-            "INSERT INTO classifier_ownership_changes (position, domain_id, account_id,"
-            " observed_at, kinds, changes) VALUES (%s, %s, %s, %s, %s, %s)",
-            (event.position, data["domain_id"], data["account_id"], data["observed_at"],
-             data["kinds"], Jsonb(data["changes"])),
+            "INSERT INTO classifier_ownership_changes (position, transaction_id, domain_id,"
+            " account_id, observed_at, kinds, changes) VALUES (%s, %s::text::xid8, %s, %s, %s, %s, %s)",
+            (event.position, str(event.transaction_id), data["domain_id"], data["account_id"],
+             data["observed_at"], data["kinds"], Jsonb(data["changes"])),
         )  # fmt: skip
     else:
         await _lifecycle(conn, event)

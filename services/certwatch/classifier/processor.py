@@ -111,8 +111,9 @@ async def _apply_status(conn: Conn, event: RecordedEvent) -> None:
     )
     await conn.execute(
         "INSERT INTO classifier_status_history (domain_id, account_id, status, primary_cause,"
-        " causes, checked_at, position, verdict) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (*row, event.position, _json(verdict)),
+        " causes, checked_at, position, transaction_id, verdict)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::text::xid8, %s)",
+        (*row, event.position, str(event.transaction_id), _json(verdict)),
     )
 
 
