@@ -55,11 +55,11 @@ async def new_account(database_url: str, name: str, *, units: int = 100) -> tupl
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    settings: Settings, names: tuple[str, ...] = tuple(SERVICE_PORTS)
+    settings: Settings, names: tuple[str, ...] = tuple(SERVICE_PORTS), *, units: int = 100
 ) -> AsyncIterator[Stack]:
     ports = {name: free_port() for name in SERVICE_PORTS}
     settings = replace(settings, grpc_ports=ports, master_key=settings.master_key or new_master_key())
-    account_id, key = await new_account(settings.database_url, f"acct-{time.monotonic_ns()}")
+    account_id, key = await new_account(settings.database_url, f"acct-{time.monotonic_ns()}", units=units)
     services = {name: Service(name, settings, build_for(name)) for name in names}
     started: list[Service] = []
     try:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -59,6 +60,8 @@ _INSERT_AT = (
 # positions reserved ahead (`position_reserve`) and its transaction id read back afterwards; in a
 # caller's transaction it runs inside a savepoint. Conflicts surface as unique violations,
 # and the batch is retried on the checked path, which tells a duplicate retry from a conflict.
+# libpq cannot COPY in pipeline mode: a caller's connection in a pipeline (a projection page)
+# takes the one-statement path whatever the size.
 _COPY_FROM = 64
 _COPY = (
     "COPY events (position, stream_id, stream_version, event_id, event_type, schema_version,"
@@ -128,6 +131,10 @@ class _Refused(Exception):
     def __init__(self, *, stale: bool) -> None:
         super().__init__("COPY refused by a unique index")
         self.stale = stale
+
+
+def _in_pipeline(conn: Conn | None) -> bool:
+    return conn is not None and conn.pgconn.pipeline_status != pq.PipelineStatus.OFF
 
 
 def _whole(rows: list[tuple[Any, ...]], total: int) -> list[tuple[Any, ...]]:
@@ -216,7 +223,7 @@ class EventLog:
         retry = conn is None and all(v is None for _, _, v in batch)
         for attempt in range(_RETRIES_ON_RACE):
             try:
-                if total >= _COPY_FROM:
+                if total >= _COPY_FROM and not _in_pipeline(conn):
                     return await self._append_copy(batch, streams, total, conn)
                 rows = await self._fast(batch, total, conn)
                 if len(rows) != total:  # nothing written: why?
