@@ -15,7 +15,7 @@ from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from certwatch.classifier import details_report
-from certwatch.platform import auth
+from certwatch.platform import auth, db
 from certwatch.platform.errors import InvalidArgument, NotFound
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.prober.facts import CertFacts
@@ -90,7 +90,7 @@ class ClassifierApi(classifier_pb2_grpc.ClassifierServicer):
     async def GetMonitoringDetails(self, request: pb.StatusRequest, context: Any) -> pb.MonitoringDetails:
         account = auth.current().account_id
         domain_id = _domain_id(request.domain_id)
-        async with self._log.pool.connection() as conn, conn.transaction():
+        async with db.snapshot(self._log.pool) as conn:
             cur = await conn.execute(
                 f"SELECT {_DETAILS_COLUMNS} FROM classifier_details WHERE domain_id = %s AND account_id = %s",
                 (domain_id, account),

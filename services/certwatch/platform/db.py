@@ -7,6 +7,8 @@ projections pass arrays of a page's worth of rows.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -61,3 +63,13 @@ async def open_pool(
         async with pool.connection() as conn:
             await migrations.apply(conn)
     return pool
+
+
+@contextlib.asynccontextmanager
+async def snapshot(pool: AsyncConnectionPool[Any]) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A read-only transaction on one snapshot: every query of an answer sees the log at the
+    same position (under READ COMMITTED each statement would see a projection's page that
+    committed between them, e.g. a new ownership change beside the old certificate)."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield conn

@@ -385,10 +385,14 @@ class EventLog:
         limit: int = 1000,
         types: Sequence[str] | None = None,
         conn: Conn | None = None,
+        whole_transactions: bool = False,
     ) -> list[RecordedEvent]:
         """Committed events after `after` in global order, optionally of some types only.
 
-        Never returns an event that a transaction still running could precede.
+        Never returns an event that a transaction still running could precede. With
+        `whole_transactions`, a full page also carries the rest of its last transaction
+        (so more than `limit` events): a projection applying pages never shows half of an
+        append, such as a new chain without the ownership change that came with it.
         """
         clauses = ["(transaction_id, position) > (%s::text::xid8, %s)", _HORIZON]
         params: list[Any] = [str(after[0]), after[1]]
@@ -399,7 +403,20 @@ class EventLog:
             f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
             f" ORDER BY transaction_id, position LIMIT {int(limit)}"
         )
-        return await self._fetch(sql, params, conn)
+        events = await self._fetch(sql, params, conn)
+        if whole_transactions and events and len(events) == limit:
+            last = events[-1]
+            rest = ["transaction_id = %s::text::xid8", "position > %s"]
+            rest_params: list[Any] = [str(last.transaction_id), last.position]
+            if types is not None:
+                rest.append("event_type = ANY(%b)")
+                rest_params.append(list(types))
+            events += await self._fetch(
+                f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(rest)} ORDER BY position",
+                rest_params,
+                conn,
+            )
+        return events
 
     async def read_stream(
         self, stream_id: str, *, after_version: int = 0, conn: Conn | None = None

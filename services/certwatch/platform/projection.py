@@ -73,7 +73,8 @@ async def catch_up(event_log: EventLog, projection: Projection, *, page: int = 2
     """Apply every event after the checkpoint up to the log's safe horizon; return the count.
 
     The checkpoint row is locked for each page's transaction, so replicas of one projection
-    never apply the same event twice. While a full page is applied, the next one is read on
+    never apply the same event twice. A page holds whole appends (see `read_all`), so a
+    projection's readers never see half of one. While a full page is applied, the next one is read on
     a second connection (reading and writing overlap; a replay runs about as fast as the
     slower of the two); it is used only if the checkpoint is still where it was expected.
     """
@@ -90,15 +91,21 @@ async def catch_up(event_log: EventLog, projection: Projection, *, page: int = 2
                     else:
                         await _discard(ahead)
                         events = await event_log.read_all(
-                            start, limit=page, types=projection.event_types, conn=conn
+                            start,
+                            limit=page,
+                            types=projection.event_types,
+                            conn=conn,
+                            whole_transactions=True,
                         )
                     ahead = None
                     if not events:
                         return applied
-                    if len(events) == page:
+                    if len(events) >= page:
                         ahead_of = events[-1].cursor
                         ahead = asyncio.create_task(
-                            event_log.read_all(ahead_of, limit=page, types=projection.event_types)
+                            event_log.read_all(
+                                ahead_of, limit=page, types=projection.event_types, whole_transactions=True
+                            )
                         )
                     await _apply_page(projection, conn, events)
                     last = events[-1]
@@ -110,7 +117,7 @@ async def catch_up(event_log: EventLog, projection: Projection, *, page: int = 2
                 applied += len(events)
                 if projection.after_commit is not None:
                     projection.after_commit()
-                if len(events) < page:
+                if len(events) < page:  # a page that ended short (whole transactions may run over)
                     return applied
     finally:
         await _discard(ahead)
