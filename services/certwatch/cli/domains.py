@@ -10,7 +10,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from certwatch.cli import details
+from certwatch.cli import details, status
 from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table
 from certwatch.inventory import csv_import
 from certwatch.v1 import inventory_pb2 as pb
@@ -73,7 +73,8 @@ def _stub(args: argparse.Namespace) -> tuple[inventory_pb2_grpc.InventoryStub, A
 def _row(d: pb.Domain) -> list[str]:
     days = str(d.days_left) if d.has_days_left else "-"
     valid_to = d.valid_to.ToDatetime().date().isoformat() if d.HasField("valid_to") else "-"
-    return [d.id, f"{d.host}:{d.port}", d.status + (f"/{d.primary_cause}" if d.primary_cause else ""),
+    return [d.id, f"{d.host}:{d.port}",
+            d.status + (f"/{d.primary_cause}" if d.primary_cause else "") + (" (stale)" if d.stale else ""),
             days, valid_to, d.brand or "-", "on" if d.monitoring_enabled else "off"]  # fmt: skip
 
 
@@ -129,7 +130,19 @@ def _list(args: argparse.Namespace) -> int:
         print(table([_row(d) for d in domains], _HEADER))
         if page.next_page_token and not args.all:
             print(f"(more: --all, or page token {page.next_page_token})", file=sys.stderr)
+    _warn_if_stale(args, domains)
     return 0
+
+
+def _warn_if_stale(args: argparse.Namespace, domains: list[pb.Domain]) -> None:
+    """On stderr, so `--json` output stays parseable: verdicts that may be old, and why."""
+    warning = status.staleness_warning(args)
+    if warning:
+        print(warning, file=sys.stderr)
+    stale = [d for d in domains if d.stale]
+    if stale:
+        print(f"warning: {len(stale)} domain(s) not checked for more than two probe intervals"
+              f" (STATUS marked 'stale')", file=sys.stderr)  # fmt: skip
 
 
 def _single(args: argparse.Namespace) -> int:
@@ -148,6 +161,8 @@ def _single(args: argparse.Namespace) -> int:
     except CliError as exc:
         return fail(str(exc))
     print(_json(result) if args.json or args.action == "show" else table([_row(result)], _HEADER))
+    if args.action == "show":
+        _warn_if_stale(args, [result])
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from certwatch.cli import admin, check, contacts, domains, quota, serve, stack
+from certwatch.cli import admin, check, contacts, domains, quota, serve, stack, status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_parser(sub)
     serve.add_parser(sub)
     stack.add_parser(sub)
+    status.add_parser(sub)
     return parser
 
 

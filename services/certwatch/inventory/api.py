@@ -23,8 +23,10 @@ class InventoryApi(DomainHandlers, QuotaHandlers, AccountHandlers, inventory_pb2
         self, event_log: EventLog, vault: Vault, *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         allow_custom_webhooks: bool = False,
+        probe_interval_s: float = 300.0,
     ) -> None:  # fmt: skip
         self._log = event_log
+        self._stale_after_s = 2 * probe_interval_s
         self._vault = vault
         self._now = clock
         self._allow_custom_webhooks = allow_custom_webhooks

@@ -14,8 +14,8 @@ async def build(rt: Runtime) -> Parts:
         raise ConfigError("CERTWATCH_MASTER_KEY is required by inventory (32 bytes, base64;"
                           " `make run` writes one to var/master.key)")  # fmt: skip
     vault = Vault(parse_master_key(rt.settings.master_key))
-    inventory = api.InventoryApi(rt.event_log, vault,
-                                 allow_custom_webhooks=rt.settings.allow_custom_webhooks)  # fmt: skip
+    inventory = api.InventoryApi(rt.event_log, vault, allow_custom_webhooks=rt.settings.allow_custom_webhooks,
+                                 probe_interval_s=rt.settings.probe_interval_s)  # fmt: skip
     return Parts(
         registrations=[api.registration(inventory)],
         projections=[views.DOMAIN_VIEW, contact_views.CONTACT_VIEW],

@@ -29,10 +29,11 @@ from certwatch.v1 import inventory_pb2 as pb
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 # days_left was computed at the last check; it counts down by calendar day until the next.
+# The last column is `stale`; its parameter (seconds) comes first in every query using them.
 _COLUMNS = (
     "domain_id, host, port, enabled, status, primary_cause, causes, brand, valid_from, valid_to,"
     " days_left - (current_date - last_checked_at::date), contact_ids, added_at, first_enabled_at, service_ends_on, last_checked_at,"
-    " recommended_action"
+    " recommended_action, enabled AND last_checked_at < now() - make_interval(secs => %s)"
 )
 
 
@@ -76,6 +77,7 @@ class DomainHandlers(ContactHandlers):
 
     _log: EventLog
     _now: Callable[[], datetime]
+    _stale_after_s: float
 
     # -- commands -------------------------------------------------------------------------
 
@@ -296,7 +298,7 @@ class DomainHandlers(ContactHandlers):
         if size > MAX_PAGE_SIZE:
             raise InvalidArgument([("page_size", f"at most {MAX_PAGE_SIZE}")])
         clauses: list[str] = ["account_id = %s"]
-        params: list[Any] = [principal.account_id]
+        params: list[Any] = [self._stale_after_s, principal.account_id]
         if request.page_token:
             host, last_id = _decode_token(request.page_token)
             clauses.append("(host, domain_id) > (%s, %s)")
@@ -334,7 +336,7 @@ class DomainHandlers(ContactHandlers):
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM inventory_domains"
                 " WHERE domain_id = ANY(%b::uuid[]) AND account_id = %s".encode(),
-                (list(ids), principal.account_id),
+                (self._stale_after_s, list(ids), principal.account_id),
             )
             return [_domain(r) for r in await cur.fetchall()]
 
@@ -343,7 +345,7 @@ def _domain(r: Sequence[Any]) -> pb.Domain:
     domain = pb.Domain(
         id=str(r[0]), host=r[1], port=r[2], monitoring_enabled=r[3], status=r[4],
         primary_cause=r[5] or "", causes=r[6], brand=r[7] or "", contact_ids=r[11],
-        recommended_action=r[16] or "",
+        recommended_action=r[16] or "", stale=bool(r[17]),
     )  # fmt: skip
     if r[10] is not None:
         domain.days_left, domain.has_days_left = r[10], True

@@ -23,6 +23,7 @@ from nats.js.errors import Error as JetStreamError
 from certwatch.platform import bus as busmod
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import RecordedEvent
+from certwatch.platform.health import Progress
 from certwatch.platform.telemetry import counter
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,11 @@ class OutboxRelay:
         self._stop = asyncio.Event()
         self.published = 0
         self.duplicates = 0
+        self.progress = Progress()
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     def stop(self) -> None:
         self._stop.set()
@@ -61,6 +67,7 @@ class OutboxRelay:
             try:
                 await self._lead()
             except (psycopg.OperationalError, NatsError, JetStreamError, OSError) as exc:
+                self.progress.failed(exc)
                 log.warning("outbox relay interrupted, retrying", extra={"error": str(exc)})
                 await self._sleep(1.0)
 
@@ -83,7 +90,10 @@ class OutboxRelay:
                 (self._name,),
             )
             while not self._stop.is_set():
-                if not await self.relay_once(conn):
+                if await self.relay_once(conn):
+                    self.progress.advanced()
+                else:
+                    self.progress.ok()
                     await self._sleep(self._idle_poll_s)  # a cheap indexed probe of the log
 
     async def relay_once(self, conn: psycopg.AsyncConnection[Any]) -> int:

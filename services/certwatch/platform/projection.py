@@ -28,6 +28,7 @@ from certwatch.platform import bus as busmod
 from certwatch.platform import telemetry
 from certwatch.platform.eventlog import Conn, Cursor, EventLog
 from certwatch.platform.events import RecordedEvent
+from certwatch.platform.health import Progress
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,15 @@ class ProjectionRunner:
         self._batch = batch
         self._stop = asyncio.Event()
         self.applied = 0
-        self.failing = False
+        self.progress = Progress()
+
+    @property
+    def projection(self) -> Projection:
+        return self._projection
+
+    @property
+    def failing(self) -> bool:
+        return self.progress.failing
 
     def stop(self) -> None:
         self._stop.set()
@@ -255,25 +264,27 @@ class ProjectionRunner:
                 if sub is None and self._bus is not None:
                     sub = await self._subscribe()
                 msgs = await self._wait(sub)
-                self.applied += await catch_up(self._log, self._projection)
+                self._applied(await catch_up(self._log, self._projection))
                 for msg in msgs:  # only after the commit: a crash before this redelivers
                     await msg.ack()
-                failures, self.failing = 0, False
+                failures = 0
             except (NatsError, JetStreamError) as exc:
                 log.warning("consumer %s: JetStream unavailable, polling the log", self._durable,
                             extra={"error": str(exc)})  # fmt: skip
                 sub = None
-                self.applied += await self._catch_up_safely()
+                self._applied(await self._catch_up_safely())
                 await self._sleep(self._idle_poll_s)
             except psycopg.OperationalError as exc:
+                self.progress.failed(exc)
                 log.warning("projection %s: database unavailable", self._projection.name,
                             extra={"error": str(exc)})  # fmt: skip
                 await self._sleep(1.0)
-            except Exception:
+            except Exception as exc:
                 # A handler failed: its transaction rolled back and the checkpoint stayed. The
                 # event cannot be skipped (projections never skip), so retry with backoff and
-                # report unhealthy meanwhile; the log says which projection and why.
-                failures, self.failing = failures + 1, True
+                # report unhealthy meanwhile (`certwatch status` shows the error and since when).
+                failures += 1
+                self.progress.failed(exc)
                 log.exception("projection %s failed (attempt %d); retrying", self._projection.name, failures)
                 await self._sleep(min(60.0, 0.25 * 2 ** min(failures, 8)))
         if sub is not None:
@@ -281,13 +292,21 @@ class ProjectionRunner:
                 await sub.unsubscribe()
         await self._catch_up_safely()  # drain: apply what committed before stopping
 
+    def _applied(self, count: int) -> None:
+        self.applied += count
+        if count:
+            self.progress.advanced()
+        else:
+            self.progress.ok()
+
     async def _catch_up_safely(self) -> int:
         try:
             return await catch_up(self._log, self._projection)
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as exc:
+            self.progress.failed(exc)
             return 0
-        except Exception:
-            self.failing = True
+        except Exception as exc:
+            self.progress.failed(exc)
             log.exception("projection %s failed while catching up", self._projection.name)
             return 0
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from certwatch.platform import auth, db, logs, telemetry
+from certwatch.platform import auth, db, logs, ops_api, telemetry
 from certwatch.platform import bus as busmod
 from certwatch.platform.config import ConfigError, Settings
 from certwatch.platform.eventlog import EventLog
@@ -70,6 +70,7 @@ class Service:
         self.server: GrpcServer | None = None
         self.runtime: Runtime | None = None
         self._parts: Parts | None = None
+        self.serving = False
 
     @property
     def port(self) -> int:
@@ -82,11 +83,14 @@ class Service:
         event_log = EventLog(pool)
         self.runtime = Runtime(self.name, s, pool, event_log, bus)
         parts = self._parts = await self._build(self.runtime)
-        self.server = GrpcServer(parts.registrations, auth.KeyVerifier(pool))
-        self.server.bind(f"{s.grpc_host}:{self._port}", tls=_tls(s))
-        await self.server.start()
         relay = OutboxRelay(event_log, bus, s.database_url)
         runners = [ProjectionRunner(event_log, p, bus) for p in parts.projections]
+        ops = ops_api.OpsApi(
+            self.name, event_log, lambda: (relay, runners, parts.workers), lambda: self.serving
+        )
+        self.server = GrpcServer([*parts.registrations, ops_api.registration(ops)], auth.KeyVerifier(pool))
+        self.server.bind(f"{s.grpc_host}:{self._port}", tls=_tls(s))
+        await self.server.start()
         self._stoppables = [relay, *runners, *parts.workers]
         self._tasks = [asyncio.create_task(w.run(), name=type(w).__name__) for w in self._stoppables]
         self._tasks.append(asyncio.create_task(self._health_loop(), name="health"))
@@ -105,11 +109,13 @@ class Service:
             workers = [t for t in self._tasks if t.get_name() != "health"]
             if any(t.done() for t in workers) or any(getattr(w, "failing", False) for w in self._stoppables):
                 ok = False
+            self.serving = ok
             await self.server.set_serving(ok)
             await asyncio.sleep(2.0 if ok else 0.5)
 
     async def stop(self) -> None:
         grace = self.settings.shutdown_grace_s
+        self.serving = False
         if self.server is not None:
             await self.server.stop(grace)
         for worker in self._stoppables:

@@ -104,3 +104,20 @@ async def reschedule(
          [n for _, n, _ in rounds], [";".join(sorted(r)) for _, _, r in rounds], worker),
     )  # fmt: skip
     return {r[0] for r in await cur.fetchall()}
+
+
+_OVERDUE_CAP = 100_000
+
+
+async def overdue(conn: Conn, *, grace_s: float) -> tuple[int, float]:
+    """How many domains have been due for more than `grace_s` without a prober claiming
+    them (counted up to a cap), and how long the oldest has waited, in seconds."""
+    cur = await conn.execute(
+        "SELECT count(*), coalesce(extract(epoch FROM now() - min(next_due)), 0) FROM"
+        " (SELECT next_due FROM probe_schedule WHERE NOT paused"
+        " AND next_due < now() - make_interval(secs => %s) ORDER BY next_due LIMIT %s) late",
+        (grace_s, _OVERDUE_CAP),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), float(row[1])

@@ -25,6 +25,7 @@ import psycopg
 from certwatch.platform import telemetry
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
+from certwatch.platform.health import Progress
 from certwatch.prober import events as pev
 from certwatch.prober import schedule
 from certwatch.prober.compaction import SCHEMA_VERSION as COMPACT_SCHEMA
@@ -65,6 +66,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[_Done]] = {}  # by domain id
         self.probed = 0
+        self.progress = Progress()
         # Looked up once: get_tracer builds and compares an instrumentation scope per call.
         # (A proxy tracer from before telemetry.setup() still follows the real provider.)
         self._tracer = telemetry.tracer()
@@ -85,7 +87,9 @@ class Scheduler:
             while not self._stop.is_set():
                 try:
                     await self._cycle()
+                    self.progress.ok()
                 except psycopg.OperationalError as exc:
+                    self.progress.failed(exc)
                     log.warning("prober: database unavailable", extra={"error": str(exc)})
                     await self._sleep(1.0)
             # graceful: finish and record what is in flight (bounded by the probe timeout)
@@ -170,6 +174,12 @@ class Scheduler:
             log.info("prober: %d results dropped, their leases had passed", len(results) - len(kept))
         self.probed += len(kept)
         self._probes.add(len(kept))
+        self.progress.advanced()
+
+    async def backlog(self, conn: Any) -> tuple[int, str]:
+        """Domains due for longer than the idle poll and a flush, not yet claimed (capped)."""
+        overdue, oldest = await schedule.overdue(conn, grace_s=max(5.0, 4 * self._idle_poll_s))
+        return overdue, f"oldest due {oldest:.0f}s ago" if overdue else ""
 
     def _events(
         self, results: list[_Done], compacted: dict[str, tuple[dict[str, Any], frozenset[str]]]
