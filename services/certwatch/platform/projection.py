@@ -70,7 +70,9 @@ async def checkpoint(conn: Conn, name: str) -> Cursor:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-async def catch_up(event_log: EventLog, projection: Projection, *, page: int = 2000) -> int:
+async def catch_up(
+    event_log: EventLog, projection: Projection, *, page: int = 2000, conn: Conn | None = None
+) -> int:
     """Apply every event after the checkpoint up to the log's safe horizon; return the count.
 
     The checkpoint row is locked for each page's transaction, so replicas of one projection
@@ -79,47 +81,56 @@ async def catch_up(event_log: EventLog, projection: Projection, *, page: int = 2
     a second connection (reading and writing overlap; a replay runs about as fast as the
     slower of the two); it is used only if the checkpoint is still where it was expected.
     """
+    if conn is not None:  # inside the caller's transaction: pages are savepoints, no hook
+        return await _pages(event_log, projection, page, conn, after_commit=None)
+    async with event_log.pool.connection() as own:
+        return await _pages(event_log, projection, page, own, after_commit=projection.after_commit)
+
+
+async def _pages(
+    event_log: EventLog, projection: Projection, page: int, conn: Conn,
+    after_commit: Callable[[], None] | None,
+) -> int:  # fmt: skip
     applied = 0
     ahead: asyncio.Task[list[RecordedEvent]] | None = None
     ahead_of: Cursor | None = None
     try:
-        async with event_log.pool.connection() as conn:
-            for _ in range(1_000_000):  # bounded: a page at a time until caught up
-                async with conn.transaction():
-                    start = await _lock_checkpoint(conn, projection.name)
-                    if ahead is not None and ahead_of == start:
-                        events = await ahead
-                    else:
-                        await _discard(ahead)
-                        events = await event_log.read_all(
-                            start,
-                            limit=page,
-                            types=projection.event_types,
-                            conn=conn,
-                            whole_transactions=True,
-                        )
-                    ahead = None
-                    if not events:
-                        return applied
-                    if len(events) >= page:
-                        ahead_of = events[-1].cursor
-                        ahead = asyncio.create_task(
-                            event_log.read_all(
-                                ahead_of, limit=page, types=projection.event_types, whole_transactions=True
-                            )
-                        )
-                    await _apply_page(projection, conn, events)
-                    last = events[-1]
-                    await conn.execute(
-                        "UPDATE checkpoints SET transaction_id = %s::text::xid8, position = %s,"
-                        " updated_at = now() WHERE name = %s",
-                        (str(last.transaction_id), last.position, projection.name),
+        for _ in range(1_000_000):  # bounded: a page at a time until caught up
+            async with conn.transaction():
+                start = await _lock_checkpoint(conn, projection.name)
+                if ahead is not None and ahead_of == start:
+                    events = await ahead
+                else:
+                    await _discard(ahead)
+                    events = await event_log.read_all(
+                        start,
+                        limit=page,
+                        types=projection.event_types,
+                        conn=conn,
+                        whole_transactions=True,
                     )
-                applied += len(events)
-                if projection.after_commit is not None:
-                    projection.after_commit()
-                if len(events) < page:  # a page that ended short (whole transactions may run over)
+                ahead = None
+                if not events:
                     return applied
+                if len(events) >= page:
+                    ahead_of = events[-1].cursor
+                    ahead = asyncio.create_task(
+                        event_log.read_all(
+                            ahead_of, limit=page, types=projection.event_types, whole_transactions=True
+                        )
+                    )
+                await _apply_page(projection, conn, events)
+                last = events[-1]
+                await conn.execute(
+                    "UPDATE checkpoints SET transaction_id = %s::text::xid8, position = %s,"
+                    " updated_at = now() WHERE name = %s",
+                    (str(last.transaction_id), last.position, projection.name),
+                )
+            applied += len(events)
+            if after_commit is not None:
+                after_commit()
+            if len(events) < page:  # a page that ended short (whole transactions may run over)
+                return applied
     finally:
         await _discard(ahead)
     return applied
@@ -214,12 +225,30 @@ def _span_contexts(events: Sequence[RecordedEvent]) -> list[Any]:
 
 
 async def rebuild(event_log: EventLog, projection: Projection) -> int:
-    """Empty the projection and replay the whole log into it."""
+    """Empty the projection and replay the whole log into it, in one transaction; return
+    how many events it replayed.
+
+    Nobody sees a half-built projection: readers see the old rows until the commit swaps
+    in the new ones, the projection's live runners wait on its checkpoint row and then go
+    on from where the rebuild stopped, and probers skip the schedule rows it holds locked
+    (`SKIP LOCKED`) instead of probing from a half-rebuilt schedule.
+    """
     async with event_log.pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO checkpoints (name, position) VALUES (%s, 0) ON CONFLICT DO NOTHING",
+            (projection.name,),
+        )
+        await conn.execute("SELECT 1 FROM checkpoints WHERE name = %s FOR UPDATE", (projection.name,))
         for sql in projection.reset_sql:
             await conn.execute(sql.encode())
-        await conn.execute("DELETE FROM checkpoints WHERE name = %s", (projection.name,))
-    return await catch_up(event_log, projection)
+        await conn.execute(
+            "UPDATE checkpoints SET transaction_id = '0'::xid8, position = 0 WHERE name = %s",
+            (projection.name,),
+        )
+        applied = await catch_up(event_log, projection, conn=conn)
+    if projection.after_commit is not None:
+        projection.after_commit()
+    return applied
 
 
 class ProjectionRunner:
