@@ -87,12 +87,12 @@ def parse_target(text: str) -> tuple[tuple[str, int], str | None]:
     """
     note = None
     if _URL.match(text.strip()):
-        parts = urlsplit(text.strip())
-        authority = parts.netloc.rpartition("@")[2]
         try:
+            parts = urlsplit(text.strip())
             port = parts.port
         except ValueError as exc:
-            raise UsageError(f"target {text!r}: {exc}") from None
+            raise UsageError(f"target {text!r}: not a URL one can read a host from ({exc})") from None
+        authority = parts.netloc.rpartition("@")[2]
         authority = authority if port is not None else f"{authority}:{DEFAULT_PORT}"
         note = f"note: reading {text!r} as {authority} (certwatch checks HTTPS on the host and port only)"
         text = authority

@@ -88,8 +88,9 @@ def _describe(exc: grpc.RpcError) -> str:
             for detail in status.details:
                 bad = error_details_pb2.BadRequest()
                 if detail.Unpack(bad):
-                    lines = [f"invalid request: {v.field}: {v.description}" for v in bad.field_violations]
-    return "\n".join(lines)
+                    lines = [f"{v.field}: {v.description}" for v in bad.field_violations]
+                    lines[0] = f"invalid request: {lines[0]}"
+    return "; ".join(lines)
 
 
 def target_label(host: str, port: int) -> str:
@@ -140,7 +141,8 @@ def port_number(text: str) -> int:
 
 
 def fail(message: str) -> int:
-    print(f"certwatch: {message}", file=sys.stderr)
+    """Print a refusal as one line (a server message may hold newlines) and return status 2."""
+    print(f"certwatch: {' '.join(message.split())}", file=sys.stderr)
     return 2
 
 
