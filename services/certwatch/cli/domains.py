@@ -132,8 +132,8 @@ def _list(args: argparse.Namespace) -> int:
         print(json.dumps([client.with_unicode_host(d) for d in domains], indent=2))
     else:
         print(table([_row(d) for d in domains], _HEADER))
-        if page.next_page_token and not args.all:
-            print(f"(more: --all, or --page-token {page.next_page_token})", file=sys.stderr)
+    if page.next_page_token and not args.all:
+        print(f"(more: --all, or --page-token {page.next_page_token})", file=sys.stderr)
     return 0
 
 
