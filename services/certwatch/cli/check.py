@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from certwatch.classifier.causes import Status
 from certwatch.classifier.classify import Verdict, classify
+from certwatch.cli.client import target_label
 from certwatch.inventory import validation
 from certwatch.platform.config import ConfigError
 from certwatch.prober.dns import parse_nameserver
@@ -175,11 +176,10 @@ def _table(rows: list[tuple[ProbeResult, Verdict]]) -> str:
     header = ("TARGET", "STATUS", "PRIMARY CAUSE", "DAYS", "BRAND", "ATS")
     lines: list[tuple[str, ...]] = [header]
     for result, verdict in rows:
-        host = f"[{result.host}]" if ":" in result.host else result.host
         ats = "-" if verdict.ats is None else ("pass" if verdict.ats.passed else "fail")
         lines.append(
             (
-                f"{host}:{result.port}",
+                target_label(result.host, result.port),
                 verdict.status.value,
                 verdict.primary_cause.value if verdict.primary_cause else "-",
                 "-" if verdict.days_left is None else str(verdict.days_left),
