@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from certwatch.cli.check import UsageError, parse_resolve, parse_target
+from certwatch.cli.check import UsageError, parse_target
 from certwatch.cli.main import main
+from certwatch.inventory.validation import parse_domain_list
 from tests.support.pki import TestPKI
 from tests.support.tls_server import closed_port, server_context, tls_server
 
@@ -21,16 +24,79 @@ def pki() -> Iterator[TestPKI]:
         yield built
 
 
-def test_target_and_resolve_parsing() -> None:
-    assert parse_target("example.com") == ("example.com", 443)
-    assert parse_target("example.com:8443") == ("example.com", 8443)
-    assert parse_target("[::1]:8443") == ("::1", 8443)
-    assert parse_target("[::1]") == ("::1", 443)
-    assert parse_target("::1") == ("::1", 443)
-    assert parse_resolve("a.test:443:[::1]") == (("a.test", 443), "::1")
-    for bad in ("example.com:0", "example.com:x", "[::1", ":443"):
-        with pytest.raises(UsageError):
-            parse_target(bad)
+def test_target_parsing() -> None:
+    assert parse_target("example.com") == (("example.com", 443), None)
+    assert parse_target("Example.COM.:8443") == (("example.com", 8443), None)
+    assert parse_target("[::1]:8443") == (("::1", 8443), None)
+    assert parse_target("[::1]") == (("::1", 443), None)
+    assert parse_target("::1") == (("::1", 443), None)
+    assert parse_target("bücher.example") == (("xn--bcher-kva.example", 443), None)
+
+
+@pytest.mark.parametrize(
+    ("url", "target"),
+    [("https://www.example.com:8443/path?q=1", ("www.example.com", 8443)),
+     ("https://www.example.com/", ("www.example.com", 443)),
+     ("HTTPS://user@[2001:db8::1]:9443", ("2001:db8::1", 9443))],
+)  # fmt: skip
+def test_a_url_is_read_as_its_host_and_port_with_a_note(url: str, target: tuple[str, int]) -> None:
+    parsed, note = parse_target(url)
+    assert parsed == target and note is not None and url in note
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["example.com", "a.example.com:8443", "203.0.113.7", "[2001:db8::1]:443", "*.example.com",
+     "example", "bad..name", "host.id", "example.com:0", "example.com:x", "[::1", ":443",
+     "user@example.com", "example.com/path", "0.0.0.0", "straße.de", "xn--zz.example", "1.2.3.256"],
+)  # fmt: skip
+def test_check_accepts_exactly_what_domains_add_accepts(entry: str) -> None:
+    """Same function, same answer: a target `check` refuses is one `domains add` rejects."""
+    added = parse_domain_list(entry)[0]
+    try:
+        checked: tuple[str, int] | None = parse_target(entry)[0]
+    except UsageError as exc:
+        assert added.error is not None and f"[{added.error.rule}]" in str(exc)
+        checked = None
+    assert checked == (None if added.target is None else (added.target.host, added.target.port))
+
+
+def test_resolve_accepts_curls_full_form(pki: TestPKI, capsys: pytest.CaptureFixture[str]) -> None:
+    """Several addresses for one name, IPv6 in brackets: every one is probed."""
+    with tls_server(server_context(*pki.server_files(pki.leaf(HOST)))) as port:
+        code = main(
+            [
+                "check", HOST, f"https://{HOST}:{port}/x", "--json", "--no-ocsp",
+                "--resolve", f"{HOST}:443:127.0.0.1,[::1]", "--resolve", f"{HOST}:{port}:127.0.0.1",
+                "--cacert", pki.ca_file, "--allow-network", "127.0.0.0/8", "--allow-network", "::1/128",
+                "--timeout", "3",
+            ]
+        )  # fmt: skip
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert code == 1  # nothing listens on 443 here
+    assert sorted(e["ip"] for e in rows[0]["probe"]["endpoints"]) == ["127.0.0.1", "::1"]
+    assert rows[1]["status"] == "SECURE" and rows[1]["port"] == port
+    assert f"as {HOST}:{port}" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("cacert", "message"),
+    [("missing.pem", "cannot read it"), ("empty.pem", "no PEM certificate"), (".", "cannot read it")],
+)
+def test_a_bad_cacert_is_refused_before_anything_connects(
+    cacert: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty.pem").write_text("not a certificate\n")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        code = main(["check", f"127.0.0.1:{port}", "--allow-network", "127.0.0.0/8",
+                     "--cacert", str(tmp_path / cacert)])  # fmt: skip
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "--cacert" in err and err.count("\n") == 1
 
 
 def test_json_output_and_exit_status(pki: TestPKI, capsys: pytest.CaptureFixture[str]) -> None:

@@ -43,10 +43,53 @@ def test_bad_values_name_the_variable(name: str, value: str) -> None:
         load({name: value})
 
 
-@pytest.mark.parametrize("entry", ["a.test", "a.test:x:1.2.3.4", "a.test:443:", ":443:1.2.3.4"])
-def test_bad_resolve_entries_are_refused(entry: str) -> None:
-    with pytest.raises(ConfigError, match="HOST:PORT:ADDRESS"):
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a.test:443:127.0.0.2", {("a.test", 443): ["127.0.0.2"]}),
+        # curl's full form: several addresses, IPv6 in brackets (or bare after the port).
+        ("a.test:443:127.0.0.2,[2001:db8::1],127.0.0.3",
+         {("a.test", 443): ["127.0.0.2", "2001:db8::1", "127.0.0.3"]}),
+        ("A.Test.:8443:::1", {("a.test", 8443): ["::1"]}),
+        ("a.test:443:[::1],2001:db8::2", {("a.test", 443): ["::1", "2001:db8::2"]}),
+        # The older comma-separated list of single-address entries still reads as entries.
+        ("a.test:443:127.0.0.2,b.test:443:[::1],127.0.0.4",
+         {("a.test", 443): ["127.0.0.2"], ("b.test", 443): ["::1", "127.0.0.4"]}),
+        ("bücher.example:443:127.0.0.2", {("xn--bcher-kva.example", 443): ["127.0.0.2"]}),
+    ],
+)  # fmt: skip
+def test_resolve_entries_read_as_curl_reads_them(
+    value: str, expected: dict[tuple[str, int], list[str]]
+) -> None:
+    assert parse_resolve([value]) == expected
+
+
+def test_resolve_variable_separates_entries_by_whitespace() -> None:
+    settings = load(
+        {
+            "CERTWATCH_RESOLVE": " a.test:443:127.0.0.2,127.0.0.3\n b.test:80:[::1]  a.test:443:127.0.0.2, c.test:1:10.0.0.1"
+        }
+    )
+    assert parse_resolve(settings.resolve_overrides) == {
+        ("a.test", 443): ["127.0.0.2", "127.0.0.3"], ("b.test", 80): ["::1"], ("c.test", 1): ["10.0.0.1"],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("entry", "rule"),
+    [("a.test", "expected HOST:PORT:ADDRESS"), ("a.test:443:", "expected HOST:PORT:ADDRESS"),
+     (":443:1.2.3.4", "expected HOST:PORT:ADDRESS"), ("a.test:x:1.2.3.4", "PORT must be a number"),
+     ("a.test:0:1.2.3.4", "PORT must be a number"), ("a.test:70000:1.2.3.4", "PORT must be a number"),
+     ("a.test:443:1.2.3.4,nope", "'nope' is not an IP address"),
+     ("a.test:443:[1.2.3.4]", "only IPv6 addresses go in brackets"),
+     ("a.test:443:[::1", "is not an IP address"), ("-a.test:443:1.2.3.4", "HOST must be a host name"),
+     ("[::1]:443:1.2.3.4", "HOST must be a host name"), ("*:443:1.2.3.4", "HOST must be a host name")],
+)  # fmt: skip
+def test_bad_resolve_entries_are_refused_naming_the_rule(entry: str, rule: str) -> None:
+    with pytest.raises(ConfigError) as raised:
         parse_resolve([entry])
+    message = str(raised.value)
+    assert rule in message and "HOST:PORT:ADDRESS[,ADDRESS...]" in message and "\n" not in message
 
 
 def test_dns_servers_are_parsed_or_refused_by_name() -> None:

@@ -22,6 +22,7 @@ from certwatch.inventory.validation import (
     normalize_target,
     parse_domain_list,
     target_warnings,
+    unicode_hostname,
     validate_port,
 )
 
@@ -428,3 +429,13 @@ def test_parse_domain_list_one_result_per_entry(entries: list[str], separator: s
         assert (result.target is None) != (result.error is None)
         if result.target is not None:
             assert normalize_target(result.raw) == result.target
+
+
+@pytest.mark.parametrize(
+    ("host", "shown"),
+    [("xn--bcher-kva.example", "bücher.example"), ("xn--r8jz45g.xn--zckzah", "例え.テスト"),
+     ("www.example.com", "www.example.com"), ("2001:db8::1", "2001:db8::1"),
+     ("xn--strae-oqa.de", "straße.de"), ("xn--zz.example", "xn--zz.example")],
+)  # fmt: skip
+def test_unicode_hostname_shows_stored_names_as_typed(host: str, shown: str) -> None:
+    assert unicode_hostname(host) == shown

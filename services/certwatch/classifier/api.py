@@ -85,6 +85,13 @@ class ClassifierApi(classifier_pb2_grpc.ClassifierServicer):
                 (_domain_id(request.domain_id), account),
             )
             rows = await cur.fetchall()
+            if not rows:  # no history yet, or no such domain: only the first is an answer
+                cur = await conn.execute(
+                    "SELECT 1 FROM classifier_details WHERE domain_id = %s AND account_id = %s",
+                    (_domain_id(request.domain_id), account),
+                )
+                if await cur.fetchone() is None:
+                    raise NotFound(f"no domain {request.domain_id} in this account")
         return pb.StatusHistory(entries=[_status(r) for r in rows])
 
     async def GetMonitoringDetails(self, request: pb.StatusRequest, context: Any) -> pb.MonitoringDetails:

@@ -100,6 +100,11 @@ def _ats(classified: Mapping[str, Any]) -> pb.AtsCheck:
     return pb.AtsCheck(checked=True, reasons=ats["reasons"], **{"pass": bool(ats["pass"])})
 
 
+def _finding(data: Mapping[str, Any]) -> pb.Finding:
+    return pb.Finding(**{k: data.get(k) or "" for k in ("cause", "detail", "ip", "problem", "cert_subject",
+                                                         "cert_sha256")})  # fmt: skip
+
+
 def _change(row: tuple[datetime, Sequence[str], Sequence[Mapping[str, Any]]]) -> pb.OwnershipChange:
     return pb.OwnershipChange(
         observed_at=_ts(row[0]),
@@ -146,4 +151,5 @@ def build(
         ],
         contact_ids=row.contact_ids,
         domain_name_updates=[_change(r) for r in ownership],
+        findings=[_finding(x) for x in (classified.get("verdict") or {}).get("findings", [])],
     )

@@ -10,17 +10,26 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import math
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from certwatch.classifier.causes import Status
 from certwatch.classifier.classify import Verdict, classify
+from certwatch.cli.client import target_label
+from certwatch.inventory import validation
+from certwatch.platform.config import ConfigError
 from certwatch.prober.dns import parse_nameserver
 from certwatch.prober.facts import ProbeResult
+from certwatch.prober.settings import parse_resolve
 from certwatch.prober.tls_probe import ProbeOptions, probe
+from certwatch.prober.trust import load_anchors
 
-DEFAULT_PORT = 443
+DEFAULT_PORT = validation.DEFAULT_PORT
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _CONCURRENCY = 256
 
 
@@ -40,8 +49,8 @@ def add_parser(subparsers: Any) -> None:
         "--resolve",
         action="append",
         default=[],
-        metavar="HOST:PORT:ADDRESS",
-        help="use ADDRESS for HOST:PORT instead of DNS (repeatable, like curl)",
+        metavar="HOST:PORT:ADDR[,ADDR...]",
+        help="use these addresses for HOST:PORT instead of DNS (repeatable, like curl; IPv6 in brackets)",
     )
     parser.add_argument(
         "--cacert", metavar="PATH", help='trust only the roots in this PEM file ("system": the OS bundle)'
@@ -71,52 +80,60 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def parse_target(text: str) -> tuple[str, int]:
-    """``host``, ``host:port``, ``[v6]:port``, ``[v6]`` or a bare IPv6 address."""
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise UsageError(f"bad target {text!r}")
-        return (host, _port(rest[1:]) if rest else DEFAULT_PORT)
-    if text.count(":") > 1:  # bare IPv6 literal, no port
-        return (str(ipaddress.ip_address(text)), DEFAULT_PORT)
-    host, sep, port = text.partition(":")
-    if not host:
-        raise UsageError(f"bad target {text!r}")
-    return (host, _port(port) if sep else DEFAULT_PORT)
+def parse_target(text: str) -> tuple[tuple[str, int], str | None]:
+    """A target as `domains add` reads it (same rules, same refusals) → ((host, port), note).
 
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise UsageError(f"bad port {text!r}")
-    return int(text)
-
-
-def parse_resolve(text: str) -> tuple[tuple[str, int], str]:
-    """``HOST:PORT:ADDRESS`` (ADDRESS may be a bracketed or bare IPv6 address)."""
-    host, _, rest = text.partition(":")
-    port, _, address = rest.partition(":")
+    A URL is the one thing read more kindly than `domains add` does: its authority is taken
+    and the note says so, because pasting a browser's address bar is the likely mistake.
+    """
+    note = None
+    if _URL.match(text.strip()):
+        try:
+            parts = urlsplit(text.strip())
+            port = parts.port
+        except ValueError as exc:
+            raise UsageError(f"target {text!r}: not a URL one can read a host from ({exc})") from None
+        authority = parts.netloc.rpartition("@")[2]
+        authority = authority if port is not None else f"{authority}:{DEFAULT_PORT}"
+        note = f"note: reading {text!r} as {authority} (certwatch checks HTTPS on the host and port only)"
+        text = authority
     try:
-        ip = ipaddress.ip_address(address.strip("[]"))
-    except ValueError as exc:
-        raise UsageError(f"bad --resolve {text!r}: {exc}") from exc
-    if not host:
-        raise UsageError(f"bad --resolve {text!r}")
-    return ((host, _port(port)), str(ip))
+        target = validation.normalize_target(text)
+    except validation.ValidationError as exc:
+        raise UsageError(f"target {text!r}: {exc}") from None
+    return (target.host, target.port), note
+
+
+def _resolve(entries: list[str]) -> dict[tuple[str, int], list[str]]:
+    try:
+        return parse_resolve(entries)
+    except ConfigError as exc:
+        raise UsageError(f"bad --resolve: {exc}") from None
+
+
+def _check_cacert(path: str | None) -> None:
+    """Read the CA file now, so a typo is a usage error before anything connects."""
+    if path is None:
+        return
+    try:
+        load_anchors(path)
+    except OSError as exc:
+        raise UsageError(f"--cacert {path!r}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError:
+        raise UsageError(
+            f"--cacert {path!r}: no PEM certificate in it (expected a PEM file of CA roots)"
+        ) from None
 
 
 def _options(args: argparse.Namespace) -> ProbeOptions:
-    resolve: dict[tuple[str, int], list[str]] = {}
-    for entry in args.resolve:
-        key, address = parse_resolve(entry)
-        resolve.setdefault(key, []).append(address)
+    resolve = _resolve(args.resolve)
+    _check_cacert(args.cacert)
     try:
         networks = tuple(ipaddress.ip_network(c, strict=False) for c in args.allow_network)
     except ValueError as exc:
         raise UsageError(f"bad --allow-network: {exc}") from exc
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     try:
         nameservers = tuple(parse_nameserver(n) for n in args.dns_server)
     except ValueError as exc:
@@ -159,11 +176,10 @@ def _table(rows: list[tuple[ProbeResult, Verdict]]) -> str:
     header = ("TARGET", "STATUS", "PRIMARY CAUSE", "DAYS", "BRAND", "ATS")
     lines: list[tuple[str, ...]] = [header]
     for result, verdict in rows:
-        host = f"[{result.host}]" if ":" in result.host else result.host
         ats = "-" if verdict.ats is None else ("pass" if verdict.ats.passed else "fail")
         lines.append(
             (
-                f"{host}:{result.port}",
+                target_label(result.host, result.port),
                 verdict.status.value,
                 verdict.primary_cause.value if verdict.primary_cause else "-",
                 "-" if verdict.days_left is None else str(verdict.days_left),
@@ -183,11 +199,14 @@ def _table(rows: list[tuple[ProbeResult, Verdict]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        targets = [parse_target(t) for t in args.targets]
+        parsed = [parse_target(t) for t in args.targets]
         options = _options(args)
-    except (UsageError, ValueError) as exc:
+    except UsageError as exc:
         print(f"certwatch check: {exc}", file=sys.stderr)
         return 2
+    targets = [target for target, _ in parsed]
+    for note in dict.fromkeys(n for _, n in parsed if n):
+        print(note, file=sys.stderr)
     rows = asyncio.run(_check_all(targets, options, args.first_check))
     if args.json:
         print(json.dumps([_as_json(r, v) for r, v in rows], indent=2))

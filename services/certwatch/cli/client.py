@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.json_format import MessageToDict
 from google.rpc import error_details_pb2, status_pb2
 
+from certwatch.inventory.validation import ValidationError, unicode_hostname, validate_port
 from certwatch.platform.config import SERVICE_PORTS
 
 _DEFAULT_FILES = (Path("var/credentials.json"), Path.home() / ".config/certwatch/credentials.json")
@@ -69,10 +71,10 @@ def call(fn: Callable[..., Any], request: Any, metadata: Any) -> Any:
     try:
         return fn(request, metadata=metadata, timeout=30)
     except grpc.RpcError as exc:
-        raise CliError(_describe(exc)) from None
+        raise CliError(describe(exc)) from None
 
 
-def _describe(exc: grpc.RpcError) -> str:
+def describe(exc: grpc.RpcError) -> str:
     code = exc.code()
     message = exc.details()
     if code == grpc.StatusCode.UNAVAILABLE:
@@ -86,12 +88,61 @@ def _describe(exc: grpc.RpcError) -> str:
             for detail in status.details:
                 bad = error_details_pb2.BadRequest()
                 if detail.Unpack(bad):
-                    lines = [f"invalid request: {v.field}: {v.description}" for v in bad.field_violations]
-    return "\n".join(lines)
+                    lines = [f"{v.field}: {v.description}" for v in bad.field_violations]
+                    lines[0] = f"invalid request: {lines[0]}"
+    return "; ".join(lines)
+
+
+def target_label(host: str, port: int) -> str:
+    """``host:port`` as a user reads it: IPv6 in brackets, a punycode name with its Unicode
+    form beside it (``xn--bcher-kva.example:443 (bücher.example)``)."""
+    shown = unicode_hostname(host)
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return authority if shown == host else f"{authority} ({shown})"
+
+
+def with_unicode_host(message: Any) -> dict[str, Any]:
+    """A message as JSON fields, plus ``host_unicode`` when its ``host`` is punycode."""
+    data: dict[str, Any] = MessageToDict(message, preserving_proto_field_name=True)
+    host = data.get("host")
+    if isinstance(host, str) and unicode_hostname(host) != host:
+        data["host_unicode"] = unicode_hostname(host)
+    return data
+
+
+_INT32_MAX = 2**31 - 1
+
+
+def whole_number(text: str) -> int:
+    """An argparse type: an integer that fits the protobuf int32 fields it is sent in."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not -_INT32_MAX <= value <= _INT32_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is out of range")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (protobuf's unsigned fields refuse less)."""
+    value = whole_number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, by the rule `domains add` applies to entries."""
+    try:
+        return validate_port(text, field="--port")
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def fail(message: str) -> int:
-    print(f"certwatch: {message}", file=sys.stderr)
+    """Print a refusal as one line (a server message may hold newlines) and return status 2."""
+    print(f"certwatch: {' '.join(message.split())}", file=sys.stderr)
     return 2
 
 

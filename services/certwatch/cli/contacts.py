@@ -6,25 +6,28 @@ import argparse
 import json
 from typing import Any
 
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.json_format import MessageToDict
 
 from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
 
+_FIELDS = ("name", "phone", "email", "dingtalk_webhook")
+
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("contacts", help="manage alert contacts (at most 3 per domain)")
     sub = parser.add_subparsers(dest="contacts_command", required=True)
-    for name in ("add", "update"):
-        cmd = sub.add_parser(name, help=f"{name} a contact")
+    for name, help_text in (("add", "add a contact"),
+                            ("update", "change the given fields of a contact (an empty value clears one)")):  # fmt: skip
+        cmd = sub.add_parser(name, help=help_text)
         if name == "update":
             cmd.add_argument("id")
-        cmd.add_argument("--name", required=True)
-        cmd.add_argument("--phone", default="")
-        cmd.add_argument("--email", default="")
-        cmd.add_argument("--dingtalk-webhook", default="")
-        cmd.add_argument("--dingtalk-secret", default="", help="robot signing secret (SEC...)")
+        cmd.add_argument("--name", required=name == "add")
+        for field in _FIELDS[1:]:
+            cmd.add_argument(f"--{field.replace('_', '-')}")
+        cmd.add_argument("--dingtalk-secret", help="robot signing secret (SEC...)")
         add_connection_options(cmd)
         cmd.set_defaults(handler=_save, action=name)
     lst = sub.add_parser("list", help="list contacts")
@@ -51,15 +54,21 @@ def _rows(contacts: list[pb.Contact]) -> str:
 
 
 def _save(args: argparse.Namespace) -> int:
-    contact = pb.ContactInput(name=args.name, phone=args.phone, email=args.email,
-                              dingtalk_webhook=args.dingtalk_webhook,
-                              dingtalk_secret=args.dingtalk_secret)  # fmt: skip
+    given = {f: getattr(args, f) for f in (*_FIELDS, "dingtalk_secret") if getattr(args, f) is not None}
+    contact = pb.ContactInput(**given)
     try:
+        if args.action == "update" and not given:
+            raise CliError(
+                f"give at least one field to change: --{', --'.join(_FIELDS)} or --dingtalk-secret"
+            )
         stub, metadata = _stub(args)
         if args.action == "add":
             saved = call(stub.CreateContact, contact, metadata)
         else:
-            saved = call(stub.UpdateContact, pb.UpdateContactRequest(id=args.id, contact=contact), metadata)
+            request = pb.UpdateContactRequest(
+                id=args.id, contact=contact, update_mask=FieldMask(paths=list(given))
+            )
+            saved = call(stub.UpdateContact, request, metadata)
     except CliError as exc:
         return fail(str(exc))
     print(json.dumps(MessageToDict(saved, preserving_proto_field_name=True)) if args.json else _rows([saved]))

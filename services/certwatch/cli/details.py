@@ -8,7 +8,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table
+from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table, target_label
 from certwatch.v1 import classifier_pb2 as pb
 from certwatch.v1 import classifier_pb2_grpc
 
@@ -35,6 +35,15 @@ def _day(stamp: Any) -> str:
     return stamp.ToDatetime().date().isoformat() if stamp.seconds else "-"
 
 
+def finding_line(finding: pb.Finding) -> str:
+    """``CAUSE: detail`` as `certwatch check` prints it, naming the certificate when the
+    detail does not already."""
+    line = f"{finding.cause}: {finding.detail}"
+    if finding.cert_subject and finding.cert_subject not in finding.detail:
+        line += f" (certificate {finding.cert_subject}, sha256 {finding.cert_sha256[:16]}…)"
+    return line
+
+
 def _details(args: argparse.Namespace) -> int:
     try:
         stub, metadata = _stub(args)
@@ -47,10 +56,11 @@ def _details(args: argparse.Namespace) -> int:
     d = report.details
     status = d.status + (f" / {', '.join(d.causes)}" if d.causes else "")
     days = str(d.remaining_service_days) if d.HasField("remaining_service_days") else "-"
-    lines = [f"{d.host}:{d.port}  {status}", f"  monitoring: {'on' if d.enabled else 'off'},"
+    lines = [f"{target_label(d.host, d.port)}  {status}", f"  monitoring: {'on' if d.enabled else 'off'},"
              f" {days} service days left (ends {d.service_ends_on or '-'}), checked {_day(d.checked_at)}"]  # fmt: skip
     if d.recommended_action:
         lines.append(f"  action: {d.recommended_action}")
+    lines += [f"  {line}" for line in map(finding_line, report.findings)]
     ats = report.ats
     verdict = ("pass" if getattr(ats, "pass") else "fail") if ats.checked else "not checked"
     lines += ["", f"ATS check: {verdict}", *[f"  - {r}" for r in ats.reasons]]

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
-
-from certwatch.cli import details, status
+from certwatch.cli import client, details, status
 from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table
 from certwatch.inventory import csv_import
+from certwatch.inventory.views import LIST_STATUSES
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
 
@@ -25,18 +24,23 @@ def add_parser(subparsers: Any) -> None:
     add = sub.add_parser("add", help="add domains: HOST[:PORT], comma lists, or --csv FILE")
     add.add_argument("domains", nargs="*", metavar="HOST[:PORT]", help="domain names or IPs; commas allowed")
     add.add_argument("--csv", type=Path, help="CSV file in the template's format (see `domains template`)")
-    add.add_argument("--port", type=int, default=0, help="HTTPS port for entries without one (default 443)")
+    add.add_argument(
+        "--port", type=client.port_number, default=0, help="HTTPS port for entries without one (default 443)"
+    )
     add.add_argument("--contact", action="append", default=[], metavar="ID", help="alert contact (max 3)")
     add.add_argument("--enable", action="store_true", help="start monitoring now (uses quota)")
     add_connection_options(add)
     add.set_defaults(handler=_add)
 
     lst = sub.add_parser("list", help="list domains with their status")
-    lst.add_argument("--status", help="SECURE, ABNORMAL, ENABLE_FAILED, ENABLING, NOT_ENABLED, DISABLED")
-    lst.add_argument("--cause", help="e.g. EXPIRED")
-    lst.add_argument("--max-days-left", type=int, help="certificates with at most this many days left")
-    lst.add_argument("--search", help="part of the host name")
-    lst.add_argument("--page-size", type=int, default=100)
+    lst.add_argument("--status", help=", ".join(LIST_STATUSES))
+    lst.add_argument("--cause", help="any cause, e.g. EXPIRED or CHAIN_VALIDATION_FAILED")
+    lst.add_argument(
+        "--max-days-left", type=client.whole_number, help="certificates with at most this many days left"
+    )
+    lst.add_argument("--search", help="part of the host name (Unicode or punycode)")
+    lst.add_argument("--page-size", type=client.positive_int, default=100, help="at most 1000")
+    lst.add_argument("--page-token", default="", help="continue after the page that printed this token")
     lst.add_argument("--all", action="store_true", help="follow page tokens to the end")
     add_connection_options(lst)
     lst.set_defaults(handler=_list)
@@ -51,7 +55,7 @@ def add_parser(subparsers: Any) -> None:
 
     edit = sub.add_parser("edit", help="change a domain's port or contacts")
     edit.add_argument("id")
-    edit.add_argument("--port", type=int, default=0)
+    edit.add_argument("--port", type=client.port_number, default=0)
     edit.add_argument("--contact", action="append", default=None, metavar="ID",
                       help="replace the contacts (repeat; max 3)")  # fmt: skip
     edit.add_argument("--no-contacts", action="store_true", help="remove all contacts")
@@ -73,7 +77,7 @@ def _stub(args: argparse.Namespace) -> tuple[inventory_pb2_grpc.InventoryStub, A
 def _row(d: pb.Domain) -> list[str]:
     days = str(d.days_left) if d.has_days_left else "-"
     valid_to = d.valid_to.ToDatetime().date().isoformat() if d.HasField("valid_to") else "-"
-    return [d.id, f"{d.host}:{d.port}",
+    return [d.id, client.target_label(d.host, d.port),
             d.status + (f"/{d.primary_cause}" if d.primary_cause else "") + (" (stale)" if d.stale else ""),
             days, valid_to, d.brand or "-", "on" if d.monitoring_enabled else "off"]  # fmt: skip
 
@@ -82,7 +86,7 @@ _HEADER = ["ID", "TARGET", "STATUS", "DAYS LEFT", "EXPIRES", "BRAND", "MONITORIN
 
 
 def _json(message: Any) -> str:
-    return json.dumps(MessageToDict(message, preserving_proto_field_name=True), indent=2)
+    return json.dumps(client.with_unicode_host(message), indent=2)
 
 
 def _add(args: argparse.Namespace) -> int:
@@ -112,7 +116,8 @@ def _list(args: argparse.Namespace) -> int:
     try:
         stub, metadata = _stub(args)
         request = pb.ListDomainsRequest(page_size=args.page_size, status=args.status or "",
-                                        cause=args.cause or "", search=args.search or "")  # fmt: skip
+                                        cause=args.cause or "", search=args.search or "",
+                                        page_token=args.page_token)  # fmt: skip
         if args.max_days_left is not None:
             request.max_days_left, request.has_max_days_left = args.max_days_left, True
         domains: list[pb.Domain] = []
@@ -125,11 +130,11 @@ def _list(args: argparse.Namespace) -> int:
     except CliError as exc:
         return fail(str(exc))
     if args.json:
-        print(json.dumps([MessageToDict(d, preserving_proto_field_name=True) for d in domains], indent=2))
+        print(json.dumps([client.with_unicode_host(d) for d in domains], indent=2))
     else:
         print(table([_row(d) for d in domains], _HEADER))
-        if page.next_page_token and not args.all:
-            print(f"(more: --all, or page token {page.next_page_token})", file=sys.stderr)
+    if page.next_page_token and not args.all:
+        print(f"(more: --all, or --page-token {page.next_page_token})", file=sys.stderr)
     _warn_if_stale(args, domains)
     return 0
 
@@ -182,7 +187,10 @@ def _edit(args: argparse.Namespace) -> int:
 
 def _template(args: argparse.Namespace) -> int:
     if args.path:
-        args.path.write_text(csv_import.TEMPLATE)
+        try:
+            args.path.write_text(csv_import.TEMPLATE)
+        except OSError as exc:
+            return fail(f"cannot write {args.path}: {exc.strerror or exc}")
         print(f"wrote {args.path}")
     else:
         sys.stdout.write(csv_import.TEMPLATE)

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from certwatch.cli import admin, check, contacts, domains, quota, serve, stack, status
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (exit 2), like every other refusal of the CLI; sub-commands
+    inherit it, because argparse builds them with the parent's class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="certwatch",
         description="HTTPS and certificate monitoring. Start with `certwatch check example.com`.",
     )
@@ -27,7 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        code = int(args.handler(args))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): say so once, and keep Python's exit-time flush of
+        # the dead pipe from printing a second error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("certwatch: output closed before everything was written", file=sys.stderr)
+        return 2
+    return code
 
 
 if __name__ == "__main__":

@@ -8,14 +8,16 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table
+from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, positive_int, table
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
 
 
 def add_parser(subparsers: Any) -> None:
     q = subparsers.add_parser("quota", help="monitoring quota: units left and domains ending soon")
-    q.add_argument("--within", type=int, default=30, help="list domains whose service ends within N days")
+    q.add_argument(
+        "--within", type=positive_int, default=30, help="list domains whose service ends within N days"
+    )
     add_connection_options(q)
     q.set_defaults(handler=_quota)
 
@@ -28,9 +30,9 @@ def add_parser(subparsers: Any) -> None:
     create.set_defaults(handler=_create)
     buy = sub.add_parser("purchase", help="record a package purchase for an account (admin)")
     buy.add_argument("account_id")
-    buy.add_argument("--domains", type=int, required=True, help="domains per package")
-    buy.add_argument("--quantity", type=int, default=1)
-    buy.add_argument("--years", type=int, default=1)
+    buy.add_argument("--domains", type=positive_int, required=True, help="domains per package")
+    buy.add_argument("--quantity", type=positive_int, default=1)
+    buy.add_argument("--years", type=positive_int, default=1)
     add_connection_options(buy)
     buy.set_defaults(handler=_purchase)
     key = sub.add_parser("new-key", help="create another API key (admins may name an account)")

@@ -20,7 +20,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from certwatch.cli.client import CliError, add_connection_options, connect, fail, table
+from certwatch.cli.client import CliError, add_connection_options, connect, describe, fail, table
 from certwatch.platform.config import SERVICE_PORTS
 from certwatch.v1 import ops_pb2 as pb
 from certwatch.v1 import ops_pb2_grpc
@@ -38,6 +38,7 @@ class Reading:
     status: pb.ServiceStatus | None = None
     error: str = ""
     problems: list[str] = field(default_factory=list)
+    refused: str = ""  # the caller's own mistake (no key, a bad key, a missing file): exit 2
 
     @property
     def healthy(self) -> bool:
@@ -58,7 +59,7 @@ def _read(args: argparse.Namespace, service: str) -> Reading:
     try:
         channel, metadata = connect(args, service)
     except CliError as exc:
-        return Reading(service, "UNKNOWN", error=str(exc), problems=[str(exc)])
+        return Reading(service, "UNKNOWN", error=str(exc), problems=[str(exc)], refused=str(exc))
     with channel:
         try:
             check = health_pb2_grpc.HealthStub(channel).Check(
@@ -74,8 +75,9 @@ def _read(args: argparse.Namespace, service: str) -> Reading:
                 pb.ServiceStatusRequest(), metadata=metadata, timeout=TIMEOUT_S
             )
         except grpc.RpcError as exc:
+            refused = describe(exc) if exc.code() == grpc.StatusCode.UNAUTHENTICATED else ""
             return Reading(service, health, error=exc.details() or exc.code().name,
-                           problems=[f"{service}: status unavailable ({exc.details()})"])  # fmt: skip
+                           problems=[f"{service}: status unavailable ({exc.details()})"], refused=refused)  # fmt: skip
     reading = Reading(service, health, status)
     if health != "SERVING":
         reading.problems.append(f"{service} is {health}")
@@ -139,6 +141,9 @@ def _rows(readings: list[Reading]) -> list[list[str]]:
 
 def _status(args: argparse.Namespace) -> int:
     readings = read_all(args)
+    refused = next((r.refused for r in readings if r.refused), "")
+    if refused:
+        return fail(refused)
     if args.json:
         print(json.dumps([{
             "service": r.service, "health": r.health, "healthy": r.healthy, "problems": r.problems,
@@ -150,8 +155,6 @@ def _status(args: argparse.Namespace) -> int:
         problems = [p for r in readings for p in r.problems]
         if problems:
             print("\nunhealthy: " + "; ".join(problems))
-    if all(r.status is None and r.error.startswith("no API key") for r in readings):
-        return fail(readings[0].error)
     return 0 if all(r.healthy for r in readings) else 1
 
 

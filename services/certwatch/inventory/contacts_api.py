@@ -39,6 +39,33 @@ def _validated(contact: pb.ContactInput, *, allow_custom_webhooks: bool) -> Cont
         raise InvalidArgument([(f"contact.{f}", desc) for f, desc in exc.field_descriptions()]) from exc
 
 
+_CONTACT_FIELDS = ("name", "phone", "email", "dingtalk_webhook", "dingtalk_secret")
+
+
+def merged_update(current: Contact, given: pb.ContactInput, paths: Sequence[str]) -> pb.ContactInput:
+    """The contact an update asks for: the masked fields from `given`, the rest as stored.
+
+    Without a mask every field is replaced (the older clients' meaning), except that an
+    empty secret keeps the stored one. Clearing the webhook drops its secret unless the
+    secret is named too, since a secret without a webhook is refused.
+    """
+    unknown = sorted(set(paths) - set(_CONTACT_FIELDS))
+    if unknown:
+        raise InvalidArgument([("update_mask", f"unknown field(s) {', '.join(unknown)[:128]};"
+                                f" valid: {', '.join(_CONTACT_FIELDS)}")])  # fmt: skip
+    merged = pb.ContactInput()
+    if not paths:
+        merged.CopyFrom(given)
+        if not given.dingtalk_secret and current.dingtalk_secret and given.dingtalk_webhook:
+            merged.dingtalk_secret = current.dingtalk_secret
+        return merged
+    for name in _CONTACT_FIELDS:
+        setattr(merged, name, getattr(given, name) if name in paths else getattr(current, name) or "")
+    if "dingtalk_webhook" in paths and not given.dingtalk_webhook and "dingtalk_secret" not in paths:
+        merged.dingtalk_secret = ""
+    return merged
+
+
 def _parse_id(raw: str, field: str = "id") -> str:
     try:
         return str(uuid.UUID(raw))
@@ -71,9 +98,7 @@ class ContactHandlers:
         contact_id = _parse_id(request.id)
         async with self._log.pool.connection() as conn, conn.transaction():
             current = await self._open(conn, principal, contact_id)
-            given = request.contact
-            if not given.dingtalk_secret and current.dingtalk_secret and given.dingtalk_webhook:
-                given.dingtalk_secret = current.dingtalk_secret  # an empty secret keeps the stored one
+            given = merged_update(current, request.contact, list(request.update_mask.paths))
             contact = _validated(given, allow_custom_webhooks=self._allow_custom_webhooks)
             version = len(await self._log.read_stream(cv.stream_id(contact_id), conn=conn))
             cursor = await self._append_contact(

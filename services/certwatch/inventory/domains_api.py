@@ -15,6 +15,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from certwatch.classifier.causes import Cause
 from certwatch.inventory import csv_import, validation, views
 from certwatch.inventory import domain as d
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN
@@ -305,18 +306,19 @@ class DomainHandlers(ContactHandlers):
             params += [host, last_id]
         if request.status:
             clauses.append("status = %s")
-            params.append(request.status.upper())
+            params.append(_one_of("status", request.status, views.LIST_STATUSES))
         if request.cause:
             clauses.append("%s = ANY(causes)")
-            params.append(request.cause.upper())
+            params.append(_one_of("cause", request.cause, tuple(Cause)))
         if request.has_max_days_left:
             clauses.append("days_left - (current_date - last_checked_at::date) <= %s")
             params.append(request.max_days_left)
         if request.search:
             if len(request.search) > 253:
                 raise InvalidArgument([("search", "at most 253 characters")])
-            clauses.append("strpos(host, %s) > 0")
-            params.append(request.search.lower())
+            # Either form finds an internationalised name: punycode in host, Unicode beside it.
+            clauses.append("(strpos(host, %s) > 0 OR strpos(coalesce(host_unicode, host), %s) > 0)")
+            params += [request.search.lower(), request.search.lower()]
         sql = (
             f"SELECT {_COLUMNS} FROM inventory_domains WHERE {' AND '.join(clauses)}"
             f" ORDER BY host, domain_id LIMIT {size + 1}"
@@ -356,6 +358,13 @@ def _domain(r: Sequence[Any]) -> pb.Domain:
         if stamp is not None:
             getattr(domain, field_name).CopyFrom(stamp)
     return domain
+
+
+def _one_of(field: str, value: str, valid: Sequence[str]) -> str:
+    """The filter value in upper case, or INVALID_ARGUMENT listing the valid ones."""
+    if value.upper() not in valid:
+        raise InvalidArgument([(field, f"{value[:64]!r} is not one of {', '.join(valid)}")])
+    return value.upper()
 
 
 def _encode_token(host: str, domain_id: str) -> str:

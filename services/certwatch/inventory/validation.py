@@ -38,6 +38,7 @@ __all__ = [
     "normalize_target",
     "parse_domain_list",
     "target_warnings",
+    "unicode_hostname",
     "validate_port",
 ]
 
@@ -330,6 +331,22 @@ def normalize_hostname(text: str, *, field: str = "domain") -> str:
             f" {MAX_HOSTNAME_LENGTH}; check for a typo",
         )
     return host
+
+
+def unicode_hostname(host: str) -> str:
+    """The Unicode form of a stored (punycode) name, for display and search; ``host`` itself
+    when it has no ``xn--`` label or is an IP address. Never raises: a label that does not
+    decode is shown as stored."""
+    labels = host.split(".")
+    if not any(label.startswith("xn--") for label in labels):
+        return host
+    shown = []
+    for label in labels:
+        try:
+            shown.append(_decode_ace(label, "domain") if label.startswith("xn--") else label)
+        except ValidationError:
+            shown.append(label)
+    return ".".join(shown)
 
 
 def _list_row(index: int, entry: str, first_seen: dict[Target, int]) -> RowResult:

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from certwatch.classifier.causes import Status
 from certwatch.classifier.events import DOMAIN_CLASSIFIED
 from certwatch.inventory import domain as d
+from certwatch.inventory.validation import unicode_hostname
 from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import RecordedEvent
 from certwatch.platform.projection import Projection
+
+#: Every status the domain list shows: the classifier's, plus the ones this view sets itself.
+LIST_STATUSES: tuple[str, ...] = ("NOT_ENABLED", *Status, "DISABLED", "SERVICE_ENDED")
 
 
 async def _apply(conn: Conn, event: RecordedEvent) -> None:
     data = event.data
     if event.type == d.DOMAIN_ADDED:
         await conn.execute(
-            "INSERT INTO inventory_domains (domain_id, account_id, host, port, contact_ids, added_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (domain_id) DO NOTHING",
-            (data["domain_id"], data["account_id"], data["host"], data["port"],
-             data.get("contact_ids", []), data["added_at"]),
+            "INSERT INTO inventory_domains (domain_id, account_id, host, host_unicode, port, contact_ids,"
+            " added_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (domain_id) DO NOTHING",
+            (data["domain_id"], data["account_id"], data["host"], unicode_hostname(data["host"]),
+             data["port"], data.get("contact_ids", []), data["added_at"]),
         )  # fmt: skip
     elif event.type == d.DOMAIN_EDITED:
         await conn.execute(

@@ -113,7 +113,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             env, "CERTWATCH_PROBE_HANDSHAKE_TIMEOUT_S", defaults.probe_handshake_timeout_s
         ),
         allow_networks=tuple(networks),
-        resolve_overrides=_list(env, "CERTWATCH_RESOLVE"),
+        # curl's HOST:PORT:ADDR[,ADDR...] entries, separated by whitespace (see prober.settings).
+        resolve_overrides=tuple(env.get("CERTWATCH_RESOLVE", "").split()),
         dns_servers=_list(env, "CERTWATCH_DNS_SERVERS"),
         ca_file=env.get("CERTWATCH_CA_FILE") or None,
         shutdown_grace_s=_float(env, "CERTWATCH_SHUTDOWN_GRACE_S", defaults.shutdown_grace_s),

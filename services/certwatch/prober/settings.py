@@ -1,22 +1,101 @@
-"""ProbeOptions from the process settings."""
+"""ProbeOptions from the process settings, and curl's ``--resolve`` syntax."""
 
 from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator
 
 from certwatch.platform.config import ConfigError, Settings
 from certwatch.prober.dns import parse_nameserver
 from certwatch.prober.options import ProbeOptions
 
+RESOLVE_FORM = "HOST:PORT:ADDRESS[,ADDRESS...] (IPv6 addresses in brackets)"
 
-def parse_resolve(entries: tuple[str, ...] | list[str]) -> dict[tuple[str, int], list[str]]:
-    """curl-style `HOST:PORT:ADDRESS[,ADDRESS]` entries (IPv6 addresses may be in brackets)."""
+
+def _unbracketed_colons(text: str) -> int:
+    depth, count = 0, 0
+    for ch in text:
+        depth += ch == "["
+        depth -= ch == "]"
+        count += ch == ":" and depth == 0
+    return count
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _split_entries(text: str) -> Iterator[str]:
+    """One ``--resolve`` value or ``CERTWATCH_RESOLVE`` token → its entries.
+
+    A comma part that is not an address and has two unbracketed colons (``HOST:PORT:...``)
+    starts a new entry, so the older comma-separated list of single-address entries
+    (``a:443:1.2.3.4,b:443:1.2.3.5``) still reads as two entries.
+    """
+    current: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue  # "a:443:1.2.3.4, b:443:1.2.3.5" splits on the space after a comma
+        if current and _unbracketed_colons(part) >= 2 and not _is_address(part):
+            yield ",".join(current)
+            current = []
+        current.append(part)
+    if current:
+        yield ",".join(current)
+
+
+def _address(text: str, entry: str) -> str:
+    bracketed = text.startswith("[") and text.endswith("]")
+    try:
+        ip = ipaddress.ip_address(text[1:-1] if bracketed else text)
+    except ValueError:
+        raise ConfigError(
+            f"resolve entry {entry!r}: {text!r} is not an IP address; expected {RESOLVE_FORM}"
+        ) from None
+    if bracketed and ip.version == 4:
+        raise ConfigError(
+            f"resolve entry {entry!r}: only IPv6 addresses go in brackets; expected {RESOLVE_FORM}"
+        )
+    return str(ip)
+
+
+def _host(text: str, entry: str) -> str:
+    try:
+        return text.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise ConfigError(
+            f"resolve entry {entry!r}: {text!r} is not a host name; expected {RESOLVE_FORM}"
+        ) from None
+
+
+def parse_resolve_entry(entry: str) -> tuple[tuple[str, int], list[str]]:
+    """``HOST:PORT:ADDRESS[,ADDRESS...]`` → ``((host, port), [address, ...])``, as curl reads it."""
+    host, sep, rest = entry.partition(":")
+    port, sep2, addresses = rest.partition(":")
+    if not (sep and sep2 and host and addresses):
+        raise ConfigError(f"resolve entry {entry!r}: expected {RESOLVE_FORM}")
+    if host.startswith(("[", "+", "-", "*")):
+        raise ConfigError(f"resolve entry {entry!r}: HOST must be a host name; expected {RESOLVE_FORM}")
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigError(
+            f"resolve entry {entry!r}: PORT must be a number from 1 to 65535; expected {RESOLVE_FORM}"
+        )
+    parsed = [_address(a.strip(), entry) for a in addresses.split(",")]
+    return ((_host(host, entry), int(port)), parsed)
+
+
+def parse_resolve(entries: Iterable[str]) -> dict[tuple[str, int], list[str]]:
+    """curl-style entries (each may hold several, see `_split_entries`) → the probe's overrides."""
     overrides: dict[tuple[str, int], list[str]] = {}
-    for entry in entries:
-        host, sep, rest = entry.partition(":")
-        port, sep2, addresses = rest.partition(":")
-        if not (sep and sep2 and host and port.isdigit() and addresses):
-            raise ConfigError(f"resolve entry {entry!r}: expected HOST:PORT:ADDRESS")
-        for address in addresses.split(","):
-            overrides.setdefault((host.lower().rstrip("."), int(port)), []).append(address.strip("[]"))
+    for value in entries:
+        for entry in _split_entries(value):
+            key, addresses = parse_resolve_entry(entry)
+            known = overrides.setdefault(key, [])
+            known.extend(a for a in addresses if a not in known)
     return overrides
 
 

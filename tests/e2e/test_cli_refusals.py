@@ -1,0 +1,172 @@
+"""Every `certwatch` command refuses bad input with exit status 2 and one line, never a traceback.
+
+Commands run in-process against a real stack (`tests.support.stack`); a closed stdout pipe
+needs a real process, so those cases run `python -m certwatch.cli.main` as a user would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import certwatch
+from certwatch.cli.main import build_parser, main
+from certwatch.platform import auth, db
+from certwatch.platform.config import Settings
+from tests.support.stack import Stack, running_stack
+from tests.support.tls_server import closed_port
+
+#: Not every command: these manage a stack or the database directly and are tested beside it.
+_NOT_HERE = ("admin", "stack", "serve")
+_UNKNOWN = str(uuid.uuid4())
+_CLASSIFIER = {("domains", "details"), ("domains", "history")}
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every leaf command path of the parser, e.g. ("domains", "list")."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield prefix
+    for action in subs:
+        for name, child in action.choices.items():
+            yield from _commands(child, (*prefix, name))
+
+
+def _cases(tmp: Path) -> list[list[str]]:
+    missing = str(tmp / "missing.csv")
+    return [
+        ["check", "*.example.com"],
+        ["check", "https://[::1/"],
+        ["check", "example.com", "--timeout", "-1"],
+        ["check", "example.com", "--timeout", "nan"],
+        ["check", "example.com", "--cacert", str(tmp / "missing.pem")],
+        ["check", "example.com", "--resolve", "example.com:443:nowhere"],
+        ["check", "example.com", "--allow-network", "10.0.0.0/33"],
+        ["check", "example.com", "--dns-server", "dns.example"],
+        ["domains", "add"],
+        ["domains", "add", "--csv", missing],
+        ["domains", "add", "a.example.com", "--port", "-1"],
+        ["domains", "add", "a.example.com", "--port", "99999999999"],
+        ["domains", "add", "a.example.com", "--contact", _UNKNOWN],
+        ["domains", "list", "--page-size", "-5"],
+        ["domains", "list", "--page-size", "5000"],
+        ["domains", "list", "--status", "BOGUS"],
+        ["domains", "list", "--cause", "BOGUS"],
+        ["domains", "list", "--page-token", "garbage"],
+        ["domains", "list", "--max-days-left", "99999999999"],
+        ["domains", "list", "--credentials", missing],
+        ["domains", "list", "--server", "127.0.0.1:1"],
+        *[
+            ["domains", cmd, ref]
+            for cmd in ("show", "enable", "disable", "remove")
+            for ref in ("x", _UNKNOWN)
+        ],
+        ["domains", "edit", "not-a-uuid", "--port", "8443"],
+        ["domains", "edit", _UNKNOWN, "--port", "8443"],
+        ["domains", "edit", _UNKNOWN, "--port", "-1"],
+        ["domains", "details", "not-a-uuid"],
+        ["domains", "details", _UNKNOWN],
+        ["domains", "history", "not-a-uuid"],
+        ["domains", "history", _UNKNOWN],
+        ["domains", "template", str(tmp / "no" / "such" / "dir.csv")],
+        ["contacts", "add", "--name", "Nobody"],
+        ["contacts", "add", "--name", "Ops", "--email", "not an address"],
+        ["contacts", "update", "not-a-uuid", "--phone", "+8613800138000"],
+        ["contacts", "update", _UNKNOWN, "--phone", "+8613800138000"],
+        ["contacts", "update", _UNKNOWN],
+        ["contacts", "list", "--api-key", "cw_not_a_key"],
+        ["contacts", "remove", "not-a-uuid"],
+        ["contacts", "remove", _UNKNOWN],
+        ["quota", "--within", "-1"],
+        ["accounts", "create", "someone"],  # not an admin key
+        ["accounts", "purchase", _UNKNOWN, "--domains", "5", "--admin-key"],
+        ["accounts", "purchase", "not-a-uuid", "--domains", "5", "--admin-key"],
+        ["accounts", "purchase", _UNKNOWN, "--domains", "-1"],
+        ["accounts", "new-key", "--account-id", "not-a-uuid", "--admin-key"],
+        ["accounts", "revoke-key", "not-a-uuid"],
+        ["accounts", "revoke-key", _UNKNOWN],
+        ["status", "--credentials", missing],
+        ["status", "--api-key", "cw_not_a_key"],
+    ]
+
+
+def _connection(stack: Stack, argv: list[str], admin_key: str) -> list[str]:
+    """The stack's address and key, unless the case gives its own."""
+    if argv[0] == "check" or argv[:2] == ["domains", "template"]:
+        return argv
+    key = admin_key if "--admin-key" in argv else stack.api_key
+    argv = [a for a in argv if a != "--admin-key"]
+    service = "classifier" if tuple(argv[:2]) in _CLASSIFIER else "inventory"
+    extra = [] if "--api-key" in argv else ["--api-key", key]
+    extra += [] if "--server" in argv else ["--server", f"127.0.0.1:{stack.services[service].port}"]
+    return [*argv, *extra]
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's refusals
+        return int(exc.code or 0)
+
+
+async def test_every_command_refuses_bad_input_in_one_line(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = _cases(tmp_path)
+    covered = {
+        tuple(argv[:2]) if argv[0] in ("domains", "contacts", "accounts") else (argv[0],) for argv in cases
+    }
+    commands = {c for c in _commands(build_parser()) if c[0] not in _NOT_HERE}
+    assert commands - covered == set(), "give every command a bad-input case here"
+    async with running_stack(settings, ("inventory", "classifier")) as stack:
+        pool = await db.open_pool(settings.database_url)
+        try:
+            admin_key = await auth.issue_key(pool, uuid.UUID(stack.account_id), role="admin")
+        finally:
+            await pool.close()
+        failures = []
+        for argv in cases:
+            full = _connection(stack, argv, admin_key)
+            code = await asyncio.to_thread(_run, full)
+            captured = capsys.readouterr()
+            lines = captured.err.splitlines()
+            if code != 2 or len(lines) != 1 or "Traceback" in captured.err:
+                failures.append(f"{argv}: exit {code}, stderr {captured.err!r}")
+        assert failures == []
+
+
+def _closed_stdout(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run the command as a process whose stdout reader has already gone (`| head -0`)."""
+    read, write = os.pipe()
+    os.close(read)
+    services = str(Path(certwatch.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": services}
+    try:
+        return subprocess.run([sys.executable, "-m", "certwatch.cli.main", *argv], stdout=write,
+                              stderr=subprocess.PIPE, text=True, env=env, timeout=60, check=False)  # fmt: skip
+    finally:
+        os.close(write)
+
+
+async def test_a_closed_stdout_is_one_line_not_a_traceback(settings: Settings) -> None:
+    async with running_stack(settings, ("inventory",)) as stack:
+        server = ["--server", f"127.0.0.1:{stack.services['inventory'].port}", "--api-key", stack.api_key]
+        with closed_port() as dead:
+            runs = [
+                ["domains", "template"],
+                ["check", f"127.0.0.1:{dead}", "--allow-network", "127.0.0.0/8", "--no-ocsp"],
+                ["domains", "list", *server],
+                ["quota", *server],
+            ]
+            results = await asyncio.gather(*(asyncio.to_thread(_closed_stdout, argv) for argv in runs))
+    for argv, result in zip(runs, results, strict=True):
+        assert (result.returncode, result.stderr.count("\n")) == (2, 1), (argv, result.stderr)
+        assert "output closed" in result.stderr and "Traceback" not in result.stderr
