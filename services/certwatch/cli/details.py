@@ -51,6 +51,7 @@ def _details(args: argparse.Namespace) -> int:
              f" {days} service days left (ends {d.service_ends_on or '-'}), checked {_day(d.checked_at)}"]  # fmt: skip
     if d.recommended_action:
         lines.append(f"  action: {d.recommended_action}")
+    lines += [f"  warning: {w}" for w in d.warnings]
     ats = report.ats
     verdict = ("pass" if getattr(ats, "pass") else "fail") if ats.checked else "not checked"
     lines += ["", f"ATS check: {verdict}", *[f"  - {r}" for r in ats.reasons]]
