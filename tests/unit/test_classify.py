@@ -156,7 +156,7 @@ def test_one_failing_address_among_several_is_named() -> None:
 
 
 def test_expiry_counts_over_the_path_including_the_stores_root() -> None:
-    root = f.TrustedRoot("CN=Example Root", "ab" * 32, NOW - timedelta(days=3000), NOW + timedelta(days=20))
+    root = f.TrustedRoot("CN=Example Root", NOW - timedelta(days=3000), NOW + timedelta(days=20))
     chain = (cert(days=90), cert("Example Issuing", days=900), cert("Old Extra", days=-5))
     endpoint = replace(done(), chain=chain, path=(0, 1), anchor=root)
     verdict = classify(result(endpoint), first_check=False, now=NOW)

@@ -201,7 +201,7 @@ def _cert_finding(cause: Cause, endpoint: f.EndpointFacts, problem: f.ChainProbl
         ip=endpoint.ip,
         problem=problem.code,
         cert_subject=cert.subject if cert else None,
-        cert_sha256=cert.sha256 if cert else None,
+        cert_sha256=cert.sha256 if isinstance(cert, f.CertFacts) else None,
         action=_action(problem, cert) if cause is Cause.CHAIN_VALIDATION_FAILED else None,
     )
 
@@ -230,7 +230,7 @@ def _certificate_findings(endpoint: f.EndpointFacts, now: datetime) -> Iterator[
             endpoint.ip,
             None,
             cert.subject,
-            cert.sha256,
+            cert.sha256 if isinstance(cert, f.CertFacts) else None,
         )
 
 

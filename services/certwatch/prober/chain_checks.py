@@ -22,14 +22,12 @@ its own problem.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.verification import PolicyBuilder, VerificationError
 
@@ -154,7 +152,6 @@ def build_paths(chain: tuple[x509.Certificate, ...], anchors: TrustAnchors) -> t
 def trusted_root(root: x509.Certificate) -> TrustedRoot:
     return TrustedRoot(
         subject=root.subject.rfc4514_string(),
-        sha256=hashlib.sha256(root.public_bytes(Encoding.DER)).hexdigest(),
         not_before=root.not_valid_before_utc,
         not_after=root.not_valid_after_utc,
     )
@@ -274,17 +271,18 @@ def _best_path(
     Valid paths are offered to the verifier best first, each with only its own
     intermediates, so the one accepted is the one the verdict describes.
     """
-    ranked = sorted(build_paths(certs, anchors), key=lambda p: rank(p, facts, now), reverse=True)
+    ranked = sorted(((rank(p, facts, now), p) for p in build_paths(certs, anchors)), reverse=True,
+                    key=lambda ranked_path: ranked_path[0])  # fmt: skip
     error: str | None = None
-    for path in ranked:
-        if not rank(path, facts, now)[0]:
+    for (valid, *_), path in ranked:
+        if not valid:
             break  # ranked: no valid path follows
         error = _verify(host, certs[0], [certs[i] for i in path.indices[1:]], anchors, now)
         if error is None:
             return path, None
     if error is None:  # no path of ours is valid: the verifier's word on everything sent
         error = _verify(host, certs[0], list(certs[1:]), anchors, now)
-    return ranked[0], error
+    return ranked[0][1], error
 
 
 def name_key(host: str, leaf: CertFacts) -> tuple[str, str]:

@@ -157,19 +157,17 @@ class ChainProblem:
 class TrustedRoot:
     """The trust store's root that ends a path when the server did not send it.
 
-    Only what the verdict needs (its name and validity): the full facts of a root would
-    double the size of every recorded probe.
+    Only what the verdict needs (its name and validity): it is recorded in every probe,
+    where the full facts of a root would undo most of the chain's compaction.
     """
 
     subject: str
-    sha256: str
     not_before: datetime
     not_after: datetime
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "subject": self.subject,
-            "sha256": self.sha256,
             "not_before": _dt_out(self.not_before),
             "not_after": _dt_out(self.not_after),
         }
@@ -178,7 +176,6 @@ class TrustedRoot:
     def from_dict(cls, data: dict[str, Any]) -> TrustedRoot:
         return cls(
             subject=data["subject"],
-            sha256=data["sha256"],
             not_before=_dt_req(data["not_before"]),
             not_after=_dt_req(data["not_after"]),
         )
@@ -269,7 +266,6 @@ class EndpointFacts:
             "earliest_expiry_index": self.earliest_expiry_index,
             "path": None if self.path is None else list(self.path),
             "anchor": self.anchor.to_dict() if self.anchor else None,
-            "path_expiry": _dt_out(self.path_expiry),  # derived, for readers of the JSON
             "warnings": [w.to_dict() for w in self.warnings],
             "ocsp_status": self.ocsp_status,
             "ocsp_detail": self.ocsp_detail,
