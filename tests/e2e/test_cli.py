@@ -21,7 +21,12 @@ async def test_cli_add_list_details_history_contacts_quota(
 ) -> None:
     with (
         TestPKI() as pki,
-        tls_server(server_context(*pki.server_files(pki.leaf("cli.test", org="CLI Org")))) as port,
+        # Sent leaf, root, intermediate: SECURE, with a warning in the details.
+        tls_server(
+            server_context(
+                *pki.server_files(pki.leaf("cli.test", org="CLI Org"), (pki.root, pki.intermediate))
+            )
+        ) as port,
     ):
         settings = Settings(
             database_url=database_url, nats_url=nats_server.url, log_format="text",
@@ -57,6 +62,7 @@ async def test_cli_add_list_details_history_contacts_quota(
             code, out, _ = await cli("domains", "details", domain_id, service="classifier")
             assert code == 0, out
             assert "ATS check: pass" in out and "Certificate chain:" in out and "cli.test" in out
+            assert "warning: 127.0.0.1: certificates are sent out of issuance order" in out
             code, out, _ = await cli("domains", "history", domain_id, service="classifier")
             assert code == 0 and "SECURE" in out
             code, out, _ = await cli("quota")

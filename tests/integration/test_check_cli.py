@@ -130,6 +130,20 @@ def test_table_output_all_secure(pki: TestPKI, capsys: pytest.CaptureFixture[str
     assert "SECURE" in out and "CLI Test Issuing" in out and "pass" in out
 
 
+def test_table_shows_chain_warnings(pki: TestPKI, capsys: pytest.CaptureFixture[str]) -> None:
+    files = pki.server_files(pki.leaf(HOST), (pki.root, pki.intermediate))
+    with tls_server(server_context(*files)) as port:
+        code = main(
+            [
+                "check", f"{HOST}:{port}", "--resolve", f"{HOST}:{port}:127.0.0.1", "--no-ocsp",
+                "--cacert", pki.ca_file, "--allow-network", "127.0.0.0/8",
+            ]
+        )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "SECURE" in out
+    assert f"{HOST}:{port} warning: 127.0.0.1: certificates are sent out of issuance order" in out
+
+
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "host:99999"]) == 2
     assert main(["check", "host", "--resolve", "nonsense"]) == 2

@@ -4,6 +4,7 @@ report they build, exactly-once under replay, and account scoping."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent
 from certwatch.platform.projection import catch_up, rebuild
 from certwatch.prober import events as pev
+from certwatch.prober import facts as f
 from certwatch.prober.facts import ProbeResult
 from certwatch.v1 import classifier_pb2 as pb
 from tests.support.probe_results import NOW, cert, intermediate, refused, result, served
@@ -111,6 +113,17 @@ async def test_the_report_has_every_section(domain: Domain) -> None:
     assert chain.certificates[1].issuer == "CN=Example Root"
     assert list(report.contact_ids) == ["c-1", "c-2"]
     assert list(report.domain_name_updates) == []
+
+
+async def test_the_report_shows_chain_warnings_and_a_precise_action(domain: Domain) -> None:
+    order = f.ChainProblem(f.WRONG_ORDER, "certificates are sent out of issuance order", None)
+    missing = f.ChainProblem(f.CHAIN_INCOMPLETE, "missing intermediate", 1)
+    await domain.probed(result(replace(served("192.0.2.1", LEAF, INT), warnings=(order,)),
+                               replace(served("192.0.2.2", LEAF, INT), problems=(missing,))))  # fmt: skip
+    details = (await domain.details()).details
+    assert list(details.warnings) == ["192.0.2.1: certificates are sent out of issuance order"]
+    assert details.causes == ["CHAIN_VALIDATION_FAILED"]
+    assert f"{INT.issuer}, which issued {INT.subject}, is missing" in details.recommended_action
 
 
 async def test_renewal_and_a_new_owner_are_recorded_with_before_and_after(domain: Domain) -> None:

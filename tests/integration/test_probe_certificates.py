@@ -174,16 +174,38 @@ def test_expired_intermediate(pki: TestPKI) -> None:
     assert verdict.days_left == -11
 
 
-def test_chain_in_wrong_order(pki: TestPKI) -> None:
+def test_leaf_root_intermediate_is_secure_with_a_warning(pki: TestPKI) -> None:
+    """Clients build the path whatever the order: a misordered chain is only a warning."""
+    with serving(pki, pki.leaf(HOST), (pki.root, pki.intermediate)) as port:
+        result, verdict = check(pki, port)
+    endpoint = result.endpoints[0]
+    assert verdict.status is Status.SECURE and verdict.causes == (), verdict.findings
+    assert endpoint.verified and endpoint.problems == () and endpoint.path == (0, 2, 1)
+    assert [w.code for w in endpoint.warnings] == ["wrong_order"]
+    assert verdict.warnings == (f"127.0.0.1: {endpoint.warnings[0].detail}",)
+
+
+def test_misordered_intermediates_are_secure_with_a_warning(pki: TestPKI) -> None:
     lower = issue("Lower Intermediate", issuer=pki.intermediate, ca=True, key=make_key(slot="lo"))
     leaf = pki.leaf(HOST, issuer=lower)
     with serving(pki, leaf, (pki.intermediate, lower)) as port:
         result, verdict = check(pki, port)
-    assert codes(result) == {"wrong_order"}
-    assert verdict.causes == (Cause.CHAIN_VALIDATION_FAILED,)
+    assert verdict.status is Status.SECURE and codes(result) == set()
+    assert [w.code for w in result.endpoints[0].warnings] == ["wrong_order"]
     with serving(pki, leaf, (lower, pki.intermediate)) as port:
-        _, verdict = check(pki, port)
-    assert verdict.status is Status.SECURE
+        result, verdict = check(pki, port)
+    assert verdict.status is Status.SECURE and result.endpoints[0].warnings == ()
+
+
+def test_an_expired_extra_certificate_is_a_warning_not_expired(pki: TestPKI) -> None:
+    stray = issue("Stray", dns=("stray.example.test",), key=make_key(slot="stray"),
+                  not_before=NOW - timedelta(days=400), not_after=NOW - timedelta(days=5))  # fmt: skip
+    with serving(pki, pki.leaf(HOST), (pki.intermediate, stray)) as port:
+        result, verdict = check(pki, port)
+    endpoint = result.endpoints[0]
+    assert verdict.status is Status.SECURE and verdict.days_left in (88, 89), verdict.findings
+    assert endpoint.earliest_expiry_index == 2 and endpoint.path == (0, 1)
+    assert [(w.code, w.cert_index) for w in endpoint.warnings] == [("unneeded_certificate", 2)]
 
 
 def test_rsa_1024_is_weak_and_fails_ats(pki: TestPKI) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from certwatch.classifier.causes import CAUSE_INFO, Cause, Status
-from certwatch.classifier.classify import Verdict, classify, days_left
+from certwatch.classifier.classify import Verdict, classify, days_left, recommended_action
 from certwatch.classifier.precedence import PRECEDENCE, ordered, primary
 from certwatch.prober import facts as f
 
@@ -152,6 +153,34 @@ def test_one_failing_address_among_several_is_named() -> None:
     assert verdict.causes == (Cause.NETWORK_CONNECTION_FAILURE,)
     assert [x.ip for x in verdict.findings] == ["192.0.2.2"]
     assert verdict.brand == "Example CA"
+
+
+def test_expiry_counts_over_the_path_including_the_stores_root() -> None:
+    root = f.TrustedRoot("CN=Example Root", NOW - timedelta(days=3000), NOW + timedelta(days=20))
+    chain = (cert(days=90), cert("Example Issuing", days=900), cert("Old Extra", days=-5))
+    endpoint = replace(done(), chain=chain, path=(0, 1), anchor=root)
+    verdict = classify(result(endpoint), first_check=False, now=NOW)
+    assert verdict.causes == (Cause.ABOUT_TO_EXPIRE,) and verdict.days_left == 20
+    assert verdict.findings[0].cert_subject == "CN=Example Root"
+    assert endpoint.path_expiry == root.not_after
+    assert f.EndpointFacts.from_dict(endpoint.to_dict()) == endpoint
+    later = classify(result(endpoint), first_check=False, now=NOW + timedelta(days=21))
+    assert later.causes == (Cause.CHAIN_VALIDATION_FAILED,)
+    assert later.findings[0].problem == "root_expired"
+
+
+def test_a_recorded_order_problem_is_now_a_warning() -> None:
+    """Results recorded before path building listed the order as a problem."""
+    verdict = classify(result(done(problems=(f.WRONG_ORDER,))), first_check=False, now=NOW)
+    assert verdict.status is Status.SECURE and verdict.warnings == ("192.0.2.1: wrong_order",)
+
+
+def test_a_chain_failure_recommends_what_to_serve() -> None:
+    verdict = classify(result(done(problems=(f.VERIFICATION_FAILED,))), first_check=False, now=NOW)
+    action = recommended_action(verdict)
+    assert action == CAUSE_INFO[Cause.CHAIN_VALIDATION_FAILED].action
+    assert "publicly trusted CA" in action and "account manager" not in action
+    assert recommended_action(classify(result(done()), first_check=False, now=NOW)) is None
 
 
 def test_every_cause_has_seed_texts() -> None:

@@ -1,7 +1,10 @@
 """The status and cause vocabulary of domain monitoring, with the texts users see.
 
 Descriptions and recommended actions follow the Public Domain Name Monitoring product page
-(shared/seeds/domain-monitoring.txt), so an alert reads the same as the reference product.
+(shared/seeds/domain-monitoring.txt), so an alert reads the same as the reference product,
+except where the seed's advice does not help someone running their own servers: a chain
+failure says what to serve rather than "Contact your account manager", and a finding's own
+action (``classify.recommended_action``) names the certificate.
 """
 
 from __future__ import annotations
@@ -70,7 +73,9 @@ CAUSE_INFO: Mapping[Cause, CauseInfo] = MappingProxyType(
             "Certificate chain validation failed",
             "An issue exists in the SSL certificate chain. For example, the certificate chain"
             " is incomplete or untrusted.",
-            "Contact your account manager for assistance.",
+            "Serve the full certificate chain from a publicly trusted CA: the certificate first,"
+            " then each intermediate certificate up to the root (each finding names the"
+            " certificate that is missing, expired or untrusted).",
         ),
         Cause.ABOUT_TO_EXPIRE: CauseInfo(
             _ABN,

@@ -4,7 +4,9 @@ Pure: the only inputs are the probe facts, whether this is the check made when m
 is enabled, and "now". Time-based causes are recomputed from certificate dates and ``now``
 rather than taken from the probe, so re-classifying a stored result later is consistent.
 Every resolved address counts: one stale node behind round-robin DNS makes the domain
-abnormal, and the finding names that address.
+abnormal, and the finding names that address. Certificates count when they are on the path
+the probe verified (``EndpointFacts.path_certs``): an expired extra certificate that no
+client uses is a warning, not an expired domain.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from typing import Any
 from certwatch.classifier.causes import CAUSE_INFO, Cause, Status
 from certwatch.classifier.precedence import ordered, rank
 from certwatch.prober import facts as f
-from certwatch.prober.validity import EXPIRED, TIME_CODES, time_problems
+from certwatch.prober.validity import (
+    EXPIRED,
+    INTERMEDIATE_EXPIRED,
+    INTERMEDIATE_NOT_YET_VALID,
+    NOT_YET_VALID,
+    ROOT_EXPIRED,
+    ROOT_NOT_YET_VALID,
+    TIME_CODES,
+    time_problems,
+)
 
 ABOUT_TO_EXPIRE_DAYS = 30
 _DAY_S = 86_400.0
@@ -44,6 +55,7 @@ class Finding:
     problem: str | None = None  # the probe's problem code, when one applies
     cert_subject: str | None = None
     cert_sha256: str | None = None
+    action: str | None = None  # what to do about this finding, when more precise than the cause's
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +65,7 @@ class Finding:
             "problem": self.problem,
             "cert_subject": self.cert_subject,
             "cert_sha256": self.cert_sha256,
+            "action": self.action,
         }
 
     @classmethod
@@ -64,6 +77,7 @@ class Finding:
             problem=data.get("problem"),
             cert_subject=data.get("cert_subject"),
             cert_sha256=data.get("cert_sha256"),
+            action=data.get("action"),
         )
 
 
@@ -89,8 +103,9 @@ class Verdict:
     brand: str | None  # issuer organisation of the leaf
     valid_from: datetime | None
     valid_to: datetime | None
-    days_left: int | None  # of the earliest-expiring certificate in any presented chain
+    days_left: int | None  # of the earliest-expiring certificate on any verified path
     ats: f.AtsResult | None
+    warnings: tuple[str, ...] = ()  # what clients tolerate, each naming its address
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +121,7 @@ class Verdict:
             "valid_to": _dt(self.valid_to),
             "days_left": self.days_left,
             "ats": self.ats.to_dict() if self.ats else None,
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -128,6 +144,7 @@ class Verdict:
             valid_to=_parse_dt(data.get("valid_to")),
             days_left=data.get("days_left"),
             ats=f.AtsResult.from_dict(ats) if ats else None,
+            warnings=tuple(data.get("warnings", ())),
         )
 
 
@@ -136,16 +153,56 @@ def days_left(not_after: datetime, now: datetime) -> int:
     return math.floor((not_after - now).total_seconds() / _DAY_S)
 
 
+_FULL_CHAIN = "the certificate first, then each intermediate certificate up to a publicly trusted root"
+
+
+def _action(problem: f.ChainProblem, cert: f.CertFacts | f.TrustedRoot | None) -> str | None:
+    """What someone running the server should do about a chain problem, naming the certificate."""
+    code, subject = problem.code, cert.subject if cert else "the certificate"
+    if code == f.CHAIN_INCOMPLETE and isinstance(cert, f.CertFacts):
+        return (
+            f"Serve the full certificate chain ({_FULL_CHAIN}): the intermediate certificate"
+            f" {cert.issuer}, which issued {cert.subject}, is missing; get it from your CA."
+        )
+    if code in (f.SELF_SIGNED, f.UNTRUSTED_ROOT):
+        return (
+            f"Use a certificate from a publicly trusted CA and serve its full chain ({_FULL_CHAIN}):"
+            f" {subject} is not a trusted root."
+        )
+    if code in (INTERMEDIATE_EXPIRED, INTERMEDIATE_NOT_YET_VALID):
+        return (
+            f"Replace the intermediate certificate {subject} in the served chain with your CA's current one."
+        )
+    if code in (ROOT_EXPIRED, ROOT_NOT_YET_VALID):
+        return (
+            f"Serve a chain from your CA that leads to a currently valid trusted root instead of {subject}."
+        )
+    if code == NOT_YET_VALID:
+        return f"Serve a certificate that is valid now ({subject} is not yet); check the server's clock."
+    if code == f.WEAK_KEY:
+        return f"Replace {subject} with one using an RSA key of at least 2048 bits or an ECDSA P-256 key."
+    if code == f.WEAK_SIGNATURE:
+        return f"Replace {subject} with one signed with SHA-256 or better; clients refuse SHA-1 and MD5."
+    if code == f.REVOKED:
+        return "The certificate was revoked by its CA: install a newly issued one with its full chain."
+    return None
+
+
 def _cert_finding(cause: Cause, endpoint: f.EndpointFacts, problem: f.ChainProblem) -> Finding:
     index = problem.cert_index
-    cert = endpoint.chain[index] if index is not None and index < len(endpoint.chain) else None
+    cert: f.CertFacts | f.TrustedRoot | None
+    if problem.code in (ROOT_EXPIRED, ROOT_NOT_YET_VALID):
+        cert = endpoint.anchor
+    else:
+        cert = endpoint.chain[index] if index is not None and index < len(endpoint.chain) else None
     return Finding(
         cause=cause,
         detail=f"{endpoint.ip}: {problem.detail}",
         ip=endpoint.ip,
         problem=problem.code,
         cert_subject=cert.subject if cert else None,
-        cert_sha256=cert.sha256 if cert else None,
+        cert_sha256=cert.sha256 if isinstance(cert, f.CertFacts) else None,
+        action=_action(problem, cert) if cause is Cause.CHAIN_VALIDATION_FAILED else None,
     )
 
 
@@ -153,8 +210,10 @@ def _certificate_findings(endpoint: f.EndpointFacts, now: datetime) -> Iterator[
     if not endpoint.chain:
         yield Finding(Cause.NO_SSL_CERTIFICATE, f"{endpoint.ip}: no certificate presented", endpoint.ip)
         return
-    problems = [p for p in endpoint.problems if p.code not in TIME_CODES]
-    for problem in [*time_problems(endpoint.chain, now), *problems]:
+    # Results recorded before paths were built listed the order as a problem: it is a warning.
+    problems = [p for p in endpoint.problems if p.code not in TIME_CODES and p.code != f.WRONG_ORDER]
+    path = endpoint.path_certs()
+    for problem in [*time_problems(path, now), *problems]:
         if problem.code == EXPIRED:
             cause = Cause.EXPIRED
         elif problem.code == f.HOSTNAME_MISMATCH:
@@ -162,8 +221,7 @@ def _certificate_findings(endpoint: f.EndpointFacts, now: datetime) -> Iterator[
         else:
             cause = Cause.CHAIN_VALIDATION_FAILED
         yield _cert_finding(cause, endpoint, problem)
-    index = min(range(len(endpoint.chain)), key=lambda i: endpoint.chain[i].not_after)
-    cert = endpoint.chain[index]
+    cert = min((c for _, c in path), key=lambda c: c.not_after)
     left = days_left(cert.not_after, now)
     if cert.not_after >= now and left < ABOUT_TO_EXPIRE_DAYS:
         yield Finding(
@@ -172,8 +230,16 @@ def _certificate_findings(endpoint: f.EndpointFacts, now: datetime) -> Iterator[
             endpoint.ip,
             None,
             cert.subject,
-            cert.sha256,
+            cert.sha256 if isinstance(cert, f.CertFacts) else None,
         )
+
+
+def _warnings(endpoints: tuple[f.EndpointFacts, ...]) -> tuple[str, ...]:
+    return tuple(
+        f"{e.ip}: {w.detail}"
+        for e in endpoints
+        for w in (*e.warnings, *(p for p in e.problems if p.code == f.WRONG_ORDER))
+    )
 
 
 def _findings(result: f.ProbeResult, first_check: bool, now: datetime) -> Iterator[Finding]:
@@ -210,7 +276,7 @@ def classify(result: f.ProbeResult, *, first_check: bool, now: datetime) -> Verd
         status = Status.ABNORMAL if causes else Status.SECURE
     with_chain = [e for e in result.endpoints if e.chain]
     leaf = with_chain[0].chain[0] if with_chain else None
-    lefts = [days_left(min(c.not_after for c in e.chain), now) for e in with_chain]
+    lefts = [days_left(e.path_expiry, now) for e in with_chain if e.path_expiry is not None]
     return Verdict(
         host=result.host,
         port=result.port,
@@ -224,4 +290,13 @@ def classify(result: f.ProbeResult, *, first_check: bool, now: datetime) -> Verd
         valid_to=leaf.not_after if leaf else None,
         days_left=min(lefts) if lefts else None,
         ats=_combined_ats(result.endpoints),
+        warnings=_warnings(result.endpoints),
     )
+
+
+def recommended_action(verdict: Verdict) -> str | None:
+    """The primary cause's action, made precise by its first finding when it can be."""
+    if verdict.primary_cause is None:
+        return None
+    precise = (x.action for x in verdict.findings if x.cause is verdict.primary_cause and x.action)
+    return next(precise, CAUSE_INFO[verdict.primary_cause].action)

@@ -74,7 +74,7 @@ def _details(row: DetailsRow, today: date) -> pb.Details:
         primary_cause=verdict.get("primary_cause") or "", causes=verdict.get("causes", []),
         recommended_action=(row.classified or {}).get("recommended_action") or "",
         service_ends_on=row.service_ends_on.isoformat() if row.service_ends_on else "",
-        checked_at=_ts(verdict.get("checked_at")),
+        checked_at=_ts(verdict.get("checked_at")), warnings=verdict.get("warnings", []),
     )  # fmt: skip
     if row.service_ends_on is not None:
         details.remaining_service_days = remaining_service_days(row.service_ends_on, today)

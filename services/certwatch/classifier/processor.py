@@ -15,8 +15,7 @@ from psycopg.types.json import Jsonb
 
 from certwatch.classifier import chain_store, change_events
 from certwatch.classifier import events as cev
-from certwatch.classifier.causes import CAUSE_INFO
-from certwatch.classifier.classify import classify
+from certwatch.classifier.classify import classify, recommended_action
 from certwatch.classifier.observation import Observation
 from certwatch.inventory import domain as d
 from certwatch.platform.eventlog import Conn, EventLog
@@ -46,7 +45,7 @@ def _per_address(result: ProbeResult, first_check: bool, now: datetime) -> list[
 def verdict_event(probe: RecordedEvent, result: ProbeResult) -> NewEvent:
     data = probe.data
     verdict = classify(result, first_check=bool(data["first_check"]), now=result.started_at)
-    action = CAUSE_INFO[verdict.primary_cause].action if verdict.primary_cause else None
+    action = recommended_action(verdict)
     return NewEvent(
         cev.DOMAIN_CLASSIFIED,
         {

@@ -192,6 +192,7 @@ def _table(rows: list[tuple[ProbeResult, Verdict]]) -> str:
     for result, verdict in rows:
         for finding in verdict.findings:
             out.append(f"  {result.host}:{result.port} {finding.cause.value}: {finding.detail}")
+        out.extend(f"  {result.host}:{result.port} warning: {w}" for w in verdict.warnings)
         if verdict.ats is not None:
             out.extend(f"  {result.host}:{result.port} ATS: {r}" for r in verdict.ats.reasons)
     return "\n".join(out)

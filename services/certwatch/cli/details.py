@@ -61,6 +61,7 @@ def _details(args: argparse.Namespace) -> int:
     if d.recommended_action:
         lines.append(f"  action: {d.recommended_action}")
     lines += [f"  {line}" for line in map(finding_line, report.findings)]
+    lines += [f"  warning: {w}" for w in d.warnings]
     ats = report.ats
     verdict = ("pass" if getattr(ats, "pass") else "fail") if ats.checked else "not checked"
     lines += ["", f"ATS check: {verdict}", *[f"  - {r}" for r in ats.reasons]]

@@ -33,7 +33,9 @@ HOSTNAME_MISMATCH: Final = "hostname_mismatch"
 CHAIN_INCOMPLETE: Final = "chain_incomplete"  # an issuer is neither presented nor trusted
 UNTRUSTED_ROOT: Final = "untrusted_root"  # the chain ends at a root we do not trust
 SELF_SIGNED: Final = "self_signed"  # the leaf itself is self-signed
-WRONG_ORDER: Final = "wrong_order"  # presented chain is not in issuance order
+WRONG_ORDER: Final = "wrong_order"  # a warning: the path's certificates were sent out of order
+UNNEEDED: Final = "unneeded_certificate"  # a warning: a presented certificate the path does not use
+PATH_TOO_LONG: Final = "path_too_long"  # no path to a root within the depth limit
 WEAK_KEY: Final = "weak_key"  # RSA/DSA < 2048 or EC < 256 bits
 WEAK_SIGNATURE: Final = "weak_signature"  # MD5/SHA-1 signed
 VERIFICATION_FAILED: Final = "verification_failed"  # verifier refused for another reason
@@ -152,6 +154,39 @@ class ChainProblem:
 
 
 @dataclass(frozen=True, slots=True)
+class TrustedRoot:
+    """The trust store's root that ends a path when the server did not send it.
+
+    Only what the verdict needs (its name and validity): it is recorded in every probe,
+    where the full facts of a root would undo most of the chain's compaction.
+    """
+
+    subject: str
+    not_before: datetime
+    not_after: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "not_before": _dt_out(self.not_before),
+            "not_after": _dt_out(self.not_after),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrustedRoot:
+        return cls(
+            subject=data["subject"],
+            not_before=_dt_req(data["not_before"]),
+            not_after=_dt_req(data["not_after"]),
+        )
+
+
+# A certificate the verdict rests on: its index in the presented chain (None for the
+# trust store's root), and the certificate.
+PathCert = tuple[int | None, CertFacts | TrustedRoot]
+
+
+@dataclass(frozen=True, slots=True)
 class AtsResult:
     """Apple App Transport Security verdict; ``reasons`` lists every requirement missed."""
 
@@ -185,6 +220,12 @@ class EndpointFacts:
     verify_error: str | None = None
     earliest_expiry: datetime | None = None  # over the whole presented chain
     earliest_expiry_index: int | None = None  # which chain entry expires first
+    # The issuance path the verdict rests on: indices into ``chain``, leaf first, and the
+    # store's root when the server did not send it. None in results recorded before paths
+    # were built (the whole presented chain counts then).
+    path: tuple[int, ...] | None = None
+    anchor: TrustedRoot | None = None
+    warnings: tuple[ChainProblem, ...] = ()  # what clients tolerate: order, unneeded certificates
     ocsp_status: str | None = None  # "good" | "revoked" | "unknown"; None when not checked
     ocsp_detail: str | None = None
     ats: AtsResult | None = None
@@ -192,6 +233,19 @@ class EndpointFacts:
     @property
     def leaf(self) -> CertFacts | None:
         return self.chain[0] if self.chain else None
+
+    def path_certs(self) -> tuple[PathCert, ...]:
+        """The certificates the verdict rests on: the path's, then the store's root."""
+        indices = range(len(self.chain)) if self.path is None else self.path
+        certs: list[PathCert] = [(i, self.chain[i]) for i in indices if i < len(self.chain)]
+        if self.anchor is not None:
+            certs.append((None, self.anchor))
+        return tuple(certs)
+
+    @property
+    def path_expiry(self) -> datetime | None:
+        """The first ``not_after`` over the path (blackbox_exporter's last chain expiry)."""
+        return min((cert.not_after for _, cert in self.path_certs()), default=None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -210,6 +264,9 @@ class EndpointFacts:
             "verify_error": self.verify_error,
             "earliest_expiry": _dt_out(self.earliest_expiry),
             "earliest_expiry_index": self.earliest_expiry_index,
+            "path": None if self.path is None else list(self.path),
+            "anchor": self.anchor.to_dict() if self.anchor else None,
+            "warnings": [w.to_dict() for w in self.warnings],
             "ocsp_status": self.ocsp_status,
             "ocsp_detail": self.ocsp_detail,
             "ats": self.ats.to_dict() if self.ats else None,
@@ -234,6 +291,9 @@ class EndpointFacts:
             verify_error=data.get("verify_error"),
             earliest_expiry=_dt_in(data.get("earliest_expiry")),
             earliest_expiry_index=data.get("earliest_expiry_index"),
+            path=None if data.get("path") is None else tuple(data["path"]),
+            anchor=TrustedRoot.from_dict(data["anchor"]) if data.get("anchor") else None,
+            warnings=tuple(ChainProblem.from_dict(w) for w in data.get("warnings", ())),
             ocsp_status=data.get("ocsp_status"),
             ocsp_detail=data.get("ocsp_detail"),
             ats=AtsResult.from_dict(ats) if ats else None,

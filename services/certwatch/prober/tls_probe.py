@@ -193,6 +193,7 @@ async def _facts_from_tls(
         verified=report.verified and ocsp_status != REVOKED, verify_error=report.verify_error,
         earliest_expiry=expiry[0] if expiry else None,
         earliest_expiry_index=expiry[1] if expiry else None,
+        path=report.path.indices, anchor=report.anchor, warnings=report.warnings,
         ocsp_status=ocsp_status, ocsp_detail=ocsp_detail, ats=ats,
     )  # fmt: skip
 
