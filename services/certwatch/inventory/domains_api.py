@@ -20,7 +20,7 @@ from certwatch.inventory import csv_import, validation, views
 from certwatch.inventory import domain as d
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN
 from certwatch.inventory.contacts_api import ContactHandlers
-from certwatch.platform import auth
+from certwatch.platform import auth, retry
 from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import NewEvent
@@ -82,6 +82,7 @@ class DomainHandlers(ContactHandlers):
 
     # -- commands -------------------------------------------------------------------------
 
+    @retry.on_conflict
     async def AddDomains(self, request: pb.AddDomainsRequest, context: Any) -> pb.AddDomainsResponse:
         principal = auth.current()
         entries = self._entries(request)
@@ -206,12 +207,15 @@ class DomainHandlers(ContactHandlers):
         row = await cur.fetchone()
         return str(row[0]) if row else None
 
+    @retry.on_conflict
     async def EnableMonitoring(self, request: pb.DomainRef, context: Any) -> pb.Domain:
         return await self._command(request.id, "enable")
 
+    @retry.on_conflict
     async def DisableMonitoring(self, request: pb.DomainRef, context: Any) -> pb.Domain:
         return await self._command(request.id, "disable")
 
+    @retry.on_conflict
     async def EditDomain(self, request: pb.EditDomainRequest, context: Any) -> pb.Domain:
         port = None
         if request.port:
@@ -222,6 +226,7 @@ class DomainHandlers(ContactHandlers):
         contacts = _contact_ids(list(request.contact_ids)) if request.set_contacts else None
         return await self._command(request.id, "edit", port=port, contact_ids=contacts)
 
+    @retry.on_conflict
     async def RemoveDomain(self, request: pb.DomainRef, context: Any) -> pb.RemoveDomainResponse:
         await self._command(request.id, "remove")
         return pb.RemoveDomainResponse()
