@@ -90,7 +90,9 @@ class DomainHandlers(ContactHandlers):
         added: list[tuple[_Entry, str]] = []
         now = self._now()
         async with self._log.pool.connection() as conn, conn.transaction():
-            quota_events = await self._log.read_stream(d.quota_stream_id(principal.account_id), conn=conn)
+            quota_events = await self._log.read_stream(
+                d.quota_stream_id(principal.account_id), conn=conn, for_update=any(e.enable for e in entries)
+            )
             quota_version = len(quota_events)
             quota_state = d.quota_from([(e.type, e.data) for e in quota_events])
             consumed: list[NewEvent] = []
@@ -243,7 +245,7 @@ class DomainHandlers(ContactHandlers):
             batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
             if name == "enable":
                 quota_stream = d.quota_stream_id(principal.account_id)
-                quota_events = await self._log.read_stream(quota_stream, conn=conn)
+                quota_events = await self._log.read_stream(quota_stream, conn=conn, for_update=True)
                 quota_state = d.quota_from([(e.type, e.data) for e in quota_events])
                 events = d.enable(state, quota_state, self._now())
                 consumed = [NewEvent(t, x, metadata=meta) for t, x in events if t == d.QUOTA_UNIT_CONSUMED]

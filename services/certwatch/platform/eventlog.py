@@ -419,8 +419,16 @@ class EventLog:
         return events
 
     async def read_stream(
-        self, stream_id: str, *, after_version: int = 0, conn: Conn | None = None
+        self, stream_id: str, *, after_version: int = 0, conn: Conn | None = None, for_update: bool = False
     ) -> list[RecordedEvent]:
+        """The stream's events in version order. `for_update` (in the caller's transaction)
+        first takes the stream's lock until commit: writers of a hot stream (an account's
+        quota, which every enable appends to) queue behind each other instead of losing
+        optimistic races over and over, which starves a long transaction such as a batch add."""
+        if for_update:
+            if conn is None:
+                raise ValueError("read_stream(for_update=True) needs the caller's transaction (conn)")
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (stream_id,))
         sql = (
             f"SELECT {_COLUMNS} FROM events WHERE stream_id = %s AND stream_version > %s"
             " ORDER BY stream_version"
