@@ -68,6 +68,7 @@ class Service:
         self._tasks: list[asyncio.Task[None]] = []
         self._stoppables: list[Worker] = []
         self.server: GrpcServer | None = None
+        self.verifier: auth.KeyVerifier | None = None
         self.runtime: Runtime | None = None
         self._parts: Parts | None = None
 
@@ -82,12 +83,13 @@ class Service:
         event_log = EventLog(pool)
         self.runtime = Runtime(self.name, s, pool, event_log, bus)
         parts = self._parts = await self._build(self.runtime)
-        self.server = GrpcServer(parts.registrations, auth.KeyVerifier(pool))
+        self.verifier = auth.KeyVerifier(pool, url=s.database_url)
+        self.server = GrpcServer(parts.registrations, self.verifier)
         self.server.bind(f"{s.grpc_host}:{self._port}", tls=_tls(s))
         await self.server.start()
         relay = OutboxRelay(event_log, bus, s.database_url)
         runners = [ProjectionRunner(event_log, p, bus) for p in parts.projections]
-        self._stoppables = [relay, *runners, *parts.workers]
+        self._stoppables = [self.verifier, relay, *runners, *parts.workers]
         self._tasks = [asyncio.create_task(w.run(), name=type(w).__name__) for w in self._stoppables]
         self._tasks.append(asyncio.create_task(self._health_loop(), name="health"))
         log.info("%s listening on %s:%d", self.name, s.grpc_host, self.port)
