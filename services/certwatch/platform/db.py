@@ -24,7 +24,7 @@ from psycopg import adapt, postgres, pq
 from psycopg.abc import Buffer, Loader
 from psycopg.types.json import set_json_dumps
 from psycopg.types.numeric import IntLoader
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform import migrations
 from certwatch.platform.errors import TransientStoreError
@@ -99,17 +99,19 @@ class Pool(AsyncConnectionPool[Any]):
     async def getconn(self, timeout: float | None = None) -> Any:
         if not _failing_fast.get():
             return await super().getconn(timeout)
-        total = self.timeout if timeout is None else timeout
-        started = time.monotonic()
+        # The wait goes on in its own task while the server is asked, keeping its place in
+        # the pool's queue; whatever ends it early hands a connection it got back.
+        waiting = asyncio.ensure_future(super().getconn(timeout))
         try:
-            return await super().getconn(min(_FAST_WAIT_S, total))
-        except PoolTimeout:
-            remaining = total - (time.monotonic() - started)
-            if remaining <= 0:
-                raise
-        if not await self._reachable():
-            raise TransientStoreError("the database is unavailable; retry shortly")
-        return await super().getconn(max(0.0, total - (time.monotonic() - started)))
+            done, _ = await asyncio.wait({waiting}, timeout=_FAST_WAIT_S)
+            if not done and not await self._reachable():
+                raise TransientStoreError("the database is unavailable; retry shortly")
+            return await waiting
+        except BaseException:
+            waiting.cancel()
+            if waiting.done() and not waiting.cancelled() and waiting.exception() is None:
+                await self.putconn(waiting.result())
+            raise
 
     async def _reachable(self) -> bool:
         """Whether PostgreSQL accepts a connection now (one attempt shared, cached briefly)."""
