@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +16,7 @@ from certwatch.classifier.causes import Cause, Status
 from certwatch.classifier.classify import Verdict, classify
 from certwatch.prober.facts import ProbeResult
 from certwatch.prober.tls_probe import ProbeOptions, probe
+from tests.support.dns_server import dns_server
 from tests.support.pki import TestPKI
 from tests.support.tls_server import (
     closed_port,
@@ -120,3 +123,50 @@ def test_one_stale_node_behind_round_robin_is_reported(pki: TestPKI) -> None:
     assert monitor.causes == (Cause.EXPIRED,)
     assert {f.ip for f in monitor.findings} == {"127.0.0.2"}
     assert monitor.days_left == -2
+
+
+@contextlib.contextmanager
+def loopback_listener() -> Iterator[tuple[int, socket.socket]]:
+    """A listening socket on 127.0.0.1 that never accepts: a connection waits in its backlog."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        sock.setblocking(False)
+        yield sock.getsockname()[1], sock
+
+
+def connection_arrived(sock: socket.socket) -> bool:
+    try:
+        sock.accept()[0].close()
+    except BlockingIOError:
+        return False
+    return True
+
+
+# IPv6 spellings of 127.0.0.1 a resolver may hand back: NAT64, 6to4, IPv4-compatible, mapped.
+LOOPBACK_IN_IPV6 = ["64:ff9b::7f00:1", "2002:7f00:1::1", "::7f00:1", "::ffff:7f00:1"]
+
+
+@pytest.mark.parametrize("allow", [(), (ipaddress.ip_network("192.168.0.0/16"),)])
+def test_embedded_loopback_from_dns_is_refused_without_connecting(
+    allow: tuple[ipaddress.IPv4Network, ...],
+) -> None:
+    zone = {"evil.example.test": {"AAAA": LOOPBACK_IN_IPV6}}
+    with dns_server(zone) as nameserver, loopback_listener() as (port, listener):
+        result = run("evil.example.test", port, resolve={}, nameservers=[nameserver], allow_networks=allow)
+        assert not connection_arrived(listener)
+    assert [e.ip for e in result.endpoints] == LOOPBACK_IN_IPV6
+    assert {(e.phase, e.error_kind, e.connect_ms) for e in result.endpoints} == {
+        ("policy", "policy_refused", None)
+    }
+    enable, _ = both(result)
+    assert (enable.status, enable.primary_cause) == (Status.ENABLE_FAILED, Cause.INVALID_DOMAIN)
+
+
+def test_the_listener_does_see_an_allowed_mapped_loopback_probe() -> None:
+    """The control for the test above: the same name, allowed, does reach the listener."""
+    zone = {"evil.example.test": {"AAAA": ["::ffff:127.0.0.1"]}}
+    with dns_server(zone) as nameserver, loopback_listener() as (port, listener):
+        result = run("evil.example.test", port, resolve={}, nameservers=[nameserver], handshake_timeout=0.2)
+        assert connection_arrived(listener)
+    assert result.endpoints[0].phase == "tls"

@@ -67,7 +67,8 @@ def add_parser(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="CIDR",
-        help="also probe addresses in this non-public network (repeatable)",
+        help="also probe addresses in this non-public network (repeatable); an IPv4 network also "
+        "admits its IPv6 spellings (mapped, NAT64, 6to4, Teredo)",
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per target")
     parser.add_argument(

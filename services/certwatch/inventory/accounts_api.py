@@ -45,13 +45,6 @@ class AccountHandlers:
         return pb.CreateApiKeyResponse(key_id=auth.parse(key)[0], api_key=key)
 
     async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context: Any) -> pb.RevokeApiKeyResponse:
-        principal = auth.current()
-        async with self._log.pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE api_keys SET revoked_at = now() WHERE key_id = %s AND revoked_at IS NULL"
-                " AND (account_id = %s OR %s) RETURNING key_id",
-                (request.key_id, principal.account_id, principal.is_admin),
-            )
-            if await cur.fetchone() is None:
-                raise NotFound(f"no active key {request.key_id!r} in this account")
+        if not await auth.revoke_key(self._log.pool, request.key_id, auth.current()):
+            raise NotFound(f"no active key {request.key_id!r} in this account")
         return pb.RevokeApiKeyResponse()

@@ -5,19 +5,35 @@ The secret is 256 random bits, so a fast hash is enough (no password stretching 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform import telemetry
 from certwatch.platform.errors import CertwatchError
+
+log = logging.getLogger(__name__)
+
+# Migration 007's trigger notifies REVOCATION_CHANNEL with the key id of every key revoked,
+# re-keyed or deleted, however that is done; each feed answers on FORGOTTEN_CHANNEL once its
+# cache has dropped the key.
+REVOCATION_CHANNEL = "certwatch_api_key_revoked"
+FORGOTTEN_CHANNEL = "certwatch_api_key_forgotten"
+FEED_APPLICATION_NAME = "certwatch-key-revocations"
+_FEED_PING_S = 1.0  # a feed that cannot answer a query within this is taken as down
+_FEED_RETRY_MAX_S = 5.0
+_ACK_WAIT_S = 1.0  # how long a revocation waits for every feed to confirm
 
 
 class Unauthenticated(CertwatchError):
@@ -104,22 +120,73 @@ async def _issue_key(conn: Any, account_id: uuid.UUID, role: str) -> str:
     return f"cw_{key_id}_{secret}"
 
 
-class KeyVerifier:
-    """Resolves a bearer token to a principal; caches hits briefly so a call costs no query."""
+async def revoke_key(pool: AsyncConnectionPool[Any], key_id: str, principal: Principal) -> bool:
+    """Revoke one of the caller's keys (any key, for an admin); False when there is none.
 
-    def __init__(self, pool: AsyncConnectionPool[Any], *, ttl_s: float = 2.0) -> None:
+    Returns once every connected revocation feed (one per service) has confirmed that its
+    cache dropped the key, or after a second: when the caller hears "revoked", no service
+    still accepts the key from its cache.
+    """
+    async with pool.connection() as conn:
+        await conn.execute(f"LISTEN {FORGOTTEN_CHANNEL}")
+        try:
+            cur = await conn.execute(
+                "WITH r AS (UPDATE api_keys SET revoked_at = now() WHERE key_id = %s AND revoked_at IS NULL"
+                " AND (account_id = %s OR %s) RETURNING key_id)"
+                " SELECT EXISTS (SELECT FROM r), (SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = %s)",
+                (key_id, principal.account_id, principal.is_admin, FEED_APPLICATION_NAME),
+            )
+            revoked, feeds = await cur.fetchone() or (False, 0)
+            if not revoked:
+                return False
+            confirmed = 0
+            if feeds:
+                async for note in conn.notifies(timeout=_ACK_WAIT_S):
+                    confirmed += note.payload == key_id
+                    if confirmed >= feeds:
+                        break
+            if confirmed < feeds:
+                log.warning("revoked key %s: %d of %d services confirmed in time", key_id, confirmed, feeds)
+        finally:
+            await conn.execute(f"UNLISTEN {FORGOTTEN_CHANNEL}")
+    return True
+
+
+class KeyVerifier:
+    """Resolves a bearer token to a principal; caches hits briefly so a call costs no query.
+
+    Hits are cached only while the revocation feed is live: a connection that LISTENs on
+    `REVOCATION_CHANNEL` and forgets each key announced there, so a revoked key is refused
+    by every service at once. While the feed is down (PostgreSQL unreachable, connection
+    lost) nothing is cached and every call asks the database; the TTL is a backstop for a
+    notice lost while the feed looked live. Run it as a worker (`run`/`stop`).
+    """
+
+    def __init__(self, pool: AsyncConnectionPool[Any], *, ttl_s: float = 2.0, url: str | None = None) -> None:
         self._pool = pool
         self._ttl = ttl_s
+        self._url = url  # where the feed listens; None: no feed, so no caching
         self._cache: dict[str, tuple[float, bytes, Principal]] = {}
+        self._live = False
+        # Bumped by every notice and feed change: a lookup that spans one is not cached.
+        self._epoch = 0
+        self._stopping = asyncio.Event()
+
+    @property
+    def live(self) -> bool:
+        """Whether the revocation feed is connected (and hits are cached)."""
+        return self._live
 
     async def verify(self, authorization: str | None) -> Principal:
         if not authorization or not authorization.lower().startswith("bearer "):
             raise Unauthenticated("missing 'authorization: Bearer <api key>' metadata")
         key_id, secret = parse(authorization[7:].strip())
         digest = _hash(secret)
-        hit = self._cache.get(key_id)
+        hit = self._cache.get(key_id) if self._live else None
         if hit and hit[0] > time.monotonic() and hmac.compare_digest(hit[1], digest):
             return hit[2]
+        epoch = self._epoch
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT account_id, secret_hash, role FROM api_keys WHERE key_id = %s AND revoked_at IS NULL",
@@ -129,7 +196,59 @@ class KeyVerifier:
         if row is None or not hmac.compare_digest(bytes(row[1]), digest):
             raise Unauthenticated("unknown or revoked API key")
         principal = Principal(row[0], key_id, row[2])
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key_id] = (time.monotonic() + self._ttl, digest, principal)
+        if self._live and epoch == self._epoch:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key_id] = (time.monotonic() + self._ttl, digest, principal)
         return principal
+
+    def _forget(self, key_id: str | None) -> None:
+        """Drop one key (None: all) and void lookups in flight."""
+        self._epoch += 1
+        if key_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(key_id, None)
+
+    def _set_live(self, live: bool) -> None:
+        if live != self._live:
+            log.log(logging.INFO if live else logging.WARNING, "API key revocation feed %s",
+                    "live: caching verified keys" if live else "down: every call asks the database")  # fmt: skip
+        self._live = live
+        self._forget(None)  # notices may have been missed
+
+    async def run(self) -> None:
+        """Keep the revocation feed connected until `stop`, reconnecting with backoff."""
+        if self._url is None:
+            return
+        delay = 0.2
+        while not self._stopping.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._url,
+                    autocommit=True,
+                    connect_timeout=2,
+                    application_name=FEED_APPLICATION_NAME,
+                ) as conn:
+                    await conn.execute(f"LISTEN {REVOCATION_CHANNEL}")
+                    self._set_live(True)
+                    delay = 0.2
+                    while not self._stopping.is_set():
+                        notes = [n async for n in conn.notifies(timeout=_FEED_PING_S, stop_after=1)]
+                        for note in notes:
+                            self._forget(note.payload)
+                        async with asyncio.timeout(_FEED_PING_S):  # also the liveness check
+                            await conn.execute(
+                                "SELECT pg_notify(%s, k) FROM unnest(%s::text[]) AS k",
+                                (FORGOTTEN_CHANNEL, [n.payload for n in notes]),
+                            )
+            except (psycopg.Error, OSError, TimeoutError) as exc:
+                log.debug("API key revocation feed: %s", exc)
+            finally:
+                self._set_live(False)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            delay = min(delay * 2, _FEED_RETRY_MAX_S)
+
+    def stop(self) -> None:
+        self._stopping.set()

@@ -8,11 +8,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
+import psycopg
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from certwatch.platform import auth, errors, telemetry
+from certwatch.platform import auth, db, errors, telemetry, wire
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,21 @@ _CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
     (errors.ConcurrencyConflict, grpc.StatusCode.ABORTED),
     (errors.TransientStoreError, grpc.StatusCode.UNAVAILABLE),
 ]
+
+
+def _decode(deserialize: Callable[[bytes], Any] | None, raw: bytes) -> Any:
+    """The request message, or InvalidArgument naming what is wrong with its bytes (the
+    runtime's own failure would reach the client as UNKNOWN, saying nothing)."""
+    if deserialize is None:
+        return raw
+    try:
+        return deserialize(raw)
+    except DecodeError:
+        message_class = getattr(deserialize, "__self__", None)
+        descriptor = getattr(message_class, "DESCRIPTOR", None)
+        if descriptor is None:
+            raise errors.InvalidArgument([("request", "not a valid message")]) from None
+        raise errors.InvalidArgument([wire.explain(descriptor, raw)]) from None
 
 
 def _status_details(exc: Exception, code: grpc.StatusCode) -> tuple[tuple[str, bytes], ...]:
@@ -56,19 +73,26 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None or method.startswith(_PUBLIC_PREFIXES) or handler.unary_unary is None:
             return handler
         inner = handler.unary_unary
+        deserialize = handler.request_deserializer
 
-        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        async def call(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
             parent = telemetry.context_from(metadata)
-            with telemetry.tracer().start_as_current_span(method, context=parent, kind=telemetry.SERVER):
+            with (
+                telemetry.tracer().start_as_current_span(method, context=parent, kind=telemetry.SERVER),
+                db.failing_fast(),
+            ):
                 token = None
                 try:
                     if self._verifier is not None:
                         token = auth.bind(await self._verifier.verify(metadata.get("authorization")))
-                    return await inner(request, context)
+                    return await inner(_decode(deserialize, raw), context)
+                except psycopg.OperationalError as exc:  # lost connection, pool timeout
+                    log.warning("database unavailable in %s: %s", method, exc)
+                    unavailable = errors.TransientStoreError("the database is unavailable; retry shortly")
+                    await self._abort(context, unavailable)
                 except tuple(c for c, _ in _CODES) as exc:
-                    code = next(code for cls, code in _CODES if isinstance(exc, cls))
-                    await context.abort(code, str(exc), trailing_metadata=_status_details(exc, code))
+                    await self._abort(context, exc)
                 except grpc.aio.AbortError:
                     raise
                 except Exception:
@@ -80,9 +104,14 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         return grpc.unary_unary_rpc_method_handler(
             call,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=None,  # bytes: decoded in `call`, so bad bytes are INVALID_ARGUMENT
             response_serializer=handler.response_serializer,
         )
+
+    @staticmethod
+    async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
+        code = next(code for cls, code in _CODES if isinstance(exc, cls))
+        await context.abort(code, str(exc), trailing_metadata=_status_details(exc, code))
 
 
 Registration = tuple[Callable[[Any, grpc.aio.Server], None], Any, str]

@@ -68,6 +68,7 @@ class Service:
         self._tasks: list[asyncio.Task[None]] = []
         self._stoppables: list[Worker] = []
         self.server: GrpcServer | None = None
+        self.verifier: auth.KeyVerifier | None = None
         self.runtime: Runtime | None = None
         self._parts: Parts | None = None
         self.serving = False
@@ -88,10 +89,11 @@ class Service:
         ops = ops_api.OpsApi(
             self.name, event_log, lambda: (relay, runners, parts.workers), lambda: self.serving
         )
-        self.server = GrpcServer([*parts.registrations, ops_api.registration(ops)], auth.KeyVerifier(pool))
+        self.verifier = auth.KeyVerifier(pool, url=s.database_url)
+        self.server = GrpcServer([*parts.registrations, ops_api.registration(ops)], self.verifier)
         self.server.bind(f"{s.grpc_host}:{self._port}", tls=_tls(s))
         await self.server.start()
-        self._stoppables = [relay, *runners, *parts.workers]
+        self._stoppables = [self.verifier, relay, *runners, *parts.workers]
         self._tasks = [asyncio.create_task(w.run(), name=type(w).__name__) for w in self._stoppables]
         self._tasks.append(asyncio.create_task(self._health_loop(), name="health"))
         log.info("%s listening on %s:%d", self.name, s.grpc_host, self.port)
