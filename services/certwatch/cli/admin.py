@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -52,23 +53,23 @@ def add_parser(subparsers: Any) -> None:
     rb.set_defaults(handler=_sync(_rebuild))
 
 
-Command = Callable[[argparse.Namespace, AsyncConnectionPool[Any]], Awaitable[int]]
-
-
-def _sync(fn: Command) -> Callable[[argparse.Namespace], int]:
+def _sync(
+    fn: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
+) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
-            return asyncio.run(_with_pool(fn, args))
+            return asyncio.run(fn(args))
         except (CliError, config.ConfigError) as exc:
             return fail(str(exc))
 
     return run
 
 
-async def _with_pool(fn: Command, args: argparse.Namespace) -> int:
-    pool = await connect(database_url(args.var))
+@contextlib.asynccontextmanager
+async def _database(var: Path) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    pool = await connect(database_url(var))
     try:
-        return await fn(args, pool)
+        yield pool
     finally:
         await pool.close()
 
@@ -149,7 +150,9 @@ def purchase_units(domains: int, quantity: int, years: int) -> int:
     except ValidationError as exc:
         flags = {"domain_count": "--domains", "quantity": "--quantity", "years": "--years"}
         v = exc.violations[0]
-        raise CliError(f"{flags.get(v.field, v.field)}: {v.description}") from None
+        raise CliError(
+            f"{flags.get(v.field, v.field)}: {v.description.removeprefix(v.field + ' ')}"
+        ) from None
 
 
 def _whole(raw: str, flag: str) -> int:
@@ -166,28 +169,32 @@ def _uuid(raw: str, field: str) -> uuid.UUID:
         raise CliError(f"{field}: {raw!r} is not a UUID") from None
 
 
-async def _create_account(args: argparse.Namespace, pool: AsyncConnectionPool[Any]) -> int:
-    account_id, key = await create_account(pool, args.name, admin=args.admin)
+async def _create_account(args: argparse.Namespace) -> int:
+    async with _database(args.var) as pool:
+        account_id, key = await create_account(pool, args.name, admin=args.admin)
     print(json.dumps({"account_id": str(account_id), "api_key": key}))
     return 0
 
 
-async def _purchase(args: argparse.Namespace, pool: AsyncConnectionPool[Any]) -> int:
+async def _purchase(args: argparse.Namespace) -> int:
     account_id = _uuid(args.account_id, "account_id")
     counts = [_whole(getattr(args, n), f"--{n}") for n in ("domains", "quantity", "years")]
-    units = await record_purchase(pool, account_id, *counts)
+    purchase_units(*counts)  # refused before connecting
+    async with _database(args.var) as pool:
+        units = await record_purchase(pool, account_id, *counts)
     print(f"recorded {units} monitoring units (365 days each) for {account_id}")
     return 0
 
 
-async def _rebuild(args: argparse.Namespace, pool: AsyncConnectionPool[Any]) -> int:
-    event_log = EventLog(pool)
-    known = projections(event_log)
-    if args.projection == "list":
-        print("\n".join(sorted(known)))
-        return 0
-    if args.projection not in known:
-        raise CliError(f"projection: unknown {args.projection!r}; one of {', '.join(sorted(known))}")
-    applied = await rebuild(event_log, known[args.projection])
+async def _rebuild(args: argparse.Namespace) -> int:
+    async with _database(args.var) as pool:
+        event_log = EventLog(pool)
+        known = projections(event_log)
+        if args.projection == "list":
+            print("\n".join(sorted(known)))
+            return 0
+        if args.projection not in known:
+            raise CliError(f"projection: unknown {args.projection!r}; one of {', '.join(sorted(known))}")
+        applied = await rebuild(event_log, known[args.projection])
     print(f"rebuilt {args.projection}: {applied} events replayed")
     return 0

@@ -57,17 +57,16 @@ def choose_ports(
     is_free: Callable[[int], bool],
     pick: Callable[[], int],
 ) -> dict[str, int]:
-    """A port for every child: the explicit one as given, else the saved one, else the
-    default, each only while free and not already chosen; else `pick()` a free one."""
+    """A port for every child: the explicit one as given, else the saved one (the default on
+    a first run) while it is free and not chosen for another; else `pick()` a free one."""
     chosen: dict[str, int] = {}
     for name, default in PREFERRED_PORTS.items():
         if name in explicit:
             chosen[name] = explicit[name]
             continue
         taken = set(chosen.values()) | set(explicit.values())
-        candidates = [p for p in (saved.get(name), default) if p is not None and p not in taken]
-        port = next((p for p in candidates if is_free(p)), None)
-        while port is None or port in taken:
+        port = saved.get(name, default)
+        while port in taken or not is_free(port):
             port = pick()
         chosen[name] = port
     return chosen
@@ -83,7 +82,8 @@ def _run(args: argparse.Namespace) -> int:
         units = quota.purchase_units(args.units)
         explicit = _explicit_ports(os.environ)
     except ValidationError as exc:
-        return fail(f"--units: {exc.violations[0].description}")
+        v = exc.violations[0]
+        return fail(f"--units: {v.description.removeprefix(v.field + ' ')}")
     except config.ConfigError as exc:
         return fail(str(exc))
     var: Path = args.var.resolve()
