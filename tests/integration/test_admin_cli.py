@@ -61,12 +61,16 @@ def test_purchase_for_an_existing_account_is_recorded(
     assert code == 0 and "recorded 10 monitoring units" in out
 
 
+@pytest.fixture
+def no_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database URL on a loopback port where nothing listens."""
+    url = f"postgresql://certwatch@127.0.0.1:{localstack.free_port()}/x"
+    monkeypatch.setenv("CERTWATCH_DATABASE_URL", url)
+
+
 def test_an_unreachable_database_is_one_line_within_seconds(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    no_database: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv(
-        "CERTWATCH_DATABASE_URL", f"postgresql://certwatch@127.0.0.1:{localstack.free_port()}/x"
-    )
     for argv in (["create-account", "x"], ["purchase", str(uuid.uuid4())], ["rebuild", "list"]):
         started = time.monotonic()
         code, _, err = _run(["admin", *argv], capsys)
@@ -127,8 +131,7 @@ def test_bootstrap_completes_a_start_that_failed_half_way(database_url: str, tmp
 
 
 def test_bad_input_is_refused_before_connecting(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    no_database: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("CERTWATCH_DATABASE_URL", f"postgresql://certwatch@127.0.0.1:{localstack.free_port()}/x")
     code, _, err = _run(["admin", "purchase", str(uuid.uuid4()), "--years", "-1"], capsys)
     assert code == 2 and err == "certwatch: --years: must be a whole number from 1 to 5\n"
