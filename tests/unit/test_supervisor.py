@@ -82,7 +82,7 @@ def test_a_child_not_ready_in_time_is_killed_and_restarted(tmp_path: Path) -> No
         _poll_until(sup, lambda: bool(said))
     finally:
         sup.stop(grace_s=2)
-    assert said[0].startswith("slow was not ready within 0s; restarting")
+    assert said[0].startswith("slow was not ready within 0.2s; restarting")
 
 
 def test_stop_goes_from_the_highest_tier_down(tmp_path: Path) -> None:

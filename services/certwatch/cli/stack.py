@@ -160,7 +160,7 @@ def _supervise(var: Path, units: int, explicit: Mapping[str, int]) -> int:
         while True:
             supervisor.poll()
             if not announced and supervisor.all_ready():
-                _banner(pg, nats, var, services)
+                _banner(pg, nats, var, services, env.get("CERTWATCH_LOG_FORMAT") or "json")
                 announced = True
             time.sleep(0.2)
     except GiveUp as exc:
@@ -256,12 +256,15 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def _banner(pg: localstack.Postgres, nats: localstack.Nats, var: Path, services: dict[str, int]) -> None:
+def _banner(
+    pg: localstack.Postgres, nats: localstack.Nats, var: Path, services: dict[str, int], log_format: str
+) -> None:
+    hint = " (JSON lines; CERTWATCH_LOG_FORMAT=text for plain text)" if log_format == "json" else ""
     lines = ["", "certwatch is running.", f"  PostgreSQL  {pg.url}", f"  NATS        {nats.url}"]
     lines += [f"  {name:<11} 127.0.0.1:{port} (gRPC)" for name, port in services.items()]
     lines += [
         f"  API key     in {var / 'credentials.json'} (the CLI reads it)",
-        f"  Logs        {var / 'logs'}/ (JSON; CERTWATCH_LOG_FORMAT=text for plain text)",
+        f"  Logs        {var / 'logs'}/{hint}",
         "",
         "Try (in another terminal):",
         "  .venv/bin/certwatch check example.com",

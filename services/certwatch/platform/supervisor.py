@@ -158,7 +158,7 @@ class Supervisor:
                 elif not st.ready and now - st.started_at > self._start_timeout:
                     st.proc.kill()
                     st.proc.wait(5)
-                    self._died(name, st, f"was not ready within {self._start_timeout:.0f}s")
+                    self._died(name, st, f"was not ready within {self._start_timeout:g}s")
                 continue
             self._died(
                 name,
@@ -194,7 +194,7 @@ class Supervisor:
         delay = policy.delay(recent)
         st.restart_at = now + delay
         self._say(
-            f"{name} {how}; restarting it in {delay:g}s (restart {recent + 1} of {policy.limit}); {where}"
+            f"{name} {how}; restarting it in {delay:g}s (restart {recent + 1}, at most {policy.limit} in {policy.window_s:g}s); {where}"
         )
 
     def stop(self, grace_s: float = 20.0) -> None:
