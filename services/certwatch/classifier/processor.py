@@ -6,6 +6,7 @@ checkpoint: a redelivered or replayed probe result appends nothing new.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -23,6 +24,8 @@ from certwatch.platform.events import NewEvent, RecordedEvent, stable_id
 from certwatch.platform.projection import Projection
 from certwatch.prober import events as pev
 from certwatch.prober.facts import ProbeResult
+
+verdicts_log = logging.getLogger("certwatch.classifier.verdicts")
 
 
 def _per_address(result: ProbeResult, first_check: bool, now: datetime) -> list[dict[str, Any]]:
@@ -116,6 +119,29 @@ async def _apply_status(conn: Conn, event: RecordedEvent) -> None:
     )
 
 
+async def _apply_statuses(conn: Conn, events: Sequence[RecordedEvent]) -> None:
+    """The status view, and one log line per verdict change (status or primary cause): the
+    page's previous statuses come in one query, so the log costs a round trip per page."""
+    cur = await conn.execute(
+        "SELECT domain_id::text, status, primary_cause FROM classifier_status WHERE domain_id = ANY(%b::uuid[])",
+        (list({e.data["domain_id"] for e in events}),),
+    )
+    last: dict[str, tuple[str | None, str | None]] = {
+        row[0]: (row[1], row[2]) for row in await cur.fetchall()
+    }
+    for event in events:
+        await _apply_status(conn, event)
+        domain_id, verdict = event.data["domain_id"], event.data["verdict"]
+        before, now = last.get(domain_id, (None, None)), (verdict["status"], verdict.get("primary_cause"))
+        if now != before:
+            verdicts_log.info(
+                "domain %s verdict %s -> %s (%s)", domain_id, before[0] or "none", now[0], now[1] or "no cause",
+                extra={"domain_id": domain_id, "account_id": event.data["account_id"], "previous": before[0],
+                       "status": now[0], "primary_cause": now[1], "position": event.position},
+            )  # fmt: skip
+        last[domain_id] = now
+
+
 def _json(value: object) -> Jsonb:
     return Jsonb(value)
 
@@ -123,7 +149,7 @@ def _json(value: object) -> Jsonb:
 STATUS_VIEW = Projection(
     name="classifier.status",
     event_types=[cev.DOMAIN_CLASSIFIED],
-    handle=_apply_status,
+    handle_batch=_apply_statuses,
     reset_sql=["DELETE FROM classifier_status", "DELETE FROM classifier_status_history"],
     subject="cw.events.status.>",
 )

@@ -1,15 +1,23 @@
 """`certwatch stack`: the whole system on one machine, what `make run` starts.
 
 PostgreSQL and NATS JetStream run as child processes with their data under `./var` (kept
-between runs), then each service runs as its own `certwatch serve NAME` process. The first
-run creates a local account with some quota and writes its key to `var/credentials.json`,
-which the CLI reads. Ctrl-C stops everything: services first (graceful), then the servers.
+between runs), then each service runs as its own `certwatch serve NAME` process. The stack
+supervises them: a child that dies is restarted with backoff (and the stack stops, saying
+why, when one keeps dying), and every child's output goes to a size-capped, rotated
+`var/logs/<name>.log`. Only one stack runs per `var/` (`var/stack.pid` is locked).
+
+Ports: `CERTWATCH_<SERVICE>_PORT` if set, else the ones saved in `var/stack.json`, else the
+defaults, each replaced by a free one when taken. The first run creates a local account with
+some quota; `var/credentials.json` holds its key and the ports, and the CLI reads it.
+Ctrl-C stops everything: services first (graceful), then NATS, then PostgreSQL.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -17,14 +25,23 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from certwatch.platform import localstack
+from certwatch.cli import admin
+from certwatch.cli.client import CliError, fail
+from certwatch.inventory import quota
+from certwatch.inventory.validation import ValidationError
+from certwatch.platform import auth, config, localstack, logs
 from certwatch.platform.config import SERVICE_PORTS
+from certwatch.platform.events import stable_id
 from certwatch.platform.shredding import new_master_key
+from certwatch.platform.supervisor import Child, GiveUp, Supervisor
 
-_PREFERRED = {"postgres": 55432, "nats": 54222}
+PREFERRED_PORTS = {"postgres": 55432, "nats": 54222, **SERVICE_PORTS}
+LOCAL_ACCOUNT = "local"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -34,58 +51,160 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=_run)
 
 
-def _port(preferred: int) -> int:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            return localstack.free_port()
+def choose_ports(
+    saved: Mapping[str, int],
+    explicit: Mapping[str, int],
+    is_free: Callable[[int], bool],
+    pick: Callable[[], int],
+) -> dict[str, int]:
+    """A port for every child: the explicit one as given, else the saved one (the default on
+    a first run) while it is free and not chosen for another; else `pick()` a free one."""
+    chosen: dict[str, int] = {}
+    for name, default in PREFERRED_PORTS.items():
+        if name in explicit:
+            chosen[name] = explicit[name]
+            continue
+        taken = set(chosen.values()) | set(explicit.values())
+        port = saved.get(name, default)
+        while port in taken or not is_free(port):
+            port = pick()
+        chosen[name] = port
+    return chosen
 
 
-def _ports(var: Path) -> dict[str, int]:
-    state = var / "stack.json"
-    if state.exists():
-        saved: dict[str, int] = json.loads(state.read_text())
-        return saved
-    ports = {name: _port(p) for name, p in _PREFERRED.items()}
-    state.write_text(json.dumps(ports))
-    return ports
+def _explicit_ports(env: Mapping[str, str]) -> dict[str, int]:
+    ports = config.load(env).grpc_ports
+    return {name: ports[name] for name in SERVICE_PORTS if env.get(f"CERTWATCH_{name.upper()}_PORT")}
 
 
 def _run(args: argparse.Namespace) -> int:
+    try:
+        units = quota.purchase_units(args.units)
+        explicit = _explicit_ports(os.environ)
+    except ValidationError as exc:
+        v = exc.violations[0]
+        return fail(f"--units: {v.description.removeprefix(v.field + ' ')}")
+    except config.ConfigError as exc:
+        return fail(str(exc))
     var: Path = args.var.resolve()
     var.mkdir(parents=True, exist_ok=True)
     var.chmod(0o755)  # PostgreSQL runs as an unprivileged user and must reach its directory
-    ports = _ports(var)
+    try:
+        lock = _lock(var)
+    except CliError as exc:
+        return fail(str(exc))
+    try:
+        return _supervise(var, units, explicit)
+    finally:
+        os.close(lock)
+
+
+def _lock(var: Path) -> int:
+    """Hold `var/stack.pid` locked while we run: a second stack on the same data refuses at
+    once, instead of starting duplicate servers. The kernel drops the lock when we die."""
+    fd = os.open(var / "stack.pid", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise CliError(f"already running for {var}, pid {pid}; stop that one first") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _supervise(var: Path, units: int, explicit: Mapping[str, int]) -> int:
+    for name, port in explicit.items():
+        if not localstack.port_is_free(port):
+            return fail(f"CERTWATCH_{name.upper()}_PORT={port}: the port is in use")
+    ports = choose_ports(localstack.saved_ports(var), explicit, localstack.port_is_free, localstack.free_port)
+    localstack.save_ports(var, ports)
     pg = localstack.Postgres(var / "postgres", ports["postgres"])
     nats = localstack.Nats(var / "nats" / "jetstream", ports["nats"])
-    children: list[subprocess.Popen[bytes]] = []
+    services = {name: ports[name] for name in SERVICE_PORTS}
+    env = {**os.environ, "CERTWATCH_DATABASE_URL": pg.url, "CERTWATCH_NATS_URL": nats.url,
+           "CERTWATCH_MASTER_KEY": _master_key(var),
+           **{f"CERTWATCH_{name.upper()}_PORT": str(port) for name, port in services.items()}}  # fmt: skip
+    (var / "logs").mkdir(exist_ok=True)
+    stack_log = logs.RotatingFile(var / "logs" / "stack.log")
+
+    def say(message: str) -> None:
+        stamped = f"{time.strftime('%H:%M:%S')} {message}"
+        print(f"certwatch stack: {stamped}", file=sys.stderr, flush=True)
+        stack_log.write(f"{stamped}\n".encode())
+
+    children = [_server("postgres", pg, tier=0), _server("nats", nats, tier=1)]
+    children += [_service(name, port, env) for name, port in services.items()]
+    supervisor = Supervisor(children, var / "logs", say=say)
+    for signum in (
+        signal.SIGINT,
+        signal.SIGTERM,
+    ):  # SIGINT too: a shell starts background jobs with it ignored
+        signal.signal(signum, _interrupt)
+    code = 0
     try:
-        pg.start()
-        nats.start()
-        env = {**os.environ, "CERTWATCH_DATABASE_URL": pg.url, "CERTWATCH_NATS_URL": nats.url,
-               "CERTWATCH_LOG_FORMAT": os.environ.get("CERTWATCH_LOG_FORMAT", "text"),
-               "CERTWATCH_MASTER_KEY": _master_key(var)}  # fmt: skip
-        _ensure_credentials(var, env, args.units)
-        logs = var / "logs"
-        logs.mkdir(exist_ok=True)
-        for name in SERVICE_PORTS:
-            log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-            children.append(subprocess.Popen(
-                [sys.executable, "-m", "certwatch.cli.main", "serve", name], env=env,
-                stdout=log, stderr=log, start_new_session=True,
-            ))  # fmt: skip
-            log.close()
-        _wait_listening(children)
-        _banner(pg, nats, var)
-        _wait_for_interrupt(children)
+        for server in ("postgres", "nats"):
+            try:
+                supervisor.start(server)
+            except localstack.LocalStackError as exc:
+                tail = "".join(f"\n    {line}" for line in supervisor.tail(server))
+                return fail(f"{server} did not start: {exc}{tail}")
+        try:
+            asyncio.run(_bootstrap(pg.url, var / "credentials.json", units, services))
+        except CliError as exc:
+            return fail(f"creating the local account: {exc}")
+        for name in services:
+            supervisor.start(name)
+        announced = False
+        while True:
+            supervisor.poll()
+            if not announced and supervisor.all_ready():
+                _banner(pg, nats, var, services, env.get("CERTWATCH_LOG_FORMAT") or "json")
+                announced = True
+            time.sleep(0.2)
+    except GiveUp as exc:
+        say(f"stopping: {exc}")
+        code = 1
+    except KeyboardInterrupt:
+        pass
     finally:
-        _stop_children(children)
-        nats.stop()
-        pg.stop()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the graceful stop short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        supervisor.stop()
+        stack_log.close()
         print("certwatch stopped; data kept in", var)
-    return 0
+    return code
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _server(name: str, server: localstack.Postgres | localstack.Nats, *, tier: int) -> Child:
+    def spawn(output: int) -> subprocess.Popen[bytes]:
+        server.output = output
+        server.start()
+        assert server.proc is not None
+        return server.proc
+
+    stop = signal.SIGINT if isinstance(server, localstack.Postgres) else signal.SIGTERM  # SIGINT: "fast" stop
+    return Child(name, spawn, stop_signal=stop, tier=tier)
+
+
+def _service(name: str, port: int, env: dict[str, str]) -> Child:
+    def spawn(output: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "certwatch.cli.main", "serve", name], env=env, stdout=output,
+            stderr=output, start_new_session=True, preexec_fn=localstack.die_with_parent,
+        )  # fmt: skip
+
+    def listening() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return True
+        return False
+
+    return Child(name, spawn, ready=listening, tier=2)
 
 
 def _master_key(var: Path) -> str:
@@ -100,46 +219,52 @@ def _master_key(var: Path) -> str:
     return path.read_text().strip()
 
 
-def _ensure_credentials(var: Path, env: dict[str, str], units: int) -> None:
-    path = var / "credentials.json"
-    if path.exists():
-        return
-    out = subprocess.run(
-        [sys.executable, "-m", "certwatch.cli.main", "admin", "create-account", "local", "--admin"],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    created = json.loads(out.stdout)
-    subprocess.run(
-        [sys.executable, "-m", "certwatch.cli.main", "admin", "purchase", created["account_id"],
-         "--domains", str(units)],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+async def _bootstrap(url: str, path: Path, units: int, ports: dict[str, int]) -> None:
+    """The local admin account, its key and quota, and the ports the CLI should use.
+
+    Each step is recorded in the credentials file before the next, and the purchase has a
+    fixed event id, so a start that failed half-way is completed by the next one."""
+    creds: dict[str, Any] = {}
+    with contextlib.suppress(FileNotFoundError):
+        creds = json.loads(path.read_text())
+    pool = await admin.connect(url)
+    try:
+        if "api_key" not in creds:
+            account_id = await admin.account_named(pool, LOCAL_ACCOUNT)
+            if account_id is None:  # else an earlier start created it and died before saving its key
+                account_id, key = await admin.create_account(pool, LOCAL_ACCOUNT, admin=True)
+            else:
+                key = await auth.issue_key(pool, account_id, role="admin")
+            creds = {"api_key": key, "account_id": str(account_id), "quota_purchased": False}
+            _write_private(path, creds)
+        if creds.get("quota_purchased") is False:
+            account_id = uuid.UUID(creds["account_id"])
+            await admin.record_purchase(
+                pool, account_id, units, event_id=stable_id("stack-quota", account_id)
+            )
+            del creds["quota_purchased"]
+    finally:
+        await pool.close()
+    _write_private(path, {**creds, "grpc_host": "127.0.0.1", "ports": ports})
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f"{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump({"api_key": created["api_key"], "account_id": created["account_id"],
-                   "grpc_host": "127.0.0.1", "ports": dict(SERVICE_PORTS)}, fh, indent=2)  # fmt: skip
+        json.dump(data, fh, indent=2)
+    tmp.replace(path)
 
 
-def _wait_listening(children: list[subprocess.Popen[bytes]], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    for name, port in SERVICE_PORTS.items():
-        while True:
-            dead = [c for c in children if c.poll() is not None]
-            if dead:
-                raise SystemExit(f"a service exited while starting; see var/logs/{name}.log")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{name} did not listen on {port}; see var/logs/{name}.log")
-            time.sleep(0.1)
-
-
-def _banner(pg: localstack.Postgres, nats: localstack.Nats, var: Path) -> None:
+def _banner(
+    pg: localstack.Postgres, nats: localstack.Nats, var: Path, services: dict[str, int], log_format: str
+) -> None:
+    hint = " (JSON lines; CERTWATCH_LOG_FORMAT=text for plain text)" if log_format == "json" else ""
     lines = ["", "certwatch is running.", f"  PostgreSQL  {pg.url}", f"  NATS        {nats.url}"]
-    lines += [f"  {name:<11} 127.0.0.1:{port} (gRPC)" for name, port in SERVICE_PORTS.items()]
+    lines += [f"  {name:<11} 127.0.0.1:{port} (gRPC)" for name, port in services.items()]
     lines += [
         f"  API key     in {var / 'credentials.json'} (the CLI reads it)",
-        f"  Logs        {var / 'logs'}/",
+        f"  Logs        {var / 'logs'}/{hint}",
         "",
         "Try (in another terminal):",
         "  .venv/bin/certwatch check example.com",
@@ -149,32 +274,3 @@ def _banner(pg: localstack.Postgres, nats: localstack.Nats, var: Path) -> None:
         f"Ctrl-C stops everything; data stays in {var}.",
     ]
     print("\n".join(lines), flush=True)
-
-
-def _wait_for_interrupt(children: list[subprocess.Popen[bytes]]) -> None:
-    stop = False
-
-    def _handler(signum: int, frame: Any) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGINT, _handler)
-    signal.signal(signal.SIGTERM, _handler)
-    while not stop:
-        if any(c.poll() is not None for c in children):
-            print("a service exited unexpectedly; see var/logs/. Stopping.", file=sys.stderr)
-            return
-        time.sleep(0.5)
-
-
-def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for child in children:
-        try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(5)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -27,7 +28,7 @@ class LocalStackError(RuntimeError):
     """A local server could not be started; the message says which and why."""
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: get SIGTERM when the process that started us dies, so a
     killed test run or `make run` never leaves servers behind (Linux prctl PR_SET_PDEATHSIG).
     The signal follows the starting *thread*: start servers from a thread that outlives them."""
@@ -83,6 +84,32 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
     raise LocalStackError("running as root and no 'postgres' or 'nobody' user exists")
 
 
+def _kill(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+
+
+def _check_reachable(directory: Path) -> None:
+    """PostgreSQL runs as another user when we are root: every directory on the way to its
+    data must let that user through, or initdb fails with a bare "Permission denied"."""
+    user = _unprivileged_user()
+    assert user is not None
+    for step in [*reversed(directory.parents), directory]:
+        if not step.is_dir():
+            return  # created below, by us, open to others
+        probe = subprocess.run(
+            ["test", "-x", str(step)], user=user.pw_uid, group=user.pw_gid, extra_groups=[]
+        )
+        if probe.returncode != 0:
+            mode = step.stat().st_mode & 0o777
+            raise LocalStackError(
+                f"PostgreSQL runs as the user {user.pw_name!r} (certwatch runs as root), which cannot"
+                f" enter {step} (mode {mode:o}): choose a --var elsewhere, or let it through with"
+                f" `chmod o+x {step}`"
+            )
+
+
 @dataclass
 class Postgres:
     """A private PostgreSQL cluster: `initdb` once, then `postgres` in the foreground."""
@@ -92,6 +119,7 @@ class Postgres:
     host: str = "127.0.0.1"
     fast_unsafe: bool = False
     proc: subprocess.Popen[bytes] | None = None
+    output: int | None = None  # descriptor for its stdout and stderr; default server.log
 
     @property
     def url(self) -> str:
@@ -103,8 +131,18 @@ class Postgres:
         return {} if user is None else {"user": user.pw_uid, "group": user.pw_gid}
 
     def start(self, timeout: float = 60.0) -> None:
+        """Start and wait until the database accepts connections; on failure nothing is left running."""
+        try:
+            self._start(timeout)
+        except BaseException:
+            _kill(self.proc)
+            raise
+
+    def _start(self, timeout: float) -> None:
         bindir = postgres_bindir()
         demote = self._demote()
+        if demote:
+            _check_reachable(self.data_dir.parent)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         socket_dir = self.data_dir / "sock"
         if demote:
@@ -134,7 +172,7 @@ class Postgres:
                 "-c",
                 "full_page_writes=off",
             ]
-        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child
+        log = self.output if self.output is not None else open(self.data_dir / "server.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             args,
             stdout=log,
@@ -143,9 +181,10 @@ class Postgres:
             start_new_session=True,
             user=demote.get("user"),
             group=demote.get("group"),
-            preexec_fn=_die_with_parent,  # runs after the switch to the unprivileged user
+            preexec_fn=die_with_parent,  # runs after the switch to the unprivileged user
         )
-        log.close()
+        if not isinstance(log, int):
+            log.close()
         _wait_port(self.host, self.port, self.proc, timeout, "postgres")
         self._create_database(bindir, timeout)
 
@@ -188,20 +227,33 @@ class Nats:
     port: int
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
+    output: int | None = None  # descriptor for its stdout and stderr; default nats-PORT.log
 
     @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
+        """Start and wait until it listens; on failure nothing is left running."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.store_dir.parent / f"nats-{self.port}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [nats_binary(), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
-            stdout=log, stderr=log, start_new_session=True, preexec_fn=_die_with_parent,
-        )  # fmt: skip
-        log.close()
-        _wait_port(self.host, self.port, self.proc, timeout, "nats-server")
+        log = self.output
+        if log is None:
+            log = os.open(
+                self.store_dir.parent / f"nats-{self.port}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+            )
+        try:
+            self.proc = subprocess.Popen(
+                [nats_binary(), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
+                stdout=log, stderr=log, start_new_session=True, preexec_fn=die_with_parent,
+            )  # fmt: skip
+        finally:
+            if self.output is None:
+                os.close(log)
+        try:
+            _wait_port(self.host, self.port, self.proc, timeout, "nats-server")
+        except BaseException:
+            _kill(self.proc)
+            raise
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: used by the failure tests."""
@@ -233,3 +285,34 @@ def running(root: Path, *, fast_unsafe: bool = False) -> Iterator[tuple[Postgres
     finally:
         nats.stop()
         pg.stop()
+
+
+STATE_FILE = "stack.json"
+
+
+def saved_ports(var: Path) -> dict[str, int]:
+    """The ports `certwatch stack` last chose for `var` (PostgreSQL, NATS, each service)."""
+    try:
+        data = json.loads((var / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {name: port for name, port in data.items() if isinstance(port, int)}
+
+
+def save_ports(var: Path, ports: dict[str, int]) -> None:
+    tmp = var / f"{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(ports, indent=2))
+    tmp.replace(var / STATE_FILE)
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Nothing listens on it (a port left in TIME_WAIT counts as free, as for a server)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True

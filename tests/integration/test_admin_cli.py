@@ -1,0 +1,137 @@
+"""`certwatch admin`: finds the local stack's database, refuses bad input in one line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from certwatch.cli import stack
+from certwatch.cli.main import main
+from certwatch.inventory import domain as d
+from certwatch.platform import db, localstack
+from certwatch.platform.eventlog import EventLog
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def db_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("CERTWATCH_DATABASE_URL", database_url)
+    return database_url
+
+
+def test_bad_input_is_one_line_and_exit_2(db_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["admin", "create-account", "team-a"], capsys)
+    assert code == 0
+    existing = json.loads(out)["account_id"]
+    cases = {
+        ("create-account", ""): "name: must not be empty",
+        ("create-account", "team-a"): "name: an account named 'team-a' already exists",
+        ("purchase", "not-a-uuid"): "account_id: 'not-a-uuid' is not a UUID",
+        ("purchase", str(uuid.uuid4())): "account_id: no account",
+        ("purchase", existing, "--domains", "-5"): "--domains: ",
+        ("purchase", existing, "--domains", "ten"): "--domains: must be a whole number, got 'ten'",
+        ("purchase", existing, "--quantity", "0"): "--quantity: ",
+        ("purchase", existing, "--years", "99"): "--years: ",
+        ("rebuild", "no.such"): "projection: unknown 'no.such'; one of ",
+    }
+    for argv, expected in cases.items():
+        code, out, err = _run(["admin", *argv], capsys)
+        assert (code, out) == (2, ""), argv
+        assert err.count("\n") == 1 and err.startswith(f"certwatch: {expected}"), (argv, err)
+
+
+def test_purchase_for_an_existing_account_is_recorded(
+    db_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out, _ = _run(["admin", "create-account", "team-b"], capsys)
+    account = json.loads(out)["account_id"]
+    code, out, _ = _run(["admin", "purchase", account, "--domains", "5", "--years", "2"], capsys)
+    assert code == 0 and "recorded 10 monitoring units" in out
+
+
+@pytest.fixture
+def no_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database URL on a loopback port where nothing listens."""
+    url = f"postgresql://certwatch@127.0.0.1:{localstack.free_port()}/x"
+    monkeypatch.setenv("CERTWATCH_DATABASE_URL", url)
+
+
+def test_an_unreachable_database_is_one_line_within_seconds(
+    no_database: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (["create-account", "x"], ["purchase", str(uuid.uuid4())], ["rebuild", "list"]):
+        started = time.monotonic()
+        code, _, err = _run(["admin", *argv], capsys)
+        assert time.monotonic() - started < 5
+        assert code == 2 and err.count("\n") == 1 and "cannot reach PostgreSQL at 127.0.0.1:" in err, err
+
+
+def test_the_stacks_database_is_found_through_var(
+    postgres_server: localstack.Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.delenv("CERTWATCH_DATABASE_URL", raising=False)
+    localstack.save_ports(tmp_path, {"postgres": postgres_server.port})
+    code, out, err = _run(["admin", "--var", str(tmp_path), "rebuild", "list"], capsys)
+    assert code == 0, err
+    assert "classifier.status" in out.split()
+
+
+async def _purchases(pool: Any, account_id: str) -> list[int]:
+    events = await EventLog(pool).read_stream(d.quota_stream_id(account_id))
+    return [e.data["units"] for e in events]
+
+
+def test_bootstrap_completes_a_start_that_failed_half_way(database_url: str, tmp_path: Path) -> None:
+    """An earlier start created the `local` account and died before saving its key; another
+    saved the key but died before the purchase. Each later start finishes the job, once."""
+    creds = tmp_path / "credentials.json"
+    ports = {"inventory": 1, "prober": 2}
+
+    async def scenario() -> None:
+        pool = await db.open_pool(database_url)
+        try:
+            async with pool.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO accounts (account_id, name) VALUES (%s, 'local')", (uuid.uuid4(),)
+                )
+            await stack._bootstrap(database_url, creds, 7, ports)
+            first = json.loads(creds.read_text())
+            assert await _purchases(pool, first["account_id"]) == [7]
+            stack._write_private(creds, {**first, "quota_purchased": False})  # died before recording it
+            await stack._bootstrap(database_url, creds, 7, {"inventory": 3, "prober": 4})
+            again = json.loads(creds.read_text())
+            assert await _purchases(pool, first["account_id"]) == [7]  # the same event: no second purchase
+            assert again["api_key"] == first["api_key"] and "quota_purchased" not in again
+            assert again["ports"] == {"inventory": 3, "prober": 4}
+            async with pool.connection() as conn:
+                row = await (
+                    await conn.execute("SELECT count(*) FROM accounts WHERE name = 'local'")
+                ).fetchone()
+            assert row is not None and row[0] == 1
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
+    assert creds.stat().st_mode & 0o777 == 0o600
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM api_keys").fetchone() == (1,)
+
+
+def test_bad_input_is_refused_before_connecting(
+    no_database: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(["admin", "purchase", str(uuid.uuid4()), "--years", "-1"], capsys)
+    assert code == 2 and err == "certwatch: --years: must be a whole number from 1 to 5\n"
