@@ -24,6 +24,7 @@ BROKEN_EVERY = 50  # one target in 50 points at a closed port
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("count", [1, 100, 10_000])
 async def test_every_enabled_domain_gets_a_verdict(settings: Settings, pki: TestPKI, count: int) -> None:
     files = pki.server_files(pki.leaf("*.scale.test", dns=("*.scale.test",), org="Scale Org"))
@@ -31,8 +32,9 @@ async def test_every_enabled_domain_gets_a_verdict(settings: Settings, pki: Test
     broken = {h for i, h in enumerate(hosts) if i % BROKEN_EVERY == BROKEN_EVERY - 1}
     with nginx(*files, workers=2) as server, closed_port() as down:
         resolve = tuple(f"{h}:{down if h in broken else server.port}:127.0.0.1" for h in hosts)
+        # Generous timeouts: 10,000 handshakes on a busy 2-core machine are slow, not failed.
         fast = replace(
-            settings, resolve_overrides=resolve, probe_connect_timeout_s=1, probe_handshake_timeout_s=5
+            settings, resolve_overrides=resolve, probe_connect_timeout_s=5, probe_handshake_timeout_s=15
         )
         async with running_stack(fast, units=count) as stack, stack.channel("inventory") as channel:
             inventory = inventory_pb2_grpc.InventoryStub(channel)
