@@ -2,9 +2,9 @@
 
 Run alone: `.venv/bin/python -m bench.enable_at_scale` (from the repo root; imports tests.support).
 
-All six services run in-process (tests.support.stack.running_stack) against freshly started
-PostgreSQL (durable) and NATS; the targets are names on one nginx with a wildcard
-certificate. AddDomains(enable=True) is called with 500 targets at a time, as fast as it
+All six services run as their own processes, as under `make run`
+(tests.support.process_stack), against freshly started PostgreSQL (durable) and NATS; the targets are names on one nginx with a wildcard
+certificate, resolved by a DNS server on loopback. AddDomains(enable=True) is called with 500 targets at a time, as fast as it
 answers, and the clock stops when no domain is ENABLING any more. Meanwhile a side loop
 enables and disables 40 other domains, one RPC at a time, for the latency of
 EnableMonitoring and DisableMonitoring under that load.
@@ -65,10 +65,10 @@ async def _toggle(
 async def _run_stack(settings: Settings, hosts: list[str], port: int) -> dict[str, Any]:
     from certwatch.v1 import inventory_pb2 as pb
     from certwatch.v1 import inventory_pb2_grpc
-    from tests.support.stack import running_stack
+    from tests.support.process_stack import process_stack
 
     async with (
-        running_stack(settings, units=DOMAINS + TOGGLED + 10) as stack,
+        process_stack(settings, units=DOMAINS + TOGGLED + 10) as stack,
         stack.channel("inventory") as channel,
     ):
         inventory = inventory_pb2_grpc.InventoryStub(channel)
@@ -121,21 +121,22 @@ async def _bare(settings: Settings, hosts: list[str], port: int) -> float:
 
 
 async def run() -> list[Row]:
+    from tests.support.dns_server import SuffixZone, dns_server
     from tests.support.nginx import nginx
     from tests.support.pki import TestPKI
 
     hosts = [f"d{i:05d}.bench.test" for i in range(DOMAINS)]
     with fresh_servers(BENCH) as (pg, nats), TestPKI() as pki:
         files = pki.server_files(pki.leaf("*.bench.test", dns=("*.bench.test",), org="Bench Org"))
-        with nginx(*files, workers=1) as server:
+        zone = SuffixZone("bench.test", {"A": ["127.0.0.1"]})
+        with nginx(*files, workers=1) as server, dns_server(zone) as (dns_ip, dns_port):
             port = server.port
-            side = [f"side{i}.bench.test" for i in range(TOGGLED)]
             settings = Settings(
                 database_url=pg.url, nats_url=nats.url, log_format="text", log_level="WARNING",
                 allow_networks=(ipaddress.ip_network("127.0.0.0/8"),), ca_file=pki.ca_file,
                 probe_interval_s=3600, probe_jitter_s=0, probe_connect_timeout_s=2,
                 probe_handshake_timeout_s=5, shutdown_grace_s=3,
-                resolve_overrides=tuple(f"{h}:{port}:127.0.0.1" for h in hosts + side),
+                dns_servers=(f"{dns_ip}:{dns_port}",),
             )  # fmt: skip
             got = await _run_stack(settings, hosts, port)
             bare = await _bare(settings, hosts, port)
