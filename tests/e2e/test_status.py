@@ -110,6 +110,7 @@ async def test_a_domain_not_checked_for_two_intervals_is_flagged_stale(
                 )
             code, out, err = await _cli(capsys, "domains", "list", "--credentials", creds)
             assert code == 0 and "SECURE (stale)" in out and "not checked for more than two" in err
+            assert "2m ago" in out  # the CHECKED column
             _, out, _ = await _cli(capsys, "domains", "list", "--json", "--credentials", creds)
             assert json.loads(out)[0]["stale"] is True
             _, out, _ = await _cli(capsys, "domains", "show", str(domain["id"]), "--credentials", creds)

@@ -78,6 +78,8 @@ def describe(exc: grpc.RpcError) -> str:
     code = exc.code()
     message = exc.details()
     if code == grpc.StatusCode.UNAVAILABLE:
+        if message and "database" in message:  # the service answered: its database did not
+            return f"service unavailable: {message}"
         return f"cannot reach the service ({message}); is `make run` running?"
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return f"not authenticated: {message}; check your API key"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +80,20 @@ def _row(d: pb.Domain) -> list[str]:
     valid_to = d.valid_to.ToDatetime().date().isoformat() if d.HasField("valid_to") else "-"
     return [d.id, client.target_label(d.host, d.port),
             d.status + (f"/{d.primary_cause}" if d.primary_cause else "") + (" (stale)" if d.stale else ""),
-            days, valid_to, d.brand or "-", "on" if d.monitoring_enabled else "off"]  # fmt: skip
+            days, valid_to, d.brand or "-", "on" if d.monitoring_enabled else "off",
+            _age(d.last_checked_at) if d.HasField("last_checked_at") else "-"]  # fmt: skip
 
 
-_HEADER = ["ID", "TARGET", "STATUS", "DAYS LEFT", "EXPIRES", "BRAND", "MONITORING"]
+def _age(stamp: Any) -> str:
+    """How long ago, the way people read a check time: 45s, 12m, 5h, 3d ago."""
+    seconds = max(0, int((datetime.now(UTC) - stamp.ToDatetime(tzinfo=UTC)).total_seconds()))
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+_HEADER = ["ID", "TARGET", "STATUS", "DAYS LEFT", "EXPIRES", "BRAND", "MONITORING", "CHECKED"]
 
 
 def _json(message: Any) -> str:
