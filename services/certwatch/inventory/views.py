@@ -35,6 +35,20 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
             (data["generation"], data["enabled_at"], data["period_start"], data["service_ends_on"],
              data["domain_id"]),
         )  # fmt: skip
+    elif event.type == d.RECHECK_REQUESTED:
+        # Retrying after a failed enable check is an enable check again (ENABLING) in a new
+        # generation; a legacy ENABLE_FAILED domain (no generation change) is checked as one too.
+        await conn.execute(
+            "UPDATE inventory_domains SET port = %s, generation = %s,"
+            " status = CASE WHEN status = 'ENABLE_FAILED' THEN 'ENABLING' ELSE status END"
+            " WHERE domain_id = %s AND enabled",
+            (data["port"], data["generation"], data["domain_id"]),
+        )
+    elif event.type == d.MONITORING_STARTED:
+        await conn.execute(
+            "UPDATE inventory_domains SET period_start = %s, service_ends_on = %s WHERE domain_id = %s",
+            (data["period_start"], data["service_ends_on"], data["domain_id"]),
+        )
     elif event.type in (d.MONITORING_DISABLED, d.SERVICE_ENDED):
         status = "DISABLED" if event.type == d.MONITORING_DISABLED else "SERVICE_ENDED"
         await conn.execute(
