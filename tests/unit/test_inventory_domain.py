@@ -71,6 +71,26 @@ def test_enable_reserves_a_unit_and_a_successful_check_consumes_it_from_that_day
     assert domain.verdict("SECURE") == []  # later verdicts conclude nothing
 
 
+@pytest.mark.parametrize(("first_check", "status", "starts"), [
+    (True, "SECURE", True), (True, "ABNORMAL", True), (True, d.ENABLE_FAILED, False), (False, "SECURE", False),
+])  # fmt: skip
+def test_views_show_the_period_the_verdict_starts(first_check: bool, status: str, starts: bool) -> None:
+    checked = NOW + timedelta(days=1)
+    domain = Domain()
+    domain.enable()
+    domain.verdict(status, checked)
+    verdict = {"first_check": first_check, "verdict": {"status": status, "checked_at": checked.isoformat()}}
+    shown = d.period_from_verdict(verdict)
+    if not starts:
+        assert shown == (None, None)
+        return
+    started = domain.last(d.MONITORING_STARTED)  # what the aggregate records just after
+    assert shown == (
+        date.fromisoformat(started["period_start"]),
+        date.fromisoformat(started["service_ends_on"]),
+    )
+
+
 def test_an_abnormal_enable_check_still_starts_monitoring() -> None:
     domain = Domain()
     domain.enable()

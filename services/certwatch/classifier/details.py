@@ -66,10 +66,12 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
     data = event.data
     if event.type == cev.DOMAIN_CLASSIFIED:
         await conn.execute(
-            "UPDATE classifier_details SET status = %s, classified = %s"
+            "UPDATE classifier_details SET status = %s, classified = %s,"
+            " period_start = coalesce(period_start, %s), service_ends_on = coalesce(service_ends_on, %s)"
             " WHERE domain_id = %s AND enabled AND generation = %s",
-            (data["verdict"]["status"], Jsonb(data), data["domain_id"], data["generation"]),
-        )
+            (data["verdict"]["status"], Jsonb(data), *d.period_from_verdict(data), data["domain_id"],
+             data["generation"]),
+        )  # fmt: skip
     elif event.type == cev.CERTIFICATE_CHAIN_OBSERVED:
         for cert in data["certificates"]:
             await conn.execute(

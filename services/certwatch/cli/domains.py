@@ -182,9 +182,10 @@ def _recheck(args: argparse.Namespace) -> int:
     if args.json:
         print(_json(response))
     else:
-        rows = [_row(r.domain) if r.HasField("domain") else [r.id, "-", r.code, "-", "-", r.error, "-"]
+        rows = [[r.id, f"{r.domain.host}:{r.domain.port}", r.domain.status, "re-checking now"]
+                if r.HasField("domain") else [r.id, "-", r.code, r.error]
                 for r in response.results]  # fmt: skip
-        print(table(rows, _HEADER))
+        print(table(rows, ["ID", "TARGET", "RESULT", "NOTES"]))
     return 0 if all(r.HasField("domain") for r in response.results) else 1
 
 

@@ -248,6 +248,7 @@ def conclude_enable_check(
     if status == ENABLE_FAILED:
         failed = {**base, "released_unit": state.reserved, "failed_at": checked_at.isoformat()}
         return [(ENABLE_CHECK_FAILED, failed), *_released(state)]
+    # a new period starts on the check's day (as `period_from_verdict` shows it at once)
     start = checked_at.date() if state.reserved or state.period_start is None else state.period_start
     started = {
         **base,
@@ -259,6 +260,17 @@ def conclude_enable_check(
     if state.reserved:
         events.append((QUOTA_UNIT_CONSUMED, {**started, "reserved": True}))
     return events
+
+
+def period_from_verdict(data: dict[str, Any]) -> tuple[date | None, date | None]:
+    """The period a `DomainClassified` would start if no period is running: its day when it
+    passes an enable check, else none. Views apply it with the verdict itself (the
+    aggregate's `MonitoringStarted`, appended just after, says the same), so a domain is
+    never shown checked but not yet counting its days."""
+    if not data.get("first_check") or data["verdict"]["status"] == ENABLE_FAILED:
+        return None, None
+    start = datetime.fromisoformat(data["verdict"]["checked_at"]).date()
+    return start, quota.service_end(start)
 
 
 def end_service(state: DomainState, today: date) -> list[Event]:

@@ -63,12 +63,13 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
         await conn.execute(
             "UPDATE inventory_domains SET status = %s, primary_cause = %s, causes = %s,"
             " recommended_action = %s, brand = %s, valid_from = %s, valid_to = %s,"
-            " days_left = %s, last_checked_at = %s"
+            " days_left = %s, last_checked_at = %s, period_start = coalesce(period_start, %s),"
+            " service_ends_on = coalesce(service_ends_on, %s)"
             " WHERE domain_id = %s AND enabled AND generation = %s",
             (verdict["status"], verdict.get("primary_cause"), verdict.get("causes", []),
              data.get("recommended_action"), verdict.get("brand"), verdict.get("valid_from"),
              verdict.get("valid_to"), verdict.get("days_left"), verdict["checked_at"],
-             data["domain_id"], data["generation"]),
+             *d.period_from_verdict(data), data["domain_id"], data["generation"]),
         )  # fmt: skip
 
 
