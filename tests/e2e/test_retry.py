@@ -18,6 +18,8 @@ import pytest
 from certwatch.cli.main import main
 from certwatch.inventory.quota import service_end
 from certwatch.platform.config import Settings
+from certwatch.v1 import inventory_pb2 as pb
+from certwatch.v1 import inventory_pb2_grpc
 from tests.support.pki import TestPKI
 from tests.support.stack import new_account, running_stack, wait_for
 from tests.support.tls_server import closed_port, server_context, tls_server
@@ -32,10 +34,15 @@ async def test_a_failed_enable_releases_its_unit_and_edit_retries_until_monitori
     async with running_stack(replace(settings, resolve_overrides=resolve)) as stack:
         _, key = await new_account(stack.settings.database_url, "retry", units=1)
 
-        async def cli(*argv: str, api_key: str = key) -> tuple[int, str]:
+        async def run(*argv: str, api_key: str = key) -> tuple[int, str, str]:
             server = f"127.0.0.1:{stack.services['inventory'].port}"
             code = await asyncio.to_thread(main, [*argv, "--api-key", api_key, "--server", server])
-            return code, capsys.readouterr().out
+            captured = capsys.readouterr()
+            return code, captured.out, captured.err
+
+        async def cli(*argv: str, api_key: str = key) -> tuple[int, str]:
+            code, out, _ = await run(*argv, api_key=api_key)
+            return code, out
 
         async def show(domain_id: str) -> dict[str, Any]:
             code, out = await cli("domains", "show", domain_id)
@@ -96,10 +103,19 @@ async def test_a_failed_enable_releases_its_unit_and_edit_retries_until_monitori
         code, out = await cli("domains", "add", f"retry.test:{port + 1 if port < 65535 else 1}", "--json")
         disabled = json.loads(out)["results"][0]["domain"]["id"]
         unknown = str(uuid.uuid4())
-        code, out = await cli("domains", "recheck", domain_id, unknown, "nope", foreign, disabled)
+        code, out = await cli("domains", "recheck", domain_id, unknown, foreign, disabled)
         assert code == 1
         lines = {line.split()[0]: line for line in out.splitlines()[1:]}
         assert "SECURE" in lines[domain_id]
         assert "NOT_FOUND" in lines[unknown] and "NOT_FOUND" in lines[foreign]
-        assert "INVALID_ARGUMENT" in lines["nope"]
         assert "FAILED_PRECONDITION" in lines[disabled] and "not enabled" in lines[disabled]
+        # A malformed id: one line before anything is sent from the CLI, one result from the RPC.
+        code, out, err = await run("domains", "recheck", domain_id, "nope")
+        assert (code, out, err) == (2, "", "certwatch: recheck: 'nope' is not a domain id (a UUID)\n")
+        async with stack.channel("inventory") as channel:
+            response = await inventory_pb2_grpc.InventoryStub(channel).RecheckDomains(
+                pb.RecheckDomainsRequest(ids=["nope", domain_id, "nope"]),
+                metadata=(("authorization", f"Bearer {key}"),),
+            )
+        assert [(r.id, r.code, r.domain.status) for r in response.results] == [
+            ("nope", "INVALID_ARGUMENT", ""), (domain_id, "", "SECURE")]  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def add_parser(subparsers: Any) -> None:
     add_connection_options(lst)
     lst.set_defaults(handler=_list)
 
-    for name, help_text in (("show", "show one domain"), ("enable", "start monitoring (uses quota); re-checks"),
+    for name, help_text in (("show", "show one domain"), ("enable", "start monitoring (reserves quota), or re-check"),
                             ("disable", "stop monitoring (the 365-day clock keeps running)"),
                             ("remove", "remove a domain")):  # fmt: skip
         cmd = sub.add_parser(name, help=help_text)
@@ -174,6 +175,11 @@ def _edit(args: argparse.Namespace) -> int:
 
 
 def _recheck(args: argparse.Namespace) -> int:
+    for raw in args.ids:  # a typo is a usage error; unknown ids are reported per id below
+        try:
+            uuid.UUID(raw)
+        except ValueError:
+            return fail(f"recheck: {raw[:64]!r} is not a domain id (a UUID)")
     try:
         stub, metadata = _stub(args)
         response = call(stub.RecheckDomains, pb.RecheckDomainsRequest(ids=args.ids), metadata)
