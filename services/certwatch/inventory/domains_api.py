@@ -282,7 +282,8 @@ class DomainHandlers(ContactHandlers):
                 raise NotFound(f"no domain {domain_id} in this account")
             meta = auth.event_metadata(principal)
             quota_state = None
-            if name in ("enable", "edit", "recheck") and d.wants_unit(state, now.date()):
+            probes = name == "enable" or (name in ("edit", "recheck") and state.enabled)
+            if probes and d.wants_unit(state, now.date()):
                 quota_state = await quota_stream.load_locked(self._log, conn, principal.account_id)
             if name == "enable":
                 events = d.enable(state, quota_state, now)

@@ -41,12 +41,13 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
             (data["port"], data["domain_id"]),
         )
     elif event.type == d.RECHECK_REQUESTED:
-        # Due now. A retry after a failed enable check comes with a new generation: a probe
-        # of the old one still in flight is dropped. A paused row (an enable check failed
-        # before retries had events of their own) is checked as an enable again.
+        # Due now. An enable check again comes with a new generation: a probe of the old one
+        # still in flight is dropped. A row already due as an enable check, or paused after a
+        # failed one (domains enabled before enable checks had events of their own), stays one.
         await conn.execute(
-            "UPDATE probe_schedule SET port = %s, generation = %s, first_check = %s OR paused,"
-            " paused = false, next_due = now(), claimed_by = NULL WHERE domain_id = %s",
+            "UPDATE probe_schedule SET port = %s, generation = %s,"
+            " first_check = first_check OR paused OR %s, paused = false, next_due = now(),"
+            " claimed_by = NULL WHERE domain_id = %s",
             (data["port"], data["generation"], data["enable_check"], data["domain_id"]),
         )
     elif event.type in (d.MONITORING_DISABLED, d.DOMAIN_REMOVED, d.SERVICE_ENDED):
