@@ -15,7 +15,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from certwatch.inventory import csv_import, quota_stream, validation, views
+from certwatch.inventory import csv_import, quota, quota_stream, validation, views
 from certwatch.inventory import domain as d
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN
 from certwatch.inventory.contacts_api import ContactHandlers
@@ -97,7 +97,10 @@ class DomainHandlers(ContactHandlers):
         added: list[tuple[_Entry, str]] = []
         now = self._now()
         async with self._log.pool.connection() as conn, conn.transaction():
-            quota_state = await quota_stream.load_locked(self._log, conn, principal.account_id)
+            # Only a batch that enables reserves units (and queues on the account's quota lock).
+            enabling = any(e.enable for e in entries)
+            quota_state = (await quota_stream.load_locked(self._log, conn, principal.account_id)
+                           if enabling else quota.QuotaState())  # fmt: skip
             reserved: list[NewEvent] = []
             batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
             meta = auth.event_metadata(principal)
