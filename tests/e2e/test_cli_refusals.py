@@ -93,6 +93,8 @@ def _cases(tmp: Path) -> list[list[str]]:
         ["accounts", "new-key", "--account-id", "not-a-uuid", "--admin-key"],
         ["accounts", "revoke-key", "not-a-uuid"],
         ["accounts", "revoke-key", _UNKNOWN],
+        ["domains", "recheck", "not-a-uuid"],
+        ["domains", "recheck", _UNKNOWN, "--server", "127.0.0.1:1"],
         ["status", "--credentials", missing],
         ["status", "--api-key", "cw_not_a_key"],
     ]

@@ -104,20 +104,28 @@ async def test_add_list_csv_and_validation(stack: Stack) -> None:
     assert len((await c("ListDomains", pb.ListDomainsRequest())).domains) == 6
 
 
-async def test_quota_is_consumed_once_and_refused_when_exhausted(stack: Stack) -> None:
+async def test_quota_is_reserved_at_enable_and_refused_when_exhausted(stack: Stack) -> None:
+    """No prober runs here: enable checks stay pending, so their units stay reserved."""
     account_id, key = await new_account(stack.settings.database_url, "small", units=1)
     c = Client(stack, key)
+
+    async def units() -> tuple[int, int, int, int]:
+        q = await c("GetQuota", pb.GetQuotaRequest())
+        return q.purchased_units, q.consumed_units, q.reserved_units, q.remaining_units
+
     added = await c("AddDomains", pb.AddDomainsRequest(domains="q1.example.com, q2.example.com"))
     first, second = (r.domain.id for r in added.results)
     enabled = await c("EnableMonitoring", pb.DomainRef(id=first))
-    assert enabled.status == "ENABLING" and enabled.HasField("service_ends_at")
+    # the 365 days start with monitoring, when the enable check passes
+    assert enabled.status == "ENABLING" and not enabled.HasField("service_ends_at")
+    assert await units() == (1, 0, 1, 0)
     err = await _fails(grpc.StatusCode.FAILED_PRECONDITION, c("EnableMonitoring", pb.DomainRef(id=second)))
-    assert "quota" in err.details().lower() or "unit" in err.details().lower()
-    await c("DisableMonitoring", pb.DomainRef(id=first))
-    again = await c("EnableMonitoring", pb.DomainRef(id=first))  # re-enable: no new unit
+    assert "quota" in err.details().lower() and "reserved" in err.details().lower()
+    await c("DisableMonitoring", pb.DomainRef(id=first))  # before its check: the unit goes back
+    assert await units() == (1, 0, 0, 1)
+    again = await c("EnableMonitoring", pb.DomainRef(id=first))
     assert again.monitoring_enabled
-    quota = await c("GetQuota", pb.GetQuotaRequest())
-    assert (quota.purchased_units, quota.consumed_units, quota.remaining_units) == (1, 1, 0)
+    assert await units() == (1, 0, 1, 0)
 
     await _fails(grpc.StatusCode.PERMISSION_DENIED, c("PurchasePackage", pb.PurchasePackageRequest(
         account_id=account_id, domain_count=5)))  # fmt: skip
@@ -133,7 +141,7 @@ async def test_quota_is_consumed_once_and_refused_when_exhausted(stack: Stack) -
     bought = await operator(
         "PurchasePackage", pb.PurchasePackageRequest(account_id=account_id, domain_count=5, years=2)
     )
-    assert (bought.purchased_units, bought.remaining_units) == (11, 10)
+    assert (bought.purchased_units, bought.reserved_units, bought.remaining_units) == (11, 1, 10)
     assert (await c("EnableMonitoring", pb.DomainRef(id=second))).monitoring_enabled
     await _fails(grpc.StatusCode.INVALID_ARGUMENT, operator("PurchasePackage", pb.PurchasePackageRequest(
         account_id=account_id, domain_count=0)))  # fmt: skip

@@ -29,10 +29,14 @@ async def test_monitoring_ends_after_365_days_including_disabled_time(
 ) -> None:
     start = datetime(2022, 6, 1, 9, tzinfo=UTC)
     account, domain_id = uuid.uuid4(), uuid.uuid4()
-    state = d.evolve(None, *d.add(domain_id, account, "end.example.com", 443, (), start))
-    events = [d.add(domain_id, account, "end.example.com", 443, (), start),
-              *d.enable(state, d.quota_from([(d.QUOTA_PURCHASED, {"units": 1})]), start)]  # fmt: skip
-    domain_events = [NewEvent(t, x) for t, x in events if t != d.QUOTA_UNIT_CONSUMED]
+    added = d.add(domain_id, account, "end.example.com", 443, (), start)
+    state = d.evolve(None, *added)
+    events = [added, *d.enable(state, d.quota_from([(d.QUOTA_PURCHASED, {"units": 1})]), start)]
+    state = d.fold(events)
+    assert state is not None  # the enable check passes that day: the 365 days run from it
+    events += d.conclude_enable_check(state, generation=1, status="SECURE", checked_at=start)
+    domain_events = [NewEvent(t, x, schema_version=d.schema_version(t)) for t, x in events
+                     if t not in d.QUOTA_EVENTS]  # fmt: skip
     await event_log.append(d.stream_id(domain_id), domain_events, expected_version=0)
     await catch_up(event_log, views.DOMAIN_VIEW)
 
@@ -45,4 +49,4 @@ async def test_monitoring_ends_after_365_days_including_disabled_time(
     assert await after.run_once() == 0  # idempotent
     assert await _status(pool, domain_id) == ("SERVICE_ENDED", False)
     types = [e.type for e in await event_log.read_stream(d.stream_id(domain_id))]
-    assert types == [d.DOMAIN_ADDED, d.MONITORING_ENABLED, d.SERVICE_ENDED]
+    assert types == [d.DOMAIN_ADDED, d.MONITORING_ENABLED, d.MONITORING_STARTED, d.SERVICE_ENDED]

@@ -13,12 +13,11 @@ from certwatch.inventory.quota import (
     MAX_PACKAGE_DOMAINS,
     MAX_PACKAGE_QUANTITY,
     MAX_PACKAGE_YEARS,
-    EnableOutcome,
     QuotaExhausted,
     QuotaState,
-    enable,
     ending_soon,
     is_expired,
+    needs_unit,
     purchase_units,
     remaining_days,
     service_end,
@@ -117,75 +116,89 @@ def test_quota_state_consume_and_purchase() -> None:
     state = QuotaState().purchase(purchase_units(2))
     assert state == QuotaState(2, 0)
     state = state.consume()
-    assert (state.consumed_units, state.remaining_units) == (1, 1)
+    assert (state.consumed_units, state.available_units) == (1, 1)
     state = state.consume()
-    assert state.remaining_units == 0
+    assert state.available_units == 0
     with pytest.raises(QuotaExhausted) as caught:
         state.consume()
     assert (caught.value.purchased, caught.value.consumed, caught.value.requested) == (2, 2, 1)
-    assert caught.value.remaining == 0
+    assert caught.value.available == 0
     assert "buy a package" in str(caught.value)
     assert state == QuotaState(2, 2)  # a refused consume leaves the state as it was
     assert state.purchase(3).consume(3) == QuotaState(5, 5)
+
+
+def test_a_reservation_holds_a_unit_until_consumed_or_released() -> None:
+    state = QuotaState(2).reserve()
+    assert (state.consumed_units, state.reserved_units, state.available_units) == (0, 1, 1)
+    started = state.consume_reserved()
+    assert started == QuotaState(2, 1, 0)
+    assert state.release() == QuotaState(2, 0, 0)
+    held = state.reserve()
+    with pytest.raises(QuotaExhausted) as caught:
+        held.reserve()  # both units are held by pending enable checks
+    assert (caught.value.reserved, caught.value.available) == (2, 0)
+    assert "reserved" in str(caught.value) and "returns its unit" in str(caught.value)
+    with pytest.raises(QuotaExhausted):
+        QuotaState(2, 1, 1).consume()  # reserved units are not available to anyone else
 
 
 def test_quota_state_invariants() -> None:
     with pytest.raises(ValueError):
         QuotaState(1, 2)
     with pytest.raises(ValueError):
+        QuotaState(2, 1, 2)
+    with pytest.raises(ValueError):
         QuotaState(-1, 0)
+    with pytest.raises(ValueError):
+        QuotaState(1, 0, -1)
     with pytest.raises(ValueError):
         QuotaState(1, 0).consume(0)
     with pytest.raises(ValueError):
+        QuotaState(1, 0).reserve(0)
+    with pytest.raises(ValueError):
         QuotaState(1, 0).purchase(0)
+    with pytest.raises(ValueError):
+        QuotaState(1, 0).release()  # nothing reserved
+    with pytest.raises(ValueError):
+        QuotaState(1, 0).consume_reserved()
     with pytest.raises(QuotaExhausted):
         QuotaState(3, 1).consume(3)
 
 
-# --- enabling -----------------------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 5), st.lists(st.sampled_from(["reserve", "release", "consume_reserved", "purchase"])))
+def test_reservations_never_oversell(units: int, steps: list[str]) -> None:
+    state = QuotaState(units)
+    for step in steps:
+        try:
+            state = state.purchase(1) if step == "purchase" else getattr(state, step)()
+        except (QuotaExhausted, ValueError):
+            continue
+        assert state.consumed_units + state.reserved_units + state.available_units == state.purchased_units
+        assert state.available_units >= 0
 
 
-def test_first_enable_consumes_a_unit_and_starts_the_clock() -> None:
-    today = date(2022, 6, 1)
-    outcome = enable(QuotaState(1, 0), None, today)
-    assert outcome == EnableOutcome(QuotaState(1, 1), today, consumed_unit=True)
+# --- when a unit is needed ---------------------------------------------------------------
 
 
-def test_first_enable_without_quota_is_refused() -> None:
-    with pytest.raises(QuotaExhausted):
-        enable(QuotaState(1, 1), None, date(2022, 6, 1))
-
-
-def test_disable_and_re_enable_consumes_nothing_and_the_clock_kept_running() -> None:
-    start = date(2022, 6, 1)
-    quota = enable(QuotaState(1, 0), None, start).quota
-    # Disabled for three months: disabling is not a quota operation at all.
-    later = date(2022, 9, 1)
-    outcome = enable(quota, start, later)
-    assert outcome == EnableOutcome(QuotaState(1, 1), start, consumed_unit=False)
-    assert remaining_days(outcome.period_start, later) == 365 - (later - start).days
-    # Even with the quota exhausted, a re-enable within the period succeeds.
-    assert enable(QuotaState(1, 1), start, service_end(start)).consumed_unit is False
-
-
-def test_enable_after_expiry_renews_with_a_new_unit() -> None:
-    start = date(2022, 6, 1)
-    after = service_end(start) + timedelta(days=1)
-    outcome = enable(QuotaState(2, 1), start, after)
-    assert outcome == EnableOutcome(QuotaState(2, 2), after, consumed_unit=True)
-    with pytest.raises(QuotaExhausted):
-        enable(QuotaState(1, 1), start, after)
+def test_a_first_start_needs_a_unit() -> None:
+    assert needs_unit(None, date(2022, 6, 1))
 
 
 @settings(max_examples=100, deadline=None)
-@given(_DATES, st.lists(st.integers(0, DAYS_PER_UNIT - 1), max_size=10))
-def test_repeated_re_enables_within_the_period_consume_one_unit(start: date, offsets: list[int]) -> None:
-    outcome = enable(QuotaState(1, 0), None, start)
-    for offset in sorted(offsets):
-        outcome = enable(outcome.quota, outcome.period_start, start + timedelta(days=offset))
-        assert not outcome.consumed_unit
-    assert outcome.quota == QuotaState(1, 1)
-    assert outcome.period_start == start
+@given(_DATES, st.integers(0, DAYS_PER_UNIT - 1))
+def test_a_re_enable_within_the_period_needs_no_unit(start: date, offset: int) -> None:
+    later = start + timedelta(days=offset)
+    assert not needs_unit(start, later)
+    # the clock kept running while disabled
+    assert remaining_days(start, later) == DAYS_PER_UNIT - offset
+
+
+def test_enabling_after_the_period_renews_with_a_unit() -> None:
+    start = date(2022, 6, 1)
+    assert not needs_unit(start, service_end(start))
+    assert needs_unit(start, service_end(start) + timedelta(days=1))
 
 
 # --- ending soon --------------------------------------------------------------------------

@@ -38,6 +38,18 @@ async def _lifecycle(conn: Conn, event: RecordedEvent) -> None:
             " period_start = %s, service_ends_on = %s WHERE domain_id = %s",
             (data["generation"], data["period_start"], data["service_ends_on"], data["domain_id"]),
         )
+    elif event.type == d.RECHECK_REQUESTED:
+        await conn.execute(
+            "UPDATE classifier_details SET port = %s, generation = %s,"
+            " status = CASE WHEN status = 'ENABLE_FAILED' THEN 'ENABLING' ELSE status END"
+            " WHERE domain_id = %s AND enabled",
+            (data["port"], data["generation"], data["domain_id"]),
+        )
+    elif event.type == d.MONITORING_STARTED:
+        await conn.execute(
+            "UPDATE classifier_details SET period_start = %s, service_ends_on = %s WHERE domain_id = %s",
+            (data["period_start"], data["service_ends_on"], data["domain_id"]),
+        )
     elif event.type in (d.MONITORING_DISABLED, d.SERVICE_ENDED):
         status = "DISABLED" if event.type == d.MONITORING_DISABLED else "SERVICE_ENDED"
         await conn.execute(
@@ -54,10 +66,12 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
     data = event.data
     if event.type == cev.DOMAIN_CLASSIFIED:
         await conn.execute(
-            "UPDATE classifier_details SET status = %s, classified = %s"
+            "UPDATE classifier_details SET status = %s, classified = %s,"
+            " period_start = coalesce(period_start, %s), service_ends_on = coalesce(service_ends_on, %s)"
             " WHERE domain_id = %s AND enabled AND generation = %s",
-            (data["verdict"]["status"], Jsonb(data), data["domain_id"], data["generation"]),
-        )
+            (data["verdict"]["status"], Jsonb(data), *d.period_from_verdict(data), data["domain_id"],
+             data["generation"]),
+        )  # fmt: skip
     elif event.type == cev.CERTIFICATE_CHAIN_OBSERVED:
         for cert in data["certificates"]:
             await conn.execute(

@@ -1,10 +1,12 @@
-"""`certwatch domains ...`: add (list or CSV), list, show, edit, enable, disable, remove, template."""
+"""`certwatch domains ...`: add (list or CSV), list, show, edit, enable, disable, recheck, remove,
+template."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,7 @@ def add_parser(subparsers: Any) -> None:
     add_connection_options(lst)
     lst.set_defaults(handler=_list)
 
-    for name, help_text in (("show", "show one domain"), ("enable", "start monitoring (uses quota)"),
+    for name, help_text in (("show", "show one domain"), ("enable", "start monitoring (reserves quota), or re-check"),
                             ("disable", "stop monitoring (the 365-day clock keeps running)"),
                             ("remove", "remove a domain")):  # fmt: skip
         cmd = sub.add_parser(name, help=help_text)
@@ -54,7 +56,14 @@ def add_parser(subparsers: Any) -> None:
         add_connection_options(cmd)
         cmd.set_defaults(handler=_single, action=name)
 
-    edit = sub.add_parser("edit", help="change a domain's port or contacts")
+    recheck = sub.add_parser(
+        "recheck", help="probe monitored domains now (after ENABLE_FAILED: retry the enable)"
+    )
+    recheck.add_argument("ids", nargs="+", metavar="ID", help="domain ids")
+    add_connection_options(recheck)
+    recheck.set_defaults(handler=_recheck)
+
+    edit = sub.add_parser("edit", help="change a domain's port or contacts, and re-check it")
     edit.add_argument("id")
     edit.add_argument("--port", type=client.port_number, default=0)
     edit.add_argument("--contact", action="append", default=None, metavar="ID",
@@ -194,6 +203,27 @@ def _edit(args: argparse.Namespace) -> int:
         return fail(str(exc))
     print(_json(result) if args.json else table([_row(result)], _HEADER))
     return 0
+
+
+def _recheck(args: argparse.Namespace) -> int:
+    for raw in args.ids:  # a typo is a usage error; unknown ids are reported per id below
+        try:
+            uuid.UUID(raw)
+        except ValueError:
+            return fail(f"recheck: {raw[:64]!r} is not a domain id (a UUID)")
+    try:
+        stub, metadata = _stub(args)
+        response = call(stub.RecheckDomains, pb.RecheckDomainsRequest(ids=args.ids), metadata)
+    except CliError as exc:
+        return fail(str(exc))
+    if args.json:
+        print(_json(response))
+    else:
+        rows = [[r.id, f"{r.domain.host}:{r.domain.port}", r.domain.status, "re-checking now"]
+                if r.HasField("domain") else [r.id, "-", r.code, r.error]
+                for r in response.results]  # fmt: skip
+        print(table(rows, ["ID", "TARGET", "RESULT", "NOTES"]))
+    return 0 if all(r.HasField("domain") for r in response.results) else 1
 
 
 def _template(args: argparse.Namespace) -> int:

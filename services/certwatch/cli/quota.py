@@ -54,8 +54,9 @@ def _print_quota(args: argparse.Namespace, q: pb.Quota) -> None:
     if args.json:
         print(json.dumps(MessageToDict(q, preserving_proto_field_name=True), indent=2))
         return
-    print(f"units purchased {q.purchased_units}, consumed {q.consumed_units}, remaining {q.remaining_units}"
-          " (a unit is 365 monitoring days for one domain)")  # fmt: skip
+    print(f"units purchased {q.purchased_units}: consumed {q.consumed_units}, reserved {q.reserved_units},"
+          f" available {q.remaining_units} (a unit is 365 monitoring days for one domain; an enable"
+          " check reserves one, consumed when monitoring starts, returned if the check fails)")  # fmt: skip
     if q.ending_soon:
         print(table([[e.domain_id, f"{e.host}:{e.port}", e.service_ends_at.ToDatetime().date().isoformat(),
                       str(e.remaining_days)] for e in q.ending_soon],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from certwatch.inventory import api, contact_views, views
+from certwatch.inventory import api, contact_views, enable_checks, views
 from certwatch.inventory.service_end import ServiceEndWorker
 from certwatch.platform.config import ConfigError
 from certwatch.platform.service import Parts, Runtime
@@ -18,6 +18,6 @@ async def build(rt: Runtime) -> Parts:
                                  probe_interval_s=rt.settings.probe_interval_s)  # fmt: skip
     return Parts(
         registrations=[api.registration(inventory)],
-        projections=[views.DOMAIN_VIEW, contact_views.CONTACT_VIEW],
+        projections=[views.DOMAIN_VIEW, contact_views.CONTACT_VIEW, enable_checks.processor(rt.event_log)],
         workers=[ServiceEndWorker(rt.event_log)],
     )

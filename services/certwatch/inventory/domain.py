@@ -2,6 +2,12 @@
 
 No I/O here. The gRPC layer loads a domain's stream, folds it with `evolve`, asks a command
 for the events to append, and appends them with the stream version as expected version.
+Events on the account's quota stream (`QUOTA_EVENTS`) go to that stream instead.
+
+An enable (or the retry of a failed one) reserves a quota unit when no period is running;
+the enable check's verdict concludes it (`conclude_enable_check`): monitoring starts and the
+unit is consumed, or, on `ENABLE_FAILED`, the unit is released. Until a retry the domain
+stays enabled but unmonitored, as the seed's "edit it and retry" expects.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any
 
 from certwatch.inventory import quota
 from certwatch.platform.errors import FailedPrecondition
+from certwatch.platform.events import UPCASTERS, JsonDict
 
 DOMAIN_ADDED = "DomainAdded"
 DOMAIN_EDITED = "DomainEdited"
@@ -20,14 +27,42 @@ MONITORING_ENABLED = "MonitoringEnabled"
 MONITORING_DISABLED = "MonitoringDisabled"
 DOMAIN_REMOVED = "DomainRemoved"
 SERVICE_ENDED = "MonitoringServiceEnded"
+RECHECK_REQUESTED = "RecheckRequested"
+MONITORING_STARTED = "MonitoringStarted"
+ENABLE_CHECK_FAILED = "MonitoringEnableFailed"
 DOMAIN_EVENTS = (
     DOMAIN_ADDED, DOMAIN_EDITED, MONITORING_ENABLED, MONITORING_DISABLED, DOMAIN_REMOVED, SERVICE_ENDED,
+    RECHECK_REQUESTED, MONITORING_STARTED, ENABLE_CHECK_FAILED,
 )  # fmt: skip
 
 QUOTA_PURCHASED = "QuotaPackagePurchased"
+QUOTA_UNIT_RESERVED = "QuotaUnitReserved"
+QUOTA_UNIT_RELEASED = "QuotaUnitReleased"
 QUOTA_UNIT_CONSUMED = "QuotaUnitConsumed"
+QUOTA_EVENTS = frozenset({QUOTA_PURCHASED, QUOTA_UNIT_RESERVED, QUOTA_UNIT_RELEASED, QUOTA_UNIT_CONSUMED})
+
+ENABLE_FAILED = "ENABLE_FAILED"  # the verdict status of a failed enable check
+
+# Version 2 of these events came with reservations; version 1 readers' payloads are upcast.
+_SCHEMA_VERSIONS = {MONITORING_ENABLED: 2, QUOTA_UNIT_CONSUMED: 2}
 
 Event = tuple[str, dict[str, Any]]
+
+
+@UPCASTERS.register(MONITORING_ENABLED, 1)
+def _enabled_v1(data: JsonDict) -> JsonDict:
+    """Before reservations an enable consumed its unit and counted as started at once."""
+    return {**data, "reserved_unit": False, "awaiting_check": False}
+
+
+@UPCASTERS.register(QUOTA_UNIT_CONSUMED, 1)
+def _consumed_v1(data: JsonDict) -> JsonDict:
+    """Before reservations a unit was consumed outright at enable."""
+    return {**data, "reserved": False}
+
+
+def schema_version(event_type: str) -> int:
+    return _SCHEMA_VERSIONS.get(event_type, 1)
 
 
 def stream_id(domain_id: uuid.UUID | str) -> str:
@@ -47,9 +82,16 @@ class DomainState:
     contact_ids: tuple[str, ...] = ()
     enabled: bool = False
     period_start: date | None = None  # first day of the current 365-day service period
-    generation: int = 0  # counts enables; a verdict names the generation it belongs to
+    generation: int = 0  # counts enable attempts; a verdict names the generation it belongs to
     removed: bool = False
     version: int = 0
+    awaiting_check: bool = False  # the enable check of `generation` has no verdict yet
+    reserved: bool = False  # a quota unit is held for that check
+    enable_failed: bool = False  # the last enable check failed: enabled, but not monitored
+
+
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
 
 
 def evolve(state: DomainState | None, event_type: str, data: dict[str, Any]) -> DomainState:
@@ -70,13 +112,24 @@ def evolve(state: DomainState | None, event_type: str, data: dict[str, Any]) -> 
         )
     if event_type == MONITORING_ENABLED:
         return replace(
-            state, enabled=True, period_start=date.fromisoformat(data["period_start"]),
-            generation=int(data["generation"]),
+            state, enabled=True, period_start=_day(data["period_start"]), generation=int(data["generation"]),
+            awaiting_check=bool(data["awaiting_check"]), reserved=bool(data["reserved_unit"]),
+            enable_failed=False,
         )  # fmt: skip
+    if event_type == RECHECK_REQUESTED:
+        state = replace(state, generation=int(data["generation"]), port=int(data["port"]))
+        if not data["enable_check"]:
+            return state
+        return replace(state, awaiting_check=True, enable_failed=False,
+                       reserved=state.reserved or bool(data["reserved_unit"]))  # fmt: skip
+    if event_type == MONITORING_STARTED:
+        return replace(state, period_start=_day(data["period_start"]), awaiting_check=False, reserved=False)
+    if event_type == ENABLE_CHECK_FAILED:
+        return replace(state, awaiting_check=False, reserved=False, enable_failed=True)
     if event_type in (MONITORING_DISABLED, SERVICE_ENDED):
-        return replace(state, enabled=False)
+        return replace(state, enabled=False, awaiting_check=False, reserved=False, enable_failed=False)
     if event_type == DOMAIN_REMOVED:
-        return replace(state, removed=True, enabled=False)
+        return replace(state, removed=True, enabled=False, awaiting_check=False, reserved=False)
     return state
 
 
@@ -106,40 +159,118 @@ def _live(state: DomainState) -> None:
         raise FailedPrecondition(f"domain {state.domain_id} was removed")
 
 
-def enable(state: DomainState, quota_state: quota.QuotaState, now: datetime) -> list[Event]:
-    """Enable monitoring; consumes a quota unit only when a new 365-day period starts.
+def wants_unit(state: DomainState, today: date) -> bool:
+    """Whether enabling or retrying this domain today would reserve a unit, so that callers
+    load (and lock) the account's quota only then."""
+    starting = not state.enabled or state.enable_failed
+    return starting and not state.removed and quota.needs_unit(state.period_start, today)
 
-    Enabling an enabled domain is a no-op (no events), so retries are harmless.
+
+def _reserve(
+    state: DomainState, quota_state: quota.QuotaState | None, generation: int, today: date
+) -> list[Event]:
+    if not quota.needs_unit(state.period_start, today):
+        return []
+    if quota_state is None:
+        raise ValueError("this enable needs the quota: ask wants_unit() before")
+    try:
+        quota_state.reserve()
+    except quota.QuotaExhausted as exc:
+        raise FailedPrecondition(f"cannot enable {state.host}:{state.port}: {exc}") from exc
+    return [(QUOTA_UNIT_RESERVED, {**_base(state), "generation": generation})]
+
+
+def enable(state: DomainState, quota_state: quota.QuotaState | None, now: datetime) -> list[Event]:
+    """Enable monitoring: reserve a unit unless a period is running, and check at once.
+
+    Enabling an enabled domain re-checks it (see :func:`recheck`).
     """
     _live(state)
     if state.enabled:
-        return []
-    try:
-        outcome = quota.enable(quota_state, state.period_start, now.date())
-    except quota.QuotaExhausted as exc:
-        raise FailedPrecondition(f"cannot enable {state.host}:{state.port}: {exc}") from exc
-    events: list[Event] = []
-    if outcome.consumed_unit:
-        events.append(
-            (QUOTA_UNIT_CONSUMED, {**_base(state), "period_start": outcome.period_start.isoformat()})
-        )
-    events.append((
+        return recheck(state, quota_state, now)
+    generation = state.generation + 1
+    reserved = _reserve(state, quota_state, generation, now.date())
+    period = None if reserved else state.period_start
+    return [*reserved, (
         MONITORING_ENABLED,
         {
             **_base(state), "host": state.host, "port": state.port,
-            "period_start": outcome.period_start.isoformat(),
-            "service_ends_on": quota.service_end(outcome.period_start).isoformat(),
-            "generation": state.generation + 1, "enabled_at": now.isoformat(),
+            "period_start": period.isoformat() if period else None,
+            "service_ends_on": quota.service_end(period).isoformat() if period else None,
+            "generation": generation, "enabled_at": now.isoformat(),
+            "reserved_unit": bool(reserved), "awaiting_check": True,
         },
-    ))  # fmt: skip
-    return events
+    )]  # fmt: skip
+
+
+def recheck(state: DomainState, quota_state: quota.QuotaState | None, now: datetime) -> list[Event]:
+    """Probe now. While an enable check is pending, or after it failed (the retry), this is
+    an enable check again, in a new generation so that a verdict from before the request
+    concludes nothing; a retry reserves a unit again unless a period is running."""
+    _live(state)
+    if not state.enabled:
+        raise FailedPrecondition(
+            f"monitoring of {state.host}:{state.port} is not enabled; enable it to check it"
+        )
+    enable_check = state.enable_failed or state.awaiting_check
+    generation = state.generation + 1 if enable_check else state.generation
+    reserved = _reserve(state, quota_state, generation, now.date()) if state.enable_failed else []
+    return [*reserved, (RECHECK_REQUESTED, {
+        **_base(state), "host": state.host, "port": state.port, "generation": generation,
+        "enable_check": enable_check, "reserved_unit": bool(reserved), "requested_at": now.isoformat(),
+    })]  # fmt: skip
+
+
+def _released(state: DomainState) -> list[Event]:
+    return [(QUOTA_UNIT_RELEASED, {**_base(state), "generation": state.generation})] if state.reserved else []
 
 
 def disable(state: DomainState, now: datetime) -> list[Event]:
+    """Stop monitoring; a unit still reserved by a pending enable check goes back."""
     _live(state)
     if not state.enabled:
         return []
-    return [(MONITORING_DISABLED, {**_base(state), "disabled_at": now.isoformat()})]
+    disabled = {**_base(state), "disabled_at": now.isoformat(), "released_unit": state.reserved}
+    return [(MONITORING_DISABLED, disabled), *_released(state)]
+
+
+def conclude_enable_check(
+    state: DomainState | None, *, generation: int, status: str, checked_at: datetime
+) -> list[Event]:
+    """The enable check's verdict: monitoring starts (the reserved unit is consumed and the
+    365 days run from the check's day), or it could not be enabled (the unit is released).
+
+    Verdicts of other generations, of domains not awaiting a check, and repeats are no-ops.
+    """
+    if state is None or not state.enabled or not state.awaiting_check or generation != state.generation:
+        return []
+    base = {**_base(state), "generation": generation}
+    if status == ENABLE_FAILED:
+        failed = {**base, "released_unit": state.reserved, "failed_at": checked_at.isoformat()}
+        return [(ENABLE_CHECK_FAILED, failed), *_released(state)]
+    # a new period starts on the check's day (as `period_from_verdict` shows it at once)
+    start = checked_at.date() if state.reserved or state.period_start is None else state.period_start
+    started = {
+        **base,
+        "period_start": start.isoformat(),
+        "service_ends_on": quota.service_end(start).isoformat(),
+    }
+    events: list[Event] = [(MONITORING_STARTED, {**started, "consumed_unit": state.reserved,
+                                                 "started_at": checked_at.isoformat()})]  # fmt: skip
+    if state.reserved:
+        events.append((QUOTA_UNIT_CONSUMED, {**started, "reserved": True}))
+    return events
+
+
+def period_from_verdict(data: dict[str, Any]) -> tuple[date | None, date | None]:
+    """The period a `DomainClassified` would start if no period is running: its day when it
+    passes an enable check, else none. Views apply it with the verdict itself (the
+    aggregate's `MonitoringStarted`, appended just after, says the same), so a domain is
+    never shown checked but not yet counting its days."""
+    if not data.get("first_check") or data["verdict"]["status"] == ENABLE_FAILED:
+        return None, None
+    start = datetime.fromisoformat(data["verdict"]["checked_at"]).date()
+    return start, quota.service_end(start)
 
 
 def end_service(state: DomainState, today: date) -> list[Event]:
@@ -166,17 +297,38 @@ def edit(state: DomainState, *, port: int | None, contact_ids: tuple[str, ...] |
     return [(DOMAIN_EDITED, data)]
 
 
+def edit_and_recheck(
+    state: DomainState, *, port: int | None, contact_ids: tuple[str, ...] | None,
+    quota_state: quota.QuotaState | None, now: datetime,
+) -> list[Event]:  # fmt: skip
+    """A user's edit: an enabled domain is re-checked, changed or not (after a failed enable
+    check this is the seed's "edit it and retry")."""
+    events = edit(state, port=port, contact_ids=contact_ids)
+    for event_type, data in events:
+        state = evolve(state, event_type, data)
+    return events + recheck(state, quota_state, now) if state.enabled else events
+
+
 def remove(state: DomainState) -> list[Event]:
     if state.removed:
         return []
-    return [(DOMAIN_REMOVED, {**_base(state), "host": state.host, "port": state.port})]
+    return [(DOMAIN_REMOVED, {**_base(state), "host": state.host, "port": state.port}), *_released(state)]
+
+
+def quota_evolve(state: quota.QuotaState, event_type: str, data: dict[str, Any]) -> quota.QuotaState:
+    if event_type == QUOTA_PURCHASED:
+        return state.purchase(int(data["units"]))
+    if event_type == QUOTA_UNIT_RESERVED:
+        return state.reserve()
+    if event_type == QUOTA_UNIT_RELEASED:
+        return state.release()
+    if event_type == QUOTA_UNIT_CONSUMED:
+        return state.consume_reserved() if data["reserved"] else state.consume()
+    return state
 
 
 def quota_from(events: list[tuple[str, dict[str, Any]]]) -> quota.QuotaState:
     state = quota.QuotaState()
     for event_type, data in events:
-        if event_type == QUOTA_PURCHASED:
-            state = state.purchase(int(data["units"]))
-        elif event_type == QUOTA_UNIT_CONSUMED:
-            state = state.consume()
+        state = quota_evolve(state, event_type, data)
     return state

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -16,18 +16,25 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from certwatch.classifier.causes import Cause
-from certwatch.inventory import csv_import, validation, views
+from certwatch.inventory import csv_import, quota, quota_stream, validation, views
 from certwatch.inventory import domain as d
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN
 from certwatch.inventory.contacts_api import ContactHandlers
 from certwatch.platform import auth, retry
-from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
-from certwatch.platform.eventlog import Conn, EventLog
+from certwatch.platform.errors import ConcurrencyConflict, FailedPrecondition, InvalidArgument, NotFound
+from certwatch.platform.eventlog import Appended, Conn, EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.projection import catch_up_past
 from certwatch.v1 import inventory_pb2 as pb
 
 MAX_PAGE_SIZE = 1000
+MAX_RECHECK_IDS = 1000
+_COMMAND_ATTEMPTS = 3
+_CODES = {
+    InvalidArgument: "INVALID_ARGUMENT",
+    NotFound: "NOT_FOUND",
+    FailedPrecondition: "FAILED_PRECONDITION",
+}
 DEFAULT_PAGE_SIZE = 100
 # days_left was computed at the last check; it counts down by calendar day until the next.
 # The last column is `stale`; its parameter (seconds) comes first in every query using them.
@@ -47,6 +54,10 @@ class _Entry:
     error: str | None
     contact_ids: tuple[str, ...]
     enable: bool
+
+
+def _new(event_type: str, data: dict[str, Any], metadata: Mapping[str, Any]) -> NewEvent:
+    return NewEvent(event_type, data, schema_version=d.schema_version(event_type), metadata=metadata)
 
 
 def _invalid(exc: validation.ValidationError) -> InvalidArgument:
@@ -90,12 +101,11 @@ class DomainHandlers(ContactHandlers):
         added: list[tuple[_Entry, str]] = []
         now = self._now()
         async with self._log.pool.connection() as conn, conn.transaction():
-            quota_events = await self._log.read_stream(
-                d.quota_stream_id(principal.account_id), conn=conn, for_update=any(e.enable for e in entries)
-            )
-            quota_version = len(quota_events)
-            quota_state = d.quota_from([(e.type, e.data) for e in quota_events])
-            consumed: list[NewEvent] = []
+            # Only a batch that enables reserves units (and queues on the account's quota lock).
+            enabling = any(e.enable for e in entries)
+            quota_state = (await quota_stream.load_locked(self._log, conn, principal.account_id)
+                           if enabling else quota.QuotaState())  # fmt: skip
+            reserved: list[NewEvent] = []
             batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
             meta = auth.event_metadata(principal)
             shared_contacts = await self._resolve_contacts(conn, principal, list(request.contact_ids))
@@ -131,18 +141,18 @@ class DomainHandlers(ContactHandlers):
                         warnings.append(f"added but not enabled: {exc}")
                         enable_events = []
                     for et, edata in enable_events:
-                        if et == d.QUOTA_UNIT_CONSUMED:
-                            quota_state = quota_state.consume()
-                            consumed.append(NewEvent(et, edata, metadata=meta))
+                        if et in d.QUOTA_EVENTS:
+                            quota_state = d.quota_evolve(quota_state, et, edata)
+                            reserved.append(_new(et, edata, meta))
                         else:
-                            events.append(NewEvent(et, edata, metadata=meta))
+                            events.append(_new(et, edata, meta))
                 batch.append((d.stream_id(domain_id), events, 0))
                 added.append((entry, str(domain_id)))
                 results.append(
                     pb.AddDomainResult(entry=entry.raw, row=entry.row, added=True, warnings=warnings)
                 )
-            if consumed:
-                batch.append((d.quota_stream_id(principal.account_id), consumed, quota_version))
+            if reserved:
+                batch.append((d.quota_stream_id(principal.account_id), reserved, None))
             appended = await self._log.append_batch(batch, conn=conn)
         if appended:
             await catch_up_past(self._log, views.DOMAIN_VIEW, appended[-1].cursor)
@@ -233,55 +243,95 @@ class DomainHandlers(ContactHandlers):
         await self._command(request.id, "remove")
         return pb.RemoveDomainResponse()
 
+    async def RecheckDomains(
+        self, request: pb.RecheckDomainsRequest, context: Any
+    ) -> pb.RecheckDomainsResponse:
+        """Probe each domain now; an id that cannot be re-checked is reported, not fatal."""
+        if not request.ids:
+            raise InvalidArgument([("ids", "give at least one domain id")])
+        if len(request.ids) > MAX_RECHECK_IDS:
+            raise InvalidArgument(
+                [("ids", f"at most {MAX_RECHECK_IDS} ids per call, got {len(request.ids)}")]
+            )
+        results = []
+        for domain_id in dict.fromkeys(request.ids):
+            try:
+                results.append(
+                    pb.RecheckResult(id=domain_id, domain=await self._command(domain_id, "recheck"))
+                )
+            except (InvalidArgument, NotFound, FailedPrecondition) as exc:
+                results.append(pb.RecheckResult(id=domain_id, code=_CODES[type(exc)], error=str(exc)))
+        return pb.RecheckDomainsResponse(results=results)
+
     async def _command(self, domain_id: str, name: str, **kwargs: Any) -> pb.Domain:
         principal = auth.current()
         stream = d.stream_id(self._parse_id(domain_id))
+        for attempt in range(_COMMAND_ATTEMPTS):
+            try:
+                appended = await self._decide(principal, domain_id, stream, name, **kwargs)
+                break
+            except ConcurrencyConflict:
+                # The domain's enable check concluded (or another command landed) meanwhile:
+                # decide again on the new state.
+                if attempt == _COMMAND_ATTEMPTS - 1:
+                    raise
+        if appended:
+            await catch_up_past(self._log, views.DOMAIN_VIEW, appended[-1].cursor)
+        if name == "remove":
+            return pb.Domain(id=domain_id)
+        return (await self._rows_by_id([domain_id], principal))[0]
+
+    async def _decide(
+        self, principal: auth.Principal, domain_id: str, stream: str, name: str, *,
+        port: int | None = None, contact_ids: tuple[str, ...] | None = None,
+    ) -> list[Appended]:  # fmt: skip
+        now = self._now()
         async with self._log.pool.connection() as conn, conn.transaction():
             recorded = await self._log.read_stream(stream, conn=conn)
             state = d.fold([(e.type, e.data) for e in recorded])
             if state is None or state.removed or state.account_id != str(principal.account_id):
                 raise NotFound(f"no domain {domain_id} in this account")
             meta = auth.event_metadata(principal)
-            batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
+            quota_state = None
+            probes = name == "enable" or (name in ("edit", "recheck") and state.enabled)
+            if probes and d.wants_unit(state, now.date()):
+                quota_state = await quota_stream.load_locked(self._log, conn, principal.account_id)
             if name == "enable":
-                quota_stream = d.quota_stream_id(principal.account_id)
-                quota_events = await self._log.read_stream(quota_stream, conn=conn, for_update=True)
-                quota_state = d.quota_from([(e.type, e.data) for e in quota_events])
-                events = d.enable(state, quota_state, self._now())
-                consumed = [NewEvent(t, x, metadata=meta) for t, x in events if t == d.QUOTA_UNIT_CONSUMED]
-                if consumed:
-                    batch.append((quota_stream, consumed, len(quota_events)))
-                events = [(t, x) for t, x in events if t != d.QUOTA_UNIT_CONSUMED]
+                events = d.enable(state, quota_state, now)
+            elif name == "recheck":
+                events = d.recheck(state, quota_state, now)
             elif name == "disable":
-                events = d.disable(state, self._now())
+                events = d.disable(state, now)
             elif name == "edit":
-                if kwargs["contact_ids"] is not None:
-                    kwargs["contact_ids"] = await self._resolve_contacts(
-                        conn, principal, kwargs["contact_ids"]
-                    )
-                events = d.edit(state, **kwargs)
-                if events and kwargs.get("port") not in (None, state.port):
-                    target = validation.Target(state.host, kwargs["port"], False)
+                if contact_ids is not None:
+                    contact_ids = await self._resolve_contacts(conn, principal, contact_ids)
+                events = d.edit_and_recheck(state, port=port, contact_ids=contact_ids,
+                                            quota_state=quota_state, now=now)  # fmt: skip
+                if port not in (None, state.port):
+                    assert port is not None
                     await conn.execute(
                         "DELETE FROM inventory_claims WHERE domain_id = %s", (state.domain_id,)
                     )
                     existing = await self._claim(
-                        conn, principal.account_id, target, uuid.UUID(state.domain_id)
-                    )
+                        conn, principal.account_id, validation.Target(state.host, port, False),
+                        uuid.UUID(state.domain_id),
+                    )  # fmt: skip
                     if existing is not None:
                         raise InvalidArgument(
-                            [("port", f"{state.host}:{kwargs['port']} is already monitored as {existing}")]
+                            [("port", f"{state.host}:{port} is already monitored as {existing}")]
                         )
             else:
                 events = d.remove(state)
                 await conn.execute("DELETE FROM inventory_claims WHERE domain_id = %s", (state.domain_id,))
-            batch.append((stream, [NewEvent(t, x, metadata=meta) for t, x in events], state.version))
-            appended = await self._log.append_batch(batch, conn=conn)
-        if appended:
-            await catch_up_past(self._log, views.DOMAIN_VIEW, appended[-1].cursor)
-        if name == "remove":
-            return pb.Domain(id=domain_id)
-        return (await self._rows_by_id([domain_id], principal))[0]
+            quota_events = [_new(t, x, meta) for t, x in events if t in d.QUOTA_EVENTS]
+            batch: list[tuple[str, Sequence[NewEvent], int | None]] = [
+                (stream, [_new(t, x, meta) for t, x in events if t not in d.QUOTA_EVENTS], state.version)
+            ]
+            if quota_events:
+                if quota_state is None:  # a release: lock before any append (see quota_stream)
+                    await quota_stream.lock(conn, principal.account_id)
+                batch.append((d.quota_stream_id(principal.account_id), quota_events, None))
+            return await self._log.append_batch(batch, conn=conn)
 
     @staticmethod
     def _parse_id(raw: str) -> uuid.UUID:

@@ -1,4 +1,4 @@
-"""Monitoring quota arithmetic: units bought, units consumed, and each domain's service period.
+"""Monitoring quota arithmetic: units bought, reserved and consumed, and each domain's period.
 
 Pure functions over dates and integers, no clock and no I/O: callers pass ``today`` so the
 rules can be tested on any day, leap years included.
@@ -7,11 +7,15 @@ The product's rules, as encoded here:
 
 * A package purchase yields ``domain_count x quantity x years`` units; one unit is
   :data:`DAYS_PER_UNIT` (365) monitoring days for one domain.
-* The countdown starts the first time monitoring is enabled and counts that day, so a
-  domain first enabled on 2022-06-01 is served through 2023-05-31 (the product's own
-  example). Exactly 365 days are served in leap years too: 2023-06-01 ends on 2024-05-30.
-* The clock keeps running while monitoring is disabled, and nothing is refunded once a
-  domain was enabled; re-enabling within the period therefore consumes nothing.
+* Enabling a domain that has no running period reserves a unit. The unit is consumed when
+  monitoring actually starts (the enable check's verdict is not ``ENABLE_FAILED``), and
+  released when the enable check fails: the seed says such monitoring "could not be
+  enabled".
+* The countdown starts the day monitoring starts and counts that day, so a domain started
+  on 2022-06-01 is served through 2023-05-31 (the product's own example). Exactly 365 days
+  are served in leap years too: 2023-06-01 ends on 2024-05-30.
+* The clock keeps running while monitoring is disabled, and nothing is refunded once
+  monitoring started; re-enabling within the period therefore needs no unit.
 """
 
 from __future__ import annotations
@@ -28,12 +32,11 @@ __all__ = [
     "MAX_PACKAGE_DOMAINS",
     "MAX_PACKAGE_QUANTITY",
     "MAX_PACKAGE_YEARS",
-    "EnableOutcome",
     "QuotaExhausted",
     "QuotaState",
-    "enable",
     "ending_soon",
     "is_expired",
+    "needs_unit",
     "purchase_units",
     "remaining_days",
     "service_end",
@@ -48,68 +51,81 @@ K = TypeVar("K")
 
 
 class QuotaExhausted(Exception):
-    """Enabling needs more units than remain; maps to gRPC RESOURCE_EXHAUSTED / QuotaFailure."""
+    """Enabling needs more units than are available; the API answers FAILED_PRECONDITION."""
 
-    def __init__(self, *, purchased: int, consumed: int, requested: int) -> None:
+    def __init__(self, *, purchased: int, consumed: int, reserved: int, requested: int) -> None:
         self.purchased = purchased
         self.consumed = consumed
+        self.reserved = reserved
         self.requested = requested
         super().__init__(
-            f"monitoring quota exhausted: {consumed} of {purchased} units used, {requested}"
-            f" more needed; buy a package (one unit monitors one domain for {DAYS_PER_UNIT}"
-            " days). Disabling a domain does not return its unit"
+            f"monitoring quota exhausted: of {purchased} units {consumed} are consumed and {reserved}"
+            f" reserved by enable checks, {requested} more needed; buy a package (one unit monitors"
+            f" one domain for {DAYS_PER_UNIT} days). A failed enable check returns its unit;"
+            " disabling a domain whose monitoring started does not"
         )
 
     @property
-    def remaining(self) -> int:
-        return self.purchased - self.consumed
+    def available(self) -> int:
+        return self.purchased - self.consumed - self.reserved
 
 
 @dataclass(frozen=True, slots=True)
 class QuotaState:
-    """Units bought and units spent by one account; transitions return new states."""
+    """Units bought, held by pending enable checks, and spent, by one account.
+
+    Transitions return new states; ``consumed + reserved`` never exceeds ``purchased``.
+    """
 
     purchased_units: int = 0
     consumed_units: int = 0
+    reserved_units: int = 0
 
     def __post_init__(self) -> None:
-        if self.purchased_units < 0 or self.consumed_units < 0:
+        if min(self.purchased_units, self.consumed_units, self.reserved_units) < 0:
             raise ValueError("unit counts cannot be negative")
-        if self.consumed_units > self.purchased_units:
-            raise ValueError("cannot have consumed more units than were purchased")
+        if self.consumed_units + self.reserved_units > self.purchased_units:
+            raise ValueError("cannot have consumed and reserved more units than were purchased")
 
     @property
-    def remaining_units(self) -> int:
-        return self.purchased_units - self.consumed_units
+    def available_units(self) -> int:
+        """Units a new enable may reserve."""
+        return self.purchased_units - self.consumed_units - self.reserved_units
 
     def purchase(self, units: int) -> QuotaState:
         """Add bought units (see :func:`purchase_units`)."""
         if units < 1:
             raise ValueError("a purchase adds at least one unit")
-        return QuotaState(self.purchased_units + units, self.consumed_units)
+        return QuotaState(self.purchased_units + units, self.consumed_units, self.reserved_units)
+
+    def _check_available(self, units: int) -> None:
+        if units < 1:
+            raise ValueError("use at least one unit")
+        if units > self.available_units:
+            raise QuotaExhausted(purchased=self.purchased_units, consumed=self.consumed_units,
+                                 reserved=self.reserved_units, requested=units)  # fmt: skip
+
+    def reserve(self, units: int = 1) -> QuotaState:
+        """Hold units for enable checks, or raise :class:`QuotaExhausted` leaving this state."""
+        self._check_available(units)
+        return QuotaState(self.purchased_units, self.consumed_units, self.reserved_units + units)
+
+    def release(self) -> QuotaState:
+        """Return a reserved unit (its enable check failed, or the domain was disabled first)."""
+        if self.reserved_units < 1:
+            raise ValueError("no reserved unit to release")
+        return QuotaState(self.purchased_units, self.consumed_units, self.reserved_units - 1)
+
+    def consume_reserved(self) -> QuotaState:
+        """Spend a reserved unit: monitoring started."""
+        if self.reserved_units < 1:
+            raise ValueError("no reserved unit to consume")
+        return QuotaState(self.purchased_units, self.consumed_units + 1, self.reserved_units - 1)
 
     def consume(self, units: int = 1) -> QuotaState:
-        """Spend units, or raise :class:`QuotaExhausted` leaving this state untouched."""
-        if units < 1:
-            raise ValueError("consume at least one unit")
-        if units > self.remaining_units:
-            raise QuotaExhausted(
-                purchased=self.purchased_units, consumed=self.consumed_units, requested=units
-            )
-        return QuotaState(self.purchased_units, self.consumed_units + units)
-
-
-@dataclass(frozen=True, slots=True)
-class EnableOutcome:
-    """What enabling a domain did to the quota and to the domain's service period.
-
-    ``period_start`` is the date the current 365-day period started (the first enable, or
-    the renewal); the caller stores it as the domain's ``first_enabled``.
-    """
-
-    quota: QuotaState
-    period_start: date
-    consumed_unit: bool
+        """Spend units outright: how enables were counted before reservations existed."""
+        self._check_available(units)
+        return QuotaState(self.purchased_units, self.consumed_units + units, self.reserved_units)
 
 
 def purchase_units(domain_count: int, quantity: int = 1, years: int = 1) -> int:
@@ -124,9 +140,9 @@ def purchase_units(domain_count: int, quantity: int = 1, years: int = 1) -> int:
     return domain_count * quantity * years
 
 
-def service_end(first_enabled: date) -> date:
-    """Last monitored day: 365 days counting the first, so first + 364 (leap days included)."""
-    return first_enabled + timedelta(days=DAYS_PER_UNIT - 1)
+def service_end(period_start: date) -> date:
+    """Last monitored day: 365 days counting the first, so start + 364 (leap days included)."""
+    return period_start + timedelta(days=DAYS_PER_UNIT - 1)
 
 
 def remaining_days(first_enabled: date, today: date) -> int:
@@ -144,18 +160,14 @@ def is_expired(first_enabled: date, today: date) -> bool:
     return today > service_end(first_enabled)
 
 
-def enable(quota: QuotaState, first_enabled: date | None, today: date) -> EnableOutcome:
-    """Enable monitoring for one domain, consuming a unit only when a new period starts.
+def needs_unit(period_start: date | None, today: date) -> bool:
+    """Whether starting monitoring today needs a unit: no period ever started, or it is over.
 
-    Never enabled: consume a unit, the period starts today. Enabled before and still within
-    its period (a re-enable after a disable): consume nothing, the period is unchanged,
-    since units are not refunded on disable. Period over: enabling renews, consuming a unit
-    and starting a new period today; this is how multi-year purchases get used.
-    Raises :class:`QuotaExhausted` when a unit is needed and none remain.
+    Within a running period (a re-enable after a disable) nothing is needed, since units are
+    not refunded on disable. After the period, enabling renews with a new unit: this is how
+    multi-year purchases get used.
     """
-    if first_enabled is not None and not is_expired(first_enabled, today):
-        return EnableOutcome(quota, first_enabled, consumed_unit=False)
-    return EnableOutcome(quota.consume(), today, consumed_unit=True)
+    return period_start is None or is_expired(period_start, today)
 
 
 def ending_soon(domains: Mapping[K, date | None], today: date, within_days: int) -> list[tuple[K, int]]:

@@ -56,7 +56,8 @@ class QuotaHandlers:
             rows = {str(r[0]): r for r in await cur.fetchall()}
         ending = quota.ending_soon({k: r[3] for k, r in rows.items()}, today, within)
         result = pb.Quota(account_id=str(account_id), purchased_units=state.purchased_units,
-                          consumed_units=state.consumed_units, remaining_units=state.remaining_units)  # fmt: skip
+                          consumed_units=state.consumed_units, reserved_units=state.reserved_units,
+                          remaining_units=state.available_units)  # fmt: skip
         for domain_id, days in ending:
             row = rows[domain_id]
             item = result.ending_soon.add(domain_id=domain_id, host=row[1], port=row[2], remaining_days=days)

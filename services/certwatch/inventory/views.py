@@ -40,6 +40,20 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
             (data["generation"], data["enabled_at"], data["period_start"], data["service_ends_on"],
              data["domain_id"]),
         )  # fmt: skip
+    elif event.type == d.RECHECK_REQUESTED:
+        # Retrying after a failed enable check is an enable check again (ENABLING) in a new
+        # generation; a legacy ENABLE_FAILED domain (no generation change) is checked as one too.
+        await conn.execute(
+            "UPDATE inventory_domains SET port = %s, generation = %s,"
+            " status = CASE WHEN status = 'ENABLE_FAILED' THEN 'ENABLING' ELSE status END"
+            " WHERE domain_id = %s AND enabled",
+            (data["port"], data["generation"], data["domain_id"]),
+        )
+    elif event.type == d.MONITORING_STARTED:
+        await conn.execute(
+            "UPDATE inventory_domains SET period_start = %s, service_ends_on = %s WHERE domain_id = %s",
+            (data["period_start"], data["service_ends_on"], data["domain_id"]),
+        )
     elif event.type in (d.MONITORING_DISABLED, d.SERVICE_ENDED):
         status = "DISABLED" if event.type == d.MONITORING_DISABLED else "SERVICE_ENDED"
         await conn.execute(
@@ -54,12 +68,13 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
         await conn.execute(
             "UPDATE inventory_domains SET status = %s, primary_cause = %s, causes = %s,"
             " recommended_action = %s, brand = %s, valid_from = %s, valid_to = %s,"
-            " days_left = %s, last_checked_at = %s"
+            " days_left = %s, last_checked_at = %s, period_start = coalesce(period_start, %s),"
+            " service_ends_on = coalesce(service_ends_on, %s)"
             " WHERE domain_id = %s AND enabled AND generation = %s",
             (verdict["status"], verdict.get("primary_cause"), verdict.get("causes", []),
              data.get("recommended_action"), verdict.get("brand"), verdict.get("valid_from"),
              verdict.get("valid_to"), verdict.get("days_left"), verdict["checked_at"],
-             data["domain_id"], data["generation"]),
+             *d.period_from_verdict(data), data["domain_id"], data["generation"]),
         )  # fmt: skip
 
 

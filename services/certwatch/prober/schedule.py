@@ -40,6 +40,16 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
             " first_check = first_check OR paused, paused = false WHERE domain_id = %s",
             (data["port"], data["domain_id"]),
         )
+    elif event.type == d.RECHECK_REQUESTED:
+        # Due now. An enable check again comes with a new generation: a probe of the old one
+        # still in flight is dropped. A row already due as an enable check, or paused after a
+        # failed one (domains enabled before enable checks had events of their own), stays one.
+        await conn.execute(
+            "UPDATE probe_schedule SET port = %s, generation = %s,"
+            " first_check = first_check OR paused OR %s, paused = false, next_due = now(),"
+            " claimed_by = NULL WHERE domain_id = %s",
+            (data["port"], data["generation"], data["enable_check"], data["domain_id"]),
+        )
     elif event.type in (d.MONITORING_DISABLED, d.DOMAIN_REMOVED, d.SERVICE_ENDED):
         await conn.execute("DELETE FROM probe_schedule WHERE domain_id = %s", (data["domain_id"],))
     elif event.type == cev.DOMAIN_CLASSIFIED:
@@ -53,8 +63,8 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
 
 SCHEDULE = Projection(
     name="prober.schedule",
-    event_types=[d.MONITORING_ENABLED, d.DOMAIN_EDITED, d.MONITORING_DISABLED, d.DOMAIN_REMOVED,
-                 d.SERVICE_ENDED, cev.DOMAIN_CLASSIFIED],
+    event_types=[d.MONITORING_ENABLED, d.DOMAIN_EDITED, d.RECHECK_REQUESTED, d.MONITORING_DISABLED,
+                 d.DOMAIN_REMOVED, d.SERVICE_ENDED, cev.DOMAIN_CLASSIFIED],
     handle=_apply,
     reset_sql=["DELETE FROM probe_schedule"],
 )  # fmt: skip
