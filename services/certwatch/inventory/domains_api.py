@@ -101,14 +101,9 @@ class DomainHandlers(ContactHandlers):
         added: list[tuple[_Entry, str]] = []
         now = self._now()
         async with self._log.pool.connection() as conn, conn.transaction():
-            # Only a batch that enables reserves units (and queues on the account's quota lock).
-            enabling = any(e.enable for e in entries)
-            quota_state = (await quota_stream.load_locked(self._log, conn, principal.account_id)
-                           if enabling else quota.QuotaState())  # fmt: skip
-            reserved: list[NewEvent] = []
-            batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
             meta = auth.event_metadata(principal)
             shared_contacts = await self._resolve_contacts(conn, principal, list(request.contact_ids))
+            accepted: list[tuple[_Entry, tuple[str, ...], uuid.UUID]] = []
             for entry in entries:
                 if entry.target is None:
                     results.append(
@@ -121,9 +116,20 @@ class DomainHandlers(ContactHandlers):
                 except InvalidArgument as exc:
                     results.append(pb.AddDomainResult(entry=entry.raw, row=entry.row, error=str(exc)))
                     continue
-                domain_id = uuid.uuid4()
-                existing = await self._claim(conn, principal.account_id, entry.target, domain_id)
-                if existing is not None:
+                accepted.append((entry, contacts, uuid.uuid4()))
+            taken = await self._claim_all(
+                conn, principal.account_id, [(e.target, i) for e, _, i in accepted if e.target is not None]
+            )
+            # The account's quota lock is taken last and held only for deciding and appending:
+            # enables elsewhere in the account queue behind this batch for milliseconds.
+            enabling = any(e.enable and i not in taken for e, _, i in accepted)
+            quota_state = (await quota_stream.load_locked(self._log, conn, principal.account_id)
+                           if enabling else quota.QuotaState())  # fmt: skip
+            reserved: list[NewEvent] = []
+            batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
+            for entry, contacts, domain_id in accepted:
+                assert entry.target is not None
+                if (existing := taken.get(domain_id)) is not None:
                     results.append(pb.AddDomainResult(
                         entry=entry.raw, row=entry.row, existing_domain_id=existing,
                         error=f"{entry.target.host}:{entry.target.port} is already monitored as {existing}",
@@ -151,6 +157,7 @@ class DomainHandlers(ContactHandlers):
                 results.append(
                     pb.AddDomainResult(entry=entry.raw, row=entry.row, added=True, warnings=warnings)
                 )
+            results.sort(key=lambda r: r.row)
             if reserved:
                 batch.append((d.quota_stream_id(principal.account_id), reserved, None))
             appended = await self._log.append_batch(batch, conn=conn)
@@ -200,6 +207,34 @@ class DomainHandlers(ContactHandlers):
                 contact_ids, request.enable,
             ))  # fmt: skip
         return entries
+
+    async def _claim_all(
+        self, conn: Conn, account_id: uuid.UUID, wanted: Sequence[tuple[validation.Target, uuid.UUID]]
+    ) -> dict[uuid.UUID, str]:
+        """Reserve each host:port for the account in two statements, whatever the batch size;
+        return, for each domain id that did not get its target, the domain that holds it (a
+        target listed twice in one batch goes to its first entry)."""
+        if not wanted:
+            return {}
+        cur = await conn.execute(
+            "INSERT INTO inventory_claims (account_id, host, port, domain_id)"
+            " SELECT %s, t.host, t.port, t.domain_id FROM unnest(%b::text[], %b::int[], %b::uuid[])"
+            " WITH ORDINALITY AS t(host, port, domain_id, n) ORDER BY t.n"
+            " ON CONFLICT (account_id, host, port) DO NOTHING RETURNING domain_id",
+            (account_id, [t.host for t, _ in wanted], [t.port for t, _ in wanted], [i for _, i in wanted]),
+        )
+        won = {row[0] for row in await cur.fetchall()}
+        lost = [(t, i) for t, i in wanted if i not in won]
+        if not lost:
+            return {}
+        cur = await conn.execute(
+            "SELECT c.host, c.port, c.domain_id::text FROM inventory_claims c"
+            " JOIN unnest(%b::text[], %b::int[]) AS t(host, port) ON c.host = t.host AND c.port = t.port"
+            " WHERE c.account_id = %s",
+            ([t.host for t, _ in lost], [t.port for t, _ in lost], account_id),
+        )
+        holders = {(r[0], r[1]): r[2] for r in await cur.fetchall()}
+        return {i: holders[(t.host, t.port)] for t, i in lost}
 
     async def _claim(
         self, conn: Conn, account_id: uuid.UUID, target: validation.Target, domain_id: uuid.UUID

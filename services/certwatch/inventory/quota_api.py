@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from certwatch.inventory import domain as d
-from certwatch.inventory import quota
+from certwatch.inventory import quota, quota_stream
 from certwatch.inventory.validation import ValidationError
 from certwatch.platform import auth
 from certwatch.platform.errors import InvalidArgument, NotFound
@@ -45,10 +45,9 @@ class QuotaHandlers:
         return await self._quota(principal.account_id, within)
 
     async def _quota(self, account_id: uuid.UUID, within: int) -> pb.Quota:
-        events = await self._log.read_stream(d.quota_stream_id(account_id))
-        state = d.quota_from([(e.type, e.data) for e in events])
         today = self._now().date()
         async with self._log.pool.connection() as conn:
+            state = await quota_stream.load(self._log, conn, account_id)
             cur = await conn.execute(
                 "SELECT domain_id, host, port, period_start FROM inventory_domains"
                 " WHERE account_id = %s AND period_start IS NOT NULL", (account_id,),
