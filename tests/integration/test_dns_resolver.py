@@ -63,6 +63,12 @@ async def test_a_silent_server_times_out_and_the_next_one_answers() -> None:
     assert (addresses, error) == (["127.0.0.9"], None)
 
 
+async def test_a_lost_datagram_is_sent_again_within_the_timeout() -> None:
+    with dns_server({"lossy.example.test": {"A": ["192.0.2.7"], "drop_first": 2}}) as lossy:
+        addresses, error = await resolve("lossy.example.test", [lossy], timeout=1.5)
+    assert (addresses, error) == (["192.0.2.7"], None)
+
+
 async def test_no_server_answers_in_time() -> None:
     with dns_server(ZONE) as server:
         addresses, error = await resolve("slow.example.test", [server], timeout=0.3)

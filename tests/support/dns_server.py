@@ -13,7 +13,8 @@ from collections.abc import Iterator, Mapping
 from certwatch.prober.dns import TYPE_A, TYPE_AAAA, TYPE_CNAME, _read_name, encode_name
 
 Zone = Mapping[str, Mapping[str, object]]
-"""name -> {"A": [...], "AAAA": [...], "CNAME": "target", "rcode": 2, "silent": True, "tc": True}"""
+"""name -> {"A": [...], "AAAA": [...], "CNAME": "target", "rcode": 2, "silent": True, "tc": True,
+"drop_first": N (the first N UDP queries of each type are lost)}"""
 
 
 def _answer(query: bytes, zone: Zone, *, over_tcp: bool) -> bytes | None:
@@ -53,11 +54,18 @@ class _Udp(asyncio.DatagramProtocol):
     def __init__(self, zone: Zone) -> None:
         self.zone = zone
         self.transport: asyncio.DatagramTransport | None = None
+        self._dropped: dict[bytes, int] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        name, offset = _read_name(data, 12)
+        drop = int((self.zone.get(name) or {}).get("drop_first", 0))  # type: ignore[call-overload]
+        question = data[12 : offset + 4]
+        if self._dropped.get(question, 0) < drop:  # a lossy network: this datagram is lost
+            self._dropped[question] = self._dropped.get(question, 0) + 1
+            return
         reply = _answer(data, self.zone, over_tcp=False)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)

@@ -26,6 +26,7 @@ _RCODES = {1: "format error", 2: "server failure", 3: "name does not exist", 4: 
            5: "refused"}  # fmt: skip
 _MAX_UDP = 4096
 _MAX_CNAME_HOPS = 8
+UDP_ATTEMPTS = 3  # sends of one query over UDP within its timeout
 
 Nameserver = tuple[str, int]
 
@@ -168,8 +169,8 @@ async def _udp(
 ) -> tuple[bool, Answer]:
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(_UdpClient, remote_addr=server)
+    resend = asyncio.create_task(_retransmit(transport, query, timeout))
     try:
-        transport.sendto(query)
         async with asyncio.timeout(timeout):
             for _ in range(16):  # ignore a few stray or spoofed datagrams
                 data = await protocol.replies.get()
@@ -181,7 +182,16 @@ async def _udp(
                     raise
         raise DnsError("too many unrelated replies")
     finally:
+        resend.cancel()
         transport.close()
+
+
+async def _retransmit(transport: asyncio.DatagramTransport, query: bytes, timeout: float) -> None:
+    """Send the query, and again twice within the time allowed, as stub resolvers do
+    (glibc's `attempts`): one lost datagram must not make a domain `INVALID_IP`."""
+    for _ in range(UDP_ATTEMPTS):
+        transport.sendto(query)
+        await asyncio.sleep(timeout / UDP_ATTEMPTS)
 
 
 async def _tcp(

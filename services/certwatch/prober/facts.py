@@ -313,6 +313,14 @@ class ProbeResult:
     dns_ms: float | None
     endpoints: tuple[EndpointFacts, ...]
 
+    @property
+    def timed_out(self) -> bool:
+        """Nothing answered in time (DNS, or every address): maybe the network, maybe load,
+        not yet a fact about the site."""
+        if self.dns_error is not None:
+            return "in time" in self.dns_error or "timed out" in self.dns_error
+        return bool(self.endpoints) and all(e.error_kind == ERR_TIMEOUT for e in self.endpoints)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA_VERSION,

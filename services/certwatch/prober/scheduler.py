@@ -52,13 +52,16 @@ class Scheduler:
         idle_poll_s: float = 0.25,
         flush_s: float = 0.05,
         lease_s: float | None = None,
+        first_check_retry_s: float = 2.0,
     ) -> None:
         self._log = event_log
         self._options = options
         self._interval = interval_s
         self._jitter = jitter_s
         self._concurrency = concurrency
-        self._lease_s = options.overall + 30.0 if lease_s is None else lease_s
+        self._first_check_retry_s = first_check_retry_s
+        # An enable check may probe twice (see `_probe`).
+        self._lease_s = 2 * options.overall + first_check_retry_s + 30.0 if lease_s is None else lease_s
         self.worker_id = worker_id or f"{socket.gethostname()}-{id(self):x}"
         self._idle_poll_s = idle_poll_s
         self._flush_s = flush_s
@@ -153,6 +156,11 @@ class Scheduler:
         ):  # fmt: skip
             start = time.perf_counter()
             result = await probe(due.host, due.port, options=self._options)
+            if due.first_check and result.timed_out:
+                # An enable check decides ENABLE_FAILED, which stays until the user acts: one
+                # lost packet or a moment of overload must not decide it. Once more, a bit later.
+                await asyncio.sleep(self._first_check_retry_s)
+                result = await probe(due.host, due.port, options=self._options)
             self._duration.record((time.perf_counter() - start) * 1000)
             return due, result, telemetry.current_traceparent()
 
