@@ -41,7 +41,7 @@ DEFAULT_PAGE_SIZE = 100
 _COLUMNS = (
     "domain_id, host, port, enabled, status, primary_cause, causes, brand, valid_from, valid_to,"
     " days_left - (current_date - last_checked_at::date), contact_ids, added_at, first_enabled_at, service_ends_on, last_checked_at,"
-    " recommended_action, enabled AND last_checked_at < now() - make_interval(secs => %s)"
+    " recommended_action, enabled AND status <> 'ENABLE_FAILED' AND last_checked_at < now() - make_interval(secs => %s)"
 )
 
 
