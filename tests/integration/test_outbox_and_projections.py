@@ -199,3 +199,31 @@ async def test_a_failing_handler_is_retried_never_skipped_and_reported(
 
 async def _flag(runner: ProjectionRunner, want: bool = True) -> bool:
     return runner.failing is want
+
+
+async def test_a_standby_relay_is_healthy_again_once_it_reconnects(
+    event_log: EventLog, bus: busmod.Bus, database_url: str
+) -> None:
+    """Only the leader relays; a standby that lost the database (as every service's relay
+    does when PostgreSQL restarts) must not stay 'failing' once it is connected again."""
+    leader = OutboxRelay(event_log, bus, database_url, idle_poll_s=0.05)
+    standby = OutboxRelay(event_log, bus, database_url, idle_poll_s=0.05)
+    leading = asyncio.create_task(leader.run())
+    try:
+        await _append_many(event_log, 3, noise=False)
+        for _ in range(200):
+            if leader.published >= 3:
+                break
+            await asyncio.sleep(0.02)
+        standby.progress.failed(OSError("connection to the database lost"))
+        waiting = asyncio.create_task(standby.run())
+        for _ in range(200):
+            if not standby.progress.failing:
+                break
+            await asyncio.sleep(0.02)
+        assert not standby.progress.failing and standby.published == 0
+        standby.stop()
+        await asyncio.wait_for(waiting, 10)
+    finally:
+        leader.stop()
+        await asyncio.wait_for(leading, 10)

@@ -82,8 +82,8 @@ def _read(args: argparse.Namespace, service: str) -> Reading:
     if health != "SERVING":
         reading.problems.append(f"{service} is {health}")
     for c in status.components:
-        if not c.healthy:
-            reading.problems.append(f"{c.name} {_state(c)}")
+        if not c.healthy:  # the relay is one for the system: its problem, said once, has no age
+            reading.problems.append(f"{c.name} {_state(c, with_age=c.kind != 'relay')}")
     return reading
 
 
@@ -100,10 +100,10 @@ def _ago(stamp: Any, now: datetime) -> str:
     )
 
 
-def _state(c: pb.Component, now: datetime | None = None) -> str:
+def _state(c: pb.Component, now: datetime | None = None, *, with_age: bool = True) -> str:
     now = now or datetime.now(UTC)
     if c.last_error:
-        since = f" since {_ago(c.failing_since, now)} ago" if c.HasField("failing_since") else ""
+        since = f" since {_ago(c.failing_since, now)} ago" if with_age and c.HasField("failing_since") else ""
         return f"failing{since}: {c.last_error}"
     if c.healthy:
         return "ok" if c.lag == 0 else "catching up"
@@ -152,7 +152,7 @@ def _status(args: argparse.Namespace) -> int:
         } for r in readings], indent=2))  # fmt: skip
     else:
         print(table(_rows(readings), ["SERVICE", "HEALTH", "COMPONENT", "LAG", "STATE"]))
-        problems = [p for r in readings for p in r.problems]
+        problems = list(dict.fromkeys(p for r in readings for p in r.problems))
         if problems:
             print("\nunhealthy: " + "; ".join(problems))
     return 0 if all(r.healthy for r in readings) else 1
@@ -168,4 +168,5 @@ def staleness_warning(args: argparse.Namespace) -> str | None:
                          if c.healthy and c.kind != "relay" and c.lag >= (1 if c.kind == "worker" else _BEHIND)]  # fmt: skip
     if not problems:
         return None
-    return "warning: the statuses shown may be stale: " + "; ".join(problems) + " (see `certwatch status`)"
+    unique = "; ".join(dict.fromkeys(problems))
+    return f"warning: the statuses shown may be stale: {unique} (see `certwatch status`)"

@@ -77,6 +77,7 @@ class OutboxRelay:
 
     async def _lead(self) -> None:
         async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
+            self.progress.ok()  # connected: a standby waiting for leadership is healthy
             while not self._stop.is_set():
                 cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_LEADER_LOCK,))
                 row = await cur.fetchone()
