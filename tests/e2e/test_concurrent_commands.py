@@ -33,3 +33,26 @@ async def test_enables_racing_on_the_quota_stream_all_succeed(settings: Settings
         quota = await inventory.GetQuota(pb.GetQuotaRequest(), metadata=stack.metadata)
         # reserved at enable, consumed once each enable check passes (nothing listens here)
         assert (quota.consumed_units, quota.reserved_units, quota.remaining_units) == (0, 54, 6), quota
+
+
+async def test_added_domains_are_answered_even_when_the_list_view_is_behind(settings: Settings) -> None:
+    """A transaction older than the add holds the log's horizon back longer than the
+    read-your-writes wait: the answer comes from the domains' own events, not INTERNAL."""
+    import psycopg
+
+    async with (
+        running_stack(settings, ("inventory",), units=5) as stack,
+        stack.channel("inventory") as channel,
+    ):
+        inventory = inventory_pb2_grpc.InventoryStub(channel)
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as old:
+            await old.execute("SELECT pg_current_xact_id()")  # an open transaction with an id
+            added = await inventory.AddDomains(
+                pb.AddDomainsRequest(domains="late1.example.com,late2.example.com:8443", enable=True),
+                metadata=stack.metadata, timeout=30,
+            )  # fmt: skip
+            await old.rollback()
+        assert [(r.added, r.domain.host, r.domain.port, r.domain.status) for r in added.results] == [
+            (True, "late1.example.com", 443, "ENABLING"), (True, "late2.example.com", 8443, "ENABLING"),
+        ]  # fmt: skip
+        assert all(r.domain.id and r.domain.monitoring_enabled for r in added.results)
