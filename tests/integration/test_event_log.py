@@ -272,3 +272,13 @@ async def test_a_copy_batch_reusing_a_recorded_id_writes_nothing(event_log: Even
     assert [s for s, _, _ in batch if await event_log.read_stream(s)] == []
     stored = await event_log.append_batch(batch)
     assert [a.stream_version for a in stored] == [1] * 80
+
+
+async def test_read_streams_returns_each_stream_in_version_order(event_log: EventLog) -> None:
+    a, b, empty = (f"{n}-{uuid.uuid4()}" for n in ("a", "b", "empty"))
+    await event_log.append_batch([(a, [_ev(1), _ev(2)], 0), (b, [_ev(3)], 0)])
+    await event_log.append(a, [_ev(4)], expected_version=2)
+    found = await event_log.read_streams([b, a, empty])
+    assert list(found) == [b, a, empty]
+    assert [e.data["n"] for e in found[a]] == [1, 2, 4] and [e.stream_version for e in found[a]] == [1, 2, 3]
+    assert [e.data["n"] for e in found[b]] == [3] and found[empty] == []

@@ -28,10 +28,13 @@ def processor(event_log: EventLog) -> Projection:
         states: dict[str, tuple[d.DomainState | None, int]] = {}
         domain_events: dict[str, list[NewEvent]] = {}
         quota_events: dict[str, list[NewEvent]] = {}
+        streams = await event_log.read_streams(
+            list(dict.fromkeys(d.stream_id(e.data["domain_id"]) for e in checks)), conn=conn
+        )
         for verdict_event in checks:
             domain_id = verdict_event.data["domain_id"]
             if domain_id not in states:
-                recorded = await event_log.read_stream(d.stream_id(domain_id), conn=conn)
+                recorded = streams[d.stream_id(domain_id)]
                 states[domain_id] = (d.fold([(e.type, e.data) for e in recorded]), len(recorded))
             state, version = states[domain_id]
             verdict = verdict_event.data["verdict"]
