@@ -26,9 +26,9 @@ async def test_a_page_never_ends_inside_an_append(event_log: EventLog) -> None:
     async def handle(conn: Conn, event: RecordedEvent) -> None:
         applied.append(event)
 
-    projection = Projection(name=f"whole.{kind}", event_types=[kind], handle=handle,
+    projection = Projection(name=f"whole.{kind}", event_types=[kind], handle=handle, page=3,
                             after_commit=lambda: committed_after.append(len(applied)))  # fmt: skip
-    assert await catch_up(event_log, projection, page=3) == sum(sizes)
+    assert await catch_up(event_log, projection) == sum(sizes)
     ends = {sum(sizes[: k + 1]) for k in range(len(sizes))}
     assert committed_after and set(committed_after) <= ends, committed_after
     assert [e.event_id for e in applied] == [

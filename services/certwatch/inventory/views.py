@@ -83,4 +83,5 @@ DOMAIN_VIEW = Projection(
     event_types=[*d.DOMAIN_EVENTS, DOMAIN_CLASSIFIED],
     handle=_apply,
     reset_sql=["DELETE FROM inventory_domains"],
+    page=200,  # every command waits for it (read-your-writes): short pages, short waits
 )

@@ -56,6 +56,9 @@ class Projection:
     subject: str = f"{busmod.SUBJECT_ROOT}.>"
     handle_batch: BatchHandler | None = None
     after_commit: Callable[[], None] | None = None
+    # Events a page holds. A read-your-writes caller (`catch_up_past`) waits for the page
+    # being applied to commit: a projection that commands wait on keeps its pages short.
+    page: int = 2000
 
     def __post_init__(self) -> None:
         if (self.handle is None) == (self.handle_batch is None):
@@ -71,7 +74,7 @@ async def checkpoint(conn: Conn, name: str) -> Cursor:
 
 
 async def catch_up(
-    event_log: EventLog, projection: Projection, *, page: int = 2000, conn: Conn | None = None
+    event_log: EventLog, projection: Projection, *, page: int | None = None, conn: Conn | None = None
 ) -> int:
     """Apply every event after the checkpoint up to the log's safe horizon; return the count.
 
@@ -81,10 +84,11 @@ async def catch_up(
     a second connection (reading and writing overlap; a replay runs about as fast as the
     slower of the two); it is used only if the checkpoint is still where it was expected.
     """
+    size = page or projection.page
     if conn is not None:  # inside the caller's transaction: pages are savepoints, no hook
-        return await _pages(event_log, projection, page, conn, after_commit=None)
+        return await _pages(event_log, projection, size, conn, after_commit=None)
     async with event_log.pool.connection() as own:
-        return await _pages(event_log, projection, page, own, after_commit=projection.after_commit)
+        return await _pages(event_log, projection, size, own, after_commit=projection.after_commit)
 
 
 async def _pages(
