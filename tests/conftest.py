@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform import db, localstack, migrations
 from certwatch.platform.eventlog import EventLog
+from tests.support.databases import TEMPLATE, fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +38,8 @@ def postgres_server(stack_root: Path) -> Iterator[localstack.Postgres]:
     pg = localstack.Postgres(stack_root / "postgres", localstack.free_port(), fast_unsafe=True)
     pg.start()
     with psycopg.connect(pg.url, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE certwatch_template")
-    template_url = pg.url.rsplit("/", 1)[0] + "/certwatch_template"
+        conn.execute(f"CREATE DATABASE {TEMPLATE}")
+    template_url = pg.url.rsplit("/", 1)[0] + f"/{TEMPLATE}"
 
     async def _migrate() -> None:
         async with await psycopg.AsyncConnection.connect(template_url, autocommit=True) as conn:
@@ -54,12 +55,8 @@ def postgres_server(stack_root: Path) -> Iterator[localstack.Postgres]:
 @pytest.fixture
 def database_url(postgres_server: localstack.Postgres) -> Iterator[str]:
     """A fresh, migrated database for this test alone."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE certwatch_template")
-    yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from certwatch.platform.errors import ConcurrencyConflict, DuplicateEventId
 from certwatch.platform.eventlog import START, Appended, EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent
 from certwatch.platform.projection import Projection, catch_up
+from tests.support.databases import fresh_database
 
 Batch = list[tuple[str, Sequence[NewEvent], int | None]]
 Write = Callable[[Batch], Awaitable[list[Appended]]]
@@ -94,12 +95,8 @@ def shared_database(postgres_server: localstack.Postgres) -> Iterator[str]:
     """One database for the whole module: every test writes its own event type and streams,
     so they cannot see each other's events (and a database per test would cost more than
     the 240 tests themselves)."""
-    name = f"contract_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE certwatch_template")
-    yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(postgres_server, "contract") as url:
+        yield url
 
 
 @pytest.fixture
