@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
@@ -72,6 +73,15 @@ async def test_codes_round_trip_most_important_cause_first() -> None:
     assert obs.decode(obs.encode(row)) == row
     with pytest.raises(ValueError, match="status: 'GREEN' is not in the observation vocabulary"):
         obs.encode(obs.Observation(NOON, uuid.uuid4(), None, "dns", "GREEN"))
+
+
+def test_a_probe_packs_into_a_small_message_and_back() -> None:
+    domain = uuid.uuid4()
+    probe = [stable(domain, NOON, certs.chain_id([LEAF, INTERMEDIATE])),
+             stable(domain, NOON, certs.chain_id([LEAF]), ip="2001:db8::1")]  # fmt: skip
+    body = obs.pack(probe)
+    assert obs.unpack(orjson.loads(orjson.dumps(body))) == probe
+    assert len(orjson.dumps(obs.pack(probe[:1]))) < 200
 
 
 def test_every_status_and_cause_of_the_classifier_has_a_code() -> None:
