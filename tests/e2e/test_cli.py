@@ -64,7 +64,10 @@ async def test_cli_add_list_details_history_contacts_quota(
             assert "ATS check: pass" in out and "Certificate chain:" in out and "cli.test" in out
             assert "warning: 127.0.0.1: certificates are sent out of issuance order" in out
             code, out, _ = await cli("domains", "history", domain_id, service="classifier")
-            assert code == 0 and "SECURE" in out
+            assert code == 0 and out.splitlines()[0].split() == ["FROM", "TO", "DURATION", "STATUS", "CAUSES"]
+            assert "now" in out and "so far  SECURE" in out  # one open interval
+            code, out, _ = await cli("domains", "history", domain_id, "--checks", service="classifier")
+            assert code == 0 and "CHECKED" in out and "SECURE" in out
             code, out, _ = await cli("quota")
             assert code == 0 and "consumed 1" in out
             code, _, err = await cli("domains", "show", "not-a-uuid")

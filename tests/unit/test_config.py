@@ -101,3 +101,10 @@ def test_dns_servers_are_parsed_or_refused_by_name() -> None:
     )
     with pytest.raises(ConfigError, match="CERTWATCH_DNS_SERVERS"):
         probe_options(load({"CERTWATCH_DNS_SERVERS": "dns.example"}))
+
+
+def test_observation_retention_defaults_to_400_days_and_refuses_less_than_one() -> None:
+    assert load({}).observation_retention_days == 400
+    assert load({"CERTWATCH_OBSERVATION_RETENTION_DAYS": "30"}).observation_retention_days == 30
+    with pytest.raises(ConfigError, match="CERTWATCH_OBSERVATION_RETENTION_DAYS must be at least 1"):
+        load({"CERTWATCH_OBSERVATION_RETENTION_DAYS": "0"})

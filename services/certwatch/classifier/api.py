@@ -23,6 +23,7 @@ from certwatch.v1 import classifier_pb2 as pb
 from certwatch.v1 import classifier_pb2_grpc
 
 MAX_HISTORY = 500
+DEFAULT_INTERVALS = 100
 _DETAILS_COLUMNS = (
     "domain_id::text, host, port, contact_ids, enabled, service_ends_on, status, classified,"
     " serving, chain_observed_at"
@@ -94,6 +95,31 @@ class ClassifierApi(classifier_pb2_grpc.ClassifierServicer):
                     raise NotFound(f"no domain {request.domain_id} in this account")
         return pb.StatusHistory(entries=[_status(r) for r in rows])
 
+    async def ListStatusIntervals(
+        self, request: pb.StatusIntervalsRequest, context: Any
+    ) -> pb.StatusIntervals:
+        account = auth.current().account_id
+        domain_id = _domain_id(request.domain_id)
+        limit, before = _page(request)
+        async with db.snapshot(self._log.pool) as conn:
+            cur = await conn.execute(
+                "SELECT seq, status, primary_cause, causes, started_at, ended_at FROM classifier_status_intervals"
+                " WHERE domain_id = %s AND account_id = %s AND seq < %s ORDER BY seq DESC LIMIT %s",
+                (domain_id, account, before, limit + 1),
+            )
+            rows = await cur.fetchall()
+            if not rows:  # no verdict yet, or no such domain in this account
+                cur = await conn.execute(
+                    "SELECT 1 FROM classifier_details WHERE domain_id = %s AND account_id = %s",
+                    (domain_id, account),
+                )
+                if await cur.fetchone() is None:
+                    raise NotFound(f"no domain {request.domain_id} in this account")
+        now = self._clock()
+        page = [_interval(row, now) for row in rows[:limit]]
+        more = len(rows) > limit
+        return pb.StatusIntervals(intervals=page, next_page_token=str(rows[limit - 1][0]) if more else "")
+
     async def GetMonitoringDetails(self, request: pb.StatusRequest, context: Any) -> pb.MonitoringDetails:
         account = auth.current().account_id
         domain_id = _domain_id(request.domain_id)
@@ -115,6 +141,29 @@ class ClassifierApi(classifier_pb2_grpc.ClassifierServicer):
             )
             ownership = await cur.fetchall()
         return details_report.build(row, certificates, ownership, self._clock())
+
+
+def _page(request: pb.StatusIntervalsRequest) -> tuple[int, int]:
+    """(page size, the seq every interval of the page is below)."""
+    if not 0 <= request.page_size <= MAX_HISTORY:
+        raise InvalidArgument(
+            [("page_size", f"must be between 0 (default {DEFAULT_INTERVALS}) and {MAX_HISTORY}")]
+        )
+    if not request.page_token:
+        return request.page_size or DEFAULT_INTERVALS, 2**31 - 1
+    if not request.page_token.isdigit() or not 0 < int(request.page_token) < 2**31:
+        raise InvalidArgument([("page_token", "not a token returned as next_page_token")])
+    return request.page_size or DEFAULT_INTERVALS, int(request.page_token)
+
+
+def _interval(row: Any, now: datetime) -> pb.StatusInterval:
+    _, status, primary_cause, causes, started_at, ended_at = row
+    out = pb.StatusInterval(status=status, primary_cause=primary_cause or "", causes=causes, open=ended_at is None,
+                            duration_seconds=max(0.0, ((ended_at or now) - started_at).total_seconds()))  # fmt: skip
+    out.started_at.FromDatetime(started_at)
+    if ended_at is not None:
+        out.ended_at.FromDatetime(ended_at)
+    return out
 
 
 def registration(api: ClassifierApi) -> tuple[Any, Any, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from certwatch.classifier import api, details, processor
+from certwatch.classifier import api, details, processor, status_intervals
 from certwatch.platform.service import Parts, Runtime
 
 
@@ -13,5 +13,6 @@ async def build(rt: Runtime) -> Parts:
             processor.processor(rt.event_log),
             processor.STATUS_VIEW,
             details.DETAILS_VIEW,
+            status_intervals.STATUS_INTERVALS,
         ],
     )

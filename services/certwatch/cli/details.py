@@ -1,4 +1,5 @@
-"""`certwatch domains details ID` and `certwatch domains history ID`: the monitoring report."""
+"""`certwatch domains details ID` and `certwatch domains history ID`: the monitoring report
+and the status history (intervals of one verdict; `--checks` lists every check)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ def add_parsers(sub: Any) -> None:
     details.add_argument("id", help="domain id")
     add_connection_options(details)
     details.set_defaults(handler=_details)
-    history = sub.add_parser("history", help="status history (newest first)")
+    history = sub.add_parser("history", help="status history as intervals of one verdict (newest first)")
     history.add_argument("id", help="domain id")
+    history.add_argument("--checks", action="store_true", help="every check instead (the last 500)")
+    history.add_argument("--limit", type=_limit, default=100, help="intervals to list (default 100)")
     add_connection_options(history)
     history.set_defaults(handler=_history)
 
@@ -93,7 +96,37 @@ def _details(args: argparse.Namespace) -> int:
     return 0
 
 
+def _limit(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 100000, got {raw!r}")
+    return int(raw)
+
+
+def duration_text(seconds: float) -> str:
+    """The two largest units: 3d 4h, 2h 5m, 7m 30s, 45s."""
+    total = int(seconds)
+    parts = [
+        (total // 86_400, "d"),
+        (total % 86_400 // 3600, "h"),
+        (total % 3600 // 60, "m"),
+        (total % 60, "s"),
+    ]
+    first = next((i for i, (n, _) in enumerate(parts) if n), len(parts) - 1)
+    return " ".join(f"{n}{unit}" for n, unit in parts[first : first + 2] if n) or "0s"
+
+
+def interval_rows(intervals: list[pb.StatusInterval]) -> list[list[str]]:
+    def stamp(ts: Any) -> str:
+        return str(ts.ToDatetime().isoformat(timespec="seconds"))
+
+    return [[stamp(i.started_at), "now" if i.open else stamp(i.ended_at),
+             duration_text(i.duration_seconds) + (" so far" if i.open else ""),
+             i.status, ",".join(i.causes) or "-"] for i in intervals]  # fmt: skip
+
+
 def _history(args: argparse.Namespace) -> int:
+    if not args.checks:
+        return _intervals(args)
     try:
         stub, metadata = _stub(args)
         history = call(stub.ListStatusHistory, pb.StatusRequest(domain_id=args.id), metadata)
@@ -109,4 +142,26 @@ def _history(args: argparse.Namespace) -> int:
     rows = [[e.checked_at.ToDatetime().isoformat(timespec="seconds"), e.status, ",".join(e.causes) or "-"]
             for e in history.entries]  # fmt: skip
     print(table(rows, ["CHECKED", "STATUS", "CAUSES"]))
+    return 0
+
+
+def _intervals(args: argparse.Namespace) -> int:
+    found: list[pb.StatusInterval] = []
+    token = ""
+    try:
+        stub, metadata = _stub(args)
+        for _ in range(args.limit):  # bounded: a page at a time until the limit or the last page
+            size = min(500, args.limit - len(found))
+            request = pb.StatusIntervalsRequest(domain_id=args.id, page_size=size, page_token=token)
+            page = call(stub.ListStatusIntervals, request, metadata)
+            found += page.intervals
+            token = page.next_page_token
+            if not token or len(found) >= args.limit:
+                break
+    except CliError as exc:
+        return fail(str(exc))
+    if args.json:
+        print(json.dumps([MessageToDict(i, preserving_proto_field_name=True) for i in found], indent=2))
+        return 0
+    print(table(interval_rows(found), ["FROM", "TO", "DURATION", "STATUS", "CAUSES"]))
     return 0

@@ -50,6 +50,7 @@ class Settings:
     tls_key_file: str | None = None
     tls_client_ca_file: str | None = None
     allow_custom_webhooks: bool = False
+    observation_retention_days: int = 400  # probe observations older than this are dropped
 
     def grpc_target(self, service: str) -> str:
         return f"{self.grpc_host}:{self.grpc_ports[service]}"
@@ -124,4 +125,13 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         tls_key_file=env.get("CERTWATCH_TLS_KEY_FILE") or None,
         tls_client_ca_file=env.get("CERTWATCH_TLS_CLIENT_CA_FILE") or None,
         allow_custom_webhooks=env.get("CERTWATCH_ALLOW_CUSTOM_WEBHOOKS", "").lower() in ("1", "true", "yes"),
+        observation_retention_days=_retention(env),
     )
+
+
+def _retention(env: Mapping[str, str]) -> int:
+    name = "CERTWATCH_OBSERVATION_RETENTION_DAYS"
+    days = _int(env, name, Settings().observation_retention_days)
+    if days < 1:
+        raise ConfigError(f"{name} must be at least 1 (days), got {days}")
+    return days

@@ -27,6 +27,7 @@ def build_for(service: str) -> Build:
 def projections(event_log: EventLog) -> dict[str, Projection]:
     from certwatch.classifier.details import DETAILS_VIEW
     from certwatch.classifier.processor import STATUS_VIEW, processor
+    from certwatch.classifier.status_intervals import STATUS_INTERVALS
     from certwatch.hosting.observed_expiry import OBSERVED_EXPIRY
     from certwatch.inventory import enable_checks
     from certwatch.inventory.contact_views import CONTACT_VIEW
@@ -36,5 +37,5 @@ def projections(event_log: EventLog) -> dict[str, Projection]:
     from certwatch.vod.cert_facts import CERT_FACTS
 
     found = [DOMAIN_VIEW, CONTACT_VIEW, enable_checks.processor(event_log), SCHEDULE, processor(event_log),
-             STATUS_VIEW, DETAILS_VIEW, ALERT_STATE, OBSERVED_EXPIRY, CERT_FACTS]  # fmt: skip
+             STATUS_VIEW, DETAILS_VIEW, STATUS_INTERVALS, ALERT_STATE, OBSERVED_EXPIRY, CERT_FACTS]  # fmt: skip
     return {p.name: p for p in found}

@@ -1,0 +1,210 @@
+"""Probe observations on JetStream: a bounded stream, apart from the event stream.
+
+The event stream (`platform.bus`) only wakes projections up; the log is the truth. This
+one carries telemetry nobody keeps forever, so it is bounded explicitly, in code:
+
+- `max_age` (default 6 h): long enough for a consumer to catch up after a restart or a
+  deploy; older observations have been superseded by newer probes of the same domains.
+- `max_bytes` (default 1 GiB) with **DiscardPolicy.OLD**: when full, the oldest messages
+  go and publishing never fails. With DiscardPolicy.NEW a lagging consumer would make the
+  prober's publishes fail, so the prober would stall or drop its *newest* results, the
+  only ones that still matter. A discarded observation costs one probe interval (the next
+  probe of that domain observes again), never a wrong status: verdict changes are
+  appended to the event log with the observation id as their idempotency key, and a
+  status is only ever derived from an observation that was delivered.
+- `duplicate_window` (10 min) with the `Nats-Msg-Id` header set to the observation id: a
+  prober that retries a publish (timeout, reconnect) stores it once.
+- `max_msg_size` (1 MiB, NATS's default payload limit): a result with full chains fits.
+
+Subjects are `cw.observations.<partition>`, the partition a stable hash of the domain id,
+so N consumers can each take some partitions and still see each domain's observations in
+order. The event stream's subjects (`cw.events.>`) do not overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import Error as JetStreamError
+from nats.js.errors import NotFoundError
+
+from certwatch.platform.health import Progress
+
+log = logging.getLogger(__name__)
+
+STREAM = "CERTWATCH_OBSERVATIONS"
+SUBJECT_ROOT = "cw.observations"
+PARTITIONS = 16
+ID_HEADER = "Nats-Msg-Id"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_age_s: float = 6 * 3600.0
+    max_bytes: int = 1 << 30
+    duplicate_window_s: float = 600.0
+    max_msg_size: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if self.duplicate_window_s > self.max_age_s:  # JetStream refuses it too, less clearly
+            raise ValueError("duplicate_window_s must not exceed max_age_s")
+
+
+def partition(domain_id: str) -> int:
+    return zlib.crc32(uuid.UUID(domain_id).bytes) % PARTITIONS
+
+
+def subject_for(domain_id: str) -> str:
+    return f"{SUBJECT_ROOT}.{partition(domain_id)}"
+
+
+def stream_config(limits: Limits, *, replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
+        name=STREAM, subjects=[f"{SUBJECT_ROOT}.>"], storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD, max_age=limits.max_age_s,
+        max_bytes=limits.max_bytes, max_msg_size=limits.max_msg_size,
+        duplicate_window=limits.duplicate_window_s, num_replicas=replicas,
+    )  # fmt: skip
+
+
+async def ensure_stream(js: JetStreamContext, limits: Limits = Limits(), *, replicas: int = 1) -> None:
+    """Create the stream, or bring an existing one's limits to these."""
+    config = stream_config(limits, replicas=replicas)
+    try:
+        info = await js.stream_info(STREAM)
+    except NotFoundError:
+        await js.add_stream(config)
+        log.info("created JetStream stream", extra={"stream": STREAM})
+        return
+    current = info.config
+    wanted = (config.max_age, config.max_bytes, config.discard, config.duplicate_window, config.max_msg_size)
+    if (current.max_age, current.max_bytes, current.discard, current.duplicate_window,
+            current.max_msg_size) != wanted:  # fmt: skip
+        await js.update_stream(config)
+        log.info("updated JetStream stream limits", extra={"stream": STREAM})
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    observation_id: str  # the idempotency key, downstream too
+    domain_id: str
+    data: dict[str, Any]
+
+
+async def publish(js: JetStreamContext, observations: Sequence[Outgoing]) -> int:
+    """Publish concurrently; return how many JetStream had already stored (duplicates)."""
+    acks = await asyncio.gather(*(
+        js.publish(subject_for(o.domain_id), orjson.dumps(o.data), stream=STREAM,
+                   headers={ID_HEADER: o.observation_id})
+        for o in observations
+    ))  # fmt: skip
+    return sum(1 for ack in acks if ack.duplicate)
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    observation_id: str
+    data: dict[str, Any]
+    delivered: int  # 1 the first time; more after a consumer failed before acknowledging
+
+
+Handler = Callable[[Sequence[Incoming]], Awaitable[None]]
+
+
+class ObservationConsumer:
+    """A durable pull consumer (`platform.service.Worker`): fetch a batch, hand it to the
+    handler, acknowledge after the handler returns (so a crash redelivers: the handler
+    must be idempotent by observation id). A batch whose handler raises is not
+    acknowledged and comes back after `ack_wait_s`."""
+
+    def __init__(
+        self, js: JetStreamContext, durable: str, handler: Handler, *, batch: int = 512,
+        idle_poll_s: float = 1.0, ack_wait_s: float = 30.0, filter_subject: str = f"{SUBJECT_ROOT}.>",
+    ) -> None:  # fmt: skip
+        self._js = js
+        self._durable = durable
+        self._handler = handler
+        self._batch = batch
+        self._idle_poll_s = idle_poll_s
+        self._ack_wait_s = ack_wait_s
+        self._filter = filter_subject
+        self._sub: Any = None
+        self._stop = asyncio.Event()
+        self.progress = Progress()
+        self.handled = 0
+
+    @property
+    def failing(self) -> bool:
+        return self.progress.failing
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _subscription(self) -> Any:
+        if self._sub is None:
+            config = ConsumerConfig(
+                durable_name=self._durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+                ack_wait=self._ack_wait_s, max_ack_pending=self._batch * 8, filter_subject=self._filter,
+            )  # fmt: skip
+            self._sub = await self._js.pull_subscribe(self._filter, durable=self._durable, stream=STREAM,
+                                                      config=config)  # fmt: skip
+        return self._sub
+
+    async def fetch_once(self) -> int:
+        """One batch (waiting up to `idle_poll_s` for it): handled and acknowledged."""
+        sub = await self._subscription()
+        try:
+            msgs = await sub.fetch(self._batch, timeout=self._idle_poll_s)
+        except (NatsTimeout, TimeoutError):
+            return 0
+        batch = [
+            Incoming(m.headers.get(ID_HEADER, "") if m.headers else "", orjson.loads(m.data),
+                     m.metadata.num_delivered)
+            for m in msgs
+        ]  # fmt: skip
+        await self._handler(batch)
+        await asyncio.gather(*(m.ack() for m in msgs))
+        self.handled += len(batch)
+        return len(batch)
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                if await self.fetch_once():
+                    self.progress.advanced()
+                else:
+                    self.progress.ok()
+                failures = 0
+                continue
+            except (NatsError, JetStreamError) as exc:
+                self._sub = None
+                self.progress.failed(exc)
+                log.warning("observation consumer %s: JetStream unavailable", self._durable,
+                            extra={"error": str(exc)})  # fmt: skip
+            except Exception as exc:
+                self.progress.failed(exc)
+                log.exception("observation consumer %s: handler failed", self._durable)
+            failures += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), min(30.0, 0.25 * 2 ** min(failures, 7)))
