@@ -54,10 +54,10 @@ _TEMPLATES: Mapping[str, tuple[str, str]] = {
 def template_text(counts: Mapping[str, int], days: int = 30) -> str:
     """The SMS for `counts` (cause -> number of domains), e.g. "certwatch: 3 certificates expire within 7 days."."""
     phrases = []
-    for cause, n in counts.items():
-        if n <= 0 or cause not in _TEMPLATES:
+    for cause, (one, many) in _TEMPLATES.items():  # a fixed order, whatever the caller's
+        n = counts.get(cause, 0)
+        if n <= 0:
             continue
-        one, many = _TEMPLATES[cause]
         phrases.append((one if n == 1 else many).format(n=n, days=days))
     return "certwatch: " + "; ".join(phrases) + ". Details by email and in the console."
 
