@@ -1,0 +1,1 @@
+"""One module per notification channel, each stating its service's limits and answering a typed `Delivery`."""

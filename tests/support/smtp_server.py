@@ -1,0 +1,72 @@
+"""A real SMTP server (aiosmtpd) on loopback that requires STARTTLS and AUTH and keeps what it receives."""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from certwatch.platform import localstack
+from tests.support.pki import TestPKI
+
+
+@dataclass
+class Mailbox:
+    user: str = "alerts"
+    password: str = "s3cret-pw"
+    reject_rcpt: dict[str, str] = field(default_factory=dict)  # address -> "550 ..." reply
+    messages: list[EmailMessage] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == (
+            self.user,
+            self.password,
+        )
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address in self.reject_rcpt:
+            return self.reject_rcpt[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        with self.lock:
+            self.messages.append(parsed)
+        return "250 Message accepted"
+
+
+@contextlib.contextmanager
+def smtp_server(mailbox: Mailbox, pki: TestPKI) -> Iterator[int]:
+    """Serve `mailbox` with STARTTLS and AUTH required, a certificate from `pki`; yields the port."""
+    leaf = pki.leaf("localhost", dns=("localhost",), ips=("127.0.0.1",))
+    certfile, keyfile = pki.server_files(leaf)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certfile, keyfile)
+    port = localstack.free_port()
+    controller = Controller(
+        mailbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=ctx,
+        require_starttls=True,
+        auth_required=True,
+        authenticator=mailbox.authenticate,
+    )
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
