@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -27,9 +28,11 @@ from xml.sax.saxutils import escape
 import orjson
 from psycopg_pool import AsyncConnectionPool
 
-from certwatch.platform.errors import TransientStoreError
+from certwatch.platform.errors import CertwatchError, TransientStoreError
+from certwatch.platform.service import Runtime
+from certwatch.platform.shredding import Vault, parse_master_key
 from certwatch.vod import cert_info, signing
-from certwatch.vod.authn import Authenticator, Caller
+from certwatch.vod.authn import Authenticator, Caller, RateLimit
 from certwatch.vod.errors import ApiError, invalid, missing
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,10 @@ MAX_BODY_BYTES = 64 * 1024
 IDLE_TIMEOUT_S = 30.0
 
 Handler = Callable[[Caller, Mapping[str, str]], Awaitable[dict[str, Any]]]
+
+
+class ConfigError(CertwatchError):
+    """A CERTWATCH_VOD_* variable that cannot be used."""
 
 
 class _BadRequest(Exception):
@@ -260,3 +267,38 @@ class HttpServer:
 
 
 _NO_REQUEST = signing.Request("", "", {}, {}, {}, b"")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The endpoint's settings, from CERTWATCH_VOD_* (platform config does not carry them yet)."""
+
+    port: int = 8080
+    region: str = "cn-shanghai"
+    rate: float = 20.0  # requests a second per AccessKey, per replica
+    burst: int = 40
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> HttpSettings:
+        d = cls()
+        try:
+            found = cls(port=int(env.get("CERTWATCH_VOD_HTTP_PORT", d.port)),
+                        region=env.get("CERTWATCH_VOD_REGION", d.region),
+                        rate=float(env.get("CERTWATCH_VOD_RATE", d.rate)),
+                        burst=int(env.get("CERTWATCH_VOD_BURST", d.burst)))  # fmt: skip
+        except ValueError as exc:
+            raise ConfigError(f"CERTWATCH_VOD_HTTP_PORT, _RATE and _BURST must be numbers: {exc}") from None  # fmt: skip
+        if found.rate <= 0 or found.burst < 1:
+            raise ConfigError("CERTWATCH_VOD_RATE must be above 0 and CERTWATCH_VOD_BURST at least 1")
+        return found
+
+
+def http_worker(rt: Runtime, env: Mapping[str, str] = os.environ) -> HttpServer:
+    """The endpoint as a Worker for the vod bootstrap's `Parts(workers=[...])`, on
+    CERTWATCH_GRPC_HOST and CERTWATCH_VOD_HTTP_PORT; needs CERTWATCH_MASTER_KEY."""
+    settings = HttpSettings.from_env(env)
+    vault = Vault(parse_master_key(rt.settings.master_key or ""))
+    authn = Authenticator(rt.pool, vault, RateLimit(settings.rate, settings.burst))
+    return HttpServer(
+        VodHttpApi(rt.pool, authn, region=settings.region), rt.settings.grpc_host, settings.port
+    )
