@@ -4,12 +4,14 @@ PostgreSQL, a domain monitored through the real classifier pipeline, a real cert
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import http.client
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 from xml.etree import ElementTree
@@ -196,6 +198,19 @@ def signed_v1(key: AccessKey, method: str, params: dict[str, str], *, at: dateti
     return {**full, "Signature": Utils.get_rpcsignature(full, method, key.access_key_secret)}
 
 
+def signed_acs3(key: AccessKey, port: int, params: dict[str, str], nonce: str) -> dict[str, str]:
+    """ACS3-HMAC-SHA256 headers for a POST with `params` in the query, by the SDK's own signer."""
+    headers = {"host": f"127.0.0.1:{port}", "x-acs-action": "DescribeVodDomainCertificateInfo",
+               "x-acs-version": "2017-03-21", "x-acs-signature-nonce": nonce,
+               "x-acs-date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "x-acs-content-sha256": hashlib.sha256(b"").hexdigest()}  # fmt: skip
+    request = SimpleNamespace(method="POST", pathname="/", query=params, headers=headers)
+    payload = headers["x-acs-content-sha256"]
+    authorization = Utils.get_authorization(request, "ACS3-HMAC-SHA256", payload,
+                                            key.access_key_id, key.access_key_secret)  # fmt: skip
+    return {**headers, "authorization": authorization}
+
+
 async def raw(server: HttpServer, method: str, target: str, body: str = "",
               headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
     def call() -> tuple[int, dict[str, str], bytes]:
@@ -248,6 +263,9 @@ async def test_raw_refusals(setup: Setup) -> None:
         once = "/?" + urlencode(signed_v1(setup.key, "GET", DESCRIBE, nonce="n-1"))
         assert (await code("GET", once))[0] == 200
         assert await code("GET", once) == (400, "SignatureNonceUsed")
+        acs3 = signed_acs3(setup.key, server.port, {"DomainName": HOST}, "n-2")
+        assert (await code("POST", f"/?DomainName={HOST}", "", acs3))[0] == 200
+        assert await code("POST", f"/?DomainName={HOST}", "", acs3) == (400, "SignatureNonceUsed")
         old = signed_v1(setup.key, "GET", DESCRIBE, at=datetime.now(UTC) - timedelta(minutes=16))
         assert await code("GET", "/?" + urlencode(old)) == (400, "InvalidTimeStamp.Expired")
         tampered = {**signed_v1(setup.key, "GET", DESCRIBE), "DomainName": "other.example.test"}
