@@ -1,0 +1,81 @@
+"""AccessKey pairs for the VOD API: created per account, secrets sealed at rest.
+
+An HMAC can only be checked with the secret itself, so unlike certwatch's own API keys
+(stored as a hash) the secret is sealed with the account-independent Vault under its own
+subject; `revoke` marks the key and shreds that subject, so the secret is gone for good.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from certwatch.platform.shredding import Vault
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKey:
+    access_key_id: str
+    access_key_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    account_id: uuid.UUID
+    secret: str | None  # None once revoked
+
+
+def _subject(access_key_id: str) -> str:
+    return f"vod-access-key:{access_key_id}"
+
+
+def _random(n: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
+
+
+async def create(pool: AsyncConnectionPool[Any], vault: Vault, account_id: uuid.UUID) -> AccessKey:
+    """A new pair for the account; the secret is returned here and never again."""
+    key = AccessKey("CW" + _random(22), _random(30))
+    async with pool.connection() as conn, conn.transaction():
+        sealed = await vault.seal(conn, _subject(key.access_key_id), key.access_key_secret)
+        await conn.execute(
+            "INSERT INTO vod_access_keys (access_key_id, account_id, sealed_secret) VALUES (%s, %s, %s)",
+            (key.access_key_id, account_id, sealed),
+        )
+    return key
+
+
+async def revoke(pool: AsyncConnectionPool[Any], account_id: uuid.UUID, access_key_id: str) -> bool:
+    """Revoke one of the account's keys; False when it has no such live key."""
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "UPDATE vod_access_keys SET revoked_at = now()"
+            " WHERE access_key_id = %s AND account_id = %s AND revoked_at IS NULL",
+            (access_key_id, account_id),
+        )
+        if cur.rowcount == 0:
+            return False
+        await Vault.shred(conn, _subject(access_key_id))
+    return True
+
+
+async def lookup(pool: AsyncConnectionPool[Any], vault: Vault, access_key_id: str) -> KeyRecord | None:
+    """The key's account and secret (None for a revoked key); None for an unknown key."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT account_id, sealed_secret, revoked_at FROM vod_access_keys WHERE access_key_id = %s",
+            (access_key_id,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        if row[2] is not None:
+            return KeyRecord(row[0], None)
+        return KeyRecord(row[0], str(await vault.open(conn, _subject(access_key_id), row[1])))
