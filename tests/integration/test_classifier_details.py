@@ -23,8 +23,8 @@ from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent
 from certwatch.platform.projection import catch_up, rebuild
 from certwatch.prober import events as pev
-from certwatch.prober import facts as f
-from certwatch.prober.facts import ProbeResult
+from certwatch.rules import facts as f
+from certwatch.rules.facts import ProbeResult
 from certwatch.v1 import classifier_pb2 as pb
 from tests.support.probe_results import NOW, cert, intermediate, refused, result, served
 

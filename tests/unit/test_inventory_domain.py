@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certwatch.inventory import domain as d
-from certwatch.inventory.quota import QuotaState, service_end
 from certwatch.platform.errors import FailedPrecondition
 from certwatch.platform.events import UPCASTERS, RecordedEvent
+from certwatch.rules.quota import QuotaState, service_end
 
 NOW = datetime(2026, 3, 1, 9, tzinfo=UTC)
 

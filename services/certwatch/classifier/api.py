@@ -18,7 +18,7 @@ from certwatch.classifier import details_report
 from certwatch.platform import auth, db
 from certwatch.platform.errors import InvalidArgument, NotFound
 from certwatch.platform.eventlog import Conn, EventLog
-from certwatch.prober.facts import CertFacts
+from certwatch.rules.facts import CertFacts
 from certwatch.v1 import classifier_pb2 as pb
 from certwatch.v1 import classifier_pb2_grpc
 

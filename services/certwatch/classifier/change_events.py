@@ -17,7 +17,7 @@ from certwatch.classifier import events as cev
 from certwatch.classifier.observation import Observation, changes, new_certificates, observe
 from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import NewEvent, RecordedEvent, stable_id
-from certwatch.prober.facts import ProbeResult
+from certwatch.rules.facts import ProbeResult
 
 
 async def load(conn: Conn, domain_ids: Collection[str]) -> dict[str, Observation]:

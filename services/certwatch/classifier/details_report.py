@@ -13,8 +13,8 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from certwatch.classifier.classify import ABOUT_TO_EXPIRE_DAYS, days_left
-from certwatch.prober.facts import CertFacts
+from certwatch.rules.classify import ABOUT_TO_EXPIRE_DAYS, days_left
+from certwatch.rules.facts import CertFacts
 from certwatch.v1 import classifier_pb2 as pb
 
 

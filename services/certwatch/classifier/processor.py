@@ -16,14 +16,14 @@ from psycopg.types.json import Jsonb
 
 from certwatch.classifier import chain_store, change_events
 from certwatch.classifier import events as cev
-from certwatch.classifier.classify import classify, recommended_action
 from certwatch.classifier.observation import Observation
 from certwatch.inventory import domain as d
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent, stable_id
 from certwatch.platform.projection import Projection
 from certwatch.prober import events as pev
-from certwatch.prober.facts import ProbeResult
+from certwatch.rules.classify import classify, recommended_action
+from certwatch.rules.facts import ProbeResult
 
 verdicts_log = logging.getLogger("certwatch.classifier.verdicts")
 

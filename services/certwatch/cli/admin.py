@@ -22,13 +22,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from certwatch.cli.client import CliError, fail
 from certwatch.inventory import domain as d
-from certwatch.inventory import quota
-from certwatch.inventory.validation import ValidationError
 from certwatch.platform import auth, config, db, localstack
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.projection import rebuild
 from certwatch.platform.registry import projections
+from certwatch.rules import quota
+from certwatch.rules.targets import ValidationError
 
 CONNECT_TIMEOUT_S = 2
 

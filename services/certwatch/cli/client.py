@@ -19,8 +19,8 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from google.rpc import error_details_pb2, status_pb2
 
-from certwatch.inventory.validation import ValidationError, unicode_hostname, validate_port
 from certwatch.platform.config import SERVICE_PORTS
+from certwatch.rules.targets import ValidationError, unicode_hostname, validate_port
 
 _DEFAULT_FILES = (Path("var/credentials.json"), Path.home() / ".config/certwatch/credentials.json")
 

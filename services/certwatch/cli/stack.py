@@ -32,13 +32,13 @@ from typing import Any
 
 from certwatch.cli import admin
 from certwatch.cli.client import CliError, fail
-from certwatch.inventory import quota
-from certwatch.inventory.validation import ValidationError
 from certwatch.platform import auth, config, localstack, logs
 from certwatch.platform.config import SERVICE_PORTS
 from certwatch.platform.events import stable_id
 from certwatch.platform.shredding import new_master_key
 from certwatch.platform.supervisor import Child, GiveUp, Supervisor
+from certwatch.rules import quota
+from certwatch.rules.targets import ValidationError
 
 PREFERRED_PORTS = {"postgres": 55432, "nats": 54222, **SERVICE_PORTS}
 LOCAL_ACCOUNT = "local"

@@ -12,13 +12,13 @@ from certwatch.inventory import contact_views as cv
 from certwatch.inventory import domain as d
 from certwatch.inventory import views
 from certwatch.inventory.contacts import Contact, validate_contact
-from certwatch.inventory.validation import ValidationError
 from certwatch.platform import auth
 from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from certwatch.platform.eventlog import Conn, Cursor, EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.projection import catch_up_past
 from certwatch.platform.shredding import Shredded, Vault
+from certwatch.rules.targets import ValidationError
 from certwatch.v1 import inventory_pb2 as pb
 
 MAX_CONTACTS_PER_ACCOUNT = 1000

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from certwatch.inventory import quota
 from certwatch.platform.errors import FailedPrecondition
 from certwatch.platform.events import UPCASTERS, JsonDict
+from certwatch.rules import quota
 
 DOMAIN_ADDED = "DomainAdded"
 DOMAIN_EDITED = "DomainEdited"

@@ -15,8 +15,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from certwatch.classifier.causes import Cause
-from certwatch.inventory import csv_import, quota, quota_stream, validation, views
+from certwatch.inventory import csv_import, quota_stream, views
 from certwatch.inventory import domain as d
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN
 from certwatch.inventory.contacts_api import ContactHandlers
@@ -25,6 +24,9 @@ from certwatch.platform.errors import ConcurrencyConflict, FailedPrecondition, I
 from certwatch.platform.eventlog import Appended, Conn, EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.projection import catch_up_past
+from certwatch.rules import quota
+from certwatch.rules import targets as validation
+from certwatch.rules.causes import Cause
 from certwatch.v1 import inventory_pb2 as pb
 
 MAX_PAGE_SIZE = 1000

@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from certwatch.inventory import domain as d
-from certwatch.inventory import quota
-from certwatch.inventory.validation import ValidationError
 from certwatch.platform import auth
 from certwatch.platform.errors import InvalidArgument, NotFound
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
+from certwatch.rules import quota
+from certwatch.rules.targets import ValidationError
 from certwatch.v1 import inventory_pb2 as pb
 
 MAX_ENDING_WITHIN_DAYS = 365

@@ -7,8 +7,8 @@ from __future__ import annotations
 import uuid
 
 from certwatch.inventory import domain as d
-from certwatch.inventory import quota
 from certwatch.platform.eventlog import Conn, EventLog
+from certwatch.rules import quota
 
 
 async def lock(conn: Conn, account_id: uuid.UUID | str) -> None:

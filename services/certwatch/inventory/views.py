@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from certwatch.classifier.causes import Status
 from certwatch.classifier.events import DOMAIN_CLASSIFIED
 from certwatch.inventory import domain as d
-from certwatch.inventory.validation import unicode_hostname
 from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import RecordedEvent
 from certwatch.platform.projection import Projection
+from certwatch.rules.causes import Status
+from certwatch.rules.targets import unicode_hostname
 
 #: Every status the domain list shows: the classifier's, plus the ones this view sets itself.
 LIST_STATUSES: tuple[str, ...] = ("NOT_ENABLED", *Status, "DISABLED", "SERVICE_ENDED")

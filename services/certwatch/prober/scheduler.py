@@ -30,9 +30,9 @@ from certwatch.prober import events as pev
 from certwatch.prober import schedule
 from certwatch.prober.compaction import SCHEMA_VERSION as COMPACT_SCHEMA
 from certwatch.prober.compaction import compact
-from certwatch.prober.facts import ProbeResult
 from certwatch.prober.options import ProbeOptions
 from certwatch.prober.tls_probe import probe
+from certwatch.rules.facts import ProbeResult
 
 log = logging.getLogger(__name__)
 

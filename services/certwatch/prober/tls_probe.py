@@ -24,7 +24,13 @@ from certwatch.prober import dns
 from certwatch.prober.ats import ats_check, is_forward_secret
 from certwatch.prober.cert_facts import ParsedCert, parse_der
 from certwatch.prober.chain_checks import check_chain
-from certwatch.prober.facts import (
+from certwatch.prober.hostname import normalise_host, parse_ip
+from certwatch.prober.netpolicy import refusal_reason
+from certwatch.prober.ocsp import UNKNOWN, check_revocation, check_stapled
+from certwatch.prober.options import ProbeOptions
+from certwatch.prober.tls_chain import NATIVE, Handshake, presented_chain
+from certwatch.prober.trust import load_anchors
+from certwatch.rules.facts import (
     ERR_NO_TLS,
     ERR_POLICY,
     ERR_REFUSED,
@@ -43,13 +49,7 @@ from certwatch.prober.facts import (
     EndpointFacts,
     ProbeResult,
 )
-from certwatch.prober.hostname import normalise_host, parse_ip
-from certwatch.prober.netpolicy import refusal_reason
-from certwatch.prober.ocsp import UNKNOWN, check_revocation, check_stapled
-from certwatch.prober.options import ProbeOptions
-from certwatch.prober.tls_chain import NATIVE, Handshake, presented_chain
-from certwatch.prober.trust import load_anchors
-from certwatch.prober.validity import earliest_expiry
+from certwatch.rules.validity import earliest_expiry
 
 __all__ = ["ProbeOptions", "probe"]
 

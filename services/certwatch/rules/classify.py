@@ -14,13 +14,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from certwatch.classifier.causes import CAUSE_INFO, Cause, Status
-from certwatch.classifier.precedence import ordered, rank
-from certwatch.prober import facts as f
-from certwatch.prober.validity import (
+from certwatch.rules import dates
+from certwatch.rules import facts as f
+from certwatch.rules.causes import CAUSE_INFO, Cause, Status
+from certwatch.rules.precedence import ordered, rank
+from certwatch.rules.validity import (
     EXPIRED,
     INTERMEDIATE_EXPIRED,
     INTERMEDIATE_NOT_YET_VALID,
@@ -81,14 +82,6 @@ class Finding:
         )
 
 
-def _dt(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_dt(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The classified status of host:port at ``checked_at``."""
@@ -111,14 +104,14 @@ class Verdict:
         return {
             "host": self.host,
             "port": self.port,
-            "checked_at": _dt(self.checked_at),
+            "checked_at": dates.iso(self.checked_at),
             "status": self.status.value,
             "primary_cause": self.primary_cause.value if self.primary_cause else None,
             "causes": [c.value for c in self.causes],
             "findings": [x.to_dict() for x in self.findings],
             "brand": self.brand,
-            "valid_from": _dt(self.valid_from),
-            "valid_to": _dt(self.valid_to),
+            "valid_from": dates.iso(self.valid_from),
+            "valid_to": dates.iso(self.valid_to),
             "days_left": self.days_left,
             "ats": self.ats.to_dict() if self.ats else None,
             "warnings": list(self.warnings),
@@ -126,7 +119,7 @@ class Verdict:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
-        checked_at = _parse_dt(data["checked_at"])
+        checked_at = dates.parse(data["checked_at"])
         if checked_at is None:
             raise ValueError("checked_at is required")
         primary = data.get("primary_cause")
@@ -140,8 +133,8 @@ class Verdict:
             causes=tuple(Cause(c) for c in data.get("causes", ())),
             findings=tuple(Finding.from_dict(x) for x in data.get("findings", ())),
             brand=data.get("brand"),
-            valid_from=_parse_dt(data.get("valid_from")),
-            valid_to=_parse_dt(data.get("valid_to")),
+            valid_from=dates.parse(data.get("valid_from")),
+            valid_to=dates.parse(data.get("valid_to")),
             days_left=data.get("days_left"),
             ats=f.AtsResult.from_dict(ats) if ats else None,
             warnings=tuple(data.get("warnings", ())),
@@ -226,7 +219,7 @@ def _certificate_findings(endpoint: f.EndpointFacts, now: datetime) -> Iterator[
     if cert.not_after >= now and left < ABOUT_TO_EXPIRE_DAYS:
         yield Finding(
             Cause.ABOUT_TO_EXPIRE,
-            f"{endpoint.ip}: {cert.subject} expires in {left} days ({_dt(cert.not_after)})",
+            f"{endpoint.ip}: {cert.subject} expires in {left} days ({dates.iso(cert.not_after)})",
             endpoint.ip,
             None,
             cert.subject,
