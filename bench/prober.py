@@ -277,6 +277,7 @@ async def scheduler_phase(port: int, ca_file: str) -> dict[str, Any]:
     from certwatch.platform.eventlog import EventLog
     from certwatch.prober.scheduler import Scheduler
     from certwatch.rules.classify import classify
+    from certwatch.services import MIGRATIONS
 
     class ClassifyingScheduler(Scheduler):
         """Also classifies each result in-process, so classification CPU is counted."""
@@ -292,7 +293,7 @@ async def scheduler_phase(port: int, ca_file: str) -> dict[str, Any]:
 
     options = _options(port, ca_file)
     with fresh_servers("prober") as (pg, _nats):
-        pool = await db.open_pool(pg.url, max_size=4, migrate=True)
+        pool = await db.open_pool(pg.url, max_size=4, migrate=MIGRATIONS)
         try:
             async with pool.connection() as conn:
                 await conn.execute(

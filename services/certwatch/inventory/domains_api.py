@@ -15,6 +15,8 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from certwatch.contracts import domain as dc
+from certwatch.contracts import quota as qc
 from certwatch.inventory import csv_import, quota_stream, views
 from certwatch.inventory import domain as d
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN
@@ -143,18 +145,18 @@ class DomainHandlers(ContactHandlers):
                         warnings.append(f"added but not enabled: {exc}")
                         enable_events = []
                     for et, edata in enable_events:
-                        if et in d.QUOTA_EVENTS:
+                        if et in qc.QUOTA_EVENTS:
                             quota_state = d.quota_evolve(quota_state, et, edata)
                             reserved.append(_new(et, edata, meta))
                         else:
                             events.append(_new(et, edata, meta))
-                batch.append((d.stream_id(domain_id), events, 0))
+                batch.append((dc.stream_id(domain_id), events, 0))
                 added.append((entry, str(domain_id)))
                 results.append(
                     pb.AddDomainResult(entry=entry.raw, row=entry.row, added=True, warnings=warnings)
                 )
             if reserved:
-                batch.append((d.quota_stream_id(principal.account_id), reserved, None))
+                batch.append((qc.stream_id(principal.account_id), reserved, None))
             appended = await self._log.append_batch(batch, conn=conn)
         if appended:
             await catch_up_past(self._log, views.DOMAIN_VIEW, appended[-1].cursor)
@@ -267,7 +269,7 @@ class DomainHandlers(ContactHandlers):
 
     async def _command(self, domain_id: str, name: str, **kwargs: Any) -> pb.Domain:
         principal = auth.current()
-        stream = d.stream_id(self._parse_id(domain_id))
+        stream = dc.stream_id(self._parse_id(domain_id))
         for attempt in range(_COMMAND_ATTEMPTS):
             try:
                 appended = await self._decide(principal, domain_id, stream, name, **kwargs)
@@ -325,14 +327,14 @@ class DomainHandlers(ContactHandlers):
             else:
                 events = d.remove(state)
                 await conn.execute("DELETE FROM inventory_claims WHERE domain_id = %s", (state.domain_id,))
-            quota_events = [_new(t, x, meta) for t, x in events if t in d.QUOTA_EVENTS]
+            quota_events = [_new(t, x, meta) for t, x in events if t in qc.QUOTA_EVENTS]
             batch: list[tuple[str, Sequence[NewEvent], int | None]] = [
-                (stream, [_new(t, x, meta) for t, x in events if t not in d.QUOTA_EVENTS], state.version)
+                (stream, [_new(t, x, meta) for t, x in events if t not in qc.QUOTA_EVENTS], state.version)
             ]
             if quota_events:
                 if quota_state is None:  # a release: lock before any append (see quota_stream)
                     await quota_stream.lock(conn, principal.account_id)
-                batch.append((d.quota_stream_id(principal.account_id), quota_events, None))
+                batch.append((qc.stream_id(principal.account_id), quota_events, None))
             return await self._log.append_batch(batch, conn=conn)
 
     @staticmethod

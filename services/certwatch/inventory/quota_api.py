@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from certwatch.contracts import quota as qc
 from certwatch.inventory import domain as d
 from certwatch.platform import auth
 from certwatch.platform.errors import InvalidArgument, NotFound
@@ -45,7 +46,7 @@ class QuotaHandlers:
         return await self._quota(principal.account_id, within)
 
     async def _quota(self, account_id: uuid.UUID, within: int) -> pb.Quota:
-        events = await self._log.read_stream(d.quota_stream_id(account_id))
+        events = await self._log.read_stream(qc.stream_id(account_id))
         state = d.quota_from([(e.type, e.data) for e in events])
         today = self._now().date()
         async with self._log.pool.connection() as conn:
@@ -77,8 +78,8 @@ class QuotaHandlers:
             if await cur.fetchone() is None:
                 raise NotFound(f"no account {account_id}")
         await self._log.append(
-            d.quota_stream_id(account_id),
-            [NewEvent(d.QUOTA_PURCHASED, {
+            qc.stream_id(account_id),
+            [NewEvent(qc.QUOTA_PURCHASED, {
                 "account_id": str(account_id), "units": units, "domain_count": request.domain_count,
                 "quantity": request.quantity or 1, "years": request.years or 1,
             }, metadata={"account_id": str(account_id), "actor": principal.key_id})],

@@ -27,7 +27,7 @@ from opentelemetry.trace import Link
 from certwatch.platform import bus as busmod
 from certwatch.platform import telemetry
 from certwatch.platform.eventlog import Conn, Cursor, EventLog
-from certwatch.platform.events import RecordedEvent
+from certwatch.platform.events import RecordedEvent, subject_filter
 from certwatch.platform.health import Progress
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Projection:
     event_types: Sequence[str]
     handle: Handler | None = None
     reset_sql: Sequence[str] = ()
-    subject: str = f"{busmod.SUBJECT_ROOT}.>"
+    subject: str = subject_filter()
     handle_batch: BatchHandler | None = None
     after_commit: Callable[[], None] | None = None
 
@@ -230,8 +230,8 @@ async def rebuild(event_log: EventLog, projection: Projection) -> int:
 
     Nobody sees a half-built projection: readers see the old rows until the commit swaps
     in the new ones, the projection's live runners wait on its checkpoint row and then go
-    on from where the rebuild stopped, and probers skip the schedule rows it holds locked
-    (`SKIP LOCKED`) instead of probing from a half-rebuilt schedule.
+    on from where the rebuild stopped, and claim queries skip the rows it holds locked
+    (`SKIP LOCKED`) instead of acting on a half-rebuilt table.
     """
     async with event_log.pool.connection() as conn, conn.transaction():
         await conn.execute(

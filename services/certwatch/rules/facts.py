@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+import msgspec
+
 from certwatch.rules import dates
 
 SCHEMA_VERSION: Final = 1
@@ -175,12 +177,14 @@ class TrustedRoot:
 PathCert = tuple[int | None, CertFacts | TrustedRoot]
 
 
-@dataclass(frozen=True, slots=True)
-class AtsResult:
-    """Apple App Transport Security verdict; ``reasons`` lists every requirement missed."""
+class AtsResult(msgspec.Struct, frozen=True):
+    """Apple App Transport Security verdict; ``reasons`` lists every requirement missed.
 
-    passed: bool
-    reasons: tuple[str, ...]
+    A msgspec struct: verdicts (``classify.Verdict``, a contract's payload) carry it.
+    """
+
+    passed: bool = msgspec.field(name="pass")
+    reasons: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"pass": self.passed, "reasons": list(self.reasons)}
