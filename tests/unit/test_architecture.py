@@ -5,6 +5,7 @@ as it fails `make check`."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +28,17 @@ def test_import_contracts_are_kept() -> None:
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert " broken" in done.stdout and "0 broken" in done.stdout
+
+
+def test_the_platform_names_no_service() -> None:
+    """Not even in a string: the catalogue (`certwatch.services`) is handed to it."""
+    from certwatch.services import SERVICES
+
+    named = re.compile(r"\b(" + "|".join(SERVICES) + r")\b", re.IGNORECASE)
+    found = [
+        f"{path.name}:{n}: {line.strip()}"
+        for path in sorted((ROOT / "services/certwatch/platform").glob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if named.search(line)
+    ]
+    assert found == []
