@@ -21,7 +21,7 @@ from certwatch.inventory import csv_import, quota_stream, views
 from certwatch.inventory import domain as d
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN
 from certwatch.inventory.contacts_api import ContactHandlers
-from certwatch.platform import auth, retry
+from certwatch.platform import auth, error_codes, retry
 from certwatch.platform.errors import ConcurrencyConflict, FailedPrecondition, InvalidArgument, NotFound
 from certwatch.platform.eventlog import Appended, Conn, EventLog
 from certwatch.platform.events import NewEvent
@@ -34,11 +34,6 @@ from certwatch.v1 import inventory_pb2 as pb
 MAX_PAGE_SIZE = 1000
 MAX_RECHECK_IDS = 1000
 _COMMAND_ATTEMPTS = 3
-_CODES = {
-    InvalidArgument: "INVALID_ARGUMENT",
-    NotFound: "NOT_FOUND",
-    FailedPrecondition: "FAILED_PRECONDITION",
-}
 DEFAULT_PAGE_SIZE = 100
 # days_left was computed at the last check; it counts down by calendar day until the next.
 # The last column is `stale`; its parameter (seconds) comes first in every query using them.
@@ -264,7 +259,9 @@ class DomainHandlers(ContactHandlers):
                     pb.RecheckResult(id=domain_id, domain=await self._command(domain_id, "recheck"))
                 )
             except (InvalidArgument, NotFound, FailedPrecondition) as exc:
-                results.append(pb.RecheckResult(id=domain_id, code=_CODES[type(exc)], error=str(exc)))
+                mapped = error_codes.answer(exc)
+                assert mapped is not None
+                results.append(pb.RecheckResult(id=domain_id, code=mapped.code, error=str(exc)))
         return pb.RecheckDomainsResponse(results=results)
 
     async def _command(self, domain_id: str, name: str, **kwargs: Any) -> pb.Domain:
