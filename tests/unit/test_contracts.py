@@ -12,6 +12,7 @@ import pytest
 
 from certwatch.classifier.processor import verdict_event
 from certwatch.contracts import domain as dc
+from certwatch.contracts import listing
 from certwatch.contracts import probe as pc
 from certwatch.contracts import quota as qc
 from certwatch.contracts import status as sc
@@ -134,3 +135,22 @@ def test_stream_ids_and_subjects_come_from_one_place() -> None:
         sc.stream_id("x") == "status-x" and dc.stream_id("x") == "domain-x" and qc.stream_id("x") == "quota-x"
     )
     assert (sc.STREAM.subject, pc.STREAM.subject) == ("cw.events.status.>", "cw.events.probe.>")
+
+
+def test_one_lifecycle_step_for_every_view_that_lists_domains() -> None:
+    edited = dc.DomainEdited(domain_id="d", account_id="a", port=8443)
+    change = listing.row_change(edited)
+    assert change is not None and change.retry is listing.Retry.IF_PORT_CHANGES
+    sql, params = listing.update_sql("t", change)
+    # the retry compares the new port with the row's old one (SET reads the old row)
+    assert sql == ("UPDATE t SET status = CASE WHEN enabled AND status = 'ENABLE_FAILED' AND port <> %s"
+                   " THEN 'ENABLING' ELSE status END, port = %s WHERE domain_id = %s")  # fmt: skip
+    assert params == (8443, 8443, "d")
+    recheck = listing.row_change(
+        dc.RecheckRequested(domain_id="d", account_id="a", host="h", port=443, generation=2)
+    )
+    assert recheck is not None and recheck.enabled_only and recheck.values == {"port": 443, "generation": 2}
+    removed = listing.row_change(dc.DomainRemoved(domain_id="d", account_id="a"))
+    assert removed is not None and removed.removed
+    assert listing.row_change(dc.MonitoringEnableFailed(domain_id="d", account_id="a", generation=1,
+                                                        released_unit=True, failed_at=NOW)) is None  # fmt: skip

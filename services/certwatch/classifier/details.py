@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 
 from certwatch.contracts import domain as dc
 from certwatch.contracts import status as sc
+from certwatch.contracts.listing import row_change, update_sql
 from certwatch.contracts.payload import decode
 from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import RecordedEvent
@@ -51,40 +52,13 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (domain_id) DO NOTHING",
                 (e.domain_id, e.account_id, e.host, e.port, list(e.contact_ids)),
             )
-        case dc.DomainEdited() as e:
-            await conn.execute(
-                "UPDATE classifier_details SET port = %s, contact_ids = coalesce(%s, contact_ids)"
-                " WHERE domain_id = %s",
-                (e.port, None if e.contact_ids is None else list(e.contact_ids), e.domain_id),
-            )
-        case dc.MonitoringEnabled() as e:
-            await conn.execute(
-                "UPDATE classifier_details SET enabled = true, generation = %s, status = 'ENABLING',"
-                " period_start = %s, service_ends_on = %s WHERE domain_id = %s",
-                (e.generation, e.period_start, e.service_ends_on, e.domain_id),
-            )
-        case dc.RecheckRequested() as e:
-            await conn.execute(
-                "UPDATE classifier_details SET port = %s, generation = %s,"
-                " status = CASE WHEN status = 'ENABLE_FAILED' THEN 'ENABLING' ELSE status END"
-                " WHERE domain_id = %s AND enabled",
-                (e.port, e.generation, e.domain_id),
-            )
-        case dc.MonitoringStarted() as e:
-            await conn.execute(
-                "UPDATE classifier_details SET period_start = %s, service_ends_on = %s WHERE domain_id = %s",
-                (e.period_start, e.service_ends_on, e.domain_id),
-            )
-        case dc.MonitoringDisabled() | dc.MonitoringServiceEnded() as e:
-            status = "DISABLED" if isinstance(e, dc.MonitoringDisabled) else "SERVICE_ENDED"
-            await conn.execute(
-                "UPDATE classifier_details SET enabled = false, status = %s WHERE domain_id = %s",
-                (status, e.domain_id),
-            )
-        case dc.DomainRemoved() as e:
-            for sql in ("DELETE FROM classifier_details WHERE domain_id = %s",
-                        "DELETE FROM classifier_ownership_changes WHERE domain_id = %s"):  # fmt: skip
-                await conn.execute(sql, (e.domain_id,))
+        case payload if (change := row_change(payload)) is not None:
+            if change.removed:
+                for sql in ("DELETE FROM classifier_details WHERE domain_id = %s",
+                            "DELETE FROM classifier_ownership_changes WHERE domain_id = %s"):  # fmt: skip
+                    await conn.execute(sql, (change.domain_id,))
+            else:
+                await conn.execute(*update_sql("classifier_details", change))
 
 
 DETAILS_VIEW = Projection(
