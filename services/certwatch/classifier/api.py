@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from certwatch.classifier import details_report
 from certwatch.platform import auth, db
 from certwatch.platform.errors import InvalidArgument, NotFound
 from certwatch.platform.eventlog import Conn, EventLog
+from certwatch.platform.timestamps import timestamp
 from certwatch.rules.facts import CertFacts
 from certwatch.v1 import classifier_pb2 as pb
 from certwatch.v1 import classifier_pb2_grpc
@@ -30,12 +30,10 @@ _DETAILS_COLUMNS = (
 
 
 def _status(row: Any) -> pb.DomainStatus:
-    checked = Timestamp()
-    checked.FromDatetime(row[4])
     verdict = Struct()
     verdict.update(row[5])
     return pb.DomainStatus(domain_id=str(row[0]), status=row[1], primary_cause=row[2] or "",
-                           causes=row[3], checked_at=checked, verdict=verdict)  # fmt: skip
+                           causes=row[3], checked_at=timestamp(row[4]), verdict=verdict)  # fmt: skip
 
 
 def _domain_id(raw: str) -> uuid.UUID:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from certwatch.platform.timestamps import timestamp
 from certwatch.rules.classify import ABOUT_TO_EXPIRE_DAYS, days_left
 from certwatch.rules.facts import CertFacts
 from certwatch.v1 import classifier_pb2 as pb
@@ -32,16 +31,6 @@ class DetailsRow:
     chain_observed_at: datetime | None
 
 
-def _ts(value: datetime | str | None) -> Timestamp | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
-
-
 def remaining_service_days(service_ends_on: date, today: date) -> int:
     """Days left counting today, as the quota rules count them: 1 on the last day, then 0."""
     return max(0, (service_ends_on - today).days + 1)
@@ -59,7 +48,7 @@ def _certificate(cert: CertFacts) -> pb.Certificate:
     return pb.Certificate(
         subject=cert.subject, subject_cn=cert.subject_cn or "", issuer=cert.issuer,
         issuer_org=cert.issuer_org or "", serial=cert.serial, sha256=cert.sha256,
-        not_before=_ts(cert.not_before), not_after=_ts(cert.not_after),
+        not_before=timestamp(cert.not_before), not_after=timestamp(cert.not_after),
         dns_names=cert.dns_names, ip_addresses=cert.ip_addresses, key_type=cert.key_type,
         key_bits=cert.key_bits or 0, signature_algorithm=cert.signature_algorithm or "",
         signature_hash=cert.signature_hash or "", public_key_sha256=cert.public_key_sha256 or "",
@@ -74,7 +63,7 @@ def _details(row: DetailsRow, today: date) -> pb.Details:
         primary_cause=verdict.get("primary_cause") or "", causes=verdict.get("causes", []),
         recommended_action=(row.classified or {}).get("recommended_action") or "",
         service_ends_on=row.service_ends_on.isoformat() if row.service_ends_on else "",
-        checked_at=_ts(verdict.get("checked_at")), warnings=verdict.get("warnings", []),
+        checked_at=timestamp(verdict.get("checked_at")), warnings=verdict.get("warnings", []),
     )  # fmt: skip
     if row.service_ends_on is not None:
         details.remaining_service_days = remaining_service_days(row.service_ends_on, today)
@@ -107,7 +96,7 @@ def _finding(data: Mapping[str, Any]) -> pb.Finding:
 
 def _change(row: tuple[datetime, Sequence[str], Sequence[Mapping[str, Any]]]) -> pb.OwnershipChange:
     return pb.OwnershipChange(
-        observed_at=_ts(row[0]),
+        observed_at=timestamp(row[0]),
         changes=[pb.Change(kind=c["kind"], before=c["before"], after=c["after"]) for c in row[2]],
     )
 
@@ -145,7 +134,7 @@ def build(
             pb.CertificateChain(
                 ips=ips,
                 certificates=[_certificate(certificates[fp]) for fp in chain],
-                observed_at=_ts(row.chain_observed_at),
+                observed_at=timestamp(row.chain_observed_at),
             )
             for chain, ips in by_chain.items()
         ],

@@ -30,18 +30,20 @@ class QuotaPackagePurchased(Payload, frozen=True, kw_only=True):
     years: int
 
 
-class QuotaUnitReserved(Payload, frozen=True, kw_only=True):
+class _UnitHeld(Payload, frozen=True, kw_only=True):
+    """A unit held for (or given back by) the enable check of a domain's `generation`."""
+
+    domain_id: str
+    account_id: str
+    generation: int
+
+
+class QuotaUnitReserved(_UnitHeld, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = QUOTA_UNIT_RESERVED
-    domain_id: str
-    account_id: str
-    generation: int
 
 
-class QuotaUnitReleased(Payload, frozen=True, kw_only=True):
+class QuotaUnitReleased(_UnitHeld, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = QUOTA_UNIT_RELEASED
-    domain_id: str
-    account_id: str
-    generation: int
 
 
 class QuotaUnitConsumed(Payload, frozen=True, kw_only=True):

@@ -58,23 +58,24 @@ class AddDomains:
 
 
 @dataclass(frozen=True, slots=True)
-class Enable:
+class _OnOneDomain:
     domain_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Disable:
-    domain_id: str
+class Enable(_OnOneDomain):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Recheck:
-    domain_id: str
+class Disable(_OnOneDomain):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Remove:
-    domain_id: str
+class Recheck(_OnOneDomain):
+    __slots__ = ()
+
+
+class Remove(_OnOneDomain):
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from typing import Any
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from certwatch.inventory import domain_use_cases as uc
 from certwatch.inventory.contacts_api import ContactHandlers
 from certwatch.platform import auth
+from certwatch.platform.timestamps import timestamp
 from certwatch.v1 import inventory_pb2 as pb
 
 
@@ -83,17 +81,7 @@ def _domain(r: uc.DomainRow) -> pb.Domain:
     for field_name, value in (("valid_from", r.valid_from), ("valid_to", r.valid_to), ("added_at", r.added_at),
                               ("first_enabled_at", r.first_enabled_at), ("service_ends_at", r.service_ends_on),
                               ("last_checked_at", r.last_checked_at)):  # fmt: skip
-        stamp = _ts(value)
+        stamp = timestamp(value)
         if stamp is not None:
             getattr(domain, field_name).CopyFrom(stamp)
     return domain
-
-
-def _ts(value: datetime | date | None) -> Timestamp | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp

@@ -13,6 +13,7 @@ from certwatch.platform import auth
 from certwatch.platform.errors import InvalidArgument, NotFound
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
+from certwatch.platform.timestamps import timestamp
 from certwatch.rules import quota
 from certwatch.rules.targets import ValidationError
 from certwatch.v1 import inventory_pb2 as pb
@@ -62,8 +63,7 @@ class QuotaHandlers:
         for domain_id, days in ending:
             row = rows[domain_id]
             item = result.ending_soon.add(domain_id=domain_id, host=row[1], port=row[2], remaining_days=days)
-            end = quota.service_end(row[3])
-            item.service_ends_at.FromDatetime(datetime(end.year, end.month, end.day))
+            item.service_ends_at.CopyFrom(timestamp(quota.service_end(row[3])))
         return result
 
     async def PurchasePackage(self, request: pb.PurchasePackageRequest, context: Any) -> pb.Quota:
