@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from certwatch.contracts.status import DOMAIN_CLASSIFIED, STREAM, DomainClassified
+from certwatch.contracts.status import STREAM, DomainClassified
 from certwatch.platform.eventlog import Conn
-from certwatch.platform.events import RecordedEvent
-from certwatch.platform.projection import Projection
+from certwatch.platform.projection import of_payloads
 
 
-async def _apply(conn: Conn, event: RecordedEvent) -> None:
-    e = DomainClassified.of(event)
+async def _apply(conn: Conn, e: DomainClassified) -> None:
     verdict = e.verdict
     await conn.execute(
         "INSERT INTO hosting_observed_expiry (domain_id, account_id, host, port, valid_to, brand,"
@@ -21,7 +19,10 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
     )  # fmt: skip
 
 
-OBSERVED_EXPIRY = Projection(
-    name="hosting.observed_expiry", event_types=[DOMAIN_CLASSIFIED], handle=_apply,
-    reset_sql=["DELETE FROM hosting_observed_expiry"], subject=STREAM.subject,
-)  # fmt: skip
+OBSERVED_EXPIRY = of_payloads(
+    "hosting.observed_expiry",
+    DomainClassified,
+    _apply,
+    subject=STREAM.subject,
+    reset_sql=["DELETE FROM hosting_observed_expiry"],
+)

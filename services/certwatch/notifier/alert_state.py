@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from certwatch.contracts.status import DOMAIN_CLASSIFIED, STREAM, DomainClassified
+from certwatch.contracts.status import STREAM, DomainClassified
 from certwatch.platform.eventlog import Conn
-from certwatch.platform.events import RecordedEvent
-from certwatch.platform.projection import Projection
+from certwatch.platform.projection import of_payloads
 
 
-async def _apply(conn: Conn, event: RecordedEvent) -> None:
-    e = DomainClassified.of(event)
+async def _apply(conn: Conn, e: DomainClassified) -> None:
     verdict = e.verdict
     await conn.execute(
         "INSERT INTO notifier_alert_state (domain_id, account_id, status, causes, since, checked_at)"
@@ -23,7 +21,10 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
     )  # fmt: skip
 
 
-ALERT_STATE = Projection(
-    name="notifier.alert_state", event_types=[DOMAIN_CLASSIFIED], handle=_apply,
-    reset_sql=["DELETE FROM notifier_alert_state"], subject=STREAM.subject,
-)  # fmt: skip
+ALERT_STATE = of_payloads(
+    "notifier.alert_state",
+    DomainClassified,
+    _apply,
+    subject=STREAM.subject,
+    reset_sql=["DELETE FROM notifier_alert_state"],
+)

@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from nats.errors import Error as NatsError
@@ -60,6 +60,33 @@ class Projection:
     def __post_init__(self) -> None:
         if (self.handle is None) == (self.handle_batch is None):
             raise ValueError(f"projection {self.name}: give exactly one of handle and handle_batch")
+
+
+T_co = TypeVar("T_co", covariant=True)
+T = TypeVar("T")
+
+
+class PayloadType(Protocol[T_co]):
+    """A typed event payload: its event type, and how to read it from a recorded event."""
+
+    @property
+    def TYPE(self) -> str: ...
+
+    def of(self, event: RecordedEvent) -> T_co: ...
+
+
+def of_payloads(
+    name: str, payload: PayloadType[T], apply: Callable[[Conn, T], Awaitable[None]], *,
+    subject: str, reset_sql: Sequence[str] = (),
+) -> Projection:  # fmt: skip
+    """A projection of one event type whose handler gets the typed payload."""
+
+    async def handle(conn: Conn, event: RecordedEvent) -> None:
+        await apply(conn, payload.of(event))
+
+    return Projection(
+        name=name, event_types=[payload.TYPE], handle=handle, reset_sql=reset_sql, subject=subject
+    )
 
 
 async def checkpoint(conn: Conn, name: str) -> Cursor:

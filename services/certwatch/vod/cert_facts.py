@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from certwatch.contracts.status import DOMAIN_CLASSIFIED, STREAM, DomainClassified
+from certwatch.contracts.status import STREAM, DomainClassified
 from certwatch.platform.eventlog import Conn
-from certwatch.platform.events import RecordedEvent
-from certwatch.platform.projection import Projection
+from certwatch.platform.projection import of_payloads
 
 
-async def _apply(conn: Conn, event: RecordedEvent) -> None:
-    e = DomainClassified.of(event)
+async def _apply(conn: Conn, e: DomainClassified) -> None:
     verdict = e.verdict
     await conn.execute(
         "INSERT INTO vod_cert_facts (account_id, host, domain_id, brand, valid_from, valid_to,"
@@ -23,7 +21,10 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
     )  # fmt: skip
 
 
-CERT_FACTS = Projection(
-    name="vod.cert_facts", event_types=[DOMAIN_CLASSIFIED], handle=_apply,
-    reset_sql=["DELETE FROM vod_cert_facts"], subject=STREAM.subject,
-)  # fmt: skip
+CERT_FACTS = of_payloads(
+    "vod.cert_facts",
+    DomainClassified,
+    _apply,
+    subject=STREAM.subject,
+    reset_sql=["DELETE FROM vod_cert_facts"],
+)
