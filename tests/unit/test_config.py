@@ -80,11 +80,12 @@ def test_resolve_variable_separates_entries_by_whitespace() -> None:
     ("entry", "rule"),
     [("a.test", "expected HOST:PORT:ADDRESS"), ("a.test:443:", "expected HOST:PORT:ADDRESS"),
      (":443:1.2.3.4", "expected HOST:PORT:ADDRESS"), ("a.test:x:1.2.3.4", "PORT must be a number"),
-     ("a.test:0:1.2.3.4", "PORT must be a number"), ("a.test:70000:1.2.3.4", "PORT must be a number"),
+     ("a.test:0:1.2.3.4", "PORT must be a number"), ("a.test::1.2.3.4", "PORT must be a number"), ("a.test:70000:1.2.3.4", "PORT must be a number"),
      ("a.test:443:1.2.3.4,nope", "'nope' is not an IP address"),
      ("a.test:443:[1.2.3.4]", "only IPv6 addresses go in brackets"),
      ("a.test:443:[::1", "is not an IP address"), ("-a.test:443:1.2.3.4", "HOST must be a host name"),
-     ("[::1]:443:1.2.3.4", "HOST must be a host name"), ("*:443:1.2.3.4", "HOST must be a host name")],
+     ("[::1]:443:1.2.3.4", "HOST must be a host name"), ("*:443:1.2.3.4", "HOST must be a host name"),
+     ("localhost:443:127.0.0.1", "single label")],  # a name no monitored domain can have
 )  # fmt: skip
 def test_bad_resolve_entries_are_refused_naming_the_rule(entry: str, rule: str) -> None:
     with pytest.raises(ConfigError) as raised:
