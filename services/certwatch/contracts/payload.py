@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self
 from uuid import UUID
 
 import msgspec
 
 from certwatch.platform.events import NewEvent, RecordedEvent, subject_filter
-
-P = TypeVar("P", bound="Payload")
 
 _BY_TYPE: dict[str, type[Payload]] = {}
 
