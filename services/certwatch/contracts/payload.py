@@ -37,7 +37,12 @@ class Payload(msgspec.Struct, frozen=True, kw_only=True):
         """This event's payload, typed and validated (the event must be of this type)."""
         if event.type != cls.TYPE:
             raise ValueError(f"a {event.type} event is not a {cls.TYPE}")
-        return msgspec.convert(event.data, cls)
+        return cls.from_data(event.data)
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Self:
+        """A payload kept as JSON elsewhere (a projection's copy of the event's data)."""
+        return msgspec.convert(data, cls)
 
     def to_data(self) -> dict[str, Any]:
         """The JSON form the log stores (timestamps ISO-8601 in UTC)."""
