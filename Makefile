@@ -21,6 +21,7 @@ check: venv proto
 	$(VENV)/bin/ruff check services tests bench
 	$(VENV)/bin/ruff format --check services tests bench
 	$(VENV)/bin/mypy services/certwatch
+	$(VENV)/bin/lint-imports
 
 format: venv
 	$(VENV)/bin/ruff check --fix services tests bench
@@ -70,4 +71,4 @@ $(PROTO_OUT)/.generated: $(PROTOS) $(VENV)/.installed
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(PROTO_OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PROTO_OUT) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -51,6 +51,7 @@ from bench._common import (
 from certwatch.platform import db, projection
 from certwatch.platform.eventlog import _APPEND_ONE, START, EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent, dumps
+from certwatch.services import MIGRATIONS
 
 BENCH = "event_log"
 PHASE_S = 1.5  # seconds per measured phase
@@ -359,7 +360,7 @@ async def _replay(pool: AsyncConnectionPool[Any], log: EventLog, ph: _Phases) ->
 
 async def run() -> list[Row]:
     with fresh_servers("eventlog") as (pg, _nats):
-        pool = await db.open_pool(pg.url, min_size=5, max_size=max(WRITERS) + 4)
+        pool = await db.open_pool(pg.url, min_size=5, max_size=max(WRITERS) + 4, migrate=MIGRATIONS)
         replay_pool: AsyncConnectionPool[Any] | None = None
         try:
             async with pool.connection() as conn:
@@ -369,7 +370,9 @@ async def run() -> list[Row]:
                     await conn.execute(sql)
                 settings = await pg_settings(conn)
                 await conn.execute(f"CREATE DATABASE {REPLAY_DB}")
-            replay_pool = await db.open_pool(make_conninfo(pg.url, dbname=REPLAY_DB), min_size=2, max_size=4)
+            replay_pool = await db.open_pool(
+                make_conninfo(pg.url, dbname=REPLAY_DB), min_size=2, max_size=4, migrate=MIGRATIONS
+            )
             log = EventLog(pool)
             ph = _Phases()
             t0 = time.perf_counter()

@@ -21,10 +21,10 @@ from typing import Any
 import psycopg
 
 from bench._common import Row, bounded, cli, fresh_servers, median, percentile, save
-from certwatch.classifier import events as cev
-from certwatch.inventory import domain as d
+from certwatch.contracts import domain as dc
+from certwatch.contracts import probe as pc
+from certwatch.contracts import status as sc
 from certwatch.platform.config import Settings
-from certwatch.prober import events as pev
 from certwatch.prober.settings import probe_options
 from certwatch.prober.tls_probe import probe
 
@@ -86,18 +86,18 @@ async def _hops(url: str, ids: list[str]) -> dict[str, list[float]]:
         cur = await conn.execute(
             "SELECT data->>'domain_id', event_type, min(recorded_at) FROM events"
             " WHERE data->>'domain_id' = ANY(%s) AND event_type = ANY(%s)"
-            " GROUP BY 1, 2", (ids, [d.MONITORING_ENABLED, pev.PROBE_COMPLETED, cev.DOMAIN_CLASSIFIED]))  # fmt: skip
+            " GROUP BY 1, 2", (ids, [dc.MONITORING_ENABLED, pc.PROBE_COMPLETED, sc.DOMAIN_CLASSIFIED]))  # fmt: skip
         at: dict[str, dict[str, Any]] = {}
         for domain_id, etype, ts in await cur.fetchall():
             at.setdefault(domain_id, {})[etype] = ts
     hops: dict[str, list[float]] = {"enabled->probe_completed": [], "probe_completed->classified": []}
     for t in at.values():
-        if {d.MONITORING_ENABLED, pev.PROBE_COMPLETED, cev.DOMAIN_CLASSIFIED} <= t.keys():
+        if {dc.MONITORING_ENABLED, pc.PROBE_COMPLETED, sc.DOMAIN_CLASSIFIED} <= t.keys():
             hops["enabled->probe_completed"].append(
-                (t[pev.PROBE_COMPLETED] - t[d.MONITORING_ENABLED]).total_seconds()
+                (t[pc.PROBE_COMPLETED] - t[dc.MONITORING_ENABLED]).total_seconds()
             )
             hops["probe_completed->classified"].append(
-                (t[cev.DOMAIN_CLASSIFIED] - t[pev.PROBE_COMPLETED]).total_seconds())  # fmt: skip
+                (t[sc.DOMAIN_CLASSIFIED] - t[pc.PROBE_COMPLETED]).total_seconds())  # fmt: skip
     return hops
 
 

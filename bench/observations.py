@@ -33,6 +33,7 @@ from typing import Any
 
 from bench._common import Row, bounded, cli, fresh_servers, save
 from certwatch.classifier.processor import STATUS_VIEW, processor
+from certwatch.contracts import probe as pev
 from certwatch.platform import bus as busmod
 from certwatch.platform import certificates as certs
 from certwatch.platform import db
@@ -43,10 +44,9 @@ from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.outbox import OutboxRelay
 from certwatch.platform.projection import catch_up
-from certwatch.prober import events as pev
 from certwatch.prober.compaction import SCHEMA_VERSION as COMPACT_SCHEMA
 from certwatch.prober.compaction import compact
-from certwatch.prober.facts import ProbeResult
+from certwatch.rules.facts import ProbeResult
 
 BENCH = "observations"
 DOMAINS = 2000

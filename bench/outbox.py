@@ -24,6 +24,7 @@ from certwatch.platform import db
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.outbox import BATCH, OutboxRelay
+from certwatch.services import MIGRATIONS
 
 BENCH = "outbox"
 ROUNDS = 3
@@ -38,7 +39,7 @@ def _payload(i: int) -> dict[str, Any]:
 
 async def run() -> list[Row]:
     with fresh_servers("outbox") as (pg, nats):
-        pool = await db.open_pool(pg.url, min_size=2, max_size=4)
+        pool = await db.open_pool(pg.url, min_size=2, max_size=4, migrate=MIGRATIONS)
         bus = await busmod.connect(nats.url, name="bench-outbox")
         try:
             async with pool.connection() as conn:

@@ -254,8 +254,8 @@ def _options(port: int, ca_file: str) -> Any:
 
 async def probe_phase(port: int, ca_file: str) -> dict[str, Any]:
     """probe() + classify() per domain, no database (diagnostic: the probe's own cost)."""
-    from certwatch.classifier.classify import classify
     from certwatch.prober.tls_probe import probe
+    from certwatch.rules.classify import classify
 
     options = _options(port, ca_file)
     statuses: dict[str, int] = {}
@@ -273,10 +273,11 @@ async def probe_phase(port: int, ca_file: str) -> dict[str, Any]:
 
 async def scheduler_phase(port: int, ca_file: str) -> dict[str, Any]:
     """The real Scheduler against durable PostgreSQL with DOMAINS rows due."""
-    from certwatch.classifier.classify import classify
     from certwatch.platform import db
     from certwatch.platform.eventlog import EventLog
     from certwatch.prober.scheduler import Scheduler
+    from certwatch.rules.classify import classify
+    from certwatch.services import MIGRATIONS
 
     class ClassifyingScheduler(Scheduler):
         """Also classifies each result in-process, so classification CPU is counted."""
@@ -292,7 +293,7 @@ async def scheduler_phase(port: int, ca_file: str) -> dict[str, Any]:
 
     options = _options(port, ca_file)
     with fresh_servers("prober") as (pg, _nats):
-        pool = await db.open_pool(pg.url, max_size=4, migrate=True)
+        pool = await db.open_pool(pg.url, max_size=4, migrate=MIGRATIONS)
         try:
             async with pool.connection() as conn:
                 await conn.execute(

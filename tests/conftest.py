@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform import db, localstack, migrations
 from certwatch.platform.eventlog import EventLog
+from certwatch.services import MIGRATIONS
 from tests.support.databases import TEMPLATE, fresh_database
 
 
@@ -43,7 +44,7 @@ def postgres_server(stack_root: Path) -> Iterator[localstack.Postgres]:
 
     async def _migrate() -> None:
         async with await psycopg.AsyncConnection.connect(template_url, autocommit=True) as conn:
-            await migrations.apply(conn)
+            await migrations.apply(conn, MIGRATIONS)
 
     asyncio.run(_migrate())
     try:
@@ -61,7 +62,7 @@ def database_url(postgres_server: localstack.Postgres) -> Iterator[str]:
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
-    p = await db.open_pool(database_url, max_size=20)
+    p = await db.open_pool(database_url, max_size=20, migrate=MIGRATIONS)
     try:
         yield p
     finally:

@@ -21,6 +21,7 @@ import certwatch
 from certwatch.cli.main import build_parser, main
 from certwatch.platform import auth, db
 from certwatch.platform.config import Settings
+from certwatch.services import MIGRATIONS
 from tests.support.stack import Stack, running_stack
 from tests.support.tls_server import closed_port
 
@@ -129,7 +130,7 @@ async def test_every_command_refuses_bad_input_in_one_line(
     commands = {c for c in _commands(build_parser()) if c[0] not in _NOT_HERE}
     assert commands - covered == set(), "give every command a bad-input case here"
     async with running_stack(settings, ("inventory", "classifier")) as stack:
-        pool = await db.open_pool(settings.database_url)
+        pool = await db.open_pool(settings.database_url, migrate=MIGRATIONS)
         try:
             admin_key = await auth.issue_key(pool, uuid.UUID(stack.account_id), role="admin")
         finally:

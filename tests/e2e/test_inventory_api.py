@@ -15,6 +15,7 @@ from google.rpc import error_details_pb2, status_pb2
 from certwatch.platform import auth, db
 from certwatch.platform.config import Settings
 from certwatch.platform.localstack import Nats
+from certwatch.services import MIGRATIONS
 from certwatch.v1 import classifier_pb2, classifier_pb2_grpc, inventory_pb2_grpc
 from certwatch.v1 import inventory_pb2 as pb
 from tests.support.stack import Stack, new_account, running_stack, wait_for
@@ -132,7 +133,7 @@ async def test_quota_is_reserved_at_enable_and_refused_when_exhausted(stack: Sta
     admin = Client(stack, stack.api_key)
     await _fails(grpc.StatusCode.PERMISSION_DENIED, admin("PurchasePackage", pb.PurchasePackageRequest(
         account_id=account_id, domain_count=5)))  # the stack's account is not an admin  # fmt: skip
-    pool = await db.open_pool(stack.settings.database_url)
+    pool = await db.open_pool(stack.settings.database_url, migrate=MIGRATIONS)
     try:
         _, admin_key = await auth.create_account(pool, "operator", role="admin")
     finally:

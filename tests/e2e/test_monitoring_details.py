@@ -11,10 +11,10 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from certwatch.classifier import events as cev
+from certwatch.contracts import probe as pc
+from certwatch.contracts import status as sc
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import EventLog
-from certwatch.prober import events as pev
 from certwatch.v1 import classifier_pb2 as cpb
 from certwatch.v1 import classifier_pb2_grpc, inventory_pb2_grpc
 from certwatch.v1 import inventory_pb2 as ipb
@@ -76,15 +76,15 @@ async def test_monitoring_details_follow_a_renewal(settings: Settings, pki: Test
                 ]  # fmt: skip
 
                 # Probing goes on every 0.3 s; the chain is not recorded again.
-                status_stream = cev.stream_id(domain_id)
+                status_stream = sc.stream_id(domain_id)
 
                 async def probed_often() -> bool:
-                    return await _count(event_log, status_stream, cev.DOMAIN_CLASSIFIED) >= 4
+                    return await _count(event_log, status_stream, sc.DOMAIN_CLASSIFIED) >= 4
 
                 await wait_for(probed_often, timeout=10)
-                assert await _count(event_log, status_stream, cev.CERTIFICATE_CHAIN_OBSERVED) == 1
+                assert await _count(event_log, status_stream, sc.CERTIFICATE_CHAIN_OBSERVED) == 1
                 # ...nor in the probe results: only the first carries the chain in full.
-                probes = await event_log.read_stream(pev.stream_id(domain_id))
+                probes = await event_log.read_stream(pc.stream_id(domain_id))
                 endpoints = [p.data["result"]["endpoints"][0] for p in probes]
                 assert len(endpoints[0]["chain"]) == 2 and "chain_ref" not in endpoints[0]
                 assert all(e["chain"] == [] and len(e["chain_ref"]) == 2 for e in endpoints[1:])
@@ -92,7 +92,7 @@ async def test_monitoring_details_follow_a_renewal(settings: Settings, pki: Test
                 sizes = [len(json.dumps(p.data)) for p in probes]
                 assert max(sizes[1:]) < sizes[0] / 2, sizes
                 statuses = await event_log.read_stream(status_stream)
-                assert {e.data["verdict"]["status"] for e in statuses if e.type == cev.DOMAIN_CLASSIFIED} == {
+                assert {e.data["verdict"]["status"] for e in statuses if e.type == sc.DOMAIN_CLASSIFIED} == {
                     "SECURE"
                 }
 
@@ -107,7 +107,7 @@ async def test_monitoring_details_follow_a_renewal(settings: Settings, pki: Test
             assert [c.kind for c in update.changes] == ["RENEWAL"]
             assert list(update.changes[0].after) == [renewed.cert.fingerprint(SHA256()).hex()]
             assert report.certificates[0].certificate.sha256 == update.changes[0].after[0]
-            assert await _count(event_log, status_stream, cev.CERTIFICATE_CHAIN_OBSERVED) == 2
+            assert await _count(event_log, status_stream, sc.CERTIFICATE_CHAIN_OBSERVED) == 2
 
             _, other_key = await new_account(settings.database_url, "another account")
             with pytest.raises(grpc.aio.AioRpcError) as info_:

@@ -7,8 +7,8 @@ from dataclasses import replace
 import grpc
 import pytest
 
+from certwatch.contracts.probe import PROBE_COMPLETED
 from certwatch.platform.config import Settings
-from certwatch.prober.events import PROBE_COMPLETED
 from certwatch.v1 import prober_pb2 as pb
 from certwatch.v1 import prober_pb2_grpc
 from tests.support.pki import TestPKI

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from certwatch.cli.main import main
-from certwatch.inventory.quota import service_end
 from certwatch.platform.config import Settings
+from certwatch.rules.quota import service_end
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
 from tests.support.pki import TestPKI

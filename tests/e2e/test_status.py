@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from certwatch.cli.main import main
+from certwatch.contracts import probe as pc
 from certwatch.platform.config import Settings
 from certwatch.platform.events import NewEvent
-from certwatch.prober import events as pev
 from tests.support.pki import TestPKI
 from tests.support.stack import Stack, running_stack, wait_for
 from tests.support.tls_server import server_context, tls_server
@@ -57,7 +57,7 @@ async def test_status_names_what_is_stuck_since_when_and_why(
             assert "stale" not in out + err
 
             # A probe result the classifier cannot read: its processor fails on it, retrying.
-            bad = NewEvent(pev.PROBE_COMPLETED, {"domain_id": "not-a-domain"}, schema_version=2)
+            bad = NewEvent(pc.PROBE_COMPLETED, {"domain_id": "not-a-domain"}, schema_version=2)
             await stack.services["prober"].runtime.event_log.append(  # type: ignore[union-attr]
                 "probe-broken", [bad], expected_version=None
             )

@@ -13,7 +13,7 @@ from certwatch.platform import db
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.projection import rebuild
-from certwatch.platform.registry import projections
+from certwatch.services import MIGRATIONS, projections
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
 from tests.support.pki import TestPKI
@@ -102,7 +102,7 @@ _TABLES = {
 
 
 async def _assert_rebuilds_equal_live(database_url: str) -> None:
-    pool = await db.open_pool(database_url)
+    pool = await db.open_pool(database_url, migrate=MIGRATIONS)
     try:
         event_log = EventLog(pool)
         known = projections(event_log)

@@ -14,9 +14,10 @@ import pytest
 
 from certwatch.cli import stack
 from certwatch.cli.main import main
-from certwatch.inventory import domain as d
+from certwatch.contracts import quota as qc
 from certwatch.platform import db, localstack
 from certwatch.platform.eventlog import EventLog
+from certwatch.services import MIGRATIONS
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -90,7 +91,7 @@ def test_the_stacks_database_is_found_through_var(
 
 
 async def _purchases(pool: Any, account_id: str) -> list[int]:
-    events = await EventLog(pool).read_stream(d.quota_stream_id(account_id))
+    events = await EventLog(pool).read_stream(qc.stream_id(account_id))
     return [e.data["units"] for e in events]
 
 
@@ -101,7 +102,7 @@ def test_bootstrap_completes_a_start_that_failed_half_way(database_url: str, tmp
     ports = {"inventory": 1, "prober": 2}
 
     async def scenario() -> None:
-        pool = await db.open_pool(database_url)
+        pool = await db.open_pool(database_url, migrate=MIGRATIONS)
         try:
             async with pool.connection() as conn:
                 await conn.execute(

@@ -11,7 +11,7 @@ import pytest
 
 from certwatch.cli.check import UsageError, parse_target
 from certwatch.cli.main import main
-from certwatch.inventory.validation import parse_domain_list
+from certwatch.rules.targets import parse_domain_list
 from tests.support.pki import TestPKI
 from tests.support.tls_server import closed_port, server_context, tls_server
 

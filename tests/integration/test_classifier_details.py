@@ -12,19 +12,19 @@ import pytest
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from certwatch.classifier import events as cev
 from certwatch.classifier.api import ClassifierApi
 from certwatch.classifier.details import DETAILS_VIEW
 from certwatch.classifier.processor import STATUS_VIEW, processor
-from certwatch.inventory import domain as d
+from certwatch.contracts import domain as dc
+from certwatch.contracts import probe as pc
+from certwatch.contracts import status as sc
 from certwatch.platform import auth
 from certwatch.platform.errors import NotFound
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent
 from certwatch.platform.projection import catch_up, rebuild
-from certwatch.prober import events as pev
-from certwatch.prober import facts as f
-from certwatch.prober.facts import ProbeResult
+from certwatch.rules import facts as f
+from certwatch.rules.facts import ProbeResult
 from certwatch.v1 import classifier_pb2 as pb
 from tests.support.probe_results import NOW, cert, intermediate, refused, result, served
 
@@ -39,10 +39,10 @@ class Domain:
 
     async def add_and_enable(self) -> None:
         base = {"domain_id": self.domain_id, "account_id": self.account_id}
-        await self.log.append(d.stream_id(self.domain_id), [
-            NewEvent(d.DOMAIN_ADDED, {**base, "host": "www.example.test", "port": 443,
+        await self.log.append(dc.stream_id(self.domain_id), [
+            NewEvent(dc.DOMAIN_ADDED, {**base, "host": "www.example.test", "port": 443,
                                       "contact_ids": ["c-1", "c-2"], "added_at": NOW.isoformat()}),
-            NewEvent(d.MONITORING_ENABLED, {**base, "host": "www.example.test", "port": 443,
+            NewEvent(dc.MONITORING_ENABLED, {**base, "host": "www.example.test", "port": 443,
                                             "period_start": "2026-05-01",
                                             "service_ends_on": "2027-04-30", "generation": 1,
                                             "enabled_at": NOW.isoformat()}),
@@ -52,13 +52,13 @@ class Domain:
         data = {"domain_id": self.domain_id, "account_id": self.account_id,
                 "host": probe.host, "port": probe.port, "generation": 1,
                 "first_check": first_check, "result": probe.to_dict(), "prober": "test"}  # fmt: skip
-        await self.log.append(pev.stream_id(self.domain_id),
-                              [NewEvent(pev.PROBE_COMPLETED, data)], expected_version=None)  # fmt: skip
+        await self.log.append(pc.stream_id(self.domain_id),
+                              [NewEvent(pc.PROBE_COMPLETED, data)], expected_version=None)  # fmt: skip
         await catch_up(self.log, processor(self.log))
         await catch_up(self.log, DETAILS_VIEW)
 
     async def status_events(self, kind: str) -> list[RecordedEvent]:
-        events = await self.log.read_stream(cev.stream_id(self.domain_id))
+        events = await self.log.read_stream(sc.stream_id(self.domain_id))
         return [e for e in events if e.type == kind]
 
     async def details(self, account_id: str | None = None) -> pb.MonitoringDetails:
@@ -82,12 +82,12 @@ async def test_a_chain_is_recorded_once_however_often_it_is_probed(domain: Domai
     for minute in range(5):
         await domain.probed(result(served("192.0.2.1", LEAF, INT),
                                    at=NOW + timedelta(minutes=minute)), first_check=minute == 0)  # fmt: skip
-    assert len(await domain.status_events(cev.DOMAIN_CLASSIFIED)) == 5
-    chains = await domain.status_events(cev.CERTIFICATE_CHAIN_OBSERVED)
+    assert len(await domain.status_events(sc.DOMAIN_CLASSIFIED)) == 5
+    chains = await domain.status_events(sc.CERTIFICATE_CHAIN_OBSERVED)
     assert len(chains) == 1
     assert chains[0].data["serving"] == {"192.0.2.1": [LEAF.sha256, INT.sha256]}
     assert {c["sha256"] for c in chains[0].data["certificates"]} == {LEAF.sha256, INT.sha256}
-    assert await domain.status_events(cev.OWNERSHIP_CHANGED) == []
+    assert await domain.status_events(sc.OWNERSHIP_CHANGED) == []
 
 
 async def test_the_report_has_every_section(domain: Domain) -> None:
@@ -133,7 +133,7 @@ async def test_renewal_and_a_new_owner_are_recorded_with_before_and_after(domain
     new_owner = cert("www.example.test", key="k9", issuer="CN=Other CA")
     await domain.probed(result(served("192.0.2.9", new_owner, INT), at=NOW + timedelta(hours=2)))
 
-    chains = await domain.status_events(cev.CERTIFICATE_CHAIN_OBSERVED)
+    chains = await domain.status_events(sc.CERTIFICATE_CHAIN_OBSERVED)
     assert len(chains) == 3
     # the intermediate is not repeated: only certificates new to the domain carry facts
     assert [c["sha256"] for c in chains[1].data["certificates"]] == [renewed.sha256]
@@ -153,8 +153,8 @@ async def test_an_outage_is_neither_a_change_nor_a_new_chain(domain: Domain) -> 
     await domain.probed(result(served("192.0.2.1", LEAF, INT)))
     await domain.probed(result(refused("192.0.2.1"), at=NOW + timedelta(minutes=1)))
     await domain.probed(result(served("192.0.2.1", LEAF, INT), at=NOW + timedelta(minutes=2)))
-    assert len(await domain.status_events(cev.CERTIFICATE_CHAIN_OBSERVED)) == 1
-    assert await domain.status_events(cev.OWNERSHIP_CHANGED) == []
+    assert len(await domain.status_events(sc.CERTIFICATE_CHAIN_OBSERVED)) == 1
+    assert await domain.status_events(sc.OWNERSHIP_CHANGED) == []
     assert [c.sha256 for c in (await domain.details()).chains[0].certificates] == [
         LEAF.sha256, INT.sha256,
     ]  # fmt: skip
@@ -208,17 +208,18 @@ async def test_history_is_listed_in_log_order_whatever_the_positions(
         [(high, "SECURE", 1), (high - 500, "ABNORMAL", 2)], 1
     ):
         at = (NOW + timedelta(hours=hours)).isoformat()
-        verdict = {"status": status, "primary_cause": None, "causes": [], "checked_at": at}
+        verdict = {"host": "www.example.test", "port": 443, "status": status, "primary_cause": None, "causes": [],
+                   "checked_at": at}  # fmt: skip
         change = {"kind": "RENEWAL", "before": [f"v{version - 1}"], "after": [f"v{version}"]}
         async with pool.connection() as conn:  # one transaction each: the second commits later
             for offset, (kind, data) in enumerate([
-                (cev.DOMAIN_CLASSIFIED, {**base, "generation": 1, "verdict": verdict}),
-                (cev.OWNERSHIP_CHANGED, {**base, "observed_at": at, "kinds": ["RENEWAL"], "changes": [change]}),
+                (sc.DOMAIN_CLASSIFIED, {**base, "generation": 1, "first_check": False, "verdict": verdict}),
+                (sc.OWNERSHIP_CHANGED, {**base, "observed_at": at, "kinds": ["RENEWAL"], "changes": [change]}),
             ]):  # fmt: skip
                 await conn.execute(
                     "INSERT INTO events (position, event_id, stream_id, stream_version, event_type,"
                     " schema_version, data) VALUES (%s, %s, %s, %s, %s, 1, %s)",
-                    (position + offset, uuid.uuid4(), cev.stream_id(domain.domain_id), 2 * version + offset - 1,
+                    (position + offset, uuid.uuid4(), sc.stream_id(domain.domain_id), 2 * version + offset - 1,
                      kind, Jsonb(data)),
                 )  # fmt: skip
     await catch_up(domain.log, STATUS_VIEW)

@@ -14,6 +14,7 @@ from certwatch.platform import db
 from certwatch.platform.errors import AppendOnlyViolation, ConcurrencyConflict, DuplicateEventId
 from certwatch.platform.eventlog import START, EventLog
 from certwatch.platform.events import UPCASTERS, NewEvent
+from certwatch.services import MIGRATIONS
 
 
 def _ev(n: int = 0, **data: Any) -> NewEvent:
@@ -92,7 +93,7 @@ async def test_events_cannot_be_updated_deleted_or_truncated(
                 await conn.execute(sql)
             assert info.value.sqlstate == "CW403", sql
     assert (await event_log.read_stream(stream))[0].data == {"n": 1}
-    from certwatch.platform.errors import translate
+    from certwatch.platform.eventlog import translate
 
     assert isinstance(translate(info.value), AppendOnlyViolation)
 
@@ -231,7 +232,7 @@ async def test_copy_appends_from_two_processes_keep_every_order(database_url: st
     writers' reserves interleave, yet every append's positions rise with its versions, no
     position repeats, each append reports the transaction that stored it, and global order
     shows every stream's versions in order."""
-    pools = [await db.open_pool(database_url, max_size=4) for _ in range(2)]
+    pools = [await db.open_pool(database_url, max_size=4, migrate=MIGRATIONS) for _ in range(2)]
     try:
         logs = [EventLog(p) for p in pools]
         streams = [f"rsv{i}-{uuid.uuid4().hex[:8]}" for i in range(70)]

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from certwatch.platform import db, errors, localstack
+from certwatch.platform import db, localstack
 from certwatch.platform import eventlog as el
 from certwatch.platform.errors import ConcurrencyConflict, DuplicateEventId
 from certwatch.platform.eventlog import START, Appended, EventLog
@@ -49,7 +49,7 @@ async def _checked(log: EventLog, pool: AsyncConnectionPool[Any]) -> Write:
             try:
                 rows = await (await conn.execute(el._APPEND_CHECKED, (el._payload(batch),))).fetchall()
             except psycopg.Error as exc:
-                raise errors.translate(exc) from exc
+                raise el.translate(exc) from exc
         return [Appended(r[0], int(r[1]), int(r[2]), bool(r[3]), int(r[4])) for r in rows]
 
     return write
@@ -101,7 +101,7 @@ def shared_database(postgres_server: localstack.Postgres) -> Iterator[str]:
 
 @pytest.fixture
 async def pool(shared_database: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
-    p = await db.open_pool(shared_database, max_size=8, migrate=False)
+    p = await db.open_pool(shared_database, max_size=8)
     try:
         yield p
     finally:

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from certwatch.platform import localstack, migrations
+from certwatch.services import MIGRATIONS
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ async def test_history_rows_get_the_transaction_of_their_event(empty_database: s
             " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),"
             " PRIMARY KEY (component, version))"
         )
-        for m in migrations.discover():  # the schema as it was before history kept log order
+        for m in migrations.discover(MIGRATIONS):  # the schema as it was before history kept log order
             if m.component == "certwatch.classifier" and m.version >= 4:
                 continue
             await conn.execute(m.sql.encode())
@@ -57,7 +58,7 @@ async def test_history_rows_get_the_transaction_of_their_event(empty_database: s
                 (position, domain, account),
             )
 
-        assert "certwatch.classifier/004_history_in_log_order.sql" in await migrations.apply(conn)
+        assert "certwatch.classifier/004_history_in_log_order.sql" in await migrations.apply(conn, MIGRATIONS)
         for table in ("classifier_status_history", "classifier_ownership_changes"):
             cur = await conn.execute(
                 f"SELECT position, transaction_id::text FROM {table} ORDER BY transaction_id, position"

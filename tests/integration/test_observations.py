@@ -85,8 +85,8 @@ def test_a_probe_packs_into_a_small_message_and_back() -> None:
 
 
 def test_every_status_and_cause_of_the_classifier_has_a_code() -> None:
-    from certwatch.classifier.causes import Status
-    from certwatch.classifier.precedence import PRECEDENCE
+    from certwatch.rules.causes import Status
+    from certwatch.rules.precedence import PRECEDENCE
 
     assert {s.value for s in Status} - {Status.ENABLING.value} <= set(obs.STATUSES)
     assert tuple(c.value for c in PRECEDENCE) == obs.CAUSES  # a mask decodes most important first

@@ -13,7 +13,7 @@ from certwatch.platform import db
 
 @pytest.fixture
 async def one_connection(database_url: str) -> AsyncIterator[db.Pool]:
-    pool = await db.open_pool(database_url, max_size=1, migrate=False)
+    pool = await db.open_pool(database_url, max_size=1)
     try:
         yield pool
     finally:

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certwatch.classifier.causes import Cause, Status
-from certwatch.classifier.classify import classify
 from certwatch.prober.options import ProbeOptions
 from certwatch.prober.tls_probe import probe
+from certwatch.rules.causes import Cause, Status
+from certwatch.rules.classify import classify
 from tests.support.pki import TestPKI
 from tests.support.tls_server import free_port_on, server_context, tls_server
 

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certwatch.classifier.causes import Cause, Status
-from certwatch.classifier.classify import Verdict, classify
-from certwatch.prober.facts import ProbeResult
 from certwatch.prober.tls_probe import ProbeOptions, probe
+from certwatch.rules.causes import Cause, Status
+from certwatch.rules.classify import Verdict, classify
+from certwatch.rules.facts import ProbeResult
 from tests.support.dns_server import dns_server
 from tests.support.pki import TestPKI
 from tests.support.tls_server import (

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from certwatch.classifier.causes import Cause, Status
-from certwatch.classifier.classify import Verdict, classify
 from certwatch.prober import ocsp
-from certwatch.prober.facts import EndpointFacts
 from certwatch.prober.tls_probe import ProbeOptions, probe
+from certwatch.rules.causes import Cause, Status
+from certwatch.rules.classify import Verdict, classify
+from certwatch.rules.facts import EndpointFacts
 from tests.support.ocsp_server import OcspResponder, ocsp_responder
 from tests.support.pki import TestPKI
 from tests.support.tls_server import closed_port, server_context, tls_server

@@ -17,12 +17,12 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ReasonFlags, ocsp
 
-from certwatch.classifier.causes import Cause, Status
-from certwatch.classifier.classify import Verdict, classify
 from certwatch.prober import ocsp as prober_ocsp
-from certwatch.prober.facts import EndpointFacts
 from certwatch.prober.tls_chain import NATIVE
 from certwatch.prober.tls_probe import ProbeOptions, probe
+from certwatch.rules.causes import Cause, Status
+from certwatch.rules.classify import Verdict, classify
+from certwatch.rules.facts import EndpointFacts
 from tests.support.nginx import nginx
 from tests.support.ocsp_server import OcspResponder, ocsp_responder
 from tests.support.pki import Issued, TestPKI

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certwatch.classifier.causes import Cause, Status
-from certwatch.classifier.classify import classify
 from certwatch.prober import tls_probe
 from certwatch.prober.options import ProbeOptions
+from certwatch.rules.causes import Cause, Status
+from certwatch.rules.classify import classify
 from tests.support.pki import TestPKI
 from tests.support.tls_server import closed_port, http_server, server_context, silent_server, tls_server
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from certwatch.inventory import domain as d
+from certwatch.contracts import domain as dc
+from certwatch.contracts import probe as pc
 from certwatch.platform import db
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.projection import catch_up
-from certwatch.prober import events as pev
 from certwatch.prober.options import ProbeOptions
 from certwatch.prober.schedule import SCHEDULE
 from certwatch.prober.scheduler import Scheduler
@@ -59,13 +59,13 @@ async def _schedule(event_log: EventLog, hosts: list[str], port: int) -> None:
         data = {"domain_id": domain_id, "account_id": account_id, "host": host, "port": port,
                 "generation": 1, "period_start": "2026-01-01", "service_ends_on": "2026-12-31",
                 "enabled_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
-        batch.append((d.stream_id(domain_id), [NewEvent(d.MONITORING_ENABLED, data)], None))
+        batch.append((dc.stream_id(domain_id), [NewEvent(dc.MONITORING_ENABLED, data)], None))
     await event_log.append_batch(batch)
     await catch_up(event_log, SCHEDULE)
 
 
 async def _probes(event_log: EventLog) -> list[dict[str, Any]]:
-    return [e.data for e in await event_log.read_all(limit=10_000, types=[pev.PROBE_COMPLETED])]
+    return [e.data for e in await event_log.read_all(limit=10_000, types=[pc.PROBE_COMPLETED])]
 
 
 @contextlib.asynccontextmanager
@@ -73,7 +73,7 @@ async def _running(
     database_url: str, options: ProbeOptions, name: str, **kw: Any
 ) -> AsyncIterator[tuple[Scheduler, asyncio.Task[None]]]:
     """A Scheduler on its own pool, as a separate replica would be."""
-    pool = await db.open_pool(database_url, max_size=4, migrate=False)
+    pool = await db.open_pool(database_url, max_size=4)
     settings: dict[str, Any] = {"concurrency": 16, "idle_poll_s": 0.02, "flush_s": 0.01, **kw}
     scheduler = Scheduler(EventLog(pool), options, interval_s=3600, jitter_s=0, worker_id=name, **settings)
     task = asyncio.create_task(scheduler.run())

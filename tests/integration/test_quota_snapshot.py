@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from certwatch.contracts import quota as qc
 from certwatch.inventory import domain as d
 from certwatch.inventory import quota_stream
 from certwatch.platform.eventlog import EventLog
@@ -15,16 +16,16 @@ def _ev(event_type: str, account: str, **data: object) -> NewEvent:
 
 
 async def _full(event_log: EventLog, account: str) -> object:
-    events = await event_log.read_stream(d.quota_stream_id(account))
+    events = await event_log.read_stream(qc.stream_id(account))
     return d.quota_from([(e.type, e.data) for e in events])
 
 
 async def test_the_snapshot_follows_the_stream_and_reads_only_what_is_new(event_log: EventLog) -> None:
     account = str(uuid.uuid4())
-    stream = d.quota_stream_id(account)
-    await event_log.append(stream, [_ev(d.QUOTA_PURCHASED, account, units=500)], expected_version=None)
+    stream = qc.stream_id(account)
+    await event_log.append(stream, [_ev(qc.QUOTA_PURCHASED, account, units=500)], expected_version=None)
     reserve = [
-        _ev(d.QUOTA_UNIT_RESERVED, account, domain_id=str(uuid.uuid4()), generation=1) for _ in range(300)
+        _ev(qc.QUOTA_UNIT_RESERVED, account, domain_id=str(uuid.uuid4()), generation=1) for _ in range(300)
     ]
     await event_log.append(stream, reserve, expected_version=None)
     async with event_log.pool.connection() as conn, conn.transaction():
@@ -36,8 +37,8 @@ async def test_the_snapshot_follows_the_stream_and_reads_only_what_is_new(event_
         )).fetchone()  # fmt: skip
     assert row == (301, 300)
 
-    await event_log.append(stream, [_ev(d.QUOTA_UNIT_RELEASED, account, domain_id="x", generation=1),
-                                    _ev(d.QUOTA_UNIT_CONSUMED, account, domain_id="y", reserved=True)],
+    await event_log.append(stream, [_ev(qc.QUOTA_UNIT_RELEASED, account, domain_id="x", generation=1),
+                                    _ev(qc.QUOTA_UNIT_CONSUMED, account, domain_id="y", reserved=True)],
                            expected_version=None)  # fmt: skip
     reads: list[int] = []
     original = event_log.read_stream
@@ -59,7 +60,7 @@ async def test_the_snapshot_follows_the_stream_and_reads_only_what_is_new(event_
 async def test_a_snapshot_of_other_rules_is_folded_anew(event_log: EventLog) -> None:
     account = str(uuid.uuid4())
     await event_log.append(
-        d.quota_stream_id(account), [_ev(d.QUOTA_PURCHASED, account, units=7)], expected_version=None
+        qc.stream_id(account), [_ev(qc.QUOTA_PURCHASED, account, units=7)], expected_version=None
     )
     async with event_log.pool.connection() as conn:
         await conn.execute(

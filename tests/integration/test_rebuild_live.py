@@ -13,7 +13,7 @@ import dataclasses
 import uuid
 from datetime import UTC, datetime
 
-from certwatch.inventory import domain as d
+from certwatch.contracts import domain as dc
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent
 from certwatch.platform.projection import Projection, catch_up, rebuild
@@ -23,11 +23,11 @@ from certwatch.prober import schedule
 def _lifecycle(domain_id: str, account_id: str, *, disabled: bool) -> list[NewEvent]:
     today = datetime.now(UTC).date().isoformat()
     base = {"domain_id": domain_id, "account_id": account_id}
-    events = [NewEvent(d.MONITORING_ENABLED, {**base, "host": f"h{domain_id[:8]}.test", "port": 443,
-                                               "generation": 1, "enabled_at": today, "period_start": today,
+    events = [NewEvent(dc.MONITORING_ENABLED, {**base, "host": f"h{domain_id[:8]}.test", "port": 443,
+                                               "generation": 1, "enabled_at": datetime.now(UTC).isoformat(), "period_start": today,
                                                "service_ends_on": today})]  # fmt: skip
     if disabled:
-        events.append(NewEvent(d.MONITORING_DISABLED, base))
+        events.append(NewEvent(dc.MONITORING_DISABLED, base))
     return events
 
 
@@ -38,7 +38,7 @@ async def test_probers_never_claim_a_disabled_domain_during_a_schedule_rebuild(e
     await event_log.append_batch(
         [(f"domain-{i}", _lifecycle(i, account, disabled=False), None) for i in live + off]
     )
-    await event_log.append_batch([(f"domain-{i}", [NewEvent(d.MONITORING_DISABLED, {"domain_id": i,
+    await event_log.append_batch([(f"domain-{i}", [NewEvent(dc.MONITORING_DISABLED, {"domain_id": i,
                                    "account_id": account})], None) for i in off])  # fmt: skip
     assert await catch_up(event_log, schedule.SCHEDULE) == 420 + 400
 

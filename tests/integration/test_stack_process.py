@@ -27,7 +27,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from certwatch.platform import localstack
-from certwatch.platform.config import SERVICE_PORTS
+from certwatch.services import PORTS
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="process supervision uses Linux /proc")
 
@@ -89,7 +89,7 @@ def _start(var: Path, extra_env: dict[str, str] | None = None, *args: str) -> Ru
     if not (var / "stack.json").exists():
         pg, nats = _free_ports(2)
         localstack.save_ports(var, {"postgres": pg, "nats": nats})
-    ports = dict(zip(SERVICE_PORTS, _free_ports(len(SERVICE_PORTS)), strict=True))
+    ports = dict(zip(PORTS, _free_ports(len(PORTS)), strict=True))
     env = {
         **os.environ,
         **{f"CERTWATCH_{n.upper()}_PORT": str(p) for n, p in ports.items()},
@@ -155,7 +155,7 @@ def test_every_port_in_the_banner_credentials_and_state_is_the_one_in_use(runnin
     creds = json.loads((running.var / "credentials.json").read_text())
     assert creds["ports"] == running.ports
     state = localstack.saved_ports(running.var)
-    assert {n: state[n] for n in SERVICE_PORTS} == running.ports
+    assert {n: state[n] for n in PORTS} == running.ports
     assert f"nats://127.0.0.1:{state['nats']}" in text
     _wait_until(running.serving, 60, "every service SERVING on its CERTWATCH_*_PORT")
 

@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import pytest
 
-from certwatch.classifier import events as cev
 from certwatch.classifier import status_intervals as si
 from certwatch.classifier.api import ClassifierApi
 from certwatch.classifier.details import DETAILS_VIEW
-from certwatch.inventory import domain as d
+from certwatch.contracts import domain as d
+from certwatch.contracts import status as cev
 from certwatch.platform import auth
 from certwatch.platform.errors import InvalidArgument, NotFound
 from certwatch.platform.eventlog import EventLog

@@ -18,6 +18,7 @@ from certwatch.platform import db
 from certwatch.platform.errors import ConcurrencyConflict, TransientStoreError
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
+from certwatch.services import MIGRATIONS
 
 WIDE = 80  # streams per batch: over the COPY threshold with one event each
 
@@ -125,7 +126,7 @@ async def test_heads_of_a_committed_callers_transaction_are_trusted_once_settled
 
 
 async def test_two_processes_racing_on_the_same_streams_lose_no_version(database_url: str) -> None:
-    pools = [await db.open_pool(database_url, max_size=4) for _ in range(2)]
+    pools = [await db.open_pool(database_url, max_size=4, migrate=MIGRATIONS) for _ in range(2)]
     try:
         logs = [EventLog(p) for p in pools]
         streams = _streams("x", 100)
@@ -189,7 +190,7 @@ async def _kill_the_pools_connection(pool: AsyncConnectionPool[Any], database_ur
 async def test_a_lost_connection_forgets_heads_and_reserved_positions(database_url: str, path: str) -> None:
     """After a failover the server may be behind what this process saw: nothing it
     remembered (stream heads, positions reserved ahead) may be trusted any more."""
-    pool = await db.open_pool(database_url, min_size=1, max_size=1)
+    pool = await db.open_pool(database_url, min_size=1, max_size=1, migrate=MIGRATIONS)
     try:
         log = EventLog(pool)
         streams = _streams("lost")

@@ -28,14 +28,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from certwatch.classifier.details import DETAILS_VIEW
 from certwatch.classifier.processor import processor
-from certwatch.inventory import domain as d
+from certwatch.contracts import domain as d
+from certwatch.contracts import probe as pev
 from certwatch.platform import auth
 from certwatch.platform.certificates import StoredCertificate, put_certificates
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.projection import catch_up
 from certwatch.platform.shredding import Vault
-from certwatch.prober import events as pev
 from certwatch.prober.cert_facts import parse_der
 from certwatch.vod import access_keys
 from certwatch.vod.access_keys import AccessKey

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from certwatch.prober import facts as f
+from certwatch.rules import facts as f
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 INTERMEDIATE = "CN=Example Issuing,O=Example CA"

@@ -21,9 +21,10 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from certwatch.platform.config import SERVICE_PORTS, Settings
+from certwatch.platform.config import Settings
 from certwatch.platform.localstack import free_port
 from certwatch.platform.shredding import new_master_key
+from certwatch.services import PORTS
 from tests.support.stack import new_account
 
 START_TIMEOUT_S = 60.0
@@ -46,7 +47,7 @@ class ProcessStack:
 
 
 def settings_env(s: Settings, ports: dict[str, int]) -> dict[str, str]:
-    """The `CERTWATCH_*` environment that `config.load()` turns back into `s`."""
+    """The `CERTWATCH_*` environment that `config.load(ports=PORTS)` turns back into `s`."""
     env = {
         "CERTWATCH_DATABASE_URL": s.database_url, "CERTWATCH_NATS_URL": s.nats_url,
         "CERTWATCH_LOG_LEVEL": s.log_level, "CERTWATCH_LOG_FORMAT": s.log_format,
@@ -84,14 +85,14 @@ def _wait_serving(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 @contextlib.asynccontextmanager
 async def process_stack(settings: Settings, *, units: int = 100) -> AsyncIterator[ProcessStack]:
-    ports = {name: free_port() for name in SERVICE_PORTS}
+    ports = {name: free_port() for name in PORTS}
     settings = replace(settings, grpc_ports=ports, master_key=settings.master_key or new_master_key())
     account_id, key = await new_account(settings.database_url, f"acct-{time.monotonic_ns()}", units=units)
     logs = Path(tempfile.mkdtemp(prefix="certwatch-procs-"))
     env = {**os.environ, **settings_env(settings, ports)}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        for name in SERVICE_PORTS:
+        for name in PORTS:
             with open(logs / f"{name}.log", "wb") as out:
                 procs[name] = subprocess.Popen(
                     [sys.executable, "-m", "certwatch.cli.main", "serve", name], env=env,

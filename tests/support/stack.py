@@ -11,15 +11,15 @@ from typing import Any
 
 import grpc
 
-from certwatch.inventory import domain as d
+from certwatch.contracts import quota as qc
 from certwatch.platform import auth, db
-from certwatch.platform.config import SERVICE_PORTS, Settings
+from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.localstack import free_port
-from certwatch.platform.registry import build_for
 from certwatch.platform.service import Service
 from certwatch.platform.shredding import new_master_key
+from certwatch.services import MIGRATIONS, PORTS, build_for
 
 
 @dataclass
@@ -39,13 +39,13 @@ class Stack:
 
 async def new_account(database_url: str, name: str, *, units: int = 100) -> tuple[str, str]:
     """An account with `units` of monitoring quota; returns (account id, API key)."""
-    pool = await db.open_pool(database_url)
+    pool = await db.open_pool(database_url, migrate=MIGRATIONS)
     try:
         account_id, key = await auth.create_account(pool, name)
         if units:
             await EventLog(pool).append(
-                d.quota_stream_id(account_id),
-                [NewEvent(d.QUOTA_PURCHASED, {"account_id": str(account_id), "units": units})],
+                qc.stream_id(account_id),
+                [NewEvent(qc.QUOTA_PURCHASED, {"account_id": str(account_id), "units": units})],
                 expected_version=None,
             )
     finally:
@@ -55,12 +55,12 @@ async def new_account(database_url: str, name: str, *, units: int = 100) -> tupl
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    settings: Settings, names: tuple[str, ...] = tuple(SERVICE_PORTS), *, units: int = 100
+    settings: Settings, names: tuple[str, ...] = tuple(PORTS), *, units: int = 100
 ) -> AsyncIterator[Stack]:
-    ports = {name: free_port() for name in SERVICE_PORTS}
+    ports = {name: free_port() for name in PORTS}
     settings = replace(settings, grpc_ports=ports, master_key=settings.master_key or new_master_key())
     account_id, key = await new_account(settings.database_url, f"acct-{time.monotonic_ns()}", units=units)
-    services = {name: Service(name, settings, build_for(name)) for name in names}
+    services = {name: Service(name, settings, build_for(name), migrations=MIGRATIONS) for name in names}
     started: list[Service] = []
     try:
         for service in services.values():

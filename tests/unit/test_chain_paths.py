@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certwatch.classifier.causes import Cause, Status
-from certwatch.classifier.classify import Verdict, classify, days_left, recommended_action
-from certwatch.prober import facts as f
 from certwatch.prober.cert_facts import parse_der
 from certwatch.prober.chain_checks import _MAX_PATHS, ChainReport, build_paths, check_chain
 from certwatch.prober.trust import TrustAnchors, load_anchors
-from certwatch.prober.validity import INTERMEDIATE_EXPIRED, ROOT_EXPIRED, earliest_expiry
+from certwatch.rules import facts as f
+from certwatch.rules.causes import Cause, Status
+from certwatch.rules.classify import Verdict, classify, days_left, recommended_action
+from certwatch.rules.validity import INTERMEDIATE_EXPIRED, ROOT_EXPIRED, earliest_expiry
 from tests.support.pki import Issued, TestPKI, issue, make_key
 
 HOST = "www.example.test"

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certwatch.classifier.causes import CAUSE_INFO, Cause, Status
-from certwatch.classifier.classify import Verdict, classify, days_left, recommended_action
-from certwatch.classifier.precedence import PRECEDENCE, ordered, primary
-from certwatch.prober import facts as f
+from certwatch.rules import facts as f
+from certwatch.rules.causes import CAUSE_INFO, Cause, Status
+from certwatch.rules.classify import Verdict, classify, days_left, recommended_action
+from certwatch.rules.precedence import PRECEDENCE, ordered, primary
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -6,14 +6,15 @@ import ipaddress
 
 import pytest
 
-from certwatch.platform.config import SERVICE_PORTS, ConfigError, Settings, load
+from certwatch.platform.config import ConfigError, Settings, load
 from certwatch.prober.settings import parse_resolve
+from certwatch.services import PORTS
 
 
 def test_defaults_without_environment() -> None:
-    settings = load({})
-    assert settings == Settings()
-    assert settings.grpc_target("prober") == f"127.0.0.1:{SERVICE_PORTS['prober']}"
+    settings = load({}, ports=PORTS)
+    assert settings == Settings(grpc_ports=PORTS)
+    assert settings.grpc_target("prober") == f"127.0.0.1:{PORTS['prober']}"
     assert settings.allow_networks == () and settings.master_key is None
 
 
@@ -22,9 +23,9 @@ def test_values_are_read_and_typed() -> None:
         "CERTWATCH_DATABASE_URL": "postgresql://x@db/certwatch", "CERTWATCH_INVENTORY_PORT": "6000",
         "CERTWATCH_ALLOW_NETWORKS": "10.0.0.0/8, 127.0.0.1", "CERTWATCH_PROBE_INTERVAL_S": "60",
         "CERTWATCH_RESOLVE": "a.test:443:127.0.0.2", "CERTWATCH_LOG_LEVEL": "debug",
-    })  # fmt: skip
+    }, ports=PORTS)  # fmt: skip
     assert settings.database_url == "postgresql://x@db/certwatch"
-    assert settings.grpc_ports["inventory"] == 6000 and settings.grpc_ports["vod"] == SERVICE_PORTS["vod"]
+    assert settings.grpc_ports["inventory"] == 6000 and settings.grpc_ports["vod"] == PORTS["vod"]
     assert settings.allow_networks == (
         ipaddress.ip_network("10.0.0.0/8"),
         ipaddress.ip_network("127.0.0.1/32"),
@@ -40,7 +41,7 @@ def test_values_are_read_and_typed() -> None:
 )  # fmt: skip
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
-        load({name: value})
+        load({name: value}, ports=PORTS)
 
 
 @pytest.mark.parametrize(
@@ -79,11 +80,12 @@ def test_resolve_variable_separates_entries_by_whitespace() -> None:
     ("entry", "rule"),
     [("a.test", "expected HOST:PORT:ADDRESS"), ("a.test:443:", "expected HOST:PORT:ADDRESS"),
      (":443:1.2.3.4", "expected HOST:PORT:ADDRESS"), ("a.test:x:1.2.3.4", "PORT must be a number"),
-     ("a.test:0:1.2.3.4", "PORT must be a number"), ("a.test:70000:1.2.3.4", "PORT must be a number"),
+     ("a.test:0:1.2.3.4", "PORT must be a number"), ("a.test::1.2.3.4", "PORT must be a number"), ("a.test:70000:1.2.3.4", "PORT must be a number"),
      ("a.test:443:1.2.3.4,nope", "'nope' is not an IP address"),
      ("a.test:443:[1.2.3.4]", "only IPv6 addresses go in brackets"),
      ("a.test:443:[::1", "is not an IP address"), ("-a.test:443:1.2.3.4", "HOST must be a host name"),
-     ("[::1]:443:1.2.3.4", "HOST must be a host name"), ("*:443:1.2.3.4", "HOST must be a host name")],
+     ("[::1]:443:1.2.3.4", "HOST must be a host name"), ("*:443:1.2.3.4", "HOST must be a host name"),
+     ("localhost:443:127.0.0.1", "single label")],  # a name no monitored domain can have
 )  # fmt: skip
 def test_bad_resolve_entries_are_refused_naming_the_rule(entry: str, rule: str) -> None:
     with pytest.raises(ConfigError) as raised:

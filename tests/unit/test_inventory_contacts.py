@@ -12,7 +12,7 @@ from certwatch.inventory.contacts import (
     validate_contact,
     validate_domain_contacts,
 )
-from certwatch.inventory.validation import ValidationError
+from certwatch.rules.targets import ValidationError
 
 TOKEN = "0123456789abcdef" * 4
 WEBHOOK = f"https://oapi.dingtalk.com/robot/send?access_token={TOKEN}"

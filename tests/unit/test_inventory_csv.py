@@ -16,7 +16,7 @@ from certwatch.inventory.csv_import import (
     ImportedDomain,
     parse_csv,
 )
-from certwatch.inventory.validation import FieldViolation, Target, ValidationError
+from certwatch.rules.targets import FieldViolation, Target, ValidationError
 
 HEADER = "domain,port,contacts,enable\n"
 

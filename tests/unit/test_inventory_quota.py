@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certwatch.inventory.quota import (
+from certwatch.rules.quota import (
     DAYS_PER_UNIT,
     MAX_PACKAGE_DOMAINS,
     MAX_PACKAGE_QUANTITY,
@@ -22,7 +22,7 @@ from certwatch.inventory.quota import (
     remaining_days,
     service_end,
 )
-from certwatch.inventory.validation import ValidationError
+from certwatch.rules.targets import ValidationError
 
 _DATES = st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 12, 31))
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from certwatch.inventory.validation import (
+from certwatch.rules.targets import (
     DEFAULT_PORT,
     MAX_DOMAIN_LIST_LENGTH,
     MAX_HOSTNAME_LENGTH,

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from certwatch.platform.config import SERVICE_PORTS
-from certwatch.platform.registry import SERVICES
+from certwatch.services import PORTS, SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -121,7 +120,7 @@ def test_dockerfile_runtime_is_non_root_with_certwatch_entrypoint() -> None:
     env = " ".join(args for keyword, args in runtime if keyword == "ENV")
     assert "CERTWATCH_GRPC_HOST=0.0.0.0" in env
     exposed = {int(p.split("/")[0]) for k, a in runtime if k == "EXPOSE" for p in a.split()}
-    assert set(SERVICE_PORTS.values()) | {VOD_HTTP_PORT} <= exposed
+    assert set(PORTS.values()) | {VOD_HTTP_PORT} <= exposed
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:
@@ -292,7 +291,7 @@ def test_every_registered_service_has_a_values_entry() -> None:
     )
     for name, svc in services.items():
         assert svc["enabled"] is True, name
-        assert svc["port"] == SERVICE_PORTS[name], f"{name}: port differs from the code default"
+        assert svc["port"] == PORTS[name], f"{name}: port differs from the code default"
         assert isinstance(svc["replicas"], int) and svc["replicas"] >= 1, name
         assert svc["resources"]["requests"]["memory"], name
         assert svc["resources"]["limits"]["memory"], name

@@ -7,18 +7,19 @@ NOT_FOUND, exactly like an id that does not exist.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from certwatch.classifier import details_report
+from certwatch.contracts.status import DomainClassified
 from certwatch.platform import auth, db
 from certwatch.platform.errors import InvalidArgument, NotFound
 from certwatch.platform.eventlog import Conn, EventLog
-from certwatch.prober.facts import CertFacts
+from certwatch.platform.timestamps import timestamp
+from certwatch.rules.facts import CertFacts
 from certwatch.v1 import classifier_pb2 as pb
 from certwatch.v1 import classifier_pb2_grpc
 
@@ -31,12 +32,15 @@ _DETAILS_COLUMNS = (
 
 
 def _status(row: Any) -> pb.DomainStatus:
-    checked = Timestamp()
-    checked.FromDatetime(row[4])
     verdict = Struct()
     verdict.update(row[5])
     return pb.DomainStatus(domain_id=str(row[0]), status=row[1], primary_cause=row[2] or "",
-                           causes=row[3], checked_at=checked, verdict=verdict)  # fmt: skip
+                           causes=row[3], checked_at=timestamp(row[4]), verdict=verdict)  # fmt: skip
+
+
+def _classified(stored: Mapping[str, Any] | None) -> DomainClassified | None:
+    """The verdict event the details row keeps, as the contract reads it."""
+    return None if stored is None else DomainClassified.from_data(stored)
 
 
 def _domain_id(raw: str) -> uuid.UUID:
@@ -131,7 +135,10 @@ class ClassifierApi(classifier_pb2_grpc.ClassifierServicer):
             found = await cur.fetchone()
             if found is None:
                 raise NotFound(f"no domain {request.domain_id} in this account")
-            row = details_report.DetailsRow(*found)
+            f = found
+            row = details_report.DetailsRow(
+                f[0], f[1], f[2], f[3], f[4], f[5], f[6], _classified(f[7]), f[8], f[9]
+            )
             certificates = await _certificates(conn, row)
             cur = await conn.execute(
                 "SELECT observed_at, kinds, changes FROM classifier_ownership_changes"

@@ -13,11 +13,11 @@ from datetime import datetime
 
 from psycopg.types.json import Jsonb
 
-from certwatch.classifier import events as cev
 from certwatch.classifier.observation import Observation, changes, new_certificates, observe
+from certwatch.contracts import status as sc
 from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import NewEvent, RecordedEvent, stable_id
-from certwatch.prober.facts import ProbeResult
+from certwatch.rules.facts import ProbeResult
 
 
 async def load(conn: Conn, domain_ids: Collection[str]) -> dict[str, Observation]:
@@ -70,14 +70,14 @@ def decide(
     if current.serving and (previous is None or current.serving != previous.serving):
         fresh = new_certificates(previous, current)
         certs = {c.sha256: c for e in result.endpoints for c in e.chain if c.sha256 in fresh}
-        found.append(_event(cev.CERTIFICATE_CHAIN_OBSERVED, probe, {
+        found.append(_event(sc.CERTIFICATE_CHAIN_OBSERVED, probe, {
             **base,
             "serving": {ip: list(chain) for ip, chain in current.serving.items()},
             "certificates": [c.to_dict() for c in certs.values()],
         }))  # fmt: skip
     differences = changes(previous, current)
     if differences:
-        found.append(_event(cev.OWNERSHIP_CHANGED, probe, {
+        found.append(_event(sc.OWNERSHIP_CHANGED, probe, {
             **base, "kinds": [c.kind.value for c in differences],
             "changes": [c.to_dict() for c in differences],
         }))  # fmt: skip

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from certwatch.classifier.classify import ABOUT_TO_EXPIRE_DAYS, days_left
-from certwatch.prober.facts import CertFacts
+from certwatch.contracts.status import AddressVerdict, DomainClassified
+from certwatch.platform.timestamps import timestamp
+from certwatch.rules.classify import ABOUT_TO_EXPIRE_DAYS, Finding, days_left
+from certwatch.rules.facts import AtsResult, CertFacts
 from certwatch.v1 import classifier_pb2 as pb
 
 
@@ -27,19 +27,9 @@ class DetailsRow:
     enabled: bool
     service_ends_on: date | None
     status: str
-    classified: Mapping[str, Any] | None
+    classified: DomainClassified | None  # the verdict of the current generation, if any
     serving: Mapping[str, Sequence[str]] | None
     chain_observed_at: datetime | None
-
-
-def _ts(value: datetime | str | None) -> Timestamp | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
 
 
 def remaining_service_days(service_ends_on: date, today: date) -> int:
@@ -59,7 +49,7 @@ def _certificate(cert: CertFacts) -> pb.Certificate:
     return pb.Certificate(
         subject=cert.subject, subject_cn=cert.subject_cn or "", issuer=cert.issuer,
         issuer_org=cert.issuer_org or "", serial=cert.serial, sha256=cert.sha256,
-        not_before=_ts(cert.not_before), not_after=_ts(cert.not_after),
+        not_before=timestamp(cert.not_before), not_after=timestamp(cert.not_after),
         dns_names=cert.dns_names, ip_addresses=cert.ip_addresses, key_type=cert.key_type,
         key_bits=cert.key_bits or 0, signature_algorithm=cert.signature_algorithm or "",
         signature_hash=cert.signature_hash or "", public_key_sha256=cert.public_key_sha256 or "",
@@ -68,46 +58,47 @@ def _certificate(cert: CertFacts) -> pb.Certificate:
 
 
 def _details(row: DetailsRow, today: date) -> pb.Details:
-    verdict = (row.classified or {}).get("verdict", {})
+    classified = row.classified
+    verdict = classified.verdict if classified else None
     details = pb.Details(
         host=row.host, port=row.port, enabled=row.enabled, status=row.status,
-        primary_cause=verdict.get("primary_cause") or "", causes=verdict.get("causes", []),
-        recommended_action=(row.classified or {}).get("recommended_action") or "",
+        primary_cause=(verdict.primary_cause if verdict else None) or "",
+        causes=verdict.causes if verdict else (),
+        recommended_action=(classified.recommended_action if classified else None) or "",
         service_ends_on=row.service_ends_on.isoformat() if row.service_ends_on else "",
-        checked_at=_ts(verdict.get("checked_at")), warnings=verdict.get("warnings", []),
+        checked_at=timestamp(verdict.checked_at if verdict else None),
+        warnings=verdict.warnings if verdict else (),
     )  # fmt: skip
     if row.service_ends_on is not None:
         details.remaining_service_days = remaining_service_days(row.service_ends_on, today)
     return details
 
 
-def _ip_content(summary: Mapping[str, Any]) -> pb.IpContent:
+def _ip_content(summary: AddressVerdict) -> pb.IpContent:
     entry = pb.IpContent(
-        ip=summary["ip"], status=summary["status"], primary_cause=summary["primary_cause"] or "",
-        causes=summary["causes"], tls_version=summary.get("tls_version") or "",
-        cipher=summary.get("cipher") or "", leaf_sha256=summary.get("leaf_sha256") or "",
-        error=summary.get("error") or "",
+        ip=summary.ip, status=summary.status, primary_cause=summary.primary_cause or "",
+        causes=summary.causes, tls_version=summary.tls_version or "", cipher=summary.cipher or "",
+        leaf_sha256=summary.leaf_sha256 or "", error=summary.error or "",
     )  # fmt: skip
-    if summary.get("ats") is not None:
-        entry.ats_pass = bool(summary["ats"]["pass"])
+    if summary.ats is not None:
+        entry.ats_pass = summary.ats.passed
     return entry
 
 
-def _ats(classified: Mapping[str, Any]) -> pb.AtsCheck:
-    ats = (classified.get("verdict") or {}).get("ats")
+def _ats(ats: AtsResult | None) -> pb.AtsCheck:
     if ats is None:
         return pb.AtsCheck(checked=False)
-    return pb.AtsCheck(checked=True, reasons=ats["reasons"], **{"pass": bool(ats["pass"])})
+    return pb.AtsCheck(checked=True, reasons=ats.reasons, **{"pass": ats.passed})
 
 
-def _finding(data: Mapping[str, Any]) -> pb.Finding:
-    return pb.Finding(**{k: data.get(k) or "" for k in ("cause", "detail", "ip", "problem", "cert_subject",
-                                                         "cert_sha256")})  # fmt: skip
+def _finding(x: Finding) -> pb.Finding:
+    return pb.Finding(cause=x.cause, detail=x.detail, ip=x.ip or "", problem=x.problem or "",
+                      cert_subject=x.cert_subject or "", cert_sha256=x.cert_sha256 or "")  # fmt: skip
 
 
 def _change(row: tuple[datetime, Sequence[str], Sequence[Mapping[str, Any]]]) -> pb.OwnershipChange:
     return pb.OwnershipChange(
-        observed_at=_ts(row[0]),
+        observed_at=timestamp(row[0]),
         changes=[pb.Change(kind=c["kind"], before=c["before"], after=c["after"]) for c in row[2]],
     )
 
@@ -119,7 +110,7 @@ def build(
     now: datetime,
 ) -> pb.MonitoringDetails:
     """The whole report; `certificates` holds every fingerprint that `row.serving` names."""
-    classified = row.classified or {}
+    verdict = row.classified.verdict if row.classified else None
     by_chain: dict[tuple[str, ...], list[str]] = {}
     for ip, chain in sorted((row.serving or {}).items()):
         by_chain.setdefault(tuple(chain), []).append(ip)
@@ -129,8 +120,8 @@ def build(
     return pb.MonitoringDetails(
         domain_id=row.domain_id,
         details=_details(row, now.date()),
-        ats=_ats(classified),
-        ip_content=[_ip_content(s) for s in classified.get("endpoints", [])],
+        ats=_ats(verdict.ats if verdict else None),
+        ip_content=[_ip_content(s) for s in row.classified.endpoints] if row.classified else [],
         certificates=[
             pb.CertificateInfo(
                 certificate=_certificate(leaf := certificates[fp]),
@@ -145,11 +136,11 @@ def build(
             pb.CertificateChain(
                 ips=ips,
                 certificates=[_certificate(certificates[fp]) for fp in chain],
-                observed_at=_ts(row.chain_observed_at),
+                observed_at=timestamp(row.chain_observed_at),
             )
             for chain, ips in by_chain.items()
         ],
         contact_ids=row.contact_ids,
         domain_name_updates=[_change(r) for r in ownership],
-        findings=[_finding(x) for x in (classified.get("verdict") or {}).get("findings", [])],
+        findings=[_finding(x) for x in verdict.findings] if verdict else [],
     )

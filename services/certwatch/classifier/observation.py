@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from certwatch.prober.facts import CertFacts, ProbeResult
+from certwatch.rules.facts import CertFacts, ProbeResult
 
 Chain = tuple[str, ...]  # SHA-256 fingerprints, leaf first, as presented
 

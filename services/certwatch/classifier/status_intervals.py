@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from certwatch.classifier import events as cev
-from certwatch.inventory import domain as d
+from certwatch.contracts import domain as d
+from certwatch.contracts import status as cev
 from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import RecordedEvent
 from certwatch.platform.projection import Projection

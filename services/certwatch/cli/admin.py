@@ -21,14 +21,14 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.cli.client import CliError, fail
-from certwatch.inventory import domain as d
-from certwatch.inventory import quota
-from certwatch.inventory.validation import ValidationError
+from certwatch.contracts import quota as qc
 from certwatch.platform import auth, config, db, localstack
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.projection import rebuild
-from certwatch.platform.registry import projections
+from certwatch.rules import quota
+from certwatch.rules.targets import ValidationError
+from certwatch.services import MIGRATIONS, projections
 
 CONNECT_TIMEOUT_S = 2
 
@@ -97,7 +97,7 @@ async def connect(url: str) -> AsyncConnectionPool[Any]:
             " comes from CERTWATCH_DATABASE_URL, else --var's stack.json"
         ) from None
     await probe.close()
-    return await db.open_pool(url)
+    return await db.open_pool(url, migrate=MIGRATIONS)
 
 
 def _where(url: str) -> str:
@@ -139,8 +139,8 @@ async def record_purchase(
         raise CliError(f"account_id: no account {account_id}")
     data = {"account_id": str(account_id), "units": units, "domain_count": domains, "quantity": quantity,
             "years": years}  # fmt: skip
-    event = NewEvent(d.QUOTA_PURCHASED, data, event_id=event_id)
-    await EventLog(pool).append(d.quota_stream_id(account_id), [event], expected_version=None)
+    event = NewEvent(qc.QUOTA_PURCHASED, data, event_id=event_id)
+    await EventLog(pool).append(qc.stream_id(account_id), [event], expected_version=None)
     return units
 
 

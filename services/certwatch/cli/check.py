@@ -17,16 +17,16 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from certwatch.classifier.causes import Status
-from certwatch.classifier.classify import Verdict, classify
 from certwatch.cli.client import target_label
-from certwatch.inventory import validation
 from certwatch.platform.config import ConfigError
 from certwatch.prober.dns import parse_nameserver
-from certwatch.prober.facts import ProbeResult
 from certwatch.prober.settings import parse_resolve
 from certwatch.prober.tls_probe import ProbeOptions, probe
 from certwatch.prober.trust import load_anchors
+from certwatch.rules import targets as validation
+from certwatch.rules.causes import Status
+from certwatch.rules.classify import Verdict, classify
+from certwatch.rules.facts import ProbeResult
 
 DEFAULT_PORT = validation.DEFAULT_PORT
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")

@@ -19,8 +19,8 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from google.rpc import error_details_pb2, status_pb2
 
-from certwatch.inventory.validation import ValidationError, unicode_hostname, validate_port
-from certwatch.platform.config import SERVICE_PORTS
+from certwatch.rules.targets import ValidationError, unicode_hostname, validate_port
+from certwatch.services import PORTS
 
 _DEFAULT_FILES = (Path("var/credentials.json"), Path.home() / ".config/certwatch/credentials.json")
 
@@ -62,7 +62,7 @@ def connect(args: argparse.Namespace, service: str) -> tuple[grpc.Channel, tuple
     server = args.server or os.environ.get(f"CERTWATCH_{service.upper()}_ADDR")
     if not server:
         host = creds.get("grpc_host", "127.0.0.1")
-        server = f"{host}:{creds.get('ports', {}).get(service, SERVICE_PORTS[service])}"
+        server = f"{host}:{creds.get('ports', {}).get(service, PORTS[service])}"
     return grpc.insecure_channel(server), (("authorization", f"Bearer {key}"),)
 
 

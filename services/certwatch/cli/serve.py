@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from certwatch.platform import config
-from certwatch.platform.registry import SERVICES, build_for
 from certwatch.platform.service import main as run_service
+from certwatch.services import MIGRATIONS, PORTS, SERVICES, build_for
 
 
 def add_parser(subparsers: Any) -> None:
@@ -22,9 +22,9 @@ def add_parser(subparsers: Any) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        settings = config.load()
+        settings = config.load(ports=PORTS)
     except config.ConfigError as exc:
         print(f"certwatch: {exc}")
         return 2
-    run_service(args.service, build_for(args.service), settings)
+    run_service(args.service, build_for(args.service), settings, MIGRATIONS)
     return 0

@@ -32,15 +32,15 @@ from typing import Any
 
 from certwatch.cli import admin
 from certwatch.cli.client import CliError, fail
-from certwatch.inventory import quota
-from certwatch.inventory.validation import ValidationError
 from certwatch.platform import auth, config, localstack, logs
-from certwatch.platform.config import SERVICE_PORTS
 from certwatch.platform.events import stable_id
 from certwatch.platform.shredding import new_master_key
 from certwatch.platform.supervisor import Child, GiveUp, Supervisor
+from certwatch.rules import quota
+from certwatch.rules.targets import ValidationError
+from certwatch.services import PORTS
 
-PREFERRED_PORTS = {"postgres": 55432, "nats": 54222, **SERVICE_PORTS}
+PREFERRED_PORTS = {"postgres": 55432, "nats": 54222, **PORTS}
 LOCAL_ACCOUNT = "local"
 
 
@@ -73,8 +73,8 @@ def choose_ports(
 
 
 def _explicit_ports(env: Mapping[str, str]) -> dict[str, int]:
-    ports = config.load(env).grpc_ports
-    return {name: ports[name] for name in SERVICE_PORTS if env.get(f"CERTWATCH_{name.upper()}_PORT")}
+    ports = config.load(env, ports=PORTS).grpc_ports
+    return {name: ports[name] for name in PORTS if env.get(f"CERTWATCH_{name.upper()}_PORT")}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -122,7 +122,7 @@ def _supervise(var: Path, units: int, explicit: Mapping[str, int]) -> int:
     localstack.save_ports(var, ports)
     pg = localstack.Postgres(var / "postgres", ports["postgres"])
     nats = localstack.Nats(var / "nats" / "jetstream", ports["nats"])
-    services = {name: ports[name] for name in SERVICE_PORTS}
+    services = {name: ports[name] for name in PORTS}
     env = {**os.environ, "CERTWATCH_DATABASE_URL": pg.url, "CERTWATCH_NATS_URL": nats.url,
            "CERTWATCH_MASTER_KEY": _master_key(var),
            **{f"CERTWATCH_{name.upper()}_PORT": str(port) for name, port in services.items()}}  # fmt: skip

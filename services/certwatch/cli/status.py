@@ -21,7 +21,7 @@ from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from certwatch.cli.client import CliError, add_connection_options, connect, describe, fail, table
-from certwatch.platform.config import SERVICE_PORTS
+from certwatch.services import PORTS
 from certwatch.v1 import ops_pb2 as pb
 from certwatch.v1 import ops_pb2_grpc
 
@@ -87,7 +87,7 @@ def _read(args: argparse.Namespace, service: str) -> Reading:
     return reading
 
 
-def read_all(args: argparse.Namespace, services: Iterable[str] = tuple(SERVICE_PORTS)) -> list[Reading]:
+def read_all(args: argparse.Namespace, services: Iterable[str] = tuple(PORTS)) -> list[Reading]:
     names = list(services)
     with ThreadPoolExecutor(len(names)) as pool:
         return list(pool.map(lambda s: _read(args, s), names))

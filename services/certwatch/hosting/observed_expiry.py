@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from certwatch.classifier.events import DOMAIN_CLASSIFIED
+from certwatch.contracts.status import STREAM, DomainClassified
 from certwatch.platform.eventlog import Conn
-from certwatch.platform.events import RecordedEvent
-from certwatch.platform.projection import Projection
+from certwatch.platform.projection import of_payloads
 
 
-async def _apply(conn: Conn, event: RecordedEvent) -> None:
-    verdict = event.data["verdict"]
+async def _apply(conn: Conn, e: DomainClassified) -> None:
+    verdict = e.verdict
     await conn.execute(
         "INSERT INTO hosting_observed_expiry (domain_id, account_id, host, port, valid_to, brand,"
         " checked_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (domain_id) DO UPDATE SET"
         " valid_to = excluded.valid_to, brand = excluded.brand, checked_at = excluded.checked_at,"
         " host = excluded.host, port = excluded.port",
-        (event.data["domain_id"], event.data["account_id"], verdict["host"], verdict["port"],
-         verdict.get("valid_to"), verdict.get("brand"), verdict["checked_at"]),
+        (e.domain_id, e.account_id, verdict.host, verdict.port,
+         verdict.valid_to, verdict.brand, verdict.checked_at),
     )  # fmt: skip
 
 
-OBSERVED_EXPIRY = Projection(
-    name="hosting.observed_expiry", event_types=[DOMAIN_CLASSIFIED], handle=_apply,
-    reset_sql=["DELETE FROM hosting_observed_expiry"], subject="cw.events.status.>",
-)  # fmt: skip
+OBSERVED_EXPIRY = of_payloads(
+    "hosting.observed_expiry",
+    DomainClassified,
+    _apply,
+    subject=STREAM.subject,
+    reset_sql=["DELETE FROM hosting_observed_expiry"],
+)

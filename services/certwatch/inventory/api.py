@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from certwatch.inventory.accounts_api import AccountHandlers
+from certwatch.inventory.domain_use_cases import DomainUseCases
 from certwatch.inventory.domains_api import DomainHandlers
 from certwatch.inventory.quota_api import QuotaHandlers
 from certwatch.platform.eventlog import EventLog
@@ -30,6 +31,9 @@ class InventoryApi(DomainHandlers, QuotaHandlers, AccountHandlers, inventory_pb2
         self._vault = vault
         self._now = clock
         self._allow_custom_webhooks = allow_custom_webhooks
+        self._domains = DomainUseCases(
+            event_log, self._resolve_contacts, clock=clock, stale_after_s=self._stale_after_s
+        )
 
 
 def registration(api: InventoryApi) -> tuple[Any, Any, str]:

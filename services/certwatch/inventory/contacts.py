@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
-from certwatch.inventory.validation import FieldViolation, ValidationError, normalize_hostname
+from certwatch.rules.targets import FieldViolation, ValidationError, normalize_hostname
 
 __all__ = [
     "DINGTALK_WEBHOOK_HOST",

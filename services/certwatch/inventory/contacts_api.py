@@ -8,17 +8,19 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from certwatch.contracts import contacts as cc
+from certwatch.contracts import domain as dc
 from certwatch.inventory import contact_views as cv
 from certwatch.inventory import domain as d
 from certwatch.inventory import views
 from certwatch.inventory.contacts import Contact, validate_contact
-from certwatch.inventory.validation import ValidationError
 from certwatch.platform import auth
 from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from certwatch.platform.eventlog import Conn, Cursor, EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.projection import catch_up_past
 from certwatch.platform.shredding import Shredded, Vault
+from certwatch.rules.targets import ValidationError
 from certwatch.v1 import inventory_pb2 as pb
 
 MAX_CONTACTS_PER_ACCOUNT = 1000
@@ -89,7 +91,7 @@ class ContactHandlers:
             row = await cur.fetchone()
             if row and row[0] >= MAX_CONTACTS_PER_ACCOUNT:
                 raise FailedPrecondition(f"an account has at most {MAX_CONTACTS_PER_ACCOUNT} contacts")
-            cursor = await self._append_contact(conn, principal, contact_id, contact, cv.CONTACT_CREATED, 0)
+            cursor = await self._append_contact(conn, principal, contact_id, contact, cc.CONTACT_CREATED, 0)
         await catch_up_past(self._log, cv.CONTACT_VIEW, cursor)
         return await self._contact(principal, contact_id)
 
@@ -100,9 +102,9 @@ class ContactHandlers:
             current = await self._open(conn, principal, contact_id)
             given = merged_update(current, request.contact, list(request.update_mask.paths))
             contact = _validated(given, allow_custom_webhooks=self._allow_custom_webhooks)
-            version = len(await self._log.read_stream(cv.stream_id(contact_id), conn=conn))
+            version = len(await self._log.read_stream(cc.stream_id(contact_id), conn=conn))
             cursor = await self._append_contact(
-                conn, principal, contact_id, contact, cv.CONTACT_UPDATED, version
+                conn, principal, contact_id, contact, cc.CONTACT_UPDATED, version
             )
         await catch_up_past(self._log, cv.CONTACT_VIEW, cursor)
         return await self._contact(principal, contact_id)
@@ -117,7 +119,7 @@ class ContactHandlers:
         })  # fmt: skip
         data = {"contact_id": contact_id, "account_id": str(principal.account_id), "sealed": sealed,
                 "has_secret": contact.dingtalk_secret is not None}  # fmt: skip
-        appended = await self._log.append(cv.stream_id(contact_id),
+        appended = await self._log.append(cc.stream_id(contact_id),
                                           [NewEvent(event_type, data, metadata=auth.event_metadata(principal))],
                                           expected_version=version, conn=conn)  # fmt: skip
         return appended[-1].cursor
@@ -149,16 +151,16 @@ class ContactHandlers:
             meta = auth.event_metadata(principal)
             batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
             for domain_id in using:
-                recorded = await self._log.read_stream(d.stream_id(domain_id), conn=conn)
+                recorded = await self._log.read_stream(dc.stream_id(domain_id), conn=conn)
                 state = d.fold([(e.type, e.data) for e in recorded])
                 assert state is not None
                 remaining = tuple(c for c in state.contact_ids if c != contact_id)
                 events = d.edit(state, port=None, contact_ids=remaining)
-                batch.append((d.stream_id(domain_id), [NewEvent(t, x, metadata=meta) for t, x in events],
+                batch.append((dc.stream_id(domain_id), [NewEvent(t, x, metadata=meta) for t, x in events],
                               state.version))  # fmt: skip
-            version = len(await self._log.read_stream(cv.stream_id(contact_id), conn=conn))
-            batch.append((cv.stream_id(contact_id), [NewEvent(
-                cv.CONTACT_DELETED, {"contact_id": contact_id, "account_id": str(principal.account_id)},
+            version = len(await self._log.read_stream(cc.stream_id(contact_id), conn=conn))
+            batch.append((cc.stream_id(contact_id), [NewEvent(
+                cc.CONTACT_DELETED, {"contact_id": contact_id, "account_id": str(principal.account_id)},
                 metadata=meta)], version))  # fmt: skip
             appended = await self._log.append_batch(batch, conn=conn)
             await Vault.shred(conn, _subject(contact_id))

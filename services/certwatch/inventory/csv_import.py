@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN, validate_domain_contacts
-from certwatch.inventory.validation import (
+from certwatch.rules.targets import (
     FieldViolation,
     Target,
     TargetWarning,

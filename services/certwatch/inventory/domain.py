@@ -17,60 +17,33 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from certwatch.inventory import quota
+from certwatch.contracts.domain import (
+    DOMAIN_ADDED,
+    DOMAIN_EDITED,
+    DOMAIN_REMOVED,
+    ENABLE_CHECK_FAILED,
+    MONITORING_DISABLED,
+    MONITORING_ENABLED,
+    MONITORING_STARTED,
+    RECHECK_REQUESTED,
+    SERVICE_ENDED,
+)
+from certwatch.contracts.payload import payload_type
+from certwatch.contracts.quota import (
+    QUOTA_PURCHASED,
+    QUOTA_UNIT_CONSUMED,
+    QUOTA_UNIT_RELEASED,
+    QUOTA_UNIT_RESERVED,
+)
 from certwatch.platform.errors import FailedPrecondition
-from certwatch.platform.events import UPCASTERS, JsonDict
-
-DOMAIN_ADDED = "DomainAdded"
-DOMAIN_EDITED = "DomainEdited"
-MONITORING_ENABLED = "MonitoringEnabled"
-MONITORING_DISABLED = "MonitoringDisabled"
-DOMAIN_REMOVED = "DomainRemoved"
-SERVICE_ENDED = "MonitoringServiceEnded"
-RECHECK_REQUESTED = "RecheckRequested"
-MONITORING_STARTED = "MonitoringStarted"
-ENABLE_CHECK_FAILED = "MonitoringEnableFailed"
-DOMAIN_EVENTS = (
-    DOMAIN_ADDED, DOMAIN_EDITED, MONITORING_ENABLED, MONITORING_DISABLED, DOMAIN_REMOVED, SERVICE_ENDED,
-    RECHECK_REQUESTED, MONITORING_STARTED, ENABLE_CHECK_FAILED,
-)  # fmt: skip
-
-QUOTA_PURCHASED = "QuotaPackagePurchased"
-QUOTA_UNIT_RESERVED = "QuotaUnitReserved"
-QUOTA_UNIT_RELEASED = "QuotaUnitReleased"
-QUOTA_UNIT_CONSUMED = "QuotaUnitConsumed"
-QUOTA_EVENTS = frozenset({QUOTA_PURCHASED, QUOTA_UNIT_RESERVED, QUOTA_UNIT_RELEASED, QUOTA_UNIT_CONSUMED})
-
-ENABLE_FAILED = "ENABLE_FAILED"  # the verdict status of a failed enable check
-
-# Version 2 of these events came with reservations; version 1 readers' payloads are upcast.
-_SCHEMA_VERSIONS = {MONITORING_ENABLED: 2, QUOTA_UNIT_CONSUMED: 2}
+from certwatch.rules import quota
+from certwatch.rules.causes import Status
 
 Event = tuple[str, dict[str, Any]]
 
 
-@UPCASTERS.register(MONITORING_ENABLED, 1)
-def _enabled_v1(data: JsonDict) -> JsonDict:
-    """Before reservations an enable consumed its unit and counted as started at once."""
-    return {**data, "reserved_unit": False, "awaiting_check": False}
-
-
-@UPCASTERS.register(QUOTA_UNIT_CONSUMED, 1)
-def _consumed_v1(data: JsonDict) -> JsonDict:
-    """Before reservations a unit was consumed outright at enable."""
-    return {**data, "reserved": False}
-
-
 def schema_version(event_type: str) -> int:
-    return _SCHEMA_VERSIONS.get(event_type, 1)
-
-
-def stream_id(domain_id: uuid.UUID | str) -> str:
-    return f"domain-{domain_id}"
-
-
-def quota_stream_id(account_id: uuid.UUID | str) -> str:
-    return f"quota-{account_id}"
+    return payload_type(event_type).VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +218,7 @@ def conclude_enable_check(
     if state is None or not state.enabled or not state.awaiting_check or generation != state.generation:
         return []
     base = {**_base(state), "generation": generation}
-    if status == ENABLE_FAILED:
+    if status == Status.ENABLE_FAILED:
         failed = {**base, "released_unit": state.reserved, "failed_at": checked_at.isoformat()}
         return [(ENABLE_CHECK_FAILED, failed), *_released(state)]
     # a new period starts on the check's day (as `period_from_verdict` shows it at once)
@@ -260,17 +233,6 @@ def conclude_enable_check(
     if state.reserved:
         events.append((QUOTA_UNIT_CONSUMED, {**started, "reserved": True}))
     return events
-
-
-def period_from_verdict(data: dict[str, Any]) -> tuple[date | None, date | None]:
-    """The period a `DomainClassified` would start if no period is running: its day when it
-    passes an enable check, else none. Views apply it with the verdict itself (the
-    aggregate's `MonitoringStarted`, appended just after, says the same), so a domain is
-    never shown checked but not yet counting its days."""
-    if not data.get("first_check") or data["verdict"]["status"] == ENABLE_FAILED:
-        return None, None
-    start = datetime.fromisoformat(data["verdict"]["checked_at"]).date()
-    return start, quota.service_end(start)
 
 
 def end_service(state: DomainState, today: date) -> list[Event]:

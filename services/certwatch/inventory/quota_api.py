@@ -7,13 +7,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from certwatch.inventory import domain as d
-from certwatch.inventory import quota, quota_stream
-from certwatch.inventory.validation import ValidationError
+from certwatch.contracts import quota as qc
+from certwatch.inventory import quota_stream
 from certwatch.platform import auth
 from certwatch.platform.errors import InvalidArgument, NotFound
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
+from certwatch.platform.timestamps import timestamp
+from certwatch.rules import quota
+from certwatch.rules.targets import ValidationError
 from certwatch.v1 import inventory_pb2 as pb
 
 MAX_ENDING_WITHIN_DAYS = 365
@@ -60,8 +62,7 @@ class QuotaHandlers:
         for domain_id, days in ending:
             row = rows[domain_id]
             item = result.ending_soon.add(domain_id=domain_id, host=row[1], port=row[2], remaining_days=days)
-            end = quota.service_end(row[3])
-            item.service_ends_at.FromDatetime(datetime(end.year, end.month, end.day))
+            item.service_ends_at.CopyFrom(timestamp(quota.service_end(row[3])))
         return result
 
     async def PurchasePackage(self, request: pb.PurchasePackageRequest, context: Any) -> pb.Quota:
@@ -76,8 +77,8 @@ class QuotaHandlers:
             if await cur.fetchone() is None:
                 raise NotFound(f"no account {account_id}")
         await self._log.append(
-            d.quota_stream_id(account_id),
-            [NewEvent(d.QUOTA_PURCHASED, {
+            qc.stream_id(account_id),
+            [NewEvent(qc.QUOTA_PURCHASED, {
                 "account_id": str(account_id), "units": units, "domain_count": request.domain_count,
                 "quantity": request.quantity or 1, "years": request.years or 1,
             }, metadata={"account_id": str(account_id), "actor": principal.key_id})],

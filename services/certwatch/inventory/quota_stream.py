@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import uuid
 
+from certwatch.contracts import quota as qc
 from certwatch.inventory import domain as d
-from certwatch.inventory import quota
 from certwatch.platform.eventlog import Conn, EventLog
+from certwatch.rules import quota
 
 # Bump when `domain.quota_evolve` changes meaning: older snapshots are then folded anew.
 RULES = 2
@@ -23,9 +24,7 @@ RULES = 2
 async def lock(conn: Conn, account_id: uuid.UUID | str) -> None:
     """Hold the account's quota until the transaction ends. Take it before appending to any
     stream (an append waits on other writers' uncommitted rows: lock first, never after)."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (d.quota_stream_id(account_id),)
-    )
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (qc.stream_id(account_id),))
 
 
 async def load(event_log: EventLog, conn: Conn, account_id: uuid.UUID | str) -> quota.QuotaState:
@@ -42,7 +41,7 @@ async def load(event_log: EventLog, conn: Conn, account_id: uuid.UUID | str) -> 
     )
     row = await cur.fetchone()
     version, state = (row[0], quota.QuotaState(row[1], row[2], row[3])) if row else (0, quota.QuotaState())
-    events = await event_log.read_stream(d.quota_stream_id(account_id), after_version=version, conn=conn)
+    events = await event_log.read_stream(qc.stream_id(account_id), after_version=version, conn=conn)
     for event in events:
         state = d.quota_evolve(state, event.type, event.data)
     if events:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from certwatch.contracts import domain as dc
 from certwatch.inventory import domain as d
 from certwatch.inventory import views
 from certwatch.platform.errors import ConcurrencyConflict
@@ -52,7 +53,7 @@ class ServiceEndWorker:
             due = [str(r[0]) for r in await cur.fetchall()]
         ended, last = 0, None
         for domain_id in due:
-            stream = d.stream_id(domain_id)
+            stream = dc.stream_id(domain_id)
             recorded = await self._log.read_stream(stream)
             state = d.fold([(e.type, e.data) for e in recorded])
             if state is None:

@@ -2,68 +2,32 @@
 
 from __future__ import annotations
 
-from certwatch.classifier.causes import Status
-from certwatch.classifier.events import DOMAIN_CLASSIFIED
-from certwatch.inventory import domain as d
-from certwatch.inventory.validation import unicode_hostname
+from certwatch.contracts import domain as dc
+from certwatch.contracts.listing import row_change, update_sql
+from certwatch.contracts.payload import decode
+from certwatch.contracts.status import DOMAIN_CLASSIFIED, DomainClassified
 from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import RecordedEvent
 from certwatch.platform.projection import Projection
+from certwatch.rules.causes import Status
+from certwatch.rules.targets import unicode_hostname
 
 #: Every status the domain list shows: the classifier's, plus the ones this view sets itself.
 LIST_STATUSES: tuple[str, ...] = ("NOT_ENABLED", *Status, "DISABLED", "SERVICE_ENDED")
 
 
 async def _apply(conn: Conn, event: RecordedEvent) -> None:
-    data = event.data
-    if event.type == d.DOMAIN_ADDED:
+    payload = decode(event)
+    change = row_change(payload)
+    if isinstance(payload, dc.DomainAdded):
         await conn.execute(
             "INSERT INTO inventory_domains (domain_id, account_id, host, host_unicode, port, contact_ids,"
             " added_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (domain_id) DO NOTHING",
-            (data["domain_id"], data["account_id"], data["host"], unicode_hostname(data["host"]),
-             data["port"], data.get("contact_ids", []), data["added_at"]),
+            (payload.domain_id, payload.account_id, payload.host, unicode_hostname(payload.host), payload.port,
+             list(payload.contact_ids), payload.added_at),
         )  # fmt: skip
-    elif event.type == d.DOMAIN_EDITED:
-        await conn.execute(
-            # Editing the port of a domain whose enable failed is the seed's "edit and retry".
-            "UPDATE inventory_domains SET contact_ids = coalesce(%s, contact_ids),"
-            " status = CASE WHEN enabled AND status = 'ENABLE_FAILED' AND port <> %s THEN 'ENABLING'"
-            " ELSE status END, port = %s WHERE domain_id = %s",
-            (data.get("contact_ids"), data["port"], data["port"], data["domain_id"]),
-        )
-    elif event.type == d.MONITORING_ENABLED:
-        await conn.execute(
-            "UPDATE inventory_domains SET enabled = true, generation = %s, status = 'ENABLING',"
-            " primary_cause = NULL, causes = '{}', recommended_action = NULL,"
-            " first_enabled_at = coalesce(first_enabled_at, %s), period_start = %s,"
-            " service_ends_on = %s WHERE domain_id = %s",
-            (data["generation"], data["enabled_at"], data["period_start"], data["service_ends_on"],
-             data["domain_id"]),
-        )  # fmt: skip
-    elif event.type == d.RECHECK_REQUESTED:
-        # Retrying after a failed enable check is an enable check again (ENABLING) in a new
-        # generation; a legacy ENABLE_FAILED domain (no generation change) is checked as one too.
-        await conn.execute(
-            "UPDATE inventory_domains SET port = %s, generation = %s,"
-            " status = CASE WHEN status = 'ENABLE_FAILED' THEN 'ENABLING' ELSE status END"
-            " WHERE domain_id = %s AND enabled",
-            (data["port"], data["generation"], data["domain_id"]),
-        )
-    elif event.type == d.MONITORING_STARTED:
-        await conn.execute(
-            "UPDATE inventory_domains SET period_start = %s, service_ends_on = %s WHERE domain_id = %s",
-            (data["period_start"], data["service_ends_on"], data["domain_id"]),
-        )
-    elif event.type in (d.MONITORING_DISABLED, d.SERVICE_ENDED):
-        status = "DISABLED" if event.type == d.MONITORING_DISABLED else "SERVICE_ENDED"
-        await conn.execute(
-            "UPDATE inventory_domains SET enabled = false, status = %s WHERE domain_id = %s",
-            (status, data["domain_id"]),
-        )
-    elif event.type == d.DOMAIN_REMOVED:
-        await conn.execute("DELETE FROM inventory_domains WHERE domain_id = %s", (data["domain_id"],))
-    elif event.type == DOMAIN_CLASSIFIED:
-        verdict = data["verdict"]
+    elif isinstance(payload, DomainClassified):
+        verdict = payload.verdict
         # Only a verdict for the current enable generation of an enabled domain counts.
         await conn.execute(
             "UPDATE inventory_domains SET status = %s, primary_cause = %s, causes = %s,"
@@ -71,16 +35,27 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
             " days_left = %s, last_checked_at = %s, period_start = coalesce(period_start, %s),"
             " service_ends_on = coalesce(service_ends_on, %s)"
             " WHERE domain_id = %s AND enabled AND generation = %s",
-            (verdict["status"], verdict.get("primary_cause"), verdict.get("causes", []),
-             data.get("recommended_action"), verdict.get("brand"), verdict.get("valid_from"),
-             verdict.get("valid_to"), verdict.get("days_left"), verdict["checked_at"],
-             *d.period_from_verdict(data), data["domain_id"], data["generation"]),
+            (verdict.status, verdict.primary_cause, list(verdict.causes), payload.recommended_action,
+             verdict.brand, verdict.valid_from, verdict.valid_to, verdict.days_left,
+             verdict.checked_at, *payload.period(), payload.domain_id, payload.generation),
         )  # fmt: skip
+    elif change is not None and change.removed:
+        await conn.execute("DELETE FROM inventory_domains WHERE domain_id = %s", (change.domain_id,))
+    elif change is not None:
+        # An enable clears the verdict of the enable before; the first one dates the domain.
+        extra, params = (
+            (_ENABLED, (payload.enabled_at,)) if isinstance(payload, dc.MonitoringEnabled) else ("", ())
+        )
+        await conn.execute(*update_sql("inventory_domains", change, extra=extra, extra_params=params))
+
+
+_ENABLED = (", primary_cause = NULL, causes = '{}', recommended_action = NULL,"
+            " first_enabled_at = coalesce(first_enabled_at, %s)")  # fmt: skip
 
 
 DOMAIN_VIEW = Projection(
     name="inventory.domains",
-    event_types=[*d.DOMAIN_EVENTS, DOMAIN_CLASSIFIED],
+    event_types=[*dc.DOMAIN_EVENTS, DOMAIN_CLASSIFIED],
     handle=_apply,
     reset_sql=["DELETE FROM inventory_domains"],
     page=200,  # every command waits for it (read-your-writes): short pages, short waits

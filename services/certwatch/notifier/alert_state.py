@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from certwatch.classifier.events import DOMAIN_CLASSIFIED
+from certwatch.contracts.status import STREAM, DomainClassified
 from certwatch.platform.eventlog import Conn
-from certwatch.platform.events import RecordedEvent
-from certwatch.platform.projection import Projection
+from certwatch.platform.projection import of_payloads
 
 
-async def _apply(conn: Conn, event: RecordedEvent) -> None:
-    verdict = event.data["verdict"]
+async def _apply(conn: Conn, e: DomainClassified) -> None:
+    verdict = e.verdict
     await conn.execute(
         "INSERT INTO notifier_alert_state (domain_id, account_id, status, causes, since, checked_at)"
         " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (domain_id) DO UPDATE SET"
@@ -17,12 +16,15 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
         "   AND notifier_alert_state.causes = excluded.causes"
         "   THEN notifier_alert_state.since ELSE excluded.since END,"
         " status = excluded.status, causes = excluded.causes, checked_at = excluded.checked_at",
-        (event.data["domain_id"], event.data["account_id"], verdict["status"],
-         verdict.get("causes", []), verdict["checked_at"], verdict["checked_at"]),
+        (e.domain_id, e.account_id, verdict.status,
+         list(verdict.causes), verdict.checked_at, verdict.checked_at),
     )  # fmt: skip
 
 
-ALERT_STATE = Projection(
-    name="notifier.alert_state", event_types=[DOMAIN_CLASSIFIED], handle=_apply,
-    reset_sql=["DELETE FROM notifier_alert_state"], subject="cw.events.status.>",
-)  # fmt: skip
+ALERT_STATE = of_payloads(
+    "notifier.alert_state",
+    DomainClassified,
+    _apply,
+    subject=STREAM.subject,
+    reset_sql=["DELETE FROM notifier_alert_state"],
+)

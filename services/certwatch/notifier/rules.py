@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from certwatch.classifier.causes import Cause, Status
+from certwatch.rules.causes import Cause, Status
 
 
 class Event(enum.StrEnum):

@@ -15,12 +15,11 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from certwatch.platform.events import RecordedEvent, dumps
+from certwatch.platform.events import SUBJECT_ROOT, RecordedEvent, dumps, subject_filter
 
 log = logging.getLogger(__name__)
 
 STREAM = "CERTWATCH_EVENTS"
-SUBJECT_ROOT = "cw.events"
 POSITION_HEADER = "Cw-Position"
 TYPE_HEADER = "Cw-Event-Type"
 DUPLICATE_WINDOW_S = 600.0
@@ -55,7 +54,7 @@ async def connect(url: str, *, name: str, replicas: int = 1) -> Bus:
 async def ensure_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
     config = StreamConfig(
         name=STREAM,
-        subjects=[f"{SUBJECT_ROOT}.>"],
+        subjects=[subject_filter()],
         storage=StorageType.FILE,
         retention=RetentionPolicy.LIMITS,
         discard=DiscardPolicy.OLD,

@@ -35,7 +35,7 @@ class ChainIdCollision(CertwatchError):
 @dataclass(frozen=True, slots=True)
 class StoredCertificate:
     sha256: str  # lower-case hex of the DER's SHA-256
-    facts: Mapping[str, Any]  # the parsed facts (prober.facts.CertFacts.to_dict())
+    facts: Mapping[str, Any]  # the parsed facts (rules.facts.CertFacts.to_dict())
     der: bytes | None = None  # None when only the facts are known
 
     def pem(self) -> str | None:

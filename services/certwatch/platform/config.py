@@ -11,15 +11,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-SERVICE_PORTS: dict[str, int] = {
-    "inventory": 50051,
-    "prober": 50052,
-    "classifier": 50053,
-    "notifier": 50054,
-    "hosting": 50055,
-    "vod": 50056,
-}
-
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -30,7 +21,7 @@ class Settings:
     database_url: str = "postgresql://certwatch@127.0.0.1:5432/certwatch"
     nats_url: str = "nats://127.0.0.1:4222"
     grpc_host: str = "127.0.0.1"
-    grpc_ports: Mapping[str, int] = field(default_factory=lambda: dict(SERVICE_PORTS))
+    grpc_ports: Mapping[str, int] = field(default_factory=dict)  # service name -> port
     otlp_endpoint: str | None = None
     log_level: str = "INFO"
     log_format: str = "json"
@@ -83,12 +74,14 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
 
-def load(env: Mapping[str, str] | None = None) -> Settings:
-    """Read `CERTWATCH_*` variables; unknown values raise `ConfigError` naming the variable."""
+def load(env: Mapping[str, str] | None = None, *, ports: Mapping[str, int] | None = None) -> Settings:
+    """Read `CERTWATCH_*` variables; unknown values raise `ConfigError` naming the variable.
+
+    `ports` are the services' default gRPC ports (the catalogue's), each overridden by its
+    `CERTWATCH_<NAME>_PORT`.
+    """
     env = os.environ if env is None else env
-    ports = dict(SERVICE_PORTS)
-    for service in SERVICE_PORTS:
-        ports[service] = _int(env, f"CERTWATCH_{service.upper()}_PORT", ports[service])
+    ports = {name: _int(env, f"CERTWATCH_{name.upper()}_PORT", port) for name, port in (ports or {}).items()}
     networks = []
     for cidr in _list(env, "CERTWATCH_ALLOW_NETWORKS"):
         try:
@@ -114,7 +107,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             env, "CERTWATCH_PROBE_HANDSHAKE_TIMEOUT_S", defaults.probe_handshake_timeout_s
         ),
         allow_networks=tuple(networks),
-        # curl's HOST:PORT:ADDR[,ADDR...] entries, separated by whitespace (see prober.settings).
+        # curl's HOST:PORT:ADDR[,ADDR...] entries, separated by whitespace.
         resolve_overrides=tuple(env.get("CERTWATCH_RESOLVE", "").split()),
         dns_servers=_list(env, "CERTWATCH_DNS_SERVERS"),
         ca_file=env.get("CERTWATCH_CA_FILE") or None,

@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -132,8 +132,9 @@ class Pool(AsyncConnectionPool[Any]):
         return True
 
 
-async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10, migrate: bool = True) -> Pool:
-    """Open a pool with autocommit connections; apply pending migrations first."""
+async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10, migrate: Sequence[str] = ()) -> Pool:
+    """Open a pool with autocommit connections; first apply the pending migrations of the
+    components in `migrate` (see `migrations`)."""
     pool = Pool(
         url, min_size=min_size, max_size=max_size, open=False, kwargs={"autocommit": True},
         name="certwatch", configure=_configure,
@@ -141,7 +142,7 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10, migrate:
     await pool.open(wait=True, timeout=30)
     if migrate:
         async with pool.connection() as conn:
-            await migrations.apply(conn)
+            await migrations.apply(conn, migrate)
     return pool
 
 

@@ -1,8 +1,7 @@
-"""The project's own exceptions; driver errors are translated into these in one place."""
+"""The project's own exceptions. Pure: importing them loads no driver (the domain raises them);
+driver errors are translated into these in one place, `eventlog.translate`."""
 
 from __future__ import annotations
-
-import psycopg
 
 
 class CertwatchError(Exception):
@@ -29,25 +28,6 @@ class AppendOnlyViolation(CertwatchError):
 
 class TransientStoreError(CertwatchError):
     """The database was briefly unreachable; the operation may be retried."""
-
-
-def translate(exc: psycopg.Error, *, stream_id: str = "", expected: int | None = None) -> Exception:
-    """Map a driver error to the project's exception (or return it unchanged)."""
-    state = exc.sqlstate or ""
-    if state == "CW409":
-        detail = exc.diag.message_detail
-        actual = int(detail) if detail and detail.isdigit() else None
-        stream = exc.diag.message_hint or stream_id
-        return ConcurrencyConflict(stream, expected, actual, exc.diag.message_primary or str(exc))
-    if state == "23505" and "stream_id" in (exc.diag.constraint_name or "stream_id"):
-        return ConcurrencyConflict(stream_id, expected, None, f"stream {stream_id} moved on")
-    if state == "CW422":
-        return DuplicateEventId(exc.diag.message_primary or str(exc))
-    if state == "CW403":
-        return AppendOnlyViolation(exc.diag.message_primary or str(exc))
-    if isinstance(exc, psycopg.OperationalError):
-        return TransientStoreError(str(exc))
-    return exc
 
 
 class InvalidArgument(CertwatchError):

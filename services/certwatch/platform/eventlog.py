@@ -100,6 +100,25 @@ Cursor = tuple[int, int]
 START: Cursor = (0, 0)
 
 
+def translate(exc: psycopg.Error, *, stream_id: str = "", expected: int | None = None) -> Exception:
+    """Map a driver error to the project's exception (or return it unchanged)."""
+    state = exc.sqlstate or ""
+    if state == "CW409":
+        detail = exc.diag.message_detail
+        actual = int(detail) if detail and detail.isdigit() else None
+        stream = exc.diag.message_hint or stream_id
+        return errors.ConcurrencyConflict(stream, expected, actual, exc.diag.message_primary or str(exc))
+    if state == "23505" and "stream_id" in (exc.diag.constraint_name or "stream_id"):
+        return errors.ConcurrencyConflict(stream_id, expected, None, f"stream {stream_id} moved on")
+    if state == "CW422":
+        return errors.DuplicateEventId(exc.diag.message_primary or str(exc))
+    if state == "CW403":
+        return errors.AppendOnlyViolation(exc.diag.message_primary or str(exc))
+    if isinstance(exc, psycopg.OperationalError):
+        return errors.TransientStoreError(str(exc))
+    return exc
+
+
 class Appended(NamedTuple):
     """Where an appended event landed (a named tuple: a batch returns one per event)."""
 
@@ -230,7 +249,7 @@ class EventLog:
                     rows = await self._run(_APPEND_CHECKED, (_payload(batch),), conn)
                 return [Appended(r[0], int(r[1]), int(r[2]), bool(r[3]), int(r[4])) for r in rows]
             except psycopg.Error as exc:
-                error = errors.translate(exc, stream_id=streams[0] if len(streams) == 1 else "",
+                error = translate(exc, stream_id=streams[0] if len(streams) == 1 else "",
                                          expected=batch[0][2] if len(batch) == 1 else None)  # fmt: skip
                 if retry and isinstance(error, errors.ConcurrencyConflict) and attempt < _RETRIES_ON_RACE - 1:
                     continue

@@ -12,6 +12,14 @@ import orjson
 
 JsonDict = dict[str, Any]
 
+# Bus subjects are `cw.events.<stream category>.<EventType>` (e.g. `cw.events.domain.DomainAdded`).
+SUBJECT_ROOT = "cw.events"
+
+
+def subject_filter(category: str | None = None) -> str:
+    """The subject filter for every event of one stream category (or of all of them)."""
+    return f"{SUBJECT_ROOT}.{category}.>" if category else f"{SUBJECT_ROOT}.>"
+
 
 def _json_default(value: object) -> object:
     if isinstance(value, uuid.UUID):

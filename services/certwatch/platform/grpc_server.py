@@ -14,22 +14,11 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from certwatch.platform import auth, db, errors, telemetry, wire
+from certwatch.platform import auth, db, error_codes, errors, telemetry, wire
 
 log = logging.getLogger(__name__)
 
 _PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-
-_CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
-    (auth.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
-    (auth.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
-    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
-    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-    (errors.ConcurrencyConflict, grpc.StatusCode.ABORTED),
-    (errors.TransientStoreError, grpc.StatusCode.UNAVAILABLE),
-]
 
 
 def _decode(deserialize: Callable[[bytes], Any] | None, raw: bytes) -> Any:
@@ -91,7 +80,7 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     log.warning("database unavailable in %s: %s", method, exc)
                     unavailable = errors.TransientStoreError("the database is unavailable; retry shortly")
                     await self._abort(context, unavailable)
-                except tuple(c for c, _ in _CODES) as exc:
+                except error_codes.MAPPED as exc:
                     await self._abort(context, exc)
                 except grpc.aio.AbortError:
                     raise
@@ -110,7 +99,9 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     @staticmethod
     async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
-        code = next(code for cls, code in _CODES if isinstance(exc, cls))
+        mapped = error_codes.answer(exc)
+        assert mapped is not None  # only mapped errors are caught
+        code = grpc.StatusCode[mapped.code]
         await context.abort(code, str(exc), trailing_metadata=_status_details(exc, code))
 
 

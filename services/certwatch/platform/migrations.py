@@ -1,6 +1,7 @@
 """Versioned schema migrations, applied at start by every process.
 
-Each component keeps numbered SQL files (`NNN_name.sql`) in its own `migrations/` folder.
+The components (packages, in the order they apply) are the caller's: the platform names
+none. Each component keeps numbered SQL files (`NNN_name.sql`) in its own `migrations/` folder.
 A transaction-scoped advisory lock lets many processes start at once: one applies, the
 others wait and then find nothing left to do.
 """
@@ -8,21 +9,12 @@ others wait and then find nothing left to do.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
 
-# Order matters: later components reference the platform's tables.
-COMPONENTS: tuple[str, ...] = (
-    "certwatch.platform",
-    "certwatch.inventory",
-    "certwatch.prober",
-    "certwatch.classifier",
-    "certwatch.notifier",
-    "certwatch.hosting",
-    "certwatch.vod",
-)
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x63657274  # "cert"
 
@@ -35,7 +27,7 @@ class Migration:
     sql: str
 
 
-def discover(components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
+def discover(components: Sequence[str]) -> list[Migration]:
     found: list[Migration] = []
     for component in components:
         folder = resources.files(component) / "migrations"
@@ -48,8 +40,8 @@ def discover(components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
     return found
 
 
-async def apply(conn: psycopg.AsyncConnection[object]) -> list[str]:
-    """Apply every pending migration; return the names applied."""
+async def apply(conn: psycopg.AsyncConnection[object], components: Sequence[str]) -> list[str]:
+    """Apply every pending migration of `components`; return the names applied."""
     applied: list[str] = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
@@ -60,7 +52,7 @@ async def apply(conn: psycopg.AsyncConnection[object]) -> list[str]:
         )
         cur = await conn.execute("SELECT component, version FROM schema_migrations")
         done = {(row[0], row[1]) for row in await cur.fetchall()}  # type: ignore[index]
-        for migration in discover():
+        for migration in discover(components):
             if (migration.component, migration.version) in done:
                 continue
             await conn.execute(migration.sql.encode())

@@ -7,13 +7,13 @@ one carries telemetry nobody keeps forever, so it is bounded explicitly, in code
   deploy; older observations have been superseded by newer probes of the same domains.
 - `max_bytes` (default 1 GiB) with **DiscardPolicy.OLD**: when full, the oldest messages
   go and publishing never fails. With DiscardPolicy.NEW a lagging consumer would make the
-  prober's publishes fail, so the prober would stall or drop its *newest* results, the
+  publishers fail, so a publisher would stall or drop its *newest* results, the
   only ones that still matter. A discarded observation costs one probe interval (the next
   probe of that domain observes again), never a wrong status: verdict changes are
   appended to the event log with the observation id as their idempotency key, and a
   status is only ever derived from an observation that was delivered.
 - `duplicate_window` (10 min) with the `Nats-Msg-Id` header set to the observation id: a
-  prober that retries a publish (timeout, reconnect) stores it once.
+  publisher that retries a publish (timeout, reconnect) stores it once.
 - `max_msg_size` (1 MiB, NATS's default payload limit): a result with full chains fits.
 
 Subjects are `cw.observations.<partition>`, the partition a stable hash of the domain id,

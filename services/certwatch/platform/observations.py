@@ -41,7 +41,7 @@ _LOCK_KEY = 0x6F627376  # "obsv"
 
 # Code n is the (n-1)th name; 0 is none. Append only: stored rows keep their numbers.
 STATUSES: tuple[str, ...] = ("SECURE", "ABNORMAL", "ENABLE_FAILED")
-# In the classifier's precedence order (most important first) as of this schema, so a mask
+# In the rules' precedence order (rules.precedence) (most important first) as of this schema, so a mask
 # decodes in verdict order; a cause added later goes at the end whatever its rank.
 CAUSES: tuple[str, ...] = (
     "INVALID_IP", "INVALID_DOMAIN", "CONNECTION_FAILURE", "INVALID_PORT",

@@ -13,12 +13,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from certwatch.platform import health
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.outbox import OutboxRelay
 from certwatch.platform.projection import ProjectionRunner
+from certwatch.platform.timestamps import timestamp
 from certwatch.v1 import ops_pb2 as pb
 from certwatch.v1 import ops_pb2_grpc
 
@@ -29,14 +28,6 @@ _LAG = (
     " (coalesce((SELECT transaction_id FROM {table} WHERE name = %s), '0'::xid8),"
     " coalesce((SELECT position FROM {table} WHERE name = %s), 0)) {types} LIMIT %s) behind"
 )
-
-
-def _ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 async def _lag(conn: Conn, table: str, name: str, types: Sequence[str] | None) -> int:
@@ -58,7 +49,7 @@ def _component(
     return pb.Component(
         name=name, kind=kind, healthy=health.healthy(progress, lag, last, now), lag=lag,
         lag_capped=lag >= LAG_CAP, last_error=error or "",
-        failing_since=_ts(progress.failing_since if progress else None), last_progress_at=_ts(last),
+        failing_since=timestamp(progress.failing_since if progress else None), last_progress_at=timestamp(last),
         detail=detail,
     )  # fmt: skip
 
@@ -103,7 +94,7 @@ class OpsApi(ops_pb2_grpc.OpsServicer):
                 components.append(_component(type(worker).__name__.lower(), "worker", progress, lag,
                                              progress.last_progress_at, now, detail))  # fmt: skip
         return pb.ServiceStatus(service=self._service, serving=self._serving(), log_head=head,
-                                components=components, now=_ts(now))  # fmt: skip
+                                components=components, now=timestamp(now))  # fmt: skip
 
 
 def registration(api: OpsApi) -> tuple[Any, Any, str]:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from nats.errors import Error as NatsError
@@ -27,7 +27,7 @@ from opentelemetry.trace import Link
 from certwatch.platform import bus as busmod
 from certwatch.platform import telemetry
 from certwatch.platform.eventlog import Conn, Cursor, EventLog
-from certwatch.platform.events import RecordedEvent
+from certwatch.platform.events import RecordedEvent, subject_filter
 from certwatch.platform.health import Progress
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Projection:
     event_types: Sequence[str]
     handle: Handler | None = None
     reset_sql: Sequence[str] = ()
-    subject: str = f"{busmod.SUBJECT_ROOT}.>"
+    subject: str = subject_filter()
     handle_batch: BatchHandler | None = None
     after_commit: Callable[[], None] | None = None
     # Events a page holds. A read-your-writes caller (`catch_up_past`) waits for the page
@@ -63,6 +63,33 @@ class Projection:
     def __post_init__(self) -> None:
         if (self.handle is None) == (self.handle_batch is None):
             raise ValueError(f"projection {self.name}: give exactly one of handle and handle_batch")
+
+
+T_co = TypeVar("T_co", covariant=True)
+T = TypeVar("T")
+
+
+class PayloadType(Protocol[T_co]):
+    """A typed event payload: its event type, and how to read it from a recorded event."""
+
+    @property
+    def TYPE(self) -> str: ...
+
+    def of(self, event: RecordedEvent) -> T_co: ...
+
+
+def of_payloads(
+    name: str, payload: PayloadType[T], apply: Callable[[Conn, T], Awaitable[None]], *,
+    subject: str, reset_sql: Sequence[str] = (),
+) -> Projection:  # fmt: skip
+    """A projection of one event type whose handler gets the typed payload."""
+
+    async def handle(conn: Conn, event: RecordedEvent) -> None:
+        await apply(conn, payload.of(event))
+
+    return Projection(
+        name=name, event_types=[payload.TYPE], handle=handle, reset_sql=reset_sql, subject=subject
+    )
 
 
 async def checkpoint(conn: Conn, name: str) -> Cursor:
@@ -234,8 +261,8 @@ async def rebuild(event_log: EventLog, projection: Projection) -> int:
 
     Nobody sees a half-built projection: readers see the old rows until the commit swaps
     in the new ones, the projection's live runners wait on its checkpoint row and then go
-    on from where the rebuild stopped, and probers skip the schedule rows it holds locked
-    (`SKIP LOCKED`) instead of probing from a half-rebuilt schedule.
+    on from where the rebuild stopped, and claim queries skip the rows it holds locked
+    (`SKIP LOCKED`) instead of acting on a half-rebuilt table.
     """
     async with event_log.pool.connection() as conn, conn.transaction():
         await conn.execute(

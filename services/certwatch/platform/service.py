@@ -60,8 +60,13 @@ Build = Callable[[Runtime], Awaitable[Parts]]
 class Service:
     """A running service: start() returns once it is listening; stop() is graceful."""
 
-    def __init__(self, name: str, settings: Settings, build: Build, *, port: int | None = None):
+    def __init__(
+        self, name: str, settings: Settings, build: Build, *, port: int | None = None,
+        migrations: Sequence[str] = (),
+    ) -> None:  # fmt: skip
+        """`migrations`: the schema components applied (if pending) before the service starts."""
         self.name = name
+        self._migrations = tuple(migrations)
         self.settings = settings
         self._build = build
         self._port = settings.grpc_ports[name] if port is None else port
@@ -79,7 +84,7 @@ class Service:
 
     async def start(self) -> None:
         s = self.settings
-        pool = await db.open_pool(s.database_url, max_size=20)
+        pool = await db.open_pool(s.database_url, max_size=20, migrate=self._migrations)
         bus = await busmod.connect(s.nats_url, name=f"certwatch-{self.name}", replicas=s.stream_replicas)
         event_log = EventLog(pool)
         self.runtime = Runtime(self.name, s, pool, event_log, bus)
@@ -153,13 +158,13 @@ def _tls(s: Settings) -> tuple[bytes, bytes, bytes | None] | None:
     return Path(s.tls_cert_file).read_bytes(), Path(s.tls_key_file).read_bytes(), client_ca
 
 
-def main(name: str, build: Build, settings: Settings) -> None:
+def main(name: str, build: Build, settings: Settings, migrations: Sequence[str] = ()) -> None:
     """Entry point of `certwatch serve NAME`: run until SIGTERM or SIGINT."""
     logs.setup(name, level=settings.log_level, fmt=settings.log_format)
     telemetry.setup(name, otlp_endpoint=settings.otlp_endpoint)
 
     async def _run() -> None:
-        service = Service(name, settings, build)
+        service = Service(name, settings, build, migrations=migrations)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -172,7 +177,8 @@ def main(name: str, build: Build, settings: Settings) -> None:
 
     try:
         import uvloop
-
-        uvloop.run(_run())
     except ImportError:
+        log.warning("uvloop is not installed: running on the standard asyncio event loop (slower)")
         asyncio.run(_run())
+    else:
+        uvloop.run(_run())

@@ -7,12 +7,12 @@ from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
 
-from certwatch.classifier.classify import classify
-from certwatch.inventory import validation
 from certwatch.platform import auth
 from certwatch.platform.errors import InvalidArgument
 from certwatch.prober.options import ProbeOptions
 from certwatch.prober.tls_probe import probe
+from certwatch.rules import targets as validation
+from certwatch.rules.classify import classify
 from certwatch.v1 import prober_pb2 as pb
 from certwatch.v1 import prober_pb2_grpc
 

@@ -8,9 +8,11 @@ from certwatch.platform.service import Parts, Runtime
 from certwatch.prober import api, schedule
 from certwatch.prober.scheduler import Scheduler
 from certwatch.prober.settings import probe_options
+from certwatch.prober.tls_chain import log_driver
 
 
 async def build(rt: Runtime) -> Parts:
+    log_driver()
     options = probe_options(rt.settings)
     scheduler = Scheduler(
         rt.event_log, options, interval_s=rt.settings.probe_interval_s,

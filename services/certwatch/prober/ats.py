@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from certwatch.prober.facts import AtsResult, CertFacts
+from certwatch.rules.facts import AtsResult, CertFacts
 
 _TLS_ORDER = {"SSLv3": 0, "TLSv1": 1, "TLSv1.1": 2, "TLSv1.2": 3, "TLSv1.3": 4}
 _STRONG_HASHES = frozenset({"sha256", "sha384", "sha512"})

@@ -21,7 +21,7 @@ from cryptography.x509.oid import (
     SignatureAlgorithmOID,
 )
 
-from certwatch.prober.facts import CertFacts
+from certwatch.rules.facts import CertFacts
 
 
 @dataclass(frozen=True, slots=True)

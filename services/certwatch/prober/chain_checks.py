@@ -32,7 +32,9 @@ from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.verification import PolicyBuilder, VerificationError
 
 from certwatch.prober.cert_facts import ParsedCert, is_directly_issued_by
-from certwatch.prober.facts import (
+from certwatch.prober.hostname import hostname_matches, normalise_host, parse_ip
+from certwatch.prober.trust import TrustAnchors
+from certwatch.rules.facts import (
     CHAIN_INCOMPLETE,
     HOSTNAME_MISMATCH,
     PATH_TOO_LONG,
@@ -48,9 +50,7 @@ from certwatch.prober.facts import (
     PathCert,
     TrustedRoot,
 )
-from certwatch.prober.hostname import hostname_matches, normalise_host, parse_ip
-from certwatch.prober.trust import TrustAnchors
-from certwatch.prober.validity import time_problems
+from certwatch.rules.validity import time_problems
 
 _WEAK_HASHES = frozenset({"md2", "md4", "md5", "sha1"})
 _MIN_KEY_BITS = {"RSA": 2048, "DSA": 2048, "EC": 256}

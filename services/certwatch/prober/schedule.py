@@ -5,66 +5,61 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from certwatch.classifier import events as cev
-from certwatch.inventory import domain as d
+from certwatch.contracts import domain as dc
+from certwatch.contracts import status as sc
+from certwatch.contracts.payload import decode
 from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import RecordedEvent
 from certwatch.platform.projection import Projection
+from certwatch.rules.causes import Status
 
 
 async def _apply(conn: Conn, event: RecordedEvent) -> None:
-    data = event.data
-    if event.type == d.MONITORING_ENABLED:
-        await conn.execute(
-            "INSERT INTO probe_schedule (domain_id, account_id, host, port, generation,"
-            " traceparent, first_check, paused, next_due)"
-            " VALUES (%s, %s, %s, %s, %s, %s, true, false, now())"
-            " ON CONFLICT (domain_id) DO UPDATE SET host = excluded.host, port = excluded.port,"
-            " generation = excluded.generation, traceparent = excluded.traceparent,"
-            " first_check = true, paused = false, next_due = now(), claimed_by = NULL,"
-            " reported_chains = '{}'",
-            (
-                data["domain_id"],
-                data["account_id"],
-                data["host"],
-                data["port"],
-                data["generation"],
-                event.metadata.get("traceparent"),
-            ),
-        )
-    elif event.type == d.DOMAIN_EDITED:
-        # A new port is checked at once; after an enable failure this is the seed's
-        # "edit and retry".
-        await conn.execute(
-            "UPDATE probe_schedule SET port = %s, next_due = now(),"
-            " first_check = first_check OR paused, paused = false WHERE domain_id = %s",
-            (data["port"], data["domain_id"]),
-        )
-    elif event.type == d.RECHECK_REQUESTED:
-        # Due now. An enable check again comes with a new generation: a probe of the old one
-        # still in flight is dropped. A row already due as an enable check, or paused after a
-        # failed one (domains enabled before enable checks had events of their own), stays one.
-        await conn.execute(
-            "UPDATE probe_schedule SET port = %s, generation = %s,"
-            " first_check = first_check OR paused OR %s, paused = false, next_due = now(),"
-            " claimed_by = NULL WHERE domain_id = %s",
-            (data["port"], data["generation"], data["enable_check"], data["domain_id"]),
-        )
-    elif event.type in (d.MONITORING_DISABLED, d.DOMAIN_REMOVED, d.SERVICE_ENDED):
-        await conn.execute("DELETE FROM probe_schedule WHERE domain_id = %s", (data["domain_id"],))
-    elif event.type == cev.DOMAIN_CLASSIFIED:
-        failed = data["verdict"]["status"] == "ENABLE_FAILED"
-        await conn.execute(
-            "UPDATE probe_schedule SET first_check = %s, paused = %s"
-            " WHERE domain_id = %s AND generation = %s",
-            (failed, failed, data["domain_id"], data["generation"]),
-        )
+    match decode(event):
+        case dc.MonitoringEnabled() as e:
+            await conn.execute(
+                "INSERT INTO probe_schedule (domain_id, account_id, host, port, generation,"
+                " traceparent, first_check, paused, next_due)"
+                " VALUES (%s, %s, %s, %s, %s, %s, true, false, now())"
+                " ON CONFLICT (domain_id) DO UPDATE SET host = excluded.host, port = excluded.port,"
+                " generation = excluded.generation, traceparent = excluded.traceparent,"
+                " first_check = true, paused = false, next_due = now(), claimed_by = NULL,"
+                " reported_chains = '{}'",
+                (e.domain_id, e.account_id, e.host, e.port, e.generation, event.metadata.get("traceparent")),
+            )
+        case dc.DomainEdited() as e:
+            # A new port is checked at once; after an enable failure this is the seed's
+            # "edit and retry".
+            await conn.execute(
+                "UPDATE probe_schedule SET port = %s, next_due = now(),"
+                " first_check = first_check OR paused, paused = false WHERE domain_id = %s",
+                (e.port, e.domain_id),
+            )
+        case dc.RecheckRequested() as e:
+            # Due now. An enable check again comes with a new generation: a probe of the old one
+            # still in flight is dropped. A row already due as an enable check, or paused after a
+            # failed one (domains enabled before enable checks had events of their own), stays one.
+            await conn.execute(
+                "UPDATE probe_schedule SET port = %s, generation = %s,"
+                " first_check = first_check OR paused OR %s, paused = false, next_due = now(),"
+                " claimed_by = NULL WHERE domain_id = %s",
+                (e.port, e.generation, e.enable_check, e.domain_id),
+            )
+        case dc.MonitoringDisabled() | dc.DomainRemoved() | dc.MonitoringServiceEnded() as e:
+            await conn.execute("DELETE FROM probe_schedule WHERE domain_id = %s", (e.domain_id,))
+        case sc.DomainClassified() as e:
+            failed = e.verdict.status is Status.ENABLE_FAILED
+            await conn.execute(
+                "UPDATE probe_schedule SET first_check = %s, paused = %s"
+                " WHERE domain_id = %s AND generation = %s",
+                (failed, failed, e.domain_id, e.generation),
+            )
 
 
 SCHEDULE = Projection(
     name="prober.schedule",
-    event_types=[d.MONITORING_ENABLED, d.DOMAIN_EDITED, d.RECHECK_REQUESTED, d.MONITORING_DISABLED,
-                 d.DOMAIN_REMOVED, d.SERVICE_ENDED, cev.DOMAIN_CLASSIFIED],
+    event_types=[dc.MONITORING_ENABLED, dc.DOMAIN_EDITED, dc.RECHECK_REQUESTED, dc.MONITORING_DISABLED,
+                 dc.DOMAIN_REMOVED, dc.SERVICE_ENDED, sc.DOMAIN_CLASSIFIED],
     handle=_apply,
     reset_sql=["DELETE FROM probe_schedule"],
 )  # fmt: skip

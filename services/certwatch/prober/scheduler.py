@@ -22,17 +22,17 @@ from typing import Any
 
 import psycopg
 
+from certwatch.contracts import probe as pc
 from certwatch.platform import telemetry
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.health import Progress
-from certwatch.prober import events as pev
 from certwatch.prober import schedule
 from certwatch.prober.compaction import SCHEMA_VERSION as COMPACT_SCHEMA
 from certwatch.prober.compaction import compact
-from certwatch.prober.facts import ProbeResult
 from certwatch.prober.options import ProbeOptions
 from certwatch.prober.tls_probe import probe
+from certwatch.rules.facts import ProbeResult
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class Scheduler:
         batch: list[tuple[str, list[NewEvent], int | None]] = []
         for due, _, traceparent in results:
             event = NewEvent(
-                pev.PROBE_COMPLETED,
+                pc.PROBE_COMPLETED,
                 {
                     "domain_id": due.domain_id, "account_id": due.account_id, "host": due.host,
                     "port": due.port, "generation": due.generation, "first_check": due.first_check,
@@ -205,7 +205,7 @@ class Scheduler:
                 metadata={"account_id": due.account_id}
                 | ({"traceparent": traceparent} if traceparent else {}),
             )  # fmt: skip
-            batch.append((pev.stream_id(due.domain_id), [event], None))
+            batch.append((pc.stream_id(due.domain_id), [event], None))
         return batch
 
     def _next_due(self, now: datetime) -> datetime:

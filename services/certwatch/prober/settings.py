@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from certwatch.platform.config import ConfigError, Settings
 from certwatch.prober.dns import parse_nameserver
 from certwatch.prober.options import ProbeOptions
+from certwatch.rules import targets
 
 RESOLVE_FORM = "HOST:PORT:ADDRESS[,ADDRESS...] (IPv6 addresses in brackets)"
 
@@ -64,28 +65,38 @@ def _address(text: str, entry: str) -> str:
 
 
 def _host(text: str, entry: str) -> str:
+    """The name as a monitored domain's (`rules.targets`): an override for a name no domain
+    can have would never apply."""
     try:
-        return text.rstrip(".").encode("idna").decode("ascii").lower()
-    except UnicodeError:
+        return targets.normalize_hostname(text, field="resolve")
+    except targets.ValidationError as exc:
         raise ConfigError(
-            f"resolve entry {entry!r}: {text!r} is not a host name; expected {RESOLVE_FORM}"
+            f"resolve entry {entry!r}: HOST must be a host name ({exc.message}); expected {RESOLVE_FORM}"
+        ) from None
+
+
+def _port(text: str, entry: str) -> int:
+    try:
+        if not text.strip():  # not the default port: curl's entries always name one
+            raise targets.ValidationError("resolve", "port_syntax", "no port")
+        return targets.validate_port(text, field="resolve")
+    except targets.ValidationError:
+        raise ConfigError(
+            f"resolve entry {entry!r}: PORT must be a number from 1 to 65535; expected {RESOLVE_FORM}"
         ) from None
 
 
 def parse_resolve_entry(entry: str) -> tuple[tuple[str, int], list[str]]:
-    """``HOST:PORT:ADDRESS[,ADDRESS...]`` → ``((host, port), [address, ...])``, as curl reads it."""
+    """``HOST:PORT:ADDRESS[,ADDRESS...]`` → ``((host, port), [address, ...])``, as curl reads it;
+    HOST and PORT follow the rules of a monitored domain's (`rules.targets`)."""
     host, sep, rest = entry.partition(":")
     port, sep2, addresses = rest.partition(":")
     if not (sep and sep2 and host and addresses):
         raise ConfigError(f"resolve entry {entry!r}: expected {RESOLVE_FORM}")
-    if host.startswith(("[", "+", "-", "*")):
+    if host.startswith("["):
         raise ConfigError(f"resolve entry {entry!r}: HOST must be a host name; expected {RESOLVE_FORM}")
-    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
-        raise ConfigError(
-            f"resolve entry {entry!r}: PORT must be a number from 1 to 65535; expected {RESOLVE_FORM}"
-        )
     parsed = [_address(a.strip(), entry) for a in addresses.split(",")]
-    return ((_host(host, entry), int(port)), parsed)
+    return ((_host(host, entry), _port(port, entry)), parsed)
 
 
 def parse_resolve(entries: Iterable[str]) -> dict[tuple[str, int], list[str]]:

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import _ssl
 import asyncio
+import logging
 import ssl
 from typing import Any
 
-__all__ = ["NATIVE", "Handshake", "TLSHandshakeError", "presented_chain"]
+__all__ = ["NATIVE", "Handshake", "TLSHandshakeError", "log_driver", "presented_chain"]
+
+log = logging.getLogger(__name__)
 
 
 def presented_chain(ssl_object: ssl.SSLObject) -> list[bytes]:
@@ -67,17 +70,19 @@ _GROUPS = b"X25519:secp256r1:X448:secp521r1:secp384r1:ffdhe2048:ffdhe3072:ffdhe4
 _CHUNK = 16_640  # a TLS record and then some
 
 
-def _load() -> tuple[Any, Any, Any] | None:
-    """(lib, ffi, SSL_CTX) accepting any certificate and any protocol version, or None."""
+def _load() -> tuple[tuple[Any, Any, Any] | None, str | None]:
+    """((lib, ffi, SSL_CTX) accepting any certificate and any protocol version, None), or
+    (None, why the stdlib driver is used instead)."""
     try:
         from cryptography.hazmat.bindings.openssl.binding import Binding
 
         lib, ffi = Binding.lib, Binding.ffi
-        if not all(hasattr(lib, name) for name in _NEEDED):
-            return None
+        missing = [name for name in _NEEDED if not hasattr(lib, name)]
+        if missing:
+            return None, f"cryptography's OpenSSL binding lacks {', '.join(missing[:3])}"
         ctx = lib.SSL_CTX_new(lib.TLS_method())
         if ctx == ffi.NULL:
-            return None
+            return None, "SSL_CTX_new failed"
         ctx = ffi.gc(ctx, lib.SSL_CTX_free)
         lib.SSL_CTX_set_verify(ctx, lib.SSL_VERIFY_NONE, ffi.NULL)
         # As ssl.SSLContext does, plus no session tickets (every probe is a full handshake).
@@ -85,17 +90,30 @@ def _load() -> tuple[Any, Any, Any] | None:
         lib.SSL_CTX_set_options(ctx, options | lib.SSL_OP_NO_TICKET)
         # @SECLEVEL=0 and the lowest version: observe SHA-1, RSA-1024 and TLS 1.0 servers.
         if lib.SSL_CTX_set_cipher_list(ctx, b"ALL:@SECLEVEL=0") != 1:
-            return None
+            return None, "the cipher list ALL:@SECLEVEL=0 was refused"
         lib.SSL_CTX_set_min_proto_version(ctx, 0)
         lib.SSL_CTX_set1_curves_list(ctx, _GROUPS)
         lib.ERR_clear_error()
-    except Exception:  # any surprise in the binding: use the stdlib instead
-        return None
-    return lib, ffi, ctx
+    except Exception as exc:  # any surprise in the binding: use the stdlib instead
+        return None, f"{type(exc).__name__}: {exc}"
+    return (lib, ffi, ctx), None
 
 
-_NATIVE = _load()
+_NATIVE, _WHY_STDLIB = _load()
 NATIVE = _NATIVE is not None
+
+
+def log_driver() -> None:
+    """Say which TLS driver probes use, once at start: the stdlib fallback is slower and
+    sees no stapled OCSP responses, which an operator should know rather than guess."""
+    if _WHY_STDLIB is None:
+        log.info("TLS driver: OpenSSL through cryptography's binding")
+    else:
+        log.warning(
+            "TLS driver: the standard library's ssl (%s); handshakes cost more and stapled OCSP"
+            " responses are not seen, so revocation comes from each certificate's responder",
+            _WHY_STDLIB,
+        )
 
 
 def _error(lib: Any, ffi: Any, fallback: str) -> TLSHandshakeError:

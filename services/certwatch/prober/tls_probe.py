@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -24,7 +24,13 @@ from certwatch.prober import dns
 from certwatch.prober.ats import ats_check, is_forward_secret
 from certwatch.prober.cert_facts import ParsedCert, parse_der
 from certwatch.prober.chain_checks import check_chain
-from certwatch.prober.facts import (
+from certwatch.prober.hostname import normalise_host, parse_ip
+from certwatch.prober.netpolicy import refusal_reason
+from certwatch.prober.ocsp import UNKNOWN, check_revocation, check_stapled
+from certwatch.prober.options import ProbeOptions
+from certwatch.prober.tls_chain import NATIVE, Handshake, presented_chain
+from certwatch.prober.trust import load_anchors
+from certwatch.rules.facts import (
     ERR_NO_TLS,
     ERR_POLICY,
     ERR_REFUSED,
@@ -43,13 +49,7 @@ from certwatch.prober.facts import (
     EndpointFacts,
     ProbeResult,
 )
-from certwatch.prober.hostname import normalise_host, parse_ip
-from certwatch.prober.netpolicy import refusal_reason
-from certwatch.prober.ocsp import UNKNOWN, check_revocation, check_stapled
-from certwatch.prober.options import ProbeOptions
-from certwatch.prober.tls_chain import NATIVE, Handshake, presented_chain
-from certwatch.prober.trust import load_anchors
-from certwatch.prober.validity import earliest_expiry
+from certwatch.rules.validity import earliest_expiry
 
 __all__ = ["ProbeOptions", "probe"]
 
@@ -210,6 +210,7 @@ async def _probe_endpoint(
 
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
+T = TypeVar("T")
 
 
 async def _connect(
@@ -228,6 +229,26 @@ async def _connect(
     return transport, protocol
 
 
+def _server_name(host: str) -> str | None:
+    """The SNI to send: none for an IP literal (RFC 6066)."""
+    return None if parse_ip(host) is not None else normalise_host(host)
+
+
+async def _tls_phase(
+    ip: str, connect_ms: float, timeout: float, handshake: Awaitable[T]
+) -> T | EndpointFacts:
+    """The TLS phase of both handshake drivers: what the handshake returns, or on failure
+    the endpoint's facts."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await handshake
+    except TimeoutError:
+        return EndpointFacts(ip, PHASE_TLS, ERR_TIMEOUT, "TLS handshake timed out", connect_ms=connect_ms)
+    except (ssl.SSLError, ConnectionError, OSError) as exc:
+        kind, message = _tls_failure(exc)
+        return EndpointFacts(ip, PHASE_TLS, kind, message, connect_ms=connect_ms)
+
+
 async def _probe_native(
     host: str, port: int, ip: str, options: ProbeOptions, deadline: float
 ) -> EndpointFacts:
@@ -242,15 +263,10 @@ async def _probe_native(
         protocol = opened[1]
         connected = loop.time()
         connect_ms = _ms(start, connected)
-        server_name = None if parse_ip(host) is not None else normalise_host(host)
-        try:
-            async with asyncio.timeout(min(options.handshake_timeout, deadline - connected)):
-                await protocol.start(server_name)
-        except TimeoutError:
-            return EndpointFacts(ip, PHASE_TLS, ERR_TIMEOUT, "TLS handshake timed out", connect_ms=connect_ms)
-        except (ssl.SSLError, ConnectionError, OSError) as exc:
-            kind, message = _tls_failure(exc)
-            return EndpointFacts(ip, PHASE_TLS, kind, message, connect_ms=connect_ms)
+        timeout = min(options.handshake_timeout, deadline - connected)
+        failed = await _tls_phase(ip, connect_ms, timeout, protocol.start(_server_name(host)))
+        if isinstance(failed, EndpointFacts):
+            return failed
         handshake_ms = _ms(connected, loop.time())
         ders = tuple(protocol.chain())
         stapled = protocol.stapled_ocsp()
@@ -281,15 +297,11 @@ async def _probe_stdlib(
         transport, protocol = opened
         connected = loop.time()
         connect_ms = _ms(start, connected)
-        server_name = None if parse_ip(host) is not None else normalise_host(host)
-        try:
-            async with asyncio.timeout(min(options.handshake_timeout, deadline - connected)):
-                tls = await loop.start_tls(transport, protocol, client_context(), server_hostname=server_name)
-        except TimeoutError:
-            return EndpointFacts(ip, PHASE_TLS, ERR_TIMEOUT, "TLS handshake timed out", connect_ms=connect_ms)
-        except (ssl.SSLError, ConnectionError, OSError) as exc:
-            kind, message = _tls_failure(exc)
-            return EndpointFacts(ip, PHASE_TLS, kind, message, connect_ms=connect_ms)
+        timeout = min(options.handshake_timeout, deadline - connected)
+        upgrade = loop.start_tls(transport, protocol, client_context(), server_hostname=_server_name(host))
+        tls = await _tls_phase(ip, connect_ms, timeout, upgrade)
+        if isinstance(tls, EndpointFacts):
+            return tls
         handshake_ms = _ms(connected, loop.time())
         if tls is None:  # only when the loop is closing
             return EndpointFacts(ip, PHASE_TLS, ERR_TLS, "no TLS transport", connect_ms=connect_ms)

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-from certwatch.classifier.events import DOMAIN_CLASSIFIED
+from certwatch.contracts.status import STREAM, DomainClassified
 from certwatch.platform.eventlog import Conn
-from certwatch.platform.events import RecordedEvent
-from certwatch.platform.projection import Projection
+from certwatch.platform.projection import of_payloads
 
 
-async def _apply(conn: Conn, event: RecordedEvent) -> None:
-    verdict = event.data["verdict"]
+async def _apply(conn: Conn, e: DomainClassified) -> None:
+    verdict = e.verdict
     await conn.execute(
         "INSERT INTO vod_cert_facts (account_id, host, domain_id, brand, valid_from, valid_to,"
         " status, checked_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (account_id, host) DO UPDATE SET domain_id = excluded.domain_id,"
         " brand = excluded.brand, valid_from = excluded.valid_from,"
         " valid_to = excluded.valid_to, status = excluded.status, checked_at = excluded.checked_at",
-        (event.data["account_id"], verdict["host"], event.data["domain_id"], verdict.get("brand"),
-         verdict.get("valid_from"), verdict.get("valid_to"), verdict["status"],
-         verdict["checked_at"]),
+        (e.account_id, verdict.host, e.domain_id, verdict.brand,
+         verdict.valid_from, verdict.valid_to, verdict.status,
+         verdict.checked_at),
     )  # fmt: skip
 
 
-CERT_FACTS = Projection(
-    name="vod.cert_facts", event_types=[DOMAIN_CLASSIFIED], handle=_apply,
-    reset_sql=["DELETE FROM vod_cert_facts"], subject="cw.events.status.>",
-)  # fmt: skip
+CERT_FACTS = of_payloads(
+    "vod.cert_facts",
+    DomainClassified,
+    _apply,
+    subject=STREAM.subject,
+    reset_sql=["DELETE FROM vod_cert_facts"],
+)

@@ -20,9 +20,9 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from certwatch.inventory.validation import ValidationError, normalize_hostname
 from certwatch.platform.certificates import StoredCertificate
-from certwatch.prober.facts import CertFacts
+from certwatch.rules.facts import CertFacts
+from certwatch.rules.targets import ValidationError, normalize_hostname
 from certwatch.vod.errors import ApiError
 from certwatch.vod.signing import TIME_FORMAT
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from certwatch.prober.facts import CertFacts, ChainProblem, PathCert
+from certwatch.rules.facts import CertFacts, ChainProblem, PathCert
 
 EXPIRED = "expired"
 NOT_YET_VALID = "not_yet_valid"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TypeVar
 
-from certwatch.inventory.validation import ValidationError
+from certwatch.rules.targets import ValidationError
 
 __all__ = [
     "DAYS_PER_UNIT",

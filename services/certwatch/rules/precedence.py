@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from certwatch.classifier.causes import Cause
+from certwatch.rules.causes import Cause
 
 PRECEDENCE: tuple[Cause, ...] = (
     Cause.INVALID_IP,

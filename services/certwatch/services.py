@@ -1,4 +1,10 @@
-"""Every service's bootstrap and every projection, by name: for `serve` and `rebuild`."""
+"""The catalogue: every service, its default gRPC port, its projections and its migrations.
+
+The one module that names them all. The platform runs whatever it is handed (`serve`,
+`rebuild`, migrations at start) and names no service; the CLI and the test stacks pass
+this catalogue in. A new service is added here (and in the chart, see
+tests/unit/test_packaging.py).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from certwatch.platform.eventlog import EventLog
 from certwatch.platform.projection import Projection
 from certwatch.platform.service import Build
 
+# name -> its bootstrap module (imported only by the process that serves it) and gRPC port
 SERVICES: dict[str, str] = {
     "inventory": "certwatch.inventory.app",
     "prober": "certwatch.prober.app",
@@ -16,6 +23,27 @@ SERVICES: dict[str, str] = {
     "hosting": "certwatch.hosting.app",
     "vod": "certwatch.vod.app",
 }
+PORTS: dict[str, int] = {
+    "inventory": 50051,
+    "prober": 50052,
+    "classifier": 50053,
+    "notifier": 50054,
+    "hosting": 50055,
+    "vod": 50056,
+}
+
+# Packages whose `migrations/` folders hold the schema, in the order they apply: later
+# components reference the platform's tables. Also the `component` recorded in
+# `schema_migrations`, so a name here never changes.
+MIGRATIONS: tuple[str, ...] = (
+    "certwatch.platform",
+    "certwatch.inventory",
+    "certwatch.prober",
+    "certwatch.classifier",
+    "certwatch.notifier",
+    "certwatch.hosting",
+    "certwatch.vod",
+)
 
 
 def build_for(service: str) -> Build:
@@ -25,6 +53,7 @@ def build_for(service: str) -> Build:
 
 
 def projections(event_log: EventLog) -> dict[str, Projection]:
+    """Every projection by name, for `certwatch admin rebuild`."""
     from certwatch.classifier.details import DETAILS_VIEW
     from certwatch.classifier.processor import STATUS_VIEW, processor
     from certwatch.classifier.status_intervals import STATUS_INTERVALS

@@ -1,5 +1,12 @@
 """What one probe observed, as immutable plain data.
 
+These types live in ``rules``, not ``contracts``: they are the vocabulary the pure rules
+compute on (``classify``, ``validity``, ``certwatch check``'s table, the prober's own
+checks), with behaviour of their own (``path_certs``, ``path_expiry``). The event that
+carries them between services, ``ProbeCompleted``, is a contract
+(``contracts.probe``) that embeds their JSON form; the contract depends on these rules,
+never the other way round, so a rule never needs to know how a fact travels.
+
 Probe facts are stored inside events and re-read years later, so every field is a plain
 JSON type once serialised: datetimes become ISO-8601 UTC strings, tuples become lists,
 and a fact that could not be observed is ``None`` (never a placeholder value).
@@ -9,8 +16,12 @@ and a fact that could not be observed is ``None`` (never a placeholder value).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
+
+import msgspec
+
+from certwatch.rules import dates
 
 SCHEMA_VERSION: Final = 1
 
@@ -41,26 +52,6 @@ WEAK_SIGNATURE: Final = "weak_signature"  # MD5/SHA-1 signed
 VERIFICATION_FAILED: Final = "verification_failed"  # verifier refused for another reason
 REVOKED: Final = "revoked"  # OCSP says revoked
 UNPARSABLE: Final = "unparsable_certificate"
-
-
-def _dt_out(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _dt_in(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _dt_req(value: Any) -> datetime:
-    parsed = _dt_in(value)
-    if parsed is None:
-        raise ValueError("missing required timestamp")
-    return parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +88,8 @@ class CertFacts:
             "issuer_cn": self.issuer_cn,
             "issuer_org": self.issuer_org,
             "serial": self.serial,
-            "not_before": _dt_out(self.not_before),
-            "not_after": _dt_out(self.not_after),
+            "not_before": dates.iso(self.not_before),
+            "not_after": dates.iso(self.not_after),
             "sha256": self.sha256,
             "dns_names": list(self.dns_names),
             "ip_addresses": list(self.ip_addresses),
@@ -121,8 +112,8 @@ class CertFacts:
             issuer_cn=data.get("issuer_cn"),
             issuer_org=data.get("issuer_org"),
             serial=data["serial"],
-            not_before=_dt_req(data["not_before"]),
-            not_after=_dt_req(data["not_after"]),
+            not_before=dates.required(data["not_before"]),
+            not_after=dates.required(data["not_after"]),
             sha256=data["sha256"],
             dns_names=tuple(data.get("dns_names", ())),
             ip_addresses=tuple(data.get("ip_addresses", ())),
@@ -168,16 +159,16 @@ class TrustedRoot:
     def to_dict(self) -> dict[str, Any]:
         return {
             "subject": self.subject,
-            "not_before": _dt_out(self.not_before),
-            "not_after": _dt_out(self.not_after),
+            "not_before": dates.iso(self.not_before),
+            "not_after": dates.iso(self.not_after),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrustedRoot:
         return cls(
             subject=data["subject"],
-            not_before=_dt_req(data["not_before"]),
-            not_after=_dt_req(data["not_after"]),
+            not_before=dates.required(data["not_before"]),
+            not_after=dates.required(data["not_after"]),
         )
 
 
@@ -186,12 +177,14 @@ class TrustedRoot:
 PathCert = tuple[int | None, CertFacts | TrustedRoot]
 
 
-@dataclass(frozen=True, slots=True)
-class AtsResult:
-    """Apple App Transport Security verdict; ``reasons`` lists every requirement missed."""
+class AtsResult(msgspec.Struct, frozen=True):
+    """Apple App Transport Security verdict; ``reasons`` lists every requirement missed.
 
-    passed: bool
-    reasons: tuple[str, ...]
+    A msgspec struct: verdicts (``classify.Verdict``, a contract's payload) carry it.
+    """
+
+    passed: bool = msgspec.field(name="pass")
+    reasons: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"pass": self.passed, "reasons": list(self.reasons)}
@@ -262,7 +255,7 @@ class EndpointFacts:
             "problems": [p.to_dict() for p in self.problems],
             "verified": self.verified,
             "verify_error": self.verify_error,
-            "earliest_expiry": _dt_out(self.earliest_expiry),
+            "earliest_expiry": dates.iso(self.earliest_expiry),
             "earliest_expiry_index": self.earliest_expiry_index,
             "path": None if self.path is None else list(self.path),
             "anchor": self.anchor.to_dict() if self.anchor else None,
@@ -289,7 +282,7 @@ class EndpointFacts:
             problems=tuple(ChainProblem.from_dict(p) for p in data.get("problems", ())),
             verified=data.get("verified"),
             verify_error=data.get("verify_error"),
-            earliest_expiry=_dt_in(data.get("earliest_expiry")),
+            earliest_expiry=dates.parse(data.get("earliest_expiry")),
             earliest_expiry_index=data.get("earliest_expiry_index"),
             path=None if data.get("path") is None else tuple(data["path"]),
             anchor=TrustedRoot.from_dict(data["anchor"]) if data.get("anchor") else None,
@@ -326,7 +319,7 @@ class ProbeResult:
             "schema": SCHEMA_VERSION,
             "host": self.host,
             "port": self.port,
-            "started_at": _dt_out(self.started_at),
+            "started_at": dates.iso(self.started_at),
             "duration_ms": self.duration_ms,
             "addresses": list(self.addresses),
             "dns_error": self.dns_error,
@@ -339,7 +332,7 @@ class ProbeResult:
         return cls(
             host=data["host"],
             port=int(data["port"]),
-            started_at=_dt_req(data["started_at"]),
+            started_at=dates.required(data["started_at"]),
             duration_ms=float(data.get("duration_ms", 0.0)),
             addresses=tuple(data.get("addresses", ())),
             dns_error=data.get("dns_error"),

@@ -12,15 +12,17 @@ client uses is a warning, not an expired domain.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
-from certwatch.classifier.causes import CAUSE_INFO, Cause, Status
-from certwatch.classifier.precedence import ordered, rank
-from certwatch.prober import facts as f
-from certwatch.prober.validity import (
+import msgspec
+
+from certwatch.rules import dates
+from certwatch.rules import facts as f
+from certwatch.rules.causes import CAUSE_INFO, Cause, Status
+from certwatch.rules.precedence import ordered, rank
+from certwatch.rules.validity import (
     EXPIRED,
     INTERMEDIATE_EXPIRED,
     INTERMEDIATE_NOT_YET_VALID,
@@ -45,8 +47,7 @@ _FAILURE_CAUSES: dict[str | None, tuple[Cause, Cause]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(msgspec.Struct, frozen=True):
     """One reason for a cause, naming the address and certificate concerned."""
 
     cause: Cause
@@ -57,95 +58,37 @@ class Finding:
     cert_sha256: str | None = None
     action: str | None = None  # what to do about this finding, when more precise than the cause's
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cause": self.cause.value,
-            "detail": self.detail,
-            "ip": self.ip,
-            "problem": self.problem,
-            "cert_subject": self.cert_subject,
-            "cert_sha256": self.cert_sha256,
-            "action": self.action,
-        }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Finding:
-        return cls(
-            cause=Cause(data["cause"]),
-            detail=data["detail"],
-            ip=data.get("ip"),
-            problem=data.get("problem"),
-            cert_subject=data.get("cert_subject"),
-            cert_sha256=data.get("cert_sha256"),
-            action=data.get("action"),
-        )
+class Verdict(msgspec.Struct, frozen=True):
+    """The classified status of host:port at ``checked_at``.
 
-
-def _dt(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_dt(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The classified status of host:port at ``checked_at``."""
+    A msgspec struct because it is also the ``verdict`` of the ``DomainClassified`` contract
+    (``contracts.status``): one definition for the rule's answer and its wire form, decoded
+    and validated by msgspec (fields recorded before they existed take their defaults).
+    """
 
     host: str
     port: int
     checked_at: datetime
     status: Status
-    primary_cause: Cause | None
-    causes: tuple[Cause, ...]  # every cause found, most important first
-    findings: tuple[Finding, ...]  # same order as causes
-    brand: str | None  # issuer organisation of the leaf
-    valid_from: datetime | None
-    valid_to: datetime | None
-    days_left: int | None  # of the earliest-expiring certificate on any verified path
-    ats: f.AtsResult | None
+    primary_cause: Cause | None = None
+    causes: tuple[Cause, ...] = ()  # every cause found, most important first
+    findings: tuple[Finding, ...] = ()  # same order as causes
+    brand: str | None = None  # issuer organisation of the leaf
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    days_left: int | None = None  # of the earliest-expiring certificate on any verified path
+    ats: f.AtsResult | None = None
     warnings: tuple[str, ...] = ()  # what clients tolerate, each naming its address
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "port": self.port,
-            "checked_at": _dt(self.checked_at),
-            "status": self.status.value,
-            "primary_cause": self.primary_cause.value if self.primary_cause else None,
-            "causes": [c.value for c in self.causes],
-            "findings": [x.to_dict() for x in self.findings],
-            "brand": self.brand,
-            "valid_from": _dt(self.valid_from),
-            "valid_to": _dt(self.valid_to),
-            "days_left": self.days_left,
-            "ats": self.ats.to_dict() if self.ats else None,
-            "warnings": list(self.warnings),
-        }
+        """The JSON form (timestamps in UTC, ``Z``), as events store it."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Verdict:
-        checked_at = _parse_dt(data["checked_at"])
-        if checked_at is None:
-            raise ValueError("checked_at is required")
-        primary = data.get("primary_cause")
-        ats = data.get("ats")
-        return cls(
-            host=data["host"],
-            port=int(data["port"]),
-            checked_at=checked_at,
-            status=Status(data["status"]),
-            primary_cause=Cause(primary) if primary else None,
-            causes=tuple(Cause(c) for c in data.get("causes", ())),
-            findings=tuple(Finding.from_dict(x) for x in data.get("findings", ())),
-            brand=data.get("brand"),
-            valid_from=_parse_dt(data.get("valid_from")),
-            valid_to=_parse_dt(data.get("valid_to")),
-            days_left=data.get("days_left"),
-            ats=f.AtsResult.from_dict(ats) if ats else None,
-            warnings=tuple(data.get("warnings", ())),
-        )
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        return msgspec.convert(data, cls)
 
 
 def days_left(not_after: datetime, now: datetime) -> int:
@@ -226,7 +169,7 @@ def _certificate_findings(endpoint: f.EndpointFacts, now: datetime) -> Iterator[
     if cert.not_after >= now and left < ABOUT_TO_EXPIRE_DAYS:
         yield Finding(
             Cause.ABOUT_TO_EXPIRE,
-            f"{endpoint.ip}: {cert.subject} expires in {left} days ({_dt(cert.not_after)})",
+            f"{endpoint.ip}: {cert.subject} expires in {left} days ({dates.iso(cert.not_after)})",
             endpoint.ip,
             None,
             cert.subject,

@@ -1,0 +1,75 @@
+"""The inventory's domain use cases run as plain Python, no gRPC: what the coming HTTP API and
+console call. Typed commands in, typed rows out, the platform's errors for refusals."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from certwatch.contracts import quota as qc
+from certwatch.inventory import domain_use_cases as uc
+from certwatch.platform import auth
+from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from certwatch.platform.eventlog import Conn, EventLog
+from certwatch.platform.events import NewEvent
+from tests.support.probe_results import NOW
+
+
+async def _no_contacts(conn: Conn, principal: auth.Principal, refs: Sequence[str]) -> tuple[str, ...]:
+    if refs:
+        raise InvalidArgument([("contact_ids", f"no such contact in this account: {', '.join(refs)}")])
+    return ()
+
+
+@pytest.fixture
+async def principal(pool: AsyncConnectionPool[Any], event_log: EventLog) -> auth.Principal:
+    account_id, _ = await auth.create_account(pool, f"use-cases-{uuid.uuid4().hex[:8]}")
+    purchase = NewEvent(qc.QUOTA_PURCHASED, qc.QuotaPackagePurchased(
+        account_id=str(account_id), units=1, domain_count=1, quantity=1, years=1).to_data())  # fmt: skip
+    await event_log.append(qc.stream_id(account_id), [purchase], expected_version=None)
+    return auth.Principal(account_id, "test-key", "user")
+
+
+async def test_commands_and_queries_without_a_transport(
+    event_log: EventLog, principal: auth.Principal
+) -> None:
+    domains = uc.DomainUseCases(event_log, _no_contacts, clock=lambda: NOW)
+    outcomes = await domains.add(principal, uc.AddDomains(domains="a.example.test, b.example.test:8443"))
+    assert [(o.entry, o.error) for o in outcomes] == [("a.example.test", ""), ("b.example.test:8443", "")]
+    a, b = (o.domain for o in outcomes)
+    assert (
+        a is not None
+        and b is not None
+        and (b.host, b.port, b.status) == ("b.example.test", 8443, "NOT_ENABLED")
+    )
+
+    enabled = await domains.run(principal, uc.Enable(a.id))
+    assert enabled is not None and enabled.monitoring_enabled and enabled.status == "ENABLING"
+    with pytest.raises(FailedPrecondition, match="quota"):  # the account's one unit is reserved
+        await domains.run(principal, uc.Enable(b.id))
+    edited = await domains.run(principal, uc.Edit(b.id, port=9443))
+    assert edited is not None and edited.port == 9443
+    with pytest.raises(InvalidArgument, match="port"):
+        await domains.run(principal, uc.Edit(b.id, port=70000))
+
+    rechecked = await domains.recheck(principal, [a.id, b.id, str(uuid.uuid4())])
+    assert [(r.domain is not None, r.code) for r in rechecked] == [
+        (True, ""),
+        (False, "FAILED_PRECONDITION"),
+        (False, "NOT_FOUND"),
+    ]
+    rows, token = await domains.page(principal, uc.ListQuery(page_size=1))
+    assert [r.host for r in rows] == ["a.example.test"] and token
+    rows, token = await domains.page(principal, uc.ListQuery(page_token=token))
+    assert [r.host for r in rows] == ["b.example.test"] and token == ""
+
+    assert await domains.run(principal, uc.Remove(b.id)) is None
+    with pytest.raises(NotFound):
+        await domains.get(principal, b.id)
+    other = auth.Principal(uuid.uuid4(), "other", "user")  # another account sees nothing
+    with pytest.raises(NotFound):
+        await domains.run(other, uc.Disable(a.id))
