@@ -24,7 +24,7 @@ from certwatch.inventory import csv_import, quota_stream, views
 from certwatch.inventory import domain as d
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN
 from certwatch.platform import auth, error_codes, retry
-from certwatch.platform.errors import ConcurrencyConflict, FailedPrecondition, InvalidArgument, NotFound
+from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from certwatch.platform.eventlog import Appended, Conn, EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.projection import catch_up_past
@@ -34,7 +34,6 @@ from certwatch.rules.causes import Cause
 
 MAX_PAGE_SIZE = 1000
 MAX_RECHECK_IDS = 1000
-_COMMAND_ATTEMPTS = 3
 DEFAULT_PAGE_SIZE = 100
 # days_left was computed at the last check; it counts down by calendar day until the next.
 # The last column is `stale`; its parameter (seconds) comes first in every query using them.
@@ -362,7 +361,6 @@ class DomainUseCases:
         row = await cur.fetchone()
         return str(row[0]) if row else None
 
-    @retry.on_conflict
     async def run(self, principal: auth.Principal, command: DomainCommand) -> DomainRow | None:
         """Run one command on one domain; the domain as it is now (None once removed)."""
         return await self._command(principal, command)
@@ -385,15 +383,7 @@ class DomainUseCases:
 
     async def _command(self, principal: auth.Principal, command: DomainCommand) -> DomainRow | None:
         stream = dc.stream_id(_parse_id(command.domain_id))
-        for attempt in range(_COMMAND_ATTEMPTS):
-            try:
-                appended = await self._decide(principal, stream, command)
-                break
-            except ConcurrencyConflict:
-                # The domain's enable check concluded (or another command landed) meanwhile:
-                # decide again on the new state.
-                if attempt == _COMMAND_ATTEMPTS - 1:
-                    raise
+        appended = await self._decide(principal, stream, command)
         if appended:
             await catch_up_past(self._log, views.DOMAIN_VIEW, appended[-1].cursor)
         if isinstance(command, Remove):
@@ -405,6 +395,7 @@ class DomainUseCases:
         recorded = await self._log.read_stream(stream)
         return _accepted(d.fold([(e.type, dict(e.data)) for e in recorded]), self._now())
 
+    @retry.on_conflict  # the enable check concluded, or another command landed: decide again
     async def _decide(self, principal: auth.Principal, stream: str, command: DomainCommand) -> list[Appended]:
         now = self._now()
         async with self._log.pool.connection() as conn, conn.transaction():
