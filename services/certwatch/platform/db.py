@@ -97,6 +97,16 @@ class Pool(AsyncConnectionPool[Any]):
         self._probe_at = 0.0
 
     async def getconn(self, timeout: float | None = None) -> Any:
+        conn = await self._getconn(timeout)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # Python 3.11's `asyncio.wait_for` (which psycopg_pool waits with) drops a
+            # cancellation that arrives as the connection does: give it back, stay cancelled.
+            await self.putconn(conn)
+            raise asyncio.CancelledError
+        return conn
+
+    async def _getconn(self, timeout: float | None) -> Any:
         if not _failing_fast.get():
             return await super().getconn(timeout)
         # The wait goes on in its own task while the server is asked, keeping its place in
