@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -252,6 +253,9 @@ class EventLog:
                 error = translate(exc, stream_id=streams[0] if len(streams) == 1 else "",
                                          expected=batch[0][2] if len(batch) == 1 else None)  # fmt: skip
                 if retry and isinstance(error, errors.ConcurrencyConflict) and attempt < _RETRIES_ON_RACE - 1:
+                    # Two writers of the same streams that retry in step collide again; a short
+                    # random pause breaks the step (seen: two processes losing five times in a row).
+                    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
                     continue
                 raise error from exc
         raise AssertionError("unreachable")
