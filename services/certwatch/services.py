@@ -61,10 +61,14 @@ def projections(event_log: EventLog) -> dict[str, Projection]:
     from certwatch.inventory import enable_checks
     from certwatch.inventory.contact_views import CONTACT_VIEW
     from certwatch.inventory.views import DOMAIN_VIEW
+    from certwatch.notifier import incidents
     from certwatch.notifier.alert_state import ALERT_STATE
+    from certwatch.platform.config import Settings
     from certwatch.prober.schedule import SCHEDULE
     from certwatch.vod.cert_facts import CERT_FACTS
 
     found = [DOMAIN_VIEW, CONTACT_VIEW, enable_checks.processor(event_log), SCHEDULE, processor(event_log),
-             STATUS_VIEW, DETAILS_VIEW, STATUS_INTERVALS, ALERT_STATE, OBSERVED_EXPIRY, CERT_FACTS]  # fmt: skip
+             STATUS_VIEW, DETAILS_VIEW, STATUS_INTERVALS, ALERT_STATE, OBSERVED_EXPIRY, CERT_FACTS,
+             # A rebuild opens no contact (no vault): it restores memory; alerts were queued before.
+             incidents.projection(Settings(), None)]  # fmt: skip
     return {p.name: p for p in found}

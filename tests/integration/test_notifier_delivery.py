@@ -15,6 +15,7 @@ from certwatch.notifier.channels import dingtalk, webhook
 from certwatch.notifier.channels.base import Message, http_client
 from certwatch.notifier.delivery import deliver
 from certwatch.notifier.rules import Key
+from certwatch.platform.eventlog import EventLog
 from tests.support.robot_servers import RobotState, robot_server
 
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -50,47 +51,61 @@ async def _row(pool: AsyncConnectionPool[Any], key: Key) -> tuple[Any, ...]:
 
 
 async def test_two_concurrent_deliverers_send_once(
-    pool: AsyncConnectionPool[Any], state: RobotState, base: str, client: httpx.AsyncClient
+    pool: AsyncConnectionPool[Any],
+    event_log: EventLog,
+    state: RobotState,
+    base: str,
+    client: httpx.AsyncClient,
 ) -> None:
     key = Key("expired", "d1", "c1", "webhook", "1")
     hooks = [webhook.Webhook(client, f"{base}/hook", "whsecret", allow_custom=True) for _ in range(2)]
-    results = await asyncio.gather(*(deliver(pool, key, h, MSG, NOW) for h in hooks))
+    results = await asyncio.gather(*(deliver(event_log, key, h, MSG, NOW) for h in hooks))
     assert sorted(r.outcome for r in results) == ["sent", "skipped"]
     [got] = state.of("webhook")
     assert got.headers["x-certwatch-delivery"] == key.digest()
     assert (await _row(pool, key))[:2] == ("sent", 1)
     # A redelivered event, a restart: the key is taken, nothing goes twice.
-    assert (await deliver(pool, key, hooks[0], MSG, NOW + timedelta(hours=1))).outcome == "skipped"
+    assert (await deliver(event_log, key, hooks[0], MSG, NOW + timedelta(hours=1))).outcome == "skipped"
     assert len(state.of("webhook")) == 1
 
 
 async def test_permanent_failure_is_recorded_and_blocks_nothing(
-    pool: AsyncConnectionPool[Any], state: RobotState, base: str, client: httpx.AsyncClient
+    pool: AsyncConnectionPool[Any],
+    event_log: EventLog,
+    state: RobotState,
+    base: str,
+    client: httpx.AsyncClient,
 ) -> None:
     wrong = dingtalk.DingTalk(client, f"{base}/robot/send?access_token=tok", "wrong", allow_custom=True)
     right = dingtalk.DingTalk(client, f"{base}/robot/send?access_token=tok", "SECding", allow_custom=True)
     bad, good = Key("expired", "d1", "c1", "dingtalk", "1"), Key("expired", "d2", "c1", "dingtalk", "1")
-    failed = await deliver(pool, bad, wrong, MSG, NOW)
+    failed = await deliver(event_log, bad, wrong, MSG, NOW)
     assert failed.outcome == "failed" and failed.detail == "310000: sign not match"
     assert await _row(pool, bad) == ("failed", 1, "310000: sign not match", None)
-    assert (await deliver(pool, good, right, MSG, NOW)).outcome == "sent"
+    assert (await deliver(event_log, good, right, MSG, NOW)).outcome == "sent"
     assert (
-        await deliver(pool, bad, right, MSG, NOW + timedelta(days=1))
+        await deliver(event_log, bad, right, MSG, NOW + timedelta(days=1))
     ).outcome == "skipped"  # failed is final
     assert len(state.of("dingtalk")) == 1
 
 
 async def test_retryable_waits_its_backoff_then_sends(
-    pool: AsyncConnectionPool[Any], state: RobotState, base: str, client: httpx.AsyncClient
+    pool: AsyncConnectionPool[Any],
+    event_log: EventLog,
+    state: RobotState,
+    base: str,
+    client: httpx.AsyncClient,
 ) -> None:
     key = Key("expired", "d1", "c1", "webhook", "1")
     hook = webhook.Webhook(client, f"{base}/hook", "whsecret", allow_custom=True)
     state.webhook_status = 503
-    first = await deliver(pool, key, hook, MSG, NOW)
+    first = await deliver(event_log, key, hook, MSG, NOW)
     assert first.outcome == "retrying" and first.next_attempt_at == NOW + timedelta(seconds=30)
     assert (await _row(pool, key))[:2] == ("retrying", 1)
     state.webhook_status = 200
-    assert (await deliver(pool, key, hook, MSG, NOW + timedelta(seconds=10))).outcome == "skipped"  # not due
-    again = await deliver(pool, key, hook, MSG, NOW + timedelta(seconds=30))
+    assert (
+        await deliver(event_log, key, hook, MSG, NOW + timedelta(seconds=10))
+    ).outcome == "skipped"  # not due
+    again = await deliver(event_log, key, hook, MSG, NOW + timedelta(seconds=30))
     assert (again.outcome, again.attempts) == ("sent", 2)
     assert len(state.of("webhook")) == 1

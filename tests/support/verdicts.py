@@ -16,6 +16,7 @@ CHECKED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 def classified(
     domain_id: object, account_id: object, status: str, *, cause: str | None = None, generation: int = 1,
     first_check: bool = False, checked_at: datetime = CHECKED_AT, host: str = "www.example.test",
+    streak: int = 1,
 ) -> NewEvent:  # fmt: skip
     verdict = Verdict(
         host=host, port=443, checked_at=checked_at, status=Status(status),
@@ -23,5 +24,5 @@ def classified(
     )  # fmt: skip
     return DomainClassified(
         domain_id=str(domain_id), account_id=str(account_id), generation=generation,
-        first_check=first_check, verdict=verdict,
+        first_check=first_check, verdict=verdict, streak=streak,
     ).new_event()  # fmt: skip

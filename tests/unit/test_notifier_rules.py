@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,12 +23,13 @@ from certwatch.notifier.rules import (
     Verdict,
     decide,
     next_local,
+    on_ownership_changed,
     on_service_end,
     on_verdict,
 )
 
 RULES = DomainRules()
-SECURE = Verdict("SECURE", days_left=80, fingerprint="A")
+SECURE = Verdict("SECURE", days_left=80)
 NET = Verdict("ABNORMAL", frozenset({"NETWORK_CONNECTION_FAILURE"}))
 
 
@@ -43,27 +45,47 @@ def run(
 
 
 def test_expiry_by_domain_threshold_fires_once_then_recovers_once() -> None:
-    soon = Verdict("SECURE", days_left=40, fingerprint="A")
+    soon = Verdict("SECURE", days_left=40)
     assert run([SECURE, soon, soon]) == [[], [], []]  # 40 days: outside the default 30
     assert run([SECURE, soon, soon], DomainRules(expiry_threshold_days=45)) == [
         [],
         [Event.ABOUT_TO_EXPIRE],
         [],
     ]
-    classifier_says = Verdict("ABNORMAL", frozenset({"ABOUT_TO_EXPIRE"}), days_left=20, fingerprint="A")
+    classifier_says = Verdict("ABNORMAL", frozenset({"ABOUT_TO_EXPIRE"}), days_left=20)
     assert run([classifier_says], DomainRules(expiry_threshold_days=7)) == [[]]
-    renewed = Verdict("SECURE", days_left=89, fingerprint="B")
-    assert run([SECURE, Verdict("ABNORMAL", frozenset({"ABOUT_TO_EXPIRE"}), 5, "A"), renewed]) == [
-        [], [Event.ABOUT_TO_EXPIRE], [Event.RECOVERED, Event.CERTIFICATE_CHANGED],
+    renewed = Verdict("SECURE", days_left=89)
+    assert run([SECURE, Verdict("ABNORMAL", frozenset({"ABOUT_TO_EXPIRE"}), 5), renewed]) == [
+        [], [Event.ABOUT_TO_EXPIRE], [Event.RECOVERED],
     ]  # fmt: skip
 
 
-def test_renewal_by_hosting_is_not_an_unexpected_change() -> None:
-    memory, _ = on_verdict(Memory(), SECURE, RULES)
-    _, events = on_verdict(
-        memory, Verdict("SECURE", days_left=89, fingerprint="B"), RULES, renewed_by_hosting=True
+def test_only_an_unexpected_change_alone_is_announced() -> None:
+    assert on_ownership_changed(["PUBLIC_KEY"], RULES, alerted_with_it=False)
+    assert on_ownership_changed(["SUBJECT", "CHAIN"], RULES, alerted_with_it=False)
+    assert not on_ownership_changed(["RENEWAL"], RULES, alerted_with_it=False)
+    assert not on_ownership_changed(["ADDRESSES", "CHAIN"], RULES, alerted_with_it=False)
+    assert not on_ownership_changed(["PUBLIC_KEY"], RULES, alerted_with_it=True)  # the alert says it
+    assert not on_ownership_changed(["ISSUER"], RULES, alerted_with_it=False, renewed_by_hosting=True)
+    off = DomainRules(enabled=frozenset(Event) - {Event.CERTIFICATE_CHANGED})
+    assert not on_ownership_changed(["ISSUER"], off, alerted_with_it=False)
+
+
+def test_rules_settings_are_checked_and_round_trip() -> None:
+    rules = DomainRules.from_dict(
+        {"network_failures": 5, "expiry_threshold_days": 45, "enabled": ["expired"]}
     )
-    assert events == []
+    assert DomainRules.from_dict(rules.to_dict()) == rules
+    for bad, field in (
+        ({"network_failures": 0}, "network_failures"),
+        ({"network_failures": 6}, "network_failures"),
+        ({"expiry_threshold_days": 0}, "expiry_threshold_days"),
+        ({"enabled": ["nope"]}, "enabled"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            DomainRules.from_dict(bad)
+    memory = Memory(frozenset({Event.EXPIRED}), incident=3, network_failures=1)
+    assert Memory.from_dict(memory.to_dict()) == memory
 
 
 def test_expired_mismatch_chain_enable_failed() -> None:
@@ -78,10 +100,22 @@ def test_network_failure_only_after_n_consecutive() -> None:
         [], [], [], [], [Event.NETWORK_FAILURE], [], [Event.RECOVERED],
     ]  # fmt: skip
     assert run([NET, NET, NET], DomainRules(network_failures=3)) == [[], [], [Event.NETWORK_FAILURE]]
+    assert run([NET], DomainRules(network_failures=1)) == [[Event.NETWORK_FAILURE]]
+
+
+def test_network_failure_by_the_classifier_streak() -> None:
+    """A classifier that appends only changes and counts repeats in `streak`."""
+    memory, first = on_verdict(Memory(), NET, RULES, streak=1)
+    assert first == []
+    memory, second = on_verdict(memory, NET, RULES, streak=2)
+    assert second == [Event.NETWORK_FAILURE]
+    # A streak seen first at 3 (earlier repeats before this notifier's history) pages at once.
+    assert on_verdict(Memory(), NET, DomainRules(network_failures=3), streak=3)[1] == [Event.NETWORK_FAILURE]
+    assert on_verdict(Memory(), NET, DomainRules(network_failures=3), streak=2)[1] == []
 
 
 def test_unreachable_keeps_known_certificate_conditions() -> None:
-    soon = Verdict("ABNORMAL", frozenset({"ABOUT_TO_EXPIRE"}), days_left=5, fingerprint="A")
+    soon = Verdict("ABNORMAL", frozenset({"ABOUT_TO_EXPIRE"}), days_left=5)
     assert run([soon, NET, soon]) == [[Event.ABOUT_TO_EXPIRE], [], []]
 
 
@@ -105,7 +139,6 @@ _VERDICTS = st.builds(
     st.sampled_from(["SECURE", "ABNORMAL", "ENABLE_FAILED"]),
     _CAUSES,
     st.none() | st.integers(-30, 400),
-    st.sampled_from([None, "A", "B"]),
 )
 
 
@@ -115,7 +148,7 @@ def test_each_condition_announced_once_per_onset(verdicts: list[Verdict]) -> Non
     for v in verdicts:
         new, events = on_verdict(memory, v, RULES)
         started = set(new.active - memory.active)
-        assert {e for e in events if e not in (Event.RECOVERED, Event.CERTIFICATE_CHANGED)} == started
+        assert {e for e in events if e != Event.RECOVERED} == started
         assert (Event.RECOVERED in events) == (
             bool(memory.active) and not new.active and v.status == "SECURE"
         )

@@ -19,6 +19,11 @@ CONTACT_DELETED = "ContactDeleted"
 CONTACT_EVENTS = (CONTACT_CREATED, CONTACT_UPDATED, CONTACT_DELETED)
 
 
+def sealed_subject(contact_id: str) -> str:
+    """The vault subject `sealed` is bound to: whoever holds the master key opens it with this."""
+    return f"contact:{contact_id}"
+
+
 class ContactSaved(Payload, frozen=True, kw_only=True):
     contact_id: str
     account_id: str

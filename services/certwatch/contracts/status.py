@@ -53,6 +53,9 @@ class DomainClassified(Payload, frozen=True, kw_only=True):
     verdict: Verdict
     recommended_action: str | None = None
     endpoints: tuple[AddressVerdict, ...] = ()
+    # Consecutive probes with this status and primary cause, this one included (1 when the
+    # verdict changed): the notifier pages on a network failure only after N in a row.
+    streak: int = 1
 
     def period(self) -> tuple[date | None, date | None]:
         """The period this verdict would start if none is running: its day when it passes an

@@ -1,10 +1,22 @@
-"""Bootstrap of the notifier service."""
+"""Bootstrap of the notifier service: the incident projection queues alerts, the dispatcher sends them."""
 
 from __future__ import annotations
 
+from certwatch.notifier import incidents, settings
 from certwatch.notifier.alert_state import ALERT_STATE
+from certwatch.notifier.dispatcher import Dispatcher
+from certwatch.platform.config import ConfigError
 from certwatch.platform.service import Parts, Runtime
+from certwatch.platform.shredding import Vault, parse_master_key
 
 
 async def build(rt: Runtime) -> Parts:
-    return Parts(projections=[ALERT_STATE])
+    settings.check(rt.settings)
+    if not rt.settings.master_key:
+        raise ConfigError("CERTWATCH_MASTER_KEY is required by notifier (it opens the contacts' sealed data)")
+    vault = Vault(parse_master_key(rt.settings.master_key))
+    dispatcher = Dispatcher(rt.event_log, rt.settings, vault)
+    return Parts(
+        projections=[ALERT_STATE, incidents.projection(rt.settings, vault, after_commit=dispatcher.wake)],
+        workers=[dispatcher],
+    )

@@ -1,23 +1,35 @@
-"""Send one notification at most once: claim its idempotency key in the delivery log, send, record.
+"""Send one notification at most once: its idempotency key is recorded before anything is sent.
 
-The claim is the row itself (`INSERT ... ON CONFLICT DO NOTHING`), so of two replicas, or a
-redelivered event, only one sends. A `retrying` row whose time has come is claimed back the same
-way (a conditional UPDATE). A permanent failure is recorded `failed` and blocks nothing else.
+An alert is queued (`enqueue`) in the transaction that decided it, so a redelivered or replayed
+event finds its key taken. A sender claims due rows under a lease (`claim_due`: `FOR UPDATE SKIP
+LOCKED`, state `pending` committed before the send), so two replicas never take the same one. A
+row still `pending` when its lease runs out was being sent when its sender died: whether it
+arrived is unknown, so it is recorded failed (`expire_leases`) rather than risk sending it twice.
+Each final outcome is appended once (`NotificationSent` / `NotificationFailed`, ids from the key);
+a failure blocks nothing else.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from psycopg_pool import AsyncConnectionPool
+from psycopg.types.json import Jsonb
 
+from certwatch.contracts import notifications as nc
 from certwatch.notifier.channels.base import Channel, Delivered, Delivery, Failed, Message, Retryable
 from certwatch.notifier.rules import Backoff, Key
+from certwatch.platform.eventlog import Conn, EventLog
+from certwatch.platform.events import stable_id
 
 DEFAULT_BACKOFF = Backoff()
+LEASE = timedelta(minutes=5)  # far longer than any send's timeouts
 Outcome = Literal["sent", "retrying", "failed", "skipped"]
+INTERRUPTED = "interrupted mid-send (its sender stopped): outcome unknown, not sent again"
+
+_COLUMNS = "key, event, domain_id, contact_id, channel, incident, account_id, attempts, message"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -28,27 +40,69 @@ class Result:
     next_attempt_at: datetime | None = None
 
 
-async def _claim(pool: AsyncConnectionPool[Any], key: Key, now: datetime) -> int | None:
-    """The attempt number this caller may make, or None if the key is someone else's (or done)."""
-    async with pool.connection() as conn:
+@dataclasses.dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery this sender holds the lease of: attempt number `attempt`."""
+
+    key: Key
+    account_id: str
+    attempt: int
+    message: Message
+
+
+def _claimed(row: Sequence[Any]) -> Claimed:
+    key = Key(row[1], row[2], row[3], row[4], row[5])
+    return Claimed(key, row[6] or "", int(row[7]), Message(**row[8]))
+
+
+async def enqueue(
+    conn: Conn, key: Key, account_id: str, message: Message, at: datetime, now: datetime
+) -> bool:
+    """Record `key` as due at `at` (in the caller's transaction); False if it was recorded before."""
+    cur = await conn.execute(
+        "INSERT INTO notifier_deliveries (key, event, domain_id, contact_id, channel, incident, account_id,"
+        " state, attempts, next_attempt_at, message, created_at, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, 'queued', 0, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING"
+        " RETURNING 1",
+        (key.digest(), key.event, key.domain_id, key.contact_id, key.channel, key.incident, account_id,
+         at, Jsonb(dataclasses.asdict(message)), now, now),
+    )  # fmt: skip
+    return await cur.fetchone() is not None
+
+
+async def claim_due(
+    event_log: EventLog, now: datetime, limit: int, lease: timedelta = LEASE
+) -> list[Claimed]:
+    """Take up to `limit` due deliveries under a lease; rows another sender holds are skipped."""
+    async with event_log.pool.connection() as conn:
         cur = await conn.execute(
-            "INSERT INTO notifier_deliveries (key, event, domain_id, contact_id, channel, incident, state,"
-            " attempts, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, 'pending', 1, %s, %s)"
-            " ON CONFLICT (key) DO NOTHING RETURNING attempts",
-            (key.digest(), key.event, key.domain_id, key.contact_id, key.channel, key.incident, now, now),
+            "UPDATE notifier_deliveries SET state = 'pending', attempts = attempts + 1, lease_until = %s,"
+            " updated_at = %s WHERE key IN (SELECT key FROM notifier_deliveries"
+            "  WHERE state IN ('queued', 'retrying') AND next_attempt_at <= %s"
+            "  ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+            f" RETURNING {_COLUMNS}",
+            (now + lease, now, now, limit),
         )  # fmt: skip
-        row = await cur.fetchone()
-        if row is None:
-            cur = await conn.execute(
-                "UPDATE notifier_deliveries SET state = 'pending', attempts = attempts + 1, updated_at = %s"
-                " WHERE key = %s AND state = 'retrying' AND next_attempt_at <= %s RETURNING attempts",
-                (now, key.digest(), now),
-            )  # fmt: skip
-            row = await cur.fetchone()
-    return None if row is None else int(row[0])
+        return [_claimed(row) for row in await cur.fetchall()]
 
 
-def _record(delivery: Delivery, attempt: int, now: datetime, backoff: Backoff) -> Result:
+async def expire_leases(event_log: EventLog, now: datetime) -> int:
+    """Record as failed every delivery whose sender's lease ran out mid-send; the count."""
+    async with event_log.pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "UPDATE notifier_deliveries SET state = 'failed', detail = %s, lease_until = NULL, updated_at = %s"
+            f" WHERE state = 'pending' AND lease_until < %s RETURNING {_COLUMNS}",
+            (INTERRUPTED, now, now),
+        )  # fmt: skip
+        rows = [_claimed(row) for row in await cur.fetchall()]
+        for claimed in rows:
+            await _append_outcome(
+                event_log, conn, claimed, Result("failed", claimed.attempt, INTERRUPTED), now
+            )
+    return len(rows)
+
+
+def _result(delivery: Delivery, attempt: int, now: datetime, backoff: Backoff) -> Result:
     if isinstance(delivery, Delivered):
         return Result("sent", attempt, delivery.vendor_id)
     detail = f"{delivery.code}: {delivery.message}"
@@ -60,27 +114,80 @@ def _record(delivery: Delivery, attempt: int, now: datetime, backoff: Backoff) -
     return Result("failed", attempt, detail)
 
 
+async def send(channel: Channel, claimed: Claimed) -> Delivery:
+    """One attempt; a channel's bug becomes a failure instead of leaving the lease to run out."""
+    try:
+        return await channel.send(dataclasses.replace(claimed.message, delivery_id=claimed.key.digest()))
+    except Exception as exc:
+        return Failed("internal", type(exc).__name__)
+
+
+async def finish(
+    event_log: EventLog,
+    claimed: Claimed,
+    delivery: Delivery,
+    now: datetime,
+    backoff: Backoff = DEFAULT_BACKOFF,
+) -> Result:
+    """Record the outcome of `claimed`'s attempt (and, if final, its event) while the lease is held."""
+    result = _result(delivery, claimed.attempt, now, backoff)
+    async with event_log.pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "UPDATE notifier_deliveries SET state = %s, detail = %s, next_attempt_at = %s, lease_until = NULL,"
+            " updated_at = %s WHERE key = %s AND state = 'pending' AND attempts = %s RETURNING 1",
+            (result.outcome, result.detail[:500], result.next_attempt_at, now, claimed.key.digest(),
+             claimed.attempt),
+        )  # fmt: skip
+        if await cur.fetchone() is None:  # the lease ran out and the row was recorded failed meanwhile
+            return Result("failed", claimed.attempt, INTERRUPTED)
+        if result.outcome in ("sent", "failed"):
+            await _append_outcome(event_log, conn, claimed, result, now)
+    return result
+
+
+async def _append_outcome(
+    event_log: EventLog, conn: Conn, claimed: Claimed, result: Result, now: datetime
+) -> None:
+    k = claimed.key
+    payload_type = nc.NotificationSent if result.outcome == "sent" else nc.NotificationFailed
+    payload = payload_type(
+        key=k.digest(), event=k.event, domain_id=k.domain_id, account_id=claimed.account_id,
+        contact_id=k.contact_id, channel=k.channel, incident=k.incident, attempts=result.attempts, at=now,
+        detail=result.detail[:500],
+    )  # fmt: skip
+    event = payload.new_event(event_id=stable_id(payload.TYPE, k.digest()))
+    await event_log.append(nc.stream_id(k.digest()), [event], expected_version=None, conn=conn)
+
+
+async def _claim_now(
+    event_log: EventLog, key: Key, account_id: str, message: Message, now: datetime
+) -> Claimed | None:
+    """Record `key` and take its lease at once, or take back a due retry; None if it is not ours to send."""
+    async with event_log.pool.connection() as conn, conn.transaction():
+        await enqueue(conn, key, account_id, message, now, now)
+        cur = await conn.execute(
+            "UPDATE notifier_deliveries SET state = 'pending', attempts = attempts + 1, lease_until = %s,"
+            " updated_at = %s WHERE key = %s AND state IN ('queued', 'retrying') AND next_attempt_at <= %s"
+            f" RETURNING {_COLUMNS}",
+            (now + LEASE, now, key.digest(), now),
+        )  # fmt: skip
+        row = await cur.fetchone()
+    return None if row is None else _claimed(row)
+
+
 async def deliver(
-    pool: AsyncConnectionPool[Any],
+    event_log: EventLog,
     key: Key,
     channel: Channel,
     message: Message,
     now: datetime,
     backoff: Backoff = DEFAULT_BACKOFF,
+    *,
+    account_id: str = "",
 ) -> Result:
-    """Claim `key`, send `message` over `channel`, record the outcome; `skipped` if the key was taken."""
-    attempt = await _claim(pool, key, now)
-    if attempt is None:
+    """Send `message` over `channel` now (a test message, a digest sent by hand) unless `key` was
+    sent, failed or is being sent; `skipped` then."""
+    claimed = await _claim_now(event_log, key, account_id, message, now)
+    if claimed is None:
         return Result("skipped")
-    try:
-        delivery = await channel.send(dataclasses.replace(message, delivery_id=key.digest()))
-    except Exception as exc:  # a channel bug must not leave the key pending for ever
-        delivery = Failed("internal", type(exc).__name__)
-    result = _record(delivery, attempt, now, backoff)
-    async with pool.connection() as conn:
-        await conn.execute(
-            "UPDATE notifier_deliveries SET state = %s, detail = %s, next_attempt_at = %s, updated_at = %s"
-            " WHERE key = %s",
-            (result.outcome, result.detail[:500], result.next_attempt_at, now, key.digest()),
-        )  # fmt: skip
-    return result
+    return await finish(event_log, claimed, await send(channel, claimed), now, backoff)

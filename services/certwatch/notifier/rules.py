@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from certwatch.rules.causes import Cause, Status
@@ -32,6 +34,9 @@ class Event(enum.StrEnum):
     SERVICE_ENDED = "service_ended"
 
 
+MAX_NETWORK_FAILURES = 5  # the classifier repeats a non-SECURE verdict while its streak is at most 5
+MAX_EXPIRY_THRESHOLD_DAYS = 365
+
 # Conditions a verdict can put a domain in (RECOVERED and CERTIFICATE_CHANGED are moments, not states).
 _BY_CAUSE = {
     Cause.EXPIRED: Event.EXPIRED,
@@ -46,7 +51,6 @@ class Verdict:
     status: str
     causes: frozenset[str] = frozenset()
     days_left: int | None = None  # of the served leaf certificate, when one was read
-    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,35 @@ class DomainRules:
     network_failures: int = 2  # consecutive failures before one pages anyone
     enabled: frozenset[Event] = frozenset(Event)
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.network_failures <= MAX_NETWORK_FAILURES:
+            raise ValueError(
+                f"network_failures: must be from 1 to {MAX_NETWORK_FAILURES}, got {self.network_failures}"
+            )
+        if not 1 <= self.expiry_threshold_days <= MAX_EXPIRY_THRESHOLD_DAYS:
+            raise ValueError(
+                f"expiry_threshold_days: must be from 1 to {MAX_EXPIRY_THRESHOLD_DAYS},"
+                f" got {self.expiry_threshold_days}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"expiry_threshold_days": self.expiry_threshold_days, "network_failures": self.network_failures,
+                "enabled": sorted(self.enabled)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DomainRules:
+        """Stored or requested settings over the defaults; ValueError names a bad field."""
+        default = cls()
+        try:
+            enabled = frozenset(Event(e) for e in data.get("enabled", default.enabled))
+        except ValueError as exc:
+            raise ValueError(f"enabled: {exc}; events: {', '.join(Event)}") from None
+        return cls(
+            expiry_threshold_days=int(data.get("expiry_threshold_days", default.expiry_threshold_days)),
+            network_failures=int(data.get("network_failures", default.network_failures)),
+            enabled=enabled,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Memory:
@@ -65,7 +98,18 @@ class Memory:
     active: frozenset[Event] = frozenset()
     incident: int = 0
     network_failures: int = 0
-    fingerprint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"active": sorted(self.active), "incident": self.incident,
+                "network_failures": self.network_failures}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Memory:
+        return cls(
+            active=frozenset(Event(e) for e in data.get("active", ())),
+            incident=int(data.get("incident", 0)),
+            network_failures=int(data.get("network_failures", 0)),
+        )
 
 
 def conditions(verdict: Verdict, rules: DomainRules, network_failures: int) -> frozenset[Event]:
@@ -89,11 +133,17 @@ def conditions(verdict: Verdict, rules: DomainRules, network_failures: int) -> f
 
 
 def on_verdict(
-    memory: Memory, verdict: Verdict, rules: DomainRules, *, renewed_by_hosting: bool = False
+    memory: Memory, verdict: Verdict, rules: DomainRules, *, streak: int = 1
 ) -> tuple[Memory, list[Event]]:
-    """The next memory and the events to announce now, in a stable order."""
-    failures = memory.network_failures + 1 if Cause.NETWORK_CONNECTION_FAILURE in verdict.causes else 0
-    if Cause.NETWORK_CONNECTION_FAILURE in verdict.causes:
+    """The next memory and the events to announce now, in a stable order.
+
+    `streak` is the classifier's count of consecutive probes with this status and primary
+    cause; the notifier's own count of consecutive network-failure verdicts stands in when
+    it is larger (a classifier that appends every probe and counts nothing).
+    """
+    unreachable = Cause.NETWORK_CONNECTION_FAILURE in verdict.causes
+    failures = max(streak, memory.network_failures + 1) if unreachable else 0
+    if unreachable:
         # An unreachable server says nothing new about its certificate: keep what was known.
         active = (memory.active - {Event.NETWORK_FAILURE}) | conditions(verdict, rules, failures)
     else:
@@ -101,13 +151,27 @@ def on_verdict(
     events = sorted(active - memory.active)
     if memory.active and not active and verdict.status == Status.SECURE:
         events.append(Event.RECOVERED)
-    fingerprint = verdict.fingerprint or memory.fingerprint
-    changed = memory.fingerprint and verdict.fingerprint and verdict.fingerprint != memory.fingerprint
-    if changed and not renewed_by_hosting:
-        events.append(Event.CERTIFICATE_CHANGED)
     incident = memory.incident + 1 if active and active != memory.active else memory.incident
-    new = Memory(active=active, incident=incident, network_failures=failures, fingerprint=fingerprint)
+    new = Memory(active=active, incident=incident, network_failures=failures)
     return new, [e for e in events if e in rules.enabled]
+
+
+# A new leaf with the same subject, issuer and key is a renewal; any of these is not.
+UNEXPECTED_CHANGES = frozenset({"SUBJECT", "ISSUER", "PUBLIC_KEY"})
+
+
+def on_ownership_changed(
+    kinds: Iterable[str], rules: DomainRules, *, alerted_with_it: bool, renewed_by_hosting: bool = False
+) -> bool:
+    """Whether a change of what the domain serves is announced on its own: not a plain renewal, not
+    one hosting made, and not one that came with an alert of its own (that alert tells the story)."""
+    unexpected = bool(UNEXPECTED_CHANGES.intersection(kinds))
+    return (
+        unexpected
+        and not renewed_by_hosting
+        and not alerted_with_it
+        and Event.CERTIFICATE_CHANGED in rules.enabled
+    )
 
 
 def on_service_end(ends_at: datetime, now: datetime, warn_days: int = 7) -> Event | None:

@@ -42,6 +42,20 @@ class Settings:
     tls_client_ca_file: str | None = None
     allow_custom_webhooks: bool = False
     observation_retention_days: int = 400  # probe observations older than this are dropped
+    # Alert email (the notifier): no host, no email channel.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_tls: str = "starttls"  # starttls, implicit or none
+    smtp_ca_file: str | None = None
+    smtp_from: str = "certwatch@localhost"
+    # SMS gateway (the notifier): no driver, no SMS channel.
+    sms_driver: str | None = None  # "twilio"
+    sms_url: str | None = None
+    sms_account: str | None = None
+    sms_token: str | None = field(default=None, repr=False)
+    sms_from: str | None = None
 
     def grpc_target(self, service: str) -> str:
         return f"{self.grpc_host}:{self.grpc_ports[service]}"
@@ -119,6 +133,18 @@ def load(env: Mapping[str, str] | None = None, *, ports: Mapping[str, int] | Non
         tls_client_ca_file=env.get("CERTWATCH_TLS_CLIENT_CA_FILE") or None,
         allow_custom_webhooks=env.get("CERTWATCH_ALLOW_CUSTOM_WEBHOOKS", "").lower() in ("1", "true", "yes"),
         observation_retention_days=_retention(env),
+        smtp_host=env.get("CERTWATCH_SMTP_HOST") or None,
+        smtp_port=_int(env, "CERTWATCH_SMTP_PORT", defaults.smtp_port),
+        smtp_user=env.get("CERTWATCH_SMTP_USER") or None,
+        smtp_password=env.get("CERTWATCH_SMTP_PASSWORD") or None,
+        smtp_tls=env.get("CERTWATCH_SMTP_TLS", defaults.smtp_tls).lower(),
+        smtp_ca_file=env.get("CERTWATCH_SMTP_CA_FILE") or None,
+        smtp_from=env.get("CERTWATCH_SMTP_FROM", defaults.smtp_from),
+        sms_driver=env.get("CERTWATCH_SMS_DRIVER") or None,
+        sms_url=env.get("CERTWATCH_SMS_URL") or None,
+        sms_account=env.get("CERTWATCH_SMS_ACCOUNT") or None,
+        sms_token=env.get("CERTWATCH_SMS_TOKEN") or None,
+        sms_from=env.get("CERTWATCH_SMS_FROM") or None,
     )
 
 

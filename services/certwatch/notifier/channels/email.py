@@ -16,7 +16,7 @@ import aiosmtplib
 from certwatch.notifier.channels.base import Delivered, Delivery, Failed, Limits, Message, Overflow, Retryable
 
 TlsMode = Literal["starttls", "implicit", "none"]
-_TLS_MODES = ("starttls", "implicit", "none")
+TLS_MODES = ("starttls", "implicit", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +31,8 @@ class SmtpConfig:
     timeout: float = 15.0
 
     def __post_init__(self) -> None:
-        if self.tls not in _TLS_MODES:
-            raise ValueError(f"CERTWATCH_SMTP_TLS: must be one of {', '.join(_TLS_MODES)}, got {self.tls!r}")
+        if self.tls not in TLS_MODES:
+            raise ValueError(f"CERTWATCH_SMTP_TLS: must be one of {', '.join(TLS_MODES)}, got {self.tls!r}")
         if self.tls == "none" and self.user:
             raise ValueError(
                 "CERTWATCH_SMTP_TLS: 'none' with CERTWATCH_SMTP_USER would send the password in clear"

@@ -1,0 +1,69 @@
+"""A contact's channels: which ones it has, and each one built from the contact and the settings.
+
+The contact's fields (email, phone, DingTalk robot and secret) arrive sealed from the inventory
+and are opened only here, when a delivery is decided or sent; they never reach a log or an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from certwatch.contracts.contacts import sealed_subject
+from certwatch.notifier.channels.base import Channel, Failed
+from certwatch.notifier.channels.dingtalk import DingTalk
+from certwatch.notifier.channels.email import Email
+from certwatch.notifier.channels.sms import TwilioSms
+from certwatch.notifier.settings import smtp_config
+from certwatch.platform.config import Settings
+from certwatch.platform.eventlog import Conn
+from certwatch.platform.shredding import Shredded, Vault
+
+Contact = Mapping[str, Any]
+
+
+async def open_contact(conn: Conn, vault: Vault | None, contact_id: str) -> Contact | None:
+    """The contact's fields, or None if it is gone (deleted, shredded) or cannot be opened here."""
+    cur = await conn.execute("SELECT sealed FROM notifier_contacts WHERE contact_id = %s", (contact_id,))
+    row = await cur.fetchone()
+    if row is None or vault is None:
+        return None
+    try:
+        fields: Contact = await vault.open(conn, sealed_subject(contact_id), row[0])
+    except Shredded:
+        return None
+    return fields
+
+
+def channel_names(contact: Contact, settings: Settings) -> list[str]:
+    """Email and DingTalk whenever the contact has them (a missing SMTP server is then a visible
+    failure, not silence); SMS only where a gateway is configured."""
+    names = []
+    if contact.get("email"):
+        names.append("email")
+    if contact.get("phone") and settings.sms_driver:
+        names.append("sms")
+    if contact.get("dingtalk_webhook"):
+        names.append("dingtalk")
+    return names
+
+
+def build(name: str, contact: Contact, settings: Settings, client: httpx.AsyncClient) -> Channel | Failed:
+    """The channel `name` to this contact, or why it cannot be built."""
+    custom = settings.allow_custom_webhooks
+    if name == "email":
+        config = smtp_config(settings)
+        if config is None:
+            return Failed("config", "CERTWATCH_SMTP_HOST is not set: no server to send email through")
+        return Email(config, str(contact["email"]))
+    if name == "dingtalk" and contact.get("dingtalk_webhook"):
+        return DingTalk(client, str(contact["dingtalk_webhook"]), str(contact.get("dingtalk_secret") or ""),
+                        allow_custom=custom)  # fmt: skip
+    if name == "sms" and contact.get("phone"):
+        if not (settings.sms_url and settings.sms_account and settings.sms_token and settings.sms_from):
+            return Failed("config", "CERTWATCH_SMS_URL, _ACCOUNT, _TOKEN and _FROM are required for SMS")
+        return TwilioSms(client, settings.sms_url, settings.sms_account, settings.sms_token, settings.sms_from,
+                         str(contact["phone"]), allow_custom=custom)  # fmt: skip
+    return Failed("contact", f"the contact has no {name} channel")

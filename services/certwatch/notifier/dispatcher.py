@@ -1,0 +1,111 @@
+"""The sender: claims due deliveries under a lease, sends them, records each outcome; retries wait
+their backoff in the table (the schedule survives a restart), woken early when alerts are queued.
+
+Any number of replicas may run: claims skip rows another holds (`delivery.claim_due`). On stop the
+sends in flight finish and are recorded before the worker returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+
+from certwatch.notifier import contact_channels, delivery
+from certwatch.notifier.channels.base import Channel, Failed, http_client
+from certwatch.platform.config import Settings
+from certwatch.platform.eventlog import Conn, EventLog
+from certwatch.platform.health import Progress
+from certwatch.platform.shredding import Vault
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+TICK_S = 1.0
+
+
+class Dispatcher:
+    def __init__(
+        self, event_log: EventLog, settings: Settings, vault: Vault | None, *,
+        clock: Callable[[], datetime] | None = None, tick_s: float = TICK_S,
+    ) -> None:  # fmt: skip
+        self._log = event_log
+        self._settings = settings
+        self._vault = vault
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._tick_s = tick_s
+        self._wake = asyncio.Event()
+        self._stopping = False
+        # One channel object per contact channel while the contact is unchanged: a robot's rate
+        # window (20 a minute) must span every alert to it, not restart with each.
+        self._channels: dict[tuple[str, str, str], Channel] = {}
+        self.progress = Progress()
+
+    @property
+    def failing(self) -> bool:
+        return self.progress.failing
+
+    async def backlog(self, conn: Conn) -> tuple[int, str]:
+        """Deliveries due now and not yet taken (`certwatch status` shows it)."""
+        cur = await conn.execute(
+            "SELECT count(*) FROM notifier_deliveries WHERE state IN ('queued', 'retrying') AND next_attempt_at <= %s",
+            (self._clock(),),
+        )
+        row = await cur.fetchone()
+        return (int(row[0]) if row else 0), "deliveries due"
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        async with http_client() as client:
+            for _ in range(10**12):  # bounded only by stop()
+                if self._stopping:
+                    return
+                try:
+                    sent = await self.run_once(client)
+                except Exception as exc:  # the database is away: say so in health, try again next tick
+                    log.exception("dispatcher round failed")
+                    self.progress.failed(exc)
+                else:
+                    self.progress.advanced() if sent else self.progress.ok()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._tick_s)
+                self._wake.clear()
+
+    async def run_once(self, client: httpx.AsyncClient) -> int:
+        """One round: record interrupted sends, then send what is due; the number sent or tried."""
+        await delivery.expire_leases(self._log, self._clock())
+        claimed = await delivery.claim_due(self._log, self._clock(), BATCH)
+        await asyncio.gather(*(self._send(client, c) for c in claimed))
+        return len(claimed)
+
+    async def _send(self, client: httpx.AsyncClient, claimed: delivery.Claimed) -> None:
+        channel = await self._channel(client, claimed.key.contact_id, claimed.key.channel)
+        outcome = channel if isinstance(channel, Failed) else await delivery.send(channel, claimed)
+        result = await delivery.finish(self._log, claimed, outcome, self._clock())
+        log.info("delivery %s over %s: %s", claimed.key.event, claimed.key.channel, result.outcome,
+                 extra={"delivery": claimed.key.digest(), "domain_id": claimed.key.domain_id})  # fmt: skip
+
+    async def _channel(self, client: httpx.AsyncClient, contact_id: str, name: str) -> Channel | Failed:
+        async with self._log.pool.connection() as conn:
+            contact = await contact_channels.open_contact(conn, self._vault, contact_id)
+        if contact is None:
+            return Failed("contact", "the contact was deleted or its data redacted")
+        version = hashlib.sha256(repr(sorted(contact.items())).encode()).hexdigest()
+        cached = self._channels.get((contact_id, name, version))
+        if cached is not None:
+            return cached
+        built = contact_channels.build(name, contact, self._settings, client)
+        if not isinstance(built, Failed):
+            self._channels[(contact_id, name, version)] = built
+        return built

@@ -1,0 +1,304 @@
+"""Per-domain incident memory, and the alerts it decides, queued with the checkpoint that read them.
+
+A projection of the domain, contact, quota-end and verdict events. For each verdict the pure
+`rules.on_verdict` folds it into the domain's memory and names the events to announce; each one
+is rendered once and queued for every channel of every contact of the domain under its
+idempotency key, in the transaction that moves the checkpoint. A replay, a redelivery or a
+second replica decides the same keys and queues nothing twice; the dispatcher sends them.
+
+Events older than `MAX_ALERT_AGE` when applied (a first start over an old log, a rebuild) move
+the memory but page no one: an alert is news, not history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from certwatch.contracts import contacts as cc
+from certwatch.contracts import domain as dc
+from certwatch.contracts import status as sc
+from certwatch.contracts.payload import decode
+from certwatch.notifier import alert_text, contact_channels
+from certwatch.notifier.channels.base import Message
+from certwatch.notifier.delivery import enqueue
+from certwatch.notifier.rules import (
+    DomainRules,
+    Drop,
+    Event,
+    Key,
+    Memory,
+    QuietHours,
+    Suppression,
+    Verdict,
+    decide,
+    on_ownership_changed,
+    on_verdict,
+)
+from certwatch.platform.config import Settings
+from certwatch.platform.eventlog import Conn
+from certwatch.platform.events import RecordedEvent, subject_filter
+from certwatch.platform.projection import Projection
+from certwatch.platform.shredding import Vault
+from certwatch.rules.causes import CAUSE_INFO
+
+MAX_ALERT_AGE = timedelta(hours=6)
+EVENT_TYPES = (
+    dc.DOMAIN_ADDED, dc.DOMAIN_EDITED, dc.DOMAIN_REMOVED, dc.MONITORING_DISABLED, dc.MONITORING_STARTED,
+    dc.SERVICE_ENDED, *cc.CONTACT_EVENTS, sc.DOMAIN_CLASSIFIED, sc.CERTIFICATE_CHAIN_OBSERVED,
+    sc.OWNERSHIP_CHANGED,
+)  # fmt: skip
+_DOMAIN_COLUMNS = (
+    "d.domain_id::text, d.account_id::text, host, port, contact_ids, memory, coalesce(s.rules, '{}'),"
+    " muted_until, service_ends_on"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Domain:
+    domain_id: str
+    account_id: str
+    host: str
+    port: int
+    contact_ids: tuple[str, ...]
+    memory: Memory
+    rules: dict[str, Any]
+    muted_until: datetime | None
+    service_ends_on: date | None
+
+
+async def _domain(conn: Conn, domain_id: str) -> _Domain | None:
+    cur = await conn.execute(
+        f"SELECT {_DOMAIN_COLUMNS} FROM notifier_domains d LEFT JOIN notifier_domain_settings s USING (domain_id)"
+        " WHERE d.domain_id = %s",
+        (domain_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return _Domain(row[0], row[1], row[2], int(row[3]), tuple(row[4]), Memory.from_dict(row[5]), dict(row[6]),
+                   row[7], row[8])  # fmt: skip
+
+
+async def account_rules(conn: Conn, account_id: str) -> tuple[dict[str, Any], QuietHours | None]:
+    """The account's rule settings and quiet hours (none set: the defaults, no quiet hours)."""
+    cur = await conn.execute(
+        "SELECT rules, quiet_start, quiet_end, tz FROM notifier_accounts WHERE account_id = %s", (account_id,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return {}, None
+    quiet = QuietHours(row[1], row[2], row[3]) if row[1] is not None and row[2] is not None else None
+    return dict(row[0]), quiet
+
+
+def effective_rules(account: dict[str, Any], domain: dict[str, Any]) -> DomainRules:
+    """The domain's settings over the account's over the defaults."""
+    return DomainRules.from_dict({**account, **domain})
+
+
+class Incidents:
+    """The projection's handler; `clock` decides which events are too old to page anyone."""
+
+    def __init__(self, settings: Settings, vault: Vault | None, clock: Callable[[], datetime]) -> None:
+        self._settings = settings
+        self._vault = vault
+        self._clock = clock
+
+    async def handle_batch(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
+        # Chain facts first: the verdict is appended just before the chain event of its probe.
+        for event in events:
+            if event.type == sc.CERTIFICATE_CHAIN_OBSERVED:
+                await self._certificates(conn, sc.CertificateChainObserved.of(event))
+        alerted: set[tuple[str, int]] = set()  # (domain, transaction) where a verdict alerted
+        for event in events:
+            payload = decode(event)
+            fresh = self._clock() - event.recorded_at <= MAX_ALERT_AGE
+            match payload:
+                case dc.DomainAdded() as e:
+                    await conn.execute(
+                        "INSERT INTO notifier_domains (domain_id, account_id, host, port, contact_ids)"
+                        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (domain_id) DO UPDATE SET host = excluded.host,"
+                        " port = excluded.port, contact_ids = excluded.contact_ids",
+                        (e.domain_id, e.account_id, e.host, e.port, list(e.contact_ids)),
+                    )  # fmt: skip
+                case dc.DomainEdited() as e:
+                    await conn.execute(
+                        "UPDATE notifier_domains SET host = coalesce(%s, host), port = %s,"
+                        " contact_ids = coalesce(%s, contact_ids) WHERE domain_id = %s",
+                        (e.host, e.port, None if e.contact_ids is None else list(e.contact_ids), e.domain_id),
+                    )
+                case dc.DomainRemoved() as e:
+                    await conn.execute("DELETE FROM notifier_domains WHERE domain_id = %s", (e.domain_id,))
+                case dc.MonitoringDisabled() as e:
+                    await self._forget_conditions(conn, e.domain_id)
+                case dc.MonitoringStarted() as e:
+                    await conn.execute(
+                        "UPDATE notifier_domains SET service_ends_on = %s WHERE domain_id = %s",
+                        (e.service_ends_on, e.domain_id),
+                    )
+                case dc.MonitoringServiceEnded() as e:
+                    await self._service_ended(conn, e, fresh)
+                case cc.ContactCreated() | cc.ContactUpdated() as e:
+                    await conn.execute(
+                        "INSERT INTO notifier_contacts (contact_id, account_id, sealed) VALUES (%s, %s, %s)"
+                        " ON CONFLICT (contact_id) DO UPDATE SET sealed = excluded.sealed",
+                        (e.contact_id, e.account_id, e.sealed),
+                    )
+                case cc.ContactDeleted() as e:
+                    await conn.execute("DELETE FROM notifier_contacts WHERE contact_id = %s", (e.contact_id,))
+                case sc.DomainClassified() as e:
+                    if await self._classified(conn, e, fresh):
+                        alerted.add((e.domain_id, event.transaction_id))
+                case sc.OwnershipChanged() as e:
+                    together = (e.domain_id, event.transaction_id) in alerted
+                    await self._ownership(conn, e, event, fresh, together)
+
+    async def _certificates(self, conn: Conn, e: sc.CertificateChainObserved) -> None:
+        for facts in e.certificates:
+            await conn.execute(
+                "INSERT INTO notifier_certificates (sha256, subject, issuer, not_after) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (sha256) DO NOTHING",
+                (facts["sha256"], facts["subject"], facts["issuer"], facts["not_after"]),
+            )
+
+    async def _forget_conditions(self, conn: Conn, domain_id: str) -> None:
+        """Disabled: no recovery is owed when it comes back; the incident count goes on (it keys deliveries)."""
+        domain = await _domain(conn, domain_id)
+        if domain is not None:
+            memory = Memory(incident=domain.memory.incident)
+            await conn.execute(
+                "UPDATE notifier_domains SET memory = %s, problem = NULL WHERE domain_id = %s",
+                (Jsonb(memory.to_dict()), domain_id),
+            )
+
+    async def _classified(self, conn: Conn, e: sc.DomainClassified, fresh: bool) -> bool:
+        """Fold the verdict in; True if it raised an alert."""
+        v = e.verdict
+        domain = await _domain(conn, e.domain_id)
+        if domain is None:  # classified before its DomainAdded was seen: no contacts known yet
+            await conn.execute(
+                "INSERT INTO notifier_domains (domain_id, account_id, host, port) VALUES (%s, %s, %s, %s)",
+                (e.domain_id, e.account_id, v.host, v.port),
+            )
+            domain = await _domain(conn, e.domain_id)
+            assert domain is not None
+        account, quiet = await account_rules(conn, domain.account_id)
+        rules = effective_rules(account, domain.rules)
+        seen = Verdict(v.status.value, frozenset(c.value for c in v.causes), v.days_left)
+        memory, fired = on_verdict(domain.memory, seen, rules, streak=e.streak)
+        problem = _problem(v) if memory.active else None
+        await conn.execute(
+            "UPDATE notifier_domains SET memory = %s, problem = %s WHERE domain_id = %s",
+            (Jsonb(memory.to_dict()), None if problem is None else Jsonb(problem), e.domain_id),
+        )
+        if not fired or not fresh:
+            return bool(fired)
+        served = await _served(conn, e)
+        for event in fired:
+            message = alert_text.render(event, domain.host, domain.port, v, recommended_action=e.recommended_action,
+                                        served=served)  # fmt: skip
+            await self._queue(conn, domain, event, str(memory.incident), message, quiet)
+        return True
+
+    async def _ownership(
+        self, conn: Conn, e: sc.OwnershipChanged, event: RecordedEvent, fresh: bool, together: bool
+    ) -> None:
+        domain = await _domain(conn, e.domain_id)
+        if domain is None or not fresh:
+            return
+        account, quiet = await account_rules(conn, domain.account_id)
+        if not on_ownership_changed(
+            e.kinds, effective_rules(account, domain.rules), alerted_with_it=together
+        ):
+            return
+        message = alert_text.render(
+            Event.CERTIFICATE_CHANGED, domain.host, domain.port, None, changes=e.kinds
+        )
+        await self._queue(conn, domain, Event.CERTIFICATE_CHANGED, str(event.event_id), message, quiet)
+
+    async def _service_ended(self, conn: Conn, e: dc.MonitoringServiceEnded, fresh: bool) -> None:
+        domain = await _domain(conn, e.domain_id)
+        if domain is None or not fresh:
+            return
+        account, quiet = await account_rules(conn, domain.account_id)
+        if Event.SERVICE_ENDED not in effective_rules(account, domain.rules).enabled:
+            return
+        message = alert_text.render(
+            Event.SERVICE_ENDED, domain.host, domain.port, None, service_ends_on=e.ended_on
+        )
+        await self._queue(conn, domain, Event.SERVICE_ENDED, e.ended_on.isoformat(), message, quiet)
+
+    async def _queue(
+        self,
+        conn: Conn,
+        domain: _Domain,
+        event: Event,
+        incident: str,
+        message: Message,
+        quiet: QuietHours | None,
+    ) -> int:
+        """Queue `message` for every channel of every contact of `domain`; the number queued."""
+        now = self._clock()
+        when = decide(now, 0, Suppression(quiet=quiet, muted_until=domain.muted_until))
+        if isinstance(when, Drop):
+            return 0
+        return await queue_for_contacts(conn, self._vault, self._settings, domain.domain_id, domain.account_id,
+                                        domain.contact_ids, event.value, incident, message, when.at, now)  # fmt: skip
+
+
+async def queue_for_contacts(
+    conn: Conn, vault: Vault | None, settings: Settings, domain_id: str, account_id: str,
+    contact_ids: Sequence[str], event: str, incident: str, message: Message, at: datetime, now: datetime,
+) -> int:  # fmt: skip
+    queued = 0
+    for contact_id in contact_ids:
+        contact = await contact_channels.open_contact(conn, vault, contact_id)
+        if contact is None:
+            continue
+        for channel in contact_channels.channel_names(contact, settings):
+            if channel == "sms" and message.sms is None:
+                continue
+            key = Key(event, domain_id, contact_id, channel, incident)
+            queued += await enqueue(conn, key, account_id, message, at, now)
+    return queued
+
+
+def _problem(v: Any) -> dict[str, Any] | None:
+    """The verdict's primary cause as a digest line."""
+    if v.primary_cause is None:
+        return None
+    info = CAUSE_INFO[v.primary_cause]
+    return {"cause": v.primary_cause.value, "title": info.title, "action": info.action, "days_left": v.days_left,
+            "checked_at": v.checked_at.isoformat()}  # fmt: skip
+
+
+async def _served(conn: Conn, e: sc.DomainClassified) -> list[alert_text.Served]:
+    leaves = {x.ip: x.leaf_sha256 for x in e.endpoints}
+    known = [f for f in leaves.values() if f]
+    facts: dict[str, tuple[str, str, datetime]] = {}
+    if known:
+        cur = await conn.execute(
+            "SELECT sha256, subject, issuer, not_after FROM notifier_certificates WHERE sha256 = ANY(%s)",
+            (known,),
+        )
+        facts = {row[0]: (row[1], row[2], row[3]) for row in await cur.fetchall()}
+    out = []
+    for ip, fingerprint in sorted(leaves.items()):
+        f = facts.get(fingerprint or "")
+        out.append(alert_text.Served(ip, *f) if f else alert_text.Served(ip))
+    return out
+
+
+def projection(settings: Settings, vault: Vault | None, clock: Callable[[], datetime] | None = None,
+               after_commit: Callable[[], None] | None = None) -> Projection:  # fmt: skip
+    handler = Incidents(settings, vault, clock or (lambda: datetime.now(UTC)))
+    return Projection(
+        name="notifier.incidents", event_types=EVENT_TYPES, handle_batch=handler.handle_batch,
+        subject=subject_filter(), after_commit=after_commit, page=500,
+        reset_sql=["DELETE FROM notifier_domains", "DELETE FROM notifier_contacts", "DELETE FROM notifier_certificates"],
+    )  # fmt: skip

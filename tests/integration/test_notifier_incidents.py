@@ -1,0 +1,214 @@
+"""The notifier over the real event log: verdicts in, alerts queued once, sent once over local vendors."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from certwatch.contracts import contacts as cc
+from certwatch.contracts import domain as dc
+from certwatch.contracts import notifications as nc
+from certwatch.notifier import delivery, incidents
+from certwatch.notifier.channels.base import Delivered, http_client
+from certwatch.notifier.dispatcher import Dispatcher
+from certwatch.platform.config import Settings
+from certwatch.platform.eventlog import EventLog
+from certwatch.platform.projection import Projection, catch_up
+from certwatch.platform.shredding import Vault, new_master_key, parse_master_key
+from tests.support.robot_servers import RobotState, robot_server
+from tests.support.verdicts import classified
+
+SECRET = "SECnotifiersecret"
+SETTINGS = Settings(allow_custom_webhooks=True)
+
+
+@pytest.fixture
+def state() -> RobotState:
+    return RobotState(dingtalk={"tok": SECRET})
+
+
+@pytest.fixture
+def base(state: RobotState) -> Iterator[str]:
+    with robot_server(state) as url:
+        yield url
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with http_client() as c:
+        yield c
+
+
+@pytest.fixture
+def vault() -> Vault:
+    return Vault(parse_master_key(new_master_key()))
+
+
+@pytest.fixture
+def projection(vault: Vault) -> Projection:
+    return incidents.projection(SETTINGS, vault)
+
+
+async def _domain(event_log: EventLog, vault: Vault, base: str, *, secret: str = SECRET) -> tuple[str, str]:
+    """A domain with one contact that has a DingTalk robot; (domain id, account id)."""
+    account_id, domain_id, contact_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    async with event_log.pool.connection() as conn:
+        sealed = await vault.seal(conn, cc.sealed_subject(contact_id), {
+            "name": "ops", "phone": None, "email": None,
+            "dingtalk_webhook": f"{base}/robot/send?access_token=tok", "dingtalk_secret": secret,
+        })  # fmt: skip
+    contact = cc.ContactCreated(contact_id=contact_id, account_id=account_id, sealed=sealed, has_secret=True)
+    await event_log.append(cc.stream_id(contact_id), [contact.new_event()], expected_version=0)
+    added = dc.DomainAdded(domain_id=domain_id, account_id=account_id, host="shop.example.test", port=8443,
+                           contact_ids=(contact_id,), added_at=datetime.now(UTC))  # fmt: skip
+    await event_log.append(dc.stream_id(domain_id), [added.new_event()], expected_version=0)
+    return domain_id, account_id
+
+
+async def _verdict(event_log: EventLog, domain_id: str, account_id: str, status: str, cause: str | None = None,
+                   streak: int = 1) -> None:  # fmt: skip
+    event = classified(domain_id, account_id, status, cause=cause, streak=streak, checked_at=datetime.now(UTC),
+                       host="shop.example.test")  # fmt: skip
+    await event_log.append(f"status-{domain_id}", [event], expected_version=None)
+
+
+async def _deliveries(pool: AsyncConnectionPool[Any], domain_id: str) -> list[tuple[str, str, str]]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT event, incident, state FROM notifier_deliveries WHERE domain_id = %s ORDER BY created_at, event",
+            (domain_id,),
+        )
+        return [tuple(r) for r in await cur.fetchall()]
+
+
+async def test_network_failure_pages_only_after_n_consecutive_by_streak(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str
+) -> None:
+    domain_id, account_id = await _domain(event_log, vault, base)
+    net = "NETWORK_CONNECTION_FAILURE"
+    await _verdict(event_log, domain_id, account_id, "ABNORMAL", net, streak=1)
+    await catch_up(event_log, projection)
+    assert await _deliveries(pool, domain_id) == []  # one lost packet pages no one
+    await _verdict(event_log, domain_id, account_id, "ABNORMAL", net, streak=2)
+    await catch_up(event_log, projection)
+    assert await _deliveries(pool, domain_id) == [("network_failure", "1", "queued")]
+    await _verdict(event_log, domain_id, account_id, "ABNORMAL", net, streak=3)  # a repeat: no new alert
+    await _verdict(event_log, domain_id, account_id, "SECURE")
+    await catch_up(event_log, projection)
+    assert await _deliveries(pool, domain_id) == [
+        ("network_failure", "1", "queued"),
+        ("recovered", "1", "queued"),
+    ]
+
+    # Settable per domain (1..5): at 3, a streak of 2 is still quiet.
+    other, _ = await _domain(event_log, vault, base)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO notifier_domain_settings (domain_id, account_id, rules) VALUES (%s, %s, %s)",
+            (other, account_id, Jsonb({"network_failures": 3})),
+        )
+    for streak in (1, 2):
+        await _verdict(event_log, other, account_id, "ABNORMAL", net, streak=streak)
+    await catch_up(event_log, projection)
+    assert await _deliveries(pool, other) == []
+    await _verdict(event_log, other, account_id, "ABNORMAL", net, streak=3)
+    await catch_up(event_log, projection)
+    assert await _deliveries(pool, other) == [("network_failure", "1", "queued")]
+
+    # The classifier's count is what decides: its first verdict seen here already has streak 2.
+    third, _ = await _domain(event_log, vault, base)
+    await _verdict(event_log, third, account_id, "ABNORMAL", net, streak=2)
+    await catch_up(event_log, projection)
+    assert await _deliveries(pool, third) == [("network_failure", "1", "queued")]
+
+
+async def test_alert_sent_once_with_its_words_and_recorded(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str,
+    state: RobotState, client: httpx.AsyncClient,
+) -> None:  # fmt: skip
+    domain_id, account_id = await _domain(event_log, vault, base)
+    await _verdict(event_log, domain_id, account_id, "ABNORMAL", "EXPIRED")
+    await catch_up(event_log, projection)
+    # Two replicas' dispatchers at once, then again: each key goes once.
+    senders = [Dispatcher(event_log, SETTINGS, vault) for _ in range(2)]
+    counts = await asyncio.gather(*(s.run_once(client) for s in senders))
+    assert sorted(counts) == [0, 1]
+    assert await senders[0].run_once(client) == 0
+    [got] = state.of("dingtalk")
+    text = got.body["markdown"]["text"]
+    assert "shop.example.test:8443" in text and "Certificate has expired" in text
+    assert "Recommended action: Purchase and configure a new SSL certificate" in text
+    assert await _deliveries(pool, domain_id) == [("expired", "1", "sent")]
+    # A replay of the whole log (a redelivery, a rebuild) queues nothing new.
+    async with pool.connection() as conn:
+        await conn.execute("UPDATE checkpoints SET position = 0, transaction_id = '0' WHERE name = %s",
+                           (projection.name,))  # fmt: skip
+        for sql in projection.reset_sql:
+            await conn.execute(sql)
+    await catch_up(event_log, projection)
+    assert await senders[1].run_once(client) == 0
+    assert len(state.of("dingtalk")) == 1
+    [sent] = [e for e in await event_log.read_all((0, 0)) if e.type == nc.NOTIFICATION_SENT]
+    outcome = nc.NotificationSent.of(sent)
+    assert (outcome.event, outcome.domain_id, outcome.channel, outcome.attempts) == (
+        "expired", domain_id, "dingtalk", 1)  # fmt: skip
+    assert SECRET not in str(sent.data) and "access_token" not in str(sent.data)
+
+
+async def test_final_failure_is_recorded_and_blocks_nothing(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str,
+    state: RobotState, client: httpx.AsyncClient,
+) -> None:  # fmt: skip
+    bad, account_id = await _domain(event_log, vault, base, secret="SECwrong")
+    good, _ = await _domain(event_log, vault, base)
+    for domain_id in (bad, good):
+        await _verdict(event_log, domain_id, account_id, "ABNORMAL", "CERTIFICATE_MISMATCH")
+    await catch_up(event_log, projection)
+    assert await Dispatcher(event_log, SETTINGS, vault).run_once(client) == 2
+    assert await _deliveries(pool, bad) == [("mismatch", "1", "failed")]
+    assert await _deliveries(pool, good) == [("mismatch", "1", "sent")]
+    assert len(state.of("dingtalk")) == 1
+    [failed] = [nc.NotificationFailed.of(e) for e in await event_log.read_all((0, 0))
+                if e.type == nc.NOTIFICATION_FAILED]  # fmt: skip
+    assert (failed.domain_id, failed.detail) == (bad, "310000: sign not match")
+
+
+async def test_a_sender_that_dies_mid_send_never_causes_a_second_send(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str,
+    state: RobotState, client: httpx.AsyncClient,
+) -> None:  # fmt: skip
+    domain_id, account_id = await _domain(event_log, vault, base)
+    await _verdict(event_log, domain_id, account_id, "ABNORMAL", "EXPIRED")
+    await catch_up(event_log, projection)
+    now = datetime.now(UTC)
+    [held] = await delivery.claim_due(event_log, now, 10)  # claimed, then the process is killed
+    # A restarted notifier within the lease leaves it alone; after the lease, records it failed.
+    assert await Dispatcher(event_log, SETTINGS, vault).run_once(client) == 0
+    later = Dispatcher(event_log, SETTINGS, vault, clock=lambda: now + delivery.LEASE + timedelta(seconds=1))
+    assert await later.run_once(client) == 0
+    assert await _deliveries(pool, domain_id) == [("expired", "1", "failed")]
+    assert state.of("dingtalk") == []
+    [failed] = [nc.NotificationFailed.of(e) for e in await event_log.read_all((0, 0))
+                if e.type == nc.NOTIFICATION_FAILED]  # fmt: skip
+    assert failed.detail == delivery.INTERRUPTED and failed.key == held.key.digest()
+    # The dead sender's late answer does not overwrite what was recorded.
+    late = await delivery.finish(event_log, held, Delivered(), now)
+    assert late.outcome == "failed" and await _deliveries(pool, domain_id) == [("expired", "1", "failed")]
+
+
+async def test_old_events_move_memory_but_page_no_one(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, base: str
+) -> None:
+    domain_id, account_id = await _domain(event_log, vault, base)
+    await _verdict(event_log, domain_id, account_id, "ABNORMAL", "EXPIRED")
+    future = incidents.projection(SETTINGS, vault, clock=lambda: datetime.now(UTC) + timedelta(days=1))
+    await catch_up(event_log, future)
+    assert await _deliveries(pool, domain_id) == []
