@@ -70,5 +70,5 @@ def projections(event_log: EventLog) -> dict[str, Projection]:
     found = [DOMAIN_VIEW, CONTACT_VIEW, enable_checks.processor(event_log), SCHEDULE, processor(event_log),
              STATUS_VIEW, DETAILS_VIEW, STATUS_INTERVALS, ALERT_STATE, OBSERVED_EXPIRY, CERT_FACTS,
              # A rebuild opens no contact (no vault): it restores memory; alerts were queued before.
-             incidents.projection(Settings(), None)]  # fmt: skip
+             incidents.projection(event_log, Settings(), None)]  # fmt: skip
     return {p.name: p for p in found}

@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from certwatch.contracts import contacts as cc
 from certwatch.contracts import domain as dc
 from certwatch.contracts import notifications as nc
+from certwatch.contracts import status as sc
 from certwatch.notifier import delivery, incidents
 from certwatch.notifier.channels.base import Delivered, http_client
 from certwatch.notifier.dispatcher import Dispatcher
@@ -53,8 +54,8 @@ def vault() -> Vault:
 
 
 @pytest.fixture
-def projection(vault: Vault) -> Projection:
-    return incidents.projection(SETTINGS, vault)
+def projection(event_log: EventLog, vault: Vault) -> Projection:
+    return incidents.projection(event_log, SETTINGS, vault)
 
 
 async def _domain(event_log: EventLog, vault: Vault, base: str, *, secret: str = SECRET) -> tuple[str, str]:
@@ -209,6 +210,34 @@ async def test_old_events_move_memory_but_page_no_one(
 ) -> None:
     domain_id, account_id = await _domain(event_log, vault, base)
     await _verdict(event_log, domain_id, account_id, "ABNORMAL", "EXPIRED")
-    future = incidents.projection(SETTINGS, vault, clock=lambda: datetime.now(UTC) + timedelta(days=1))
+    future = incidents.projection(
+        event_log, SETTINGS, vault, clock=lambda: datetime.now(UTC) + timedelta(days=1)
+    )
     await catch_up(event_log, future)
     assert await _deliveries(pool, domain_id) == []
+
+
+async def test_alert_names_the_certificate_its_probe_observed(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str
+) -> None:
+    domain_id, account_id = await _domain(event_log, vault, base)
+    now = datetime.now(UTC)
+    verdict = classified(domain_id, account_id, "ABNORMAL", cause="EXPIRED", checked_at=now)
+    data = {**verdict.data, "endpoints": [{"ip": "192.0.2.7", "status": "ABNORMAL", "phase": "done",
+                                           "leaf_sha256": "ab" * 32}]}  # fmt: skip
+    chain = sc.CertificateChainObserved(
+        domain_id=domain_id, account_id=account_id, observed_at=now, serving={"192.0.2.7": ("ab" * 32,)},
+        certificates=({"sha256": "ab" * 32, "subject": "CN=shop.example.test", "issuer": "CN=Test CA",
+                       "not_after": "2026-01-02T00:00:00+00:00"},),
+    )  # fmt: skip
+    await event_log.append(
+        sc.stream_id(domain_id), [verdict._replace(data=data), chain.new_event()], expected_version=None
+    )
+    await catch_up(event_log, projection)
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT message FROM notifier_deliveries WHERE domain_id = %s", (domain_id,))
+        [(message,)] = await cur.fetchall()
+    assert (
+        "Certificate served by 192.0.2.7: subject CN=shop.example.test, issuer CN=Test CA,"
+        " expires 2026-01-02 00:00 UTC" in message["text"]
+    ), message["text"]

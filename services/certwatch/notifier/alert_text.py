@@ -97,8 +97,9 @@ def render(
     if cause is not None:
         lines.append(f"Cause: {CAUSE_INFO[cause].title}. {CAUSE_INFO[cause].description}")
         if verdict is not None:
-            lines += [f"- {x.ip}: {x.detail}" if x.ip else f"- {x.detail}" for x in verdict.findings
-                      if x.cause is cause]  # fmt: skip
+            lines += [
+                f"- {x.detail}" for x in verdict.findings if x.cause is cause
+            ]  # a detail names its address
     if changes:
         lines.append(f"What changed: {', '.join(c.lower().replace('_', ' ') for c in changes)}.")
     if event in (Event.SERVICE_ENDING, Event.SERVICE_ENDED):

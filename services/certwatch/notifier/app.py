@@ -17,6 +17,9 @@ async def build(rt: Runtime) -> Parts:
     vault = Vault(parse_master_key(rt.settings.master_key))
     dispatcher = Dispatcher(rt.event_log, rt.settings, vault)
     return Parts(
-        projections=[ALERT_STATE, incidents.projection(rt.settings, vault, after_commit=dispatcher.wake)],
+        projections=[
+            ALERT_STATE,
+            incidents.projection(rt.event_log, rt.settings, vault, after_commit=dispatcher.wake),
+        ],
         workers=[dispatcher],
     )

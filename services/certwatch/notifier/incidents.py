@@ -40,7 +40,7 @@ from certwatch.notifier.rules import (
     on_verdict,
 )
 from certwatch.platform.config import Settings
-from certwatch.platform.eventlog import Conn
+from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import RecordedEvent, subject_filter
 from certwatch.platform.projection import Projection
 from certwatch.platform.shredding import Vault
@@ -54,7 +54,7 @@ EVENT_TYPES = (
 )  # fmt: skip
 _DOMAIN_COLUMNS = (
     "d.domain_id::text, d.account_id::text, host, port, contact_ids, memory, coalesce(s.rules, '{}'),"
-    " muted_until, service_ends_on"
+    " muted_until, service_ends_on, alerted_in"
 )
 
 
@@ -69,6 +69,7 @@ class _Domain:
     rules: dict[str, Any]
     muted_until: datetime | None
     service_ends_on: date | None
+    alerted_in: str | None
 
 
 async def _domain(conn: Conn, domain_id: str) -> _Domain | None:
@@ -81,7 +82,7 @@ async def _domain(conn: Conn, domain_id: str) -> _Domain | None:
     if row is None:
         return None
     return _Domain(row[0], row[1], row[2], int(row[3]), tuple(row[4]), Memory.from_dict(row[5]), dict(row[6]),
-                   row[7], row[8])  # fmt: skip
+                   row[7], row[8], row[9])  # fmt: skip
 
 
 async def account_rules(conn: Conn, account_id: str) -> tuple[dict[str, Any], QuietHours | None]:
@@ -104,59 +105,59 @@ def effective_rules(account: dict[str, Any], domain: dict[str, Any]) -> DomainRu
 class Incidents:
     """The projection's handler; `clock` decides which events are too old to page anyone."""
 
-    def __init__(self, settings: Settings, vault: Vault | None, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, event_log: EventLog, settings: Settings, vault: Vault | None, clock: Callable[[], datetime]
+    ) -> None:
+        self._log = event_log
         self._settings = settings
         self._vault = vault
         self._clock = clock
 
     async def handle_batch(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
-        # Chain facts first: the verdict is appended just before the chain event of its probe.
         for event in events:
-            if event.type == sc.CERTIFICATE_CHAIN_OBSERVED:
-                await self._certificates(conn, sc.CertificateChainObserved.of(event))
-        alerted: set[tuple[str, int]] = set()  # (domain, transaction) where a verdict alerted
-        for event in events:
-            payload = decode(event)
-            fresh = self._clock() - event.recorded_at <= MAX_ALERT_AGE
-            match payload:
-                case dc.DomainAdded() as e:
-                    await conn.execute(
-                        "INSERT INTO notifier_domains (domain_id, account_id, host, port, contact_ids)"
-                        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (domain_id) DO UPDATE SET host = excluded.host,"
-                        " port = excluded.port, contact_ids = excluded.contact_ids",
-                        (e.domain_id, e.account_id, e.host, e.port, list(e.contact_ids)),
-                    )  # fmt: skip
-                case dc.DomainEdited() as e:
-                    await conn.execute(
-                        "UPDATE notifier_domains SET host = coalesce(%s, host), port = %s,"
-                        " contact_ids = coalesce(%s, contact_ids) WHERE domain_id = %s",
-                        (e.host, e.port, None if e.contact_ids is None else list(e.contact_ids), e.domain_id),
-                    )
-                case dc.DomainRemoved() as e:
-                    await conn.execute("DELETE FROM notifier_domains WHERE domain_id = %s", (e.domain_id,))
-                case dc.MonitoringDisabled() as e:
-                    await self._forget_conditions(conn, e.domain_id)
-                case dc.MonitoringStarted() as e:
-                    await conn.execute(
-                        "UPDATE notifier_domains SET service_ends_on = %s WHERE domain_id = %s",
-                        (e.service_ends_on, e.domain_id),
-                    )
-                case dc.MonitoringServiceEnded() as e:
-                    await self._service_ended(conn, e, fresh)
-                case cc.ContactCreated() | cc.ContactUpdated() as e:
-                    await conn.execute(
-                        "INSERT INTO notifier_contacts (contact_id, account_id, sealed) VALUES (%s, %s, %s)"
-                        " ON CONFLICT (contact_id) DO UPDATE SET sealed = excluded.sealed",
-                        (e.contact_id, e.account_id, e.sealed),
-                    )
-                case cc.ContactDeleted() as e:
-                    await conn.execute("DELETE FROM notifier_contacts WHERE contact_id = %s", (e.contact_id,))
-                case sc.DomainClassified() as e:
-                    if await self._classified(conn, e, fresh):
-                        alerted.add((e.domain_id, event.transaction_id))
-                case sc.OwnershipChanged() as e:
-                    together = (e.domain_id, event.transaction_id) in alerted
-                    await self._ownership(conn, e, event, fresh, together)
+            await self._apply(conn, event)
+
+    async def _apply(self, conn: Conn, event: RecordedEvent) -> None:
+        fresh = self._clock() - event.recorded_at <= MAX_ALERT_AGE
+        match decode(event):
+            case dc.DomainAdded() as e:
+                await conn.execute(
+                    "INSERT INTO notifier_domains (domain_id, account_id, host, port, contact_ids)"
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (domain_id) DO UPDATE SET host = excluded.host,"
+                    " port = excluded.port, contact_ids = excluded.contact_ids",
+                    (e.domain_id, e.account_id, e.host, e.port, list(e.contact_ids)),
+                )  # fmt: skip
+            case dc.DomainEdited() as e:
+                await conn.execute(
+                    "UPDATE notifier_domains SET host = coalesce(%s, host), port = %s,"
+                    " contact_ids = coalesce(%s, contact_ids) WHERE domain_id = %s",
+                    (e.host, e.port, None if e.contact_ids is None else list(e.contact_ids), e.domain_id),
+                )
+            case dc.DomainRemoved() as e:
+                await conn.execute("DELETE FROM notifier_domains WHERE domain_id = %s", (e.domain_id,))
+            case dc.MonitoringDisabled() as e:
+                await self._forget_conditions(conn, e.domain_id)
+            case dc.MonitoringStarted() as e:
+                await conn.execute(
+                    "UPDATE notifier_domains SET service_ends_on = %s WHERE domain_id = %s",
+                    (e.service_ends_on, e.domain_id),
+                )
+            case dc.MonitoringServiceEnded() as e:
+                await self._service_ended(conn, e, fresh)
+            case cc.ContactCreated() | cc.ContactUpdated() as e:
+                await conn.execute(
+                    "INSERT INTO notifier_contacts (contact_id, account_id, sealed) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (contact_id) DO UPDATE SET sealed = excluded.sealed",
+                    (e.contact_id, e.account_id, e.sealed),
+                )
+            case cc.ContactDeleted() as e:
+                await conn.execute("DELETE FROM notifier_contacts WHERE contact_id = %s", (e.contact_id,))
+            case sc.DomainClassified() as e:
+                await self._classified(conn, e, event, fresh)
+            case sc.CertificateChainObserved() as e:
+                await self._certificates(conn, e)
+            case sc.OwnershipChanged() as e:
+                await self._ownership(conn, e, event, fresh)
 
     async def _certificates(self, conn: Conn, e: sc.CertificateChainObserved) -> None:
         for facts in e.certificates:
@@ -176,8 +177,9 @@ class Incidents:
                 (Jsonb(memory.to_dict()), domain_id),
             )
 
-    async def _classified(self, conn: Conn, e: sc.DomainClassified, fresh: bool) -> bool:
-        """Fold the verdict in; True if it raised an alert."""
+    async def _classified(
+        self, conn: Conn, e: sc.DomainClassified, event: RecordedEvent, fresh: bool
+    ) -> None:
         v = e.verdict
         domain = await _domain(conn, e.domain_id)
         if domain is None:  # classified before its DomainAdded was seen: no contacts known yet
@@ -193,24 +195,37 @@ class Incidents:
         memory, fired = on_verdict(domain.memory, seen, rules, streak=e.streak)
         problem = _problem(v) if memory.active else None
         await conn.execute(
-            "UPDATE notifier_domains SET memory = %s, problem = %s WHERE domain_id = %s",
-            (Jsonb(memory.to_dict()), None if problem is None else Jsonb(problem), e.domain_id),
-        )
+            "UPDATE notifier_domains SET memory = %s, problem = %s, checked_at = %s,"
+            " alerted_in = CASE WHEN %s THEN %s ELSE alerted_in END WHERE domain_id = %s",
+            (Jsonb(memory.to_dict()), None if problem is None else Jsonb(problem), v.checked_at, bool(fired),
+             str(event.transaction_id), e.domain_id),
+        )  # fmt: skip
         if not fired or not fresh:
-            return bool(fired)
-        served = await _served(conn, e)
-        for event in fired:
-            message = alert_text.render(event, domain.host, domain.port, v, recommended_action=e.recommended_action,
+            return
+        served = await self._served(conn, e, event)
+        for kind in fired:
+            message = alert_text.render(kind, domain.host, domain.port, v, recommended_action=e.recommended_action,
                                         served=served)  # fmt: skip
-            await self._queue(conn, domain, event, str(memory.incident), message, quiet)
-        return True
+            await self._queue(conn, domain, kind, str(memory.incident), message, quiet)
 
-    async def _ownership(
-        self, conn: Conn, e: sc.OwnershipChanged, event: RecordedEvent, fresh: bool, together: bool
-    ) -> None:
+    async def _served(
+        self, conn: Conn, e: sc.DomainClassified, event: RecordedEvent
+    ) -> list[alert_text.Served]:
+        """What each address served; the facts of a certificate first seen in this probe come in the
+        chain event the classifier appended right after the verdict, so read ahead for it."""
+        after = await self._log.read_stream(event.stream_id, after_version=event.stream_version, conn=conn)
+        for later in after:
+            if later.transaction_id != event.transaction_id:
+                break
+            if later.type == sc.CERTIFICATE_CHAIN_OBSERVED:
+                await self._certificates(conn, sc.CertificateChainObserved.of(later))
+        return await served(conn, e)
+
+    async def _ownership(self, conn: Conn, e: sc.OwnershipChanged, event: RecordedEvent, fresh: bool) -> None:
         domain = await _domain(conn, e.domain_id)
         if domain is None or not fresh:
             return
+        together = domain.alerted_in == str(event.transaction_id)  # the verdict of the same probe alerted
         account, quiet = await account_rules(conn, domain.account_id)
         if not on_ownership_changed(
             e.kinds, effective_rules(account, domain.rules), alerted_with_it=together
@@ -277,7 +292,8 @@ def _problem(v: Any) -> dict[str, Any] | None:
             "checked_at": v.checked_at.isoformat()}  # fmt: skip
 
 
-async def _served(conn: Conn, e: sc.DomainClassified) -> list[alert_text.Served]:
+async def served(conn: Conn, e: sc.DomainClassified) -> list[alert_text.Served]:
+    """Each address with the facts known of the leaf it served."""
     leaves = {x.ip: x.leaf_sha256 for x in e.endpoints}
     known = [f for f in leaves.values() if f]
     facts: dict[str, tuple[str, str, datetime]] = {}
@@ -294,9 +310,10 @@ async def _served(conn: Conn, e: sc.DomainClassified) -> list[alert_text.Served]
     return out
 
 
-def projection(settings: Settings, vault: Vault | None, clock: Callable[[], datetime] | None = None,
+def projection(event_log: EventLog, settings: Settings, vault: Vault | None, *,
+               clock: Callable[[], datetime] | None = None,
                after_commit: Callable[[], None] | None = None) -> Projection:  # fmt: skip
-    handler = Incidents(settings, vault, clock or (lambda: datetime.now(UTC)))
+    handler = Incidents(event_log, settings, vault, clock or (lambda: datetime.now(UTC)))
     return Projection(
         name="notifier.incidents", event_types=EVENT_TYPES, handle_batch=handler.handle_batch,
         subject=subject_filter(), after_commit=after_commit, page=500,

@@ -8,6 +8,8 @@ CREATE TABLE notifier_domains (
     contact_ids           text[]      NOT NULL DEFAULT '{}',
     memory                jsonb       NOT NULL DEFAULT '{}',
     problem               jsonb,      -- the current problem as a digest line; NULL while SECURE
+    checked_at            timestamptz, -- of the last verdict folded in
+    alerted_in            text,        -- the log transaction of the last verdict that alerted
     service_ends_on       date
 );
 CREATE INDEX notifier_domains_account ON notifier_domains (account_id);
