@@ -58,13 +58,15 @@ def projection(event_log: EventLog, vault: Vault) -> Projection:
     return incidents.projection(event_log, SETTINGS, vault)
 
 
-async def _domain(event_log: EventLog, vault: Vault, base: str, *, secret: str = SECRET) -> tuple[str, str]:
+async def _domain(
+    event_log: EventLog, vault: Vault, base: str, *, secret: str = SECRET, token: str = "tok"
+) -> tuple[str, str]:
     """A domain with one contact that has a DingTalk robot; (domain id, account id)."""
     account_id, domain_id, contact_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     async with event_log.pool.connection() as conn:
         sealed = await vault.seal(conn, cc.sealed_subject(contact_id), {
             "name": "ops", "phone": None, "email": None,
-            "dingtalk_webhook": f"{base}/robot/send?access_token=tok", "dingtalk_secret": secret,
+            "dingtalk_webhook": f"{base}/robot/send?access_token={token}", "dingtalk_secret": secret,
         })  # fmt: skip
     contact = cc.ContactCreated(contact_id=contact_id, account_id=account_id, sealed=sealed, has_secret=True)
     await event_log.append(cc.stream_id(contact_id), [contact.new_event()], expected_version=0)
@@ -241,3 +243,25 @@ async def test_alert_names_the_certificate_its_probe_observed(
         "Certificate served by 192.0.2.7: subject CN=shop.example.test, issuer CN=Test CA,"
         " expires 2026-01-02 00:00 UTC" in message["text"]
     ), message["text"]
+
+
+async def test_racing_senders_send_each_delivery_once(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str,
+    state: RobotState, client: httpx.AsyncClient,
+) -> None:  # fmt: skip
+    domains = []
+    for n in range(24):  # a robot each: the fake's 20-a-minute limit is not what is tested here
+        state.dingtalk[f"tok{n}"] = SECRET
+        domain_id, account_id = await _domain(event_log, vault, base, token=f"tok{n}")
+        await _verdict(event_log, domain_id, account_id, "ABNORMAL", "EXPIRED")
+        domains.append(domain_id)
+    await catch_up(event_log, projection)
+    senders = [Dispatcher(event_log, SETTINGS, vault) for _ in range(4)]
+
+    async def rounds(sender: Dispatcher) -> int:
+        return sum([await sender.run_once(client) for _ in range(5)])
+
+    assert sum(await asyncio.gather(*(rounds(s) for s in senders))) == 24
+    assert sorted(r.robot for r in state.of("dingtalk")) == sorted(f"tok{n}" for n in range(24))
+    for domain_id in domains:
+        assert await _deliveries(pool, domain_id) == [("expired", "1", "sent")]

@@ -79,7 +79,7 @@ async def claim_due(
             "UPDATE notifier_deliveries SET state = 'pending', attempts = attempts + 1, lease_until = %s,"
             " updated_at = %s WHERE key IN (SELECT key FROM notifier_deliveries"
             "  WHERE state IN ('queued', 'retrying') AND next_attempt_at <= %s"
-            "  ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+            "  ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED) AND state IN ('queued', 'retrying')"
             f" RETURNING {_COLUMNS}",
             (now + lease, now, now, limit),
         )  # fmt: skip
