@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.json_format import MessageToDict
 
+from certwatch.cli import alerts
 from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
@@ -38,6 +39,7 @@ def add_parser(subparsers: Any) -> None:
     rm.add_argument("--detach", action="store_true", help="also remove it from the domains that use it")
     add_connection_options(rm)
     rm.set_defaults(handler=_remove)
+    alerts.add_contact_test(sub)
 
 
 def _stub(args: argparse.Namespace) -> tuple[inventory_pb2_grpc.InventoryStub, Any]:

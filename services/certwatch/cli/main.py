@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from certwatch.cli import admin, check, contacts, domains, quota, serve, stack, status
+from certwatch.cli import admin, alerts, check, contacts, domains, quota, serve, stack, status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_parser(sub)
     domains.add_parser(sub)
     contacts.add_parser(sub)
+    alerts.add_parser(sub)
     quota.add_parser(sub)
     admin.add_parser(sub)
     serve.add_parser(sub)

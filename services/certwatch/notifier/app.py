@@ -1,9 +1,11 @@
-"""Bootstrap of the notifier service: the incident projection queues alerts, the dispatcher sends them."""
+"""Bootstrap of the notifier service: the incident projection queues alerts, the digest scheduler
+queues digests, the dispatcher sends both; the gRPC API sets rules, mutes, acknowledges and tests."""
 
 from __future__ import annotations
 
-from certwatch.notifier import incidents, settings
+from certwatch.notifier import api, incidents, settings
 from certwatch.notifier.alert_state import ALERT_STATE
+from certwatch.notifier.digests import DigestScheduler
 from certwatch.notifier.dispatcher import Dispatcher
 from certwatch.platform.config import ConfigError
 from certwatch.platform.service import Parts, Runtime
@@ -16,10 +18,12 @@ async def build(rt: Runtime) -> Parts:
         raise ConfigError("CERTWATCH_MASTER_KEY is required by notifier (it opens the contacts' sealed data)")
     vault = Vault(parse_master_key(rt.settings.master_key))
     dispatcher = Dispatcher(rt.event_log, rt.settings, vault)
+    notifier = api.NotifierApi(rt.event_log, rt.settings, vault, on_queued=dispatcher.wake)
     return Parts(
+        registrations=[api.registration(notifier)],
         projections=[
             ALERT_STATE,
             incidents.projection(rt.event_log, rt.settings, vault, after_commit=dispatcher.wake),
         ],
-        workers=[dispatcher],
+        workers=[dispatcher, DigestScheduler(rt.event_log, rt.settings, vault, on_queued=dispatcher.wake)],
     )

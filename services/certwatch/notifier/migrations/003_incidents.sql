@@ -60,3 +60,12 @@ ALTER TABLE notifier_deliveries
 CREATE INDEX notifier_deliveries_ready ON notifier_deliveries (next_attempt_at)
     WHERE state IN ('queued', 'retrying');
 CREATE INDEX notifier_deliveries_leased ON notifier_deliveries (lease_until) WHERE state = 'pending';
+
+-- Which account's digest of which local day has been queued: the claim that makes replicas
+-- (and the scheduler after `alerts digest --now`) queue each day's digest once.
+CREATE TABLE notifier_digest_runs (
+    account_id uuid NOT NULL,
+    day        date NOT NULL,
+    queued_at  timestamptz NOT NULL,
+    PRIMARY KEY (account_id, day)
+);
