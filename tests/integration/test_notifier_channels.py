@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from certwatch.notifier.channels import dingtalk, lark, sms, webhook, wecom
+from certwatch.notifier.channels.apprise_url import AppriseUrl
 from certwatch.notifier.channels.base import Delivered, Failed, Message, Retryable, http_client
 from certwatch.notifier.channels.email import Email, SmtpConfig
 from tests.support.pki import TestPKI
@@ -193,3 +194,14 @@ def test_smtp_password_never_in_clear() -> None:
     with pytest.raises(ValueError, match="CERTWATCH_SMTP_TLS: 'none' with CERTWATCH_SMTP_USER"):
         SmtpConfig("127.0.0.1", 25, "c@example.test", tls="none", user="u", password="p")
     assert "p4ss" not in repr(SmtpConfig("h", 587, "c@example.test", user="u", password="p4ss"))
+
+
+async def test_apprise_url_delivers_through_its_service_in_a_thread(state: RobotState, base: str) -> None:
+    url = base.replace("http://", "json://") + "/apprise"
+    assert await AppriseUrl(url).send(MSG) == Delivered()
+    [got] = state.of("apprise")
+    assert got.body["title"] == MSG.subject and "Renew the certificate." in got.body["message"]
+    state.apprise_status = 500
+    assert isinstance(await AppriseUrl(url).send(MSG), Retryable)  # Apprise says only "not sent"
+    with pytest.raises(ValueError, match="apprise_url"):
+        AppriseUrl("nosuchservice://x")

@@ -145,8 +145,8 @@ async def test_monitoring_ending_within_a_week_is_announced_once(
                               ends_on=date(2026, 6, 4))  # fmt: skip
     await catch_up(event_log, incidents.projection(event_log, SETTINGS, vault, clock=lambda: AFTER_NINE))
     for day in range(2):
-        await DigestScheduler(event_log, SETTINGS, vault, clock=lambda: AFTER_NINE + timedelta(days=day,
-                              hours=9)).run_once()  # fmt: skip
+        at = AFTER_NINE + timedelta(days=day, hours=9)
+        await DigestScheduler(event_log, SETTINGS, vault, clock=lambda at=at: at).run_once()
     [(_, channel, incident, message, _, domain)] = await _rows(pool, "service_ending")
     assert (channel, incident, domain) == ("email", "2026-06-04", domain_id)
     assert "Monitoring of this domain ends on 2026-06-04" in message["text"]

@@ -265,3 +265,24 @@ async def test_racing_senders_send_each_delivery_once(
     assert sorted(r.robot for r in state.of("dingtalk")) == sorted(f"tok{n}" for n in range(24))
     for domain_id in domains:
         assert await _deliveries(pool, domain_id) == [("expired", "1", "sent")]
+
+
+async def test_a_contact_with_an_apprise_url_is_alerted_through_apprise(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str,
+    state: RobotState, client: httpx.AsyncClient,
+) -> None:  # fmt: skip
+    account_id, domain_id, contact_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    async with pool.connection() as conn:
+        sealed = await vault.seal(conn, cc.sealed_subject(contact_id), {
+            "name": "chat", "apprise_url": base.replace("http://", "json://") + "/apprise"})  # fmt: skip
+    contact = cc.ContactCreated(contact_id=contact_id, account_id=account_id, sealed=sealed, has_secret=False)
+    await event_log.append(cc.stream_id(contact_id), [contact.new_event()], expected_version=0)
+    added = dc.DomainAdded(domain_id=domain_id, account_id=account_id, host="chat.example.test", port=443,
+                           contact_ids=(contact_id,), added_at=datetime.now(UTC))  # fmt: skip
+    await event_log.append(dc.stream_id(domain_id), [added.new_event()], expected_version=0)
+    await _verdict(event_log, domain_id, account_id, "ABNORMAL", "EXPIRED")
+    await catch_up(event_log, projection)
+    assert await Dispatcher(event_log, SETTINGS, vault).run_once(client) == 1
+    [got] = state.of("apprise")
+    assert "chat.example.test:443" in got.body["title"]
+    assert await _deliveries(pool, domain_id) == [("expired", "1", "sent")]

@@ -1,4 +1,5 @@
-"""A local HTTP server that answers like DingTalk, WeCom, Lark, a Twilio-shaped SMS gateway and a webhook receiver.
+"""A local HTTP server that answers like DingTalk, WeCom, Lark, a Twilio-shaped SMS gateway, a webhook
+receiver and a JSON endpoint reached through Apprise.
 
 It checks what the vendors check (DingTalk and Lark signatures and timestamp freshness, the WeCom
 key, Basic auth, 20 messages a minute per robot, body size limits) and answers with their codes,
@@ -39,6 +40,7 @@ class RobotState:
     twilio: dict[str, str] = field(default_factory=dict)  # account sid -> auth token
     webhook_secret: str = ""
     webhook_status: int = 200  # what the receiver answers a valid request
+    apprise_status: int = 200  # what the Apprise JSON receiver answers
     per_minute: int = 20
     received: list[Received] = field(default_factory=list)
     _sent: dict[str, list[float]] = field(default_factory=dict)
@@ -165,6 +167,12 @@ class _Handler(BaseHTTPRequestHandler):
             vendor, robot, (status, answer) = "sms", parts[2], _twilio(state, parts[2], auth, raw)
         elif url.path == "/hook":
             vendor, robot, (status, answer) = "webhook", "", _webhook(state, headers, raw)
+        elif url.path == "/apprise":  # Apprise's generic json:// service posts here
+            vendor, robot, (status, answer) = (
+                "apprise",
+                "",
+                ((0 if state.apprise_status == 200 else state.apprise_status), {}),
+            )
         else:
             self.send_error(404)
             return

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from certwatch.contracts.contacts import sealed_subject
+from certwatch.notifier.channels.apprise_url import AppriseUrl
 from certwatch.notifier.channels.base import Channel, Failed
 from certwatch.notifier.channels.dingtalk import DingTalk
 from certwatch.notifier.channels.email import Email
@@ -38,8 +39,8 @@ async def open_contact(conn: Conn, vault: Vault | None, contact_id: str) -> Cont
 
 
 def channel_names(contact: Contact, settings: Settings) -> list[str]:
-    """Email and DingTalk whenever the contact has them (a missing SMTP server is then a visible
-    failure, not silence); SMS only where a gateway is configured."""
+    """Email, DingTalk and Apprise whenever the contact has them (a missing SMTP server is then a
+    visible failure, not silence); SMS only where a gateway is configured."""
     names = []
     if contact.get("email"):
         names.append("email")
@@ -47,6 +48,8 @@ def channel_names(contact: Contact, settings: Settings) -> list[str]:
         names.append("sms")
     if contact.get("dingtalk_webhook"):
         names.append("dingtalk")
+    if contact.get("apprise_url"):
+        names.append("apprise")
     return names
 
 
@@ -66,4 +69,9 @@ def build(name: str, contact: Contact, settings: Settings, client: httpx.AsyncCl
             return Failed("config", "CERTWATCH_SMS_URL, _ACCOUNT, _TOKEN and _FROM are required for SMS")
         return TwilioSms(client, settings.sms_url, settings.sms_account, settings.sms_token, settings.sms_from,
                          str(contact["phone"]), allow_custom=custom)  # fmt: skip
+    if name == "apprise" and contact.get("apprise_url"):
+        try:
+            return AppriseUrl(str(contact["apprise_url"]))
+        except ValueError as exc:
+            return Failed("contact", str(exc))
     return Failed("contact", f"the contact has no {name} channel")
