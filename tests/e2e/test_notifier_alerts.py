@@ -4,21 +4,25 @@ replay of its log and two notifier replicas."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterator
+import os
+import signal
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from certwatch.cli.main import main
 from certwatch.platform.config import Settings
+from certwatch.platform.localstack import free_port
 from certwatch.platform.service import Service
 from certwatch.services import MIGRATIONS, build_for
+from tests.support.notifier_checks import Cli, cli_for, listed, mails, recheck, robot_titles, settled
 from tests.support.pki import TestPKI
+from tests.support.process_stack import process_stack, spawn, wait_serving
 from tests.support.robot_servers import RobotState, robot_server
 from tests.support.smtp_server import Mailbox, smtp_server
 from tests.support.stack import Stack, running_stack, wait_for
@@ -27,8 +31,6 @@ from tests.support.tls_server import server_context, tls_server
 HOST = "alerts.test"
 TOKEN = "alertsrobottoken0123"
 SECRET = "SECalertsrobotsecret"
-
-Cli = Callable[..., Awaitable[tuple[int, str, str]]]
 
 
 @pytest.fixture
@@ -45,61 +47,6 @@ def robots() -> RobotState:
 def robot_url(robots: RobotState) -> Iterator[str]:
     with robot_server(robots) as url:
         yield url
-
-
-def _cli(stack: Stack, capsys: pytest.CaptureFixture[str]) -> Cli:
-    async def cli(*argv: str, service: str = "inventory") -> tuple[int, str, str]:
-        server = f"127.0.0.1:{stack.services[service].port}"
-        code = await asyncio.to_thread(main, [*argv, "--api-key", stack.api_key, "--server", server])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return cli
-
-
-def _mails(mailbox: Mailbox, word: str) -> list[EmailMessage]:
-    with mailbox.lock:
-        return [m for m in mailbox.messages if word in str(m["Subject"])]
-
-
-def _robot(robots: RobotState, word: str) -> list[str]:
-    return [r.body["markdown"]["title"] for r in robots.of("dingtalk") if word in r.body["markdown"]["title"]]
-
-
-async def _settled(database_url: str, domain_id: str) -> bool:
-    """The notifier folded in the domain's latest verdict and has nothing queued or in flight."""
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        cur = await conn.execute(
-            "SELECT (SELECT max((data->'verdict'->>'checked_at')::timestamptz) FROM events"
-            "        WHERE stream_id = %s AND event_type = 'DomainClassified')"
-            "   <= (SELECT checked_at FROM notifier_domains WHERE domain_id = %s),"
-            " (SELECT count(*) FROM notifier_deliveries WHERE state IN ('queued', 'pending'))",
-            (f"status-{domain_id}", domain_id),
-        )
-        row = await cur.fetchone()
-    return bool(row and row[0] and row[1] == 0)
-
-
-async def _recheck(cli: Cli, database_url: str, domain_id: str) -> None:
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        cur = await conn.execute(
-            "SELECT count(*) FROM events WHERE stream_id = %s AND event_type = 'DomainClassified'",
-            (f"status-{domain_id}",),
-        )
-        before = (await cur.fetchone() or (0,))[0]
-    code, out, err = await cli("domains", "recheck", domain_id)
-    assert code == 0, out + err
-
-    async def classified_again() -> bool:
-        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            cur = await conn.execute(
-                "SELECT count(*) FROM events WHERE stream_id = %s AND event_type = 'DomainClassified'",
-                (f"status-{domain_id}",),
-            )
-            return bool((await cur.fetchone() or (0,))[0] > before)
-
-    await wait_for(classified_again, timeout=30, every=0.2)
-    await wait_for(lambda: _settled(database_url, domain_id), timeout=30, every=0.2)
 
 
 async def _second_notifier(stack: Stack) -> Service:
@@ -125,31 +72,16 @@ async def test_breakage_and_recovery_alert_once_each_through_restart_replay_and_
             smtp_password=mailbox.password, smtp_ca_file=pki.ca_file, smtp_from="certwatch@alerts.test",
         )  # fmt: skip
         async with running_stack(stack_settings) as stack:
-            cli = _cli(stack, capsys)
-            code, out, err = await cli(
-                "contacts", "add", "--name", "Ops", "--email", "ops@example.test", "--json",
-                "--dingtalk-webhook", f"{robot_url}/robot/send?access_token={TOKEN}", "--dingtalk-secret", SECRET,
-            )  # fmt: skip
-            assert code == 0, out + err
-            contact_id = json.loads(out)["id"]
-            code, out, err = await cli("domains", "add", f"{HOST}:{port}", "--enable", "--contact", contact_id,
-                                       "--json")  # fmt: skip
-            assert code == 0, out + err
-
-            async def secure() -> str | None:
-                _, out, _ = await cli("domains", "list", "--json")
-                domains = json.loads(out)
-                return domains[0]["id"] if domains and domains[0]["status"] == "SECURE" else None
-
-            domain_id = await wait_for(secure, timeout=30, every=0.3)
-            await wait_for(lambda: _settled(stack_settings.database_url, domain_id), timeout=30)
+            cli = cli_for({n: s.port for n, s in stack.services.items()}, stack.api_key, capsys)
+            domain_id = await _monitor(cli, robot_url, port)
+            await wait_for(lambda: settled(stack_settings.database_url, domain_id), timeout=30)
             assert mailbox.messages == [] and robots.of("dingtalk") == []  # SECURE from the start: nothing
 
             replica = await _second_notifier(stack)  # from here on two notifiers compete
             try:
                 context.load_cert_chain(*expired)  # new handshakes get the expired certificate
-                await _recheck(cli, stack_settings.database_url, domain_id)
-                [mail] = await wait_for(lambda: _wait_list(_mails(mailbox, "expired")), timeout=20)
+                await recheck(cli, stack_settings.database_url, domain_id)
+                [mail] = await wait_for(lambda: listed(mails(mailbox, "expired")), timeout=20)
                 body = mail.get_body(("plain",))
                 assert body is not None
                 text = body.get_content()
@@ -158,15 +90,15 @@ async def test_breakage_and_recovery_alert_once_each_through_restart_replay_and_
                 assert "Certificate served by 127.0.0.1: subject" in text and "expires" in text
                 assert "expired 2 days ago" in text or "expired 3 days ago" in text
                 assert mail.get_body(("html",)) is not None  # multipart: plain + HTML
-                assert len(_robot(robots, "expired")) == 1
+                assert len(robot_titles(robots, "expired")) == 1
 
                 # The same verdict again: no new alert.
-                await _recheck(cli, stack_settings.database_url, domain_id)
+                await recheck(cli, stack_settings.database_url, domain_id)
 
                 context.load_cert_chain(*good)
-                await _recheck(cli, stack_settings.database_url, domain_id)
-                await wait_for(lambda: _wait_list(_mails(mailbox, "recovered")), timeout=20)
-                await wait_for(lambda: _wait_list(_robot(robots, "recovered")), timeout=20)
+                await recheck(cli, stack_settings.database_url, domain_id)
+                await wait_for(lambda: listed(mails(mailbox, "recovered")), timeout=20)
+                await wait_for(lambda: listed(robot_titles(robots, "recovered")), timeout=20)
             finally:
                 await replica.stop()
 
@@ -182,9 +114,9 @@ async def test_breakage_and_recovery_alert_once_each_through_restart_replay_and_
                                    " WHERE name = 'notifier.incidents'")  # fmt: skip
                 for sql in ("DELETE FROM notifier_domains", "DELETE FROM notifier_contacts"):
                     await conn.execute(sql.encode())
-            await _recheck(cli, stack_settings.database_url, domain_id)
-            assert [len(_mails(mailbox, w)) for w in ("expired", "recovered")] == [1, 1]
-            assert [len(_robot(robots, w)) for w in ("expired", "recovered")] == [1, 1]
+            await wait_for(lambda: settled(stack_settings.database_url, domain_id), timeout=30)
+            assert [len(mails(mailbox, w)) for w in ("expired", "recovered")] == [1, 1]
+            assert [len(robot_titles(robots, w)) for w in ("expired", "recovered")] == [1, 1]
             assert len(mailbox.messages) == 2 and len(robots.of("dingtalk")) == 2
             async with await psycopg.AsyncConnection.connect(
                 stack_settings.database_url, autocommit=True
@@ -199,5 +131,69 @@ async def test_breakage_and_recovery_alert_once_each_through_restart_replay_and_
                                 ("NotificationSent", "recovered", "email")]  # fmt: skip
 
 
-async def _wait_list(items: list[object]) -> list[object] | None:
-    return items or None
+async def test_two_notifier_processes_one_killed_send_each_alert_once(
+    settings: Settings, pki: TestPKI, mailbox: Mailbox, robots: RobotState, robot_url: str,
+    capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:  # fmt: skip
+    good = pki.server_files(pki.leaf(HOST, org="Alerts Org"))
+    mismatched = pki.server_files(pki.leaf("elsewhere.test"))
+    context = server_context(*good)
+    with smtp_server(mailbox, pki) as smtp_port, tls_server(context) as port:
+        stack_settings = replace(
+            settings, resolve_overrides=(f"{HOST}:{port}:127.0.0.1",), allow_custom_webhooks=True,
+            smtp_host="127.0.0.1", smtp_port=smtp_port, smtp_user=mailbox.user, smtp_password=mailbox.password,
+            smtp_ca_file=pki.ca_file,
+        )  # fmt: skip
+        async with process_stack(stack_settings) as stack:
+            # A second `certwatch serve notifier` process beside the stack's.
+            ports = {**stack.ports, "notifier": free_port()}
+            second = spawn("notifier", stack.settings, ports, tmp_path / "notifier-2.log")
+            try:
+                wait_serving(ports["notifier"], second, tmp_path / "notifier-2.log")
+                cli = cli_for(stack.ports, stack.api_key, capsys)
+                domain_id = await _monitor(cli, robot_url, port)
+                await wait_for(lambda: settled(stack_settings.database_url, domain_id), timeout=30)
+
+                context.load_cert_chain(*mismatched)
+                await recheck(cli, stack_settings.database_url, domain_id)
+                await wait_for(lambda: listed(mails(mailbox, "mismatch")), timeout=20)
+                await wait_for(lambda: listed(robot_titles(robots, "mismatch")), timeout=20)
+
+                second.send_signal(signal.SIGKILL)  # no graceful stop: whatever it held stays leased
+                second.wait(timeout=10)
+                second = spawn("notifier", stack.settings, ports, tmp_path / "notifier-3.log")
+                wait_serving(ports["notifier"], second, tmp_path / "notifier-3.log")
+
+                context.load_cert_chain(*good)
+                await recheck(cli, stack_settings.database_url, domain_id)
+                await wait_for(lambda: listed(mails(mailbox, "recovered")), timeout=20)
+                await wait_for(lambda: listed(robot_titles(robots, "recovered")), timeout=20)
+                assert [str(m["Subject"]).split(" ", 2)[2] for m in mailbox.messages] == [
+                    "Certificate mismatch", "recovered: the certificate is valid again (SECURE)"]  # fmt: skip
+                assert len(robots.of("dingtalk")) == 2
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(second.pid, signal.SIGKILL)
+                second.wait(timeout=10)
+
+
+async def _monitor(cli: Cli, robot_url: str, port: int) -> str:
+    """A contact with email and DingTalk, and HOST:port monitored with it; the domain id once SECURE."""
+    code, out, err = await cli(
+        "contacts", "add", "--name", "Ops", "--email", "ops@example.test", "--json",
+        "--dingtalk-webhook", f"{robot_url}/robot/send?access_token={TOKEN}", "--dingtalk-secret", SECRET,
+    )  # fmt: skip
+    assert code == 0, out + err
+    contact_id = json.loads(out)["id"]
+    code, out, err = await cli(
+        "domains", "add", f"{HOST}:{port}", "--enable", "--contact", contact_id, "--json"
+    )
+    assert code == 0, out + err
+
+    async def secure() -> str | None:
+        _, out, _ = await cli("domains", "list", "--json")
+        domains = json.loads(out)
+        return domains[0]["id"] if domains and domains[0]["status"] == "SECURE" else None
+
+    domain_id: str = await wait_for(secure, timeout=30, every=0.3)
+    return domain_id

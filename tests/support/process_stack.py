@@ -59,12 +59,17 @@ def settings_env(s: Settings, ports: dict[str, int]) -> dict[str, str]:
         "CERTWATCH_RESOLVE": " ".join(s.resolve_overrides), "CERTWATCH_DNS_SERVERS": ",".join(s.dns_servers),
         "CERTWATCH_CA_FILE": s.ca_file or "", "CERTWATCH_SHUTDOWN_GRACE_S": str(s.shutdown_grace_s),
         "CERTWATCH_MASTER_KEY": s.master_key or "",
+        "CERTWATCH_ALLOW_CUSTOM_WEBHOOKS": "1" if s.allow_custom_webhooks else "",
+        "CERTWATCH_SMTP_HOST": s.smtp_host or "", "CERTWATCH_SMTP_PORT": str(s.smtp_port),
+        "CERTWATCH_SMTP_USER": s.smtp_user or "", "CERTWATCH_SMTP_PASSWORD": s.smtp_password or "",
+        "CERTWATCH_SMTP_TLS": s.smtp_tls, "CERTWATCH_SMTP_CA_FILE": s.smtp_ca_file or "",
+        "CERTWATCH_SMTP_FROM": s.smtp_from,
     }  # fmt: skip
     env.update({f"CERTWATCH_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     return env
 
 
-def _wait_serving(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+def wait_serving(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -83,23 +88,27 @@ def _wait_serving(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     )
 
 
+def spawn(name: str, settings: Settings, ports: dict[str, int], log: Path) -> subprocess.Popen[bytes]:
+    """`certwatch serve NAME` in its own process group, its output in `log`."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "certwatch.cli.main", "serve", name], env={**os.environ, **settings_env(settings, ports)},
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
 @contextlib.asynccontextmanager
 async def process_stack(settings: Settings, *, units: int = 100) -> AsyncIterator[ProcessStack]:
     ports = {name: free_port() for name in PORTS}
     settings = replace(settings, grpc_ports=ports, master_key=settings.master_key or new_master_key())
     account_id, key = await new_account(settings.database_url, f"acct-{time.monotonic_ns()}", units=units)
     logs = Path(tempfile.mkdtemp(prefix="certwatch-procs-"))
-    env = {**os.environ, **settings_env(settings, ports)}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name in PORTS:
-            with open(logs / f"{name}.log", "wb") as out:
-                procs[name] = subprocess.Popen(
-                    [sys.executable, "-m", "certwatch.cli.main", "serve", name], env=env,
-                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                )  # fmt: skip
+            procs[name] = spawn(name, settings, ports, logs / f"{name}.log")
         for name, proc in procs.items():
-            _wait_serving(ports[name], proc, logs / f"{name}.log")
+            wait_serving(ports[name], proc, logs / f"{name}.log")
         yield ProcessStack(settings, ports, key, account_id, logs)
     finally:
         for proc in procs.values():
