@@ -286,3 +286,23 @@ async def test_a_contact_with_an_apprise_url_is_alerted_through_apprise(
     [got] = state.of("apprise")
     assert "chat.example.test:443" in got.body["title"]
     assert await _deliveries(pool, domain_id) == [("expired", "1", "sent")]
+
+
+async def test_a_shredded_contact_is_not_alerted_and_the_others_are(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str
+) -> None:
+    domain_id, account_id = await _domain(event_log, vault, base)
+    other, _ = await _domain(event_log, vault, base)
+    await catch_up(event_log, projection)
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT contact_ids[1] FROM notifier_domains WHERE domain_id = %s", (domain_id,)
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        await Vault.shred(conn, cc.sealed_subject(row[0]))  # the contact was deleted: its data is unreadable
+    for d in (domain_id, other):
+        await _verdict(event_log, d, account_id, "ABNORMAL", "EXPIRED")
+    await catch_up(event_log, projection)
+    assert await _deliveries(pool, domain_id) == []
+    assert await _deliveries(pool, other) == [("expired", "1", "queued")]

@@ -212,7 +212,7 @@ class NotifierApi(notifier_pb2_grpc.NotifierServicer):
             cur = await conn.execute("SELECT 1 FROM notifier_contacts WHERE contact_id = %s AND account_id = %s",
                                      (contact_id, account_id))  # fmt: skip
             contact = (
-                await contact_channels.open_contact(conn, self._vault, contact_id)
+                (await contact_channels.open_contacts(conn, self._vault, [contact_id])).get(contact_id)
                 if await cur.fetchone()
                 else None
             )

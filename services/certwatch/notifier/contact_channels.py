@@ -6,7 +6,7 @@ and are opened only here, when a delivery is decided or sent; they never reach a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import httpx
@@ -20,22 +20,23 @@ from certwatch.notifier.channels.sms import TwilioSms
 from certwatch.notifier.settings import smtp_config
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import Conn
-from certwatch.platform.shredding import Shredded, Vault
+from certwatch.platform.shredding import Vault
 
 Contact = Mapping[str, Any]
 
 
-async def open_contact(conn: Conn, vault: Vault | None, contact_id: str) -> Contact | None:
-    """The contact's fields, or None if it is gone (deleted, shredded) or cannot be opened here."""
-    cur = await conn.execute("SELECT sealed FROM notifier_contacts WHERE contact_id = %s", (contact_id,))
-    row = await cur.fetchone()
-    if row is None or vault is None:
-        return None
-    try:
-        fields: Contact = await vault.open(conn, sealed_subject(contact_id), row[0])
-    except Shredded:
-        return None
-    return fields
+async def open_contacts(conn: Conn, vault: Vault | None, contact_ids: Collection[str]) -> dict[str, Contact]:
+    """The fields of each contact that can be opened here (one query each for the rows and the
+    keys); a deleted or shredded contact is left out."""
+    if vault is None or not contact_ids:
+        return {}
+    cur = await conn.execute(
+        "SELECT contact_id::text, sealed FROM notifier_contacts WHERE contact_id = ANY(%s::uuid[])",
+        (list(contact_ids),),
+    )
+    sealed = {sealed_subject(row[0]): row[1] for row in await cur.fetchall()}
+    opened = await vault.open_many(conn, sealed)
+    return {subject.removeprefix(sealed_subject("")): fields for subject, fields in opened.items()}
 
 
 def channel_names(contact: Contact, settings: Settings) -> list[str]:

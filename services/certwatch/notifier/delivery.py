@@ -55,19 +55,34 @@ def _claimed(row: Sequence[Any]) -> Claimed:
     return Claimed(key, row[6] or "", int(row[7]), Message(**row[8]))
 
 
-async def enqueue(
-    conn: Conn, key: Key, account_id: str, message: Message, at: datetime, now: datetime
-) -> bool:
-    """Record `key` as due at `at` (in the caller's transaction); False if it was recorded before."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Queued:
+    """A delivery to record: due at `at`."""
+
+    key: Key
+    account_id: str
+    message: Message
+    at: datetime
+
+
+async def enqueue(conn: Conn, queued: Sequence[Queued], now: datetime) -> int:
+    """Record each key as due (in the caller's transaction, one statement); how many were new."""
+    if not queued:
+        return 0
+    cols = list(zip(*(
+        (q.key.digest(), q.key.event, q.key.domain_id, q.key.contact_id, q.key.channel, q.key.incident,
+         q.account_id, q.at, Jsonb(dataclasses.asdict(q.message)))
+        for q in queued
+    ), strict=True))  # fmt: skip
     cur = await conn.execute(
         "INSERT INTO notifier_deliveries (key, event, domain_id, contact_id, channel, incident, account_id,"
-        " state, attempts, next_attempt_at, message, created_at, updated_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, 'queued', 0, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING"
-        " RETURNING 1",
-        (key.digest(), key.event, key.domain_id, key.contact_id, key.channel, key.incident, account_id,
-         at, Jsonb(dataclasses.asdict(message)), now, now),
+        " next_attempt_at, message, state, attempts, created_at, updated_at)"
+        " SELECT *, 'queued', 0, %s::timestamptz, %s::timestamptz FROM unnest(%s::text[], %s::text[], %s::text[],"
+        " %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[])"
+        " ON CONFLICT (key) DO NOTHING RETURNING 1",
+        (now, now, *(list(c) for c in cols)),
     )  # fmt: skip
-    return await cur.fetchone() is not None
+    return len(await cur.fetchall())
 
 
 async def claim_due(
@@ -95,10 +110,9 @@ async def expire_leases(event_log: EventLog, now: datetime) -> int:
             (INTERRUPTED, now, now),
         )  # fmt: skip
         rows = [_claimed(row) for row in await cur.fetchall()]
-        for claimed in rows:
-            await _append_outcome(
-                event_log, conn, claimed, Result("failed", claimed.attempt, INTERRUPTED), now
-            )
+        await _append_outcomes(
+            event_log, conn, [(c, Result("failed", c.attempt, INTERRUPTED)) for c in rows], now
+        )
     return len(rows)
 
 
@@ -130,33 +144,57 @@ async def finish(
     backoff: Backoff = DEFAULT_BACKOFF,
 ) -> Result:
     """Record the outcome of `claimed`'s attempt (and, if final, its event) while the lease is held."""
-    result = _result(delivery, claimed.attempt, now, backoff)
-    async with event_log.pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(
-            "UPDATE notifier_deliveries SET state = %s, detail = %s, next_attempt_at = %s, lease_until = NULL,"
-            " updated_at = %s WHERE key = %s AND state = 'pending' AND attempts = %s RETURNING 1",
-            (result.outcome, result.detail[:500], result.next_attempt_at, now, claimed.key.digest(),
-             claimed.attempt),
-        )  # fmt: skip
-        if await cur.fetchone() is None:  # the lease ran out and the row was recorded failed meanwhile
-            return Result("failed", claimed.attempt, INTERRUPTED)
-        if result.outcome in ("sent", "failed"):
-            await _append_outcome(event_log, conn, claimed, result, now)
+    [result] = await finish_many(event_log, [(claimed, delivery)], now, backoff)
     return result
 
 
-async def _append_outcome(
-    event_log: EventLog, conn: Conn, claimed: Claimed, result: Result, now: datetime
+async def finish_many(
+    event_log: EventLog, attempts: Sequence[tuple[Claimed, Delivery]], now: datetime,
+    backoff: Backoff = DEFAULT_BACKOFF,
+) -> list[Result]:  # fmt: skip
+    """`finish` for a round of attempts, in one transaction (one commit, one append)."""
+    results: list[Result] = []
+    final: list[tuple[Claimed, Result]] = []
+    async with event_log.pool.connection() as conn, conn.transaction():
+        for claimed, delivery in attempts:
+            result = _result(delivery, claimed.attempt, now, backoff)
+            cur = await conn.execute(
+                "UPDATE notifier_deliveries SET state = %s, detail = %s, next_attempt_at = %s, lease_until = NULL,"
+                " updated_at = %s WHERE key = %s AND state = 'pending' AND attempts = %s RETURNING 1",
+                (result.outcome, result.detail[:500], result.next_attempt_at, now, claimed.key.digest(),
+                 claimed.attempt),
+            )  # fmt: skip
+            if await cur.fetchone() is None:  # the lease ran out and the row was recorded failed meanwhile
+                results.append(Result("failed", claimed.attempt, INTERRUPTED))
+                continue
+            results.append(result)
+            if result.outcome in ("sent", "failed"):
+                final.append((claimed, result))
+        await _append_outcomes(event_log, conn, final, now)
+    return results
+
+
+async def _append_outcomes(
+    event_log: EventLog, conn: Conn, outcomes: Sequence[tuple[Claimed, Result]], now: datetime
 ) -> None:
-    k = claimed.key
-    payload_type = nc.NotificationSent if result.outcome == "sent" else nc.NotificationFailed
-    payload = payload_type(
-        key=k.digest(), event=k.event, domain_id=k.domain_id, account_id=claimed.account_id,
-        contact_id=k.contact_id, channel=k.channel, incident=k.incident, attempts=result.attempts, at=now,
-        detail=result.detail[:500],
-    )  # fmt: skip
-    event = payload.new_event(event_id=stable_id(payload.TYPE, k.digest()))
-    await event_log.append(nc.stream_id(k.digest()), [event], expected_version=None, conn=conn)
+    batch = []
+    for claimed, result in outcomes:
+        k = claimed.key
+        payload_type = nc.NotificationSent if result.outcome == "sent" else nc.NotificationFailed
+        payload = payload_type(
+            key=k.digest(), event=k.event, domain_id=k.domain_id, account_id=claimed.account_id,
+            contact_id=k.contact_id, channel=k.channel, incident=k.incident, attempts=result.attempts, at=now,
+            detail=result.detail[:500],
+        )  # fmt: skip
+        batch.append(
+            (
+                nc.stream_id(k.digest()),
+                [payload.new_event(event_id=stable_id(payload.TYPE, k.digest()))],
+                None,
+            )
+        )
+    if batch:
+        await event_log.append_batch(batch, conn=conn)
 
 
 async def _claim_now(
@@ -164,7 +202,7 @@ async def _claim_now(
 ) -> Claimed | None:
     """Record `key` and take its lease at once, or take back a due retry; None if it is not ours to send."""
     async with event_log.pool.connection() as conn, conn.transaction():
-        await enqueue(conn, key, account_id, message, now, now)
+        await enqueue(conn, [Queued(key, account_id, message, now)], now)
         cur = await conn.execute(
             "UPDATE notifier_deliveries SET state = 'pending', attempts = attempts + 1, lease_until = %s,"
             " updated_at = %s WHERE key = %s AND state IN ('queued', 'retrying') AND next_attempt_at <= %s"

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from certwatch.notifier import alert_text, contact_channels, digest
-from certwatch.notifier.delivery import enqueue
+from certwatch.notifier.delivery import Queued, enqueue
 from certwatch.notifier.incidents import account_rules, queue_for_contacts
 from certwatch.notifier.rules import Drop, Event, Memory, Suppression, decide, on_service_end
 from certwatch.platform.config import Settings
@@ -71,18 +71,15 @@ async def queue_digest(conn: Conn, vault: Vault | None, settings: Settings, acco
     problems, contacts = await _problems(conn, account_id, now)
     when = decide(now, 0, Suppression(quiet=quiet))
     at = when.at if not isinstance(when, Drop) else now
-    queued = 0
     per_contact = digest.by_contact(problems, contacts)
-    for contact_id, items in per_contact.items():
-        contact = await contact_channels.open_contact(conn, vault, contact_id)
-        if contact is None:
-            continue
-        message = digest.compose(items, day)
-        for channel in contact_channels.channel_names(contact, settings):
-            queued += await enqueue(
-                conn, digest.digest_key(contact_id, channel, day), account_id, message, at, now
-            )
-    return len(per_contact), queued
+    opened = await contact_channels.open_contacts(conn, vault, list(per_contact))
+    messages = {contact_id: digest.compose(per_contact[contact_id], day) for contact_id in opened}
+    queued = [
+        Queued(digest.digest_key(contact_id, channel, day), account_id, messages[contact_id], at)
+        for contact_id, contact in opened.items()
+        for channel in contact_channels.channel_names(contact, settings)
+    ]
+    return len(per_contact), await enqueue(conn, queued, now)
 
 
 async def claim_day(conn: Conn, account_id: str, day: date, now: datetime) -> bool:

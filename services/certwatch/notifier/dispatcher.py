@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import httpx
 
 from certwatch.notifier import contact_channels, delivery
-from certwatch.notifier.channels.base import Channel, Failed, http_client
+from certwatch.notifier.channels.base import Channel, Delivery, Failed, http_client
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.health import Progress
@@ -83,24 +83,38 @@ class Dispatcher:
                 self._wake.clear()
 
     async def run_once(self, client: httpx.AsyncClient) -> int:
-        """One round: record interrupted sends, then send what is due; the number sent or tried."""
+        """One round: record interrupted sends, then send what is due (at most `BATCH`, at once) and
+        record every outcome in one transaction; the number sent or tried."""
         await delivery.expire_leases(self._log, self._clock())
         claimed = await delivery.claim_due(self._log, self._clock(), BATCH)
-        await asyncio.gather(*(self._send(client, c) for c in claimed))
+        if not claimed:
+            return 0
+        async with self._log.pool.connection() as conn:
+            contacts = await contact_channels.open_contacts(
+                conn, self._vault, {c.key.contact_id for c in claimed}
+            )
+        outcomes = await asyncio.gather(
+            *(self._send(client, c, contacts.get(c.key.contact_id)) for c in claimed)
+        )
+        results = await delivery.finish_many(
+            self._log, list(zip(claimed, outcomes, strict=True)), self._clock()
+        )
+        for c, result in zip(claimed, results, strict=True):
+            log.info("delivery %s over %s: %s", c.key.event, c.key.channel, result.outcome,
+                     extra={"delivery": c.key.digest(), "domain_id": c.key.domain_id})  # fmt: skip
         return len(claimed)
 
-    async def _send(self, client: httpx.AsyncClient, claimed: delivery.Claimed) -> None:
-        channel = await self._channel(client, claimed.key.contact_id, claimed.key.channel)
-        outcome = channel if isinstance(channel, Failed) else await delivery.send(channel, claimed)
-        result = await delivery.finish(self._log, claimed, outcome, self._clock())
-        log.info("delivery %s over %s: %s", claimed.key.event, claimed.key.channel, result.outcome,
-                 extra={"delivery": claimed.key.digest(), "domain_id": claimed.key.domain_id})  # fmt: skip
-
-    async def _channel(self, client: httpx.AsyncClient, contact_id: str, name: str) -> Channel | Failed:
-        async with self._log.pool.connection() as conn:
-            contact = await contact_channels.open_contact(conn, self._vault, contact_id)
+    async def _send(
+        self, client: httpx.AsyncClient, claimed: delivery.Claimed, contact: contact_channels.Contact | None
+    ) -> Delivery:
         if contact is None:
             return Failed("contact", "the contact was deleted or its data redacted")
+        channel = self._channel(client, claimed.key.contact_id, claimed.key.channel, contact)
+        return channel if isinstance(channel, Failed) else await delivery.send(channel, claimed)
+
+    def _channel(
+        self, client: httpx.AsyncClient, contact_id: str, name: str, contact: contact_channels.Contact
+    ) -> Channel | Failed:
         version = hashlib.sha256(repr(sorted(contact.items())).encode()).hexdigest()
         cached = self._channels.get((contact_id, name, version))
         if cached is not None:

@@ -25,7 +25,7 @@ from certwatch.contracts import status as sc
 from certwatch.contracts.payload import decode
 from certwatch.notifier import alert_text, contact_channels
 from certwatch.notifier.channels.base import Message
-from certwatch.notifier.delivery import enqueue
+from certwatch.notifier.delivery import Queued, enqueue
 from certwatch.notifier.rules import (
     DomainRules,
     Drop,
@@ -270,17 +270,14 @@ async def queue_for_contacts(
     conn: Conn, vault: Vault | None, settings: Settings, domain_id: str, account_id: str,
     contact_ids: Sequence[str], event: str, incident: str, message: Message, at: datetime, now: datetime,
 ) -> int:  # fmt: skip
-    queued = 0
-    for contact_id in contact_ids:
-        contact = await contact_channels.open_contact(conn, vault, contact_id)
-        if contact is None:
-            continue
-        for channel in contact_channels.channel_names(contact, settings):
-            if channel == "sms" and message.sms is None:
-                continue
-            key = Key(event, domain_id, contact_id, channel, incident)
-            queued += await enqueue(conn, key, account_id, message, at, now)
-    return queued
+    contacts = await contact_channels.open_contacts(conn, vault, contact_ids)
+    queued = [
+        Queued(Key(event, domain_id, contact_id, channel, incident), account_id, message, at)
+        for contact_id, contact in contacts.items()
+        for channel in contact_channels.channel_names(contact, settings)
+        if channel != "sms" or message.sms is not None
+    ]
+    return await enqueue(conn, queued, now)
 
 
 def _problem(v: Any) -> dict[str, Any] | None:

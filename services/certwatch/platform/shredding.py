@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -50,6 +51,12 @@ class Vault:
     def __init__(self, master_key: bytes) -> None:
         self._kek = AESGCM(master_key)
 
+    def _unwrap(self, subject: str, wrapped: bytes) -> AESGCM:
+        try:
+            return AESGCM(self._kek.decrypt(wrapped[:12], wrapped[12:], subject.encode()))
+        except InvalidTag as exc:
+            raise MasterKeyError("the master key does not open this subject's data key") from exc
+
     async def _data_key(self, conn: Conn, subject: str, *, create: bool) -> AESGCM:
         cur = await conn.execute("SELECT wrapped_key FROM subject_keys WHERE subject = %s", (subject,))
         row = await cur.fetchone()
@@ -62,11 +69,7 @@ class Vault:
                 "INSERT INTO subject_keys (subject, wrapped_key) VALUES (%s, %s)", (subject, wrapped)
             )
             return AESGCM(key)
-        wrapped = bytes(row[0])
-        try:
-            return AESGCM(self._kek.decrypt(wrapped[:12], wrapped[12:], subject.encode()))
-        except InvalidTag as exc:
-            raise MasterKeyError("the master key does not open this subject's data key") from exc
+        return self._unwrap(subject, bytes(row[0]))
 
     async def seal(self, conn: Conn, subject: str, value: Any) -> str:
         key = await self._data_key(conn, subject, create=True)
@@ -74,15 +77,36 @@ class Vault:
         sealed = nonce + key.encrypt(nonce, json.dumps(value).encode(), subject.encode())
         return _PREFIX + base64.b64encode(sealed).decode()
 
-    async def open(self, conn: Conn, subject: str, sealed: str) -> Any:
+    @staticmethod
+    def _decrypt(key: AESGCM, subject: str, sealed: str) -> Any:
         if not sealed.startswith(_PREFIX):
             raise ValueError("not a sealed value")
         raw = base64.b64decode(sealed[len(_PREFIX) :])
-        key = await self._data_key(conn, subject, create=False)
         try:
             return json.loads(key.decrypt(raw[:12], raw[12:], subject.encode()))
         except InvalidTag as exc:
             raise Shredded(f"data of {subject} cannot be opened") from exc
+
+    async def open(self, conn: Conn, subject: str, sealed: str) -> Any:
+        if not sealed.startswith(_PREFIX):
+            raise ValueError("not a sealed value")
+        return self._decrypt(await self._data_key(conn, subject, create=False), subject, sealed)
+
+    async def open_many(self, conn: Conn, sealed: Mapping[str, str]) -> dict[str, Any]:
+        """`open` for many subjects (subject -> sealed value) with one key lookup; a subject
+        whose key is gone, or whose value does not open, is left out (it was redacted)."""
+        if not sealed:
+            return {}
+        cur = await conn.execute(
+            "SELECT subject, wrapped_key FROM subject_keys WHERE subject = ANY(%s)", (list(sealed),)
+        )
+        out: dict[str, Any] = {}
+        for subject, wrapped in await cur.fetchall():
+            try:
+                out[subject] = self._decrypt(self._unwrap(subject, bytes(wrapped)), subject, sealed[subject])
+            except Shredded:
+                continue
+        return out
 
     @staticmethod
     async def shred(conn: Conn, subject: str) -> None:
