@@ -16,14 +16,18 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from certwatch.notifier.channels.base import http_client
 from certwatch.platform import db, localstack, migrations
 from certwatch.platform.eventlog import EventLog
 from certwatch.services import MIGRATIONS
 from tests.support.databases import TEMPLATE, fresh_database
+from tests.support.robot_servers import RobotState, robot_server
+from tests.support.smtp_server import Mailbox
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +89,28 @@ def nats_server(stack_root: Path) -> Iterator[localstack.Nats]:
         server.stop()
         with contextlib.suppress(OSError):
             shutil.rmtree(store.parent)
+
+
+@pytest.fixture
+def robots() -> RobotState:
+    """The vendors' fake robots, with no robot yet: a test adds the tokens and secrets it uses."""
+    return RobotState()
+
+
+@pytest.fixture
+def robot_url(robots: RobotState) -> Iterator[str]:
+    """The base URL of a local server answering like DingTalk, WeCom, Lark, SMS gateways, webhooks."""
+    with robot_server(robots) as url:
+        yield url
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """The channels' shared HTTP client."""
+    async with http_client() as c:
+        yield c
+
+
+@pytest.fixture
+def mailbox() -> Mailbox:
+    return Mailbox()

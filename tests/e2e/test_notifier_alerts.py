@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ from certwatch.services import MIGRATIONS, build_for
 from tests.support.notifier_checks import Cli, cli_for, listed, mails, recheck, robot_titles, settled
 from tests.support.pki import TestPKI
 from tests.support.process_stack import process_stack, spawn, wait_serving
-from tests.support.robot_servers import RobotState, robot_server
+from tests.support.robot_servers import RobotState
 from tests.support.smtp_server import Mailbox, smtp_server
 from tests.support.stack import Stack, running_stack, wait_for
 from tests.support.tls_server import server_context, tls_server
@@ -33,20 +32,9 @@ TOKEN = "alertsrobottoken0123"
 SECRET = "SECalertsrobotsecret"
 
 
-@pytest.fixture
-def mailbox() -> Mailbox:
-    return Mailbox()
-
-
-@pytest.fixture
-def robots() -> RobotState:
-    return RobotState(dingtalk={TOKEN: SECRET})
-
-
-@pytest.fixture
-def robot_url(robots: RobotState) -> Iterator[str]:
-    with robot_server(robots) as url:
-        yield url
+@pytest.fixture(autouse=True)
+def robot(robots: RobotState) -> None:
+    robots.dingtalk[TOKEN] = SECRET
 
 
 async def _second_notifier(stack: Stack) -> Service:

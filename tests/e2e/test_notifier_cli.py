@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +13,7 @@ import pytest
 from certwatch.cli.main import main
 from certwatch.platform.config import Settings
 from tests.support.pki import TestPKI
-from tests.support.robot_servers import RobotState, robot_server
+from tests.support.robot_servers import RobotState
 from tests.support.smtp_server import Mailbox, smtp_server
 from tests.support.stack import Stack, new_account, running_stack, wait_for
 from tests.support.verdicts import classified
@@ -23,15 +22,9 @@ TOKEN = "clirobottoken0123456"
 SECRET = "SECclirobotsecret"
 
 
-@pytest.fixture
-def robots() -> RobotState:
-    return RobotState(dingtalk={TOKEN: SECRET})
-
-
-@pytest.fixture
-def robot_url(robots: RobotState) -> Iterator[str]:
-    with robot_server(robots) as url:
-        yield url
+@pytest.fixture(autouse=True)
+def robot(robots: RobotState) -> None:
+    robots.dingtalk[TOKEN] = SECRET
 
 
 async def _append_verdict(stack: Stack, domain_id: str, cause: str) -> None:
@@ -43,9 +36,9 @@ async def _append_verdict(stack: Stack, domain_id: str, cause: str) -> None:
 
 
 async def test_alerts_cli_log_test_rules_mute_ack_digest(
-    settings: Settings, pki: TestPKI, robots: RobotState, robot_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    mailbox = Mailbox()
+    settings: Settings, pki: TestPKI, robots: RobotState, robot_url: str, mailbox: Mailbox,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
     with smtp_server(mailbox, pki) as smtp_port:
         stack_settings = replace(
             settings, allow_custom_webhooks=True, smtp_host="127.0.0.1", smtp_port=smtp_port,

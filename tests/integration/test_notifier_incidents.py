@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,13 +17,13 @@ from certwatch.contracts import domain as dc
 from certwatch.contracts import notifications as nc
 from certwatch.contracts import status as sc
 from certwatch.notifier import delivery, incidents
-from certwatch.notifier.channels.base import Delivered, http_client
+from certwatch.notifier.channels.base import Delivered
 from certwatch.notifier.dispatcher import Dispatcher
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.projection import Projection, catch_up
 from certwatch.platform.shredding import Vault, new_master_key, parse_master_key
-from tests.support.robot_servers import RobotState, robot_server
+from tests.support.robot_servers import RobotState
 from tests.support.verdicts import classified
 
 SECRET = "SECnotifiersecret"
@@ -32,20 +31,9 @@ SETTINGS = Settings(allow_custom_webhooks=True)
 
 
 @pytest.fixture
-def state() -> RobotState:
-    return RobotState(dingtalk={"tok": SECRET})
-
-
-@pytest.fixture
-def base(state: RobotState) -> Iterator[str]:
-    with robot_server(state) as url:
-        yield url
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client() as c:
-        yield c
+def state(robots: RobotState) -> RobotState:
+    robots.dingtalk["tok"] = SECRET
+    return robots
 
 
 @pytest.fixture
@@ -59,14 +47,14 @@ def projection(event_log: EventLog, vault: Vault) -> Projection:
 
 
 async def _domain(
-    event_log: EventLog, vault: Vault, base: str, *, secret: str = SECRET, token: str = "tok"
+    event_log: EventLog, vault: Vault, robot_url: str, *, secret: str = SECRET, token: str = "tok"
 ) -> tuple[str, str]:
     """A domain with one contact that has a DingTalk robot; (domain id, account id)."""
     account_id, domain_id, contact_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     async with event_log.pool.connection() as conn:
         sealed = await vault.seal(conn, cc.sealed_subject(contact_id), {
             "name": "ops", "phone": None, "email": None,
-            "dingtalk_webhook": f"{base}/robot/send?access_token={token}", "dingtalk_secret": secret,
+            "dingtalk_webhook": f"{robot_url}/robot/send?access_token={token}", "dingtalk_secret": secret,
         })  # fmt: skip
     contact = cc.ContactCreated(contact_id=contact_id, account_id=account_id, sealed=sealed, has_secret=True)
     await event_log.append(cc.stream_id(contact_id), [contact.new_event()], expected_version=0)
@@ -93,9 +81,9 @@ async def _deliveries(pool: AsyncConnectionPool[Any], domain_id: str) -> list[tu
 
 
 async def test_network_failure_pages_only_after_n_consecutive_by_streak(
-    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, robot_url: str
 ) -> None:
-    domain_id, account_id = await _domain(event_log, vault, base)
+    domain_id, account_id = await _domain(event_log, vault, robot_url)
     net = "NETWORK_CONNECTION_FAILURE"
     await _verdict(event_log, domain_id, account_id, "ABNORMAL", net, streak=1)
     await catch_up(event_log, projection)
@@ -112,7 +100,7 @@ async def test_network_failure_pages_only_after_n_consecutive_by_streak(
     ]
 
     # Settable per domain (1..5): at 3, a streak of 2 is still quiet.
-    other, _ = await _domain(event_log, vault, base)
+    other, _ = await _domain(event_log, vault, robot_url)
     async with pool.connection() as conn:
         await conn.execute(
             "INSERT INTO notifier_domain_settings (domain_id, account_id, rules) VALUES (%s, %s, %s)",
@@ -127,24 +115,24 @@ async def test_network_failure_pages_only_after_n_consecutive_by_streak(
     assert await _deliveries(pool, other) == [("network_failure", "1", "queued")]
 
     # The classifier's count is what decides: its first verdict seen here already has streak 2.
-    third, _ = await _domain(event_log, vault, base)
+    third, _ = await _domain(event_log, vault, robot_url)
     await _verdict(event_log, third, account_id, "ABNORMAL", net, streak=2)
     await catch_up(event_log, projection)
     assert await _deliveries(pool, third) == [("network_failure", "1", "queued")]
 
 
 async def test_alert_sent_once_with_its_words_and_recorded(
-    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str,
-    state: RobotState, client: httpx.AsyncClient,
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, robot_url: str,
+    state: RobotState, http: httpx.AsyncClient,
 ) -> None:  # fmt: skip
-    domain_id, account_id = await _domain(event_log, vault, base)
+    domain_id, account_id = await _domain(event_log, vault, robot_url)
     await _verdict(event_log, domain_id, account_id, "ABNORMAL", "EXPIRED")
     await catch_up(event_log, projection)
     # Two replicas' dispatchers at once, then again: each key goes once.
     senders = [Dispatcher(event_log, SETTINGS, vault) for _ in range(2)]
-    counts = await asyncio.gather(*(s.run_once(client) for s in senders))
+    counts = await asyncio.gather(*(s.run_once(http) for s in senders))
     assert sorted(counts) == [0, 1]
-    assert await senders[0].run_once(client) == 0
+    assert await senders[0].run_once(http) == 0
     [got] = state.of("dingtalk")
     text = got.body["markdown"]["text"]
     assert "shop.example.test:8443" in text and "Certificate has expired" in text
@@ -157,7 +145,7 @@ async def test_alert_sent_once_with_its_words_and_recorded(
         for sql in projection.reset_sql:
             await conn.execute(sql)
     await catch_up(event_log, projection)
-    assert await senders[1].run_once(client) == 0
+    assert await senders[1].run_once(http) == 0
     assert len(state.of("dingtalk")) == 1
     [sent] = [e for e in await event_log.read_all((0, 0)) if e.type == nc.NOTIFICATION_SENT]
     outcome = nc.NotificationSent.of(sent)
@@ -167,15 +155,15 @@ async def test_alert_sent_once_with_its_words_and_recorded(
 
 
 async def test_final_failure_is_recorded_and_blocks_nothing(
-    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str,
-    state: RobotState, client: httpx.AsyncClient,
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, robot_url: str,
+    state: RobotState, http: httpx.AsyncClient,
 ) -> None:  # fmt: skip
-    bad, account_id = await _domain(event_log, vault, base, secret="SECwrong")
-    good, _ = await _domain(event_log, vault, base)
+    bad, account_id = await _domain(event_log, vault, robot_url, secret="SECwrong")
+    good, _ = await _domain(event_log, vault, robot_url)
     for domain_id in (bad, good):
         await _verdict(event_log, domain_id, account_id, "ABNORMAL", "CERTIFICATE_MISMATCH")
     await catch_up(event_log, projection)
-    assert await Dispatcher(event_log, SETTINGS, vault).run_once(client) == 2
+    assert await Dispatcher(event_log, SETTINGS, vault).run_once(http) == 2
     assert await _deliveries(pool, bad) == [("mismatch", "1", "failed")]
     assert await _deliveries(pool, good) == [("mismatch", "1", "sent")]
     assert len(state.of("dingtalk")) == 1
@@ -185,18 +173,18 @@ async def test_final_failure_is_recorded_and_blocks_nothing(
 
 
 async def test_a_sender_that_dies_mid_send_never_causes_a_second_send(
-    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str,
-    state: RobotState, client: httpx.AsyncClient,
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, robot_url: str,
+    state: RobotState, http: httpx.AsyncClient,
 ) -> None:  # fmt: skip
-    domain_id, account_id = await _domain(event_log, vault, base)
+    domain_id, account_id = await _domain(event_log, vault, robot_url)
     await _verdict(event_log, domain_id, account_id, "ABNORMAL", "EXPIRED")
     await catch_up(event_log, projection)
     now = datetime.now(UTC)
     [held] = await delivery.claim_due(event_log, now, 10)  # claimed, then the process is killed
     # A restarted notifier within the lease leaves it alone; after the lease, records it failed.
-    assert await Dispatcher(event_log, SETTINGS, vault).run_once(client) == 0
+    assert await Dispatcher(event_log, SETTINGS, vault).run_once(http) == 0
     later = Dispatcher(event_log, SETTINGS, vault, clock=lambda: now + delivery.LEASE + timedelta(seconds=1))
-    assert await later.run_once(client) == 0
+    assert await later.run_once(http) == 0
     assert await _deliveries(pool, domain_id) == [("expired", "1", "failed")]
     assert state.of("dingtalk") == []
     [failed] = [nc.NotificationFailed.of(e) for e in await event_log.read_all((0, 0))
@@ -208,9 +196,9 @@ async def test_a_sender_that_dies_mid_send_never_causes_a_second_send(
 
 
 async def test_old_events_move_memory_but_page_no_one(
-    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, base: str
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, robot_url: str
 ) -> None:
-    domain_id, account_id = await _domain(event_log, vault, base)
+    domain_id, account_id = await _domain(event_log, vault, robot_url)
     await _verdict(event_log, domain_id, account_id, "ABNORMAL", "EXPIRED")
     future = incidents.projection(
         event_log, SETTINGS, vault, clock=lambda: datetime.now(UTC) + timedelta(days=1)
@@ -220,9 +208,9 @@ async def test_old_events_move_memory_but_page_no_one(
 
 
 async def test_alert_names_the_certificate_its_probe_observed(
-    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, robot_url: str
 ) -> None:
-    domain_id, account_id = await _domain(event_log, vault, base)
+    domain_id, account_id = await _domain(event_log, vault, robot_url)
     now = datetime.now(UTC)
     verdict = classified(domain_id, account_id, "ABNORMAL", cause="EXPIRED", checked_at=now)
     data = {**verdict.data, "endpoints": [{"ip": "192.0.2.7", "status": "ABNORMAL", "phase": "done",
@@ -246,20 +234,20 @@ async def test_alert_names_the_certificate_its_probe_observed(
 
 
 async def test_racing_senders_send_each_delivery_once(
-    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str,
-    state: RobotState, client: httpx.AsyncClient,
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, robot_url: str,
+    state: RobotState, http: httpx.AsyncClient,
 ) -> None:  # fmt: skip
     domains = []
     for n in range(24):  # a robot each: the fake's 20-a-minute limit is not what is tested here
         state.dingtalk[f"tok{n}"] = SECRET
-        domain_id, account_id = await _domain(event_log, vault, base, token=f"tok{n}")
+        domain_id, account_id = await _domain(event_log, vault, robot_url, token=f"tok{n}")
         await _verdict(event_log, domain_id, account_id, "ABNORMAL", "EXPIRED")
         domains.append(domain_id)
     await catch_up(event_log, projection)
     senders = [Dispatcher(event_log, SETTINGS, vault) for _ in range(4)]
 
     async def rounds(sender: Dispatcher) -> int:
-        return sum([await sender.run_once(client) for _ in range(5)])
+        return sum([await sender.run_once(http) for _ in range(5)])
 
     assert sum(await asyncio.gather(*(rounds(s) for s in senders))) == 24
     assert sorted(r.robot for r in state.of("dingtalk")) == sorted(f"tok{n}" for n in range(24))
@@ -268,13 +256,13 @@ async def test_racing_senders_send_each_delivery_once(
 
 
 async def test_a_contact_with_an_apprise_url_is_alerted_through_apprise(
-    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str,
-    state: RobotState, client: httpx.AsyncClient,
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, robot_url: str,
+    state: RobotState, http: httpx.AsyncClient,
 ) -> None:  # fmt: skip
     account_id, domain_id, contact_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     async with pool.connection() as conn:
         sealed = await vault.seal(conn, cc.sealed_subject(contact_id), {
-            "name": "chat", "apprise_url": base.replace("http://", "json://") + "/apprise"})  # fmt: skip
+            "name": "chat", "apprise_url": robot_url.replace("http://", "json://") + "/apprise"})  # fmt: skip
     contact = cc.ContactCreated(contact_id=contact_id, account_id=account_id, sealed=sealed, has_secret=False)
     await event_log.append(cc.stream_id(contact_id), [contact.new_event()], expected_version=0)
     added = dc.DomainAdded(domain_id=domain_id, account_id=account_id, host="chat.example.test", port=443,
@@ -282,17 +270,17 @@ async def test_a_contact_with_an_apprise_url_is_alerted_through_apprise(
     await event_log.append(dc.stream_id(domain_id), [added.new_event()], expected_version=0)
     await _verdict(event_log, domain_id, account_id, "ABNORMAL", "EXPIRED")
     await catch_up(event_log, projection)
-    assert await Dispatcher(event_log, SETTINGS, vault).run_once(client) == 1
+    assert await Dispatcher(event_log, SETTINGS, vault).run_once(http) == 1
     [got] = state.of("apprise")
     assert "chat.example.test:443" in got.body["title"]
     assert await _deliveries(pool, domain_id) == [("expired", "1", "sent")]
 
 
 async def test_a_shredded_contact_is_not_alerted_and_the_others_are(
-    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, base: str
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, robot_url: str
 ) -> None:
-    domain_id, account_id = await _domain(event_log, vault, base)
-    other, _ = await _domain(event_log, vault, base)
+    domain_id, account_id = await _domain(event_log, vault, robot_url)
+    other, _ = await _domain(event_log, vault, robot_url)
     await catch_up(event_log, projection)
     async with pool.connection() as conn:
         cur = await conn.execute(

@@ -190,6 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 resets connections when many senders post at once
 
     def __init__(self, state: RobotState) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
