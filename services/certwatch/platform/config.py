@@ -42,7 +42,7 @@ class Settings:
     tls_client_ca_file: str | None = None
     allow_custom_webhooks: bool = False
     observation_retention_days: int = 400  # probe observations older than this are dropped
-    # Alert email (the notifier): no host, no email channel.
+    # Alert email: no host, no email channel.
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_user: str | None = None
@@ -50,7 +50,7 @@ class Settings:
     smtp_tls: str = "starttls"  # starttls, implicit or none
     smtp_ca_file: str | None = None
     smtp_from: str = "certwatch@localhost"
-    # SMS gateway (the notifier): no driver, no SMS channel.
+    # SMS gateway for alerts: no driver, no SMS channel.
     sms_driver: str | None = None  # "twilio"
     sms_url: str | None = None
     sms_account: str | None = None
