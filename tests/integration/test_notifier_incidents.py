@@ -255,25 +255,39 @@ async def test_racing_senders_send_each_delivery_once(
         assert await _deliveries(pool, domain_id) == [("expired", "1", "sent")]
 
 
-async def test_a_contact_with_an_apprise_url_is_alerted_through_apprise(
+async def test_every_channel_a_contact_carries_is_alerted(
     event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, robot_url: str,
     state: RobotState, http: httpx.AsyncClient,
 ) -> None:  # fmt: skip
+    state.wecom.add("wkey")
+    state.lark["hook1"] = "larksecret"
+    state.webhook_secret = "whsecret"
     account_id, domain_id, contact_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     async with pool.connection() as conn:
         sealed = await vault.seal(conn, cc.sealed_subject(contact_id), {
-            "name": "chat", "apprise_url": robot_url.replace("http://", "json://") + "/apprise"})  # fmt: skip
-    contact = cc.ContactCreated(contact_id=contact_id, account_id=account_id, sealed=sealed, has_secret=False)
+            "name": "everywhere", "apprise_url": robot_url.replace("http://", "json://") + "/apprise",
+            "wecom_webhook": f"{robot_url}/cgi-bin/webhook/send?key=wkey",
+            "lark_webhook": f"{robot_url}/open-apis/bot/v2/hook/hook1", "lark_secret": "larksecret",
+            "webhook_url": f"{robot_url}/hook", "webhook_secret": "whsecret",
+        })  # fmt: skip
+    contact = cc.ContactCreated(contact_id=contact_id, account_id=account_id, sealed=sealed, has_secret=True)
     await event_log.append(cc.stream_id(contact_id), [contact.new_event()], expected_version=0)
     added = dc.DomainAdded(domain_id=domain_id, account_id=account_id, host="chat.example.test", port=443,
                            contact_ids=(contact_id,), added_at=datetime.now(UTC))  # fmt: skip
     await event_log.append(dc.stream_id(domain_id), [added.new_event()], expected_version=0)
     await _verdict(event_log, domain_id, account_id, "ABNORMAL", "EXPIRED")
     await catch_up(event_log, projection)
-    assert await Dispatcher(event_log, SETTINGS, vault).run_once(http) == 1
-    [got] = state.of("apprise")
-    assert "chat.example.test:443" in got.body["title"]
-    assert await _deliveries(pool, domain_id) == [("expired", "1", "sent")]
+    assert await Dispatcher(event_log, SETTINGS, vault).run_once(http) == 4
+    assert "chat.example.test:443" in state.of("apprise")[0].body["title"]
+    assert "chat.example.test:443" in state.of("wecom")[0].body["markdown"]["content"]
+    assert "chat.example.test:443" in state.of("lark")[0].body["content"]["text"]
+    [hook] = state.of("webhook")
+    assert hook.body["data"]["event"] == "expired" and hook.body["data"]["domain"] == "chat.example.test"
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT channel, state FROM notifier_deliveries WHERE domain_id = %s ORDER BY 1",
+                                 (domain_id,))  # fmt: skip
+        assert [tuple(r) for r in await cur.fetchall()] == [
+            ("apprise", "sent"), ("lark", "sent"), ("webhook", "sent"), ("wecom", "sent")]  # fmt: skip
 
 
 async def test_a_shredded_contact_is_not_alerted_and_the_others_are(

@@ -16,7 +16,10 @@ from certwatch.notifier.channels.apprise_url import AppriseUrl
 from certwatch.notifier.channels.base import Channel, Failed
 from certwatch.notifier.channels.dingtalk import DingTalk
 from certwatch.notifier.channels.email import Email
+from certwatch.notifier.channels.lark import Lark
 from certwatch.notifier.channels.sms import TwilioSms
+from certwatch.notifier.channels.webhook import Webhook
+from certwatch.notifier.channels.wecom import WeCom
 from certwatch.notifier.settings import smtp_config
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import Conn
@@ -39,40 +42,54 @@ async def open_contacts(conn: Conn, vault: Vault | None, contact_ids: Collection
     return {subject.removeprefix(sealed_subject("")): fields for subject, fields in opened.items()}
 
 
+# channel -> the sealed contact field that reaches it. The inventory seals email, phone and the
+# DingTalk robot today; the other fields are read the same way wherever a contact carries them.
+CHANNEL_FIELDS = {
+    "email": "email", "sms": "phone", "dingtalk": "dingtalk_webhook", "wecom": "wecom_webhook",
+    "lark": "lark_webhook", "webhook": "webhook_url", "apprise": "apprise_url",
+}  # fmt: skip
+
+
 def channel_names(contact: Contact, settings: Settings) -> list[str]:
-    """Email, DingTalk and Apprise whenever the contact has them (a missing SMTP server is then a
-    visible failure, not silence); SMS only where a gateway is configured."""
-    names = []
-    if contact.get("email"):
-        names.append("email")
-    if contact.get("phone") and settings.sms_driver:
-        names.append("sms")
-    if contact.get("dingtalk_webhook"):
-        names.append("dingtalk")
-    if contact.get("apprise_url"):
-        names.append("apprise")
-    return names
+    """Every channel the contact has (a missing SMTP server is then a visible failure, not silence),
+    except SMS where no gateway is configured."""
+    return [name for name, field in CHANNEL_FIELDS.items()
+            if contact.get(field) and (name != "sms" or settings.sms_driver)]  # fmt: skip
 
 
 def build(name: str, contact: Contact, settings: Settings, client: httpx.AsyncClient) -> Channel | Failed:
-    """The channel `name` to this contact, or why it cannot be built."""
+    """The channel `name` to this contact, or why it cannot be built (a field the vendor would refuse)."""
+    target = contact.get(CHANNEL_FIELDS.get(name, ""))
+    if not target:
+        return Failed("contact", f"the contact has no {name} channel")
+    try:
+        return _build(name, str(target), contact, settings, client)
+    except ValueError as exc:
+        return Failed("contact", str(exc))
+
+
+def _build(
+    name: str, target: str, contact: Contact, settings: Settings, client: httpx.AsyncClient
+) -> Channel | Failed:
     custom = settings.allow_custom_webhooks
+    secret = {"dingtalk": "dingtalk_secret", "lark": "lark_secret", "webhook": "webhook_secret"}.get(name, "")
+    key = str(contact.get(secret) or "")
     if name == "email":
         config = smtp_config(settings)
         if config is None:
             return Failed("config", "CERTWATCH_SMTP_HOST is not set: no server to send email through")
-        return Email(config, str(contact["email"]))
-    if name == "dingtalk" and contact.get("dingtalk_webhook"):
-        return DingTalk(client, str(contact["dingtalk_webhook"]), str(contact.get("dingtalk_secret") or ""),
-                        allow_custom=custom)  # fmt: skip
-    if name == "sms" and contact.get("phone"):
+        return Email(config, target)
+    if name == "sms":
         if not (settings.sms_url and settings.sms_account and settings.sms_token and settings.sms_from):
             return Failed("config", "CERTWATCH_SMS_URL, _ACCOUNT, _TOKEN and _FROM are required for SMS")
         return TwilioSms(client, settings.sms_url, settings.sms_account, settings.sms_token, settings.sms_from,
-                         str(contact["phone"]), allow_custom=custom)  # fmt: skip
-    if name == "apprise" and contact.get("apprise_url"):
-        try:
-            return AppriseUrl(str(contact["apprise_url"]))
-        except ValueError as exc:
-            return Failed("contact", str(exc))
-    return Failed("contact", f"the contact has no {name} channel")
+                         target, allow_custom=custom)  # fmt: skip
+    if name == "dingtalk":
+        return DingTalk(client, target, key, allow_custom=custom)
+    if name == "wecom":
+        return WeCom(client, target, allow_custom=custom)
+    if name == "lark":
+        return Lark(client, target, key or None, allow_custom=custom)
+    if name == "webhook":
+        return Webhook(client, target, key, allow_custom=custom)
+    return AppriseUrl(target)
