@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from certwatch.notifier.channels import dingtalk, lark, sms, webhook, wecom
+from certwatch.notifier.channels.aliyun_sms import AliyunSms
 from certwatch.notifier.channels.apprise_url import AppriseUrl
 from certwatch.notifier.channels.base import Delivered, Failed, Message, Retryable, http_client
 from certwatch.notifier.channels.email import Email, SmtpConfig
@@ -205,3 +207,41 @@ async def test_apprise_url_delivers_through_its_service_in_a_thread(state: Robot
     assert isinstance(await AppriseUrl(url).send(MSG), Retryable)  # Apprise says only "not sent"
     with pytest.raises(ValueError, match="apprise_url"):
         AppriseUrl("nosuchservice://x")
+
+
+def _aliyun(
+    client: httpx.AsyncClient, base: str, secret: str = "aksecret", to: str = "13800138000"
+) -> AliyunSms:
+    return AliyunSms(client, base + "/", "LTAIkey", secret, "certwatch", "SMS_1000", to, allow_custom=True)
+
+
+async def test_aliyun_sendsms_signed_with_a_fixed_template(
+    state: RobotState, base: str, client: httpx.AsyncClient
+) -> None:
+    state.aliyun["LTAIkey"], state.aliyun_templates = "aksecret", {"SMS_1000"}
+    sms_text = "certwatch: 1 certificate has expired. Details by email and in the console."
+    message = Message("s", "www.example.test expired", sms=sms_text)
+    assert await _aliyun(client, base).send(message) == Delivered("0^0")
+    [got] = state.of("aliyun")
+    assert (got.body["PhoneNumbers"], got.body["SignName"], got.body["TemplateCode"]) == (
+        "13800138000", "certwatch", "SMS_1000")  # fmt: skip
+    assert json.loads(got.body["TemplateParam"]) == {"content": sms_text}
+    # The gateway's answers are what count: a bad secret, a bad number, HTTP 200 or not.
+    assert await _aliyun(client, base, secret="wrong").send(message) == Failed(
+        "SignatureDoesNotMatch", "Specified signature is not matched.")  # fmt: skip
+    assert await _aliyun(client, base, to="not-a-number").send(message) == Failed(
+        "isv.MOBILE_NUMBER_ILLEGAL", "invalid mobile number")  # fmt: skip
+    # A domain name never reaches the gateway.
+    refused = await _aliyun(client, base).send(Message("s", "t", sms="www.example.test expired"))
+    assert isinstance(refused, Failed) and refused.code == "template"
+    assert len(state.of("aliyun")) == 1
+
+
+async def test_aliyun_throttling_is_retried_later(
+    state: RobotState, base: str, client: httpx.AsyncClient
+) -> None:
+    state.aliyun["LTAIkey"], state.aliyun_templates, state.per_minute = "aksecret", {"SMS_1000"}, 1
+    message = Message("s", "t", sms="certwatch: 1 site is unreachable. Details by email and in the console.")
+    assert await _aliyun(client, base).send(message) == Delivered("0^0")
+    throttled = await _aliyun(client, base).send(message)
+    assert isinstance(throttled, Retryable) and throttled.code == "isv.BUSINESS_LIMIT_CONTROL"

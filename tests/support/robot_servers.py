@@ -1,4 +1,4 @@
-"""A local HTTP server that answers like DingTalk, WeCom, Lark, a Twilio-shaped SMS gateway, a webhook
+"""A local HTTP server that answers like DingTalk, WeCom, Lark, a Twilio-shaped SMS gateway, Alibaba Cloud SendSms, a webhook
 receiver and a JSON endpoint reached through Apprise.
 
 It checks what the vendors check (DingTalk and Lark signatures and timestamp freshness, the WeCom
@@ -38,6 +38,8 @@ class RobotState:
     wecom: set[str] = field(default_factory=set)  # keys
     lark: dict[str, str] = field(default_factory=dict)  # hook token -> secret
     twilio: dict[str, str] = field(default_factory=dict)  # account sid -> auth token
+    aliyun: dict[str, str] = field(default_factory=dict)  # AccessKeyId -> AccessKeySecret
+    aliyun_templates: set[str] = field(default_factory=set)  # TemplateCodes approved
     webhook_secret: str = ""
     webhook_status: int = 200  # what the receiver answers a valid request
     apprise_status: int = 200  # what the Apprise JSON receiver answers
@@ -139,6 +141,36 @@ def _twilio(state: RobotState, sid: str, auth: str, raw: bytes) -> tuple[int, di
     return 0, {"sid": f"SM{len(state.received):032d}", "status": "queued", "to": form["To"]}
 
 
+def _aliyun(state: RobotState, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, Any]]:
+    """`SendSms` as dysmsapi answers it: the RPC v1 signature checked by the VOD API's own verifier
+    (written against the official SDK), then the template, the number and the variables."""
+    from certwatch.vod.errors import ApiError
+    from certwatch.vod.signing import Request, matches, parse
+
+    form = dict(urllib.parse.parse_qsl(raw.decode()))
+    request = Request("POST", "/", {}, form, {k: [v] for k, v in headers.items()}, raw)
+    try:
+        claim = parse(request)
+    except ApiError as exc:
+        return 400, {"Code": exc.code, "Message": exc.message}
+    if claim.access_key_id not in state.aliyun:
+        return 404, {"Code": "InvalidAccessKeyId.NotFound", "Message": "Specified access key is not found."}
+    if not matches(claim, state.aliyun[claim.access_key_id]):
+        return 400, {"Code": "SignatureDoesNotMatch", "Message": "Specified signature is not matched."}
+    if form.get("Action") != "SendSms" or form.get("Version") != "2017-05-25":
+        return 400, {"Code": "InvalidAction.NotFound", "Message": "Specified api is not found."}
+    if form.get("TemplateCode") not in state.aliyun_templates:
+        return 200, {"Code": "isv.SMS_TEMPLATE_ILLEGAL", "Message": "template not approved"}
+    if not form.get("PhoneNumbers", "").lstrip("+").isdigit():
+        return 200, {"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "invalid mobile number"}
+    content = json.loads(form.get("TemplateParam", "{}")).get("content", "")
+    if any(part in content for part in ("://", ".com", ".test", "www.")):
+        return 200, {"Code": "isv.PARAM_NOT_SUPPORT_URL", "Message": "template variables may not be URLs"}
+    if state.over_rate("aliyun:" + form["PhoneNumbers"]):
+        return 200, {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "too many messages to this number"}
+    return 0, {"Code": "OK", "Message": "OK", "BizId": f"{len(state.received)}^0", "RequestId": "r"}
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
@@ -165,6 +197,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts[:2] == ["2010-04-01", "Accounts"] and len(parts) == 4 and parts[3] == "Messages.json":
             auth = self.headers.get("authorization", "")
             vendor, robot, (status, answer) = "sms", parts[2], _twilio(state, parts[2], auth, raw)
+        elif url.path == "/" and b"Action=SendSms" in raw:
+            vendor, robot, (status, answer) = "aliyun", "", _aliyun(state, headers, raw)
         elif url.path == "/hook":
             vendor, robot, (status, answer) = "webhook", "", _webhook(state, headers, raw)
         elif url.path == "/apprise":  # Apprise's generic json:// service posts here
@@ -177,7 +211,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         if status == 0:  # accepted: record what a person would receive
-            body: Any = dict(urllib.parse.parse_qsl(raw.decode())) if vendor == "sms" else json.loads(raw)
+            form = vendor in ("sms", "aliyun")
+            body: Any = dict(urllib.parse.parse_qsl(raw.decode())) if form else json.loads(raw)
             with state.lock:
                 state.received.append(Received(vendor, robot, body, headers))
         payload = json.dumps(answer).encode()

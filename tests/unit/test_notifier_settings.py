@@ -32,7 +32,8 @@ def test_no_host_no_email_channel() -> None:
         ({"CERTWATCH_SMTP_HOST": "m", "CERTWATCH_SMTP_TLS": "ssl"}, "CERTWATCH_SMTP_TLS: must be one of"),
         ({"CERTWATCH_SMTP_HOST": "m", "CERTWATCH_SMTP_TLS": "none", "CERTWATCH_SMTP_USER": "u"}, "in clear"),
         ({"CERTWATCH_SMTP_PORT": "smtp"}, "CERTWATCH_SMTP_PORT must be an integer"),
-        ({"CERTWATCH_SMS_DRIVER": "carrier-pigeon"}, "CERTWATCH_SMS_DRIVER: must be one of twilio"),
+        ({"CERTWATCH_SMS_DRIVER": "carrier-pigeon"}, "CERTWATCH_SMS_DRIVER: must be one of twilio, aliyun"),
+        ({"CERTWATCH_SMS_DRIVER": "aliyun"}, "CERTWATCH_SMS_TEMPLATE: the aliyun driver needs"),
     ],
 )
 def test_bad_channel_settings_are_refused_at_start_naming_the_variable(

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from certwatch.contracts.contacts import sealed_subject
+from certwatch.notifier.channels.aliyun_sms import AliyunSms
 from certwatch.notifier.channels.apprise_url import AppriseUrl
 from certwatch.notifier.channels.base import Channel, Failed
 from certwatch.notifier.channels.dingtalk import DingTalk
@@ -80,10 +81,15 @@ def _build(
             return Failed("config", "CERTWATCH_SMTP_HOST is not set: no server to send email through")
         return Email(config, target)
     if name == "sms":
-        if not (settings.sms_url and settings.sms_account and settings.sms_token and settings.sms_from):
+        s = settings
+        if not (s.sms_url and s.sms_account and s.sms_token and s.sms_from):
             return Failed("config", "CERTWATCH_SMS_URL, _ACCOUNT, _TOKEN and _FROM are required for SMS")
-        return TwilioSms(client, settings.sms_url, settings.sms_account, settings.sms_token, settings.sms_from,
-                         target, allow_custom=custom)  # fmt: skip
+        if s.sms_driver == "aliyun":
+            return AliyunSms(client, s.sms_url, s.sms_account, s.sms_token, s.sms_from, s.sms_template or "", target,
+                             allow_custom=custom)  # fmt: skip
+        return TwilioSms(
+            client, s.sms_url, s.sms_account, s.sms_token, s.sms_from, target, allow_custom=custom
+        )
     if name == "dingtalk":
         return DingTalk(client, target, key, allow_custom=custom)
     if name == "wecom":

@@ -7,7 +7,7 @@ from typing import cast
 from certwatch.notifier.channels.email import TLS_MODES, SmtpConfig, TlsMode
 from certwatch.platform.config import ConfigError, Settings
 
-SMS_DRIVERS = ("twilio",)
+SMS_DRIVERS = ("twilio", "aliyun")
 
 
 def smtp_config(settings: Settings) -> SmtpConfig | None:
@@ -34,4 +34,8 @@ def check(settings: Settings) -> None:
     if settings.sms_driver and settings.sms_driver not in SMS_DRIVERS:
         raise ConfigError(
             f"CERTWATCH_SMS_DRIVER: must be one of {', '.join(SMS_DRIVERS)}, got {settings.sms_driver!r}"
+        )
+    if settings.sms_driver == "aliyun" and not settings.sms_template:
+        raise ConfigError(
+            "CERTWATCH_SMS_TEMPLATE: the aliyun driver needs the TemplateCode of a ${content} template"
         )

@@ -51,11 +51,12 @@ class Settings:
     smtp_ca_file: str | None = None
     smtp_from: str = "certwatch@localhost"
     # SMS gateway for alerts: no driver, no SMS channel.
-    sms_driver: str | None = None  # "twilio"
+    sms_driver: str | None = None  # "twilio" or "aliyun"
     sms_url: str | None = None
     sms_account: str | None = None
     sms_token: str | None = field(default=None, repr=False)
     sms_from: str | None = None
+    sms_template: str | None = None  # the gateway's fixed template (aliyun: TemplateCode)
 
     def grpc_target(self, service: str) -> str:
         return f"{self.grpc_host}:{self.grpc_ports[service]}"
@@ -145,6 +146,7 @@ def load(env: Mapping[str, str] | None = None, *, ports: Mapping[str, int] | Non
         sms_account=env.get("CERTWATCH_SMS_ACCOUNT") or None,
         sms_token=env.get("CERTWATCH_SMS_TOKEN") or None,
         sms_from=env.get("CERTWATCH_SMS_FROM") or None,
+        sms_template=env.get("CERTWATCH_SMS_TEMPLATE") or None,
     )
 
 
