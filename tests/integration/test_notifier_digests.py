@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.contracts import contacts as cc
@@ -150,3 +151,45 @@ async def test_monitoring_ending_within_a_week_is_announced_once(
     [(_, channel, incident, message, _, domain)] = await _rows(pool, "service_ending")
     assert (channel, incident, domain) == ("email", "2026-06-04", domain_id)
     assert "Monitoring of this domain ends on 2026-06-04" in message["text"]
+
+
+async def test_thresholds_fire_on_the_day_they_are_crossed_without_a_new_verdict(
+    event_log: EventLog, pool: AsyncConnectionPool[Any]
+) -> None:
+    """The classifier appends a verdict only when it changes: days pass in the notifier's own clock."""
+    vault = Vault(parse_master_key(new_master_key()))
+    account_id = await _account(pool)
+    contact_id = await _contact(event_log, vault, account_id)
+    day0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+    soon, later = str(uuid.uuid4()), str(uuid.uuid4())
+    for domain_id, host, status, cause, days, threshold in (
+        (soon, "seven.example.test", "ABNORMAL", "ABOUT_TO_EXPIRE", 29, 7),  # the classifier's 30 days
+        (later, "fortyfive.example.test", "SECURE", None, 50, 45),
+    ):
+        added = dc.DomainAdded(domain_id=domain_id, account_id=account_id, host=host, port=443,
+                               contact_ids=(contact_id,), added_at=day0)  # fmt: skip
+        await event_log.append(dc.stream_id(domain_id), [added.new_event()], expected_version=0)
+        verdict = classified(
+            domain_id, account_id, status, cause=cause, checked_at=day0, host=host, days_left=days
+        )
+        await event_log.append(f"status-{domain_id}", [verdict], expected_version=None)
+        async with pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO notifier_domain_settings (domain_id, account_id, rules) VALUES (%s, %s, %s)",
+                (domain_id, account_id, Jsonb({"expiry_threshold_days": threshold})),
+            )
+    await catch_up(event_log, incidents.projection(event_log, SETTINGS, vault, clock=lambda: day0))
+    assert await _rows(pool, "about_to_expire") == []
+
+    async def alerts_on(day: int) -> list[str]:
+        at = day0 + timedelta(days=day)
+        await DigestScheduler(event_log, SETTINGS, vault, clock=lambda: at).run_once()
+        return [r[5] for r in await _rows(pool, "about_to_expire")]
+
+    assert await alerts_on(4) == []  # 46 days left
+    assert await alerts_on(5) == [later]  # 45 left: the 45-day threshold
+    assert await alerts_on(6) == [later]  # once
+    assert await alerts_on(21) == [later]  # the other has 8 left
+    assert await alerts_on(22) == [later, soon]  # 7 left
+    [(_, _, _, message, _, _)] = [r for r in await _rows(pool, "about_to_expire") if r[5] == soon]
+    assert "the certificate expires in 7 days" in message["subject"] and "Days left: 7." in message["text"]

@@ -16,11 +16,12 @@ CHECKED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 def classified(
     domain_id: object, account_id: object, status: str, *, cause: str | None = None, generation: int = 1,
     first_check: bool = False, checked_at: datetime = CHECKED_AT, host: str = "www.example.test",
-    streak: int = 1,
+    streak: int = 1, days_left: int | None = None,
 ) -> NewEvent:  # fmt: skip
     verdict = Verdict(
         host=host, port=443, checked_at=checked_at, status=Status(status),
         primary_cause=Cause(cause) if cause else None, causes=(Cause(cause),) if cause else (),
+        days_left=days_left,
     )  # fmt: skip
     return DomainClassified(
         domain_id=str(domain_id), account_id=str(account_id), generation=generation,

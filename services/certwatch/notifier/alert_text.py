@@ -48,8 +48,8 @@ def _days(days_left: int | None) -> str | None:
     if days_left is None:
         return None
     if days_left < 0:
-        return f"expired {-days_left} day{'s' if days_left != -1 else ''} ago"
-    return f"{days_left} day{'s' if days_left != 1 else ''} left"
+        return f"none, expired {-days_left} day{'s' if days_left != -1 else ''} ago"
+    return str(days_left)
 
 
 def _headline(event: Event, cause: Cause | None, days_left: int | None) -> str:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from certwatch.notifier import alert_text, contact_channels, digest
 from certwatch.notifier.delivery import Queued, enqueue
-from certwatch.notifier.incidents import account_rules, queue_for_contacts
+from certwatch.notifier.incidents import Incidents, account_rules, queue_for_contacts
 from certwatch.notifier.rules import Drop, Event, Memory, Suppression, decide, on_service_end
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import Conn, EventLog
@@ -26,6 +26,7 @@ from certwatch.platform.shredding import Vault
 log = logging.getLogger(__name__)
 
 TICK_S = 30.0
+REFRESH_EVERY = timedelta(hours=1)
 SERVICE_WARN_DAYS = 7
 
 
@@ -125,6 +126,8 @@ class DigestScheduler:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._tick_s = tick_s
         self._on_queued = on_queued
+        self._incidents = Incidents(event_log, settings, vault, self._clock)
+        self._refreshed_at: datetime | None = None
         self._stop = asyncio.Event()
         self.progress = Progress()
 
@@ -152,8 +155,14 @@ class DigestScheduler:
                 await asyncio.wait_for(self._stop.wait(), self._tick_s)
 
     async def run_once(self) -> int:
-        """Queue what is due now; the number of messages queued."""
+        """Queue what is due now (expiry thresholds crossed, hourly; digests; quota warnings); the
+        number of messages (or alerts) queued."""
         now = self._clock()
+        queued = 0
+        if self._refreshed_at is None or now - self._refreshed_at >= REFRESH_EVERY:
+            async with self._log.pool.connection() as conn, conn.transaction():
+                queued += await self._incidents.refresh_expiry(conn, now)
+            self._refreshed_at = now
         async with self._log.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT DISTINCT d.account_id::text, coalesce(a.tz, 'UTC'), coalesce(a.digest_at, %s)"
@@ -162,7 +171,6 @@ class DigestScheduler:
                 (digest.DEFAULT_HOUR,),
             )
             accounts = await cur.fetchall()
-        queued = 0
         for account_id, tz, at in accounts:
             local = now.astimezone(ZoneInfo(tz))
             if local.time().replace(tzinfo=None) < at:

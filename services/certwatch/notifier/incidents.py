@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import msgspec
 from psycopg.types.json import Jsonb
 
 from certwatch.contracts import contacts as cc
@@ -75,7 +76,7 @@ class _Domain:
 async def _domain(conn: Conn, domain_id: str) -> _Domain | None:
     cur = await conn.execute(
         f"SELECT {_DOMAIN_COLUMNS} FROM notifier_domains d LEFT JOIN notifier_domain_settings s USING (domain_id)"
-        " WHERE d.domain_id = %s",
+        " WHERE d.domain_id = %s FOR UPDATE OF d",  # the expiry refresh folds in too: no lost update
         (domain_id,),
     )
     row = await cur.fetchone()
@@ -180,46 +181,91 @@ class Incidents:
     async def _classified(
         self, conn: Conn, e: sc.DomainClassified, event: RecordedEvent, fresh: bool
     ) -> None:
-        v = e.verdict
         domain = await _domain(conn, e.domain_id)
         if domain is None:  # classified before its DomainAdded was seen: no contacts known yet
             await conn.execute(
                 "INSERT INTO notifier_domains (domain_id, account_id, host, port) VALUES (%s, %s, %s, %s)",
-                (e.domain_id, e.account_id, v.host, v.port),
+                (e.domain_id, e.account_id, e.verdict.host, e.verdict.port),
             )
             domain = await _domain(conn, e.domain_id)
             assert domain is not None
-        account, quiet = await account_rules(conn, domain.account_id)
-        rules = effective_rules(account, domain.rules)
-        seen = Verdict(v.status.value, frozenset(c.value for c in v.causes), v.days_left)
-        memory, fired = on_verdict(domain.memory, seen, rules, streak=e.streak)
-        problem = _problem(v) if memory.active else None
         await conn.execute(
-            "UPDATE notifier_domains SET memory = %s, problem = %s, checked_at = %s,"
-            " alerted_in = CASE WHEN %s THEN %s ELSE alerted_in END WHERE domain_id = %s",
-            (Jsonb(memory.to_dict()), None if problem is None else Jsonb(problem), v.checked_at, bool(fired),
-             str(event.transaction_id), e.domain_id),
-        )  # fmt: skip
-        if not fired or not fresh:
+            "UPDATE notifier_domains SET classified = %s, checked_at = %s WHERE domain_id = %s",
+            (Jsonb(e.to_data()), e.verdict.checked_at, e.domain_id),
+        )
+        fired, incident = await self._fold(conn, domain, e, e.verdict.checked_at)
+        if not fired:
             return
-        served = await self._served(conn, e, event)
-        for kind in fired:
-            message = alert_text.render(kind, domain.host, domain.port, v, recommended_action=e.recommended_action,
-                                        served=served)  # fmt: skip
-            await self._queue(conn, domain, kind, str(memory.incident), message, quiet)
+        await conn.execute("UPDATE notifier_domains SET alerted_in = %s WHERE domain_id = %s",
+                           (str(event.transaction_id), e.domain_id))  # fmt: skip
+        if fresh:
+            await self._certificates_ahead(conn, event)
+            await self._announce(conn, domain, e, fired, incident)
 
-    async def _served(
-        self, conn: Conn, e: sc.DomainClassified, event: RecordedEvent
-    ) -> list[alert_text.Served]:
-        """What each address served; the facts of a certificate first seen in this probe come in the
-        chain event the classifier appended right after the verdict, so read ahead for it."""
+    async def _fold(
+        self, conn: Conn, domain: _Domain, e: sc.DomainClassified, as_of: datetime
+    ) -> tuple[list[Event], int]:
+        """Fold the verdict into the domain's memory; the events to announce and the incident now."""
+        v = e.verdict
+        account, _ = await account_rules(conn, domain.account_id)
+        seen = Verdict(v.status.value, frozenset(c.value for c in v.causes), v.days_left)
+        memory, fired = on_verdict(
+            domain.memory, seen, effective_rules(account, domain.rules), streak=e.streak
+        )
+        problem = _problem(v, memory, as_of)
+        await conn.execute(
+            "UPDATE notifier_domains SET memory = %s, problem = %s WHERE domain_id = %s",
+            (Jsonb(memory.to_dict()), None if problem is None else Jsonb(problem), e.domain_id),
+        )
+        return fired, memory.incident
+
+    async def _announce(
+        self, conn: Conn, domain: _Domain, e: sc.DomainClassified, fired: list[Event], incident: int
+    ) -> None:
+        _, quiet = await account_rules(conn, domain.account_id)
+        on = await served(conn, e)
+        for kind in fired:
+            message = alert_text.render(kind, domain.host, domain.port, e.verdict,
+                                        recommended_action=e.recommended_action, served=on)  # fmt: skip
+            await self._queue(conn, domain, kind, str(incident), message, quiet)
+
+    async def _certificates_ahead(self, conn: Conn, event: RecordedEvent) -> None:
+        """The facts of a certificate first seen in this probe come in the chain event the classifier
+        appended right after the verdict: read ahead for it, so the alert names the certificate."""
         after = await self._log.read_stream(event.stream_id, after_version=event.stream_version, conn=conn)
         for later in after:
             if later.transaction_id != event.transaction_id:
                 break
             if later.type == sc.CERTIFICATE_CHAIN_OBSERVED:
                 await self._certificates(conn, sc.CertificateChainObserved.of(later))
-        return await served(conn, e)
+
+    async def refresh_expiry(self, conn: Conn, now: datetime) -> int:
+        """Days pass without new verdicts (the classifier appends a verdict when it changes): fold each
+        domain's last verdict in again with the days left as of `now`, so a threshold of 45 or 7 days
+        fires on the day it is crossed. Unreachable domains are left alone (nothing new is known).
+        The number of alerts queued."""
+        cur = await conn.execute(
+            "SELECT domain_id::text, classified FROM notifier_domains WHERE classified IS NOT NULL"
+            " AND classified->'verdict'->>'days_left' IS NOT NULL"
+            " AND NOT (classified->'verdict'->'causes') ? 'NETWORK_CONNECTION_FAILURE'"
+            " AND (classified->'verdict'->>'checked_at')::timestamptz < %s FOR UPDATE SKIP LOCKED",
+            (now - timedelta(days=1),),
+        )
+        queued = 0
+        for domain_id, data in await cur.fetchall():
+            e = sc.DomainClassified.from_data(data)
+            assert e.verdict.days_left is not None
+            days = e.verdict.days_left - (now.date() - e.verdict.checked_at.date()).days
+            shifted = msgspec.structs.replace(
+                e, verdict=msgspec.structs.replace(e.verdict, days_left=days), streak=1
+            )
+            domain = await _domain(conn, domain_id)
+            assert domain is not None
+            fired, incident = await self._fold(conn, domain, shifted, now)
+            if fired:
+                await self._announce(conn, domain, shifted, fired, incident)
+                queued += len(fired)
+        return queued
 
     async def _ownership(self, conn: Conn, e: sc.OwnershipChanged, event: RecordedEvent, fresh: bool) -> None:
         domain = await _domain(conn, e.domain_id)
@@ -280,13 +326,19 @@ async def queue_for_contacts(
     return await enqueue(conn, queued, now)
 
 
-def _problem(v: Any) -> dict[str, Any] | None:
-    """The verdict's primary cause as a digest line."""
-    if v.primary_cause is None:
+def _problem(v: Any, memory: Memory, as_of: datetime) -> dict[str, Any] | None:
+    """The domain's problem as a digest line (its primary cause, else the first condition it is in),
+    with the days left as of `as_of`; None when it is in no alerting condition."""
+    if not memory.active:
         return None
-    info = CAUSE_INFO[v.primary_cause]
-    return {"cause": v.primary_cause.value, "title": info.title, "action": info.action, "days_left": v.days_left,
-            "checked_at": v.checked_at.isoformat()}  # fmt: skip
+    cause = v.primary_cause or next(
+        filter(None, (alert_text.cause_of(x, v) for x in sorted(memory.active))), None
+    )
+    if cause is None:
+        return None
+    info = CAUSE_INFO[cause]
+    return {"cause": cause.value, "title": info.title, "action": info.action, "days_left": v.days_left,
+            "checked_at": as_of.isoformat()}  # fmt: skip
 
 
 async def served(conn: Conn, e: sc.DomainClassified) -> list[alert_text.Served]:

@@ -9,6 +9,7 @@ CREATE TABLE notifier_domains (
     memory                jsonb       NOT NULL DEFAULT '{}',
     problem               jsonb,      -- the current problem as a digest line; NULL while SECURE
     checked_at            timestamptz, -- of the last verdict folded in
+    classified            jsonb,       -- that verdict (DomainClassified), folded in again as days pass
     alerted_in            text,        -- the log transaction of the last verdict that alerted
     service_ends_on       date
 );
