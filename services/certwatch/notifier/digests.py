@@ -7,9 +7,6 @@ claimed in `notifier_digest_runs`, so replicas and `alerts digest --now` queue e
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -18,12 +15,10 @@ from certwatch.notifier import alert_text, contact_channels, digest
 from certwatch.notifier.delivery import Queued, enqueue
 from certwatch.notifier.incidents import Incidents, account_rules, queue_for_contacts
 from certwatch.notifier.rules import Drop, Event, Memory, Suppression, decide, on_service_end
+from certwatch.notifier.ticker import Ticker
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import Conn, EventLog
-from certwatch.platform.health import Progress
 from certwatch.platform.shredding import Vault
-
-log = logging.getLogger(__name__)
 
 TICK_S = 30.0
 REFRESH_EVERY = timedelta(hours=1)
@@ -112,7 +107,7 @@ async def _service_ending(
     return queued
 
 
-class DigestScheduler:
+class DigestScheduler(Ticker):
     """Each tick: every account whose local digest time has come today gets that day's digest."""
 
     def __init__(
@@ -120,39 +115,19 @@ class DigestScheduler:
         clock: Callable[[], datetime] | None = None, tick_s: float = TICK_S,
         on_queued: Callable[[], None] | None = None,
     ) -> None:  # fmt: skip
+        super().__init__(tick_s, clock)
         self._log = event_log
         self._settings = settings
         self._vault = vault
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._tick_s = tick_s
         self._on_queued = on_queued
         self._incidents = Incidents(event_log, settings, vault, self._clock)
         self._refreshed_at: datetime | None = None
-        self._stop = asyncio.Event()
-        self.progress = Progress()
 
-    @property
-    def failing(self) -> bool:
-        return self.progress.failing
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    async def run(self) -> None:
-        for _ in range(10**12):  # bounded only by stop()
-            if self._stop.is_set():
-                return
-            try:
-                queued = await self.run_once()
-            except Exception as exc:
-                log.exception("digest round failed")
-                self.progress.failed(exc)
-            else:
-                self.progress.advanced() if queued else self.progress.ok()
-                if queued and self._on_queued is not None:
-                    self._on_queued()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._tick_s)
+    async def round(self) -> int:
+        queued = await self.run_once()
+        if queued and self._on_queued is not None:
+            self._on_queued()
+        return queued
 
     async def run_once(self) -> int:
         """Queue what is due now (expiry thresholds crossed, hourly; digests; quota warnings); the

@@ -8,19 +8,18 @@ sends in flight finish and are recorded before the worker returns.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 
 from certwatch.notifier import contact_channels, delivery
 from certwatch.notifier.channels.base import Channel, Delivery, Failed, http_client
+from certwatch.notifier.ticker import Ticker
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import Conn, EventLog
-from certwatch.platform.health import Progress
 from certwatch.platform.shredding import Vault
 
 log = logging.getLogger(__name__)
@@ -29,26 +28,19 @@ BATCH = 50
 TICK_S = 1.0
 
 
-class Dispatcher:
+class Dispatcher(Ticker):
     def __init__(
         self, event_log: EventLog, settings: Settings, vault: Vault | None, *,
         clock: Callable[[], datetime] | None = None, tick_s: float = TICK_S,
     ) -> None:  # fmt: skip
+        super().__init__(tick_s, clock)
         self._log = event_log
         self._settings = settings
         self._vault = vault
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._tick_s = tick_s
-        self._wake = asyncio.Event()
-        self._stopping = False
+        self._client: httpx.AsyncClient | None = None
         # One channel object per contact channel while the contact is unchanged: a robot's rate
         # window (20 a minute) must span every alert to it, not restart with each.
         self._channels: dict[tuple[str, str, str], Channel] = {}
-        self.progress = Progress()
-
-    @property
-    def failing(self) -> bool:
-        return self.progress.failing
 
     async def backlog(self, conn: Conn) -> tuple[int, str]:
         """Deliveries due now and not yet taken (`certwatch status` shows it)."""
@@ -59,28 +51,14 @@ class Dispatcher:
         row = await cur.fetchone()
         return (int(row[0]) if row else 0), "deliveries due"
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-
     async def run(self) -> None:
         async with http_client() as client:
-            for _ in range(10**12):  # bounded only by stop()
-                if self._stopping:
-                    return
-                try:
-                    sent = await self.run_once(client)
-                except Exception as exc:  # the database is away: say so in health, try again next tick
-                    log.exception("dispatcher round failed")
-                    self.progress.failed(exc)
-                else:
-                    self.progress.advanced() if sent else self.progress.ok()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._tick_s)
-                self._wake.clear()
+            self._client = client
+            await super().run()
+
+    async def round(self) -> int:
+        assert self._client is not None
+        return await self.run_once(self._client)
 
     async def run_once(self, client: httpx.AsyncClient) -> int:
         """One round: record interrupted sends, then send what is due (at most `BATCH`, at once) and
