@@ -189,23 +189,17 @@ class Incidents:
             )
             domain = await _domain(conn, e.domain_id)
             assert domain is not None
-        await conn.execute(
-            "UPDATE notifier_domains SET classified = %s, checked_at = %s WHERE domain_id = %s",
-            (Jsonb(e.to_data()), e.verdict.checked_at, e.domain_id),
-        )
-        fired, incident = await self._fold(conn, domain, e, e.verdict.checked_at)
-        if not fired:
-            return
-        await conn.execute("UPDATE notifier_domains SET alerted_in = %s WHERE domain_id = %s",
-                           (str(event.transaction_id), e.domain_id))  # fmt: skip
-        if fresh:
+        fired, incident = await self._fold(conn, domain, e, e.verdict.checked_at, event)
+        if fired and fresh:
             await self._certificates_ahead(conn, event)
             await self._announce(conn, domain, e, fired, incident)
 
     async def _fold(
-        self, conn: Conn, domain: _Domain, e: sc.DomainClassified, as_of: datetime
-    ) -> tuple[list[Event], int]:
-        """Fold the verdict into the domain's memory; the events to announce and the incident now."""
+        self, conn: Conn, domain: _Domain, e: sc.DomainClassified, as_of: datetime,
+        event: RecordedEvent | None = None,
+    ) -> tuple[list[Event], int]:  # fmt: skip
+        """Fold the verdict into the domain's memory; the events to announce and the incident now.
+        With the `event` it came in, the verdict is also kept as the domain's latest (one UPDATE)."""
         v = e.verdict
         account, _ = await account_rules(conn, domain.account_id)
         seen = Verdict(v.status.value, frozenset(c.value for c in v.causes), v.days_left)
@@ -213,10 +207,16 @@ class Incidents:
             domain.memory, seen, effective_rules(account, domain.rules), streak=e.streak
         )
         problem = _problem(v, memory, as_of)
+        latest = event is not None
         await conn.execute(
-            "UPDATE notifier_domains SET memory = %s, problem = %s WHERE domain_id = %s",
-            (Jsonb(memory.to_dict()), None if problem is None else Jsonb(problem), e.domain_id),
-        )
+            "UPDATE notifier_domains SET memory = %s, problem = %s,"
+            " classified = CASE WHEN %s THEN %s ELSE classified END,"
+            " checked_at = CASE WHEN %s THEN %s ELSE checked_at END,"
+            " alerted_in = CASE WHEN %s THEN %s ELSE alerted_in END WHERE domain_id = %s",
+            (Jsonb(memory.to_dict()), None if problem is None else Jsonb(problem), latest, Jsonb(e.to_data()),
+             latest, e.verdict.checked_at, latest and bool(fired),
+             str(event.transaction_id) if event else None, e.domain_id),
+        )  # fmt: skip
         return fired, memory.incident
 
     async def _announce(
