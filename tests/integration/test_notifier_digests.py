@@ -161,10 +161,11 @@ async def test_thresholds_fire_on_the_day_they_are_crossed_without_a_new_verdict
     account_id = await _account(pool)
     contact_id = await _contact(event_log, vault, account_id)
     day0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
-    soon, later = str(uuid.uuid4()), str(uuid.uuid4())
+    soon, later, off = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     for domain_id, host, status, cause, days, threshold in (
         (soon, "seven.example.test", "ABNORMAL", "ABOUT_TO_EXPIRE", 29, 7),  # the classifier's 30 days
         (later, "fortyfive.example.test", "SECURE", None, 50, 45),
+        (off, "disabled.example.test", "ABNORMAL", "ABOUT_TO_EXPIRE", 29, 7),
     ):
         added = dc.DomainAdded(domain_id=domain_id, account_id=account_id, host=host, port=443,
                                contact_ids=(contact_id,), added_at=day0)  # fmt: skip
@@ -178,6 +179,8 @@ async def test_thresholds_fire_on_the_day_they_are_crossed_without_a_new_verdict
                 "INSERT INTO notifier_domain_settings (domain_id, account_id, rules) VALUES (%s, %s, %s)",
                 (domain_id, account_id, Jsonb({"expiry_threshold_days": threshold})),
             )
+    disabled = dc.MonitoringDisabled(domain_id=off, account_id=account_id, disabled_at=day0)
+    await event_log.append(dc.stream_id(off), [disabled.new_event()], expected_version=1)
     await catch_up(event_log, incidents.projection(event_log, SETTINGS, vault, clock=lambda: day0))
     assert await _rows(pool, "about_to_expire") == []
 
@@ -190,6 +193,6 @@ async def test_thresholds_fire_on_the_day_they_are_crossed_without_a_new_verdict
     assert await alerts_on(5) == [later]  # 45 left: the 45-day threshold
     assert await alerts_on(6) == [later]  # once
     assert await alerts_on(21) == [later]  # the other has 8 left
-    assert await alerts_on(22) == [later, soon]  # 7 left
+    assert await alerts_on(22) == [later, soon]  # 7 left (and nothing for the disabled one)
     [(_, _, _, message, _, _)] = [r for r in await _rows(pool, "about_to_expire") if r[5] == soon]
     assert "the certificate expires in 7 days" in message["subject"] and "Days left: 7." in message["text"]

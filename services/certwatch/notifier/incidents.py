@@ -145,6 +145,7 @@ class Incidents:
                 )
             case dc.MonitoringServiceEnded() as e:
                 await self._service_ended(conn, e, fresh)
+                await self._forget_conditions(conn, e.domain_id)
             case cc.ContactCreated() | cc.ContactUpdated() as e:
                 await conn.execute(
                     "INSERT INTO notifier_contacts (contact_id, account_id, sealed) VALUES (%s, %s, %s)"
@@ -169,12 +170,13 @@ class Incidents:
             )
 
     async def _forget_conditions(self, conn: Conn, domain_id: str) -> None:
-        """Disabled: no recovery is owed when it comes back; the incident count goes on (it keys deliveries)."""
+        """Not monitored any more (disabled, or its service ended): no recovery is owed when it comes
+        back and days passing raise nothing; the incident count goes on (it keys deliveries)."""
         domain = await _domain(conn, domain_id)
         if domain is not None:
             memory = Memory(incident=domain.memory.incident)
             await conn.execute(
-                "UPDATE notifier_domains SET memory = %s, problem = NULL WHERE domain_id = %s",
+                "UPDATE notifier_domains SET memory = %s, problem = NULL, classified = NULL WHERE domain_id = %s",
                 (Jsonb(memory.to_dict()), domain_id),
             )
 
