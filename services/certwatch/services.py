@@ -55,8 +55,9 @@ def build_for(service: str) -> Build:
 def projections(event_log: EventLog) -> dict[str, Projection]:
     """Every projection by name, for `certwatch admin rebuild`."""
     from certwatch.classifier.details import DETAILS_VIEW
-    from certwatch.classifier.processor import STATUS_VIEW, processor
+    from certwatch.classifier.processor import processor
     from certwatch.classifier.status_intervals import STATUS_INTERVALS
+    from certwatch.classifier.status_view import STATUS_VIEW
     from certwatch.hosting.observed_expiry import OBSERVED_EXPIRY
     from certwatch.inventory import enable_checks
     from certwatch.inventory.contact_views import CONTACT_VIEW

@@ -14,7 +14,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from certwatch.classifier.api import ClassifierApi
 from certwatch.classifier.details import DETAILS_VIEW
-from certwatch.classifier.processor import STATUS_VIEW, processor
+from certwatch.classifier.processor import processor
+from certwatch.classifier.status_view import STATUS_VIEW
 from certwatch.contracts import domain as dc
 from certwatch.contracts import probe as pc
 from certwatch.contracts import status as sc

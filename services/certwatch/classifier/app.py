@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from certwatch.classifier import api, details, processor, status_intervals
+from certwatch.classifier import api, details, processor, status_intervals, status_view
 from certwatch.platform.service import Parts, Runtime
 
 
@@ -11,7 +11,7 @@ async def build(rt: Runtime) -> Parts:
         registrations=[api.registration(api.ClassifierApi(rt.event_log))],
         projections=[
             processor.processor(rt.event_log),
-            processor.STATUS_VIEW,
+            status_view.STATUS_VIEW,
             details.DETAILS_VIEW,
             status_intervals.STATUS_INTERVALS,
         ],
