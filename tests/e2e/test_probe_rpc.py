@@ -39,7 +39,9 @@ async def test_probe_rpc_returns_verdict_and_facts(settings: Settings, pki: Test
             runtime = stack.services["prober"].runtime
             assert runtime is not None
             recorded = await runtime.event_log.read_all(limit=10_000)
-            assert [e for e in recorded if e.stream_id.startswith(("probe-", "status-"))] == []  # nothing recorded
+            assert [
+                e for e in recorded if e.stream_id.startswith(("probe-", "status-"))
+            ] == []  # nothing recorded
             async with runtime.pool.connection() as conn:
                 assert await observations.last_observed(conn, [str(uuid.uuid4())]) == {}
                 cur = await conn.execute("SELECT count(*) FROM probe_observations")

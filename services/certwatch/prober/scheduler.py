@@ -175,28 +175,34 @@ class Scheduler:
             return due, result, telemetry.current_traceparent()
 
     async def _record(self, results: list[_Done]) -> None:
-        """Reschedule, store unseen chains and publish the observations in one transaction:
-        a publish that fails rolls the round back, so the claims fall due again when their
-        leases end (a probe is observed at least once; the classifier drops a redelivery)."""
+        """Store unseen chains, then reschedule and publish the observations in one
+        transaction: a publish that fails rolls the round back, so the claims fall due again
+        when their leases end (a probe is observed at least once; the classifier drops a
+        redelivery)."""
         if not results:
             return
         now = datetime.now(UTC)
         refs = {due.domain_id: by_reference(result.to_dict()) for due, result, _ in results}
-        async with self._log.pool.connection() as conn, conn.transaction():
-            held = await schedule.reschedule(
-                conn, [(due, self._next_due(now), frozenset(refs[due.domain_id].chains)) for due, _, _ in results],
-                probed_at=now, worker=self.worker_id,
-            )  # fmt: skip
-            kept = [r for r in results if r[0].domain_id in held]
+        async with self._log.pool.connection() as conn:
+            # Committed before anything references them: the classifier may read an
+            # observation before this round's own transaction commits.
             chains: list[tuple[str, ...]] = []
             certs: list[certificates.StoredCertificate] = []
-            for due, _, _ in kept:
+            for due, _, _ in results:
                 new_chains, new_certs = refs[due.domain_id].unstored(due.reported_chains)
                 chains += new_chains
                 certs += new_certs
-            await certificates.put_certificates(conn, certs)
-            await certificates.put_chains(conn, chains)
-            await self._publish([self._observation(r, refs[r[0].domain_id].result) for r in kept])
+            if chains:
+                async with conn.transaction():
+                    await certificates.put_certificates(conn, certs)
+                    await certificates.put_chains(conn, chains)
+            async with conn.transaction():
+                held = await schedule.reschedule(
+                    conn, [(due, self._next_due(now), frozenset(refs[due.domain_id].chains)) for due, _, _ in results],
+                    probed_at=now, worker=self.worker_id,
+                )  # fmt: skip
+                kept = [r for r in results if r[0].domain_id in held]
+                await self._publish([self._observation(r, refs[r[0].domain_id].result) for r in kept])
         if len(kept) < len(results):
             log.info("prober: %d results dropped, their leases had passed", len(results) - len(kept))
         self.probed += len(kept)
