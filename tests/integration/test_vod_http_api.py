@@ -26,7 +26,6 @@ from alibabacloud_vod20170321.client import Client
 from cryptography.hazmat.primitives.serialization import Encoding
 from psycopg_pool import AsyncConnectionPool
 
-from certwatch.classifier.details import DETAILS_VIEW
 from certwatch.classifier.processor import processor
 from certwatch.contracts import domain as d
 from certwatch.contracts import probe as pev
@@ -41,6 +40,7 @@ from certwatch.vod import access_keys
 from certwatch.vod.access_keys import AccessKey
 from certwatch.vod.authn import Authenticator, RateLimit
 from certwatch.vod.http_api import HttpServer, VodHttpApi
+from certwatch.vod.observed_hosts import OBSERVED_HOSTS
 from tests.support.pki import TestPKI, issue
 from tests.support.probe_results import result, served
 
@@ -82,7 +82,7 @@ async def monitor(event_log: EventLog, account_id: uuid.UUID, *chain: Any) -> No
         **base, "generation": 1, "first_check": True, "result": probe.to_dict(), "prober": "test"})],
         expected_version=None)  # fmt: skip
     await catch_up(event_log, processor(event_log))
-    await catch_up(event_log, DETAILS_VIEW)
+    await catch_up(event_log, OBSERVED_HOSTS)
 
 
 @pytest.fixture

@@ -70,7 +70,8 @@ class Authenticator:
         if key.secret is None:
             raise ApiError("InvalidAccessKeyId.Inactive", "Specified access key is disabled.")
         if not signing.matches(claim, key.secret):
-            raise ApiError("SignatureDoesNotMatch", "Specified signature is not matched with our calculation.")  # fmt: skip
+            # The string to sign after "is:", as the cloud words it: the legacy SDK compares it with its own.
+            raise ApiError("SignatureDoesNotMatch", f"Specified signature is not matched with our calculation. server string to sign is:{claim.string_to_sign}")  # fmt: skip
         signing.check_fresh(claim, self._clock())
         await self._remember_nonce(claim)
         wait_ms = self._rate.take(claim.access_key_id)

@@ -1,10 +1,11 @@
 """DescribeVodDomainCertificateInfo, answered from what certwatch observed.
 
 An accelerated domain is, until `AddVodDomain` exists, any monitored domain of the
-caller's account (`classifier_details`, account-scoped: another account's domain answers
+caller's account (`vod_observed_hosts`, account-scoped: another account's domain answers
 exactly like one that does not exist). Its certificates are the leaf certificates its
-addresses serve (`serving`), with their facts from `classifier_certificates` and, where
-a probe has stored it, the DER from the platform's `certificates` store (for the PEM).
+addresses serve, as the classifier's `CertificateChainObserved` events said, with their
+facts from those events (`vod_certificates`) and, where a probe has stored it, the DER
+from the platform's `certificates` store (for the PEM).
 
 Those certificates were deployed by the user, not issued or hosted by certwatch, so
 `CertType` is `upload` and `Status` (filled only for `free`) is empty. `DomainCnameStatus`
@@ -96,7 +97,7 @@ async def describe(
     host = domain_name(params.get("DomainName"))
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT serving, chain_observed_at FROM classifier_details"
+            "SELECT serving, observed_at FROM vod_observed_hosts"
             " WHERE account_id = %s AND host = %s ORDER BY port <> 443, port LIMIT 1",
             (account_id, host),
         )
@@ -106,7 +107,7 @@ async def describe(
         serving: Mapping[str, list[str]] = row[0] or {}
         leaves = sorted({chain[0] for chain in serving.values() if chain})
         cur = await conn.execute(
-            "SELECT c.sha256, c.facts, p.der FROM classifier_certificates c"
+            "SELECT c.sha256, c.facts, p.der FROM vod_certificates c"
             " LEFT JOIN certificates p ON p.sha256 = decode(c.sha256, 'hex')"
             " WHERE c.sha256 = ANY(%b)",
             (leaves,),

@@ -17,6 +17,7 @@ CODES: dict[str, tuple[int, str]] = {
     "InvalidDomain.NotFound": (404, "Check the domain name: it is not a domain of this account."),
     "InvalidAction.NotFound": (404, "Check the Action name and the API version."),
     "NoSuchVersion": (400, "Use Version=2017-03-21."),
+    "RegionId.ApiNotSupported": (400, "Call the region this endpoint serves (CERTWATCH_VOD_REGION)."),
     "UnsupportedHTTPMethod": (400, "Send GET or POST."),
     "InvalidAccessKeyId.NotFound": (404, "Check the AccessKeyId: no such key exists."),
     "InvalidAccessKeyId.Inactive": (400, "The AccessKey was revoked: create a new one."),
