@@ -18,9 +18,11 @@ from alibabacloud_vod20170321 import models
 from alibabacloud_vod20170321.client import Client
 from aliyunsdkcore.acs_exception.exceptions import ServerException
 from aliyunsdkcore.client import AcsClient
+from aliyunsdkcore.utils import parameter_helper
 from aliyunsdkvod.request.v20170321.DescribeVodDomainCertificateInfoRequest import (
     DescribeVodDomainCertificateInfoRequest,
 )
+from darabonba.runtime import ExtendsParameters, RuntimeOptions
 
 from certwatch.cli.main import main
 from certwatch.platform.config import Settings
@@ -50,9 +52,16 @@ def legacy(endpoint: str, key: dict[str, str], *, region: str = "cn-shanghai", s
     return dict(json.loads(client.do_action_with_exception(request)))
 
 
-async def describe(client: Client, domain: str = HOST) -> Any:
+async def describe(client: Client, domain: str = HOST, **extends: dict[str, str]) -> Any:
+    """`extends`: headers or queries the SDK itself adds to the request and signs."""
     request = models.DescribeVodDomainCertificateInfoRequest(domain_name=domain)
-    return (await asyncio.to_thread(client.describe_vod_domain_certificate_info, request)).body
+    runtime = RuntimeOptions(extends_parameters=ExtendsParameters(**extends))
+    call = client.describe_vod_domain_certificate_info_with_options
+    return (await asyncio.to_thread(call, request, runtime)).body
+
+
+def stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def sdk_code(call: Callable[[], Any]) -> tuple[int, str]:
@@ -68,7 +77,7 @@ async def legacy_code(call: Callable[[], Any]) -> tuple[int, str]:
 
 
 async def test_keys_from_the_cli_and_every_sdk_against_real_state(
-    settings: Settings, pki: TestPKI, capsys: pytest.CaptureFixture[str]
+    settings: Settings, pki: TestPKI, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     leaf = pki.leaf(HOST, dns=(HOST, f"*.{HOST}"), not_before=start, not_after=start + timedelta(days=365))
@@ -111,7 +120,37 @@ async def test_keys_from_the_cli_and_every_sdk_against_real_state(
             old = (await asyncio.to_thread(legacy, endpoint, key))["CertInfos"]["CertInfo"][0]
             assert v2 == got and old == got
 
+            await _replays_and_old_timestamps(endpoint, key, monkeypatch)
             await _refusals(stack, key, cli)
+
+
+async def _replays_and_old_timestamps(
+    endpoint: str, key: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each SDK signs a nonce it was given twice, and a time 16 minutes ago (the SDKs' own
+    signers: the ACS3 headers and v1 queries through the SDK's extends parameters, the legacy
+    SDK's nonce and clock through the helper it draws them from)."""
+    old = stamp(datetime.now(UTC) - timedelta(minutes=16))
+    acs3, v2 = sdk(endpoint, key), sdk(endpoint, key, v2=True)
+    await describe(acs3, headers={"x-acs-signature-nonce": "replayed-acs3"})
+    assert await sdk_code(lambda: describe(acs3, headers={"x-acs-signature-nonce": "replayed-acs3"})) == (400, "SignatureNonceUsed")  # fmt: skip
+    await describe(v2, queries={"SignatureNonce": "replayed-v1"})
+    assert await sdk_code(lambda: describe(v2, queries={"SignatureNonce": "replayed-v1"})) == (400, "SignatureNonceUsed")  # fmt: skip
+    assert await sdk_code(lambda: describe(acs3, headers={"x-acs-date": old})) == (
+        400,
+        "InvalidTimeStamp.Expired",
+    )
+    assert await sdk_code(lambda: describe(v2, queries={"Timestamp": old})) == (
+        400,
+        "InvalidTimeStamp.Expired",
+    )
+    with monkeypatch.context() as patch:
+        patch.setattr(parameter_helper, "get_uuid", lambda: "replayed-legacy")
+        await asyncio.to_thread(legacy, endpoint, key)
+        assert await legacy_code(lambda: legacy(endpoint, key)) == (400, "SignatureNonceUsed")
+        patch.setattr(parameter_helper, "get_iso_8061_date", lambda: old)
+        patch.setattr(parameter_helper, "get_uuid", lambda: "fresh-legacy")
+        assert await legacy_code(lambda: legacy(endpoint, key)) == (400, "InvalidTimeStamp.Expired")
 
 
 async def _refusals(stack: Stack, key: dict[str, str], cli: Callable[..., Any]) -> None:
