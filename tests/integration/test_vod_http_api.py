@@ -39,7 +39,9 @@ from certwatch.prober.cert_facts import parse_der
 from certwatch.vod import access_keys
 from certwatch.vod.access_keys import AccessKey
 from certwatch.vod.authn import Authenticator, RateLimit
-from certwatch.vod.http_api import HttpServer, VodHttpApi
+from certwatch.vod.cert_info import CertInfo
+from certwatch.vod.domains import VodDomains
+from certwatch.vod.http_api import HttpServer, VodHttpApi, actions
 from certwatch.vod.observed_hosts import OBSERVED_HOSTS
 from tests.support.pki import TestPKI, issue
 from tests.support.probe_results import result, served
@@ -62,7 +64,9 @@ class Setup:
     ) -> HttpServer:
         authn = Authenticator(self.pool, self.vault, RateLimit(rate, burst),
                               **({"clock": clock} if clock else {}))  # fmt: skip
-        server = HttpServer(VodHttpApi(self.pool, authn, region="cn-shanghai"), "127.0.0.1", 0)
+        domains = VodDomains(EventLog(self.pool), self.vault, cname_suffix=None, ca_file=None)
+        info = CertInfo(self.pool, domains, region="cn-shanghai", cname_suffix=None, nameservers=())
+        server = HttpServer(VodHttpApi(authn, actions(info, domains), region="cn-shanghai"), "127.0.0.1", 0)
         await server.start()
         return server
 

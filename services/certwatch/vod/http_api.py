@@ -25,20 +25,21 @@ from urllib.parse import parse_qsl, unquote
 from xml.sax.saxutils import escape
 
 import orjson
-from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform.config import ConfigError
 from certwatch.platform.errors import TransientStoreError
 from certwatch.platform.service import Runtime
 from certwatch.platform.shredding import Vault
-from certwatch.vod import cert_info, signing
+from certwatch.vod import signing
 from certwatch.vod.authn import Authenticator, Caller, RateLimit
+from certwatch.vod.cert_info import CertInfo
+from certwatch.vod.domains import VodDomains
 from certwatch.vod.errors import ApiError, invalid, missing
 
 log = logging.getLogger(__name__)
 
 VERSION = "2017-03-21"
-MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADER_BYTES = 64 * 1024  # SetVodDomainCertificate sends a chain and its key in the query
 MAX_HEADERS = 64
 MAX_BODY_BYTES = 64 * 1024
 IDLE_TIMEOUT_S = 30.0
@@ -92,13 +93,8 @@ def _xml(value: Mapping[str, Any]) -> str:
 class VodHttpApi:
     """The actions, authentication and rendering; `handle` never raises."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], authenticator: Authenticator, *, region: str) -> None:
-        self._authn, self._region = authenticator, region
-        self._actions: dict[str, Handler] = {
-            "DescribeVodDomainCertificateInfo": lambda caller, params: cert_info.describe(
-                pool, caller.account_id, params, region=region
-            ),
-        }
+    def __init__(self, authenticator: Authenticator, actions: Mapping[str, Handler], *, region: str) -> None:
+        self._authn, self._actions, self._region = authenticator, actions, region
 
     async def handle(self, request: signing.Request) -> Response:
         request_id = str(uuid.uuid4()).upper()
@@ -274,12 +270,32 @@ class HttpServer:
 _NO_REQUEST = signing.Request("", "", {}, {}, {}, b"")
 
 
-async def http_worker(rt: Runtime, vault: Vault) -> HttpServer:
+def actions(info: CertInfo, domains: VodDomains) -> dict[str, Handler]:
+    """Every action by its name in the SDK (`x-acs-action` / `Action`)."""
+    return {
+        "DescribeVodDomainCertificateInfo": lambda caller, params: info.describe(caller.account_id, params),
+        "AddVodDomain": lambda caller, params: domains.add(caller.account_id, params),
+        "DeleteVodDomain": lambda caller, params: domains.delete(caller.account_id, params),
+        "DescribeVodUserDomains": lambda caller, params: domains.list_domains(caller.account_id, params),
+        "SetVodDomainCertificate": lambda caller, params: domains.set_certificate(
+            caller.account_id, params, default_type="upload"
+        ),
+        "SetVodDomainSSLCertificate": lambda caller, params: domains.set_certificate(
+            caller.account_id, params
+        ),
+        "DescribeVodCertificateList": lambda caller, params: domains.list_certificates(
+            caller.account_id, params
+        ),
+    }
+
+
+async def http_worker(rt: Runtime, info: CertInfo, domains: VodDomains, vault: Vault) -> HttpServer:
     """The endpoint as a Worker of the vod bootstrap, already bound (so a taken port fails
     the start) on CERTWATCH_GRPC_HOST and CERTWATCH_VOD_HTTP_PORT."""
     s = rt.settings
     authn = Authenticator(rt.pool, vault, RateLimit(s.vod_rate, s.vod_burst))
-    server = HttpServer(VodHttpApi(rt.pool, authn, region=s.vod_region), s.grpc_host, s.vod_http_port)
+    api = VodHttpApi(authn, actions(info, domains), region=s.vod_region)
+    server = HttpServer(api, s.grpc_host, s.vod_http_port)
     try:
         await server.start()
     except OSError as exc:
