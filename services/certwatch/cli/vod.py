@@ -1,9 +1,12 @@
-"""`certwatch vod ...`: AccessKey pairs for the VOD certificate API (Alibaba Cloud's SDKs)."""
+"""`certwatch vod ...`: AccessKey pairs for the VOD certificate API (Alibaba Cloud's SDKs)
+and the accelerated domains it answers for."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+from pathlib import Path
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
@@ -29,6 +32,34 @@ def add_parser(subparsers: Any) -> None:
     revoke.add_argument("id", help="the AccessKeyId")
     add_connection_options(revoke)
     revoke.set_defaults(handler=_revoke)
+
+    domains = groups.add_parser("domains", help="accelerated domains and their certificates").add_subparsers(
+        dest="domains_command", required=True
+    )
+    add = domains.add_parser("add", help="add an accelerated domain")
+    add.add_argument("domain")
+    add.add_argument("--origin", action="append", default=[], metavar="HOST",
+                     help="an origin server (IP address or host name); repeatable")  # fmt: skip
+    add.add_argument("--scope", choices=("domestic", "overseas", "global"), default="domestic")
+    add_connection_options(add)
+    add.set_defaults(handler=_add)
+    lst = domains.add_parser("list", help="the account's accelerated domains")
+    lst.add_argument("--filter", default="", help="only names containing this")
+    add_connection_options(lst)
+    lst.set_defaults(handler=_domains)
+    cert = domains.add_parser("set-cert", help="set the domain's certificate, or turn SSL off")
+    cert.add_argument("domain")
+    cert.add_argument("--cert-type", choices=("free", "cas", "upload", "off"), required=True)
+    cert.add_argument("--cert", type=Path, help="upload: PEM file with the certificate and its chain")
+    cert.add_argument("--key", type=Path, help="upload: PEM file with its private key")
+    cert.add_argument("--cert-id", help="cas: the CertId of a certificate uploaded before")
+    cert.add_argument("--name", default="", help="the certificate's name (default: its common name)")
+    add_connection_options(cert)
+    cert.set_defaults(handler=_set_cert)
+    remove = domains.add_parser("remove", help="remove an accelerated domain")
+    remove.add_argument("domain")
+    add_connection_options(remove)
+    remove.set_defaults(handler=_remove)
 
 
 def _stub(args: argparse.Namespace) -> tuple[vod_pb2_grpc.VodStub, Any]:
@@ -76,4 +107,99 @@ def _revoke(args: argparse.Namespace) -> int:
     except CliError as exc:
         return fail(str(exc))
     print(f"revoked {args.id}")
+    return 0
+
+
+def _origin(text: str) -> pb.Origin:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return pb.Origin(content=text, type="domain")
+    return pb.Origin(content=text, type="ipaddr")
+
+
+def _domain_rows(domains: list[pb.VodDomain]) -> str:
+    rows = [[d.domain_name, d.cname or "-", "on" if d.ssl_protocol == "on" else "off", d.cert_type or "-",
+             d.cert_id or "-", ",".join(o.content for o in d.sources) or "-"] for d in domains]  # fmt: skip
+    return table(rows, ["DOMAIN", "CNAME", "SSL", "CERT TYPE", "CERT ID", "ORIGINS"])
+
+
+def _print_domain(args: argparse.Namespace, domain: pb.VodDomain) -> None:
+    print(
+        json.dumps(MessageToDict(domain, preserving_proto_field_name=True))
+        if args.json
+        else _domain_rows([domain])
+    )
+
+
+def _add(args: argparse.Namespace) -> int:
+    try:
+        stub, metadata = _stub(args)
+        request = pb.AddVodDomainRequest(domain_name=args.domain, scope=args.scope,
+                                         sources=[_origin(o) for o in args.origin])  # fmt: skip
+        domain = call(stub.AddDomain, request, metadata)
+    except CliError as exc:
+        return fail(str(exc))
+    _print_domain(args, domain)
+    return 0
+
+
+def _domains(args: argparse.Namespace) -> int:
+    found: list[pb.VodDomain] = []
+    try:
+        stub, metadata = _stub(args)
+        for page in range(1, 10_000):  # 50 a page
+            answer = call(stub.ListDomains, pb.ListVodDomainsRequest(domain_name=args.filter, page_number=page,
+                                                                    page_size=50), metadata)  # fmt: skip
+            found += answer.domains
+            if len(found) >= answer.total_count or not answer.domains:
+                break
+    except CliError as exc:
+        return fail(str(exc))
+    if args.json:
+        print(json.dumps([MessageToDict(d, preserving_proto_field_name=True) for d in found], indent=2))
+    else:
+        print(_domain_rows(found))
+    return 0
+
+
+def _read(path: Path | None, flag: str) -> str:
+    if path is None:
+        raise CliError(f"--cert-type upload needs {flag} FILE")
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{flag} {path}: cannot read it ({exc})") from None
+
+
+def _set_cert(args: argparse.Namespace) -> int:
+    try:
+        request = pb.SetVodDomainCertificateRequest(domain_name=args.domain, cert_name=args.name,
+                                                    ssl_protocol="off" if args.cert_type == "off" else "on")  # fmt: skip
+        if args.cert_type != "off":
+            request.cert_type = args.cert_type
+        if args.cert_type == "upload":
+            request.certificate_pem, request.private_key_pem = (
+                _read(args.cert, "--cert"),
+                _read(args.key, "--key"),
+            )
+        elif args.cert_type == "cas":
+            if not args.cert_id:
+                raise CliError("--cert-type cas needs --cert-id ID (see `certwatch vod domains list`)")
+            request.cert_id = args.cert_id
+        stub, metadata = _stub(args)
+        domain = call(stub.SetDomainCertificate, request, metadata)
+    except CliError as exc:
+        return fail(str(exc))
+    _print_domain(args, domain)
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    try:
+        stub, metadata = _stub(args)
+        call(stub.RemoveDomain, pb.RemoveVodDomainRequest(domain_name=args.domain), metadata)
+    except CliError as exc:
+        return fail(str(exc))
+    print(f"removed {args.domain}")
     return 0

@@ -93,7 +93,7 @@ def cert_info(
 def no_certificate(host: str, region: str, **fields: str) -> dict[str, str]:
     """A domain with no certificate (SSL off, none observed yet, none issued yet)."""
     info = dict.fromkeys(CERT_INFO_FIELDS, "")
-    info.update(DomainName=host, CertRegion=region, ServerCertificateStatus="off", **fields)
+    info.update({"DomainName": host, "CertRegion": region, "ServerCertificateStatus": "off", **fields})
     return info
 
 

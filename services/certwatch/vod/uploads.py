@@ -86,6 +86,10 @@ def trust_store(ca_file: str | None) -> Store:
     return Store(x509.load_pem_x509_certificates(Path(path).read_bytes()))
 
 
+def _spki(key: object) -> bytes:
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)  # type: ignore[attr-defined, no-any-return]
+
+
 def _bad(rule: str) -> ApiError:
     return ApiError("InvalidCertificate", f"The certificate is refused: {rule}.")
 
@@ -102,15 +106,11 @@ def check(
         key = serialization.load_pem_private_key(key_pem.encode(), password=None)
     except (ValueError, TypeError):
         raise invalid("SSLPri", "not an unencrypted PEM private key") from None
-    spki = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    leaves = [
-        c
-        for c in certs
-        if c.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) == spki
-    ]
-    if not leaves:
+    # The leaf is the certificate that issued none of the others, wherever it is in the bundle.
+    issuers = {c.issuer.public_bytes() for c in certs if c.issuer != c.subject}
+    leaf = next((c for c in certs if c.subject.public_bytes() not in issuers), certs[0])
+    if _spki(leaf.public_key()) != _spki(key.public_key()):
         raise ApiError("InvalidCertificate.KeyMismatch", "The private key SSLPri does not match the certificate SSLPub.")  # fmt: skip
-    leaf = leaves[0]
     others = [c for c in certs if c is not leaf]
     # A wildcard domain is checked on one name it covers.
     name = "wildcard-check." + domain[len(WILDCARD) :] if domain.startswith(WILDCARD) else domain
