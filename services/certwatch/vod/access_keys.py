@@ -87,16 +87,32 @@ async def list_keys(pool: AsyncConnectionPool[Any], account_id: uuid.UUID) -> li
         return [KeyInfo(*row) for row in await cur.fetchall()]
 
 
-async def lookup(pool: AsyncConnectionPool[Any], vault: Vault, access_key_id: str) -> KeyRecord | None:
-    """The key's account and secret (None for a revoked key); None for an unknown key."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT account_id, sealed_secret, revoked_at FROM vod_access_keys WHERE access_key_id = %s",
-            (access_key_id,),
-        )
-        row = await cur.fetchone()
-        if row is None:
-            return None
-        if row[2] is not None:
-            return KeyRecord(row[0], None)
-        return KeyRecord(row[0], str(await vault.open(conn, _subject(access_key_id), row[1])))
+class Keys:
+    """Looks keys up for every request: the row is read each time (so a revoked key is
+    refused at once, on every replica), the opened secret is kept in memory by its sealed
+    form (opening costs a second query and AES; a key's sealed secret never changes)."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], vault: Vault, *, cached: int = 4096) -> None:
+        self._pool, self._vault, self._max = pool, vault, cached
+        self._opened: dict[tuple[str, str], str] = {}
+
+    async def lookup(self, access_key_id: str) -> KeyRecord | None:
+        """The key's account and secret (None for a revoked key); None for an unknown key."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT account_id, sealed_secret, revoked_at FROM vod_access_keys WHERE access_key_id = %s",
+                (access_key_id,),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            if row[2] is not None:
+                self._opened.pop((access_key_id, row[1]), None)
+                return KeyRecord(row[0], None)
+            secret = self._opened.get((access_key_id, row[1]))
+            if secret is None:
+                secret = str(await self._vault.open(conn, _subject(access_key_id), row[1]))
+                if len(self._opened) >= self._max:
+                    self._opened.clear()
+                self._opened[(access_key_id, row[1])] = secret
+        return KeyRecord(row[0], secret)

@@ -114,20 +114,21 @@ class CertInfo:
 
     async def describe(self, account_id: uuid.UUID, params: Mapping[str, str]) -> dict[str, Any]:
         host = names.domain_name(params.get("DomainName"))
-        row = await self._domains.row(account_id, host)
-        infos = await (self._configured(account_id, row) if row else self._observed(account_id, host))
+        row, cert = await self._domains.row_and_certificate(account_id, host)
+        infos = await (self._configured(account_id, row, cert) if row else self._observed(account_id, host))
         return {"CertInfos": {"CertInfo": infos}}
 
-    async def _configured(self, account_id: uuid.UUID, row: DomainRow) -> list[dict[str, str]]:
+    async def _configured(
+        self, account_id: uuid.UUID, row: DomainRow, cert: tuple[str, CertSummary] | None
+    ) -> list[dict[str, str]]:
         host, region = row.domain_name, self._region
         if row.ssl_protocol != "on":
             return [no_certificate(host, region)]
         if row.cert_type == "free":
             return [await self._free(account_id, row)]
-        found = await self._domains.certificate(account_id, row.cert_id)
-        if found is None:  # its upload event not applied yet (the command waits for it)
+        if cert is None:  # its upload event not applied yet (the command waits for it)
             return [no_certificate(host, region, CertType=row.cert_type, CertId=row.cert_id)]
-        _, chain_pem, summary = found
+        chain_pem, summary = cert
         return [cert_info(host, summary, pem=chain_pem, cert_id=row.cert_id, cert_name=row.cert_name,
                           cert_type=row.cert_type, updated_at=row.modified_at, region=region)]  # fmt: skip
 

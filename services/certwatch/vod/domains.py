@@ -138,13 +138,26 @@ class VodDomains:
         return {}
 
     async def row(self, account_id: uuid.UUID, name: str) -> DomainRow | None:
+        return (await self.row_and_certificate(account_id, name))[0]
+
+    async def row_and_certificate(
+        self, account_id: uuid.UUID, name: str
+    ) -> tuple[DomainRow | None, tuple[str, uploads.CertSummary] | None]:
+        """The domain and, when one is set (upload, cas), its certificate's chain and summary:
+        one query, as DescribeVodDomainCertificateInfo asks it for every request."""
+        columns = ", ".join(f"d.{c.strip()}" for c in _ROW.split(","))
         async with self._log.pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_ROW} FROM vod_domains WHERE account_id = %s AND domain_name = %s",
+                f"SELECT {columns}, c.chain_pem, c.summary FROM vod_domains d"
+                " LEFT JOIN vod_uploaded_certificates c ON c.cert_id = d.cert_id AND c.account_id = d.account_id"
+                " WHERE d.account_id = %s AND d.domain_name = %s",
                 (account_id, name),
             )
             found = await cur.fetchone()
-        return None if found is None else DomainRow(*found)
+        if found is None:
+            return None, None
+        cert = None if found[-1] is None else (found[-2], uploads.CertSummary.from_dict(found[-1]))
+        return DomainRow(*found[:-2]), cert
 
     @retry.on_conflict
     async def delete(self, account_id: uuid.UUID, params: Mapping[str, str]) -> dict[str, Any]:

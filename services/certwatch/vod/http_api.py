@@ -1,6 +1,7 @@
 """The VOD API over HTTP, in Alibaba Cloud's RPC style, so its own SDKs work unchanged.
 
-`Action` and `Version` come from the parameters (GET query, POST query or form body) or,
+`Describe*` actions (queries) read while the request's nonce is remembered, both at once;
+commands run only after it. `Action` and `Version` come from the parameters (GET query, POST query or form body) or,
 for ACS3-signed requests, the signed `x-acs-action` / `x-acs-version` headers the current
 SDK sends instead. JSON unless `Format=XML`. Every failure is an error body in the cloud's
 format (`RequestId`, `HostId`, `Code`, `Message`, `Recommend`) with its HTTP status; an
@@ -20,7 +21,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 from xml.sax.saxutils import escape
 
@@ -134,7 +135,17 @@ class VodHttpApi:
         handler = self._actions.get(action)
         if handler is None:
             raise ApiError("InvalidAction.NotFound", f"Specified api {action} is not found.")
-        return action, await handler(caller, params)
+        if not action.startswith("Describe"):  # a command runs only once its nonce is remembered
+            await self._authn.admit(caller)
+            return action, await handler(caller, params)
+        # A query reads while its nonce is remembered; a replay's answer is never sent.
+        admitted, result = await asyncio.gather(self._authn.admit(caller), handler(caller, params),
+                                                return_exceptions=True)  # fmt: skip
+        for outcome in (admitted, result):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert isinstance(result, dict)
+        return action, result
 
     @staticmethod
     def _error(request: signing.Request, request_id: str, exc: ApiError, xml: bool) -> Response:
@@ -201,10 +212,15 @@ def _encode(response: Response, keep: bool) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + response.body
 
 
-class HttpServer:
-    """Serves a `VodHttpApi` on host:port; a Worker (run/stop) for the service's bootstrap."""
+class Answers(Protocol):
+    async def handle(self, request: signing.Request) -> Response: ...
 
-    def __init__(self, api: VodHttpApi, host: str, port: int) -> None:
+
+class HttpServer:
+    """Serves a `VodHttpApi` (or any `Answers`: the benchmark's bare endpoint) on host:port;
+    a Worker (run/stop) for the service's bootstrap."""
+
+    def __init__(self, api: Answers, host: str, port: int) -> None:
         self._api, self._host, self._port = api, host, port
         self._server: asyncio.Server | None = None
         self._stopped = asyncio.Event()
