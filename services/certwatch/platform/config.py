@@ -43,7 +43,7 @@ class Settings:
     tls_client_ca_file: str | None = None
     allow_custom_webhooks: bool = False
     observation_retention_days: int = 400  # probe observations older than this are dropped
-    # The VOD certificate API (Alibaba Cloud's RPC style, over HTTP beside vod's gRPC port).
+    # The video-CDN certificate API (Alibaba Cloud's RPC style, over HTTP beside a gRPC port).
     vod_http_port: int = 8080
     vod_region: str = "cn-shanghai"
     vod_cname_suffix: str | None = None  # the CDN target an accelerated domain's CNAME must point into

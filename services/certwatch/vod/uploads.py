@@ -1,26 +1,28 @@
 """A certificate uploaded with its key (SetVodDomainCertificate): checked before it is kept.
 
 The key must be the certificate's; the chain is put in issuance order (leaf first, as a
-server sends it) and verified for the domain against the trust store, CERTWATCH_CA_FILE
-when configured, else Mozilla's (certifi), with cryptography's verifier (the CA/B rules of
+server sends it) and verified for the domain against the trust store CERTWATCH_CA_FILE
+names (`platform.trust_bundle`: a file, `system`, else Mozilla's), with cryptography's verifier (the CA/B rules of
 a browser: validity, names, key usage). Pure but for reading the trust store once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-import certifi
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from certwatch.platform.trust_bundle import bundle_path
 from certwatch.vod.errors import ApiError, invalid
 from certwatch.vod.names import WILDCARD
 
@@ -82,8 +84,9 @@ def summary(cert: x509.Certificate) -> CertSummary:
 
 @lru_cache(maxsize=8)
 def trust_store(ca_file: str | None) -> Store:
-    path = ca_file or certifi.where()
-    return Store(x509.load_pem_x509_certificates(Path(path).read_bytes()))
+    with warnings.catch_warnings():  # OS bundles carry a few old roots with odd serials
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return Store(x509.load_pem_x509_certificates(Path(bundle_path(ca_file)).read_bytes()))
 
 
 def _spki(key: object) -> bytes:
