@@ -4,8 +4,10 @@ and the accelerated domains it answers for."""
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +64,27 @@ def add_parser(subparsers: Any) -> None:
     remove.set_defaults(handler=_remove)
 
 
-def _stub(args: argparse.Namespace) -> tuple[vod_pb2_grpc.VodStub, Any]:
+def _rpc(args: argparse.Namespace, method: str, request: Any) -> Any:
     channel, metadata = connect(args, "vod")
-    return vod_pb2_grpc.VodStub(channel), metadata
+    return call(getattr(vod_pb2_grpc.VodStub(channel), method), request, metadata)
 
 
+def _refusing(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A refusal (`CliError`) is printed as one line, exit status 2."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except CliError as exc:
+            return fail(str(exc))
+
+    return run
+
+
+@_refusing
 def _create(args: argparse.Namespace) -> int:
-    try:
-        stub, metadata = _stub(args)
-        key = call(stub.CreateAccessKey, pb.CreateAccessKeyRequest(), metadata)
-    except CliError as exc:
-        return fail(str(exc))
+    key = _rpc(args, "CreateAccessKey", pb.CreateAccessKeyRequest())
     if args.json:
         print(json.dumps({"AccessKeyId": key.access_key_id, "AccessKeySecret": key.access_key_secret}))
     else:
@@ -85,12 +97,9 @@ def _when(info: pb.AccessKeyInfo, field: str) -> str:
     return getattr(info, field).ToDatetime().strftime("%Y-%m-%d %H:%M:%S") if info.HasField(field) else "-"
 
 
+@_refusing
 def _list(args: argparse.Namespace) -> int:
-    try:
-        stub, metadata = _stub(args)
-        keys = list(call(stub.ListAccessKeys, pb.ListAccessKeysRequest(), metadata).keys)
-    except CliError as exc:
-        return fail(str(exc))
+    keys = list(_rpc(args, "ListAccessKeys", pb.ListAccessKeysRequest()).keys)
     if args.json:
         print(json.dumps([MessageToDict(k, preserving_proto_field_name=True) for k in keys], indent=2))
     else:
@@ -100,12 +109,9 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+@_refusing
 def _revoke(args: argparse.Namespace) -> int:
-    try:
-        stub, metadata = _stub(args)
-        call(stub.RevokeAccessKey, pb.RevokeAccessKeyRequest(access_key_id=args.id), metadata)
-    except CliError as exc:
-        return fail(str(exc))
+    _rpc(args, "RevokeAccessKey", pb.RevokeAccessKeyRequest(access_key_id=args.id))
     print(f"revoked {args.id}")
     return 0
 
@@ -132,30 +138,23 @@ def _print_domain(args: argparse.Namespace, domain: pb.VodDomain) -> None:
     )
 
 
+@_refusing
 def _add(args: argparse.Namespace) -> int:
-    try:
-        stub, metadata = _stub(args)
-        request = pb.AddVodDomainRequest(domain_name=args.domain, scope=args.scope,
-                                         sources=[_origin(o) for o in args.origin])  # fmt: skip
-        domain = call(stub.AddDomain, request, metadata)
-    except CliError as exc:
-        return fail(str(exc))
-    _print_domain(args, domain)
+    request = pb.AddVodDomainRequest(domain_name=args.domain, scope=args.scope,
+                                     sources=[_origin(o) for o in args.origin])  # fmt: skip
+    _print_domain(args, _rpc(args, "AddDomain", request))
     return 0
 
 
+@_refusing
 def _domains(args: argparse.Namespace) -> int:
     found: list[pb.VodDomain] = []
-    try:
-        stub, metadata = _stub(args)
-        for page in range(1, 10_000):  # 50 a page
-            answer = call(stub.ListDomains, pb.ListVodDomainsRequest(domain_name=args.filter, page_number=page,
-                                                                    page_size=50), metadata)  # fmt: skip
-            found += answer.domains
-            if len(found) >= answer.total_count or not answer.domains:
-                break
-    except CliError as exc:
-        return fail(str(exc))
+    for page in range(1, 10_000):  # 50 a page
+        answer = _rpc(args, "ListDomains", pb.ListVodDomainsRequest(domain_name=args.filter, page_number=page,
+                                                                   page_size=50))  # fmt: skip
+        found += answer.domains
+        if len(found) >= answer.total_count or not answer.domains:
+            break
     if args.json:
         print(json.dumps([MessageToDict(d, preserving_proto_field_name=True) for d in found], indent=2))
     else:
@@ -172,34 +171,27 @@ def _read(path: Path | None, flag: str) -> str:
         raise CliError(f"{flag} {path}: cannot read it ({exc})") from None
 
 
+@_refusing
 def _set_cert(args: argparse.Namespace) -> int:
-    try:
-        request = pb.SetVodDomainCertificateRequest(domain_name=args.domain, cert_name=args.name,
-                                                    ssl_protocol="off" if args.cert_type == "off" else "on")  # fmt: skip
-        if args.cert_type != "off":
-            request.cert_type = args.cert_type
-        if args.cert_type == "upload":
-            request.certificate_pem, request.private_key_pem = (
-                _read(args.cert, "--cert"),
-                _read(args.key, "--key"),
-            )
-        elif args.cert_type == "cas":
-            if not args.cert_id:
-                raise CliError("--cert-type cas needs --cert-id ID (see `certwatch vod domains list`)")
-            request.cert_id = args.cert_id
-        stub, metadata = _stub(args)
-        domain = call(stub.SetDomainCertificate, request, metadata)
-    except CliError as exc:
-        return fail(str(exc))
-    _print_domain(args, domain)
+    request = pb.SetVodDomainCertificateRequest(domain_name=args.domain, cert_name=args.name,
+                                                ssl_protocol="off" if args.cert_type == "off" else "on")  # fmt: skip
+    if args.cert_type != "off":
+        request.cert_type = args.cert_type
+    if args.cert_type == "upload":
+        request.certificate_pem, request.private_key_pem = (
+            _read(args.cert, "--cert"),
+            _read(args.key, "--key"),
+        )
+    elif args.cert_type == "cas":
+        if not args.cert_id:
+            raise CliError("--cert-type cas needs --cert-id ID (see `certwatch vod domains list`)")
+        request.cert_id = args.cert_id
+    _print_domain(args, _rpc(args, "SetDomainCertificate", request))
     return 0
 
 
+@_refusing
 def _remove(args: argparse.Namespace) -> int:
-    try:
-        stub, metadata = _stub(args)
-        call(stub.RemoveDomain, pb.RemoveVodDomainRequest(domain_name=args.domain), metadata)
-    except CliError as exc:
-        return fail(str(exc))
+    _rpc(args, "RemoveDomain", pb.RemoveVodDomainRequest(domain_name=args.domain))
     print(f"removed {args.domain}")
     return 0
