@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_tea_openapi.models import Config
@@ -30,6 +31,7 @@ from aliyunsdkvod.request.v20170321 import (
 from certwatch.cli.main import main
 from certwatch.platform import db
 from certwatch.platform.config import Settings
+from certwatch.v1 import vod_pb2, vod_pb2_grpc
 from tests.support.dns_server import dns_server
 from tests.support.pki import TestPKI
 from tests.support.stack import Stack, new_account, running_stack
@@ -260,6 +262,28 @@ async def test_every_domain_action_with_every_sdk(
         assert (await api.info("www.up.test"))["ServerCertificateStatus"] == "off"
 
 
+async def _grpc_info(stack: Stack, cert_id: str) -> None:
+    """GetDomainCertificateInfo: the HTTP action's answer over gRPC, scoped to the account."""
+    _, other_api_key = await new_account(stack.settings.database_url, "vod-grpc-other")
+    async with stack.channel("vod") as channel:
+        vod = vod_pb2_grpc.VodStub(channel)
+        request = vod_pb2.GetVodDomainCertificateInfoRequest(domain_name="CLI.vod.test")
+        [info] = (await vod.GetDomainCertificateInfo(request, metadata=stack.metadata)).cert_infos
+        fields = info.fields
+        assert (fields["CertType"], fields["CertId"], fields["DomainName"]) == (
+            "upload",
+            cert_id,
+            "cli.vod.test",
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await vod.GetDomainCertificateInfo(
+                request, metadata=(("authorization", f"Bearer {other_api_key}"),)
+            )
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND and "InvalidDomain.NotFound" in (
+            err.value.details() or ""
+        )
+
+
 async def test_the_cli_manages_domains_and_certificates(
     settings: Settings, pki: TestPKI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -292,6 +316,7 @@ async def test_the_cli_manages_domains_and_certificates(
                                  "--key", str(key_file), "--json")  # fmt: skip
         uploaded = json.loads(out)
         assert code == 0 and uploaded["cert_type"] == "upload" and uploaded["cert_id"].isdigit()
+        await _grpc_info(stack, uploaded["cert_id"])
         code, out, _ = await run(
             "set-cert", "cli.vod.test", "--cert-type", "cas", "--cert-id", uploaded["cert_id"]
         )
