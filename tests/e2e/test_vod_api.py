@@ -116,6 +116,8 @@ async def test_keys_from_the_cli_and_every_sdk_against_real_state(
             got = info.to_map()
             assert {k: got[k] for k in expected} == expected
             assert len(got["CertId"]) == 64 and got["CertUpdateTime"].endswith("Z")
+            # The prober stores certificates' facts, not their DER: no PEM to give, and none is made up.
+            assert got["ServerCertificate"] == ""
             v2 = (await describe(sdk(endpoint, key, v2=True))).cert_infos.cert_info[0].to_map()
             old = (await asyncio.to_thread(legacy, endpoint, key))["CertInfos"]["CertInfo"][0]
             assert v2 == got and old == got
