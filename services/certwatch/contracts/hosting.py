@@ -1,0 +1,204 @@
+"""Certificate hosting, appended by the hosting orchestrator on `hosting-<instance id>` streams.
+
+One stream per certificate instance (one year of hosting); uploaded certificates have a
+stream of their own, `hosting_cert-<certificate id>`. Readers: the VOD API (instance, order
+and certificate state, `CertType=cas` for uploads) and the notifier, which alerts on
+`HostingRenewalSucceeded`, `HostingRenewalFailed` and `HostingEnding` (`NOTIFIER_EVENTS`).
+
+Private keys only ever travel sealed (`sealed_key`: AES-GCM under the certificate's own data
+key, subject `hosting-key:<certificate id>`, see platform/shredding.py); shredding that key
+makes every copy unreadable while the events stay.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+import msgspec
+
+from certwatch.contracts.payload import Category, Payload
+
+STREAM = Category("hosting")
+stream_id = STREAM.stream_id
+CERT_STREAM = Category("hosting_cert")
+cert_stream_id = CERT_STREAM.stream_id
+
+
+class InstanceState(StrEnum):
+    PENDING_APPLICATION = "PENDING_APPLICATION"  # waits for the user's application (first year)
+    NOT_ACTIVATED = "NOT_ACTIVATED"  # a later year, activated when the one before ends
+    APPLYING = "APPLYING"  # application known, first certificate not issued yet
+    HOSTED = "HOSTED"  # a certificate is issued and renewed by certwatch
+    ENDED = "ENDED"  # its year is over
+
+
+class KeyType(StrEnum):
+    EC256 = "ec256"
+    RSA2048 = "rsa2048"
+
+
+class Validation(StrEnum):
+    HTTP_01 = "http-01"
+    DNS_01 = "dns-01"
+
+
+class FailureKind(StrEnum):
+    CHALLENGE_FAILED = "CHALLENGE_FAILED"
+    CA_ERROR = "CA_ERROR"
+    RATE_LIMITED = "RATE_LIMITED"
+    BAD_NONCE = "BAD_NONCE"
+    CA_UNREACHABLE = "CA_UNREACHABLE"
+
+
+class Application(msgspec.Struct, frozen=True, kw_only=True):
+    """What the user submitted for the first instance; later renewals and years reuse it."""
+
+    names: list[str]
+    key_type: KeyType
+    company: str
+    contact_email: str
+    validation: Validation
+
+
+class InstanceCreated(Payload, frozen=True, kw_only=True):
+    TYPE: ClassVar[str] = "HostingInstanceCreated"
+    instance_id: str
+    account_id: str
+    subscription_id: str
+    year: int  # 1-based
+    years: int
+    state: InstanceState
+    previous_instance_id: str | None = None
+    next_instance_id: str | None = None
+    at: datetime
+
+
+class InstanceStateChanged(Payload, frozen=True, kw_only=True):
+    """Every state an instance passes, with time and reason (the seed's Status icon)."""
+
+    TYPE: ClassVar[str] = "HostingInstanceStateChanged"
+    instance_id: str
+    account_id: str
+    state: InstanceState
+    reason: str
+    at: datetime
+    year_ends_at: datetime | None = None  # set when the instance is activated
+
+
+class ApplicationSubmitted(Payload, frozen=True, kw_only=True):
+    TYPE: ClassVar[str] = "HostingApplicationSubmitted"
+    instance_id: str
+    account_id: str
+    application: Application
+    automatic: bool  # True when certwatch applied with an earlier year's information
+    at: datetime
+
+
+class OrderRequested(Payload, frozen=True, kw_only=True):
+    """Recorded before the CA is asked: the key and CSR the order will be finalized with."""
+
+    TYPE: ClassVar[str] = "HostingOrderRequested"
+    instance_id: str
+    account_id: str
+    attempt_id: str
+    certificate_id: str  # the certificate this order will become
+    csr_pem: str
+    sealed_key: str
+    renewal: bool
+    at: datetime
+
+
+class OrderPlaced(Payload, frozen=True, kw_only=True):
+    """The CA's order URL, recorded before any challenge is answered: a restart resumes it."""
+
+    TYPE: ClassVar[str] = "HostingOrderPlaced"
+    instance_id: str
+    account_id: str
+    attempt_id: str
+    order_url: str
+    at: datetime
+
+
+class OrderFailed(Payload, frozen=True, kw_only=True):
+    TYPE: ClassVar[str] = "HostingRenewalFailed"
+    instance_id: str
+    account_id: str
+    attempt_id: str
+    order_url: str | None
+    kind: FailureKind
+    detail: str
+    failures: int  # consecutive failures of this instance so far
+    retry_at: datetime
+    renewal: bool
+    order_abandoned: bool  # the order cannot complete any more: the next try places a new one
+    at: datetime
+
+
+class CertificateFacts(Payload, frozen=True, kw_only=True):
+    certificate_id: str
+    account_id: str
+    serial: str  # hex
+    not_before: datetime
+    not_after: datetime
+    names: list[str]
+    issuer: str
+    cert_pem: str
+    chain_pem: str
+    sealed_key: str
+
+
+class CertificateIssued(CertificateFacts, frozen=True, kw_only=True):
+    """An instance's first certificate (the instance is HOSTED from now on)."""
+
+    TYPE: ClassVar[str] = "HostingCertificateIssued"
+    instance_id: str
+    order_url: str
+    renew_at: datetime
+    renew_source: str  # "ari" or "lifetime"
+    at: datetime
+
+
+class CertificateRenewed(CertificateIssued, frozen=True, kw_only=True):
+    """A later certificate of a hosted instance, issued with no user action."""
+
+    TYPE: ClassVar[str] = "HostingRenewalSucceeded"
+
+
+class RenewalRequested(Payload, frozen=True, kw_only=True):
+    """ "Renew now" from the user."""
+
+    TYPE: ClassVar[str] = "HostingRenewalRequested"
+    instance_id: str
+    account_id: str
+    at: datetime
+
+
+class HostingEnding(Payload, frozen=True, kw_only=True):
+    """The subscription's last year is over: the last certificate will not be renewed."""
+
+    TYPE: ClassVar[str] = "HostingEnding"
+    instance_id: str
+    account_id: str
+    subscription_id: str
+    certificate_id: str | None
+    last_expiry: datetime | None
+    at: datetime
+
+
+class CertificateUploaded(CertificateFacts, frozen=True, kw_only=True):
+    """A certificate issued elsewhere (`CertType=cas` for the VOD API), monitored for expiry."""
+
+    TYPE: ClassVar[str] = "HostingCertificateUploaded"
+    at: datetime
+
+
+INSTANCE_EVENTS = (
+    InstanceCreated, InstanceStateChanged, ApplicationSubmitted, OrderRequested, OrderPlaced,
+    OrderFailed, CertificateIssued, CertificateRenewed, RenewalRequested, HostingEnding,
+)  # fmt: skip
+RENEWAL_SUCCEEDED = CertificateRenewed.TYPE
+RENEWAL_FAILED = OrderFailed.TYPE
+HOSTING_ENDING = HostingEnding.TYPE
+NOTIFIER_EVENTS = (RENEWAL_SUCCEEDED, RENEWAL_FAILED, HOSTING_ENDING)
