@@ -161,6 +161,7 @@ def backoff(
     return max(jittered, retry_after or timedelta(0))
 
 
-def lifetime_renewal(not_before: datetime, not_after: datetime) -> datetime:
-    """Without ARI: renew when a third of the lifetime is left (what certbot and cert-manager do)."""
-    return not_after - (not_after - not_before) / 3
+def lifetime_renewal(received_at: datetime, not_before: datetime, not_after: datetime) -> datetime:
+    """Without ARI: renew when a third of the lifetime is left (what certbot and cert-manager do),
+    the lifetime counted from when the certificate arrived on this clock (CAs backdate notBefore)."""
+    return received_at + (not_after - not_before) * 2 / 3

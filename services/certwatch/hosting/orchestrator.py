@@ -164,8 +164,14 @@ class Orchestrator:
         )
         facts = cert_material.of_fullchain(fullchain)
         ari = await asyncio.to_thread(session.renewal_window_time, facts.cert_pem.encode())
-        renew_at, source = (ari, "ari") if ari else (lifecycle.lifetime_renewal(facts.not_before, facts.not_after),
-                                                      "lifetime")  # fmt: skip
+        if ari is not None:
+            renew_at, source = ari, "ari"
+        else:
+            renew_at, source = (
+                lifecycle.lifetime_renewal(self.clock(), facts.not_before, facts.not_after),
+                "lifetime",
+            )
+
         await self._issued(loaded, facts, str(orderr.uri), renew_at, source)
 
     async def _request(self, loaded: store.Loaded, application: hc.Application) -> store.Loaded:
