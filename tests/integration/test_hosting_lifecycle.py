@@ -7,6 +7,7 @@ happen with no user action. pebble rejects 5% of nonces (its default) throughout
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -94,7 +95,7 @@ async def test_three_years_renew_activate_and_end_without_user_action(
             1 for e in per[i] if isinstance(e, hc.OrderFailed) and e.order_abandoned and e.order_url
         )
     # Each later year starts when the one before is over, at its next renewal time.
-    for before, after in zip(ids, ids[1:], strict=False):
+    for before, after in itertools.pairwise(ids):
         ended = next(e for e in per[before] if isinstance(e, hc.InstanceStateChanged) and e.state == "ENDED")
         activated = next(
             e for e in per[after] if isinstance(e, hc.InstanceStateChanged) and e.state == "APPLYING"
