@@ -40,7 +40,9 @@ async def test_upload_checks_key_and_chain_then_downloads(
         other = make_key(slot="upload-other")
         foreign = TestPKI(label="Foreign")
         with pytest.raises(InvalidArgument) as wrong_key:
-            await uc.upload(account, leaf.pem, p.leaf("x.example.com", key=other).key_pem, p.intermediate.pem, "t")
+            await uc.upload(
+                account, leaf.pem, p.leaf("x.example.com", key=other).key_pem, p.intermediate.pem, "t"
+            )
         assert wrong_key.value.violations[0][0] == "key"
         assert "does not match" in wrong_key.value.violations[0][1]
         with pytest.raises(InvalidArgument) as misordered:
@@ -55,7 +57,11 @@ async def test_upload_checks_key_and_chain_then_downloads(
         assert not_pem.value.violations[0][0] == "cert"
 
         row = await uc.upload(account, leaf.pem, leaf.key_pem, p.intermediate.pem + p.root.pem, "t")
-        assert row.uploaded and row.names == ["shop.example.com"] and row.not_after == leaf.cert.not_valid_after_utc
+        assert (
+            row.uploaded
+            and row.names == ["shop.example.com"]
+            and row.not_after == leaf.cert.not_valid_after_utc
+        )
         assert [c.id for c in await uc.certificates(account)] == [row.id]
         _, pem = await uc.download(account, row.id, "pem", "")
         assert pem.startswith(leaf.pem) and b"PRIVATE KEY" in pem
@@ -72,7 +78,9 @@ async def test_upload_checks_key_and_chain_then_downloads(
         assert key_line not in str(event.data) and event.data["sealed_key"].startswith("v1:")
 
 
-async def test_rotating_the_key_encryption_key(pool: AsyncConnectionPool[Any], event_log: EventLog, kek: bytes) -> None:
+async def test_rotating_the_key_encryption_key(
+    pool: AsyncConnectionPool[Any], event_log: EventLog, kek: bytes
+) -> None:
     account = await _account(pool)
     with TestPKI() as p:
         leaf = p.leaf("rotate.example.com")
@@ -90,5 +98,7 @@ async def test_rotating_the_key_encryption_key(pool: AsyncConnectionPool[Any], e
     with pytest.raises(MasterKeyError):
         await HostingUseCases(event_log, Vault(kek)).download(account, row.id, "pem", "")
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT count(*) FROM subject_keys WHERE subject = %s", (key_subject(row.id),))
+        cur = await conn.execute(
+            "SELECT count(*) FROM subject_keys WHERE subject = %s", (key_subject(row.id),)
+        )
         assert (await cur.fetchone()) == (1,)
