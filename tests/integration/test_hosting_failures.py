@@ -18,7 +18,7 @@ from certwatch.hosting.acme_client import CaConfig
 from certwatch.hosting.orchestrator import Orchestrator
 from certwatch.platform.eventlog import EventLog
 from tests.support.acme_front import acme_front
-from tests.support.hosting import Hosting, hosting
+from tests.support.hosting import Hosting, Silent, hosting
 from tests.support.nginx import free_port
 from tests.support.pebble import Pebble, pebble
 
@@ -51,14 +51,14 @@ async def test_a_failed_challenge_is_recorded_and_retried_with_a_new_order(
     h: Hosting, event_log: EventLog
 ) -> None:
     instance_id = await _applied(h)
-    answer = h.orchestrator.present
-    h.orchestrator.present = lambda *args: None  # the responder knows no token: pebble gets 404
+    answer = h.orchestrator.solver
+    h.orchestrator.solver = Silent()  # the responder knows no token: pebble gets 404
     await h.orchestrator.run_due()
     (failed,) = [e for e in await _events(event_log, instance_id) if isinstance(e, hc.OrderFailed)]
     assert failed.kind == hc.FailureKind.CHALLENGE_FAILED and failed.order_abandoned and failed.failures == 1
     assert timedelta(seconds=15) <= failed.retry_at - failed.at <= timedelta(seconds=30)
     assert await h.orchestrator.run_due() == 0  # backing off: nothing due before retry_at
-    h.orchestrator.present = answer
+    h.orchestrator.solver = answer
     h.clock.now = failed.retry_at
     await h.settle()
     events = await _events(event_log, instance_id)
@@ -131,7 +131,7 @@ async def test_bad_nonces_every_time_are_recorded_as_such(
 async def test_two_orchestrators_place_one_order(h: Hosting, event_log: EventLog) -> None:
     instance_id = await _applied(h)
     o = h.orchestrator
-    twin = Orchestrator(event_log, h.vault, o.ca, o.present, clock=h.clock)
+    twin = Orchestrator(event_log, h.vault, o.ca, o.solver, clock=h.clock)
     await asyncio.gather(o.run_due(), twin.run_due(), o.run_due())
     await h.settle()
     events = await _events(event_log, instance_id)

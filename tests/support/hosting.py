@@ -14,6 +14,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from certwatch.contracts.hosting import Validation
 from certwatch.hosting.acme_client import CaConfig
+from certwatch.hosting.challenges import Solvers
+from certwatch.hosting.dns_providers import DnsProvider
 from certwatch.hosting.http01 import Http01Responder
 from certwatch.hosting.orchestrator import Orchestrator
 from certwatch.hosting.use_cases import HostingUseCases
@@ -53,17 +55,19 @@ class Hosting:
         raise AssertionError(f"instances still due after {rounds} rounds")
 
 
-def http01_present(responder: Http01Responder) -> Any:
-    def present(method: Validation, domain: str, token: str, value: str) -> None:
-        assert method == Validation.HTTP_01
-        responder.put(token, value)
+class Silent:
+    """A solver that answers nothing: every challenge fails."""
 
-    return present
+    def present(self, method: Validation, domain: str, key: str, value: str) -> None:
+        pass
+
+    def cleanup(self, method: Validation, domain: str, key: str, value: str) -> None:
+        pass
 
 
 async def hosting(
     pool: AsyncConnectionPool[Any], event_log: EventLog, ca: Pebble, directory: str | None = None,
-    master_key: str | None = None,
+    master_key: str | None = None, dns_provider: DnsProvider | None = None,
 ) -> AsyncIterator[Hosting]:  # fmt: skip
     clock = Clock()
     vault = Vault(parse_master_key(master_key or new_master_key()))
@@ -71,7 +75,7 @@ async def hosting(
     responder = Http01Responder("127.0.0.1", ca.http_port)
     await responder.start()
     config = CaConfig(directory or ca.directory, ca.ca_file)
-    orchestrator = Orchestrator(event_log, vault, config, http01_present(responder), clock=clock)
+    orchestrator = Orchestrator(event_log, vault, config, Solvers(responder, dns_provider), clock=clock)
     try:
         yield Hosting(HostingUseCases(event_log, vault, clock=clock), orchestrator, responder, clock,
                       str(account), vault)  # fmt: skip

@@ -20,15 +20,19 @@ from certwatch.platform.shredding import Vault, parse_master_key
 STALL_S = 120.0
 
 
-def _stall(*_args: object) -> None:
-    print("stalled", flush=True)
-    time.sleep(STALL_S)
+class _Stall:
+    def present(self, *_args: object) -> None:
+        print("stalled", flush=True)
+        time.sleep(STALL_S)
+
+    def cleanup(self, *_args: object) -> None:
+        pass
 
 
 async def main(database_url: str, directory: str, ca_file: str, master_key: str) -> None:
     pool = await db.open_pool(database_url, max_size=4)
     orchestrator = Orchestrator(EventLog(pool), Vault(parse_master_key(master_key)), CaConfig(directory, ca_file),
-                                _stall)  # fmt: skip
+                                _Stall())  # fmt: skip
     await orchestrator.run_due()
 
 

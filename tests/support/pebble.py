@@ -93,9 +93,11 @@ def pebble(
     validity_s: int | None = None,
     nonce_reject_percent: int | None = None,
     env: Mapping[str, str] | None = None,
+    dns_server: str | None = None,
 ) -> Iterator[Pebble]:
     """pebble + pebble-challtestsrv. ``validity_s``: ``certificateValidityPeriod`` (default: five
-    years); ``nonce_reject_percent``: ``PEBBLE_WFE_NONCEREJECT`` (pebble's default is 5)."""
+    years); ``nonce_reject_percent``: ``PEBBLE_WFE_NONCEREJECT`` (pebble's default is 5);
+    ``dns_server``: HOST:PORT pebble resolves with instead of pebble-challtestsrv."""
     if not (shutil.which(PEBBLE) and shutil.which(CHALLTESTSRV)):
         import pytest
 
@@ -131,7 +133,7 @@ def pebble(
         if nonce_reject_percent is not None:
             penv["PEBBLE_WFE_NONCEREJECT"] = str(nonce_reject_percent)
         proc = subprocess.Popen(
-            [PEBBLE, "-config", str(tmp / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns}"],
+            [PEBBLE, "-config", str(tmp / "pebble.json"), "-dnsserver", dns_server or f"127.0.0.1:{dns}"],
             stdout=logs.enter_context((tmp / "pebble.log").open("wb")), stderr=subprocess.STDOUT, env=penv,
         )  # fmt: skip
         procs.append(proc)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from acme import challenges, client, errors, messages
@@ -88,8 +88,12 @@ class CaConfig:
     eab_hmac_key: str | None = None
 
 
-Present = Callable[[Validation, str, str, str], None]
-"""(method, domain, token or record name, key authorization or TXT value): make it answerable."""
+class Solver(Protocol):
+    """Makes a challenge answerable: (method, domain, http-01 token or dns-01 record name,
+    key authorization or TXT value); `cleanup` undoes it once the order is done."""
+
+    def present(self, method: Validation, domain: str, key: str, value: str) -> None: ...
+    def cleanup(self, method: Validation, domain: str, key: str, value: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +171,17 @@ class Session:
             for u in body.authorizations]  # fmt: skip
         return messages.OrderResource(body=body, uri=order_url, authorizations=authzrs, csr_pem=csr_pem)
 
-    def complete(self, orderr: messages.OrderResource, method: Validation, present: Present) -> str:
+    def complete(self, orderr: messages.OrderResource, method: Validation, solver: Solver) -> str:
         """Answer the pending challenges of `method`, then finalize; the full chain PEM."""
+        presented: list[tuple[str, str, str]] = []
+        try:
+            return self._complete(orderr, method, solver, presented)
+        finally:
+            for domain, key, value in presented:
+                solver.cleanup(method, domain, key, value)
+
+    def _complete(self, orderr: messages.OrderResource, method: Validation, solver: Solver,
+                  presented: list[tuple[str, str, str]]) -> str:  # fmt: skip
         if orderr.body.status == messages.STATUS_INVALID:
             raise AcmeFailure(FailureKind.CA_ERROR, "the order is invalid", order_invalid=True)
         wanted = challenges.HTTP01 if method == Validation.HTTP_01 else challenges.DNS01
@@ -183,9 +196,11 @@ class Session:
             domain = authzr.body.identifier.value
             response, validation = challb.response_and_validation(self.key)
             if method == Validation.HTTP_01:
-                present(method, domain, challb.chall.encode("token"), validation)
+                key = challb.chall.encode("token")
             else:
-                present(method, domain, challb.chall.validation_domain_name(domain), validation)
+                key = challb.chall.validation_domain_name(domain.removeprefix("*."))
+            solver.present(method, domain, key, validation)
+            presented.append((domain, key, validation))
             if challb.status == messages.STATUS_PENDING:
                 self.client.answer_challenge(challb, response)
         deadline = dt.datetime.now() + dt.timedelta(seconds=_FINALIZE_S)

@@ -25,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from certwatch.contracts import hosting as hc
 from certwatch.contracts.payload import Payload
 from certwatch.hosting import acme_accounts, cert_material, lifecycle, store
-from certwatch.hosting.acme_client import AcmeFailure, CaConfig, Present, Session, mapped
+from certwatch.hosting.acme_client import AcmeFailure, CaConfig, Session, Solver, mapped
 from certwatch.hosting.lifecycle import Step
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.shredding import Vault
@@ -43,7 +43,7 @@ class Orchestrator:
     event_log: EventLog
     vault: Vault
     ca: CaConfig
-    present: Present  # makes a challenge answerable (http-01 responder, DNS provider)
+    solver: Solver  # makes challenges answerable (http-01 responder, DNS provider)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     poll_s: float = 5.0
     rng: random.Random = field(default_factory=random.Random)
@@ -160,7 +160,7 @@ class Orchestrator:
             url = attempt.order_url
             orderr = await asyncio.to_thread(mapped, lambda: session.load_order(url, csr))
         fullchain = await asyncio.to_thread(
-            mapped, lambda: session.complete(orderr, application.validation, self.present)
+            mapped, lambda: session.complete(orderr, application.validation, self.solver)
         )
         facts = cert_material.of_fullchain(fullchain)
         ari = await asyncio.to_thread(session.renewal_window_time, facts.cert_pem.encode())
