@@ -3,12 +3,16 @@ DNS provider. Called from ACME worker threads; a provider failure is the challen
 
 from __future__ import annotations
 
+import logging
+
 import dns.exception
 
 from certwatch.contracts.hosting import FailureKind, Validation
 from certwatch.hosting.acme_client import AcmeFailure
 from certwatch.hosting.dns_providers import DnsError, DnsProvider
 from certwatch.hosting.http01 import Http01Responder
+
+log = logging.getLogger(__name__)
 
 
 class Solvers:
@@ -38,5 +42,6 @@ class Solvers:
         elif self._dns is not None:
             try:
                 self._dns.clear_txt(key, value)
-            except (DnsError, dns.exception.DNSException, OSError):
-                pass  # a stale TXT record does no harm; the next order's value differs
+            except (DnsError, dns.exception.DNSException, OSError) as exc:
+                # A stale TXT record does no harm (the next order's value differs): say so, go on.
+                log.warning("hosting: could not remove the TXT record %s: %s", key, exc)
