@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -21,18 +20,6 @@ from tests.support.acme_front import acme_front
 from tests.support.hosting import Hosting, Silent, hosting
 from tests.support.nginx import free_port
 from tests.support.pebble import Pebble, pebble
-
-
-@pytest.fixture(scope="module")
-def ca() -> Iterator[Pebble]:
-    with pebble(nonce_reject_percent=0) as p:
-        yield p
-
-
-@pytest.fixture
-async def h(pool: AsyncConnectionPool[Any], event_log: EventLog, ca: Pebble) -> AsyncIterator[Hosting]:
-    async for item in hosting(pool, event_log, ca):
-        yield item
 
 
 async def _applied(h: Hosting) -> str:

@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
-
-import pytest
-from psycopg_pool import AsyncConnectionPool
 
 from certwatch.contracts import hosting as hc
 from certwatch.platform.eventlog import EventLog
-from tests.support.hosting import Hosting, hosting, verify_chain
-from tests.support.pebble import Pebble, pebble
-
-
-@pytest.fixture(scope="module")
-def ca() -> Iterator[Pebble]:
-    with pebble(nonce_reject_percent=0) as p:
-        yield p
-
-
-@pytest.fixture
-async def h(pool: AsyncConnectionPool[Any], event_log: EventLog, ca: Pebble) -> AsyncIterator[Hosting]:
-    async for item in hosting(pool, event_log, ca):
-        yield item
+from tests.support.hosting import Hosting, verify_chain
+from tests.support.pebble import Pebble
 
 
 def _name() -> str:

@@ -9,34 +9,21 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
 from certwatch.contracts import hosting as hc
 from certwatch.contracts.payload import decode
 from certwatch.hosting import lifecycle
 from certwatch.platform.eventlog import EventLog
-from tests.support.hosting import Hosting, hosting, verify_chain
-from tests.support.pebble import Pebble, pebble
+from tests.support.hosting import Hosting, verify_chain
+from tests.support.pebble import Pebble
 
 LIFETIME = timedelta(days=100)
 MAX_ROUNDS = 80
-
-
-@pytest.fixture(scope="module")
-def ca() -> Iterator[Pebble]:
-    with pebble(validity_s=int(LIFETIME.total_seconds())) as p:  # nonces: pebble's default 5% rejected
-        yield p
-
-
-@pytest.fixture
-async def h(pool: AsyncConnectionPool[Any], event_log: EventLog, ca: Pebble) -> AsyncIterator[Hosting]:
-    async for item in hosting(pool, event_log, ca):
-        yield item
+PEBBLE = {"validity_s": int(LIFETIME.total_seconds())}  # nonces: pebble's default, 5% rejected
 
 
 async def _next_due(h: Hosting) -> Any:
@@ -85,8 +72,8 @@ async def test_three_years_renew_activate_and_end_without_user_action(
         assert all(e.at < year_end for e in issued)
         assert all(e.renew_source == "lifetime" for e in issued)
         for e in issued:
-            assert e.names == names
-            verify_chain(e.cert_pem, e.chain_pem, ca.root_pem)
+            assert e.certificate.names == names
+            verify_chain(e.certificate.cert_pem, e.certificate.chain_pem, ca.root_pem)
         submitted = [e for e in per[i] if isinstance(e, hc.ApplicationSubmitted)]
         assert len(submitted) == 1 and submitted[0].automatic == (year > 1)
         assert submitted[0].application.key_type == hc.KeyType.RSA2048
@@ -103,7 +90,7 @@ async def test_three_years_renew_activate_and_end_without_user_action(
         assert activated.at == ended.at and activated.reason.startswith("year")
     (ending,) = [e for e in per[ids[2]] if isinstance(e, hc.HostingEnding)]
     last = [e for e in per[ids[2]] if isinstance(e, hc.CertificateIssued)][-1]
-    assert ending.certificate_id == last.certificate_id and ending.last_expiry == last.not_after
+    assert ending.certificate_id == last.certificate_id and ending.last_expiry == last.certificate.not_after
     # Announced a third of the last certificate's lifetime ahead of its expiry (on this clock).
     assert ending.at - last.at <= LIFETIME * 2 / 3 + timedelta(days=1)
     assert all(not any(isinstance(e, hc.HostingEnding) for e in per[i]) for i in ids[:2])

@@ -9,10 +9,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.contracts import hosting as hc
@@ -20,15 +18,9 @@ from certwatch.contracts.payload import decode
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.shredding import new_master_key
 from tests.support.hosting import hosting, verify_chain
-from tests.support.pebble import Pebble, pebble
+from tests.support.pebble import Pebble
 
 WAIT_S = 60.0
-
-
-@pytest.fixture(scope="module")
-def ca() -> Iterator[Pebble]:
-    with pebble(nonce_reject_percent=0) as p:
-        yield p
 
 
 async def _types(event_log: EventLog, instance_id: str) -> list[Any]:
@@ -76,4 +68,4 @@ async def test_killed_mid_order_resumes_the_same_order(
         assert [e.order_url for e in events if isinstance(e, hc.OrderPlaced)] == [placed.order_url]
         (issued,) = [e for e in events if isinstance(e, hc.CertificateIssued)]
         assert issued.order_url == placed.order_url
-        verify_chain(issued.cert_pem, issued.chain_pem, ca.root_pem)
+        verify_chain(issued.certificate.cert_pem, issued.certificate.chain_pem, ca.root_pem)

@@ -62,69 +62,60 @@ class Application(msgspec.Struct, frozen=True, kw_only=True):
     validation: Validation
 
 
-class InstanceCreated(Payload, frozen=True, kw_only=True):
-    TYPE: ClassVar[str] = "HostingInstanceCreated"
+class InstanceEvent(Payload, frozen=True, kw_only=True):
+    """What every event of an instance's stream carries."""
+
     instance_id: str
     account_id: str
+    at: datetime
+
+
+class InstanceCreated(InstanceEvent, frozen=True, kw_only=True):
+    TYPE: ClassVar[str] = "HostingInstanceCreated"
     subscription_id: str
     year: int  # 1-based
     years: int
     state: InstanceState
     previous_instance_id: str | None = None
     next_instance_id: str | None = None
-    at: datetime
 
 
-class InstanceStateChanged(Payload, frozen=True, kw_only=True):
+class InstanceStateChanged(InstanceEvent, frozen=True, kw_only=True):
     """Every state an instance passes, with time and reason (the seed's Status icon)."""
 
     TYPE: ClassVar[str] = "HostingInstanceStateChanged"
-    instance_id: str
-    account_id: str
     state: InstanceState
     reason: str
-    at: datetime
     year_ends_at: datetime | None = None  # set when the instance is activated
 
 
-class ApplicationSubmitted(Payload, frozen=True, kw_only=True):
+class ApplicationSubmitted(InstanceEvent, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "HostingApplicationSubmitted"
-    instance_id: str
-    account_id: str
     application: Application
     automatic: bool  # True when certwatch applied with an earlier year's information
-    at: datetime
 
 
-class OrderRequested(Payload, frozen=True, kw_only=True):
+class OrderRequested(InstanceEvent, frozen=True, kw_only=True):
     """Recorded before the CA is asked: the key and CSR the order will be finalized with."""
 
     TYPE: ClassVar[str] = "HostingOrderRequested"
-    instance_id: str
-    account_id: str
     attempt_id: str
     certificate_id: str  # the certificate this order will become
     csr_pem: str
     sealed_key: str
     renewal: bool
-    at: datetime
 
 
-class OrderPlaced(Payload, frozen=True, kw_only=True):
+class OrderPlaced(InstanceEvent, frozen=True, kw_only=True):
     """The CA's order URL, recorded before any challenge is answered: a restart resumes it."""
 
     TYPE: ClassVar[str] = "HostingOrderPlaced"
-    instance_id: str
-    account_id: str
     attempt_id: str
     order_url: str
-    at: datetime
 
 
-class OrderFailed(Payload, frozen=True, kw_only=True):
+class OrderFailed(InstanceEvent, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "HostingRenewalFailed"
-    instance_id: str
-    account_id: str
     attempt_id: str
     order_url: str | None
     kind: FailureKind
@@ -133,12 +124,11 @@ class OrderFailed(Payload, frozen=True, kw_only=True):
     retry_at: datetime
     renewal: bool
     order_abandoned: bool  # the order cannot complete any more: the next try places a new one
-    at: datetime
 
 
-class CertificateFacts(Payload, frozen=True, kw_only=True):
-    certificate_id: str
-    account_id: str
+class Certificate(msgspec.Struct, frozen=True, kw_only=True):
+    """A certificate's public facts and PEM (leaf, then the chain up to the root's child)."""
+
     serial: str  # hex
     not_before: datetime
     not_after: datetime
@@ -146,18 +136,18 @@ class CertificateFacts(Payload, frozen=True, kw_only=True):
     issuer: str
     cert_pem: str
     chain_pem: str
-    sealed_key: str
 
 
-class CertificateIssued(CertificateFacts, frozen=True, kw_only=True):
+class CertificateIssued(InstanceEvent, frozen=True, kw_only=True):
     """An instance's first certificate (the instance is HOSTED from now on)."""
 
     TYPE: ClassVar[str] = "HostingCertificateIssued"
-    instance_id: str
+    certificate_id: str
+    certificate: Certificate
+    sealed_key: str
     order_url: str
     renew_at: datetime
     renew_source: str  # "ari" or "lifetime"
-    at: datetime
 
 
 class CertificateRenewed(CertificateIssued, frozen=True, kw_only=True):
@@ -166,31 +156,29 @@ class CertificateRenewed(CertificateIssued, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "HostingRenewalSucceeded"
 
 
-class RenewalRequested(Payload, frozen=True, kw_only=True):
+class RenewalRequested(InstanceEvent, frozen=True, kw_only=True):
     """ "Renew now" from the user."""
 
     TYPE: ClassVar[str] = "HostingRenewalRequested"
-    instance_id: str
-    account_id: str
-    at: datetime
 
 
-class HostingEnding(Payload, frozen=True, kw_only=True):
+class HostingEnding(InstanceEvent, frozen=True, kw_only=True):
     """The subscription's last year is over: the last certificate will not be renewed."""
 
     TYPE: ClassVar[str] = "HostingEnding"
-    instance_id: str
-    account_id: str
     subscription_id: str
     certificate_id: str | None
     last_expiry: datetime | None
-    at: datetime
 
 
-class CertificateUploaded(CertificateFacts, frozen=True, kw_only=True):
+class CertificateUploaded(Payload, frozen=True, kw_only=True):
     """A certificate issued elsewhere (`CertType=cas` for the VOD API), monitored for expiry."""
 
     TYPE: ClassVar[str] = "HostingCertificateUploaded"
+    certificate_id: str
+    account_id: str
+    certificate: Certificate
+    sealed_key: str
     at: datetime
 
 

@@ -8,8 +8,6 @@ verified, so a misordered or foreign chain is refused with the position named.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from datetime import datetime
 
 from acme import crypto_util
 from cryptography import x509
@@ -19,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from certwatch.contracts.hosting import KeyType
+from certwatch.contracts.hosting import Certificate, KeyType
 from certwatch.platform.errors import InvalidArgument
 
 _PKCS8 = serialization.PrivateFormat.PKCS8
@@ -37,17 +35,6 @@ def new_key_pem(key_type: KeyType) -> bytes:
 
 def csr_pem(key_pem: bytes, names: list[str]) -> bytes:
     return bytes(crypto_util.make_csr(key_pem, names))
-
-
-@dataclass(frozen=True, slots=True)
-class Facts:
-    serial: str
-    not_before: datetime
-    not_after: datetime
-    names: list[str]
-    issuer: str
-    cert_pem: str
-    chain_pem: str
 
 
 def split_pem(pem: str | bytes) -> list[x509.Certificate]:
@@ -75,15 +62,15 @@ def _names(cert: x509.Certificate) -> list[str]:
     return [str(n) for n in san.get_values_for_type(x509.DNSName)]
 
 
-def facts(leaf: x509.Certificate, chain: list[x509.Certificate]) -> Facts:
-    return Facts(
+def facts(leaf: x509.Certificate, chain: list[x509.Certificate]) -> Certificate:
+    return Certificate(
         serial=format(leaf.serial_number, "x"), not_before=leaf.not_valid_before_utc,
         not_after=leaf.not_valid_after_utc, names=_names(leaf), issuer=_issuer(leaf),
         cert_pem=_pem(leaf), chain_pem="".join(_pem(c) for c in chain),
     )  # fmt: skip
 
 
-def of_fullchain(fullchain_pem: str) -> Facts:
+def of_fullchain(fullchain_pem: str) -> Certificate:
     certs = split_pem(fullchain_pem)
     if not certs:
         raise ValueError("the CA returned no certificate")
@@ -108,7 +95,7 @@ def _public_der(key: object) -> bytes:
     return der
 
 
-def checked_upload(cert_pem: bytes, key_pem: bytes, chain_pem: bytes) -> tuple[Facts, bytes]:
+def checked_upload(cert_pem: bytes, key_pem: bytes, chain_pem: bytes) -> tuple[Certificate, bytes]:
     """The facts and the key (PKCS#8 PEM) of an upload, or InvalidArgument naming the field."""
     try:
         certs = split_pem(cert_pem)

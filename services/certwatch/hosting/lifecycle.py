@@ -98,7 +98,7 @@ def evolve(instance: Instance | None, e: Payload) -> Instance:
             attempt = None if e.order_abandoned else instance.attempt
             return replace(instance, failures=e.failures, retry_at=e.retry_at, attempt=attempt)
         case hc.CertificateIssued():  # and CertificateRenewed
-            current = Current(e.certificate_id, e.not_after, e.renew_at)
+            current = Current(e.certificate_id, e.certificate.not_after, e.renew_at)
             return replace(instance, attempt=None, failures=0, retry_at=None, current=current)
         case hc.RenewalRequested():
             return replace(instance, renew_requested=True)

@@ -190,7 +190,7 @@ class Orchestrator:
                                {"account_id": instance.account_id, "actor": ACTOR})  # fmt: skip
         return store.Loaded(lifecycle.evolve(instance, requested), loaded.version + 1)
 
-    async def _issued(self, loaded: store.Loaded, facts: cert_material.Facts, order_url: str,
+    async def _issued(self, loaded: store.Loaded, facts: hc.Certificate, order_url: str,
                       renew_at: datetime, source: str) -> None:  # fmt: skip
         instance = loaded.instance
         attempt = instance.attempt
@@ -198,9 +198,8 @@ class Orchestrator:
         now = self.clock()
         kind = hc.CertificateRenewed if instance.current is not None else hc.CertificateIssued
         issued = kind(
-            certificate_id=attempt.certificate_id, account_id=instance.account_id, serial=facts.serial,
-            not_before=facts.not_before, not_after=facts.not_after, names=facts.names, issuer=facts.issuer,
-            cert_pem=facts.cert_pem, chain_pem=facts.chain_pem, sealed_key=attempt.sealed_key,
+            certificate_id=attempt.certificate_id, account_id=instance.account_id, certificate=facts,
+            sealed_key=attempt.sealed_key,
             instance_id=instance.instance_id, order_url=order_url, renew_at=renew_at, renew_source=source, at=now,
         )  # fmt: skip
         events: list[Payload] = [issued]

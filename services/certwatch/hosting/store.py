@@ -52,7 +52,7 @@ async def record(
         await _write_row(conn, state, version + len(events))
         for e in events:
             if isinstance(e, hc.CertificateIssued):
-                await write_certificate(conn, e, e.instance_id, e.at)
+                await write_certificate(conn, e, e.instance_id)
     return after
 
 
@@ -69,11 +69,14 @@ async def _write_row(conn: Conn, i: lifecycle.Instance, version: int) -> None:
     )  # fmt: skip
 
 
-async def write_certificate(conn: Conn, e: hc.CertificateFacts, instance_id: str | None, at: object) -> None:
+async def write_certificate(
+    conn: Conn, e: hc.CertificateIssued | hc.CertificateUploaded, instance_id: str | None
+) -> None:
+    c = e.certificate
     await conn.execute(
         "INSERT INTO hosting_certificates (certificate_id, account_id, instance_id, serial, not_before,"
         " not_after, names, issuer, cert_pem, chain_pem, sealed_key, uploaded, recorded_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (e.certificate_id, e.account_id, instance_id, e.serial, e.not_before, e.not_after, e.names,
-         e.issuer, e.cert_pem, e.chain_pem, e.sealed_key, instance_id is None, at),
+        (e.certificate_id, e.account_id, instance_id, c.serial, c.not_before, c.not_after, c.names,
+         c.issuer, c.cert_pem, c.chain_pem, e.sealed_key, instance_id is None, e.at),
     )  # fmt: skip

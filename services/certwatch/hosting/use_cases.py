@@ -155,13 +155,11 @@ class HostingUseCases:
         async with self._log.pool.connection() as conn, conn.transaction():
             sealed = await self._vault.seal(conn, key_subject(certificate_id), key.decode())
             uploaded = hc.CertificateUploaded(
-                certificate_id=certificate_id, account_id=account_id, serial=facts.serial,
-                not_before=facts.not_before, not_after=facts.not_after, names=facts.names, issuer=facts.issuer,
-                cert_pem=facts.cert_pem, chain_pem=facts.chain_pem, sealed_key=sealed, at=now,
+                certificate_id=certificate_id, account_id=account_id, certificate=facts, sealed_key=sealed, at=now,
             )  # fmt: skip
             await self._log.append(hc.cert_stream_id(certificate_id), [uploaded.new_event(
                 metadata=self._meta(account_id, actor))], expected_version=0, conn=conn)  # fmt: skip
-            await store.write_certificate(conn, uploaded, None, now)
+            await store.write_certificate(conn, uploaded, None)
         return CertificateRow(certificate_id, None, facts.serial, facts.not_before, facts.not_after, facts.names,
                               facts.issuer, True)  # fmt: skip
 
