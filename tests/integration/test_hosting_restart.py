@@ -9,15 +9,19 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.contracts import hosting as hc
 from certwatch.contracts.payload import decode
+from certwatch.hosting import acme_accounts
+from certwatch.hosting.orchestrator import Orchestrator
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.shredding import new_master_key
-from tests.support.hosting import hosting, verify_chain
+from tests.support.hosting import Hosting, hosting, verify_chain
 from tests.support.pebble import Pebble
 
 WAIT_S = 60.0
@@ -69,3 +73,39 @@ async def test_killed_mid_order_resumes_the_same_order(
         (issued,) = [e for e in events if isinstance(e, hc.CertificateIssued)]
         assert issued.order_url == placed.order_url
         verify_chain(issued.certificate.cert_pem, issued.certificate.chain_pem, ca.root_pem)
+
+
+class _Crash(BaseException):
+    """Stands for the process dying: nothing in the orchestrator catches it."""
+
+
+class _DiesBeforeRecordingTheOrder(Orchestrator):
+    async def _record(self, changes: Sequence[Any]) -> None:
+        if any(isinstance(e, hc.OrderPlaced) for _, _, events in changes for e in events):
+            raise _Crash
+        await super()._record(changes)
+
+
+async def test_an_order_placed_but_not_recorded_is_adopted_not_placed_again(
+    h: Hosting, event_log: EventLog, ca: Pebble
+) -> None:
+    _sub, instances = await h.use_cases.subscribe(h.account_id, 2, "test")
+    instance_id = instances[0].instance_id
+    await h.use_cases.apply(h.account_id, instance_id, [f"h{uuid.uuid4().hex[:10]}.example.com"], "ec256",
+                            "Example Co", "ops@example.com", "http-01", "test")  # fmt: skip
+    o = h.orchestrator
+    dying = _DiesBeforeRecordingTheOrder(event_log, h.vault, o.ca, o.solver, clock=h.clock)
+    with pytest.raises(_Crash):
+        await dying.run_due()
+    assert dying.orders_placed == 1
+    assert not any(isinstance(e, hc.OrderPlaced) for e in await _types(event_log, instance_id))
+    await h.settle()
+    events = await _types(event_log, instance_id)
+    (placed,) = [e for e in events if isinstance(e, hc.OrderPlaced)]
+    assert placed.adopted and o.orders_placed == 0
+    assert any(isinstance(e, hc.CertificateIssued) for e in events)
+    session = await acme_accounts.session(o.pool, h.vault, o.ca, h.account_id, None)
+    assert session.net.account is not None
+    account = await asyncio.to_thread(lambda: session.client._post_as_get(session.net.account.uri).json())
+    listed = await asyncio.to_thread(lambda: session.client._post_as_get(account["orders"]).json()["orders"])
+    assert listed == [placed.order_url]  # one order at the CA in all

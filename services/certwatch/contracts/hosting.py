@@ -112,6 +112,7 @@ class OrderPlaced(InstanceEvent, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "HostingOrderPlaced"
     attempt_id: str
     order_url: str
+    adopted: bool = False  # found open at the CA after a crash between placing and recording it
 
 
 class OrderFailed(InstanceEvent, frozen=True, kw_only=True):

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import requests
-from acme import challenges, client, errors, messages
+from acme import challenges, client, crypto_util, errors, messages
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from josepy.jwa import ES256, RS256, JWASignature
 from josepy.jwk import JWK, JWKEC, JWKRSA
@@ -23,6 +24,7 @@ from certwatch.contracts.hosting import FailureKind, Validation
 
 USER_AGENT = "certwatch-hosting"
 _FINALIZE_S = 90.0
+_ORDER_PAGES = 10  # of an account's order list, when looking for an order placed before a crash
 
 
 class AcmeFailure(Exception):
@@ -163,6 +165,30 @@ class Session:
 
     def new_order(self, csr_pem: bytes) -> messages.OrderResource:
         return self.client.new_order(csr_pem)
+
+    def open_orders_for(self, csr_pem: bytes) -> list[str]:
+        """URLs of this account's orders that are still open (pending or ready) for exactly the
+        CSR's names, when the CA lists an account's orders (RFC 8555 7.1.2.1; pebble does,
+        Boulder does not: then none)."""
+        assert self.net.account is not None
+        account = self.client._post_as_get(self.net.account.uri).json()
+        url = account.get("orders")
+        csr = x509.load_pem_x509_csr(csr_pem)
+        names, _ips = crypto_util.get_identifiers_from_x509(csr.subject, csr.extensions)
+        found: list[str] = []
+        for _page in range(_ORDER_PAGES):
+            if not url:
+                break
+            response = self.client._post_as_get(url)
+            for order_url in response.json().get("orders", []):
+                order = messages.Order.from_json(self.client._post_as_get(order_url).json())
+                if order.status in (messages.STATUS_PENDING, messages.STATUS_READY) and sorted(
+                    i.value for i in order.identifiers
+                ) == sorted(names):
+                    found.append(order_url)
+            nxt = self.client._get_links(response, "next")
+            url = nxt[0] if nxt else None
+        return found
 
     def load_order(self, order_url: str, csr_pem: bytes) -> messages.OrderResource:
         body = messages.Order.from_json(self.client._post_as_get(order_url).json())

@@ -144,16 +144,23 @@ class Orchestrator:
         application = instance.application
         assert application is not None
         session = await self._session(instance)
-        if instance.attempt is None:
+        fresh = instance.attempt is None
+        if fresh:
             loaded = await self._request(loaded, application)
         attempt = loaded.instance.attempt
         assert attempt is not None
         csr = attempt.csr_pem.encode()
         if todo == Step.ORDER or attempt.order_url is None:
-            orderr = await asyncio.to_thread(mapped, lambda: session.new_order(csr))
-            self.orders_placed += 1
+            # An attempt recorded earlier may have reached the CA before the process died.
+            adopted = None if fresh else await self._adoptable(session, csr)
+            if adopted is not None:
+                orderr = await asyncio.to_thread(mapped, lambda: session.load_order(adopted, csr))
+            else:
+                orderr = await asyncio.to_thread(mapped, lambda: session.new_order(csr))
+                self.orders_placed += 1
             placed = hc.OrderPlaced(instance_id=instance.instance_id, account_id=instance.account_id,
-                                    attempt_id=attempt.attempt_id, order_url=str(orderr.uri), at=self.clock())  # fmt: skip
+                                    attempt_id=attempt.attempt_id, order_url=str(orderr.uri),
+                                    adopted=adopted is not None, at=self.clock())  # fmt: skip
             await self._record([(loaded.instance, loaded.version, [placed])])
             loaded = store.Loaded(lifecycle.evolve(loaded.instance, placed), loaded.version + 1)
         else:
@@ -173,6 +180,14 @@ class Orchestrator:
             )
 
         await self._issued(loaded, facts, str(orderr.uri), renew_at, source)
+
+    async def _adoptable(self, session: Session, csr: bytes) -> str | None:
+        found = await asyncio.to_thread(mapped, lambda: session.open_orders_for(csr))
+        if not found:
+            return None
+        async with self.pool.connection() as conn:
+            free = await store.unclaimed(conn, found)
+        return free[0] if free else None
 
     async def _request(self, loaded: store.Loaded, application: hc.Application) -> store.Loaded:
         instance = loaded.instance

@@ -53,6 +53,11 @@ async def record(
         for e in events:
             if isinstance(e, hc.CertificateIssued):
                 await write_certificate(conn, e, e.instance_id)
+            elif isinstance(e, hc.OrderPlaced):
+                await conn.execute(
+                    "INSERT INTO hosting_orders (order_url, instance_id) VALUES (%s, %s)",
+                    (e.order_url, e.instance_id),
+                )
     return after
 
 
@@ -67,6 +72,15 @@ async def _write_row(conn: Conn, i: lifecycle.Instance, version: int) -> None:
          lifecycle.due_at(i), current.certificate_id if current else None,
          current.renew_at if current else None),
     )  # fmt: skip
+
+
+async def unclaimed(conn: Conn, order_urls: Sequence[str]) -> list[str]:
+    """The URLs no instance has recorded, in the order given."""
+    cur = await conn.execute(
+        "SELECT order_url FROM hosting_orders WHERE order_url = ANY(%s)", (list(order_urls),)
+    )
+    claimed = {r[0] for r in await cur.fetchall()}
+    return [u for u in order_urls if u not in claimed]
 
 
 async def write_certificate(

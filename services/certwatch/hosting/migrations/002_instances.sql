@@ -45,3 +45,10 @@ CREATE TABLE hosting_acme_accounts (
     account_url text,
     PRIMARY KEY (account_id, directory)
 );
+
+-- Every order URL an instance recorded: an order found at the CA after a crash (placed, but
+-- not yet recorded) is adopted only if no instance claims it.
+CREATE TABLE hosting_orders (
+    order_url   text PRIMARY KEY,
+    instance_id uuid NOT NULL
+);
