@@ -92,9 +92,13 @@ async def test_hosting_and_certs_commands(
                 and format(leaf.serial_number, "x") == cert["serial"]
             )
 
+            code, _, err = await cli("certs", "delete", certificate_id)
+            assert code == 2 and "current certificate" in err
             code, out, _ = await cli("hosting", "renew", first, "--json")
             assert code == 0
             assert await wait_for(lambda: hosted(certificate_id), timeout=60)
+            code, out, _ = await cli("certs", "delete", certificate_id, "--json")  # superseded now
+            assert code == 0 and json.loads(out) == {"id": certificate_id, "deleted": True}
 
             # Another account sees none of it.
             _other, other_key = await new_account(

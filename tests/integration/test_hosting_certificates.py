@@ -16,7 +16,7 @@ from certwatch.hosting.use_cases import HostingUseCases
 from certwatch.platform import auth
 from certwatch.platform.errors import InvalidArgument, NotFound
 from certwatch.platform.eventlog import EventLog
-from certwatch.platform.shredding import MasterKeyError, Vault, new_master_key, parse_master_key
+from certwatch.platform.shredding import MasterKeyError, Shredded, Vault, new_master_key, parse_master_key
 from tests.support.pki import TestPKI, make_key
 
 
@@ -76,6 +76,18 @@ async def test_upload_checks_key_and_chain_then_downloads(
         (event,) = await event_log.read_stream(hc.cert_stream_id(row.id))
         key_line = leaf.key_pem.decode().splitlines()[1]
         assert key_line not in str(event.data) and event.data["sealed_key"].startswith("v1:")
+
+        # Deleting destroys the key: the sealed copy in the event can no longer be opened.
+        await uc.delete_certificate(account, row.id, "t")
+        assert await uc.certificates(account) == []
+        with pytest.raises(NotFound):
+            await uc.download(account, row.id, "pem", "")
+        vault = Vault(kek)
+        async with pool.connection() as conn:
+            with pytest.raises(Shredded):
+                await vault.open(conn, key_subject(row.id), event.data["sealed_key"])
+        events = await event_log.read_stream(hc.cert_stream_id(row.id))
+        assert [e.type for e in events] == [hc.CertificateUploaded.TYPE, hc.CertificateDeleted.TYPE]
 
 
 async def test_rotating_the_key_encryption_key(

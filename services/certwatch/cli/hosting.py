@@ -62,7 +62,10 @@ def add_parser(subparsers: Any) -> None:
     download.add_argument("-o", "--output", required=True, help="file to write")
     download.add_argument("--password", default="", help="PKCS#12 password (default: none)")
     download.set_defaults(handler=_download)
-    for cmd in (upload, clist, download):
+    delete = csub.add_parser("delete", help="destroy a certificate's key (crypto-shredding)")
+    delete.add_argument("certificate_id")
+    delete.set_defaults(handler=_delete)
+    for cmd in (upload, clist, download, delete):
         add_connection_options(cmd)
 
 
@@ -209,5 +212,14 @@ def _download(args: argparse.Namespace) -> int:
             raise CliError(f"-o: cannot write {args.output}: {exc}") from None
         data = {**certificate_json(got.certificate), "format": args.format, "file": args.output}
         return _print(args, data, f"wrote {args.output} ({args.format}) for certificate {got.certificate.id}")
+
+    return _run(args, go)
+
+
+def _delete(args: argparse.Namespace) -> int:
+    def go(stub: Any, md: Any) -> int:
+        call(stub.DeleteCertificate, pb.DeleteCertificateRequest(certificate_id=args.certificate_id), md)
+        data = {"id": args.certificate_id, "deleted": True}
+        return _print(args, data, f"deleted {args.certificate_id}: its key is destroyed")
 
     return _run(args, go)

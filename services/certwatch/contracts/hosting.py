@@ -183,6 +183,15 @@ class CertificateUploaded(Payload, frozen=True, kw_only=True):
     at: datetime
 
 
+class CertificateDeleted(Payload, frozen=True, kw_only=True):
+    """The certificate's key material is destroyed (its data key shredded); the events stay."""
+
+    TYPE: ClassVar[str] = "HostingCertificateDeleted"
+    certificate_id: str
+    account_id: str
+    at: datetime
+
+
 INSTANCE_EVENTS = (
     InstanceCreated, InstanceStateChanged, ApplicationSubmitted, OrderRequested, OrderPlaced,
     OrderFailed, CertificateIssued, CertificateRenewed, RenewalRequested, HostingEnding,

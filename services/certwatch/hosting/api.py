@@ -112,6 +112,13 @@ class HostingApi(hosting_pb2_grpc.HostingServicer):
         )
         return pb.DownloadCertificateResponse(certificate=certificate_message(row), content=content)
 
+    async def DeleteCertificate(
+        self, request: pb.DeleteCertificateRequest, context: Any
+    ) -> pb.DeleteCertificateResponse:
+        account, actor = _caller()
+        await self._uc.delete_certificate(account, request.certificate_id, actor)
+        return pb.DeleteCertificateResponse()
+
 
 def registration(api: HostingApi) -> tuple[Any, Any, str]:
     return (hosting_pb2_grpc.add_HostingServicer_to_server, api, "certwatch.v1.Hosting")

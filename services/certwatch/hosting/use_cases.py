@@ -163,6 +163,31 @@ class HostingUseCases:
         return CertificateRow(certificate_id, None, facts.serial, facts.not_before, facts.not_after, facts.names,
                               facts.issuer, True)  # fmt: skip
 
+    async def delete_certificate(self, account_id: str, certificate_id: str, actor: str) -> None:
+        """Crypto-shredding: the key's data key is destroyed, so every sealed copy (row, events)
+        is unreadable; the current certificate of a hosted instance cannot be deleted."""
+        cid = parse_id(certificate_id, "certificate_id")
+        async with self._log.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT c.instance_id FROM hosting_certificates c WHERE c.certificate_id = %s AND c.account_id = %s"
+                " FOR UPDATE",
+                (cid, account_id),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFound(f"no certificate {certificate_id} in this account")
+            cur = await conn.execute(
+                "SELECT 1 FROM hosting_instances WHERE certificate_id = %s AND state = 'HOSTED'", (cid,)
+            )
+            if await cur.fetchone() is not None:
+                raise FailedPrecondition(f"certificate {certificate_id} is the current certificate of a hosted"
+                                         " instance; it is replaced at its next renewal")  # fmt: skip
+            deleted = hc.CertificateDeleted(certificate_id=cid, account_id=account_id, at=self._now())
+            await self._log.append(hc.cert_stream_id(cid), [deleted.new_event(metadata=self._meta(account_id, actor))],
+                                   expected_version=None, conn=conn)  # fmt: skip
+            await conn.execute("DELETE FROM hosting_certificates WHERE certificate_id = %s", (cid,))
+            await Vault.shred(conn, key_subject(cid))
+
     async def certificates(self, account_id: str) -> list[CertificateRow]:
         async with self._log.pool.connection() as conn:
             cur = await conn.execute(
