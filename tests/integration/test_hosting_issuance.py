@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
 
 from certwatch.contracts import hosting as hc
+from certwatch.contracts.payload import decode
 from certwatch.platform.eventlog import EventLog
-from tests.support.hosting import Hosting, verify_chain
-from tests.support.pebble import Pebble
+from tests.support.hosting import Hosting, hosting, verify_chain
+from tests.support.pebble import Pebble, pebble
 
 
 def _name() -> str:
@@ -44,3 +49,26 @@ async def test_first_application_is_issued_and_hosted(h: Hosting, ca: Pebble, ev
     key_body = text[text.index("-----BEGIN PRIVATE KEY") :].splitlines()[1]
     events = await event_log.read_stream(hc.stream_id(instances[0].instance_id))
     assert all(key_body not in str(e.data) for e in events)
+
+
+EAB_KID, EAB_KEY = "kid-1", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+
+
+async def test_external_account_binding_for_a_ca_that_requires_it(
+    pool: AsyncConnectionPool[Any], event_log: EventLog
+) -> None:
+    with pebble(nonce_reject_percent=0, eab_keys={EAB_KID: EAB_KEY}) as commercial:
+        async for h in hosting(pool, event_log, commercial):
+            _sub, instances = await h.use_cases.subscribe(h.account_id, 2, "test")
+            instance_id = instances[0].instance_id
+            await h.use_cases.apply(h.account_id, instance_id, [_name()], "ec256", "Example Co", "ops@example.com",
+                                    "http-01", "test")  # fmt: skip
+            await h.orchestrator.run_due()
+            (failed,) = [decode(e) for e in await event_log.read_stream(hc.stream_id(instance_id))
+                         if e.type == hc.OrderFailed.TYPE]  # fmt: skip
+            assert isinstance(failed, hc.OrderFailed) and "externalAccountRequired" in failed.detail
+            h.orchestrator.ca = replace(h.orchestrator.ca, eab_kid=EAB_KID, eab_hmac_key=EAB_KEY)
+            h.clock.now = failed.retry_at
+            await h.settle()
+            view = await h.use_cases.lifecycle(h.account_id, instance_id)
+            assert view.instance.state == hc.InstanceState.HOSTED

@@ -94,10 +94,12 @@ def pebble(
     nonce_reject_percent: int | None = None,
     env: Mapping[str, str] | None = None,
     dns_server: str | None = None,
+    eab_keys: Mapping[str, str] | None = None,
 ) -> Iterator[Pebble]:
     """pebble + pebble-challtestsrv. ``validity_s``: ``certificateValidityPeriod`` (default: five
     years); ``nonce_reject_percent``: ``PEBBLE_WFE_NONCEREJECT`` (pebble's default is 5);
-    ``dns_server``: HOST:PORT pebble resolves with instead of pebble-challtestsrv."""
+    ``dns_server``: HOST:PORT pebble resolves with instead of pebble-challtestsrv;
+    ``eab_keys``: kid -> base64url HMAC key, and External Account Binding required."""
     if not (shutil.which(PEBBLE) and shutil.which(CHALLTESTSRV)):
         import pytest
 
@@ -124,8 +126,10 @@ def pebble(
             "httpPort": http_port,
             "tlsPort": tls_port,
             "ocspResponderURL": "",
-            "externalAccountBindingRequired": False,
+            "externalAccountBindingRequired": bool(eab_keys),
         }
+        if eab_keys:
+            config["externalAccountMACKeys"] = dict(eab_keys)
         if validity_s is not None:
             config["certificateValidityPeriod"] = validity_s
         (tmp / "pebble.json").write_text(json.dumps({"pebble": config}))
