@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -72,3 +73,21 @@ async def test_external_account_binding_for_a_ca_that_requires_it(
             await h.settle()
             view = await h.use_cases.lifecycle(h.account_id, instance_id)
             assert view.instance.state == hc.InstanceState.HOSTED
+
+
+async def test_more_due_instances_than_pooled_connections_all_get_issued(
+    h: Hosting, event_log: EventLog
+) -> None:
+    """Each instance at work holds a connection for its lock: more of them than the pool
+    (20 connections) must queue, not starve the pool."""
+    ids = []
+    for _ in range(24):
+        _sub, instances = await h.use_cases.subscribe(h.account_id, 2, "test")
+        await h.use_cases.apply(h.account_id, instances[0].instance_id, [_name()], "ec256", "Example Co",
+                                "ops@example.com", "http-01", "test")  # fmt: skip
+        ids.append(instances[0].instance_id)
+    assert await asyncio.wait_for(h.orchestrator.run_due(limit=50), 120) == 24
+    views = {v.instance.instance_id: v for v in await h.use_cases.instances(h.account_id)}
+    assert all(views[i].instance.state == hc.InstanceState.HOSTED for i in ids), [
+        views[i].last_failure for i in ids
+    ]

@@ -158,7 +158,7 @@ class Session:
         try:
             regr = self.client.new_account(reg)
         except errors.ConflictError as exc:  # the key already has an account: its URL
-            url = str(exc)
+            url = str(exc.location)
             self.net.account = messages.RegistrationResource(uri=url, body=messages.Registration())
             return url
         return str(regr.uri)

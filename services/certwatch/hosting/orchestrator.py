@@ -46,6 +46,9 @@ class Orchestrator:
     solver: Solver  # makes challenges answerable (http-01 responder, DNS provider)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     poll_s: float = 5.0
+    # Instances worked at once: each holds a pooled connection for its lock and takes another
+    # per step, so this stays well under the pool's size (20 in a service).
+    concurrency: int = 8
     rng: random.Random = field(default_factory=random.Random)
     _inflight: set[str] = field(default_factory=set)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -75,7 +78,13 @@ class Orchestrator:
                 (self.clock(), limit),
             )
             due = [r[0] for r in await cur.fetchall() if r[0] not in self._inflight]
-        await asyncio.gather(*(self._work(i) for i in due))
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def bounded(instance_id: str) -> None:
+            async with slots:
+                await self._work(instance_id)
+
+        await asyncio.gather(*(bounded(i) for i in due))
         return len(due)
 
     async def _work(self, instance_id: str) -> None:
