@@ -41,7 +41,9 @@ async def session(
             key_pem = (await asyncio.to_thread(new_key_pem, KeyType.EC256)).decode()
             async with conn.transaction():
                 # Orders of one account run concurrently: one of them creates the key.
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_subject(account_id),))
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_subject(account_id),)
+                )
                 if await _row(conn, account_id, ca.directory) is None:
                     sealed = await vault.seal(conn, _subject(account_id), key_pem)
                     await conn.execute(
