@@ -4,6 +4,7 @@ PKCS#12 for the account's own certificates only, and rotation of the key-encrypt
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,12 +12,14 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.contracts import hosting as hc
-from certwatch.hosting.orchestrator import key_subject
+from certwatch.hosting.acme_client import CaConfig
+from certwatch.hosting.orchestrator import Orchestrator, key_subject
 from certwatch.hosting.use_cases import HostingUseCases
 from certwatch.platform import auth
 from certwatch.platform.errors import InvalidArgument, NotFound
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.shredding import MasterKeyError, Shredded, Vault, new_master_key, parse_master_key
+from tests.support.hosting import Clock, Silent
 from tests.support.pki import TestPKI, make_key
 
 
@@ -114,3 +117,29 @@ async def test_rotating_the_key_encryption_key(
             "SELECT count(*) FROM subject_keys WHERE subject = %s", (key_subject(row.id),)
         )
         assert (await cur.fetchone()) == (1,)
+
+
+async def test_uploads_about_to_expire_are_announced_once(
+    pool: AsyncConnectionPool[Any], event_log: EventLog, kek: bytes
+) -> None:
+    clock = Clock()
+    uc = HostingUseCases(event_log, Vault(kek), clock=clock)
+    orchestrator = Orchestrator(
+        event_log, Vault(kek), CaConfig("http://127.0.0.1:9/dir"), Silent(), clock=clock
+    )
+    account = await _account(pool)
+    with TestPKI() as p:
+        soon = p.leaf("soon.example.com", not_after=clock.now + timedelta(days=20))
+        later = p.leaf("later.example.com", not_after=clock.now + timedelta(days=45))
+        first = await uc.upload(account, soon.pem, soon.key_pem, b"", "t")
+        second = await uc.upload(account, later.pem, later.key_pem, b"", "t")
+    assert await orchestrator.announce_expiring_uploads() == 1
+    assert await orchestrator.announce_expiring_uploads() == 0
+    clock.advance(timedelta(days=16))
+    assert await orchestrator.run_due() == 0 and await orchestrator.announce_expiring_uploads() == 0
+    for row in (first, second):
+        events = await event_log.read_stream(hc.cert_stream_id(row.id))
+        expiring = [hc.UploadedCertificateExpiring.of(e) for e in events if e.type == hc.UPLOAD_EXPIRING]
+        assert (
+            len(expiring) == 1 and expiring[0].not_after == row.not_after and expiring[0].names == row.names
+        )

@@ -3,7 +3,8 @@
 One stream per certificate instance (one year of hosting); uploaded certificates have a
 stream of their own, `hosting_cert-<certificate id>`. Readers: the VOD API (instance, order
 and certificate state, `CertType=cas` for uploads) and the notifier, which alerts on
-`HostingRenewalSucceeded`, `HostingRenewalFailed` and `HostingEnding` (`NOTIFIER_EVENTS`).
+`HostingRenewalSucceeded`, `HostingRenewalFailed`, `HostingEnding` and
+`HostingUploadedCertificateExpiring` (`NOTIFIER_EVENTS`).
 
 Private keys only ever travel sealed (`sealed_key`: AES-GCM under the certificate's own data
 key, subject `hosting-key:<certificate id>`, see platform/shredding.py); shredding that key
@@ -183,6 +184,17 @@ class CertificateUploaded(Payload, frozen=True, kw_only=True):
     at: datetime
 
 
+class UploadedCertificateExpiring(Payload, frozen=True, kw_only=True):
+    """An uploaded certificate (certwatch cannot renew it) is about to expire: replace it."""
+
+    TYPE: ClassVar[str] = "HostingUploadedCertificateExpiring"
+    certificate_id: str
+    account_id: str
+    names: list[str]
+    not_after: datetime
+    at: datetime
+
+
 class CertificateDeleted(Payload, frozen=True, kw_only=True):
     """The certificate's key material is destroyed (its data key shredded); the events stay."""
 
@@ -199,4 +211,5 @@ INSTANCE_EVENTS = (
 RENEWAL_SUCCEEDED = CertificateRenewed.TYPE
 RENEWAL_FAILED = OrderFailed.TYPE
 HOSTING_ENDING = HostingEnding.TYPE
-NOTIFIER_EVENTS = (RENEWAL_SUCCEEDED, RENEWAL_FAILED, HOSTING_ENDING)
+UPLOAD_EXPIRING = UploadedCertificateExpiring.TYPE
+NOTIFIER_EVENTS = (RENEWAL_SUCCEEDED, RENEWAL_FAILED, HOSTING_ENDING, UPLOAD_EXPIRING)

@@ -17,7 +17,7 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -28,6 +28,7 @@ from certwatch.hosting import acme_accounts, cert_material, lifecycle, store
 from certwatch.hosting.acme_client import AcmeFailure, CaConfig, Session, Solver, mapped
 from certwatch.hosting.lifecycle import Step
 from certwatch.platform.eventlog import EventLog
+from certwatch.rules.classify import ABOUT_TO_EXPIRE_DAYS
 from certwatch.platform.shredding import Vault
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,9 @@ class Orchestrator:
         self._stop.set()
 
     async def run_due(self, limit: int = 50) -> int:
-        """Work every instance due now (at most `limit`), concurrently; how many were taken."""
+        """Work every instance due now (at most `limit`), concurrently; how many were taken.
+        Uploaded certificates about to expire are announced on the way."""
+        await self.announce_expiring_uploads()
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT instance_id::text FROM hosting_instances WHERE due_at <= %s ORDER BY due_at LIMIT %s",
@@ -86,6 +89,28 @@ class Orchestrator:
 
         await asyncio.gather(*(bounded(i) for i in due))
         return len(due)
+
+    async def announce_expiring_uploads(self) -> int:
+        """`UploadedCertificateExpiring` once per upload with fewer than ABOUT_TO_EXPIRE_DAYS left."""
+        now = self.clock()
+        announced = 0
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT certificate_id::text, account_id::text, names, not_after FROM hosting_certificates"
+                " WHERE uploaded AND NOT expiry_announced AND not_after < %s FOR UPDATE SKIP LOCKED LIMIT 100",
+                (now + timedelta(days=ABOUT_TO_EXPIRE_DAYS),),
+            )
+            for certificate_id, account_id, names, not_after in await cur.fetchall():
+                expiring = hc.UploadedCertificateExpiring(certificate_id=certificate_id, account_id=account_id,
+                                                          names=names, not_after=not_after, at=now)  # fmt: skip
+                await self.event_log.append(hc.cert_stream_id(certificate_id), [expiring.new_event(
+                    metadata={"account_id": account_id, "actor": ACTOR})], expected_version=None, conn=conn)  # fmt: skip
+                await conn.execute(
+                    "UPDATE hosting_certificates SET expiry_announced = true WHERE certificate_id = %s",
+                    (certificate_id,),
+                )
+                announced += 1
+        return announced
 
     async def _work(self, instance_id: str) -> None:
         self._inflight.add(instance_id)

@@ -32,8 +32,11 @@ CREATE TABLE hosting_certificates (
     chain_pem      text        NOT NULL,
     sealed_key     text        NOT NULL,
     uploaded       boolean     NOT NULL,
-    recorded_at    timestamptz NOT NULL
+    recorded_at    timestamptz NOT NULL,
+    expiry_announced boolean   NOT NULL DEFAULT false  -- uploads: UploadedCertificateExpiring recorded
 );
+CREATE INDEX hosting_certificates_uploads_expiring ON hosting_certificates (not_after)
+    WHERE uploaded AND NOT expiry_announced;
 CREATE INDEX hosting_certificates_account ON hosting_certificates (account_id, recorded_at);
 
 -- The ACME account of each certwatch account at the configured CA (key sealed, subject
