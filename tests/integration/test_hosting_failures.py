@@ -124,3 +124,45 @@ async def test_two_orchestrators_place_one_order(h: Hosting, event_log: EventLog
     events = await _events(event_log, instance_id)
     assert sum(isinstance(e, hc.OrderPlaced) for e in events) == 1
     assert o.orders_placed + twin.orders_placed == 1
+
+
+async def test_a_moved_ari_window_is_followed_when_the_ca_says_to_ask_again(
+    h: Hosting, ca: Pebble, event_log: EventLog
+) -> None:
+    start = h.clock.now
+    window = [start + timedelta(days=30), start + timedelta(days=32)]
+    async with acme_front(ca, window=lambda: (window[0], window[1])) as front:
+        h.orchestrator.ca = CaConfig(front.directory, ca.ca_file)
+        instance_id = await _applied(h)
+        await h.settle()
+        (issued,) = [e for e in await _events(event_log, instance_id) if isinstance(e, hc.CertificateIssued)]
+        assert issued.ari_check_at is not None  # after the front's Retry-After (6 h)
+        assert abs(issued.ari_check_at - (start + timedelta(hours=6))) < timedelta(seconds=30)
+        # The CA moves the window earlier (say, the certificate is to be revoked).
+        window[:] = [start + timedelta(days=2), start + timedelta(days=2, hours=1)]
+        h.clock.now = issued.ari_check_at
+        await h.settle()
+        (moved,) = [e for e in await _events(event_log, instance_id) if isinstance(e, hc.RenewalRescheduled)]
+        assert window[0] <= moved.renew_at <= window[1] and moved.renew_source == "ari"
+        (view,) = [
+            v for v in await h.use_cases.instances(h.account_id) if v.instance.instance_id == instance_id
+        ]
+        assert view.next_renewal == moved.renew_at
+        window[:] = [start + timedelta(days=60), start + timedelta(days=62)]  # the new certificate's
+        h.clock.now = moved.renew_at
+        await h.settle()
+        assert len(front.ari_queries) == 3
+    events = await _events(event_log, instance_id)
+    assert sum(type(e) is hc.CertificateRenewed for e in events) == 1
+
+
+async def test_a_window_already_open_for_a_new_certificate_does_not_renew_in_a_loop(
+    h: Hosting, ca: Pebble, event_log: EventLog
+) -> None:
+    start = h.clock.now
+    async with acme_front(ca, window=lambda: (start - timedelta(days=2), start - timedelta(days=1))) as front:
+        h.orchestrator.ca = CaConfig(front.directory, ca.ca_file)
+        instance_id = await _applied(h)
+        await h.settle()
+    (issued,) = [e for e in await _events(event_log, instance_id) if isinstance(e, hc.CertificateIssued)]
+    assert issued.renew_at >= issued.at + timedelta(days=1)  # pebble's five-year certificate: a day at least

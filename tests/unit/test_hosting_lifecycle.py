@@ -141,3 +141,8 @@ def test_application_checks_every_field_at_once() -> None:
     )
     assert app.names == ["example.com", "*.example.com"] and app.key_type == hc.KeyType.EC256
     assert app.contact_email == "Ops@example.com" and app.validation == hc.Validation.DNS_01
+
+
+def test_no_renewal_sooner_than_a_tenth_of_the_lifetime_or_a_day() -> None:
+    assert lifecycle.earliest_renewal(T0, T0 + timedelta(days=6)) == timedelta(hours=14, minutes=24)
+    assert lifecycle.earliest_renewal(T0, T0 + timedelta(days=90)) == timedelta(days=1)

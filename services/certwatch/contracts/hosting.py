@@ -150,6 +150,17 @@ class CertificateIssued(InstanceEvent, frozen=True, kw_only=True):
     order_url: str
     renew_at: datetime
     renew_source: str  # "ari" or "lifetime"
+    ari_check_at: datetime | None = None  # when to ask the CA's ARI again (None: it has none)
+
+
+class RenewalRescheduled(InstanceEvent, frozen=True, kw_only=True):
+    """The CA's ARI window moved (RFC 9773: asked again when it said to)."""
+
+    TYPE: ClassVar[str] = "HostingRenewalRescheduled"
+    certificate_id: str
+    renew_at: datetime
+    renew_source: str
+    ari_check_at: datetime | None
 
 
 class CertificateRenewed(CertificateIssued, frozen=True, kw_only=True):
@@ -206,7 +217,7 @@ class CertificateDeleted(Payload, frozen=True, kw_only=True):
 
 INSTANCE_EVENTS = (
     InstanceCreated, InstanceStateChanged, ApplicationSubmitted, OrderRequested, OrderPlaced,
-    OrderFailed, CertificateIssued, CertificateRenewed, RenewalRequested, HostingEnding,
+    OrderFailed, CertificateIssued, CertificateRenewed, RenewalRescheduled, RenewalRequested, HostingEnding,
 )  # fmt: skip
 RENEWAL_SUCCEEDED = CertificateRenewed.TYPE
 RENEWAL_FAILED = OrderFailed.TYPE

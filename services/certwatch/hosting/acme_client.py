@@ -104,6 +104,12 @@ class Issued:
     renew_at: dt.datetime | None  # from the CA's ARI window, when it has one
 
 
+@dataclass(frozen=True, slots=True)
+class Ari:
+    renew_at: dt.datetime | None  # None: no window known
+    check_again_in: dt.timedelta | None  # None: the CA has no ARI
+
+
 def mapped(fn: Callable[[], Any]) -> Any:
     """Run `fn`, turning every failure the CA or the network can cause into `AcmeFailure`."""
     try:
@@ -235,10 +241,17 @@ class Session:
         done = self.client.poll_and_finalize(orderr, deadline)
         return str(done.fullchain_pem)
 
-    def renewal_window_time(self, cert_pem: bytes) -> dt.datetime | None:
-        """A random time inside the CA's ARI window (RFC 9773), or None when it has no ARI."""
+    def renewal_info(self, cert_pem: bytes) -> Ari:
+        """The CA's ARI advice for a certificate (RFC 9773): a random time inside its suggested
+        window and when to ask again; nothing when the CA has no ARI."""
         try:
-            when, _next_check = self.client.renewal_time(cert_pem)
-        except errors.ARIError:
-            return None
-        return when if when is None or when.tzinfo else when.replace(tzinfo=dt.UTC)
+            self.client.directory["renewalInfo"]
+        except KeyError:
+            return Ari(None, None)
+        try:
+            when, next_check = self.client.renewal_time(cert_pem)
+        except errors.ARIError as exc:  # asked, not answered: ask again when the library says
+            return Ari(None, max(dt.timedelta(0), exc.retry_after - dt.datetime.now()))
+        at = when if when is None or when.tzinfo else when.replace(tzinfo=dt.UTC)
+        # The library's next check is a naive local time: keep only how far ahead it is.
+        return Ari(at, max(dt.timedelta(0), next_check - dt.datetime.now()))

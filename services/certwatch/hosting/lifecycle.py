@@ -37,6 +37,8 @@ class Current:
     certificate_id: str
     not_after: datetime
     renew_at: datetime
+    renew_source: str
+    ari_check_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +100,19 @@ def evolve(instance: Instance | None, e: Payload) -> Instance:
             attempt = None if e.order_abandoned else instance.attempt
             return replace(instance, failures=e.failures, retry_at=e.retry_at, attempt=attempt)
         case hc.CertificateIssued():  # and CertificateRenewed
-            current = Current(e.certificate_id, e.certificate.not_after, e.renew_at)
+            current = Current(
+                e.certificate_id, e.certificate.not_after, e.renew_at, e.renew_source, e.ari_check_at
+            )
             return replace(instance, attempt=None, failures=0, retry_at=None, current=current)
+        case hc.RenewalRescheduled():
+            assert instance.current is not None
+            moved = replace(
+                instance.current,
+                renew_at=e.renew_at,
+                renew_source=e.renew_source,
+                ari_check_at=e.ari_check_at,
+            )
+            return replace(instance, current=moved)
         case hc.RenewalRequested():
             return replace(instance, renew_requested=True)
         case hc.HostingEnding():
@@ -120,6 +133,7 @@ class Step(StrEnum):
     ORDER = "ORDER"  # place a new order (or re-send the recorded one that has no URL yet)
     RESUME = "RESUME"  # carry on with the recorded order
     END_YEAR = "END_YEAR"  # the year is over: activate the next instance or announce the end
+    CHECK_ARI = "CHECK_ARI"  # ask the CA's ARI again whether the renewal window moved
 
 
 def due_at(instance: Instance) -> datetime | None:
@@ -134,8 +148,16 @@ def due_at(instance: Instance) -> datetime | None:
     if instance.state == hc.InstanceState.HOSTED and instance.current is not None:
         if instance.renew_requested:
             return instance.retry_at or instance.history[-1].at
-        return max(instance.current.renew_at, instance.retry_at or instance.current.renew_at)
+        check = instance.current.ari_check_at
+        renew = renewal_due(instance)
+        return min(renew, check) if check else renew
     return None
+
+
+def renewal_due(instance: Instance) -> datetime:
+    """When the current certificate is renewed next (later than planned after a failure)."""
+    assert instance.current is not None
+    return max(instance.current.renew_at, instance.retry_at or instance.current.renew_at)
 
 
 def step(instance: Instance, now: datetime) -> Step | None:
@@ -146,6 +168,8 @@ def step(instance: Instance, now: datetime) -> Step | None:
         return Step.RESUME if instance.attempt.order_url else Step.ORDER
     if instance.state == hc.InstanceState.HOSTED and not instance.renew_requested:
         assert instance.year_ends_at is not None
+        if now < renewal_due(instance):
+            return Step.CHECK_ARI  # only the ARI check is due
         if now >= instance.year_ends_at:
             return Step.END_YEAR
     return Step.ORDER
@@ -165,3 +189,10 @@ def lifetime_renewal(received_at: datetime, not_before: datetime, not_after: dat
     """Without ARI: renew when a third of the lifetime is left (what certbot and cert-manager do),
     the lifetime counted from when the certificate arrived on this clock (CAs backdate notBefore)."""
     return received_at + (not_after - not_before) * 2 / 3
+
+
+def earliest_renewal(not_before: datetime, not_after: datetime) -> timedelta:
+    """How soon after it arrives a certificate may be renewed, whatever ARI says: a tenth of
+    its lifetime, a day at most. A CA's window already open for a new certificate would
+    otherwise renew it in a loop (cert-manager's users hit such loops)."""
+    return min((not_after - not_before) / 10, timedelta(days=1))

@@ -25,14 +25,15 @@ from psycopg_pool import AsyncConnectionPool
 from certwatch.contracts import hosting as hc
 from certwatch.contracts.payload import Payload
 from certwatch.hosting import acme_accounts, cert_material, lifecycle, store
-from certwatch.hosting.acme_client import AcmeFailure, CaConfig, Session, Solver, mapped
+from certwatch.hosting.acme_client import AcmeFailure, Ari, CaConfig, Session, Solver, mapped
 from certwatch.hosting.lifecycle import Step
 from certwatch.platform.eventlog import EventLog
-from certwatch.rules.classify import ABOUT_TO_EXPIRE_DAYS
 from certwatch.platform.shredding import Vault
+from certwatch.rules.classify import ABOUT_TO_EXPIRE_DAYS
 
 log = logging.getLogger(__name__)
 ACTOR = "hosting-orchestrator"
+ARI_RETRY = timedelta(hours=6)  # RFC 9773's default when a CA gives no Retry-After
 
 
 def key_subject(certificate_id: str) -> str:
@@ -151,6 +152,9 @@ class Orchestrator:
         if todo == Step.END_YEAR:
             await self._end_year(loaded, now)
             return
+        if todo == Step.CHECK_ARI:
+            await self._check_ari(loaded)
+            return
         instance = loaded.instance
         try:
             await self._issue(loaded, todo)
@@ -204,16 +208,44 @@ class Orchestrator:
             mapped, lambda: session.complete(orderr, application.validation, self.solver)
         )
         facts = cert_material.of_fullchain(fullchain)
-        ari = await asyncio.to_thread(session.renewal_window_time, facts.cert_pem.encode())
-        if ari is not None:
-            renew_at, source = ari, "ari"
-        else:
-            renew_at, source = (
-                lifecycle.lifetime_renewal(self.clock(), facts.not_before, facts.not_after),
-                "lifetime",
-            )
+        ari = await asyncio.to_thread(mapped, lambda: session.renewal_info(facts.cert_pem.encode()))
+        lifetime = lifecycle.lifetime_renewal(self.clock(), facts.not_before, facts.not_after)
+        renew_at, source, check_at = self._renewal(ari, lifetime, "lifetime")
+        # A window already open for a certificate just issued would renew in a loop.
+        renew_at = max(renew_at, self.clock() + lifecycle.earliest_renewal(facts.not_before, facts.not_after))
+        await self._issued(loaded, facts, str(orderr.uri), renew_at, source, check_at)
 
-        await self._issued(loaded, facts, str(orderr.uri), renew_at, source)
+    def _renewal(
+        self, ari: Ari, fallback: datetime, fallback_source: str
+    ) -> tuple[datetime, str, datetime | None]:
+        """(renew at, why, when to ask ARI again): the ARI window's time when there is one."""
+        check_at = self.clock() + ari.check_again_in if ari.check_again_in is not None else None
+        if ari.renew_at is not None:
+            return ari.renew_at, "ari", check_at
+        return fallback, fallback_source, check_at
+
+    async def _check_ari(self, loaded: store.Loaded) -> None:
+        instance = loaded.instance
+        current = instance.current
+        assert current is not None
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT cert_pem FROM hosting_certificates WHERE certificate_id = %s",
+                (current.certificate_id,),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        try:
+            session = await self._session(instance)
+            ari = await asyncio.to_thread(mapped, lambda: session.renewal_info(str(row[0]).encode()))
+        except AcmeFailure as exc:  # the renewal time stands; ask again later
+            log.warning("hosting: ARI check for instance %s failed: %s", instance.instance_id, exc)
+            ari = Ari(None, ARI_RETRY)
+        renew_at, source, check_at = self._renewal(ari, current.renew_at, current.renew_source)
+        moved = hc.RenewalRescheduled(instance_id=instance.instance_id, account_id=instance.account_id,
+                                      certificate_id=current.certificate_id, renew_at=renew_at, renew_source=source,
+                                      ari_check_at=check_at, at=self.clock())  # fmt: skip
+        await self._record([(instance, loaded.version, [moved])])
 
     async def _adoptable(self, session: Session, csr: bytes) -> str | None:
         found = await asyncio.to_thread(mapped, lambda: session.open_orders_for(csr))
@@ -240,7 +272,7 @@ class Orchestrator:
         return store.Loaded(lifecycle.evolve(instance, requested), loaded.version + 1)
 
     async def _issued(self, loaded: store.Loaded, facts: hc.Certificate, order_url: str,
-                      renew_at: datetime, source: str) -> None:  # fmt: skip
+                      renew_at: datetime, source: str, check_at: datetime | None) -> None:  # fmt: skip
         instance = loaded.instance
         attempt = instance.attempt
         assert attempt is not None
@@ -249,7 +281,8 @@ class Orchestrator:
         issued = kind(
             certificate_id=attempt.certificate_id, account_id=instance.account_id, certificate=facts,
             sealed_key=attempt.sealed_key,
-            instance_id=instance.instance_id, order_url=order_url, renew_at=renew_at, renew_source=source, at=now,
+            instance_id=instance.instance_id, order_url=order_url, renew_at=renew_at, renew_source=source,
+            ari_check_at=check_at, at=now,
         )  # fmt: skip
         events: list[Payload] = [issued]
         if instance.state != hc.InstanceState.HOSTED:

@@ -43,7 +43,7 @@ class InstanceView:
         i = self.instance
         if i.state != hc.InstanceState.HOSTED or i.current is None:
             return None
-        return lifecycle.due_at(i)
+        return lifecycle.due_at(i) if i.renew_requested else lifecycle.renewal_due(i)
 
 
 def parse_id(raw: str, field: str) -> str:
