@@ -130,7 +130,3 @@ def to_pkcs12(cert_pem: str, chain_pem: str, key_pem: bytes, password: bytes | N
     return pkcs12.serialize_key_and_certificates(
         b"certwatch", key, split_pem(cert_pem)[0], cas or None, encryption
     )
-
-
-def fingerprint(cert_pem: str) -> str:
-    return split_pem(cert_pem)[0].fingerprint(hashes.SHA256()).hex()
