@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from certwatch.cli.main import main
 from certwatch.platform.config import Settings
+from certwatch.platform.shredding import new_master_key
 from tests.support.pebble import pebble
 from tests.support.pki import TestPKI, make_key
 from tests.support.stack import new_account, running_stack, wait_for
@@ -129,3 +131,40 @@ async def test_hosting_and_certs_commands(
                 assert (
                     code == 0 and uploaded["instance_id"] is None and uploaded["names"] == ["up.example.com"]
                 )
+
+
+async def test_the_service_rotates_its_key_encryption_key_at_start(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    old, new = new_master_key(), new_master_key()
+    with TestPKI() as p:
+        leaf = p.leaf("rotate.example.com", key=make_key(slot="cli-rotate"))
+        (tmp_path / "c.pem").write_bytes(leaf.pem)
+        (tmp_path / "k.pem").write_bytes(leaf.key_pem)
+
+    async def cli(server: str, key: str, *argv: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(main, [*argv, "--api-key", key, "--server", server])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    async with running_stack(replace(settings, master_key=old), ("hosting",)) as stack:
+        key, server = stack.api_key, f"127.0.0.1:{stack.services['hosting'].port}"
+        code, out, _ = await cli(server, key, "certs", "upload", "--cert", str(tmp_path / "c.pem"),
+                                 "--key", str(tmp_path / "k.pem"), "--json")  # fmt: skip
+        certificate_id = json.loads(out)["id"]
+    async with running_stack(replace(settings, master_key=new), ("hosting",)) as stack:
+        server = f"127.0.0.1:{stack.services['hosting'].port}"
+        code, _, err = await cli(
+            server, key, "certs", "download", certificate_id, "-o", str(tmp_path / "x.pem")
+        )
+        assert code != 0 and "internal" in err.lower()  # the new key alone opens nothing wrapped by the old
+    monkeypatch.setenv("CERTWATCH_PREVIOUS_MASTER_KEYS", old)
+    async with running_stack(replace(settings, master_key=new), ("hosting",)):
+        pass  # started once with both keys: the data keys are rewrapped
+    monkeypatch.delenv("CERTWATCH_PREVIOUS_MASTER_KEYS")
+    async with running_stack(replace(settings, master_key=new), ("hosting",)) as stack:
+        server = f"127.0.0.1:{stack.services['hosting'].port}"
+        code, _, _ = await cli(
+            server, key, "certs", "download", certificate_id, "-o", str(tmp_path / "y.pem")
+        )
+        assert code == 0 and leaf.key_pem in (tmp_path / "y.pem").read_bytes()
