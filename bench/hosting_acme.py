@@ -14,11 +14,12 @@ each, one at a time:
   of its own), renewals driven by the injected clock, beside the bare client's CPU per
   issuance.
 
-First run (2026-12-02, shared 2-core VM, 3 rounds of 8): 36.3 issuances a minute against
-36.6 bare (wall time is the CA's: the library polls a pending authorization once a second,
-on both sides); CPU 35.7 ms per issuance and 32.2 ms per renewal in the orchestrator's
-process against 19.9 ms for the bare client (the difference: sealing, the events and rows
-around each step, the account lookup and directory fetch per order, the ARI check).
+Two runs (2026-12-02, shared 2-core VM, 3 rounds of 8): 36.3 and 38.6 issuances a minute
+against 36.6 and 40.4 bare (wall time is the CA's: the library polls a pending
+authorization once a second, on both sides); CPU 36-41 ms per issuance and 32-37 ms per
+renewal in the orchestrator's process against 18-20 ms for the bare client (the difference:
+sealing, the events and rows around each step, the account lookup and directory fetch per
+order, the ARI check).
 """
 
 from __future__ import annotations
