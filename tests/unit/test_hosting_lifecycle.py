@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from certwatch.contracts import hosting as hc
+from certwatch.contracts.payload import payload_type
 from certwatch.hosting import lifecycle
 from certwatch.hosting.application import checked_application, checked_years
 from certwatch.hosting.lifecycle import Step
@@ -39,20 +40,16 @@ def _requested(i: lifecycle.Instance) -> lifecycle.Instance:
                                                  renewal=i.current is not None, at=T0))  # fmt: skip
 
 
-def _issued(i: lifecycle.Instance, at: datetime, renew_at: datetime) -> lifecycle.Instance:
+def _issued_event(at: datetime, renew_at: datetime, kind: type[hc.CertificateIssued] = hc.CertificateIssued
+                  ) -> hc.CertificateIssued:  # fmt: skip
     cert = hc.Certificate(serial="1", not_before=at, not_after=at + timedelta(days=100), names=["example.com"],
                           issuer="CA", cert_pem="", chain_pem="")  # fmt: skip
-    issued = hc.CertificateIssued(
-        instance_id="i1",
-        account_id="a",
-        certificate_id="c1",
-        certificate=cert,
-        sealed_key="v1:x",
-        order_url="u",
-        renew_at=renew_at,
-        renew_source="lifetime",
-        at=at,
-    )
+    return kind(instance_id="i1", account_id="a", certificate_id="c1", certificate=cert, sealed_key="v1:x",
+                order_url="u", renew_at=renew_at, renew_source="lifetime", at=at)  # fmt: skip
+
+
+def _issued(i: lifecycle.Instance, at: datetime, renew_at: datetime) -> lifecycle.Instance:
+    issued = _issued_event(at, renew_at)
     i = lifecycle.evolve(i, issued)
     return lifecycle.evolve(
         i,
@@ -146,3 +143,17 @@ def test_application_checks_every_field_at_once() -> None:
 def test_no_renewal_sooner_than_a_tenth_of_the_lifetime_or_a_day() -> None:
     assert lifecycle.earliest_renewal(T0, T0 + timedelta(days=6)) == timedelta(hours=14, minutes=24)
     assert lifecycle.earliest_renewal(T0, T0 + timedelta(days=90)) == timedelta(days=1)
+
+
+def test_instance_events_are_registered_under_distinct_types() -> None:
+    types = [cls.TYPE for cls in hc.INSTANCE_EVENTS]
+    assert len(set(types)) == len(types)
+    assert all(payload_type(t) is cls for t, cls in zip(types, hc.INSTANCE_EVENTS, strict=True))
+    assert {payload_type(t) for t in hc.NOTIFIER_EVENTS} == {
+        hc.CertificateRenewed, hc.OrderFailed, hc.HostingEnding, hc.UploadedCertificateExpiring}  # fmt: skip
+
+
+def test_a_renewal_round_trips_and_stays_a_certificate_issued() -> None:
+    renewed = _issued_event(T0, T0, hc.CertificateRenewed)
+    again = hc.CertificateRenewed.from_data(renewed.to_data())
+    assert again == renewed and isinstance(again, hc.CertificateIssued) and again.ari_check_at is None
