@@ -67,7 +67,8 @@ async def test_external_account_binding_for_a_ca_that_requires_it(
             await h.orchestrator.run_due()
             (failed,) = [decode(e) for e in await event_log.read_stream(hc.stream_id(instance_id))
                          if e.type == hc.OrderFailed.TYPE]  # fmt: skip
-            assert isinstance(failed, hc.OrderFailed) and "externalAccountRequired" in failed.detail
+            assert isinstance(failed, hc.OrderFailed) and failed.kind == hc.FailureKind.CA_ERROR
+            assert "externalAccountRequired" in failed.detail
             h.orchestrator.ca = replace(h.orchestrator.ca, eab_kid=EAB_KID, eab_hmac_key=EAB_KEY)
             h.clock.now = failed.retry_at
             await h.settle()
