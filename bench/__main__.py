@@ -19,10 +19,21 @@ from bench import (
     observations,
     outbox,
     prober,
+    vod_api,
 )
 from bench._common import Row, quiet_logs, run_async, setup_telemetry, table
 
-BENCHMARKS = (contracts, event_log, outbox, first_status, enable_at_scale, prober, observations, hosting_acme)
+BENCHMARKS = (
+    contracts,
+    event_log,
+    outbox,
+    first_status,
+    enable_at_scale,
+    prober,
+    observations,
+    vod_api,
+    hosting_acme,
+)
 
 
 def main() -> None:
