@@ -42,6 +42,11 @@ class ProcessStack:
         return grpc.aio.insecure_channel(f"127.0.0.1:{self.ports[service]}")
 
     @property
+    def vod_endpoint(self) -> str:
+        """HOST:PORT of the VOD HTTP API, as the Alibaba Cloud SDK's `Config(endpoint=...)` takes it."""
+        return f"127.0.0.1:{self.settings.vod_http_port}"
+
+    @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.api_key}"),)
 
@@ -64,6 +69,9 @@ def settings_env(s: Settings, ports: dict[str, int]) -> dict[str, str]:
         "CERTWATCH_SMTP_USER": s.smtp_user or "", "CERTWATCH_SMTP_PASSWORD": s.smtp_password or "",
         "CERTWATCH_SMTP_TLS": s.smtp_tls, "CERTWATCH_SMTP_CA_FILE": s.smtp_ca_file or "",
         "CERTWATCH_SMTP_FROM": s.smtp_from,
+        "CERTWATCH_VOD_HTTP_PORT": str(s.vod_http_port), "CERTWATCH_VOD_REGION": s.vod_region,
+        "CERTWATCH_VOD_CNAME_SUFFIX": s.vod_cname_suffix or "", "CERTWATCH_VOD_RATE": str(s.vod_rate),
+        "CERTWATCH_VOD_BURST": str(s.vod_burst),
     }  # fmt: skip
     env.update({f"CERTWATCH_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     return env
@@ -100,7 +108,8 @@ def spawn(name: str, settings: Settings, ports: dict[str, int], log: Path) -> su
 @contextlib.asynccontextmanager
 async def process_stack(settings: Settings, *, units: int = 100) -> AsyncIterator[ProcessStack]:
     ports = {name: free_port() for name in PORTS}
-    settings = replace(settings, grpc_ports=ports, master_key=settings.master_key or new_master_key())
+    settings = replace(settings, grpc_ports=ports, vod_http_port=free_port(),
+                       master_key=settings.master_key or new_master_key())  # fmt: skip
     account_id, key = await new_account(settings.database_url, f"acct-{time.monotonic_ns()}", units=units)
     logs = Path(tempfile.mkdtemp(prefix="certwatch-procs-"))
     procs: dict[str, subprocess.Popen[bytes]] = {}
