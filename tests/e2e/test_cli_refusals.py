@@ -120,6 +120,21 @@ def _cases(tmp: Path) -> list[list[str]]:
         ["vod", "domains", "set-cert", "a.example.com", "--cert-type", "cas"],
         ["vod", "domains", "set-cert", "a.example.com", "--cert-type", "bogus"],
         ["vod", "domains", "remove", "nosuch.example.com"],
+        ["alerts", "rules", "not-a-uuid"],
+        ["alerts", "rules", _UNKNOWN],
+        ["alerts", "rules", "--network-failures", "7"],
+        ["alerts", "rules", "--quiet", "22:00"],
+        ["alerts", "rules", "--time-zone", "Mars/Olympus"],
+        ["alerts", "mute", _UNKNOWN, "--until", "tomorrow"],
+        ["alerts", "mute", _UNKNOWN, "--until", "2030-01-01T00:00"],
+        ["alerts", "ack", "not-a-uuid"],
+        ["alerts", "ack", _UNKNOWN],
+        ["alerts", "log"],
+        ["alerts", "log", _UNKNOWN, "--limit", "5000"],
+        ["alerts", "digest"],
+        ["alerts", "digest", "--now", "--server", "127.0.0.1:1"],
+        ["contacts", "test", "not-a-uuid"],
+        ["contacts", "test", _UNKNOWN],
     ]
 
 
@@ -129,7 +144,10 @@ def _connection(stack: Stack, argv: list[str], admin_key: str) -> list[str]:
         return argv
     key = admin_key if "--admin-key" in argv else stack.api_key
     argv = [a for a in argv if a != "--admin-key"]
-    service = "classifier" if tuple(argv[:2]) in _CLASSIFIER else "vod" if argv[0] == "vod" else "inventory"
+    service = (
+        "classifier" if tuple(argv[:2]) in _CLASSIFIER else "vod" if argv[0] == "vod"
+        else "notifier" if argv[0] == "alerts" or argv[:2] == ["contacts", "test"] else "inventory"
+    )  # fmt: skip
     extra = [] if "--api-key" in argv else ["--api-key", key]
     extra += [] if "--server" in argv else ["--server", f"127.0.0.1:{stack.services[service].port}"]
     return [*argv, *extra]
@@ -147,12 +165,12 @@ async def test_every_command_refuses_bad_input_in_one_line(
 ) -> None:
     cases = _cases(tmp_path)
     covered = {
-        tuple(argv[:3]) if argv[0] == "vod" else tuple(argv[:2]) if argv[0] in ("domains", "contacts", "accounts")
+        tuple(argv[:3]) if argv[0] == "vod" else tuple(argv[:2]) if argv[0] in ("domains", "contacts", "accounts", "alerts")
         else (argv[0],) for argv in cases
     }  # fmt: skip
     commands = {c for c in _commands(build_parser()) if c[0] not in _NOT_HERE}
     assert commands - covered == set(), "give every command a bad-input case here"
-    async with running_stack(settings, ("inventory", "classifier", "vod")) as stack:
+    async with running_stack(settings, ("inventory", "classifier", "vod", "notifier")) as stack:
         pool = await db.open_pool(settings.database_url, migrate=MIGRATIONS)
         try:
             admin_key = await auth.issue_key(pool, uuid.UUID(stack.account_id), role="admin")
