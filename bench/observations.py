@@ -49,7 +49,7 @@ from typing import Any
 import orjson
 from psycopg.conninfo import make_conninfo
 
-from bench._common import Row, bounded, cli, fresh_servers, save
+from bench._common import Row, bounded, cli, fresh_servers, save, self_cpu
 from certwatch.classifier.status_view import STATUS_VIEW
 from certwatch.classifier.verdicts import VerdictWriter, classified
 from certwatch.contracts import probe as pev
@@ -322,7 +322,7 @@ async def _writer_rate(log: EventLog, result: ProbeResult) -> dict[str, float]:
     domains = Domains.new(RATE_DOMAINS)
     ids = [d for d, _ in domains.ids]
     writer = VerdictWriter(log)
-    timed = {"writer": 0.0, "bare": 0.0, "first": 0.0}
+    timed = {"writer": 0.0, "bare": 0.0, "first": 0.0, "writer_cpu": 0.0, "bare_cpu": 0.0}
     async with log.pool.connection() as conn:
         for sql in _BARE_TABLES:
             await conn.execute(sql)
@@ -331,20 +331,23 @@ async def _writer_rate(log: EventLog, result: ProbeResult) -> dict[str, float]:
             rows, at = _bare_rows(result, ids, r)
             appended = writer.appended
             for start in range(0, len(messages), BATCH):
-                t0 = time.perf_counter()
+                c0, t0 = self_cpu(), time.perf_counter()
                 await writer(messages[start : start + BATCH])
-                t1 = time.perf_counter()
+                c1, t1 = self_cpu(), time.perf_counter()
                 await _bare_batch(conn, ids[start : start + BATCH], rows[start : start + BATCH], at)
-                t2 = time.perf_counter()
+                c2, t2 = self_cpu(), time.perf_counter()
                 if r == 0:
                     timed["first"] += t1 - t0
                 else:
                     timed["writer"] += t1 - t0
                     timed["bare"] += t2 - t1
+                    timed["writer_cpu"] += c1 - c0
+                    timed["bare_cpu"] += c2 - c1
             if r > 0 and writer.appended != appended:
                 raise RuntimeError(f"stable round {r} appended {writer.appended - appended} events")
     n = RATE_DOMAINS * (RATE_ROUNDS - 1)
     return {"rate": n / timed["writer"], "bare_rate": n / timed["bare"], "first_rate": RATE_DOMAINS / timed["first"],
+            "cpu_us": 1e6 * timed["writer_cpu"] / n, "bare_cpu_us": 1e6 * timed["bare_cpu"] / n,
             "observations": float(n)}  # fmt: skip
 
 
@@ -361,21 +364,27 @@ async def _consumer_rate(log: EventLog, bus: busmod.Bus, result: ProbeResult) ->
     floor = ostream.ObservationConsumer(bus.js, "bench-floor", nothing, batch=BATCH, idle_poll_s=0.2)
     await bus.js.delete_stream(ostream.STREAM)  # a stream of this phase's messages alone
     await ostream.ensure_stream(bus.js)
-    timed = {"consumer": 0.0, "floor": 0.0, "publish": 0.0}
+    timed = {"consumer": 0.0, "floor": 0.0, "publish": 0.0, "consumer_cpu": 0.0, "floor_cpu": 0.0}
     for r in range(RATE_ROUNDS):
         published = _published(domains, result, r)
         t0 = time.perf_counter()
         for start in range(0, len(published), FLUSH):
             await ostream.publish(bus.js, published[start : start + FLUSH])
         publish_s = time.perf_counter() - t0
+        c0 = self_cpu()
         consumer_s = await _consume(measured, RATE_DOMAINS * (r + 1))
+        c1 = self_cpu()
         floor_s = await _consume(floor, RATE_DOMAINS * (r + 1))
+        c2 = self_cpu()
         if r > 0:
             timed["publish"] += publish_s
             timed["consumer"] += consumer_s
             timed["floor"] += floor_s
+            timed["consumer_cpu"] += c1 - c0
+            timed["floor_cpu"] += c2 - c1
     n = RATE_DOMAINS * (RATE_ROUNDS - 1)
     return {"rate": n / timed["consumer"], "floor_rate": n / timed["floor"], "publish_rate": n / timed["publish"],
+            "cpu_us": 1e6 * timed["consumer_cpu"] / n, "floor_cpu_us": 1e6 * timed["floor_cpu"] / n,
             "observations": float(n)}  # fmt: skip
 
 
@@ -435,10 +444,15 @@ def _rows(after: dict[str, float], before: dict[str, float], direct: dict[str, f
             "B", note=f"{before['classified_stored']:.0f} B as stored jsonb"),
         Row(BENCH, "classifier: VerdictWriter, stable observations, batches of 512", direct["rate"], "obs/s",
             "bare SQL of each batch (lock, COPY, 2 upserts)", direct["bare_rate"], "min", TARGET_RATE),
+        Row(BENCH, "(diag) classifier: VerdictWriter, client CPU an observation", direct["cpu_us"], "us",
+            "bare SQL of each batch, client CPU", direct["bare_cpu_us"],
+            note=f"one core of it alone: {1e6 / direct['cpu_us']:,.0f} obs/s; PostgreSQL's CPU apart"),
         Row(BENCH, "(diag) classifier: VerdictWriter, first observations (verdicts appended)", direct["first_rate"],
             "obs/s"),
         Row(BENCH, "classifier: ObservationConsumer+VerdictWriter via JetStream", consumed["rate"], "obs/s",
             "same consumer, no-op handler", consumed["floor_rate"], "min", TARGET_RATE),
+        Row(BENCH, "(diag) classifier via JetStream: client CPU an observation", consumed["cpu_us"], "us",
+            "same consumer, no-op handler", consumed["floor_cpu_us"]),
         Row(BENCH, "(diag) observation_stream.publish, gathers of 500", consumed["publish_rate"], "obs/s"),
     ]  # fmt: skip
     save(BENCH, rows, {"domains": DOMAINS, "rounds": ROUNDS, "rate_domains": RATE_DOMAINS,

@@ -33,7 +33,6 @@ import contextlib
 import json
 import os
 import re
-import resource
 import shutil
 import ssl
 import subprocess
@@ -46,7 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench._common import RESULTS_DIR, Row, cli, fresh_servers, percentile, save
+from bench._common import RESULTS_DIR, Row, cli, fresh_servers, percentile, save, self_cpu
 from tests.support.nginx import NGINX, nginx
 from tests.support.nginx import children as _children
 from tests.support.nginx import free_port as _free_port
@@ -90,11 +89,6 @@ def _tree_cpu(pid: int) -> float:
         with contextlib.suppress(OSError):
             total += cpu_ticks(p)
     return total
-
-
-def self_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def rss_mib(pid: int | str = "self") -> float:
