@@ -12,16 +12,19 @@ and NATS:
   domain serves what it served before), a `ProbeObserved` per domain (chain by reference)
   is published to the bounded observation stream with `observation_stream.publish`, and
   the classifier's `ObservationConsumer` + `VerdictWriter` consume them. Round 1 (first
-  verdicts, appended) is measured apart; the figures are rounds 2+. PostgreSQL: growth of
-  `probe_observations` (every partition, indexes included), `probe_latest` and
-  `classifier_verdicts` (`pg_total_relation_size`, no VACUUM in between: what the rows
-  and their in-place updates cost), events counted after every round; JetStream: the
-  stream's bytes / messages.
+  verdicts, appended) is measured apart. PostgreSQL: growth of `probe_observations` (every
+  partition, indexes included), `probe_latest` and `classifier_verdicts`
+  (`pg_total_relation_size`, no VACUUM: what the rows and their in-place updates cost) over
+  the rounds after SETTLED (the state tables, one row a domain updated in place with
+  fillfactor 70, grow for a few rounds until HOT pruning reuses the pages' free space, then
+  stay put: their growth while settling is reported apart, and their size per domain);
+  events counted after every round; JetStream: the stream's bytes / messages.
 - before issue 10 B: its code is gone, so its storage is measured by appending what it
   appended, in a database of its own on the same server (`bench_before`, same migrations):
   per probe a ProbeCompleted-shaped event (v2: full chain the first round, `chain_ref`
   after, what `prober.compaction` wrote) and a DomainClassified-shaped event (the
-  classifier's own verdict of the same probe), appended in flushes of 500 streams; the
+  classifier's own verdict of the same probe), appended in flushes of 500 streams, over
+  BEFORE_ROUNDS rounds (rounds 2+ measured); the
   status view (`classifier_status_history`, one row a verdict) caught up, and every event
   relayed to JetStream's event stream by the outbox. Labelled "before (old-shaped events)".
 - classifier throughput, stable domains (after their first round): `VerdictWriter` called
@@ -70,7 +73,9 @@ from certwatch.services import MIGRATIONS
 
 BENCH = "observations"
 DOMAINS = 2000
-ROUNDS = 6  # round 1 first verdicts and full chains, rounds 2-6 measured
+ROUNDS = 10  # round 1 first verdicts and full chains, then stable
+SETTLED = 5  # rounds after which the in-place updates of the state tables stop growing them
+BEFORE_ROUNDS = 4  # round 1 full chains, rounds 2-4 measured
 FLUSH = 500  # the old prober's flush
 BATCH = 512  # ObservationConsumer's default batch
 RATE_DOMAINS = 10 * BATCH
@@ -193,8 +198,8 @@ async def _after(log: EventLog, bus: busmod.Bus, result: ProbeResult) -> dict[st
             })  # fmt: skip
         index = int(await _one(conn, "SELECT coalesce(sum(pg_indexes_size(relid)), 0)::bigint"
                                      " FROM pg_partition_tree('probe_observations') WHERE isleaf"))  # fmt: skip
-    first, last = sizes[0], sizes[-1]
-    probes = DOMAINS * (ROUNDS - 1)
+    first, last = sizes[SETTLED - 1], sizes[-1]
+    probes = DOMAINS * (ROUNDS - SETTLED)
 
     def grown(key: str) -> float:
         return (last[key] - first[key]) / probes
@@ -205,7 +210,8 @@ async def _after(log: EventLog, bus: busmod.Bus, result: ProbeResult) -> dict[st
         "serving_bytes": grown("serving"), "index_bytes": index / last["rows"],
         "state_bytes_per_domain": last["state"] / DOMAINS, "serving_bytes_per_domain": last["serving"] / DOMAINS,
         "events_per_probe": grown("events"), "events_per_round": max(per_round),
-        "events_bytes": grown("events_bytes"), "first_round_events_per_domain": first["events"] / DOMAINS,
+        "events_bytes": grown("events_bytes"), "first_round_events_per_domain": sizes[0]["events"] / DOMAINS,
+        "state_bytes_settling": (first["state"] - sizes[0]["state"]) / (DOMAINS * (SETTLED - 1)),
         "stream_bytes": grown("stream_bytes"), "stream_msgs_per_probe": grown("stream_msgs"),
         "message_json": float(raw), "wal_bytes": grown("wal"),
         "rows_per_probe": grown("rows"), "appended": float(writer.appended),
@@ -241,7 +247,7 @@ async def _before(url: str, bus: busmod.Bus, result: ProbeResult) -> dict[str, f
     try:
         async with pool.connection() as conn:
             await conn.execute("INSERT INTO outbox_relay (name, position) VALUES ('bench', 0)")
-            for r in range(ROUNDS):
+            for r in range(BEFORE_ROUNDS):
                 batch = _old_shaped(domains, result, r)
                 for start in range(0, len(batch), FLUSH):
                     await log.append_batch(batch[start : start + FLUSH])
@@ -259,7 +265,7 @@ async def _before(url: str, bus: busmod.Bus, result: ProbeResult) -> dict[str, f
             per_type = {row[0]: row[1:] for row in await cur.fetchall()}
     finally:
         await pool.close()
-    probes = DOMAINS * (ROUNDS - 1)
+    probes = DOMAINS * (BEFORE_ROUNDS - 1)
     first, last = sizes[0], sizes[-1]
     return {
         "events_bytes": (last[0] - first[0]) / probes, "history_bytes": (last[1] - first[1]) / probes,
@@ -418,13 +424,15 @@ def _rows(after: dict[str, float], before: dict[str, float], direct: dict[str, f
     pg_after = after["observation_bytes"] + after["state_bytes"]
     pg_before = before["events_bytes"] + before["history_bytes"]
     rows = [
-        Row(BENCH, "PostgreSQL bytes a stable probe (observation rows+index, probe_latest, verdicts)", pg_after, "B",
+        Row(BENCH, f"PostgreSQL bytes a stable probe (observation rows+index, probe_latest, verdicts; rounds {SETTLED + 1}-{ROUNDS})",
+            pg_after, "B",
             "before (old-shaped events): events + status history", pg_before, "max", TARGET_BYTES,
             note=f"{after['rows_per_probe']:.0f} row a probe, 1 address"),
         Row(BENCH, "(diag) of which probe_observations (index incl.)", after["observation_bytes"], "B",
             note=f"index {after['index_bytes']:.1f} B a row"),
         Row(BENCH, "(diag) of which probe_latest + classifier_verdicts growth", after["state_bytes"], "B",
-            note=f"in-place updates (fillfactor 70); {after['state_bytes_per_domain']:.0f} B a domain in all"),
+            note=f"{after['state_bytes_per_domain']:.0f} B a domain in all; {after['state_bytes_settling']:.0f} B a probe"
+                 f" in rounds 2-{SETTLED}, while in-place updates fill the pages' free space"),
         Row(BENCH, "(diag) classifier_observations growth (serving state)", after["serving_bytes"], "B",
             note=f"written on change only; {after['serving_bytes_per_domain']:.0f} B a domain"),
         Row(BENCH, "(diag) WAL a stable probe", after["wal_bytes"], "B", "before (old-shaped events)",
@@ -455,7 +463,7 @@ def _rows(after: dict[str, float], before: dict[str, float], direct: dict[str, f
             "same consumer, no-op handler", consumed["floor_cpu_us"]),
         Row(BENCH, "(diag) observation_stream.publish, gathers of 500", consumed["publish_rate"], "obs/s"),
     ]  # fmt: skip
-    save(BENCH, rows, {"domains": DOMAINS, "rounds": ROUNDS, "rate_domains": RATE_DOMAINS,
+    save(BENCH, rows, {"domains": DOMAINS, "rounds": ROUNDS, "settled": SETTLED, "before_rounds": BEFORE_ROUNDS, "rate_domains": RATE_DOMAINS,
                        "rate_rounds": RATE_ROUNDS, "after": after, "before": before, "writer": direct,
                        "consumer": consumed})  # fmt: skip
     return rows
