@@ -289,7 +289,7 @@ class ObservationMaintainer:
             done = await maintain(conn, today=self._clock().date(), retention_days=self._retention_days)
         if done.created or done.dropped:
             log.info("observation partitions: created %d, dropped %d", len(done.created), len(done.dropped),
-                     extra={"created": [str(d) for d in done.created], "dropped": [str(d) for d in done.dropped]})  # fmt: skip
+                     extra={"partitions_created": [str(d) for d in done.created], "partitions_dropped": [str(d) for d in done.dropped]})  # fmt: skip
         self.last = done
         return done
 
