@@ -22,6 +22,8 @@ from aliyunsdkcore.utils import parameter_helper
 from aliyunsdkvod.request.v20170321.DescribeVodDomainCertificateInfoRequest import (
     DescribeVodDomainCertificateInfoRequest,
 )
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from darabonba.runtime import ExtendsParameters, RuntimeOptions
 
 from certwatch.cli.main import main
@@ -116,8 +118,9 @@ async def test_keys_from_the_cli_and_every_sdk_against_real_state(
             got = info.to_map()
             assert {k: got[k] for k in expected} == expected
             assert len(got["CertId"]) == 64 and got["CertUpdateTime"].endswith("Z")
-            # The prober stores certificates' facts, not their DER: no PEM to give, and none is made up.
-            assert got["ServerCertificate"] == ""
+            # The certificate as served: the prober stored its DER in the platform's store.
+            served = x509.load_pem_x509_certificate(got["ServerCertificate"].encode())
+            assert served.public_bytes(Encoding.DER) == leaf.cert.public_bytes(Encoding.DER)
             v2 = (await describe(sdk(endpoint, key, v2=True))).cert_infos.cert_info[0].to_map()
             old = (await asyncio.to_thread(legacy, endpoint, key))["CertInfos"]["CertInfo"][0]
             assert v2 == got and old == got
