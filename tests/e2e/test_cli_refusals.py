@@ -135,6 +135,16 @@ def _cases(tmp: Path) -> list[list[str]]:
         ["alerts", "digest", "--now", "--server", "127.0.0.1:1"],
         ["contacts", "test", "not-a-uuid"],
         ["contacts", "test", _UNKNOWN],
+        ["hosting", "subscribe", "--years", "1"],
+        ["hosting", "list", "--server", "127.0.0.1:1"],
+        ["hosting", "apply", "not-a-uuid", "--domain", "a.example.com"],
+        ["hosting", "apply", _UNKNOWN, "--domain", "bad..name"],
+        ["hosting", "lifecycle", "not-a-uuid"],
+        ["hosting", "renew", _UNKNOWN],
+        ["certs", "upload", "--cert", missing, "--key", missing],
+        ["certs", "list", "--credentials", missing],
+        ["certs", "download", "not-a-uuid", "--format", "pem", "-o", str(tmp / "out.pem")],
+        ["certs", "delete", _UNKNOWN],
     ]
 
 
@@ -146,7 +156,8 @@ def _connection(stack: Stack, argv: list[str], admin_key: str) -> list[str]:
     argv = [a for a in argv if a != "--admin-key"]
     service = (
         "classifier" if tuple(argv[:2]) in _CLASSIFIER else "vod" if argv[0] == "vod"
-        else "notifier" if argv[0] == "alerts" or argv[:2] == ["contacts", "test"] else "inventory"
+        else "notifier" if argv[0] == "alerts" or argv[:2] == ["contacts", "test"]
+        else "hosting" if argv[0] in ("hosting", "certs") else "inventory"
     )  # fmt: skip
     extra = [] if "--api-key" in argv else ["--api-key", key]
     extra += [] if "--server" in argv else ["--server", f"127.0.0.1:{stack.services[service].port}"]
@@ -165,12 +176,12 @@ async def test_every_command_refuses_bad_input_in_one_line(
 ) -> None:
     cases = _cases(tmp_path)
     covered = {
-        tuple(argv[:3]) if argv[0] == "vod" else tuple(argv[:2]) if argv[0] in ("domains", "contacts", "accounts", "alerts")
+        tuple(argv[:3]) if argv[0] == "vod" else tuple(argv[:2]) if argv[0] in ("domains", "contacts", "accounts", "alerts", "hosting", "certs")
         else (argv[0],) for argv in cases
     }  # fmt: skip
     commands = {c for c in _commands(build_parser()) if c[0] not in _NOT_HERE}
     assert commands - covered == set(), "give every command a bad-input case here"
-    async with running_stack(settings, ("inventory", "classifier", "vod", "notifier")) as stack:
+    async with running_stack(settings, ("inventory", "classifier", "vod", "notifier", "hosting")) as stack:
         pool = await db.open_pool(settings.database_url, migrate=MIGRATIONS)
         try:
             admin_key = await auth.issue_key(pool, uuid.UUID(stack.account_id), role="admin")
