@@ -40,13 +40,19 @@ bench-deps:
 	fi
 
 # System packages: PostgreSQL and NATS server binaries (run as local child processes), and
-# nginx, which tests use as a real TLS server that staples OCSP responses.
+# nginx, which tests use as a real TLS server that staples OCSP responses. Reports: CJK fonts
+# for WeasyPrint and HarfBuzz's subsetter (without it one CJK PDF takes 13 s, not 0.6 s);
+# poppler-utils reads PDFs back in tests; chromium is the console tests' browser.
 deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	{ [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null; } || missing="$$missing nats-server"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	[ -d /usr/share/fonts/opentype/noto ] || missing="$$missing fonts-noto-cjk"; \
+	ls /usr/lib/*/libharfbuzz-subset.so.0 >/dev/null 2>&1 || missing="$$missing libharfbuzz-subset0"; \
+	command -v pdftotext >/dev/null || missing="$$missing poppler-utils"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing openssl ca-certificates >/dev/null; \
