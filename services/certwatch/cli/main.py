@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from certwatch.cli import admin, check, contacts, domains, quota, serve, stack, status
+from certwatch.cli import admin, check, contacts, domains, quota, report, serve, stack, status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     stack.add_parser(sub)
     status.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 
