@@ -21,13 +21,14 @@ from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from certwatch.cli.client import CliError, add_connection_options, connect, describe, fail, table
-from certwatch.services import PORTS
+from certwatch.services import HTTP_SERVICES, PORTS
 from certwatch.v1 import ops_pb2 as pb
 from certwatch.v1 import ops_pb2_grpc
 
 TIMEOUT_S = 2.0
 # Services whose parts decide what `domains list` shows.
 _VERDICT_PATH = ("inventory", "prober", "classifier")
+_GRPC_SERVICES = tuple(name for name in PORTS if name not in HTTP_SERVICES)
 _BEHIND = 100  # events behind before a list says its verdicts may be stale
 
 
@@ -87,7 +88,7 @@ def _read(args: argparse.Namespace, service: str) -> Reading:
     return reading
 
 
-def read_all(args: argparse.Namespace, services: Iterable[str] = tuple(PORTS)) -> list[Reading]:
+def read_all(args: argparse.Namespace, services: Iterable[str] = _GRPC_SERVICES) -> list[Reading]:
     names = list(services)
     with ThreadPoolExecutor(len(names)) as pool:
         return list(pool.map(lambda s: _read(args, s), names))
