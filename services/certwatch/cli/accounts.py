@@ -1,5 +1,5 @@
 """`certwatch accounts add-user USERNAME`: a web console user for an account (direct
-database access, like `certwatch admin`). The account is `--account`, else the one in the
+database access, like `certwatch admin`; the other `accounts` commands are in quota.py). The account is `--account`, else the one in the
 credentials file that `make run` writes; the password is read from stdin with
 `--password-stdin`, else generated and printed once."""
 
@@ -18,13 +18,12 @@ from certwatch.console import users
 from certwatch.platform.errors import AlreadyExists, InvalidArgument, NotFound
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("accounts", help="account administration (web console users)")
-    parser.add_argument("--var", type=Path, default=Path("var"),
-                        help="data directory of `certwatch stack` whose database to use (default ./var)")  # fmt: skip
-    sub = parser.add_subparsers(dest="accounts_command", required=True)
-    add = sub.add_parser("add-user", help="create a web console user (argon2id password)")
+def add_user_parser(sub: Any) -> None:
+    """`add-user` under `certwatch accounts`."""
+    add = sub.add_parser("add-user", help="create a web console user (argon2id password; database access)")
     add.add_argument("username")
+    add.add_argument("--var", type=Path, default=Path("var"),
+                     help="data directory of `certwatch stack` whose database to use (default ./var)")  # fmt: skip
     add.add_argument("--account", help="account id (default: the credentials file's account)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.set_defaults(handler=admin.sync(_add_user))

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from certwatch.cli import accounts, admin, check, contacts, domains, quota, report, serve, stack, status
+from certwatch.cli import admin, check, contacts, domains, quota, report, serve, stack, status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,7 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
     contacts.add_parser(sub)
     quota.add_parser(sub)
     admin.add_parser(sub)
-    accounts.add_parser(sub)
     serve.add_parser(sub)
     stack.add_parser(sub)
     status.add_parser(sub)
