@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import quote
 
 import grpc
-import jinja2
 from google.protobuf.timestamp_pb2 import Timestamp
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
@@ -31,6 +30,7 @@ from certwatch.console import backend as be
 from certwatch.console.csrf import CrossOriginProtection
 from certwatch.console.live import Pulse
 from certwatch.console.sessions import Session, Sessions, SignInLimit
+from certwatch.platform import templates
 from certwatch.rules.targets import unicode_hostname
 
 COOKIE = "certwatch_session"
@@ -71,13 +71,7 @@ def _ago(stamp: Timestamp | None) -> str:
     return f"{seconds} s ago"
 
 
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("certwatch.console", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_ENV = templates.environment("certwatch.console")
 _ENV.globals.update(when=_when, ago=_ago, shown=unicode_hostname)
 
 

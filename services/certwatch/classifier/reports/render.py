@@ -11,19 +11,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import jinja2
-
 from certwatch.classifier.reports import charts, monthly
+from certwatch.platform import templates
 
 CHUNK = 64 * 1024
 
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("certwatch.classifier.reports", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_ENV = templates.environment("certwatch.classifier.reports")
 _ENV.globals.update(duration=monthly.duration, colour=charts.colour)
 
 
