@@ -4,9 +4,8 @@ Reports API handler called in-process (the bytes a gRPC stream would carry, with
 Run alone: `.venv/bin/python -m bench.reports`.
 
 The rows are written straight into the tables the classifier's projections keep
-(`classifier_details`, `classifier_status_intervals`, `classifier_certificates`) and the
-`CertificateChainObserved` events the report reads the month-end leaf from are appended to
-the log: three intervals per domain in October 2026 (SECURE, three hours ABNORMAL, SECURE),
+(`classifier_details` with the chain served since September, `classifier_status_intervals`,
+`classifier_certificates`), and the matching `CertificateChainObserved` events are appended: three intervals per domain in October 2026 (SECURE, three hours ABNORMAL, SECURE),
 so the report has one incident per domain. The CSV's RSS high-water mark is sampled at
 every chunk: a report that held every row would grow with the domain count.
 References, same run, same servers: for the CSV, a bare `COPY (SELECT …) TO STDOUT` of the
@@ -41,8 +40,10 @@ CERTS = 90  # leaves expiring on 90 different days after the month
 
 _SEED = (
     """
-INSERT INTO classifier_details (domain_id, account_id, host, port, enabled, generation, status)
-SELECT md5(%(tag)s || n)::uuid, %(account)s, 'site' || n || '.bench.test', 443, true, 1, 'SECURE'
+INSERT INTO classifier_details (domain_id, account_id, host, port, enabled, generation, status, serving,
+                                chain_observed_at)
+SELECT md5(%(tag)s || n)::uuid, %(account)s, 'site' || n || '.bench.test', 443, true, 1, 'SECURE',
+       jsonb_build_object('192.0.2.1', jsonb_build_array('bench-' || n %% 90)), timestamptz '2026-09-20'
 FROM generate_series(1, %(n)s) n
 """,
     """

@@ -152,7 +152,7 @@ def _monthly_pdf(account: str, found: list[monthly.DomainMonth], p: monthly.Peri
         "monthly.html", p=p, account=account, totals=totals, domains=found, expiring=expiring,
         day_chart=charts.status_per_day(p.days, totals.per_day, totals.statuses),
         expiry_chart=charts.expiry_timeline(timeline, monthly.EXPIRY_WINDOWS[-1]),
-        segments=lambda spans: monthly.segments(spans, p), created=render.stamp(p.until),
+        strip=lambda spans: charts.strip(monthly.segments(spans, p)), created=render.stamp(p.until),
         iso=lambda value: monthly.local(value, p), percent=_percent,
         renewals_note=pending.HOSTING_RENEWALS, alerts_note=pending.ALERTS_SENT,
     )  # fmt: skip

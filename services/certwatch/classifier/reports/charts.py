@@ -78,3 +78,29 @@ def expiry_timeline(expiries: Sequence[tuple[int, str]], window: int) -> Chart:
                         colour("ABNORMAL") if days < 30 else colour("ENABLE_FAILED"), label))  # fmt: skip
     ticks = tuple(Tick(round(MARGIN + d * step, 2), f"+{d}d") for d in range(0, window + 1, 10))
     return Chart(WIDTH, HEIGHT, tuple(dots), ticks, max(stacked.values(), default=0), ())
+
+
+@dataclass(frozen=True, slots=True)
+class Strip:
+    """A domain's month as one box in the colour it held longest, with a box on top for each
+    stretch in another colour (WeasyPrint's cost grows with boxes; gradients cost more still)."""
+
+    base: str
+    overlays: tuple[tuple[float, float, str], ...]  # (left %, width %, colour)
+
+
+def strip(segments: Sequence[tuple[str | None, float]]) -> Strip:
+    """`segments`: (status or None for unmonitored, share of the month), in order."""
+    held: dict[str | None, float] = {}
+    for status, share in segments:
+        held[status] = held.get(status, 0.0) + share
+    held[None] = held.get(None, 0.0) + max(0.0, 1.0 - sum(held.values()))
+    base = max(held, key=lambda s: (held[s], s or ""))
+    overlays, at = [], 0.0
+    for status, share in segments:
+        if status != base and share > 0:
+            overlays.append((round(100 * at, 3), round(100 * share, 3), colour(status) if status else "#fff"))
+        at += share
+    if base is not None and at < 1.0:
+        overlays.append((round(100 * at, 3), round(100 * (1.0 - at), 3), "#fff"))
+    return Strip(colour(base) if base else "#fff", tuple(overlays))

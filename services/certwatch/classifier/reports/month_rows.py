@@ -2,8 +2,8 @@
 
 One server-side cursor over the account's domains (ordered by host, so the output order is
 fixed) with each domain's intervals that overlap the month, and its leaf certificate as of
-the month's end: the last `CertificateChainObserved` the classifier recorded before it, whose
-certificates `classifier_certificates` keeps by fingerprint. Nothing here depends on rows
+the month's end: the chain the details row holds when it was observed before then, else the
+last `CertificateChainObserved` before then; `classifier_certificates` keeps the facts. Nothing here depends on rows
 written after the month, so a past month reads the same whenever it is asked for.
 """
 
@@ -22,13 +22,6 @@ from certwatch.rules.targets import unicode_hostname
 _ITERSIZE = 500
 
 _SQL = """
-WITH leaf AS (
-    SELECT DISTINCT ON (e.data->>'domain_id') (e.data->>'domain_id')::uuid AS domain_id, e.data->'serving' AS serving
-    FROM events e
-    WHERE e.event_type = %(chain_event)s AND e.data->>'account_id' = %(account_text)s
-      AND (e.data->>'observed_at')::timestamptz < %(end)s
-    ORDER BY e.data->>'domain_id', e.position DESC
-)
 SELECT d.domain_id::text, d.host, d.port, i.statuses, i.primary_causes, i.causes, i.started, i.ended,
        cert.not_after, cert.brand
 FROM classifier_details d
@@ -42,7 +35,15 @@ CROSS JOIN LATERAL (
     WHERE s.domain_id = d.domain_id AND s.started_at < %(end)s
       AND (s.ended_at IS NULL OR s.ended_at > %(start)s)
 ) i
-LEFT JOIN leaf l ON l.domain_id = d.domain_id
+CROSS JOIN LATERAL (
+    -- What it served at the month's end: today's chain when it was observed before then, else
+    -- the last chain event before then (its stream, by the (stream_id, stream_version) index).
+    SELECT CASE WHEN d.chain_observed_at < %(end)s THEN d.serving ELSE (
+        SELECT e.data->'serving' FROM events e
+        WHERE e.stream_id = %(stream_prefix)s || d.domain_id::text AND e.event_type = %(chain_event)s
+          AND (e.data->>'observed_at')::timestamptz < %(end)s
+        ORDER BY e.stream_version DESC LIMIT 1) END AS serving
+) l
 LEFT JOIN LATERAL (
     SELECT (c.facts->>'not_after')::timestamptz AS not_after, coalesce(c.facts->>'issuer_org', '') AS brand
     FROM jsonb_each(l.serving) AS served(ip, chain)
@@ -58,7 +59,7 @@ async def domains(
     conn: psycopg.AsyncConnection[Any], account_id: uuid.UUID, p: monthly.Period
 ) -> AsyncIterator[monthly.DomainMonth]:
     """Each domain monitored at some time in the month, summarised; call inside a snapshot."""
-    params = {"chain_event": sc.CERTIFICATE_CHAIN_OBSERVED, "account_text": str(account_id),
+    params = {"chain_event": sc.CERTIFICATE_CHAIN_OBSERVED, "stream_prefix": sc.stream_id(""),
               "account": account_id, "start": p.start, "end": p.end}  # fmt: skip
     async with conn.cursor(name=f"monthly_{uuid.uuid4().hex}") as cur:
         cur.itersize = _ITERSIZE
