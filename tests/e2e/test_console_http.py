@@ -87,6 +87,21 @@ async def test_cookie_and_cross_origin_refusals(stack: Stack, client: httpx.Asyn
     assert (await client.get("/domains/not-a-uuid", headers=me)).status_code == 400
     assert (await client.get(f"/domains/{uuid.uuid4()}", headers=me)).status_code == 404
 
+    # The other pages, each over its gRPC API with the session's (non-admin) key.
+    health = await client.get("/health", headers=me)
+    assert health.status_code == 200
+    assert all(f'<th scope="row">{name}</th>' in health.text for name in ("inventory", "classifier"))
+    assert "SERVING" in health.text
+    quota = await client.get("/quota", headers=me)
+    assert quota.status_code == 200 and "Remaining" in quota.text
+    assert (
+        await client.post("/contacts", headers=same, data={"name": "Ops", "email": "ops@example.com"})
+    ).status_code == 303
+    assert "ops@example.com" in (await client.get("/contacts", headers=me)).text
+    assert 'type="month"' in (await client.get("/reports", headers=me)).text
+    bad_month = await client.get("/reports/monthly?month=2026-13&format=csv", headers=me)
+    assert bad_month.status_code == 400 and "month" in bad_month.text
+
     # Sign-out ends the session and revokes its API key.
     runtime = stack.services["console"].runtime
     assert runtime is not None
