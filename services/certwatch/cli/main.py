@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from certwatch.cli import admin, check, contacts, domains, quota, report, serve, stack, status
+from certwatch.cli import admin, check, contacts, domains, quota, report, serve, stack, status, vod
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_parser(sub)
     status.add_parser(sub)
     report.add_parser(sub)
+    vod.add_parser(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Jinja2 environments for the HTML a service renders (report PDFs, console pages): one
+"""Jinja2 environments for the HTML a service renders (PDF reports, web pages): one
 configuration, so every template escapes, and fails loudly on a missing value, the same way."""
 
 from __future__ import annotations

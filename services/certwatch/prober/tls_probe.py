@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from cryptography import x509
 
-from certwatch.prober import dns
+from certwatch.platform import dns
 from certwatch.prober.ats import ats_check, is_forward_secret
 from certwatch.prober.cert_facts import ParsedCert, parse_der
 from certwatch.prober.chain_checks import check_chain
