@@ -10,10 +10,22 @@ import os
 import time
 from datetime import UTC, datetime
 
-from bench import contracts, enable_at_scale, event_log, first_status, observations, outbox, prober, vod_api
+from bench import (
+    console,
+    contracts,
+    enable_at_scale,
+    event_log,
+    first_status,
+    observations,
+    outbox,
+    prober,
+    reports,
+    vod_api,
+)
 from bench._common import Row, quiet_logs, run_async, setup_telemetry, table
 
-BENCHMARKS = (contracts, event_log, outbox, first_status, enable_at_scale, prober, observations, vod_api)
+BENCHMARKS = (contracts, event_log, outbox, first_status, enable_at_scale, prober, observations, vod_api,
+              console, reports)  # fmt: skip
 
 
 def main() -> None:
