@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 
 from bench import (
+    console,
     contracts,
     enable_at_scale,
     event_log,
@@ -20,6 +21,7 @@ from bench import (
     observations,
     outbox,
     prober,
+    reports,
     vod_api,
 )
 from bench._common import Row, quiet_logs, run_async, setup_telemetry, table
@@ -35,6 +37,8 @@ BENCHMARKS = (
     vod_api,
     hosting_acme,
     notifier_digest,
+    console,
+    reports,
 )
 
 

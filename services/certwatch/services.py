@@ -22,6 +22,7 @@ SERVICES: dict[str, str] = {
     "notifier": "certwatch.notifier.app",
     "hosting": "certwatch.hosting.app",
     "vod": "certwatch.vod.app",
+    "console": "certwatch.console.app",
 }
 PORTS: dict[str, int] = {
     "inventory": 50051,
@@ -30,7 +31,10 @@ PORTS: dict[str, int] = {
     "notifier": 50054,
     "hosting": 50055,
     "vod": 50056,
+    "console": 8000,  # HTTP: the web console (CERTWATCH_CONSOLE_PORT), not gRPC
 }
+# Services whose port is an HTTP edge rather than gRPC (no Ops or gRPC health there).
+HTTP_SERVICES: frozenset[str] = frozenset({"console"})
 
 # Packages whose `migrations/` folders hold the schema, in the order they apply: later
 # components reference the platform's tables. Also the `component` recorded in
@@ -43,6 +47,7 @@ MIGRATIONS: tuple[str, ...] = (
     "certwatch.notifier",
     "certwatch.hosting",
     "certwatch.vod",
+    "certwatch.console",
 )
 
 

@@ -145,17 +145,36 @@ def _cases(tmp: Path) -> list[list[str]]:
         ["certs", "list", "--credentials", missing],
         ["certs", "download", "not-a-uuid", "--format", "pem", "-o", str(tmp / "out.pem")],
         ["certs", "delete", _UNKNOWN],
+        ["report", "not-a-uuid", "--format", "pdf", "-o", str(tmp / "r.pdf")],
+        ["report", _UNKNOWN, "--format", "json", "-o", str(tmp / "r.json")],
+        ["report", _UNKNOWN, "--format", "csv", "-o", str(tmp / "r.csv")],
+        ["report", "--month", "2026-13", "--format", "csv", "-o", str(tmp / "m.csv")],
+        [
+            "report",
+            "--month",
+            "2026-11",
+            "--format",
+            "pdf",
+            "--time-zone",
+            "Mars/Olympus",
+            "-o",
+            str(tmp / "m.pdf"),
+        ],
+        ["report", "--format", "pdf", "-o", str(tmp / "none.pdf")],
+        ["report", _UNKNOWN, "--format", "pdf", "-o", str(tmp / "no" / "such" / "dir.pdf")],
+        ["accounts", "add-user", "someone", "--account", "not-a-uuid"],
+        ["accounts", "add-user", "someone", "--var", str(tmp / "no-stack")],  # no account to default to
     ]
 
 
 def _connection(stack: Stack, argv: list[str], admin_key: str) -> list[str]:
     """The stack's address and key, unless the case gives its own."""
-    if argv[0] == "check" or argv[:2] == ["domains", "template"]:
+    if argv[0] == "check" or argv[:2] in (["domains", "template"], ["accounts", "add-user"]):
         return argv
     key = admin_key if "--admin-key" in argv else stack.api_key
     argv = [a for a in argv if a != "--admin-key"]
     service = (
-        "classifier" if tuple(argv[:2]) in _CLASSIFIER else "vod" if argv[0] == "vod"
+        "classifier" if tuple(argv[:2]) in _CLASSIFIER or argv[0] == "report" else "vod" if argv[0] == "vod"
         else "notifier" if argv[0] == "alerts" or argv[:2] == ["contacts", "test"]
         else "hosting" if argv[0] in ("hosting", "certs") else "inventory"
     )  # fmt: skip

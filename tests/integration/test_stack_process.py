@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from certwatch.platform import localstack
-from certwatch.services import PORTS
+from certwatch.services import HTTP_SERVICES, PORTS
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="process supervision uses Linux /proc")
 
@@ -66,7 +67,14 @@ class RunningStack:
         raise AssertionError(f"no such child of the stack; output:\n{self.text()[-3000:]}")
 
     def serving(self) -> bool:
-        for port in self.ports.values():
+        for name, port in self.ports.items():
+            if name in HTTP_SERVICES:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).text != "SERVING":
+                        return False
+                except httpx.HTTPError:
+                    return False
+                continue
             try:
                 with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                     reply = health_pb2_grpc.HealthStub(channel).Check(
@@ -154,13 +162,18 @@ def running() -> Iterator[RunningStack]:
 def test_every_port_in_the_banner_credentials_and_state_is_the_one_in_use(running: RunningStack) -> None:
     text = running.text()
     banner = {m[1]: int(m[2]) for m in re.finditer(r"^  (\w+) +127\.0\.0\.1:(\d+) \(gRPC\)$", text, re.M)}
-    assert banner == running.ports
+    console = re.search(r"^  Console +http://127\.0\.0\.1:(\d+)/ ", text, re.M)
+    assert console is not None and {**banner, "console": int(console[1])} == running.ports
     creds = json.loads((running.var / "credentials.json").read_text())
+    assert creds["console_user"] == "admin" and len(creds["console_password"]) >= 12
     assert creds["ports"] == running.ports
     state = localstack.saved_ports(running.var)
     assert {n: state[n] for n in PORTS} == running.ports
     assert f"nats://127.0.0.1:{state['nats']}" in text
     _wait_until(running.serving, 60, "every service SERVING on its CERTWATCH_*_PORT")
+    signin = httpx.post(f"http://127.0.0.1:{running.ports['console']}/signin", timeout=10,
+                        data={"username": creds["console_user"], "password": creds["console_password"]})  # fmt: skip
+    assert signin.status_code == 303 and "certwatch_session" in signin.cookies
     assert f"  VOD API     http://127.0.0.1:{state['vod_http']}/ " in text
     assert _vod_refusal(state["vod_http"])["Code"] == "IncompleteSignature"  # served, in Alibaba's format
 

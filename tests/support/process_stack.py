@@ -19,12 +19,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from certwatch.platform.config import Settings
 from certwatch.platform.localstack import free_port
 from certwatch.platform.shredding import new_master_key
-from certwatch.services import PORTS
+from certwatch.services import HTTP_SERVICES, PORTS
 from tests.support.stack import new_account
 
 START_TIMEOUT_S = 60.0
@@ -77,8 +78,20 @@ def settings_env(s: Settings, ports: dict[str, int]) -> dict[str, str]:
     return env
 
 
-def wait_serving(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _http_serving(port: int) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).text == "SERVING"
+    return False
+
+
+def wait_serving(port: int, proc: subprocess.Popen[bytes], log: Path, *, http: bool = False) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
+    while http and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"service exited while starting: {log.read_text()[-2000:]}")
+        if _http_serving(port):
+            return
+        time.sleep(0.1)
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
@@ -117,7 +130,7 @@ async def process_stack(settings: Settings, *, units: int = 100) -> AsyncIterato
         for name in PORTS:
             procs[name] = spawn(name, settings, ports, logs / f"{name}.log")
         for name, proc in procs.items():
-            wait_serving(ports[name], proc, logs / f"{name}.log")
+            wait_serving(ports[name], proc, logs / f"{name}.log", http=name in HTTP_SERVICES)
         yield ProcessStack(settings, ports, key, account_id, logs)
     finally:
         for proc in procs.values():

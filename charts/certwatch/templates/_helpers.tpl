@@ -86,7 +86,11 @@ app.kubernetes.io/component: {{ .name }}
 {{/* Probe action: native gRPC health checks; TCP when the server speaks TLS (kubelet's gRPC
      probe is plaintext only). Call with (dict "root" $ "port" N). */}}
 {{- define "certwatch.probeAction" -}}
-{{- if .root.Values.grpcTls.existingSecret }}
+{{- if .http }}
+httpGet:
+  path: /healthz
+  port: {{ .port }}
+{{- else if .root.Values.grpcTls.existingSecret }}
 tcpSocket:
   port: {{ .port }}
 {{- else }}

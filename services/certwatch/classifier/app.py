@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from certwatch.classifier import api, details, removals, status_intervals, status_view
+from certwatch.classifier.reports import api as reports_api
 from certwatch.classifier.verdicts import VerdictWriter
 from certwatch.platform import observation_stream
 from certwatch.platform.observations import ObservationMaintainer
@@ -16,7 +17,10 @@ async def build(rt: Runtime) -> Parts:
     await observation_stream.ensure_stream(rt.bus.js, replicas=rt.settings.stream_replicas)
     consumer = observation_stream.ObservationConsumer(rt.bus.js, DURABLE, VerdictWriter(rt.event_log))
     return Parts(
-        registrations=[api.registration(api.ClassifierApi(rt.event_log))],
+        registrations=[
+            api.registration(api.ClassifierApi(rt.event_log)),
+            reports_api.registration(reports_api.ReportsApi(rt.event_log)),
+        ],
         projections=[
             removals.REMOVALS,
             status_view.STATUS_VIEW,

@@ -41,19 +41,19 @@ def add_parser(subparsers: Any) -> None:
     create = sub.add_parser("create-account", help="create an account and print its first API key")
     create.add_argument("name")
     create.add_argument("--admin", action="store_true", help="the key gets the admin role")
-    create.set_defaults(handler=_sync(_create_account))
+    create.set_defaults(handler=sync(_create_account))
     purchase = sub.add_parser("purchase", help="record a quota purchase for an account")
     purchase.add_argument("account_id")
     purchase.add_argument("--domains", default="1", help="domains per package")
     purchase.add_argument("--quantity", default="1")
     purchase.add_argument("--years", default="1")
-    purchase.set_defaults(handler=_sync(_purchase))
+    purchase.set_defaults(handler=sync(_purchase))
     rb = sub.add_parser("rebuild", help="empty a projection and replay the event log into it")
     rb.add_argument("projection", help="projection name, or 'list' to list them")
-    rb.set_defaults(handler=_sync(_rebuild))
+    rb.set_defaults(handler=sync(_rebuild))
 
 
-def _sync(
+def sync(
     fn: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
 ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:

@@ -59,11 +59,16 @@ def connect(args: argparse.Namespace, service: str) -> tuple[grpc.Channel, tuple
             "no API key: pass --api-key, set CERTWATCH_API_KEY, or run `make run` (it writes"
             " var/credentials.json)"
         )
+    return grpc.insecure_channel(address(args, service, creds)), (("authorization", f"Bearer {key}"),)
+
+
+def address(args: argparse.Namespace, service: str, creds: dict[str, Any] | None = None) -> str:
+    """HOST:PORT of a service: `--server`, `CERTWATCH_<SERVICE>_ADDR`, else the credentials file."""
     server = args.server or os.environ.get(f"CERTWATCH_{service.upper()}_ADDR")
-    if not server:
-        host = creds.get("grpc_host", "127.0.0.1")
-        server = f"{host}:{creds.get('ports', {}).get(service, PORTS[service])}"
-    return grpc.insecure_channel(server), (("authorization", f"Bearer {key}"),)
+    if server:
+        return str(server)
+    creds = _credentials(args) if creds is None else creds
+    return f"{creds.get('grpc_host', '127.0.0.1')}:{creds.get('ports', {}).get(service, PORTS[service])}"
 
 
 def call(fn: Callable[..., Any], request: Any, metadata: Any) -> Any:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from certwatch.cli import admin, alerts, check, contacts, domains, hosting, quota, serve, stack, status, vod
+from certwatch.cli import admin, alerts, check, contacts, domains, hosting, quota, report, serve, stack, status, vod
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     stack.add_parser(sub)
     status.add_parser(sub)
+    report.add_parser(sub)
     vod.add_parser(sub)
     hosting.add_parser(sub)
     return parser

@@ -8,6 +8,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
+from certwatch.cli import accounts
 from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, positive_int, table
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
@@ -43,6 +44,7 @@ def add_parser(subparsers: Any) -> None:
     revoke.add_argument("key_id")
     add_connection_options(revoke)
     revoke.set_defaults(handler=_revoke)
+    accounts.add_user_parser(sub)
 
 
 def _stub(args: argparse.Namespace) -> tuple[inventory_pb2_grpc.InventoryStub, Any]:

@@ -8,7 +8,8 @@ why, when one keeps dying), and every child's output goes to a size-capped, rota
 
 Ports: `CERTWATCH_<SERVICE>_PORT` if set, else the ones saved in `var/stack.json`, else the
 defaults, each replaced by a free one when taken. The first run creates a local account with
-some quota; `var/credentials.json` holds its key and the ports, and the CLI reads it.
+some quota, and a web console user; `var/credentials.json` holds the key, the ports and the
+console's `console_user` and `console_password`, and the CLI reads it.
 Ctrl-C stops everything: services first (graceful), then NATS, then PostgreSQL.
 """
 
@@ -32,13 +33,15 @@ from typing import Any
 
 from certwatch.cli import admin
 from certwatch.cli.client import CliError, fail
+from certwatch.console import users
 from certwatch.platform import auth, config, localstack, logs
+from certwatch.platform.errors import AlreadyExists
 from certwatch.platform.events import stable_id
 from certwatch.platform.shredding import new_master_key
 from certwatch.platform.supervisor import Child, GiveUp, Supervisor
 from certwatch.rules import quota
 from certwatch.rules.targets import ValidationError
-from certwatch.services import PORTS
+from certwatch.services import HTTP_SERVICES, PORTS
 
 VOD_HTTP = "vod_http"  # the VOD HTTP API's port: CERTWATCH_VOD_HTTP_PORT, as CERTWATCH_<NAME>_PORT
 PREFERRED_PORTS = {"postgres": 55432, "nats": 54222, **PORTS, VOD_HTTP: config.Settings().vod_http_port}
@@ -246,9 +249,26 @@ async def _bootstrap(url: str, path: Path, units: int, ports: dict[str, int]) ->
                 pool, account_id, units, event_id=stable_id("stack-quota", account_id)
             )
             del creds["quota_purchased"]
+        if "console_user" not in creds:
+            password = users.new_password()
+            user = await _console_user(pool, uuid.UUID(creds["account_id"]), password)
+            creds.update(console_user=user, console_password=password)
+            _write_private(path, creds)
     finally:
         await pool.close()
     _write_private(path, {**creds, "grpc_host": "127.0.0.1", "ports": ports})
+
+
+async def _console_user(pool: Any, account_id: uuid.UUID, password: str) -> str:
+    """The first console user, `admin` (another name if an earlier start made that one and
+    died before saving its password)."""
+    for name in ("admin", *(f"admin-{n}" for n in range(2, 100))):
+        try:
+            await users.add_user(pool, account_id, name, password)
+        except AlreadyExists:
+            continue
+        return name
+    raise CliError("could not create a console user: admin … admin-99 all exist")
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
@@ -265,9 +285,12 @@ def _banner(
 ) -> None:  # fmt: skip
     hint = " (JSON lines; CERTWATCH_LOG_FORMAT=text for plain text)" if log_format == "json" else ""
     lines = ["", "certwatch is running.", f"  PostgreSQL  {pg.url}", f"  NATS        {nats.url}"]
-    lines += [f"  {name:<11} 127.0.0.1:{port} (gRPC)" for name, port in services.items()]
+    lines += [f"  {name:<11} 127.0.0.1:{port} (gRPC)" for name, port in services.items()
+              if name not in HTTP_SERVICES]  # fmt: skip
     lines += [f"  VOD API     http://127.0.0.1:{vod_http}/ (Alibaba Cloud VOD, `certwatch vod keys create`)"]
     lines += [
+        f"  Console     http://127.0.0.1:{services['console']}/ (sign in with console_user and"
+        f" console_password from {var / 'credentials.json'})",
         f"  API key     in {var / 'credentials.json'} (the CLI reads it)",
         f"  Logs        {var / 'logs'}/{hint}",
         "",

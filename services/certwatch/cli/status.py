@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+import httpx
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from certwatch.cli.client import CliError, add_connection_options, connect, describe, fail, table
-from certwatch.services import PORTS
+from certwatch.cli.client import CliError, add_connection_options, address, connect, describe, fail, table
+from certwatch.services import HTTP_SERVICES, PORTS
 from certwatch.v1 import ops_pb2 as pb
 from certwatch.v1 import ops_pb2_grpc
 
@@ -57,7 +58,22 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=_status)
 
 
+def _read_http(args: argparse.Namespace, service: str) -> Reading:
+    """A service whose edge is HTTP (the console): its health is `GET /healthz`."""
+    try:
+        answer = httpx.get(f"http://{address(args, service)}/healthz", timeout=TIMEOUT_S)
+    except CliError as exc:
+        return Reading(service, "UNKNOWN", error=str(exc), problems=[str(exc)], refused=str(exc))
+    except httpx.HTTPError:
+        return Reading(service, "UNREACHABLE", error=f"unreachable within {TIMEOUT_S:.0f} s",
+                       problems=[f"{service}: unreachable"])  # fmt: skip
+    health = answer.text.strip() if answer.text.strip() in ("SERVING", "NOT_SERVING") else "UNKNOWN"
+    return Reading(service, health, problems=[] if health == "SERVING" else [f"{service} is {health}"])
+
+
 def _read(args: argparse.Namespace, service: str) -> Reading:
+    if service in HTTP_SERVICES:
+        return _read_http(args, service)
     try:
         channel, metadata = connect(args, service)
     except CliError as exc:

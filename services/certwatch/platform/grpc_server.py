@@ -3,8 +3,9 @@ health checking that reflects real dependencies, reflection, graceful stop."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -59,43 +60,62 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
         method: str = details.method
-        if handler is None or method.startswith(_PUBLIC_PREFIXES) or handler.unary_unary is None:
+        if handler is None or method.startswith(_PUBLIC_PREFIXES):
+            return handler
+        deserialize = handler.request_deserializer
+        if handler.unary_stream is not None:
+            streamed = handler.unary_stream
+
+            async def stream(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+                async with self._served(method, context):
+                    async for message in streamed(_decode(deserialize, raw), context):
+                        yield message
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream, request_deserializer=None, response_serializer=handler.response_serializer
+            )
+        if handler.unary_unary is None:
             return handler
         inner = handler.unary_unary
-        deserialize = handler.request_deserializer
 
         async def call(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-            parent = telemetry.context_from(metadata)
-            with (
-                telemetry.tracer().start_as_current_span(method, context=parent, kind=telemetry.SERVER),
-                db.failing_fast(),
-            ):
-                token = None
-                try:
-                    if self._verifier is not None:
-                        token = auth.bind(await self._verifier.verify(metadata.get("authorization")))
-                    return await inner(_decode(deserialize, raw), context)
-                except psycopg.OperationalError as exc:  # lost connection, pool timeout
-                    log.warning("database unavailable in %s: %s", method, exc)
-                    unavailable = errors.TransientStoreError("the database is unavailable; retry shortly")
-                    await self._abort(context, unavailable)
-                except error_codes.MAPPED as exc:
-                    await self._abort(context, exc)
-                except grpc.aio.AbortError:
-                    raise
-                except Exception:
-                    log.exception("unhandled error in %s", method)
-                    await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server logs")
-                finally:
-                    if token is not None:
-                        auth.unbind(token)
+            async with self._served(method, context):
+                return await inner(_decode(deserialize, raw), context)
 
         return grpc.unary_unary_rpc_method_handler(
             call,
             request_deserializer=None,  # bytes: decoded in `call`, so bad bytes are INVALID_ARGUMENT
             response_serializer=handler.response_serializer,
         )
+
+    @contextlib.asynccontextmanager
+    async def _served(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        """Around every call, unary or streamed: trace, authenticate, map errors to codes."""
+        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        parent = telemetry.context_from(metadata)
+        with (
+            telemetry.tracer().start_as_current_span(method, context=parent, kind=telemetry.SERVER),
+            db.failing_fast(),
+        ):
+            token = None
+            try:
+                if self._verifier is not None:
+                    token = auth.bind(await self._verifier.verify(metadata.get("authorization")))
+                yield
+            except psycopg.OperationalError as exc:  # lost connection, pool timeout
+                log.warning("database unavailable in %s: %s", method, exc)
+                unavailable = errors.TransientStoreError("the database is unavailable; retry shortly")
+                await self._abort(context, unavailable)
+            except error_codes.MAPPED as exc:
+                await self._abort(context, exc)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                log.exception("unhandled error in %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server logs")
+            finally:
+                if token is not None:
+                    auth.unbind(token)
 
     @staticmethod
     async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:

@@ -46,12 +46,25 @@ class Worker(Protocol):
     def stop(self) -> None: ...
 
 
+class HttpEdge(Worker, Protocol):
+    """A service whose edge is HTTP rather than gRPC: it listens on the service's port, where
+    a gRPC server would, and reports the service's health at a path of its own."""
+
+    @property
+    def port(self) -> int: ...
+
+    async def listening(self) -> None: ...
+    def set_serving(self, serving: bool) -> None: ...
+
+
 @dataclass
 class Parts:
     registrations: Sequence[Registration] = ()
     projections: Sequence[Projection] = ()
     workers: Sequence[Worker] = ()
     on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Instead of a gRPC server: an HTTP edge started on (host, the service's port).
+    http: Callable[[str, int], HttpEdge] | None = None
 
 
 Build = Callable[[Runtime], Awaitable[Parts]]
@@ -73,6 +86,7 @@ class Service:
         self._tasks: list[asyncio.Task[None]] = []
         self._stoppables: list[Worker] = []
         self.server: GrpcServer | None = None
+        self.http: HttpEdge | None = None
         self.verifier: auth.KeyVerifier | None = None
         self.runtime: Runtime | None = None
         self._parts: Parts | None = None
@@ -80,6 +94,8 @@ class Service:
 
     @property
     def port(self) -> int:
+        if self.http is not None:
+            return self.http.port
         return self.server.port if self.server else self._port
 
     async def start(self) -> None:
@@ -95,18 +111,24 @@ class Service:
             self.name, event_log, lambda: (relay, runners, parts.workers), lambda: self.serving
         )
         self.verifier = auth.KeyVerifier(pool, url=s.database_url)
-        self.server = GrpcServer([*parts.registrations, ops_api.registration(ops)], self.verifier)
-        self.server.bind(f"{s.grpc_host}:{self._port}", tls=_tls(s))
-        await self.server.start()
         self._stoppables = [self.verifier, relay, *runners, *parts.workers]
+        if parts.http is not None:
+            self.http = parts.http(s.grpc_host, self._port)
+            self._stoppables.append(self.http)
+        else:
+            self.server = GrpcServer([*parts.registrations, ops_api.registration(ops)], self.verifier)
+            self.server.bind(f"{s.grpc_host}:{self._port}", tls=_tls(s))
+            await self.server.start()
         self._tasks = [asyncio.create_task(w.run(), name=type(w).__name__) for w in self._stoppables]
         for task in self._tasks:
             task.add_done_callback(_report_exit)
+        if self.http is not None:
+            await self.http.listening()
         self._tasks.append(asyncio.create_task(self._health_loop(), name="health"))
         log.info("%s listening on %s:%d", self.name, s.grpc_host, self.port)
 
     async def _health_loop(self) -> None:
-        assert self.runtime is not None and self.server is not None
+        assert self.runtime is not None
         while True:
             ok = self.runtime.bus is not None and self.runtime.bus.nc.is_connected
             try:
@@ -119,7 +141,10 @@ class Service:
             if any(t.done() for t in workers) or any(getattr(w, "failing", False) for w in self._stoppables):
                 ok = False
             self.serving = ok
-            await self.server.set_serving(ok)
+            if self.server is not None:
+                await self.server.set_serving(ok)
+            if self.http is not None:
+                self.http.set_serving(ok)
             await asyncio.sleep(2.0 if ok else 0.5)
 
     async def stop(self) -> None:

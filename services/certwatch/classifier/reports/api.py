@@ -1,0 +1,163 @@
+"""The Reports gRPC API: per-domain and monthly reports as streamed bytes.
+
+Scoped like every classifier query: the per-domain report is built from the Classifier
+API's own answers (GetMonitoringDetails, ListStatusIntervals) for the caller, so another
+account's id is NOT_FOUND; the monthly report reads only the caller's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+
+from certwatch.classifier.api import ClassifierApi
+from certwatch.classifier.reports import charts, month_csv, month_rows, monthly, pending, render
+from certwatch.platform import auth, db
+from certwatch.platform.errors import InvalidArgument
+from certwatch.platform.eventlog import EventLog
+from certwatch.rules.targets import unicode_hostname
+from certwatch.v1 import classifier_pb2 as cpb
+from certwatch.v1 import reports_pb2 as pb
+from certwatch.v1 import reports_pb2_grpc
+
+PDF, JSON, CSV = "application/pdf", "application/json", "text/csv; charset=utf-8"
+_MAX_INTERVAL_PAGES = 200  # 100,000 intervals: far past any real domain's history
+
+
+def _format(value: str, allowed: dict[str, str]) -> str:
+    if value not in allowed:
+        raise InvalidArgument([("format", f"must be one of {', '.join(allowed)}, got {value!r}")])
+    return allowed[value]
+
+
+def _when(stamp: Any) -> str:
+    return stamp.ToDatetime(tzinfo=UTC).replace(microsecond=0).isoformat() if stamp.seconds else ""
+
+
+class ReportsApi(reports_pb2_grpc.ReportsServicer):
+    def __init__(
+        self, event_log: EventLog, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self._log = event_log
+        self._clock = clock
+        self._classifier = ClassifierApi(event_log, clock=clock)
+
+    async def DomainReport(
+        self, request: pb.DomainReportRequest, context: Any
+    ) -> AsyncIterator[pb.ReportChunk]:
+        content_type = _format(request.format, {"pdf": PDF, "json": JSON})
+        details = await self._classifier.GetMonitoringDetails(
+            cpb.StatusRequest(domain_id=request.domain_id), context
+        )
+        intervals = await self._intervals(request.domain_id, context)
+        now = self._clock()
+        if content_type == JSON:
+            data = _domain_json(details, intervals, now)
+        else:
+            data = await asyncio.to_thread(_domain_pdf, details, intervals, now)
+        name = f"certwatch-report-{details.domain_id}.{request.format}"
+        async for chunk in _chunks(data, content_type, name):
+            yield chunk
+
+    async def _intervals(self, domain_id: str, context: Any) -> list[cpb.StatusInterval]:
+        found: list[cpb.StatusInterval] = []
+        token = ""
+        for _ in range(_MAX_INTERVAL_PAGES):
+            page = await self._classifier.ListStatusIntervals(
+                cpb.StatusIntervalsRequest(domain_id=domain_id, page_size=500, page_token=token), context
+            )
+            found.extend(page.intervals)
+            token = page.next_page_token
+            if not token:
+                break
+        return found
+
+    async def MonthlyReport(
+        self, request: pb.MonthlyReportRequest, context: Any
+    ) -> AsyncIterator[pb.ReportChunk]:
+        content_type = _format(request.format, {"pdf": PDF, "csv": CSV})
+        account = auth.current().account_id
+        p = monthly.period(request.month, request.time_zone, self._clock())
+        name = f"certwatch-monthly-{p.month}.{request.format}"
+        async with db.snapshot(self._log.pool) as conn:
+            rows = month_rows.domains(conn, account, p)
+            if content_type == CSV:
+                first = True
+                async for data in month_csv.write(rows, p):
+                    yield pb.ReportChunk(
+                        data=data, content_type=CSV if first else "", filename=name if first else ""
+                    )
+                    first = False
+                return
+            found = [d async for d in rows]  # a PDF is laid out whole; see bench/reports.py
+        data = await asyncio.to_thread(_monthly_pdf, str(account), found, p)
+        async for chunk in _chunks(data, content_type, name):
+            yield chunk
+
+
+async def _chunks(data: bytes, content_type: str, filename: str) -> AsyncIterator[pb.ReportChunk]:
+    for n, part in enumerate(render.chunks(data) if data else [b""]):
+        yield pb.ReportChunk(data=part, content_type=content_type if n == 0 else "",
+                             filename=filename if n == 0 else "")  # fmt: skip
+
+
+def _interval_dict(i: cpb.StatusInterval) -> dict[str, Any]:
+    return {"status": i.status, "primary_cause": i.primary_cause or None, "causes": list(i.causes),
+            "started_at": _when(i.started_at), "ended_at": _when(i.ended_at) or None,
+            "duration_seconds": round(i.duration_seconds, 3)}  # fmt: skip
+
+
+def _domain_json(details: cpb.MonitoringDetails, intervals: list[cpb.StatusInterval], now: datetime) -> bytes:
+    report = {
+        "report": "monitoring",
+        "generated_at": render.stamp(now.astimezone(UTC)),
+        "monitoring_details": MessageToDict(details, preserving_proto_field_name=True),
+        "status_intervals": [_interval_dict(i) for i in intervals],
+        "alerts_sent": {"available": False, "note": pending.ALERTS_SENT},
+    }
+    return json.dumps(report, indent=2, ensure_ascii=False, sort_keys=True).encode() + b"\n"
+
+
+def _domain_pdf(details: cpb.MonitoringDetails, intervals: list[cpb.StatusInterval], now: datetime) -> bytes:
+    certs = [c for chain in details.chains for c in chain.certificates]
+    certs += [c.certificate for c in details.certificates]
+    times = {c.sha256: f"{_when(c.not_before)} to {_when(c.not_after)}" for c in certs}
+    document = render.html(
+        "domain.html", d=details, host=unicode_hostname(details.details.host),
+        created=render.stamp(now.astimezone(UTC)), checked_at=_when(details.details.checked_at),
+        times=times, intervals=[_interval_dict(i) for i in intervals],
+        updates=[(_when(u.observed_at), c) for u in details.domain_name_updates for c in u.changes],
+        alerts_note=pending.ALERTS_SENT,
+    )  # fmt: skip
+    return render.pdf(document)
+
+
+def _percent(ratio: float | None) -> str:
+    return "no monitoring" if ratio is None else f"{100 * ratio:.2f}%"
+
+
+def _monthly_pdf(account: str, found: list[monthly.DomainMonth], p: monthly.Period) -> bytes:
+    totals = monthly.Totals(len(p.days))
+    for d in found:
+        totals.add(d)
+    expiring = sorted((d for d in found if monthly.expiring_within(d) is not None),
+                      key=lambda d: (d.expiry.not_after if d.expiry else p.end, d.host))  # fmt: skip
+    timeline = [(d.expiry.days_left, f"{d.host}:{d.port}") for d in expiring if d.expiry]
+    document = render.html(
+        "monthly.html", p=p, account=account, totals=totals, domains=found, expiring=expiring,
+        day_chart=charts.status_per_day(p.days, totals.per_day, totals.statuses),
+        expiry_chart=charts.expiry_timeline(timeline, monthly.EXPIRY_WINDOWS[-1]),
+        strip=lambda spans: charts.strip(monthly.segments(spans, p)), created=render.stamp(p.until),
+        iso=lambda value: monthly.local(value, p), percent=_percent,
+        renewals_note=pending.HOSTING_RENEWALS, alerts_note=pending.ALERTS_SENT,
+    )  # fmt: skip
+    return render.pdf(document)
+
+
+def registration(api: ReportsApi) -> tuple[Any, Any, str]:
+    return (reports_pb2_grpc.add_ReportsServicer_to_server, api, "certwatch.v1.Reports")

@@ -1,0 +1,106 @@
+"""The monthly report's two charts as plain geometry for an SVG template: no plotting library
+(matplotlib would add ~80 MB for two charts), and the same numbers give the same bytes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+COLOURS = {"SECURE": "#1b5e20", "ABNORMAL": "#b71c1c", "ENABLE_FAILED": "#e65100", "ENABLING": "#0d47a1"}
+OTHER = "#616161"
+WIDTH, HEIGHT, MARGIN = 720, 220, 36
+_MAX_STACK = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    colour: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    x: float
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    width: int
+    height: int
+    bars: tuple[Bar, ...]
+    ticks: tuple[Tick, ...]
+    top: int  # the value at the top of the axis
+    legend: tuple[tuple[str, str], ...]
+
+
+def colour(status: str) -> str:
+    return COLOURS.get(status, OTHER)
+
+
+def status_per_day(days: Sequence[date], counts: Sequence[Counter[str]], statuses: Sequence[str]) -> Chart:
+    """Stacked bars: how many domains held each status (longest that day), day by day."""
+    top = max((sum(c.values()) for c in counts), default=0) or 1
+    plot_w, plot_h = WIDTH - 2 * MARGIN, HEIGHT - 2 * MARGIN
+    step = plot_w / max(1, len(days))
+    bars: list[Bar] = []
+    for n, (day, counter) in enumerate(zip(days, counts, strict=True)):
+        base: float = HEIGHT - MARGIN
+        for status in statuses:
+            if counter[status]:
+                h = plot_h * counter[status] / top
+                base -= h
+                bars.append(Bar(round(MARGIN + n * step + 1, 2), round(base, 2), round(step - 2, 2),
+                                round(h, 2), colour(status), f"{day}: {counter[status]} {status}"))  # fmt: skip
+    ticks = tuple(Tick(round(MARGIN + (n + 0.5) * step, 2), str(d.day)) for n, d in enumerate(days))
+    return Chart(WIDTH, HEIGHT, tuple(bars), ticks, top, tuple((s, colour(s)) for s in statuses))
+
+
+def expiry_timeline(expiries: Sequence[tuple[int, str]], window: int) -> Chart:
+    """Certificates expiring in the `window` days after the month: a dot per certificate on a
+    day axis, stacked when several expire the same day. `expiries`: (days after end, label)."""
+    plot_w = WIDTH - 2 * MARGIN
+    step = plot_w / window
+    stacked: Counter[int] = Counter()
+    dots: list[Bar] = []
+    for days, label in sorted(expiries):
+        level = stacked[days]
+        stacked[days] += 1
+        if level >= _MAX_STACK:  # the table below the chart lists every one
+            continue
+        dots.append(Bar(round(MARGIN + days * step, 2), HEIGHT - MARGIN - 10 - level * 9, 7, 7,
+                        colour("ABNORMAL") if days < 30 else colour("ENABLE_FAILED"), label))  # fmt: skip
+    ticks = tuple(Tick(round(MARGIN + d * step, 2), f"+{d}d") for d in range(0, window + 1, 10))
+    return Chart(WIDTH, HEIGHT, tuple(dots), ticks, max(stacked.values(), default=0), ())
+
+
+@dataclass(frozen=True, slots=True)
+class Strip:
+    """A domain's month as one box in the colour it held longest, with a box on top for each
+    stretch in another colour (WeasyPrint's cost grows with boxes; gradients cost more still)."""
+
+    base: str
+    overlays: tuple[tuple[float, float, str], ...]  # (left %, width %, colour)
+
+
+def strip(segments: Sequence[tuple[str | None, float]]) -> Strip:
+    """`segments`: (status or None for unmonitored, share of the month), in order."""
+    held: dict[str | None, float] = {}
+    for status, share in segments:
+        held[status] = held.get(status, 0.0) + share
+    held[None] = held.get(None, 0.0) + max(0.0, 1.0 - sum(held.values()))
+    base = max(held, key=lambda s: (held[s], s or ""))
+    overlays, at = [], 0.0
+    for status, share in segments:
+        if status != base and share > 0:
+            overlays.append((round(100 * at, 3), round(100 * share, 3), colour(status) if status else "#fff"))
+        at += share
+    if base is not None and at < 1.0:
+        overlays.append((round(100 * at, 3), round(100 * (1.0 - at), 3), "#fff"))
+    return Strip(colour(base) if base else "#fff", tuple(overlays))

@@ -1,0 +1,79 @@
+"""The monthly report's arithmetic: local days across a DST change, the status held longest
+each day, incidents clipped to the month, expiry windows, the strip and durations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from certwatch.classifier.reports import charts, monthly
+from certwatch.platform.errors import InvalidArgument
+
+NOW = datetime(2026, 12, 2, tzinfo=UTC)
+
+
+def _interval(status: str, start: datetime, end: datetime | None) -> monthly.Interval:
+    cause = None if status == "SECURE" else "NETWORK_CONNECTION_FAILURE"
+    return monthly.Interval(status, cause, (cause,) if cause else (), start, end)
+
+
+def test_local_days_follow_the_zone_across_a_dst_change() -> None:
+    p = monthly.period("2026-10", "Europe/Berlin", NOW)
+    assert len(p.days) == 31 and p.complete
+    assert p.start == datetime(2026, 9, 30, 22, tzinfo=UTC) and p.end == datetime(
+        2026, 10, 31, 23, tzinfo=UTC
+    )
+    lengths = {d: (b - a) for d, a, b in zip(p.days, p.bounds, p.bounds[1:], strict=False)}
+    assert lengths[datetime(2026, 10, 25).date()] == 25 * 3600  # clocks go back: a 25-hour day
+    assert {v for k, v in lengths.items() if k.day != 25} == {24 * 3600}
+
+
+def test_the_status_held_longest_each_day_and_incidents_clipped_to_the_month() -> None:
+    p = monthly.period("2026-10", "", NOW)
+    day = timedelta(days=1)
+    intervals = [
+        _interval("SECURE", p.start - 5 * day, p.start + day + timedelta(hours=10)),
+        _interval("ABNORMAL", p.start + day + timedelta(hours=10), p.start + 3 * day),  # 14 h, then 24 h
+        _interval("SECURE", p.start + 3 * day, p.end + 9 * day),
+    ]
+    d = monthly.summarize("id", "a.example", 443, intervals, None, p)
+    assert d.day_status[:4] == ("SECURE", "ABNORMAL", "ABNORMAL", "SECURE")
+    assert d.monitored_seconds == 31 * 86400
+    [incident] = d.incidents
+    assert incident.seconds == 38 * 3600 and not incident.open
+    assert monthly.duration(incident.seconds) == "1d 14:00:00"
+    assert d.spans[-1].end == p.end and d.spans[-1].open  # it went on after the month: clipped, ongoing
+    later = monthly.summarize(
+        "id", "a.example", 443, [_interval("SECURE", p.start + 10 * day, None)], None, p
+    )
+    assert later.day_status[:11] == (None,) * 10 + ("SECURE",) and later.spans[0].open
+
+
+def test_expiry_windows_are_counted_from_the_months_end() -> None:
+    p = monthly.period("2026-10", "", NOW)
+    spans = [_interval("SECURE", p.start, None)]
+
+    def window(days: float) -> int | None:
+        leaf = monthly.expiry(p.end + timedelta(days=days), "CA", p)
+        return monthly.expiring_within(monthly.summarize("id", "h", 443, spans, leaf, p))
+
+    assert [window(d) for d in (0.5, 29.9, 30, 59.9, 60, -1)] == [30, 30, 60, 60, None, None]
+
+
+def test_the_strip_is_one_box_with_overlays() -> None:
+    p = monthly.period("2026-10", "", NOW)
+    half = p.start + (p.end - p.start) / 2
+    spans = monthly.clip([_interval("SECURE", half, None)], p)
+    strip = charts.strip(monthly.segments(spans, p))
+    assert strip.base == charts.colour("SECURE") and strip.overlays == ((0.0, 50.0, "#fff"),)
+
+
+@pytest.mark.parametrize(("month", "zone", "field"), [
+    ("2026-1", "", "month"), ("2026-00", "", "month"), ("1969-12", "", "month"), ("2027-01", "", "month"),
+    ("2026-11", "Nowhere/City", "time_zone"),
+])  # fmt: skip
+def test_bad_periods_name_their_field(month: str, zone: str, field: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        monthly.period(month, zone, NOW)
+    assert info.value.violations[0][0] == field
