@@ -8,7 +8,20 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from certwatch.cli import admin, alerts, check, contacts, domains, hosting, quota, report, serve, stack, status, vod
+from certwatch.cli import (
+    admin,
+    alerts,
+    check,
+    contacts,
+    domains,
+    hosting,
+    quota,
+    report,
+    serve,
+    stack,
+    status,
+    vod,
+)
 
 
 class _Parser(argparse.ArgumentParser):
