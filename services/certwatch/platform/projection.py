@@ -22,7 +22,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import Error as JetStreamError
 from opentelemetry import trace
-from opentelemetry.trace import Link
+from opentelemetry.trace import Link, StatusCode
 
 from certwatch.platform import bus as busmod
 from certwatch.platform import telemetry
@@ -212,18 +212,31 @@ async def _horizon_passed(conn: Conn, cursor: Cursor) -> bool:
 
 async def _apply_page(projection: Projection, conn: Conn, events: Sequence[RecordedEvent]) -> None:
     tracer = telemetry.tracer()
+    if len(events) <= _SPAN_PER_EVENT_UP_TO and projection.handle_batch is not None:
+        # A page handler applies even a short page in one go (its statements are per page,
+        # not per event); each event's span, in the event's own trace, covers that.
+        spans = [tracer.start_span(f"{projection.name} {event.type}", context=_parent(event),
+                                   attributes=_event_attributes(event)) for event in events]  # fmt: skip
+        try:
+            async with conn.pipeline():
+                await projection.handle_batch(conn, events)
+        except BaseException as exc:
+            for span in spans:
+                span.record_exception(exc)
+                span.set_status(StatusCode.ERROR, str(exc))
+            raise
+        finally:
+            for span in spans:
+                span.end()
+        return
     if len(events) <= _SPAN_PER_EVENT_UP_TO:
         async with conn.pipeline():
             for event in events:
-                parent = telemetry.context_from(
-                    {"traceparent": event.metadata["traceparent"]}
-                    if "traceparent" in event.metadata
-                    else None
-                )
                 with tracer.start_as_current_span(
-                    f"{projection.name} {event.type}", context=parent,
-                    attributes={"certwatch.position": event.position, "certwatch.stream": event.stream_id},
-                ):  # fmt: skip
+                    f"{projection.name} {event.type}",
+                    context=_parent(event),
+                    attributes=_event_attributes(event),
+                ):
                     await _handle(projection, conn, [event])
         return
     links = [Link(ctx) for ctx in _span_contexts(events[:32])]
@@ -233,6 +246,15 @@ async def _apply_page(projection: Projection, conn: Conn, events: Sequence[Recor
     ):  # fmt: skip
         async with conn.pipeline():
             await _handle(projection, conn, events)
+
+
+def _parent(event: RecordedEvent) -> Any:
+    traceparent = event.metadata.get("traceparent")
+    return telemetry.context_from({"traceparent": traceparent} if traceparent else None)
+
+
+def _event_attributes(event: RecordedEvent) -> dict[str, Any]:
+    return {"certwatch.position": event.position, "certwatch.stream": event.stream_id}
 
 
 async def _handle(projection: Projection, conn: Conn, events: Sequence[RecordedEvent]) -> None:
