@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from certwatch.platform import localstack
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent
 from certwatch.platform.outbox import OutboxRelay
-from certwatch.platform.projection import Projection, ProjectionRunner, catch_up, rebuild
+from certwatch.platform.projection import Projection, ProjectionRunner, catch_up, catch_up_past, rebuild
 from tests.support.stack import wait_for
 
 
@@ -167,6 +168,27 @@ async def test_two_replicas_of_one_projection_apply_each_event_once(
     counts = await asyncio.gather(*(catch_up(event_log, projection, page=7) for _ in range(4)))
     assert sum(counts) == 60
     assert await _count(pool, tally) == 60
+
+
+async def test_read_your_writes_applies_up_to_the_write_and_leaves_the_rest_to_the_runner(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], tally: str
+) -> None:
+    projection = dataclasses.replace(_tally_projection(tally), page=4)
+    [mine] = await event_log.append("count-0", [NewEvent("Counted", {"n": 0})], expected_version=None)
+    await _append_many(event_log, 40)  # a busy log: later writes, the runner's to apply
+    await catch_up_past(event_log, projection, mine.cursor)
+    assert 1 <= await _count(pool, tally) <= 4  # the page holding the write, not the 41 events
+
+
+async def test_read_your_writes_does_not_wait_for_a_page_in_progress_once_applied(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], tally: str
+) -> None:
+    projection = _tally_projection(tally)
+    [mine] = await event_log.append("count-0", [NewEvent("Counted", {"n": 0})], expected_version=None)
+    await catch_up(event_log, projection)
+    async with pool.connection() as runner, runner.transaction():  # the runner, mid-page
+        await runner.execute("SELECT 1 FROM checkpoints WHERE name = %s FOR UPDATE", (projection.name,))
+        await asyncio.wait_for(catch_up_past(event_log, projection, mine.cursor), 3)
 
 
 async def test_a_failing_handler_is_retried_never_skipped_and_reported(

@@ -101,9 +101,11 @@ async def checkpoint(conn: Conn, name: str) -> Cursor:
 
 
 async def catch_up(
-    event_log: EventLog, projection: Projection, *, page: int | None = None, conn: Conn | None = None
-) -> int:
-    """Apply every event after the checkpoint up to the log's safe horizon; return the count.
+    event_log: EventLog, projection: Projection, *, page: int | None = None, conn: Conn | None = None,
+    past: Cursor | None = None,
+) -> int:  # fmt: skip
+    """Apply every event after the checkpoint up to the log's safe horizon (or only until
+    the checkpoint has passed `past`); return the count.
 
     The checkpoint row is locked for each page's transaction, so replicas of one projection
     never apply the same event twice. A page holds whole appends (see `read_all`), so a
@@ -113,14 +115,14 @@ async def catch_up(
     """
     size = page or projection.page
     if conn is not None:  # inside the caller's transaction: pages are savepoints, no hook
-        return await _pages(event_log, projection, size, conn, after_commit=None)
+        return await _pages(event_log, projection, size, conn, after_commit=None, past=past)
     async with event_log.pool.connection() as own:
-        return await _pages(event_log, projection, size, own, after_commit=projection.after_commit)
+        return await _pages(event_log, projection, size, own, after_commit=projection.after_commit, past=past)
 
 
 async def _pages(
     event_log: EventLog, projection: Projection, page: int, conn: Conn,
-    after_commit: Callable[[], None] | None,
+    after_commit: Callable[[], None] | None, past: Cursor | None,
 ) -> int:  # fmt: skip
     applied = 0
     ahead: asyncio.Task[list[RecordedEvent]] | None = None
@@ -129,6 +131,8 @@ async def _pages(
         for _ in range(1_000_000):  # bounded: a page at a time until caught up
             async with conn.transaction():
                 start = await _lock_checkpoint(conn, projection.name)
+                if past is not None and start >= past:
+                    return applied
                 if ahead is not None and ahead_of == start:
                     events = await ahead
                 else:
@@ -143,7 +147,7 @@ async def _pages(
                 ahead = None
                 if not events:
                     return applied
-                if len(events) >= page:
+                if len(events) >= page and (past is None or events[-1].cursor < past):
                     ahead_of = events[-1].cursor
                     ahead = asyncio.create_task(
                         event_log.read_all(
@@ -188,26 +192,37 @@ async def _discard(task: asyncio.Task[list[RecordedEvent]] | None) -> None:
 async def catch_up_past(
     event_log: EventLog, projection: Projection, cursor: Cursor, *, timeout_s: float = 5.0
 ) -> None:
-    """Catch up until the projection has applied everything up to `cursor` (read-your-writes
+    """Return once the projection has applied everything up to `cursor` (read-your-writes
     for the caller that just appended it). It waits only for transactions that were running
     when it committed, so this takes milliseconds; past `timeout_s` it gives up quietly and
-    the runner finishes the job."""
+    the runner finishes the job.
+
+    The runner is usually there first: the checkpoint is read without its lock, and when it
+    is behind, this applies pages only until it has passed `cursor`, not up to the head (a
+    busy log's later events are the runner's)."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     for _ in range(100_000):
         async with event_log.pool.connection() as conn:
-            passed = await _horizon_passed(conn, cursor)
+            passed, applied = await _horizon_passed(conn, cursor, projection.name)
+        if applied:
+            return
         if passed or asyncio.get_running_loop().time() > deadline:
-            await catch_up(event_log, projection)  # reads past `cursor` once the horizon has
+            await catch_up(event_log, projection, past=cursor)  # reads past `cursor` once the horizon has
             return
         await asyncio.sleep(0.002)
 
 
-async def _horizon_passed(conn: Conn, cursor: Cursor) -> bool:
+async def _horizon_passed(conn: Conn, cursor: Cursor, name: str) -> tuple[bool, bool]:
+    """Whether every transaction up to `cursor`'s has ended, and whether the projection
+    `name` has applied `cursor` already."""
     cur = await conn.execute(
-        "SELECT %s::text::xid8 < pg_snapshot_xmin(pg_current_snapshot())", (str(cursor[0]),)
+        "SELECT %s::text::xid8 < pg_snapshot_xmin(pg_current_snapshot()),"
+        " coalesce((SELECT (transaction_id, position) >= (%s::text::xid8, %s) FROM checkpoints"
+        " WHERE name = %s), false)",
+        (str(cursor[0]), str(cursor[0]), cursor[1], name),
     )
     row = await cur.fetchone()
-    return bool(row and row[0])
+    return (bool(row[0]), bool(row[1])) if row else (False, False)
 
 
 async def _apply_page(projection: Projection, conn: Conn, events: Sequence[RecordedEvent]) -> None:
