@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -18,7 +18,14 @@ from certwatch.platform import localstack
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent
 from certwatch.platform.outbox import OutboxRelay
-from certwatch.platform.projection import Projection, ProjectionRunner, catch_up, catch_up_past, rebuild
+from certwatch.platform.projection import (
+    Projection,
+    ProjectionRunner,
+    _lock_checkpoint,
+    catch_up,
+    catch_up_past,
+    rebuild,
+)
 from tests.support.stack import wait_for
 
 
@@ -187,8 +194,33 @@ async def test_read_your_writes_does_not_wait_for_a_page_in_progress_once_applie
     [mine] = await event_log.append("count-0", [NewEvent("Counted", {"n": 0})], expected_version=None)
     await catch_up(event_log, projection)
     async with pool.connection() as runner, runner.transaction():  # the runner, mid-page
-        await runner.execute("SELECT 1 FROM checkpoints WHERE name = %s FOR UPDATE", (projection.name,))
+        await _lock_checkpoint(runner, projection.name)
         await asyncio.wait_for(catch_up_past(event_log, projection, mine.cursor), 3)
+
+
+async def test_a_page_being_read_and_folded_holds_back_no_other_reader(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], tally: str
+) -> None:
+    """A page's transaction gets an id only when it writes: until then, the log's horizon
+    (the oldest running transaction with an id) does not wait for it."""
+    folding, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(conn: Conn, events: Sequence[RecordedEvent]) -> None:
+        folding.set()
+        await release.wait()
+
+    await _append_many(event_log, 3, noise=False)
+    async with pool.connection() as conn:  # a projection that has run before
+        await conn.execute("INSERT INTO checkpoints (name, position) VALUES ('proj_slow', 0)")
+    busy = asyncio.create_task(catch_up(event_log, Projection("proj_slow", ["Counted"], handle_batch=slow)))
+    try:
+        await asyncio.wait_for(folding.wait(), 5)
+        [mine] = await event_log.append("count-0", [NewEvent("Counted", {"n": 9})], expected_version=None)
+        await asyncio.wait_for(catch_up_past(event_log, _tally_projection(tally), mine.cursor), 3)
+        assert await _count(pool, tally) == 4
+    finally:
+        release.set()
+        await asyncio.wait_for(busy, 5)
 
 
 async def test_a_failing_handler_is_retried_never_skipped_and_reported(

@@ -107,7 +107,7 @@ async def catch_up(
     """Apply every event after the checkpoint up to the log's safe horizon (or only until
     the checkpoint has passed `past`); return the count.
 
-    The checkpoint row is locked for each page's transaction, so replicas of one projection
+    The checkpoint is locked for each page's transaction, so replicas of one projection
     never apply the same event twice. A page holds whole appends (see `read_all`), so a
     projection's readers never see half of one. While a full page is applied, the next one is read on
     a second connection (reading and writing overlap; a replay runs about as fast as the
@@ -172,11 +172,17 @@ async def _pages(
 
 
 async def _lock_checkpoint(conn: Conn, name: str) -> Cursor:
+    """The checkpoint, held until the transaction ends. By an advisory lock, not `FOR
+    UPDATE`: locking a row gives the transaction an id at once, and every reader of the log
+    waits for the oldest running transaction with an id (the horizon), so a page locked
+    that way held back every projection, and every command waiting on one, for the whole
+    time the page was read and folded. Now it takes an id only when it first writes."""
     await conn.execute(
         "INSERT INTO checkpoints (name, position) VALUES (%s, 0) ON CONFLICT DO NOTHING", (name,)
     )
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"checkpoint {name}",))
     cur = await conn.execute(
-        "SELECT transaction_id::text, position FROM checkpoints WHERE name = %s FOR UPDATE", (name,)
+        "SELECT transaction_id::text, position FROM checkpoints WHERE name = %s", (name,)
     )
     row = await cur.fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
@@ -297,16 +303,12 @@ async def rebuild(event_log: EventLog, projection: Projection) -> int:
     how many events it replayed.
 
     Nobody sees a half-built projection: readers see the old rows until the commit swaps
-    in the new ones, the projection's live runners wait on its checkpoint row and then go
+    in the new ones, the projection's live runners wait on its checkpoint lock and then go
     on from where the rebuild stopped, and claim queries skip the rows it holds locked
     (`SKIP LOCKED`) instead of acting on a half-rebuilt table.
     """
     async with event_log.pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "INSERT INTO checkpoints (name, position) VALUES (%s, 0) ON CONFLICT DO NOTHING",
-            (projection.name,),
-        )
-        await conn.execute("SELECT 1 FROM checkpoints WHERE name = %s FOR UPDATE", (projection.name,))
+        await _lock_checkpoint(conn, projection.name)
         for sql in projection.reset_sql:
             await conn.execute(sql.encode())
         await conn.execute(
