@@ -104,8 +104,8 @@ async def catch_up(
     event_log: EventLog, projection: Projection, *, page: int | None = None, conn: Conn | None = None,
     past: Cursor | None = None,
 ) -> int:  # fmt: skip
-    """Apply every event after the checkpoint up to the log's safe horizon (or only until
-    the checkpoint has passed `past`); return the count.
+    """Apply every event after the checkpoint up to the log's safe horizon (or only up to
+    the transaction that wrote `past`); return the count.
 
     The checkpoint is locked for each page's transaction, so replicas of one projection
     never apply the same event twice. A page holds whole appends (see `read_all`), so a
@@ -145,6 +145,8 @@ async def _pages(
                         whole_transactions=True,
                     )
                 ahead = None
+                if past is not None:  # up to the end of the transaction that wrote `past`
+                    events = [e for e in events if e.transaction_id <= past[0]]
                 if not events:
                     return applied
                 if len(events) >= page and (past is None or events[-1].cursor < past):
