@@ -157,7 +157,8 @@ async def _statuses(conn: Conn, events: Sequence[RecordedEvent]) -> None:
 
 
 async def _schedule(conn: Conn, event: RecordedEvent) -> None:
-    match decode(event):
+    payload = decode(event)
+    match payload:
         case dc.MonitoringEnabled() as e:
             await conn.execute(
                 "INSERT INTO probe_schedule (domain_id, account_id, host, port, generation,"
