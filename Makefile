@@ -40,13 +40,17 @@ bench-deps:
 	fi
 
 # System packages: PostgreSQL and NATS server binaries (run as local child processes), and
-# nginx, which tests use as a real TLS server that staples OCSP responses.
+# nginx, which tests use as a real TLS server that staples OCSP responses; pebble (with
+# pebble-challtestsrv), the ACME test CA the hosting tests issue from; bind9, the DNS server
+# the RFC 2136 (dns-01) provider is tested against.
 deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	{ [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null; } || missing="$$missing nats-server"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	[ -x /usr/bin/pebble ] || missing="$$missing pebble"; \
+	[ -x /usr/sbin/named ] || missing="$$missing bind9"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing openssl ca-certificates >/dev/null; \

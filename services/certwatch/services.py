@@ -55,7 +55,7 @@ def build_for(service: str) -> Build:
 def projections(event_log: EventLog) -> dict[str, Projection]:
     """Every projection by name, for `certwatch admin rebuild`."""
     from certwatch.classifier.details import DETAILS_VIEW
-    from certwatch.classifier.processor import processor
+    from certwatch.classifier.removals import REMOVALS
     from certwatch.classifier.status_intervals import STATUS_INTERVALS
     from certwatch.classifier.status_view import STATUS_VIEW
     from certwatch.hosting.observed_expiry import OBSERVED_EXPIRY
@@ -64,8 +64,10 @@ def projections(event_log: EventLog) -> dict[str, Projection]:
     from certwatch.inventory.views import DOMAIN_VIEW
     from certwatch.notifier.alert_state import ALERT_STATE
     from certwatch.prober.schedule import SCHEDULE
-    from certwatch.vod.cert_facts import CERT_FACTS
+    from certwatch.vod.domain_views import DOMAIN_VIEWS
+    from certwatch.vod.observed_hosts import OBSERVED_HOSTS
 
-    found = [DOMAIN_VIEW, CONTACT_VIEW, enable_checks.processor(event_log), SCHEDULE, processor(event_log),
-             STATUS_VIEW, DETAILS_VIEW, STATUS_INTERVALS, ALERT_STATE, OBSERVED_EXPIRY, CERT_FACTS]  # fmt: skip
+    found = [DOMAIN_VIEW, CONTACT_VIEW, enable_checks.processor(event_log), SCHEDULE, REMOVALS,
+             STATUS_VIEW, DETAILS_VIEW, STATUS_INTERVALS, ALERT_STATE, OBSERVED_EXPIRY, OBSERVED_HOSTS,
+             DOMAIN_VIEWS]  # fmt: skip
     return {p.name: p for p in found}

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from certwatch.cli import admin, check, contacts, domains, quota, serve, stack, status
+from certwatch.cli import admin, check, contacts, domains, hosting, quota, serve, stack, status, vod
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     stack.add_parser(sub)
     status.add_parser(sub)
+    vod.add_parser(sub)
+    hosting.add_parser(sub)
     return parser
 
 
