@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from certwatch.contracts import domain as dc
 from certwatch.contracts import status as sc
-from certwatch.contracts.listing import changed_row, row_change
-from certwatch.contracts.payload import decode
+from certwatch.contracts.listing import changed_row, domain_of, row_change
+from certwatch.contracts.payload import Payload, decode
 from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import RecordedEvent
 from certwatch.platform.page_tables import PageTable, Row
@@ -47,12 +47,11 @@ def _first(current: object, value: object) -> object:
     return value if current is None else current
 
 
-def fold(loaded: Mapping[str, Row], events: Sequence[RecordedEvent]) -> Folded:
+def fold(loaded: Mapping[str, Row], page: Sequence[tuple[RecordedEvent, Payload]]) -> Folded:
     """The page in log order, against the domains' stored rows."""
     out = Folded()
-    for event in events:
-        payload = decode(event)
-        domain_id = event.data["domain_id"]
+    for event, payload in page:
+        domain_id = domain_of(payload)
         row = out.rows[domain_id] if domain_id in out.rows else loaded.get(domain_id)
         match payload:
             case sc.DomainClassified() as e:
@@ -88,8 +87,9 @@ def fold(loaded: Mapping[str, Row], events: Sequence[RecordedEvent]) -> Folded:
 
 
 async def _apply(conn: Conn, events: Sequence[RecordedEvent]) -> None:
-    loaded = await DETAILS.load(conn, {e.data["domain_id"] for e in events})
-    folded = fold(loaded, events)
+    page = [(e, decode(e)) for e in events]  # a malformed event fails here, naming its field
+    loaded = await DETAILS.load(conn, {domain_of(p) for _, p in page})
+    folded = fold(loaded, page)
     await DETAILS.write(conn, loaded, folded.rows)
     await CERTIFICATES.insert(conn, list(folded.certificates.values()), on_conflict="nothing")
     await OWNERSHIP_CHANGES.delete(conn, folded.removed, column="domain_id")

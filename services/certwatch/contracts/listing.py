@@ -33,6 +33,14 @@ class RowChange(NamedTuple):
     removed: bool = False  # the row goes
 
 
+def domain_of(event: Payload) -> str:
+    """The domain a domain lifecycle or status event is about."""
+    domain_id = getattr(event, "domain_id", None)
+    if not isinstance(domain_id, str):
+        raise TypeError(f"a {event.TYPE} event names no domain")
+    return domain_id
+
+
 def row_change(event: Payload) -> RowChange | None:
     """What `event` does to the domain's listing row; None for events that do not touch it."""
     match event:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from certwatch.contracts import domain as dc
-from certwatch.contracts.listing import changed_row, row_change
-from certwatch.contracts.payload import decode
+from certwatch.contracts.listing import changed_row, domain_of, row_change
+from certwatch.contracts.payload import Payload, decode
 from certwatch.contracts.status import DOMAIN_CLASSIFIED, DomainClassified
 from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import RecordedEvent
@@ -32,9 +32,8 @@ TABLE = PageTable("inventory_domains", "domain_id", {
 })  # fmt: skip
 
 
-def step(row: Row | None, event: RecordedEvent) -> Row | None:
+def step(row: Row | None, payload: Payload) -> Row | None:
     """One event applied to the domain's row (None: no row)."""
-    payload = decode(event)
     if isinstance(payload, dc.DomainAdded):
         if row is not None:
             return row
@@ -76,18 +75,19 @@ def _first(current: object, value: object) -> object:
     return value if current is None else current
 
 
-def fold(loaded: Mapping[str, Row], events: Sequence[RecordedEvent]) -> dict[str, Row | None]:
+def fold(loaded: Mapping[str, Row], payloads: Sequence[Payload]) -> dict[str, Row | None]:
     """Each touched domain's row after the page, in log order (None: removed or absent)."""
     rows: dict[str, Row | None] = {}
-    for event in events:
-        domain_id = event.data["domain_id"]
-        rows[domain_id] = step(rows[domain_id] if domain_id in rows else loaded.get(domain_id), event)
+    for payload in payloads:
+        domain_id = domain_of(payload)
+        rows[domain_id] = step(rows[domain_id] if domain_id in rows else loaded.get(domain_id), payload)
     return rows
 
 
 async def _apply(conn: Conn, events: Sequence[RecordedEvent]) -> None:
-    loaded = await TABLE.load(conn, {e.data["domain_id"] for e in events})
-    await TABLE.write(conn, loaded, fold(loaded, events))
+    payloads = [decode(e) for e in events]  # a malformed event fails here, naming its field
+    loaded = await TABLE.load(conn, {domain_of(p) for p in payloads})
+    await TABLE.write(conn, loaded, fold(loaded, payloads))
 
 
 DOMAIN_VIEW = Projection(

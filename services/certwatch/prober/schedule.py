@@ -8,7 +8,8 @@ from datetime import datetime
 
 from certwatch.contracts import domain as dc
 from certwatch.contracts import status as sc
-from certwatch.contracts.payload import decode
+from certwatch.contracts.listing import domain_of
+from certwatch.contracts.payload import Payload, decode
 from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import RecordedEvent
 from certwatch.platform.page_tables import PageTable, Row
@@ -22,10 +23,10 @@ TABLE = PageTable("probe_schedule", "domain_id", {
 })  # fmt: skip
 
 
-def step(row: Row | None, event: RecordedEvent, now: datetime) -> Row | None:
+def step(row: Row | None, event: RecordedEvent, payload: Payload, now: datetime) -> Row | None:
     """One event applied to the domain's schedule row (None: not scheduled); `now` is
     the transaction's time."""
-    match decode(event):
+    match payload:
         case dc.MonitoringEnabled() as e:
             return {
                 "domain_id": e.domain_id, "last_probed": None, **(row or {}),
@@ -53,23 +54,27 @@ def step(row: Row | None, event: RecordedEvent, now: datetime) -> Row | None:
     return row
 
 
-def fold(loaded: Mapping[str, Row], events: Sequence[RecordedEvent], now: datetime) -> dict[str, Row | None]:
+def fold(
+    loaded: Mapping[str, Row], page: Sequence[tuple[RecordedEvent, Payload]], now: datetime
+) -> dict[str, Row | None]:
     """Each touched domain's row after the page, in log order."""
     rows: dict[str, Row | None] = {}
-    for event in events:
-        domain_id = event.data["domain_id"]
-        rows[domain_id] = step(rows[domain_id] if domain_id in rows else loaded.get(domain_id), event, now)
+    for event, payload in page:
+        domain_id = domain_of(payload)
+        current = rows[domain_id] if domain_id in rows else loaded.get(domain_id)
+        rows[domain_id] = step(current, event, payload, now)
     return rows
 
 
 async def _apply(conn: Conn, events: Sequence[RecordedEvent]) -> None:
     # The probers change these rows too (claims, rounds): the page's rows are locked as they
     # are read, so what is written back is what they hold now.
-    loaded = await TABLE.load(conn, {e.data["domain_id"] for e in events}, lock=True)
+    page = [(e, decode(e)) for e in events]  # a malformed event fails here, naming its field
+    loaded = await TABLE.load(conn, {domain_of(p) for _, p in page}, lock=True)
     cur = await conn.execute("SELECT now()")
     row = await cur.fetchone()
     assert row is not None
-    await TABLE.write(conn, loaded, fold(loaded, events, row[0]))
+    await TABLE.write(conn, loaded, fold(loaded, page, row[0]))
 
 
 SCHEDULE = Projection(
