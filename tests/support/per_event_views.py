@@ -89,13 +89,16 @@ _ENABLED = (", primary_cause = NULL, causes = '{}', recommended_action = NULL,"
 
 
 async def _details(conn: Conn, event: RecordedEvent) -> None:
+    """Certificates, ownership changes and the details row, a statement (or more) an event."""
     match decode(event):
         case sc.DomainClassified() as e:
-            await conn.execute(
+            sql = (
                 "UPDATE classifier_details SET status = %s, classified = %s,"
                 " period_start = coalesce(period_start, %s), service_ends_on = coalesce(service_ends_on, %s)"
-                " WHERE domain_id = %s AND enabled AND generation = %s",
-                (e.verdict.status, Jsonb(event.data), *e.period(), e.domain_id, e.generation),
+                " WHERE domain_id = %s AND enabled AND generation = %s"
+            )
+            await conn.execute(
+                sql, (e.verdict.status, Jsonb(event.data), *e.period(), e.domain_id, e.generation)
             )
         case sc.CertificateChainObserved() as e:
             for cert in e.certificates:
