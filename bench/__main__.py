@@ -21,6 +21,7 @@ from bench import (
     observations,
     outbox,
     prober,
+    projection_apply,
     reports,
     vod_api,
 )
@@ -29,6 +30,7 @@ from bench._common import Row, quiet_logs, run_async, setup_telemetry, table
 BENCHMARKS = (
     contracts,
     event_log,
+    projection_apply,
     outbox,
     first_status,
     enable_at_scale,

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -17,7 +17,14 @@ from certwatch.platform import localstack
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent
 from certwatch.platform.outbox import OutboxRelay
-from certwatch.platform.projection import Projection, ProjectionRunner, catch_up, rebuild
+from certwatch.platform.projection import (
+    Projection,
+    ProjectionRunner,
+    _lock_checkpoint,
+    catch_up,
+    catch_up_past,
+    rebuild,
+)
 from tests.support.stack import wait_for
 
 
@@ -167,6 +174,52 @@ async def test_two_replicas_of_one_projection_apply_each_event_once(
     counts = await asyncio.gather(*(catch_up(event_log, projection, page=7) for _ in range(4)))
     assert sum(counts) == 60
     assert await _count(pool, tally) == 60
+
+
+async def test_read_your_writes_applies_up_to_the_write_and_leaves_the_rest_to_the_runner(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], tally: str
+) -> None:
+    projection = _tally_projection(tally)
+    [mine] = await event_log.append("count-0", [NewEvent("Counted", {"n": 0})], expected_version=None)
+    await _append_many(event_log, 40)  # a busy log: later writes, the runner's to apply
+    await catch_up_past(event_log, projection, mine.cursor)
+    assert await _count(pool, tally) == 1  # up to the write, not the 41 events
+
+
+async def test_read_your_writes_does_not_wait_for_a_page_in_progress_once_applied(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], tally: str
+) -> None:
+    projection = _tally_projection(tally)
+    [mine] = await event_log.append("count-0", [NewEvent("Counted", {"n": 0})], expected_version=None)
+    await catch_up(event_log, projection)
+    async with pool.connection() as runner, runner.transaction():  # the runner, mid-page
+        await _lock_checkpoint(runner, projection.name)
+        await asyncio.wait_for(catch_up_past(event_log, projection, mine.cursor), 3)
+
+
+async def test_a_page_being_read_and_folded_holds_back_no_other_reader(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], tally: str
+) -> None:
+    """A page's transaction gets an id only when it writes: until then, the log's horizon
+    (the oldest running transaction with an id) does not wait for it."""
+    folding, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(conn: Conn, events: Sequence[RecordedEvent]) -> None:
+        folding.set()
+        await release.wait()
+
+    await _append_many(event_log, 3, noise=False)
+    async with pool.connection() as conn:  # a projection that has run before
+        await conn.execute("INSERT INTO checkpoints (name, position) VALUES ('proj_slow', 0)")
+    busy = asyncio.create_task(catch_up(event_log, Projection("proj_slow", ["Counted"], handle_batch=slow)))
+    try:
+        await asyncio.wait_for(folding.wait(), 5)
+        [mine] = await event_log.append("count-0", [NewEvent("Counted", {"n": 9})], expected_version=None)
+        await asyncio.wait_for(catch_up_past(event_log, _tally_projection(tally), mine.cursor), 3)
+        assert await _count(pool, tally) == 4
+    finally:
+        release.set()
+        await asyncio.wait_for(busy, 5)
 
 
 async def test_a_failing_handler_is_retried_never_skipped_and_reported(

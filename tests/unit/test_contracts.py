@@ -143,16 +143,24 @@ def test_one_lifecycle_step_for_every_view_that_lists_domains() -> None:
     edited = dc.DomainEdited(domain_id="d", account_id="a", port=8443)
     change = listing.row_change(edited)
     assert change is not None and change.retry is listing.Retry.IF_PORT_CHANGES
-    sql, params = listing.update_sql("t", change)
-    # the retry compares the new port with the row's old one (SET reads the old row)
-    assert sql == ("UPDATE t SET status = CASE WHEN enabled AND status = 'ENABLE_FAILED' AND port <> %s"
-                   " THEN 'ENABLING' ELSE status END, port = %s WHERE domain_id = %s")  # fmt: skip
-    assert params == (8443, 8443, "d")
+    failed = {"domain_id": "d", "enabled": True, "status": "ENABLE_FAILED", "port": 443, "generation": 1}
+    # the retry compares the new port with the row's old one
+    assert listing.changed_row(failed, change) == {**failed, "status": "ENABLING", "port": 8443}
+    assert listing.changed_row({**failed, "port": 8443}, change) == {**failed, "port": 8443}  # same port
+    assert listing.changed_row({**failed, "enabled": False}, change) == {
+        **failed,
+        "enabled": False,
+        "port": 8443,
+    }
+    assert listing.changed_row(None, change) is None  # a domain the view does not hold
     recheck = listing.row_change(
         dc.RecheckRequested(domain_id="d", account_id="a", host="h", port=443, generation=2)
     )
     assert recheck is not None and recheck.enabled_only and recheck.values == {"port": 443, "generation": 2}
+    assert listing.changed_row(failed, recheck) == {**failed, "status": "ENABLING", "generation": 2}
+    disabled = {**failed, "enabled": False}
+    assert listing.changed_row(disabled, recheck) == disabled  # only while enabled
     removed = listing.row_change(dc.DomainRemoved(domain_id="d", account_id="a"))
-    assert removed is not None and removed.removed
+    assert removed is not None and removed.removed and listing.changed_row(failed, removed) is None
     assert listing.row_change(dc.MonitoringEnableFailed(domain_id="d", account_id="a", generation=1,
                                                         released_unit=True, failed_at=NOW)) is None  # fmt: skip

@@ -19,6 +19,8 @@ from datetime import datetime
 
 from certwatch.contracts import domain as d
 from certwatch.contracts import status as cev
+from certwatch.contracts.listing import domain_of
+from certwatch.contracts.payload import decode
 from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import RecordedEvent
 from certwatch.platform.projection import Projection
@@ -98,7 +100,8 @@ async def _load(conn: Conn, domain_ids: Sequence[str]) -> dict[str, Interval]:
 
 
 async def _apply(conn: Conn, events: Sequence[RecordedEvent]) -> None:
-    folded = fold(await _load(conn, list({e.data["domain_id"] for e in events})), events)
+    ids = {domain_of(decode(e)) for e in events}  # a malformed event fails here, naming its field
+    folded = fold(await _load(conn, list(ids)), events)
     if folded.removed:
         await conn.execute(
             "DELETE FROM classifier_status_intervals WHERE domain_id = ANY(%b::uuid[])",

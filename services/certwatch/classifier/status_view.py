@@ -1,55 +1,76 @@
 """The status view (`classifier_status`, one row a domain, and its history), and one log
-line per verdict change."""
+line per verdict change.
+
+A page is applied set-based: the page's rows in one query (which also gives the previous
+verdicts the log lines compare with), the latest verdict per domain upserted in one
+statement, every verdict added to the history in another."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-
-from psycopg.types.json import Jsonb
+from collections.abc import Mapping, Sequence
 
 from certwatch.contracts import status as sc
 from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import RecordedEvent
+from certwatch.platform.page_tables import PageTable, Row
 from certwatch.platform.projection import Projection
 
 verdicts_log = logging.getLogger("certwatch.classifier.verdicts")
 
+_VERDICT_COLUMNS = {
+    "domain_id": "uuid", "account_id": "uuid", "status": "text", "primary_cause": "text", "causes": "text[]",
+    "checked_at": "timestamptz", "verdict": "jsonb",
+}  # fmt: skip
+STATUS = PageTable("classifier_status", "domain_id", {**_VERDICT_COLUMNS, "generation": "int4"})
+HISTORY = PageTable(
+    "classifier_status_history",
+    "position",
+    {**_VERDICT_COLUMNS, "position": "int8", "transaction_id": "xid8"},
+)
 
-async def _apply_status(conn: Conn, event: RecordedEvent, classified: sc.DomainClassified) -> None:
+
+def _verdict_row(event: RecordedEvent, classified: sc.DomainClassified) -> Row:
     verdict = classified.verdict
-    row = (classified.domain_id, classified.account_id, verdict.status, verdict.primary_cause,
-           list(verdict.causes), verdict.checked_at)  # fmt: skip
-    await conn.execute(
-        "INSERT INTO classifier_status (domain_id, account_id, status, primary_cause, causes,"
-        " checked_at, generation, verdict) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (domain_id) DO UPDATE SET status = excluded.status,"
-        " primary_cause = excluded.primary_cause, causes = excluded.causes,"
-        " checked_at = excluded.checked_at, generation = excluded.generation,"
-        " verdict = excluded.verdict",
-        (*row, classified.generation, _json(event.data["verdict"])),
-    )
-    await conn.execute(
-        "INSERT INTO classifier_status_history (domain_id, account_id, status, primary_cause,"
-        " causes, checked_at, position, transaction_id, verdict)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::text::xid8, %s)",
-        (*row, event.position, str(event.transaction_id), _json(event.data["verdict"])),
-    )
+    return {
+        "domain_id": classified.domain_id, "account_id": classified.account_id, "status": verdict.status.value,
+        "primary_cause": verdict.primary_cause.value if verdict.primary_cause else None,
+        "causes": [c.value for c in verdict.causes], "checked_at": verdict.checked_at,
+        "verdict": event.data["verdict"],
+    }  # fmt: skip
+
+
+def fold(
+    loaded: Mapping[str, Row], page: Sequence[tuple[RecordedEvent, sc.DomainClassified]]
+) -> tuple[dict[str, Row | None], list[Row]]:
+    """Each domain's status row after the page (the account of a row, once there, stays),
+    and the page's history rows."""
+    rows: dict[str, Row | None] = {}
+    history = []
+    for event, classified in page:
+        found = _verdict_row(event, classified)
+        history.append({**found, "position": event.position, "transaction_id": event.transaction_id})
+        before = rows.get(classified.domain_id) or loaded.get(classified.domain_id)
+        account_id = before["account_id"] if before is not None else found["account_id"]
+        rows[classified.domain_id] = {**found, "account_id": account_id, "generation": classified.generation}
+    return rows, history
 
 
 async def _apply_statuses(conn: Conn, events: Sequence[RecordedEvent]) -> None:
-    """The status view, and one log line per verdict change (status or primary cause): the
-    page's previous statuses come in one query, so the log costs a round trip per page."""
     page = [(e, sc.DomainClassified.of(e)) for e in events]
-    cur = await conn.execute(
-        "SELECT domain_id::text, status, primary_cause FROM classifier_status WHERE domain_id = ANY(%b::uuid[])",
-        (list({c.domain_id for _, c in page}),),
-    )
-    last: dict[str, tuple[str | None, str | None]] = {
-        row[0]: (row[1], row[2]) for row in await cur.fetchall()
-    }
+    loaded = await STATUS.load(conn, {c.domain_id for _, c in page})
+    rows, history = fold(loaded, page)
+    await STATUS.write(conn, loaded, rows)
+    await HISTORY.insert(conn, history)
+    _log_changes(loaded, page)
+
+
+def _log_changes(
+    loaded: Mapping[str, Row], page: Sequence[tuple[RecordedEvent, sc.DomainClassified]]
+) -> None:
+    """One log line per verdict change (status or primary cause)."""
+    last = {k: (r["status"], r["primary_cause"]) for k, r in loaded.items()}
     for event, classified in page:
-        await _apply_status(conn, event, classified)
         domain_id, verdict = classified.domain_id, classified.verdict
         before = last.get(domain_id, (None, None))
         now = (verdict.status.value, verdict.primary_cause.value if verdict.primary_cause else None)
@@ -60,10 +81,6 @@ async def _apply_statuses(conn: Conn, events: Sequence[RecordedEvent]) -> None:
                        "status": now[0], "primary_cause": now[1], "position": event.position},
             )  # fmt: skip
         last[domain_id] = now
-
-
-def _json(value: object) -> Jsonb:
-    return Jsonb(value)
 
 
 STATUS_VIEW = Projection(

@@ -33,6 +33,14 @@ class RowChange(NamedTuple):
     removed: bool = False  # the row goes
 
 
+def domain_of(event: Payload) -> str:
+    """The domain a domain lifecycle or status event is about."""
+    domain_id = getattr(event, "domain_id", None)
+    if not isinstance(domain_id, str):
+        raise TypeError(f"a {event.TYPE} event names no domain")
+    return domain_id
+
+
 def row_change(event: Payload) -> RowChange | None:
     """What `event` does to the domain's listing row; None for events that do not touch it."""
     match event:
@@ -62,27 +70,18 @@ def row_change(event: Payload) -> RowChange | None:
     return None
 
 
-_RETRY = {
-    Retry.ALWAYS: "status = CASE WHEN status = 'ENABLE_FAILED' THEN 'ENABLING' ELSE status END",
-    Retry.IF_PORT_CHANGES: "status = CASE WHEN enabled AND status = 'ENABLE_FAILED' AND port <> %s"
-    " THEN 'ENABLING' ELSE status END",
-}
-
-
-def update_sql(
-    table: str, change: RowChange, *, extra: str = "", extra_params: tuple[object, ...] = ()
-) -> tuple[str, tuple[object, ...]]:
-    """The UPDATE of `table` for a change that keeps the row; `extra` adds assignments of the
-    view's own columns (`, name = %s ...`, parameters in `extra_params`)."""
-    assert not change.removed, "a removal is each view's own DELETE"
-    assignments, params = [], []
-    if change.retry is not Retry.NO:  # SET reads the old row: `port` here is the port before
-        assignments.append(_RETRY[change.retry])
-        if change.retry is Retry.IF_PORT_CHANGES:
-            params.append(change.values["port"])
-    for column, value in change.values.items():
-        assignments.append(f"{column} = %s")
-        params.append(value)
-    where = " AND enabled" if change.enabled_only else ""
-    sql = f"UPDATE {table} SET {', '.join(assignments)}{extra} WHERE domain_id = %s{where}"
-    return sql, (*params, *extra_params, change.domain_id)
+def changed_row(row: Mapping[str, object] | None, change: RowChange) -> dict[str, object] | None:
+    """The listing row after `change`; None when there is no row (an event for a domain the
+    view does not hold changes nothing) or the change removes it. Retries read the row as it
+    was before the change (`port` is the port before an edit)."""
+    if row is None or change.removed:
+        return None
+    if change.enabled_only and not row["enabled"]:
+        return dict(row)
+    status = row["status"]
+    if status == "ENABLE_FAILED" and (
+        change.retry is Retry.ALWAYS
+        or (change.retry is Retry.IF_PORT_CHANGES and row["enabled"] and row["port"] != change.values["port"])
+    ):
+        status = "ENABLING"
+    return {**row, "status": status, **change.values}

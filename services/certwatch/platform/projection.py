@@ -22,7 +22,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import Error as JetStreamError
 from opentelemetry import trace
-from opentelemetry.trace import Link
+from opentelemetry.trace import Link, StatusCode
 
 from certwatch.platform import bus as busmod
 from certwatch.platform import telemetry
@@ -101,11 +101,13 @@ async def checkpoint(conn: Conn, name: str) -> Cursor:
 
 
 async def catch_up(
-    event_log: EventLog, projection: Projection, *, page: int | None = None, conn: Conn | None = None
-) -> int:
-    """Apply every event after the checkpoint up to the log's safe horizon; return the count.
+    event_log: EventLog, projection: Projection, *, page: int | None = None, conn: Conn | None = None,
+    past: Cursor | None = None,
+) -> int:  # fmt: skip
+    """Apply every event after the checkpoint up to the log's safe horizon (or only up to
+    the transaction that wrote `past`); return the count.
 
-    The checkpoint row is locked for each page's transaction, so replicas of one projection
+    The checkpoint is locked for each page's transaction, so replicas of one projection
     never apply the same event twice. A page holds whole appends (see `read_all`), so a
     projection's readers never see half of one. While a full page is applied, the next one is read on
     a second connection (reading and writing overlap; a replay runs about as fast as the
@@ -113,14 +115,14 @@ async def catch_up(
     """
     size = page or projection.page
     if conn is not None:  # inside the caller's transaction: pages are savepoints, no hook
-        return await _pages(event_log, projection, size, conn, after_commit=None)
+        return await _pages(event_log, projection, size, conn, after_commit=None, past=past)
     async with event_log.pool.connection() as own:
-        return await _pages(event_log, projection, size, own, after_commit=projection.after_commit)
+        return await _pages(event_log, projection, size, own, after_commit=projection.after_commit, past=past)
 
 
 async def _pages(
     event_log: EventLog, projection: Projection, page: int, conn: Conn,
-    after_commit: Callable[[], None] | None,
+    after_commit: Callable[[], None] | None, past: Cursor | None,
 ) -> int:  # fmt: skip
     applied = 0
     ahead: asyncio.Task[list[RecordedEvent]] | None = None
@@ -129,6 +131,8 @@ async def _pages(
         for _ in range(1_000_000):  # bounded: a page at a time until caught up
             async with conn.transaction():
                 start = await _lock_checkpoint(conn, projection.name)
+                if past is not None and start >= past:
+                    return applied
                 if ahead is not None and ahead_of == start:
                     events = await ahead
                 else:
@@ -141,9 +145,11 @@ async def _pages(
                         whole_transactions=True,
                     )
                 ahead = None
+                if past is not None:  # up to the end of the transaction that wrote `past`
+                    events = [e for e in events if e.transaction_id <= past[0]]
                 if not events:
                     return applied
-                if len(events) >= page:
+                if len(events) >= page and (past is None or events[-1].cursor < past):
                     ahead_of = events[-1].cursor
                     ahead = asyncio.create_task(
                         event_log.read_all(
@@ -168,11 +174,17 @@ async def _pages(
 
 
 async def _lock_checkpoint(conn: Conn, name: str) -> Cursor:
+    """The checkpoint, held until the transaction ends. By an advisory lock, not `FOR
+    UPDATE`: locking a row gives the transaction an id at once, and every reader of the log
+    waits for the oldest running transaction with an id (the horizon), so a page locked
+    that way held back every projection, and every command waiting on one, for the whole
+    time the page was read and folded. Now it takes an id only when it first writes."""
     await conn.execute(
         "INSERT INTO checkpoints (name, position) VALUES (%s, 0) ON CONFLICT DO NOTHING", (name,)
     )
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"checkpoint {name}",))
     cur = await conn.execute(
-        "SELECT transaction_id::text, position FROM checkpoints WHERE name = %s FOR UPDATE", (name,)
+        "SELECT transaction_id::text, position FROM checkpoints WHERE name = %s", (name,)
     )
     row = await cur.fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
@@ -188,42 +200,66 @@ async def _discard(task: asyncio.Task[list[RecordedEvent]] | None) -> None:
 async def catch_up_past(
     event_log: EventLog, projection: Projection, cursor: Cursor, *, timeout_s: float = 5.0
 ) -> None:
-    """Catch up until the projection has applied everything up to `cursor` (read-your-writes
+    """Return once the projection has applied everything up to `cursor` (read-your-writes
     for the caller that just appended it). It waits only for transactions that were running
     when it committed, so this takes milliseconds; past `timeout_s` it gives up quietly and
-    the runner finishes the job."""
+    the runner finishes the job.
+
+    The runner is usually there first: the checkpoint is read without its lock, and when it
+    is behind, this applies pages only until it has passed `cursor`, not up to the head (a
+    busy log's later events are the runner's)."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     for _ in range(100_000):
         async with event_log.pool.connection() as conn:
-            passed = await _horizon_passed(conn, cursor)
+            passed, applied = await _horizon_passed(conn, cursor, projection.name)
+        if applied:
+            return
         if passed or asyncio.get_running_loop().time() > deadline:
-            await catch_up(event_log, projection)  # reads past `cursor` once the horizon has
+            await catch_up(event_log, projection, past=cursor)  # reads past `cursor` once the horizon has
             return
         await asyncio.sleep(0.002)
 
 
-async def _horizon_passed(conn: Conn, cursor: Cursor) -> bool:
+async def _horizon_passed(conn: Conn, cursor: Cursor, name: str) -> tuple[bool, bool]:
+    """Whether every transaction up to `cursor`'s has ended, and whether the projection
+    `name` has applied `cursor` already."""
     cur = await conn.execute(
-        "SELECT %s::text::xid8 < pg_snapshot_xmin(pg_current_snapshot())", (str(cursor[0]),)
+        "SELECT %s::text::xid8 < pg_snapshot_xmin(pg_current_snapshot()),"
+        " coalesce((SELECT (transaction_id, position) >= (%s::text::xid8, %s) FROM checkpoints"
+        " WHERE name = %s), false)",
+        (str(cursor[0]), str(cursor[0]), cursor[1], name),
     )
     row = await cur.fetchone()
-    return bool(row and row[0])
+    return (bool(row[0]), bool(row[1])) if row else (False, False)
 
 
 async def _apply_page(projection: Projection, conn: Conn, events: Sequence[RecordedEvent]) -> None:
     tracer = telemetry.tracer()
+    if len(events) <= _SPAN_PER_EVENT_UP_TO and projection.handle_batch is not None:
+        # A page handler applies even a short page in one go (its statements are per page,
+        # not per event); each event's span, in the event's own trace, covers that.
+        spans = [tracer.start_span(f"{projection.name} {event.type}", context=_parent(event),
+                                   attributes=_event_attributes(event)) for event in events]  # fmt: skip
+        try:
+            async with conn.pipeline():
+                await projection.handle_batch(conn, events)
+        except BaseException as exc:
+            for span in spans:
+                span.record_exception(exc)
+                span.set_status(StatusCode.ERROR, str(exc))
+            raise
+        finally:
+            for span in spans:
+                span.end()
+        return
     if len(events) <= _SPAN_PER_EVENT_UP_TO:
         async with conn.pipeline():
             for event in events:
-                parent = telemetry.context_from(
-                    {"traceparent": event.metadata["traceparent"]}
-                    if "traceparent" in event.metadata
-                    else None
-                )
                 with tracer.start_as_current_span(
-                    f"{projection.name} {event.type}", context=parent,
-                    attributes={"certwatch.position": event.position, "certwatch.stream": event.stream_id},
-                ):  # fmt: skip
+                    f"{projection.name} {event.type}",
+                    context=_parent(event),
+                    attributes=_event_attributes(event),
+                ):
                     await _handle(projection, conn, [event])
         return
     links = [Link(ctx) for ctx in _span_contexts(events[:32])]
@@ -233,6 +269,15 @@ async def _apply_page(projection: Projection, conn: Conn, events: Sequence[Recor
     ):  # fmt: skip
         async with conn.pipeline():
             await _handle(projection, conn, events)
+
+
+def _parent(event: RecordedEvent) -> Any:
+    traceparent = event.metadata.get("traceparent")
+    return telemetry.context_from({"traceparent": traceparent} if traceparent else None)
+
+
+def _event_attributes(event: RecordedEvent) -> dict[str, Any]:
+    return {"certwatch.position": event.position, "certwatch.stream": event.stream_id}
 
 
 async def _handle(projection: Projection, conn: Conn, events: Sequence[RecordedEvent]) -> None:
@@ -260,16 +305,12 @@ async def rebuild(event_log: EventLog, projection: Projection) -> int:
     how many events it replayed.
 
     Nobody sees a half-built projection: readers see the old rows until the commit swaps
-    in the new ones, the projection's live runners wait on its checkpoint row and then go
+    in the new ones, the projection's live runners wait on its checkpoint lock and then go
     on from where the rebuild stopped, and claim queries skip the rows it holds locked
     (`SKIP LOCKED`) instead of acting on a half-rebuilt table.
     """
     async with event_log.pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "INSERT INTO checkpoints (name, position) VALUES (%s, 0) ON CONFLICT DO NOTHING",
-            (projection.name,),
-        )
-        await conn.execute("SELECT 1 FROM checkpoints WHERE name = %s FOR UPDATE", (projection.name,))
+        await _lock_checkpoint(conn, projection.name)
         for sql in projection.reset_sql:
             await conn.execute(sql.encode())
         await conn.execute(

@@ -2,65 +2,86 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from certwatch.contracts import domain as dc
 from certwatch.contracts import status as sc
-from certwatch.contracts.payload import decode
+from certwatch.contracts.listing import domain_of
+from certwatch.contracts.payload import Payload, decode
 from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import RecordedEvent
+from certwatch.platform.page_tables import PageTable, Row
 from certwatch.platform.projection import Projection
 from certwatch.rules.causes import Status
 
+TABLE = PageTable("probe_schedule", "domain_id", {
+    "domain_id": "uuid", "account_id": "uuid", "host": "text", "port": "int4", "generation": "int4",
+    "traceparent": "text", "first_check": "bool", "paused": "bool", "next_due": "timestamptz",
+    "claimed_by": "text", "last_probed": "timestamptz", "reported_chains": "text[]",
+})  # fmt: skip
 
-async def _apply(conn: Conn, event: RecordedEvent) -> None:
-    match decode(event):
+
+def step(row: Row | None, event: RecordedEvent, payload: Payload, now: datetime) -> Row | None:
+    """One event applied to the domain's schedule row (None: not scheduled); `now` is
+    the transaction's time."""
+    match payload:
         case dc.MonitoringEnabled() as e:
-            await conn.execute(
-                "INSERT INTO probe_schedule (domain_id, account_id, host, port, generation,"
-                " traceparent, first_check, paused, next_due)"
-                " VALUES (%s, %s, %s, %s, %s, %s, true, false, now())"
-                " ON CONFLICT (domain_id) DO UPDATE SET host = excluded.host, port = excluded.port,"
-                " generation = excluded.generation, traceparent = excluded.traceparent,"
-                " first_check = true, paused = false, next_due = now(), claimed_by = NULL,"
-                " reported_chains = '{}'",
-                (e.domain_id, e.account_id, e.host, e.port, e.generation, event.metadata.get("traceparent")),
-            )
-        case dc.DomainEdited() as e:
+            return {
+                "domain_id": e.domain_id, "last_probed": None, **(row or {}),
+                "account_id": row["account_id"] if row else e.account_id, "host": e.host, "port": e.port,
+                "generation": e.generation, "traceparent": event.metadata.get("traceparent"),
+                "first_check": True, "paused": False, "next_due": now, "claimed_by": None, "reported_chains": [],
+            }  # fmt: skip
+        case dc.DomainEdited() as e if row is not None:
             # A new port is checked at once; after an enable failure this is the seed's
             # "edit and retry".
-            await conn.execute(
-                "UPDATE probe_schedule SET port = %s, next_due = now(),"
-                " first_check = first_check OR paused, paused = false WHERE domain_id = %s",
-                (e.port, e.domain_id),
-            )
-        case dc.RecheckRequested() as e:
+            return {**row, "port": e.port, "next_due": now, "first_check": row["first_check"] or row["paused"],
+                    "paused": False}  # fmt: skip
+        case dc.RecheckRequested() as e if row is not None:
             # Due now. An enable check again comes with a new generation: a probe of the old one
             # still in flight is dropped. A row already due as an enable check, or paused after a
             # failed one (domains enabled before enable checks had events of their own), stays one.
-            await conn.execute(
-                "UPDATE probe_schedule SET port = %s, generation = %s,"
-                " first_check = first_check OR paused OR %s, paused = false, next_due = now(),"
-                " claimed_by = NULL WHERE domain_id = %s",
-                (e.port, e.generation, e.enable_check, e.domain_id),
-            )
-        case dc.MonitoringDisabled() | dc.DomainRemoved() | dc.MonitoringServiceEnded() as e:
-            await conn.execute("DELETE FROM probe_schedule WHERE domain_id = %s", (e.domain_id,))
-        case sc.DomainClassified() as e:
+            return {**row, "port": e.port, "generation": e.generation,
+                    "first_check": row["first_check"] or row["paused"] or e.enable_check, "paused": False,
+                    "next_due": now, "claimed_by": None}  # fmt: skip
+        case dc.MonitoringDisabled() | dc.DomainRemoved() | dc.MonitoringServiceEnded():
+            return None
+        case sc.DomainClassified() as e if row is not None and row["generation"] == e.generation:
             failed = e.verdict.status is Status.ENABLE_FAILED
-            await conn.execute(
-                "UPDATE probe_schedule SET first_check = %s, paused = %s"
-                " WHERE domain_id = %s AND generation = %s",
-                (failed, failed, e.domain_id, e.generation),
-            )
+            return {**row, "first_check": failed, "paused": failed}
+    return row
+
+
+def fold(
+    loaded: Mapping[str, Row], page: Sequence[tuple[RecordedEvent, Payload]], now: datetime
+) -> dict[str, Row | None]:
+    """Each touched domain's row after the page, in log order."""
+    rows: dict[str, Row | None] = {}
+    for event, payload in page:
+        domain_id = domain_of(payload)
+        current = rows[domain_id] if domain_id in rows else loaded.get(domain_id)
+        rows[domain_id] = step(current, event, payload, now)
+    return rows
+
+
+async def _apply(conn: Conn, events: Sequence[RecordedEvent]) -> None:
+    # The probers change these rows too (claims, rounds): the page's rows are locked as they
+    # are read, so what is written back is what they hold now.
+    page = [(e, decode(e)) for e in events]  # a malformed event fails here, naming its field
+    loaded = await TABLE.load(conn, {domain_of(p) for _, p in page}, lock=True)
+    cur = await conn.execute("SELECT now()")
+    row = await cur.fetchone()
+    assert row is not None
+    await TABLE.write(conn, loaded, fold(loaded, page, row[0]))
 
 
 SCHEDULE = Projection(
     name="prober.schedule",
     event_types=[dc.MONITORING_ENABLED, dc.DOMAIN_EDITED, dc.RECHECK_REQUESTED, dc.MONITORING_DISABLED,
                  dc.DOMAIN_REMOVED, dc.SERVICE_ENDED, sc.DOMAIN_CLASSIFIED],
-    handle=_apply,
+    handle_batch=_apply,
     reset_sql=["DELETE FROM probe_schedule"],
 )  # fmt: skip
 
