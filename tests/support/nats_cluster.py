@@ -1,7 +1,8 @@
 """A three-node NATS JetStream cluster of Debian's `nats-server` on free loopback ports.
 
 Each node has its own client port, route port, store and `server_name`, and routes to the
-other two. A node can be SIGKILLed and restarted on the same ports and store (a crash and
+other two; each runs under a keeper process (`tests.support.keeper`), so it can be killed
+and restarted while the test process runs gRPC. A node can be SIGKILLed and restarted on the same ports and store (a crash and
 a pod restart), or partitioned away: its config is rewritten without routes, the other
 nodes' without the route to it, and every node reloads (SIGHUP), so the route
 connections to it close while its clients stay connected to a minority of one. `heal`
@@ -21,7 +22,8 @@ from pathlib import Path
 import nats
 from nats.js.api import StreamInfo
 
-from certwatch.platform.localstack import Nats, free_port
+from certwatch.platform.localstack import free_port
+from tests.support.keeper import Kept, kept_nats
 
 CLUSTER_NAME = "certwatch"
 SIZE = 3
@@ -31,33 +33,33 @@ READY_TIMEOUT_S = 60.0
 @dataclass
 class Node:
     name: str
-    server: Nats
+    store: Path
+    port: int
     route_port: int
     config: Path
+    server: Kept
     routes_to: list[int] = field(default_factory=list)
 
     @property
     def url(self) -> str:
-        return self.server.url
+        return f"nats://127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:
-        return self.server.proc is not None and self.server.proc.poll() is None
+        return self.server.running
 
     def write_config(self) -> None:
         routes = ", ".join(f'"nats-route://127.0.0.1:{port}"' for port in self.routes_to)
         self.config.write_text(
             f'server_name: "{self.name}"\n'
-            f"listen: 127.0.0.1:{self.server.port}\n"
-            f'jetstream {{ store_dir: "{self.server.store_dir}" }}\n'
+            f"listen: 127.0.0.1:{self.port}\n"
+            f'jetstream {{ store_dir: "{self.store}" }}\n'
             f'cluster {{ name: "{CLUSTER_NAME}", listen: 127.0.0.1:{self.route_port},'
             f" routes: [{routes}] }}\n"
         )
 
     def reload(self) -> None:
-        if self.running:
-            assert self.server.proc is not None
-            self.server.proc.send_signal(signal.SIGHUP)
+        self.server.signal(signal.SIGHUP)
 
 
 @dataclass
@@ -135,8 +137,8 @@ def nats_cluster(root: Path) -> Iterator[Cluster]:
         name = f"n{i + 1}"
         base = root / name
         base.mkdir(parents=True, exist_ok=True)
-        config = base / "nats.conf"
-        nodes.append(Node(name, Nats(base / "jetstream", free_port(), config=config), free_port(), config))
+        store, port, config = base / "jetstream", free_port(), base / "nats.conf"
+        nodes.append(Node(name, store, port, free_port(), config, kept_nats(store, port, config)))
     cluster = Cluster(nodes)
     for node in nodes:
         node.routes_to = [n.route_port for n in nodes if n is not node]

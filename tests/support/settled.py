@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import grpc
+from collections.abc import Collection
 
+import grpc
+import nats
+import psycopg
+
+from certwatch.platform import bus as busmod
 from certwatch.platform import db
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.projection import rebuild
 from certwatch.services import MIGRATIONS, projections
 from certwatch.v1 import ops_pb2 as ops
 from certwatch.v1 import ops_pb2_grpc
+from tests.support.domain_load import statuses
+from tests.support.stack import Stack, wait_for
 
 # Projection -> its table, for the ones a rebuild compares with the live rows.
 TABLES = {
@@ -52,3 +59,37 @@ async def assert_rebuilds_equal_live(database_url: str) -> None:
             assert rebuilt == live, name
     finally:
         await pool.close()
+
+
+async def assert_settled(stack: Stack, hosts: Collection[str], *, timeout: float = 120.0) -> dict[str, str]:
+    """Wait (bounded) until exactly `hosts` have a verdict and every service reports no lag;
+    then the event stream must hold each event of the log exactly once. Returns the statuses."""
+
+    async def verdicts() -> dict[str, str] | None:
+        seen = await statuses(stack)
+        return seen if len(seen) == len(hosts) and "ENABLING" not in seen.values() else None
+
+    seen: dict[str, str] = await wait_for(verdicts, timeout=timeout, every=0.5)
+    assert set(seen) == set(hosts)
+    targets = {name: f"127.0.0.1:{s.port}" for name, s in stack.services.items()}
+    behind: dict[str, int] = {}
+
+    async def current() -> bool:
+        behind.clear()
+        behind.update(await lagging(targets, stack.metadata))
+        return not behind
+
+    try:
+        await wait_for(current, timeout=timeout, every=0.5)
+    except AssertionError as exc:
+        raise AssertionError(f"still behind after {timeout}s: {behind}") from exc
+    async with await psycopg.AsyncConnection.connect(stack.settings.database_url) as conn:
+        row = await (await conn.execute("SELECT count(*) FROM events")).fetchone()
+    assert row is not None
+    nc = await nats.connect(busmod.servers(stack.settings.nats_url), max_reconnect_attempts=2)
+    try:
+        stored = await nc.jetstream(timeout=10).stream_info(busmod.STREAM)
+    finally:
+        await nc.close()
+    assert stored.state.messages == row[0]  # each event once on the bus: dedup held through retries
+    return seen
