@@ -31,6 +31,8 @@ PORTS: dict[str, int] = {
     "hosting": 50055,
     "vod": 50056,
 }
+# Services whose port is an HTTP edge rather than gRPC (no Ops or gRPC health there).
+HTTP_SERVICES: frozenset[str] = frozenset({"console"})
 
 # Packages whose `migrations/` folders hold the schema, in the order they apply: later
 # components reference the platform's tables. Also the `component` recorded in

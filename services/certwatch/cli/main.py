@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from certwatch.cli import admin, check, contacts, domains, quota, serve, stack, status
+from certwatch.cli import admin, check, contacts, domains, healthcheck, quota, serve, stack, status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     quota.add_parser(sub)
     admin.add_parser(sub)
     serve.add_parser(sub)
+    healthcheck.add_parser(sub)
     stack.add_parser(sub)
     status.add_parser(sub)
     return parser
