@@ -58,7 +58,7 @@ def settings_env(s: Settings, ports: dict[str, int]) -> dict[str, str]:
         "CERTWATCH_ALLOW_NETWORKS": ",".join(str(n) for n in s.allow_networks),
         "CERTWATCH_RESOLVE": " ".join(s.resolve_overrides), "CERTWATCH_DNS_SERVERS": ",".join(s.dns_servers),
         "CERTWATCH_CA_FILE": s.ca_file or "", "CERTWATCH_SHUTDOWN_GRACE_S": str(s.shutdown_grace_s),
-        "CERTWATCH_MASTER_KEY": s.master_key or "",
+        "CERTWATCH_MASTER_KEY": s.master_key or "", "CERTWATCH_OTLP_ENDPOINT": s.otlp_endpoint or "",
     }  # fmt: skip
     env.update({f"CERTWATCH_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     return env

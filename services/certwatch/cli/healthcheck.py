@@ -39,7 +39,9 @@ def healthy(service: str, port: int, *, host: str = "127.0.0.1") -> tuple[bool, 
             return False, str(exc)
     with grpc.insecure_channel(f"{host}:{port}") as channel:
         try:
-            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S)
+            status = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S
+            )
         except grpc.RpcError as exc:
             return False, f"{exc.code().name}: {exc.details()}"
     name = health_pb2.HealthCheckResponse.ServingStatus.Name(status.status)
@@ -49,7 +51,9 @@ def healthy(service: str, port: int, *, host: str = "127.0.0.1") -> tuple[bool, 
 def _healthcheck(args: argparse.Namespace) -> int:
     service = args.service or os.environ.get("CERTWATCH_SERVICE", "")
     if service not in SERVICES:
-        print(f"certwatch: service: {service!r} is not one of {', '.join(sorted(SERVICES))} (or set CERTWATCH_SERVICE)")
+        print(
+            f"certwatch: service: {service!r} is not one of {', '.join(sorted(SERVICES))} (or set CERTWATCH_SERVICE)"
+        )
         return 2
     try:
         settings = config.load(ports=PORTS)

@@ -24,6 +24,7 @@ from certwatch.platform import bus as busmod
 from certwatch.platform.config import ConfigError, Settings
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.grpc_server import GrpcServer, Registration
+from certwatch.platform.lag_metrics import LagSampler
 from certwatch.platform.outbox import OutboxRelay
 from certwatch.platform.projection import Projection, ProjectionRunner
 
@@ -98,7 +99,13 @@ class Service:
         self.server = GrpcServer([*parts.registrations, ops_api.registration(ops)], self.verifier)
         self.server.bind(f"{s.grpc_host}:{self._port}", tls=_tls(s))
         await self.server.start()
-        self._stoppables = [self.verifier, relay, *runners, *parts.workers]
+        self._stoppables = [
+            self.verifier,
+            relay,
+            *runners,
+            *parts.workers,
+            LagSampler(event_log, relay, runners),
+        ]
         self._tasks = [asyncio.create_task(w.run(), name=type(w).__name__) for w in self._stoppables]
         self._tasks.append(asyncio.create_task(self._health_loop(), name="health"))
         log.info("%s listening on %s:%d", self.name, s.grpc_host, self.port)
