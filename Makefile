@@ -39,14 +39,16 @@ bench-deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# System packages: PostgreSQL and NATS server binaries (run as local child processes), and
-# nginx, which tests use as a real TLS server that staples OCSP responses.
+# System packages: PostgreSQL and NATS server binaries (run as local child processes),
+# nginx, which tests use as a real TLS server that staples OCSP responses, and prometheus for
+# promtool (the chart's alert rules are checked and unit-tested with it).
 deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	{ [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null; } || missing="$$missing nats-server"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	[ -x /usr/bin/promtool ] || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing openssl ca-certificates >/dev/null; \

@@ -54,11 +54,15 @@ async def test_one_trace_spans_add_probe_and_verdict_and_metrics_arrive(
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
     files = pki.server_files(pki.leaf("traced.test"))
     with tls_server(server_context(*files)) as port, otlp_receiver() as (endpoint, received):
-        traced = replace(settings, otlp_endpoint=endpoint, resolve_overrides=(f"traced.test:{port}:127.0.0.1",))
+        traced = replace(
+            settings, otlp_endpoint=endpoint, resolve_overrides=(f"traced.test:{port}:127.0.0.1",)
+        )
         async with process_stack(traced) as stack, stack.channel("inventory") as channel:
             inventory = inventory_pb2_grpc.InventoryStub(channel)
             added = await inventory.AddDomains(
-                pb.AddDomainsRequest(domains=f"traced.test:{port}", enable=True), metadata=stack.metadata, timeout=30
+                pb.AddDomainsRequest(domains=f"traced.test:{port}", enable=True),
+                metadata=stack.metadata,
+                timeout=30,
             )
             assert added.results[0].added
 
@@ -70,7 +74,9 @@ async def test_one_trace_spans_add_probe_and_verdict_and_metrics_arrive(
 
             async def all_metrics() -> dict[str, set[str]] | None:
                 _, metrics = received.snapshot()
-                have = all(name in metrics and (not svc or svc in metrics[name]) for name, svc in METRICS.items())
+                have = all(
+                    name in metrics and (not svc or svc in metrics[name]) for name, svc in METRICS.items()
+                )
                 return metrics if have else None
 
             await wait_for(all_metrics, timeout=60, every=0.5)

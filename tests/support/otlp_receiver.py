@@ -67,7 +67,9 @@ class _Metrics(mgrpc.MetricsServiceServicer):
     def __init__(self, received: Received) -> None:
         self._received = received
 
-    def Export(self, request: mpb.ExportMetricsServiceRequest, context: Any) -> mpb.ExportMetricsServiceResponse:
+    def Export(
+        self, request: mpb.ExportMetricsServiceRequest, context: Any
+    ) -> mpb.ExportMetricsServiceResponse:
         with self._received.lock:
             for rm in request.resource_metrics:
                 service = _service(rm.resource)
