@@ -10,10 +10,28 @@ import os
 import time
 from datetime import UTC, datetime
 
-from bench import contracts, enable_at_scale, event_log, first_status, observations, outbox, prober, prober_scaling
+from bench import (
+    contracts,
+    enable_at_scale,
+    event_log,
+    first_status,
+    observations,
+    outbox,
+    prober,
+    prober_scaling,
+)
 from bench._common import Row, quiet_logs, run_async, setup_telemetry, table
 
-BENCHMARKS = (contracts, event_log, outbox, first_status, enable_at_scale, prober, prober_scaling, observations)
+BENCHMARKS = (
+    contracts,
+    event_log,
+    outbox,
+    first_status,
+    enable_at_scale,
+    prober,
+    prober_scaling,
+    observations,
+)
 
 
 def main() -> None:

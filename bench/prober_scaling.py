@@ -81,7 +81,9 @@ def probers(n: int, env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes
 
 async def _probed(pool: Any) -> int:
     async with pool.connection() as conn:
-        row = await (await conn.execute("SELECT count(*) FROM probe_schedule WHERE last_probed IS NOT NULL")).fetchone()
+        row = await (
+            await conn.execute("SELECT count(*) FROM probe_schedule WHERE last_probed IS NOT NULL")
+        ).fetchone()
     return int(row[0])
 
 
@@ -144,7 +146,9 @@ async def run() -> list[Row]:
         Row(BENCH, "1 prober process, CPU", one["cpu_ms"], "ms/probe"),
         Row(BENCH, "2 prober processes, CPU", two["cpu_ms"], "ms/probe", "1 prober process", one["cpu_ms"]),
     ]  # fmt: skip
-    save(BENCH, rows, {"domains_due": DOMAINS, "phase_s": PHASE_S, "cores": os.cpu_count(), "phases": results})
+    save(
+        BENCH, rows, {"domains_due": DOMAINS, "phase_s": PHASE_S, "cores": os.cpu_count(), "phases": results}
+    )
     return rows
 
 
