@@ -25,13 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench._common import Row, cli, fresh_servers, save
-from bench.prober import SUFFIX, cpu_ticks, missing_packages, self_cpu
+from bench.prober import SUFFIX, cpu_ticks, missing_packages, seed_due, self_cpu
 from certwatch.cli.healthcheck import healthy
 from certwatch.platform import db, localstack
 from certwatch.services import MIGRATIONS
@@ -117,16 +116,7 @@ async def run() -> list[Row]:
         with nginx(*pki.server_files(leaf)) as (port, _workers):
             pool = await db.open_pool(pg.url, max_size=2, migrate=MIGRATIONS)
             try:
-                async with pool.connection() as conn:
-                    await conn.execute(
-                        "INSERT INTO probe_schedule (domain_id, account_id, host, port, generation,"
-                        " first_check, paused, next_due)"
-                        " SELECT gen_random_uuid(), %s, 'd' || g || %s, %s, 1, false, false,"
-                        "  now() - interval '1 hour' + g * interval '1 microsecond'"
-                        " FROM generate_series(1, %s) g",
-                        (str(uuid.uuid4()), SUFFIX, port, DOMAINS),
-                    )  # fmt: skip
-                    await conn.execute("ANALYZE probe_schedule")
+                await seed_due(pool, port, DOMAINS)
                 env = {
                     **os.environ, "CERTWATCH_DATABASE_URL": pg.url, "CERTWATCH_NATS_URL": nats.url,
                     "CERTWATCH_ALLOW_NETWORKS": "127.0.0.0/8", "CERTWATCH_CA_FILE": pki.ca_file,

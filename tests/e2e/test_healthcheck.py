@@ -41,8 +41,10 @@ def test_an_unknown_or_missing_service_is_refused_in_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("CERTWATCH_SERVICE", raising=False)
-    assert main(["healthcheck"]) == 2
-    assert "set CERTWATCH_SERVICE" in capsys.readouterr().out
+    for command in ("healthcheck", "serve"):
+        assert main([command]) == 2
+        out = capsys.readouterr().out
+        assert "or set CERTWATCH_SERVICE" in out and len(out.splitlines()) == 1, out
     monkeypatch.setenv("CERTWATCH_SERVICE", "prober")
     with closed_port() as port:
         monkeypatch.setenv("CERTWATCH_PROBER_PORT", str(port))

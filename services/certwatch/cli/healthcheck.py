@@ -3,13 +3,12 @@
 The image's `HEALTHCHECK` (docker, compose). It asks the service's own health on loopback, the
 same answer Kubernetes' probes get: `grpc.health.v1` SERVING for a gRPC service (it turns
 NOT_SERVING when the database or NATS is unreachable or a worker is stuck), `GET /healthz`
-200 for an HTTP one. NAME defaults to `CERTWATCH_SERVICE` (set by each image target).
+200 for an HTTP one. NAME defaults to `CERTWATCH_SERVICE` (the image sets it).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import urllib.error
 import urllib.request
 from typing import Any
@@ -17,8 +16,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from certwatch.cli.serve import service_named
 from certwatch.platform import config
-from certwatch.services import HTTP_SERVICES, PORTS, SERVICES
+from certwatch.services import HTTP_SERVICES, PORTS
 
 TIMEOUT_S = 3.0
 
@@ -49,13 +49,8 @@ def healthy(service: str, port: int, *, host: str = "127.0.0.1") -> tuple[bool, 
 
 
 def _healthcheck(args: argparse.Namespace) -> int:
-    service = args.service or os.environ.get("CERTWATCH_SERVICE", "")
-    if service not in SERVICES:
-        print(
-            f"certwatch: service: {service!r} is not one of {', '.join(sorted(SERVICES))} (or set CERTWATCH_SERVICE)"
-        )
-        return 2
     try:
+        service = service_named(args.service)
         settings = config.load(ports=PORTS)
     except config.ConfigError as exc:
         print(f"certwatch: {exc}")
