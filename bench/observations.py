@@ -32,7 +32,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench._common import Row, bounded, cli, fresh_servers, save
-from certwatch.classifier.processor import STATUS_VIEW, processor
+from certwatch.classifier.processor import processor
+from certwatch.classifier.status_view import STATUS_VIEW
 from certwatch.contracts import probe as pev
 from certwatch.platform import bus as busmod
 from certwatch.platform import certificates as certs

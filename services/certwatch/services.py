@@ -57,8 +57,9 @@ def build_for(service: str) -> Build:
 def projections(event_log: EventLog) -> dict[str, Projection]:
     """Every projection by name, for `certwatch admin rebuild`."""
     from certwatch.classifier.details import DETAILS_VIEW
-    from certwatch.classifier.processor import STATUS_VIEW, processor
+    from certwatch.classifier.removals import REMOVALS
     from certwatch.classifier.status_intervals import STATUS_INTERVALS
+    from certwatch.classifier.status_view import STATUS_VIEW
     from certwatch.hosting.observed_expiry import OBSERVED_EXPIRY
     from certwatch.inventory import enable_checks
     from certwatch.inventory.contact_views import CONTACT_VIEW
@@ -67,6 +68,6 @@ def projections(event_log: EventLog) -> dict[str, Projection]:
     from certwatch.prober.schedule import SCHEDULE
     from certwatch.vod.cert_facts import CERT_FACTS
 
-    found = [DOMAIN_VIEW, CONTACT_VIEW, enable_checks.processor(event_log), SCHEDULE, processor(event_log),
+    found = [DOMAIN_VIEW, CONTACT_VIEW, enable_checks.processor(event_log), SCHEDULE, REMOVALS,
              STATUS_VIEW, DETAILS_VIEW, STATUS_INTERVALS, ALERT_STATE, OBSERVED_EXPIRY, CERT_FACTS]  # fmt: skip
     return {p.name: p for p in found}

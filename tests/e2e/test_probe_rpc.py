@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 import grpc
 import pytest
 
-from certwatch.contracts.probe import PROBE_COMPLETED
+from certwatch.platform import observations
 from certwatch.platform.config import Settings
 from certwatch.v1 import prober_pb2 as pb
 from certwatch.v1 import prober_pb2_grpc
@@ -36,4 +37,11 @@ async def test_probe_rpc_returns_verdict_and_facts(settings: Settings, pki: Test
             assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
             runtime = stack.services["prober"].runtime
             assert runtime is not None
-            assert await runtime.event_log.read_all(types=[PROBE_COMPLETED]) == []  # nothing recorded
+            recorded = await runtime.event_log.read_all(limit=10_000)
+            assert [
+                e for e in recorded if e.stream_id.startswith(("probe-", "status-"))
+            ] == []  # nothing recorded
+            async with runtime.pool.connection() as conn:
+                assert await observations.last_observed(conn, [str(uuid.uuid4())]) == {}
+                cur = await conn.execute("SELECT count(*) FROM probe_observations")
+                assert (await cur.fetchone()) == (0,)

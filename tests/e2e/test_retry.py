@@ -106,7 +106,7 @@ async def test_a_failed_enable_releases_its_unit_and_edit_retries_until_monitori
         code, out = await cli("domains", "recheck", domain_id, unknown, foreign, disabled)
         assert code == 1
         lines = {line.split()[0]: line for line in out.splitlines()[1:]}
-        assert "SECURE" in lines[domain_id]
+        assert any(s in lines[domain_id] for s in ("SECURE", "ABNORMAL"))
         assert "NOT_FOUND" in lines[unknown] and "NOT_FOUND" in lines[foreign]
         assert "FAILED_PRECONDITION" in lines[disabled] and "not enabled" in lines[disabled]
         # A malformed id: one line before anything is sent from the CLI, one result from the RPC.
@@ -117,5 +117,6 @@ async def test_a_failed_enable_releases_its_unit_and_edit_retries_until_monitori
                 pb.RecheckDomainsRequest(ids=["nope", domain_id, "nope"]),
                 metadata=(("authorization", f"Bearer {key}"),),
             )
-        assert [(r.id, r.code, r.domain.status) for r in response.results] == [
-            ("nope", "INVALID_ARGUMENT", ""), (domain_id, "", "SECURE")]  # fmt: skip
+        # (the server is gone by now: the rechecks may already have found it down)
+        assert [(r.id, r.code, r.domain.status in ("SECURE", "ABNORMAL")) for r in response.results] == [
+            ("nope", "INVALID_ARGUMENT", False), (domain_id, "", True)]  # fmt: skip

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from certwatch.cli.main import main
-from certwatch.contracts import probe as pc
+from certwatch.contracts import status as sc
 from certwatch.platform.config import Settings
 from certwatch.platform.events import NewEvent
 from tests.support.pki import TestPKI
@@ -52,33 +52,34 @@ async def test_status_names_what_is_stuck_since_when_and_why(
             out = await wait_for(healthy, timeout=20, every=0.3)
             for name in stack.services:
                 assert name in out
-            assert "classifier.processor" in out and "outbox.relay" in out and "scheduler" in out
+            assert "classifier.status" in out and "outbox.relay" in out and "scheduler" in out
+            assert "observationconsumer" in out
             _, out, err = await _cli(capsys, "domains", "list", "--credentials", creds)
             assert "stale" not in out + err
 
-            # A probe result the classifier cannot read: its processor fails on it, retrying.
-            bad = NewEvent(pc.PROBE_COMPLETED, {"domain_id": "not-a-domain"}, schema_version=2)
+            # A verdict the status view cannot read: it fails on it, retrying.
+            bad = NewEvent(sc.DOMAIN_CLASSIFIED, {"domain_id": "not-a-domain"})
             await stack.services["prober"].runtime.event_log.append(  # type: ignore[union-attr]
-                "probe-broken", [bad], expected_version=None
+                "status-broken", [bad], expected_version=None
             )
 
-            async def failing() -> tuple[str, str] | None:
+            async def failing() -> tuple[str, dict[str, object]] | None:
                 code, out, _ = await _cli(capsys, "status", "--credentials", creds)
-                return (
-                    None
-                    if code == 0
-                    else (out, (await _cli(capsys, "status", "--json", "--credentials", creds))[1])
-                )
+                if code == 0:
+                    return None
+                reports = json.loads((await _cli(capsys, "status", "--json", "--credentials", creds))[1])
+                classifier = next(r for r in reports if r["service"] == "classifier")
+                return None if classifier["healthy"] else (out, classifier)
 
-            out, as_json = await wait_for(failing, timeout=20, every=0.3)
-            line = next(x for x in out.splitlines() if "classifier.processor" in x)
-            assert "failing since" in line and "KeyError" in line, out
-            classifier = next(r for r in json.loads(as_json) if r["service"] == "classifier")
-            assert not classifier["healthy"]
-            assert any("classifier.processor failing" in p for p in classifier["problems"])
+            # Every reader of verdicts fails on it; the classifier's own views among them.
+            out, classifier = await wait_for(failing, timeout=20, every=0.3)
+            lines = [x for x in out.splitlines() if "failing since" in x]
+            assert lines and all("ValidationError" in x for x in lines), out
+            assert any("classifier.status failing" in p or "classifier.details failing" in p
+                       for p in classifier["problems"]), classifier  # type: ignore[attr-defined]  # fmt: skip
             code, out, err = await _cli(capsys, "domains", "list", "--credentials", creds)
             assert code == 0 and "status.test" in out
-            assert "may be stale" in err and "classifier.processor" in err and "KeyError" in err
+            assert "may be stale" in err and "classifier." in err and "ValidationError" in err
 
             # A service that is gone is named, and status still answers within its timeouts.
             await stack.services["vod"].stop()
@@ -105,9 +106,15 @@ async def test_a_domain_not_checked_for_two_intervals_is_flagged_stale(
             domain = await wait_for(secure, timeout=15)
             assert not domain.get("stale")
             async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
-                await conn.execute(
+                # an old verdict is not an old check: a stable domain appends no verdict
+                await conn.execute("UPDATE inventory_domains SET last_checked_at = now() - interval '1 day'")
+            _, out, _ = await _cli(capsys, "domains", "list", "--json", "--credentials", creds)
+            assert not json.loads(out)[0].get("stale")
+            async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
+                await conn.execute(  # the last verdict and the last observation alike
                     "UPDATE inventory_domains SET last_checked_at = now() - interval '121 seconds'"
                 )
+                await conn.execute("UPDATE probe_latest SET observed_at = now() - interval '121 seconds'")
             code, out, err = await _cli(capsys, "domains", "list", "--credentials", creds)
             assert code == 0 and "SECURE (stale)" in out and "not checked for more than two" in err
             assert "2m ago" in out  # the CHECKED column

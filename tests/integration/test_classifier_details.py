@@ -1,5 +1,5 @@
-"""Processor + details projection against PostgreSQL: compact chain/ownership events, the
-report they build, exactly-once under replay, and account scoping."""
+"""Observation handler + details projection against PostgreSQL: compact chain/ownership
+events, the report they build, exactly-once under redelivery, and account scoping."""
 
 from __future__ import annotations
 
@@ -14,18 +14,20 @@ from psycopg_pool import AsyncConnectionPool
 
 from certwatch.classifier.api import ClassifierApi
 from certwatch.classifier.details import DETAILS_VIEW
-from certwatch.classifier.processor import STATUS_VIEW, processor
+from certwatch.classifier.status_view import STATUS_VIEW
+from certwatch.classifier.verdicts import VerdictWriter
 from certwatch.contracts import domain as dc
-from certwatch.contracts import probe as pc
 from certwatch.contracts import status as sc
-from certwatch.platform import auth
+from certwatch.platform import auth, observations
 from certwatch.platform.errors import NotFound
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent
+from certwatch.platform.observation_stream import Incoming
 from certwatch.platform.projection import catch_up, rebuild
 from certwatch.rules import facts as f
 from certwatch.rules.facts import ProbeResult
 from certwatch.v1 import classifier_pb2 as pb
+from tests.support.observed import observe
 from tests.support.probe_results import NOW, cert, intermediate, refused, result, served
 
 LEAF, INT = cert(), intermediate()
@@ -36,6 +38,7 @@ class Domain:
         self.log = event_log
         self.domain_id = str(uuid.uuid4())
         self.account_id = str(uuid.uuid4())
+        self.messages: list[Incoming] = []
 
     async def add_and_enable(self) -> None:
         base = {"domain_id": self.domain_id, "account_id": self.account_id}
@@ -48,14 +51,12 @@ class Domain:
                                             "enabled_at": NOW.isoformat()}),
         ], expected_version=0)  # fmt: skip
 
-    async def probed(self, probe: ProbeResult, *, first_check: bool = False) -> None:
-        data = {"domain_id": self.domain_id, "account_id": self.account_id,
-                "host": probe.host, "port": probe.port, "generation": 1,
-                "first_check": first_check, "result": probe.to_dict(), "prober": "test"}  # fmt: skip
-        await self.log.append(pc.stream_id(self.domain_id),
-                              [NewEvent(pc.PROBE_COMPLETED, data)], expected_version=None)  # fmt: skip
-        await catch_up(self.log, processor(self.log))
+    async def probed(self, probe: ProbeResult, *, first_check: bool = False) -> Incoming:
+        message = await observe(self.log, domain_id=self.domain_id, account_id=self.account_id,
+                                result=probe, first_check=first_check)  # fmt: skip
+        self.messages.append(message)
         await catch_up(self.log, DETAILS_VIEW)
+        return message
 
     async def status_events(self, kind: str) -> list[RecordedEvent]:
         events = await self.log.read_stream(sc.stream_id(self.domain_id))
@@ -82,7 +83,12 @@ async def test_a_chain_is_recorded_once_however_often_it_is_probed(domain: Domai
     for minute in range(5):
         await domain.probed(result(served("192.0.2.1", LEAF, INT),
                                    at=NOW + timedelta(minutes=minute)), first_check=minute == 0)  # fmt: skip
-    assert len(await domain.status_events(sc.DOMAIN_CLASSIFIED)) == 5
+    # a stable domain: one verdict (the enable check), five observations
+    assert len(await domain.status_events(sc.DOMAIN_CLASSIFIED)) == 1
+    async with domain.log.pool.connection() as conn:
+        seen = await observations.read(conn, uuid.UUID(domain.domain_id), NOW, NOW + timedelta(hours=1))
+    assert [o.observed_at for o in seen] == [NOW + timedelta(minutes=m) for m in range(5)]
+    assert {o.status for o in seen} == {"SECURE"} and len({o.chain_id for o in seen}) == 1
     chains = await domain.status_events(sc.CERTIFICATE_CHAIN_OBSERVED)
     assert len(chains) == 1
     assert chains[0].data["serving"] == {"192.0.2.1": [LEAF.sha256, INT.sha256]}
@@ -165,8 +171,10 @@ async def test_replay_and_rebuild_append_and_change_nothing(domain: Domain) -> N
     await domain.probed(result(served("192.0.2.1", cert(serial=2), INT), at=NOW + timedelta(1)))
     before = await domain.details()
     head = await domain.log.head()
-    # the processor forgets its observations and re-reads every probe: same ids, no new events
-    await rebuild(domain.log, processor(domain.log))
+    # every observation delivered again, together and one by one: no new events
+    await VerdictWriter(domain.log)(domain.messages)
+    for message in domain.messages:
+        await VerdictWriter(domain.log)([message])
     assert await domain.log.head() == head
     assert await rebuild(domain.log, DETAILS_VIEW) > 0
     assert await domain.details() == before

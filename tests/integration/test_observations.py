@@ -5,6 +5,7 @@ on-disk size of a stable domain's probe, chains and certificates stored once."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -99,7 +100,8 @@ async def test_maintainers_on_many_replicas_agree(pool: AsyncConnectionPool[Any]
     assert sorted(created) == [TODAY + timedelta(days=n) for n in range(obs.AHEAD_DAYS + 1)]  # once each
 
 
-async def test_the_worker_runs_until_stopped(pool: AsyncConnectionPool[Any]) -> None:
+async def test_the_worker_runs_until_stopped(pool: AsyncConnectionPool[Any], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="certwatch.platform.observations")  # as services log
     worker = obs.ObservationMaintainer(pool, clock=lambda: NOON, interval_s=3600)
     task = asyncio.create_task(worker.run())
     async with asyncio.timeout(10):
@@ -108,6 +110,8 @@ async def test_the_worker_runs_until_stopped(pool: AsyncConnectionPool[Any]) -> 
     worker.stop()
     await asyncio.wait_for(task, 5)
     assert worker.last.created and not worker.failing
+    [record] = [r for r in caplog.records if r.msg.startswith("observation partitions")]
+    assert record.partitions_created == [str(d) for d in worker.last.created]  # type: ignore[attr-defined]
 
 
 async def test_a_stable_domains_probe_takes_at_most_200_bytes_on_disk(pool: AsyncConnectionPool[Any]) -> None:

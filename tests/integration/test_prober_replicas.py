@@ -13,16 +13,16 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import pytest
 
 from certwatch.contracts import domain as dc
-from certwatch.contracts import probe as pc
 from certwatch.platform import db
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
+from certwatch.platform.observation_stream import Outgoing
 from certwatch.platform.projection import catch_up
 from certwatch.prober.options import ProbeOptions
 from certwatch.prober.schedule import SCHEDULE
@@ -64,18 +64,35 @@ async def _schedule(event_log: EventLog, hosts: list[str], port: int) -> None:
     await catch_up(event_log, SCHEDULE)
 
 
-async def _probes(event_log: EventLog) -> list[dict[str, Any]]:
-    return [e.data for e in await event_log.read_all(limit=10_000, types=[pc.PROBE_COMPLETED])]
+class Published:
+    """What the replicas publish to the observation stream, in order."""
+
+    def __init__(self) -> None:
+        self.probes: list[dict[str, Any]] = []
+
+    async def __call__(self, observations: Sequence[Outgoing]) -> None:
+        self.probes.extend(o.data for o in observations)
+
+
+@pytest.fixture
+def published() -> Published:
+    return Published()
+
+
+async def _probes(published: Published) -> list[dict[str, Any]]:
+    return list(published.probes)
 
 
 @contextlib.asynccontextmanager
 async def _running(
-    database_url: str, options: ProbeOptions, name: str, **kw: Any
+    database_url: str, options: ProbeOptions, name: str, published: Published, **kw: Any
 ) -> AsyncIterator[tuple[Scheduler, asyncio.Task[None]]]:
     """A Scheduler on its own pool, as a separate replica would be."""
     pool = await db.open_pool(database_url, max_size=4)
     settings: dict[str, Any] = {"concurrency": 16, "idle_poll_s": 0.02, "flush_s": 0.01, **kw}
-    scheduler = Scheduler(EventLog(pool), options, interval_s=3600, jitter_s=0, worker_id=name, **settings)
+    scheduler = Scheduler(
+        EventLog(pool), options, published, interval_s=3600, jitter_s=0, worker_id=name, **settings
+    )
     task = asyncio.create_task(scheduler.run())
     try:
         yield scheduler, task
@@ -87,7 +104,7 @@ async def _running(
 
 
 async def test_two_replicas_share_200_domains_and_probe_each_once_a_round(
-    database_url: str, event_log: EventLog, pki: TestPKI
+    database_url: str, event_log: EventLog, pki: TestPKI, published: Published
 ) -> None:
     hosts = [f"d{i}.replicas.test" for i in range(200)]
     leaf = pki.leaf("replicas.test", dns=("*.replicas.test",))
@@ -95,17 +112,17 @@ async def test_two_replicas_share_200_domains_and_probe_each_once_a_round(
         await _schedule(event_log, hosts, port)
         options = _options(pki, hosts, port, "127.0.0.1")
         async with (
-            _running(database_url, options, "a") as (a, _),
-            _running(database_url, options, "b") as (b, _),
+            _running(database_url, options, "a", published) as (a, _),
+            _running(database_url, options, "b", published) as (b, _),
         ):
             for round_no in (1, 2):
 
                 async def complete(n: int = round_no) -> bool:
-                    return len(await _probes(event_log)) >= n * len(hosts)
+                    return len(await _probes(published)) >= n * len(hosts)
 
                 await wait_for(complete)
                 await asyncio.sleep(0.3)  # a double probe would land now
-                per_domain = Counter(p["host"] for p in await _probes(event_log))
+                per_domain = Counter(p["host"] for p in await _probes(published))
                 assert set(per_domain) == set(hosts)
                 assert set(per_domain.values()) == {round_no}, per_domain.most_common(3)
                 if round_no == 1:
@@ -124,7 +141,7 @@ def _silent(host: str, port: int) -> socket.socket:
 
 
 async def test_a_prober_that_dies_mid_batch_loses_no_domain(
-    database_url: str, event_log: EventLog, pki: TestPKI
+    database_url: str, event_log: EventLog, pki: TestPKI, published: Published
 ) -> None:
     """Replica A's probes hang (its route leads to a silent server); A is cancelled mid-flight.
     Replica B, routed to the real server, takes every domain once A's lease runs out."""
@@ -134,7 +151,10 @@ async def test_a_prober_that_dies_mid_batch_loses_no_domain(
     with _silent("127.0.0.2", port), tls_server(server_context(*pki.server_files(leaf)), port=port):
         await _schedule(event_log, hosts, port)
         hanging = _options(pki, hosts, port, "127.0.0.2", handshake=30.0)
-        async with _running(database_url, hanging, "a", lease_s=1.0, concurrency=64) as (_, a_task):
+        async with _running(database_url, hanging, "a", published, lease_s=1.0, concurrency=64) as (
+            _,
+            a_task,
+        ):
 
             async def all_claimed() -> bool:
                 async with event_log.pool.connection() as conn:
@@ -147,23 +167,23 @@ async def test_a_prober_that_dies_mid_batch_loses_no_domain(
             a_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await a_task
-        assert await _probes(event_log) == []
-        async with _running(database_url, _options(pki, hosts, port, "127.0.0.1"), "b"):
+        assert await _probes(published) == []
+        async with _running(database_url, _options(pki, hosts, port, "127.0.0.1"), "b", published):
 
             async def all_probed() -> bool:
-                return len(await _probes(event_log)) >= len(hosts)
+                return len(await _probes(published)) >= len(hosts)
 
             await wait_for(all_probed)
             assert time.monotonic() - claimed_at >= 0.9  # not before A's lease ended
             await asyncio.sleep(0.2)
-        probes = await _probes(event_log)
+        probes = await _probes(published)
         assert Counter(p["host"] for p in probes) == Counter(hosts)
         assert {p["prober"] for p in probes} == {"b"}
         assert {p["result"]["endpoints"][0]["phase"] for p in probes} == {"done"}
 
 
 async def test_a_prober_that_outlives_its_lease_records_nothing(
-    database_url: str, event_log: EventLog, pki: TestPKI
+    database_url: str, event_log: EventLog, pki: TestPKI, published: Published
 ) -> None:
     """A's probes take longer than its lease; B re-claims and records; A's late results are
     dropped, so the round still has exactly one result per domain."""
@@ -175,16 +195,19 @@ async def test_a_prober_that_outlives_its_lease_records_nothing(
         slow = _options(pki, hosts, port, "127.0.0.2", handshake=1.5)
         # A sleeps on its in-flight probes instead of claiming again: it is the paused replica
         paused = {"lease_s": 0.5, "concurrency": 64, "idle_poll_s": 5.0}
-        async with _running(database_url, slow, "a", **paused) as (a, _):
+        async with _running(database_url, slow, "a", published, **paused) as (a, _):
             await asyncio.sleep(0.7)  # A holds every claim, then its lease passes mid-probe
-            async with _running(database_url, _options(pki, hosts, port, "127.0.0.1"), "b") as (b, _):
+            async with _running(database_url, _options(pki, hosts, port, "127.0.0.1"), "b", published) as (
+                b,
+                _,
+            ):
 
                 async def settled() -> bool:
                     return b.probed == len(hosts)
 
                 await wait_for(settled)
                 await asyncio.sleep(1.5)  # A's handshakes time out and try to record now
-        probes = await _probes(event_log)
+        probes = await _probes(published)
         assert Counter(p["host"] for p in probes) == Counter(hosts)
         assert {p["prober"] for p in probes} == {"b"}
         assert a.probed == 0

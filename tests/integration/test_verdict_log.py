@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from certwatch.classifier.processor import STATUS_VIEW
+from certwatch.classifier.status_view import STATUS_VIEW
 from certwatch.contracts import status as sc
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent

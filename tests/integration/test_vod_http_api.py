@@ -27,9 +27,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.classifier.details import DETAILS_VIEW
-from certwatch.classifier.processor import processor
 from certwatch.contracts import domain as d
-from certwatch.contracts import probe as pev
 from certwatch.platform import auth
 from certwatch.platform.certificates import StoredCertificate, put_certificates
 from certwatch.platform.eventlog import EventLog
@@ -41,6 +39,7 @@ from certwatch.vod import access_keys
 from certwatch.vod.access_keys import AccessKey
 from certwatch.vod.authn import Authenticator, RateLimit
 from certwatch.vod.http_api import HttpServer, VodHttpApi
+from tests.support.observed import observe
 from tests.support.pki import TestPKI, issue
 from tests.support.probe_results import result, served
 
@@ -78,10 +77,7 @@ async def monitor(event_log: EventLog, account_id: uuid.UUID, *chain: Any) -> No
                                         "enabled_at": START.isoformat()}),
     ], expected_version=0)  # fmt: skip
     probe = result(served("192.0.2.10", *chain), at=START)
-    await event_log.append(pev.stream_id(domain_id), [NewEvent(pev.PROBE_COMPLETED, {
-        **base, "generation": 1, "first_check": True, "result": probe.to_dict(), "prober": "test"})],
-        expected_version=None)  # fmt: skip
-    await catch_up(event_log, processor(event_log))
+    await observe(event_log, domain_id=domain_id, account_id=str(account_id), result=probe, first_check=True)
     await catch_up(event_log, DETAILS_VIEW)
 
 

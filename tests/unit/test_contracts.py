@@ -10,7 +10,7 @@ import msgspec
 import orjson
 import pytest
 
-from certwatch.classifier.processor import verdict_event
+from certwatch.classifier.verdicts import decide
 from certwatch.contracts import domain as dc
 from certwatch.contracts import listing
 from certwatch.contracts import probe as pc
@@ -87,12 +87,14 @@ def test_version_1_payloads_are_upcast_then_typed() -> None:
 def test_a_verdict_is_read_as_typed_objects_whatever_its_age() -> None:
     expired = cert(days=-3)
     probe = result(served("192.0.2.1", expired, intermediate()), refused("192.0.2.2"))
-    recorded = RecordedEvent(
-        1, uuid.uuid4(), "probe-d", 1, pc.PROBE_COMPLETED, 2,
-        {"domain_id": "d", "account_id": "a", "host": probe.host, "port": probe.port, "generation": 2,
-         "first_check": False, "result": probe.to_dict()}, {}, NOW, 1,
+    observed = pc.ProbeObserved(
+        observation_id=str(uuid.uuid4()), domain_id="d", account_id="a", host=probe.host, port=probe.port,
+        generation=2, first_check=False, result=probe.to_dict(),
     )  # fmt: skip
-    classified = sc.DomainClassified.of(_recorded(verdict_event(recorded, probe)))
+    event = decide(
+        pc.ProbeObserved.from_data(orjson.loads(orjson.dumps(observed.to_data()))), probe, None
+    ).events[0]
+    classified = sc.DomainClassified.of(_recorded(event))
     verdict = classified.verdict
     assert verdict.status is Status.ABNORMAL and verdict.primary_cause is Cause.NETWORK_CONNECTION_FAILURE
     assert Cause.EXPIRED in verdict.causes and verdict.checked_at == NOW

@@ -71,8 +71,10 @@ class ClassifierApi(classifier_pb2_grpc.ClassifierServicer):
         account = auth.current().account_id
         async with self._log.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT domain_id, status, primary_cause, causes, checked_at, verdict"
-                " FROM classifier_status WHERE domain_id = %s AND account_id = %s",
+                "SELECT domain_id, status, primary_cause, causes,"
+                " greatest(checked_at, probe_latest.observed_at), verdict"
+                " FROM classifier_status LEFT JOIN probe_latest USING (domain_id)"
+                " WHERE domain_id = %s AND account_id = %s",
                 (_domain_id(request.domain_id), account),
             )
             row = await cur.fetchone()

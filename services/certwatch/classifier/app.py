@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from certwatch.classifier import api, details, processor, status_intervals
+from certwatch.classifier import api, details, removals, status_intervals, status_view
+from certwatch.classifier.verdicts import VerdictWriter
+from certwatch.platform import observation_stream
+from certwatch.platform.observations import ObservationMaintainer
 from certwatch.platform.service import Parts, Runtime
+
+DURABLE = "classifier"  # the observation stream's consumer: every replica shares it
 
 
 async def build(rt: Runtime) -> Parts:
+    assert rt.bus is not None, "the classifier consumes observations: it needs JetStream"
+    await observation_stream.ensure_stream(rt.bus.js, replicas=rt.settings.stream_replicas)
+    consumer = observation_stream.ObservationConsumer(rt.bus.js, DURABLE, VerdictWriter(rt.event_log))
     return Parts(
         registrations=[api.registration(api.ClassifierApi(rt.event_log))],
         projections=[
-            processor.processor(rt.event_log),
-            processor.STATUS_VIEW,
+            removals.REMOVALS,
+            status_view.STATUS_VIEW,
             details.DETAILS_VIEW,
             status_intervals.STATUS_INTERVALS,
+        ],
+        workers=[
+            consumer,
+            ObservationMaintainer(rt.pool, retention_days=rt.settings.observation_retention_days),
         ],
     )

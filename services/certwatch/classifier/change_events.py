@@ -1,22 +1,25 @@
-"""Log compaction: chain and ownership events only when what a domain serves changed.
+"""Chain and ownership events, only when what a domain serves changed.
 
-The last observation per domain lives in `classifier_observations`, read and written a page
-at a time in the processor's transaction (the one that also moves its checkpoint), so each
-probe result is compared exactly once, in log order, and a replay decides the same events
-with the same ids.
+The last observation per domain lives in `classifier_observations`, read (locked) and
+written a batch at a time in the transaction that appends the events, so each probe is
+compared once, in probe order; a redelivered probe decides the same events with the same
+ids (derived from the observation's id).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from certwatch.classifier.observation import Observation, changes, new_certificates, observe
 from certwatch.contracts import status as sc
 from certwatch.platform.eventlog import Conn
-from certwatch.platform.events import NewEvent, RecordedEvent, stable_id
+from certwatch.platform.events import NewEvent, stable_id
 from certwatch.rules.facts import ProbeResult
 
 
@@ -47,13 +50,21 @@ async def save(conn: Conn, observed: dict[str, tuple[datetime, Observation | Non
         )  # fmt: skip
 
 
-def _event(kind: str, probe: RecordedEvent, data: dict[str, object]) -> NewEvent:
-    meta = {k: v for k, v in probe.metadata.items() if k in ("traceparent", "account_id")}
-    return NewEvent(kind, data, event_id=stable_id(kind, probe.event_id), metadata=meta)
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """The probe events are derived from: their ids and metadata come from it."""
+
+    source_id: uuid.UUID  # the observation's id
+    domain_id: str
+    account_id: str
+    metadata: dict[str, Any]
+
+    def event(self, kind: str, data: dict[str, Any]) -> NewEvent:
+        return NewEvent(kind, data, event_id=stable_id(kind, self.source_id), metadata=self.metadata)
 
 
 def decide(
-    previous: Observation | None, probe: RecordedEvent, result: ProbeResult
+    previous: Observation | None, probe: Origin, result: ProbeResult
 ) -> tuple[Observation | None, list[NewEvent]]:
     """The domain's new observation (None: unchanged) and the `CertificateChainObserved` /
     `OwnershipChanged` events this probe warrants. Pure: the caller loads and saves.
@@ -64,20 +75,20 @@ def decide(
     current = observe(result, previous)
     if current is None or current == previous:
         return None, []
-    base = {"domain_id": probe.data["domain_id"], "account_id": probe.data["account_id"],
+    base = {"domain_id": probe.domain_id, "account_id": probe.account_id,
             "observed_at": result.started_at.isoformat()}  # fmt: skip
     found: list[NewEvent] = []
     if current.serving and (previous is None or current.serving != previous.serving):
         fresh = new_certificates(previous, current)
         certs = {c.sha256: c for e in result.endpoints for c in e.chain if c.sha256 in fresh}
-        found.append(_event(sc.CERTIFICATE_CHAIN_OBSERVED, probe, {
+        found.append(probe.event(sc.CERTIFICATE_CHAIN_OBSERVED, {
             **base,
             "serving": {ip: list(chain) for ip, chain in current.serving.items()},
             "certificates": [c.to_dict() for c in certs.values()],
         }))  # fmt: skip
     differences = changes(previous, current)
     if differences:
-        found.append(_event(sc.OWNERSHIP_CHANGED, probe, {
+        found.append(probe.event(sc.OWNERSHIP_CHANGED, {
             **base, "kinds": [c.kind.value for c in differences],
             "changes": [c.to_dict() for c in differences],
         }))  # fmt: skip

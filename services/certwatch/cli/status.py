@@ -28,7 +28,9 @@ from certwatch.v1 import ops_pb2_grpc
 TIMEOUT_S = 2.0
 # Services whose parts decide what `domains list` shows.
 _VERDICT_PATH = ("inventory", "prober", "classifier")
-_BEHIND = 100  # events behind before a list says its verdicts may be stale
+# Events (or observations) behind before a list says its verdicts may be stale; the
+# prober's overdue domains count from one (its backlog is already past a grace period).
+_BEHIND = 100
 
 
 @dataclass
@@ -165,7 +167,7 @@ def staleness_warning(args: argparse.Namespace) -> str | None:
         problems += r.problems
         if r.status is not None:
             problems += [f"{c.name} is {_lag(c)} behind" for c in r.status.components
-                         if c.healthy and c.kind != "relay" and c.lag >= (1 if c.kind == "worker" else _BEHIND)]  # fmt: skip
+                         if c.healthy and c.kind != "relay" and c.lag >= (1 if c.name == "scheduler" else _BEHIND)]  # fmt: skip
     if not problems:
         return None
     unique = "; ".join(dict.fromkeys(problems))

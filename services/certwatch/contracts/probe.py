@@ -1,8 +1,12 @@
-"""Probe results, appended by the prober on `probe-<domain id>` streams; the classifier reads them."""
+"""Probe results: `ProbeObserved` on the observation stream (every probe); `ProbeCompleted`
+events on `probe-<domain id>` streams are what the prober appended before observations
+(issue 10 B): they stay in the log, decodable, and nothing appends them any more."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+import msgspec
 
 from certwatch.contracts.payload import Category, Payload
 
@@ -31,3 +35,34 @@ class ProbeCompleted(Payload, frozen=True, kw_only=True):
     first_check: bool
     result: dict[str, Any]
     prober: str | None = None
+
+
+class ProbeObserved(msgspec.Struct, frozen=True, kw_only=True):
+    """One probe's outcome, as the prober publishes it on the observation stream
+    (`platform.observation_stream`): telemetry, not a fact of record. The classifier turns
+    it into observation rows and, when the verdict changes, into `DomainClassified`.
+
+    `result` is a `rules.facts.ProbeResult` in its JSON form with every chain by reference
+    (`chain_ref`: the fingerprints, leaf first); the certificates are in the platform's
+    content-addressed store (`platform.certificates`), written by the prober before it
+    publishes, so a lost message never leaves a later one unreadable.
+    """
+
+    observation_id: str
+    domain_id: str
+    account_id: str
+    host: str
+    port: int
+    generation: int
+    first_check: bool
+    result: dict[str, Any]
+    prober: str | None = None
+    traceparent: str | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+    @classmethod
+    def from_data(cls, data: Any) -> ProbeObserved:
+        return msgspec.convert(data, cls)

@@ -1,9 +1,10 @@
 """Verdicts and what a domain serves, appended by the classifier on `status-<domain id>` streams.
 
-`DomainClassified` is appended for every probe and read by the inventory, the prober, the
-notifier, hosting and the VOD API; `CertificateChainObserved` and `OwnershipChanged` only
-when what the domain serves differs from the last observation, so the log holds each chain
-once per change rather than once per probe.
+`DomainClassified` is appended when a domain's verdict changes (and for every enable check),
+read by the inventory, the prober, the notifier, hosting and the VOD API;
+`CertificateChainObserved` and `OwnershipChanged` only when what the domain serves differs
+from the last observation. A probe that changes nothing appends nothing: it is an
+observation (`platform.observations`), and the log holds facts of record.
 """
 
 from __future__ import annotations
@@ -43,7 +44,13 @@ class AddressVerdict(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DomainClassified(Payload, frozen=True, kw_only=True):
-    """The verdict of one probe, for the enable generation it was probed in."""
+    """A verdict that changed, for the enable generation it was probed in.
+
+    `streak`: consecutive probes that gave this same verdict, counting this one. A
+    non-SECURE verdict is appended again while its streak is at most 5
+    (`classifier.verdicts.STREAK_REPEATS`), so a reader can act on N failures in a row;
+    verdicts recorded before streaks existed read as 1.
+    """
 
     TYPE: ClassVar[str] = DOMAIN_CLASSIFIED
     domain_id: str
@@ -53,6 +60,7 @@ class DomainClassified(Payload, frozen=True, kw_only=True):
     verdict: Verdict
     recommended_action: str | None = None
     endpoints: tuple[AddressVerdict, ...] = ()
+    streak: int = 1
 
     def period(self) -> tuple[date | None, date | None]:
         """The period this verdict would start if none is running: its day when it passes an

@@ -35,13 +35,19 @@ from certwatch.rules.causes import Cause
 MAX_PAGE_SIZE = 1000
 MAX_RECHECK_IDS = 1000
 DEFAULT_PAGE_SIZE = 100
-# days_left was computed at the last check; it counts down by calendar day until the next.
-# The last column is `stale`; its parameter (seconds) comes first in every query using them.
+# days_left was computed with the verdict (`last_checked_at`: the last verdict *change*);
+# it counts down by calendar day from then. The last check is the later of that and the
+# domain's last observation (`probe_latest`, platform.observations: a probe that changes
+# nothing appends no verdict). The last column is `stale`; its parameter (seconds) comes
+# first in every query using them.
+_CHECKED = "greatest(last_checked_at, probe_latest.observed_at)"
 _COLUMNS = (
     "domain_id, host, port, enabled, status, primary_cause, causes, brand, valid_from, valid_to,"
-    " days_left - (current_date - last_checked_at::date), contact_ids, added_at, first_enabled_at, service_ends_on, last_checked_at,"
-    " recommended_action, enabled AND status <> 'ENABLE_FAILED' AND last_checked_at < now() - make_interval(secs => %s)"
+    " days_left - (current_date - last_checked_at::date), contact_ids, added_at, first_enabled_at, service_ends_on,"
+    f" {_CHECKED}, recommended_action,"
+    f" enabled AND status <> 'ENABLE_FAILED' AND {_CHECKED} < now() - make_interval(secs => %s)"
 )
+_FROM = "inventory_domains LEFT JOIN probe_latest USING (domain_id)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,7 +487,7 @@ class DomainUseCases:
             clauses.append("(strpos(host, %s) > 0 OR strpos(coalesce(host_unicode, host), %s) > 0)")
             params += [query.search.lower(), query.search.lower()]
         sql = (
-            f"SELECT {_COLUMNS} FROM inventory_domains WHERE {' AND '.join(clauses)}"
+            f"SELECT {_COLUMNS} FROM {_FROM} WHERE {' AND '.join(clauses)}"
             f" ORDER BY host, domain_id LIMIT {size + 1}"
         )
         async with self._log.pool.connection() as conn:
@@ -498,7 +504,7 @@ class DomainUseCases:
             return []
         async with self._log.pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM inventory_domains"
+                f"SELECT {_COLUMNS} FROM {_FROM}"
                 " WHERE domain_id = ANY(%b::uuid[]) AND account_id = %s".encode(),
                 (self._stale_after_s, list(ids), principal.account_id),
             )

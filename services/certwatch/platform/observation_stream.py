@@ -170,6 +170,15 @@ class ObservationConsumer:
                                                       config=config)  # fmt: skip
         return self._sub
 
+    async def backlog(self, conn: Any) -> tuple[int, str]:
+        """Observations waiting for this consumer (`certwatch status`); `conn` is unused."""
+        try:
+            info = await self._js.consumer_info(STREAM, self._durable, timeout=2)
+        except (NatsError, JetStreamError, TimeoutError) as exc:
+            return 0, f"JetStream unavailable: {type(exc).__name__}"
+        waiting = info.num_pending + info.num_ack_pending
+        return waiting, f"{info.num_ack_pending} being handled" if info.num_ack_pending else ""
+
     async def fetch_once(self) -> int:
         """One batch (waiting up to `idle_poll_s` for it): handled and acknowledged."""
         sub = await self._subscription()

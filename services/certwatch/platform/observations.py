@@ -145,7 +145,8 @@ def _day_start(day: date) -> datetime:
 
 
 async def write(conn: Conn, observations: Sequence[Observation]) -> int:
-    """COPY the rows (in a savepoint of the caller's transaction, if any); return the count."""
+    """COPY the rows (in a savepoint of the caller's transaction, if any) and move each
+    domain's `probe_latest` forward; return the count."""
     if not observations:
         return 0
     rows = [encode(o) for o in observations]
@@ -154,7 +155,27 @@ async def write(conn: Conn, observations: Sequence[Observation]) -> int:
     except psycopg.errors.CheckViolation:  # "no partition of relation ... found for row"
         await ensure_partitions(conn, {o.observed_at.astimezone(UTC).date() for o in observations})
         await _copy(conn, rows)
+    latest: dict[uuid.UUID, datetime] = {}
+    for o in observations:
+        latest[o.domain_id] = max(o.observed_at, latest.get(o.domain_id, o.observed_at))
+    ordered = sorted(latest)  # one lock order for every writer: no deadlock between batches
+    await conn.execute(
+        "INSERT INTO probe_latest (domain_id, observed_at)"
+        " SELECT * FROM unnest(%b::uuid[], %b::timestamptz[])"
+        " ON CONFLICT (domain_id) DO UPDATE SET observed_at = excluded.observed_at"
+        " WHERE probe_latest.observed_at < excluded.observed_at",
+        (ordered, [latest[d] for d in ordered]),
+    )
     return len(rows)
+
+
+async def last_observed(conn: Conn, domain_ids: Iterable[uuid.UUID | str]) -> dict[str, datetime]:
+    """When each of these domains was last observed (absent: never)."""
+    cur = await conn.execute(
+        "SELECT domain_id::text, observed_at FROM probe_latest WHERE domain_id = ANY(%b::uuid[])",
+        ([str(d) for d in domain_ids],),
+    )
+    return {row[0]: row[1] for row in await cur.fetchall()}
 
 
 async def _copy(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -268,7 +289,7 @@ class ObservationMaintainer:
             done = await maintain(conn, today=self._clock().date(), retention_days=self._retention_days)
         if done.created or done.dropped:
             log.info("observation partitions: created %d, dropped %d", len(done.created), len(done.dropped),
-                     extra={"created": [str(d) for d in done.created], "dropped": [str(d) for d in done.dropped]})  # fmt: skip
+                     extra={"partitions_created": [str(d) for d in done.created], "partitions_dropped": [str(d) for d in done.dropped]})  # fmt: skip
         self.last = done
         return done
 

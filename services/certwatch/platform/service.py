@@ -107,6 +107,8 @@ class Service:
             LagSampler(event_log, relay, runners),
         ]
         self._tasks = [asyncio.create_task(w.run(), name=type(w).__name__) for w in self._stoppables]
+        for task in self._tasks:
+            task.add_done_callback(_report_exit)
         self._tasks.append(asyncio.create_task(self._health_loop(), name="health"))
         log.info("%s listening on %s:%d", self.name, s.grpc_host, self.port)
 
@@ -138,12 +140,9 @@ class Service:
         for task in health:
             task.cancel()
         rest = [t for t in self._tasks if t not in health]
-        done, pending = await asyncio.wait(rest, timeout=grace) if rest else (set(), set())
+        _, pending = await asyncio.wait(rest, timeout=grace) if rest else (set(), set())
         for task in pending:
             task.cancel()
-        for task in done:
-            if task.exception() is not None:
-                log.error("worker %s failed", task.get_name(), exc_info=task.exception())
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*health, *pending, return_exceptions=True)
         if self._parts is not None:
@@ -154,6 +153,16 @@ class Service:
                 with contextlib.suppress(Exception):
                     await self.runtime.bus.close()
             await self.runtime.pool.close()
+
+
+def _report_exit(task: asyncio.Task[None]) -> None:
+    """A worker that ends before the service stops is logged when it ends, with its error:
+    health turns NOT_SERVING for it, and the log must say why."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("worker %s died", task.get_name(), exc_info=error)
 
 
 def _tls(s: Settings) -> tuple[bytes, bytes, bytes | None] | None:

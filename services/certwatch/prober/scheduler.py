@@ -1,7 +1,9 @@
 """The probe loop: claim due domains, probe them concurrently, record results in batches.
 
 Claiming is continuous (up to the concurrency limit), and finished probes are flushed every
-`flush_s` in one transaction: one reschedule statement plus one `append_batch` round trip.
+`flush_s` in one transaction: one reschedule statement, the chains no probe stored before,
+and the observations published to the observation stream (`ProbeObserved`): a probe adds
+nothing to the permanent log; the classifier appends what changed.
 
 A claim is a lease. A prober that dies loses nothing: its claimed rows fall due again when
 the lease runs out and another prober takes them. A prober that outlives its lease (paused,
@@ -17,19 +19,21 @@ import logging
 import random
 import socket
 import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from nats.errors import Error as NatsError
 
-from certwatch.contracts import probe as pc
-from certwatch.platform import telemetry
+from certwatch.contracts.probe import ProbeObserved
+from certwatch.platform import certificates, telemetry
 from certwatch.platform.eventlog import EventLog
-from certwatch.platform.events import NewEvent
 from certwatch.platform.health import Progress
+from certwatch.platform.observation_stream import Outgoing
 from certwatch.prober import schedule
-from certwatch.prober.compaction import SCHEMA_VERSION as COMPACT_SCHEMA
-from certwatch.prober.compaction import compact
+from certwatch.prober.chain_refs import by_reference
 from certwatch.prober.options import ProbeOptions
 from certwatch.prober.tls_probe import probe
 from certwatch.rules.facts import ProbeResult
@@ -44,6 +48,7 @@ class Scheduler:
         self,
         event_log: EventLog,
         options: ProbeOptions,
+        publish: Callable[[Sequence[Outgoing]], Awaitable[object]],
         *,
         interval_s: float,
         jitter_s: float,
@@ -56,6 +61,7 @@ class Scheduler:
     ) -> None:
         self._log = event_log
         self._options = options
+        self._publish = publish
         self._interval = interval_s
         self._jitter = jitter_s
         self._concurrency = concurrency
@@ -95,10 +101,14 @@ class Scheduler:
                     self.progress.failed(exc)
                     log.warning("prober: database unavailable", extra={"error": str(exc)})
                     await self._sleep(1.0)
+                except (NatsError, TimeoutError) as exc:  # the round rolled back: leases return it
+                    self.progress.failed(exc)
+                    log.warning("prober: observation stream unavailable", extra={"error": str(exc)})
+                    await self._sleep(1.0)
             # graceful: finish and record what is in flight (bounded by the probe timeout)
             if self._inflight:
                 done, _ = await asyncio.wait(self._inflight.values(), timeout=self._options.overall + 1)
-                with contextlib.suppress(psycopg.OperationalError):
+                with contextlib.suppress(psycopg.OperationalError, NatsError, TimeoutError):
                     await self._record(
                         [t.result() for t in done if not t.cancelled() and t.exception() is None]
                     )
@@ -165,19 +175,34 @@ class Scheduler:
             return due, result, telemetry.current_traceparent()
 
     async def _record(self, results: list[_Done]) -> None:
+        """Store unseen chains, then reschedule and publish the observations in one
+        transaction: a publish that fails rolls the round back, so the claims fall due again
+        when their leases end (a probe is observed at least once; the classifier drops a
+        redelivery)."""
         if not results:
             return
         now = datetime.now(UTC)
-        compacted = {
-            due.domain_id: compact(result.to_dict(), due.reported_chains) for due, result, _ in results
-        }
-        async with self._log.pool.connection() as conn, conn.transaction():
-            held = await schedule.reschedule(
-                conn, [(due, self._next_due(now), compacted[due.domain_id][1]) for due, _, _ in results],
-                probed_at=now, worker=self.worker_id,
-            )  # fmt: skip
-            kept = [r for r in results if r[0].domain_id in held]
-            await self._log.append_batch(self._events(kept, compacted), conn=conn)
+        refs = {due.domain_id: by_reference(result.to_dict()) for due, result, _ in results}
+        async with self._log.pool.connection() as conn:
+            # Committed before anything references them: the classifier may read an
+            # observation before this round's own transaction commits.
+            chains: list[tuple[str, ...]] = []
+            certs: list[certificates.StoredCertificate] = []
+            for due, _, _ in results:
+                new_chains, new_certs = refs[due.domain_id].unstored(due.reported_chains)
+                chains += new_chains
+                certs += new_certs
+            if chains:
+                async with conn.transaction():
+                    await certificates.put_certificates(conn, certs)
+                    await certificates.put_chains(conn, chains)
+            async with conn.transaction():
+                held = await schedule.reschedule(
+                    conn, [(due, self._next_due(now), frozenset(refs[due.domain_id].chains)) for due, _, _ in results],
+                    probed_at=now, worker=self.worker_id,
+                )  # fmt: skip
+                kept = [r for r in results if r[0].domain_id in held]
+                await self._publish([self._observation(r, refs[r[0].domain_id].result) for r in kept])
         if len(kept) < len(results):
             log.info("prober: %d results dropped, their leases had passed", len(results) - len(kept))
         self.probed += len(kept)
@@ -189,24 +214,14 @@ class Scheduler:
         overdue, oldest = await schedule.overdue(conn, grace_s=max(5.0, 4 * self._idle_poll_s))
         return overdue, f"oldest due {oldest:.0f}s ago" if overdue else ""
 
-    def _events(
-        self, results: list[_Done], compacted: dict[str, tuple[dict[str, Any], frozenset[str]]]
-    ) -> list[tuple[str, list[NewEvent], int | None]]:
-        batch: list[tuple[str, list[NewEvent], int | None]] = []
-        for due, _, traceparent in results:
-            event = NewEvent(
-                pc.PROBE_COMPLETED,
-                {
-                    "domain_id": due.domain_id, "account_id": due.account_id, "host": due.host,
-                    "port": due.port, "generation": due.generation, "first_check": due.first_check,
-                    "result": compacted[due.domain_id][0], "prober": self.worker_id,
-                },
-                schema_version=COMPACT_SCHEMA,
-                metadata={"account_id": due.account_id}
-                | ({"traceparent": traceparent} if traceparent else {}),
-            )  # fmt: skip
-            batch.append((pc.stream_id(due.domain_id), [event], None))
-        return batch
+    def _observation(self, done: _Done, result: dict[str, Any]) -> Outgoing:
+        due, _, traceparent = done
+        observed = ProbeObserved(
+            observation_id=str(uuid.uuid4()), domain_id=due.domain_id, account_id=due.account_id,
+            host=due.host, port=due.port, generation=due.generation, first_check=due.first_check,
+            result=result, prober=self.worker_id, traceparent=traceparent,
+        )  # fmt: skip
+        return Outgoing(observed.observation_id, due.domain_id, observed.to_data())
 
     def _next_due(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self._interval + random.uniform(0, self._jitter))

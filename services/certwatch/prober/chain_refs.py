@@ -1,0 +1,49 @@
+"""Chains by reference: a published probe result names each chain by its fingerprints.
+
+The certificates themselves go to the platform's content-addressed store
+(`platform.certificates`) in the prober's own transaction, before the observation is
+published, and only when the domain's previous probe did not already store that chain
+(`Due.reported_chains`). So a stable domain costs no certificate write per probe, and an
+observation lost on the stream never leaves a later one unreadable: whatever it references
+is already stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from certwatch.platform.certificates import StoredCertificate
+
+
+def chain_key(fingerprints: list[str] | tuple[str, ...]) -> str:
+    return ",".join(fingerprints)
+
+
+@dataclass(frozen=True, slots=True)
+class ByReference:
+    result: dict[str, Any]  # the result's JSON form, each chain replaced by `chain_ref`
+    chains: dict[str, tuple[str, ...]]  # chain_key -> fingerprints, leaf first
+    certificates: dict[str, dict[str, Any]]  # fingerprint -> facts (CertFacts JSON)
+
+    def unstored(self, reported: frozenset[str]) -> tuple[list[tuple[str, ...]], list[StoredCertificate]]:
+        """The chains, and their certificates, that the domain's last probe did not store."""
+        chains = [fps for key, fps in self.chains.items() if key not in reported]
+        fresh = {fp for fps in chains for fp in fps}
+        return chains, [StoredCertificate(fp, self.certificates[fp]) for fp in sorted(fresh)]
+
+
+def by_reference(result: dict[str, Any]) -> ByReference:
+    endpoints = []
+    chains: dict[str, tuple[str, ...]] = {}
+    certificates: dict[str, dict[str, Any]] = {}
+    for endpoint in result.get("endpoints", []):
+        chain = endpoint.get("chain") or []
+        if not chain:
+            endpoints.append(endpoint)
+            continue
+        fingerprints = tuple(cert["sha256"] for cert in chain)
+        chains[chain_key(fingerprints)] = fingerprints
+        certificates.update((cert["sha256"], cert) for cert in chain)
+        endpoints.append({**endpoint, "chain": [], "chain_ref": list(fingerprints)})
+    return ByReference({**result, "endpoints": endpoints}, chains, certificates)
