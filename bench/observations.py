@@ -31,8 +31,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench._common import Row, bounded, cli, fresh_servers, save
 from certwatch.classifier.processor import processor
+from certwatch.prober.compaction import SCHEMA_VERSION as COMPACT_SCHEMA
+from certwatch.prober.compaction import compact
+
+from bench._common import Row, bounded, cli, fresh_servers, save
 from certwatch.classifier.status_view import STATUS_VIEW
 from certwatch.contracts import probe as pev
 from certwatch.platform import bus as busmod
@@ -45,8 +48,6 @@ from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.outbox import OutboxRelay
 from certwatch.platform.projection import catch_up
-from certwatch.prober.compaction import SCHEMA_VERSION as COMPACT_SCHEMA
-from certwatch.prober.compaction import compact
 from certwatch.rules.facts import ProbeResult
 
 BENCH = "observations"

@@ -100,7 +100,9 @@ async def test_maintainers_on_many_replicas_agree(pool: AsyncConnectionPool[Any]
     assert sorted(created) == [TODAY + timedelta(days=n) for n in range(obs.AHEAD_DAYS + 1)]  # once each
 
 
-async def test_the_worker_runs_until_stopped(pool: AsyncConnectionPool[Any], caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_worker_runs_until_stopped(
+    pool: AsyncConnectionPool[Any], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="certwatch.platform.observations")  # as services log
     worker = obs.ObservationMaintainer(pool, clock=lambda: NOON, interval_s=3600)
     task = asyncio.create_task(worker.run())
