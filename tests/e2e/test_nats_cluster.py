@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from certwatch.platform import bus as busmod
+from certwatch.platform import observation_stream
 from certwatch.platform.config import Settings
 from tests.support.dns_server import SuffixZone, dns_server
 from tests.support.domain_load import BATCH, UNITS, Load
@@ -52,6 +53,8 @@ async def test_stack_survives_leader_kill_follower_kill_and_partition(
         async with running_stack(on_cluster, units=UNITS) as stack:
             info = await wait_stream_current(cluster, busmod.STREAM)
             assert info.config.num_replicas == 3
+            observations = await wait_stream_current(cluster, observation_stream.STREAM)
+            assert observations.config.num_replicas == 3  # probe results travel here
             load = Load(stack, "cluster.test", port)
             adding = asyncio.create_task(load.run())
             try:

@@ -8,6 +8,7 @@ import grpc
 import nats
 import psycopg
 
+from certwatch.contracts import status as sc
 from certwatch.platform import bus as busmod
 from certwatch.platform import db
 from certwatch.platform.eventlog import EventLog
@@ -67,13 +68,25 @@ async def assert_rebuilds_equal_live(database_url: str) -> None:
 
 async def assert_settled(stack: Stack, hosts: Collection[str], *, timeout: float = 120.0) -> dict[str, str]:
     """Wait (bounded) until exactly `hosts` have a verdict and every service reports no lag;
-    then the event stream must hold each event of the log exactly once. Returns the statuses."""
+    then each domain must have exactly one verdict event (hosts are checked once, hourly) and
+    the event stream must hold each event of the log exactly once. Returns the statuses."""
+
+    last: dict[str, str] = {}
 
     async def verdicts() -> dict[str, str] | None:
-        seen = await statuses(stack)
-        return seen if len(seen) == len(hosts) and "ENABLING" not in seen.values() else None
+        last.clear()
+        last.update(await statuses(stack))
+        return last if len(last) == len(hosts) and "ENABLING" not in last.values() else None
 
-    seen: dict[str, str] = await wait_for(verdicts, timeout=timeout, every=0.5)
+    try:
+        seen: dict[str, str] = await wait_for(verdicts, timeout=timeout, every=0.5)
+    except AssertionError as exc:
+        waiting = sorted(h for h in hosts if last.get(h, "ENABLING") == "ENABLING")
+        behind = await lagging({n: f"127.0.0.1:{s.port}" for n, s in stack.services.items()}, stack.metadata)
+        raise AssertionError(
+            f"{len(waiting)} of {len(hosts)} without a verdict after {timeout}s"
+            f" (e.g. {waiting[:5]}); lagging: {behind}"
+        ) from exc
     assert set(seen) == set(hosts)
     targets = {name: f"127.0.0.1:{s.port}" for name, s in stack.services.items()}
     behind: dict[str, int] = {}
@@ -89,7 +102,11 @@ async def assert_settled(stack: Stack, hosts: Collection[str], *, timeout: float
         raise AssertionError(f"still behind after {timeout}s: {behind}") from exc
     async with await psycopg.AsyncConnection.connect(stack.settings.database_url) as conn:
         row = await (await conn.execute("SELECT count(*) FROM events")).fetchone()
+        verdicts = await (await conn.execute(
+            "SELECT count(*) FROM events WHERE event_type = %s", (sc.DOMAIN_CLASSIFIED,)
+        )).fetchone()  # fmt: skip
     assert row is not None
+    assert verdicts == (len(hosts),)  # one verdict a domain: the first check's, however often retried
     nc = await nats.connect(busmod.servers(stack.settings.nats_url), max_reconnect_attempts=2)
     try:
         stored = await nc.jetstream(timeout=10).stream_info(busmod.STREAM)
