@@ -16,9 +16,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from certwatch.cli.serve import service_named
-from certwatch.platform import config
-from certwatch.services import HTTP_SERVICES, PORTS
+from certwatch.cli.serve import configured
+from certwatch.services import HTTP_SERVICES
 
 TIMEOUT_S = 3.0
 
@@ -49,12 +48,9 @@ def healthy(service: str, port: int, *, host: str = "127.0.0.1") -> tuple[bool, 
 
 
 def _healthcheck(args: argparse.Namespace) -> int:
-    try:
-        service = service_named(args.service)
-        settings = config.load(ports=PORTS)
-    except config.ConfigError as exc:
-        print(f"certwatch: {exc}")
+    if (found := configured(args.service)) is None:
         return 2
+    service, settings = found
     ok, seen = healthy(service, settings.grpc_ports[service])
     print(f"{service}: {seen}")
     return 0 if ok else 1

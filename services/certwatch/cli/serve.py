@@ -32,12 +32,18 @@ def service_named(given: str | None) -> str:
     return name
 
 
-def _serve(args: argparse.Namespace) -> int:
+def configured(given: str | None) -> tuple[str, config.Settings] | None:
+    """The service and its settings; None after printing the one-line reason they are wrong."""
     try:
-        service = service_named(args.service)
-        settings = config.load(ports=PORTS)
+        return service_named(given), config.load(ports=PORTS)
     except config.ConfigError as exc:
         print(f"certwatch: {exc}")
+        return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if (found := configured(args.service)) is None:
         return 2
+    service, settings = found
     run_service(service, build_for(service), settings, MIGRATIONS)
     return 0
