@@ -40,14 +40,18 @@ bench-deps:
 	fi
 
 # System packages: PostgreSQL and NATS server binaries (run as local child processes),
-# nginx, which tests use as a real TLS server that staples OCSP responses, and prometheus for
-# promtool (the chart's alert rules are checked and unit-tested with it).
+# nginx, which tests use as a real TLS server that staples OCSP responses; pebble (with
+# pebble-challtestsrv), the ACME test CA the hosting tests issue from; bind9, the DNS server
+# the RFC 2136 (dns-01) provider is tested against; prometheus for promtool (the chart's
+# alert rules are checked and unit-tested with it).
 deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	{ [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null; } || missing="$$missing nats-server"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	[ -x /usr/bin/pebble ] || missing="$$missing pebble"; \
+	[ -x /usr/sbin/named ] || missing="$$missing bind9"; \
 	[ -x /usr/bin/promtool ] || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \

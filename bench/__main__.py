@@ -15,10 +15,12 @@ from bench import (
     enable_at_scale,
     event_log,
     first_status,
+    hosting_acme,
     observations,
     outbox,
     prober,
     prober_scaling,
+    vod_api,
 )
 from bench._common import Row, quiet_logs, run_async, setup_telemetry, table
 
@@ -31,6 +33,8 @@ BENCHMARKS = (
     prober,
     prober_scaling,
     observations,
+    vod_api,
+    hosting_acme,
 )
 
 

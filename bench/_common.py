@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import shutil
 import statistics
 import sys
@@ -193,6 +194,12 @@ async def timed_workers(
     start = time.perf_counter()
     await asyncio.wait_for(asyncio.gather(*(worker(w) for w in range(n))), seconds + 60)
     return items, time.perf_counter() - start, latencies
+
+
+def self_cpu() -> float:
+    """CPU seconds (user + system) of this process so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def percentile(values: list[float], p: float) -> float:

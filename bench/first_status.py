@@ -7,7 +7,8 @@ PostgreSQL (durable) and NATS. Domains are added one at a time with `enable=True
 polled with GetDomain every 10 ms until its status leaves ENABLING (bounded per domain).
 Reference: the bare probe (`certwatch.prober.tls_probe.probe`) of the same TLS server with
 the same ProbeOptions, in the same process while the stack runs.
-The per-hop split comes from the event log's `recorded_at` of each domain's events.
+The per-hop split comes from the event log's `recorded_at` of each domain's events and the
+`observed_at` of its first probe observation (a probe is telemetry, not an event: issue 10 B).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import psycopg
 
 from bench._common import Row, bounded, cli, fresh_servers, median, percentile, save
 from certwatch.contracts import domain as dc
-from certwatch.contracts import probe as pc
 from certwatch.contracts import status as sc
 from certwatch.platform.config import Settings
 from certwatch.prober.settings import probe_options
@@ -34,6 +34,7 @@ WARMUP = 2  # first domains, reported apart: consumer creation, cold caches
 POLL_S = 0.01
 PER_DOMAIN_TIMEOUT_S = 10.0
 P99_TARGET_S = 2.0
+_PROBED = "probe observed"
 
 
 async def _first_statuses(settings: Settings, hosts: list[str], port: int) -> dict[str, Any]:
@@ -81,23 +82,26 @@ async def _first_statuses(settings: Settings, hosts: list[str], port: int) -> di
 
 
 async def _hops(url: str, ids: list[str]) -> dict[str, list[float]]:
-    """Per domain: MonitoringEnabled → ProbeCompleted → DomainClassified, from recorded_at."""
+    """Per domain: MonitoringEnabled (recorded) → the first probe (its observation's
+    `observed_at`, when the probe started) → DomainClassified (recorded)."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         cur = await conn.execute(
             "SELECT data->>'domain_id', event_type, min(recorded_at) FROM events"
             " WHERE data->>'domain_id' = ANY(%s) AND event_type = ANY(%s)"
-            " GROUP BY 1, 2", (ids, [dc.MONITORING_ENABLED, pc.PROBE_COMPLETED, sc.DOMAIN_CLASSIFIED]))  # fmt: skip
+            " GROUP BY 1, 2", (ids, [dc.MONITORING_ENABLED, sc.DOMAIN_CLASSIFIED]))  # fmt: skip
         at: dict[str, dict[str, Any]] = {}
         for domain_id, etype, ts in await cur.fetchall():
             at.setdefault(domain_id, {})[etype] = ts
-    hops: dict[str, list[float]] = {"enabled->probe_completed": [], "probe_completed->classified": []}
+        cur = await conn.execute(
+            "SELECT domain_id::text, min(observed_at) FROM probe_observations WHERE domain_id = ANY(%s::uuid[])"
+            " GROUP BY 1", (ids,))  # fmt: skip
+        for domain_id, ts in await cur.fetchall():
+            at.setdefault(domain_id, {})[_PROBED] = ts
+    hops: dict[str, list[float]] = {"enabled->probe_started": [], "probe_started->classified": []}
     for t in at.values():
-        if {dc.MONITORING_ENABLED, pc.PROBE_COMPLETED, sc.DOMAIN_CLASSIFIED} <= t.keys():
-            hops["enabled->probe_completed"].append(
-                (t[pc.PROBE_COMPLETED] - t[dc.MONITORING_ENABLED]).total_seconds()
-            )
-            hops["probe_completed->classified"].append(
-                (t[sc.DOMAIN_CLASSIFIED] - t[pc.PROBE_COMPLETED]).total_seconds())  # fmt: skip
+        if {dc.MONITORING_ENABLED, _PROBED, sc.DOMAIN_CLASSIFIED} <= t.keys():
+            hops["enabled->probe_started"].append((t[_PROBED] - t[dc.MONITORING_ENABLED]).total_seconds())
+            hops["probe_started->classified"].append((t[sc.DOMAIN_CLASSIFIED] - t[_PROBED]).total_seconds())
     return hops
 
 

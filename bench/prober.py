@@ -12,11 +12,15 @@ Against it, in the same run and at the same concurrency, one after the other:
 - floor: a bare uvloop loop (TCP connect, TLS handshake, read the presented chain, close),
   with the probe's own handshake driver (BENCH_PROBER_FLOOR=stdlib: the stdlib's ssl);
 - certwatch, probe only (diag): `tls_probe.probe` + `classify` in a loop, no database;
-- certwatch, full: the real `Scheduler` (claim from probe_schedule, probe, reschedule,
-  `EventLog.append_batch` of ProbeCompleted events, one transaction per flush) against a
-  freshly started durable PostgreSQL with 100,000 domains due, each probe also classified
-  (`classify`) in the prober process so that its CPU counts. Figures count recorded
-  (committed) probes only. Prober RSS is sampled while it works through the 100k due rows;
+- certwatch, full: the real `Scheduler` (claim from probe_schedule, probe, store the chains
+  the domain's last probe did not store, reschedule and publish a `ProbeObserved` a probe to
+  the observation stream of a freshly started local NATS JetStream with
+  `observation_stream.publish`, as the prober service does; one transaction per flush)
+  against a freshly started durable PostgreSQL with 100,000 domains due, each probe also
+  classified (`classify`) in the prober process so that its CPU counts. Every probe is its
+  domain's first, so every flush also stores its chains (one chain for all: ON CONFLICT DO
+  NOTHING after the first). Figures count recorded (committed and published) probes only.
+  Prober RSS is sampled while it works through the 100k due rows;
 - blackbox_exporter: `/usr/bin/prometheus-blackbox-exporter`, a tcp module with `tls: true`
   (ca_file = the PKI root, server_name set), driven by keep-alive HTTP GETs of
   /probe?module=...&target=127.0.0.1:PORT; CPU from /proc/<pid>/stat (utime+stime).
@@ -33,7 +37,6 @@ import contextlib
 import json
 import os
 import re
-import resource
 import shutil
 import ssl
 import subprocess
@@ -41,12 +44,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench._common import RESULTS_DIR, Row, cli, fresh_servers, percentile, save
+from bench._common import RESULTS_DIR, Row, cli, fresh_servers, percentile, save, self_cpu
 from tests.support.nginx import NGINX, nginx
 from tests.support.nginx import children as _children
 from tests.support.nginx import free_port as _free_port
@@ -90,11 +93,6 @@ def _tree_cpu(pid: int) -> float:
         with contextlib.suppress(OSError):
             total += cpu_ticks(p)
     return total
-
-
-def self_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def rss_mib(pid: int | str = "self") -> float:
@@ -287,7 +285,9 @@ async def seed_due(pool: Any, port: int, count: int) -> None:
 
 async def scheduler_phase(port: int, ca_file: str) -> dict[str, Any]:
     """The real Scheduler against durable PostgreSQL with DOMAINS rows due."""
+    from certwatch.platform import bus as busmod
     from certwatch.platform import db
+    from certwatch.platform import observation_stream as ostream
     from certwatch.platform.eventlog import EventLog
     from certwatch.prober.scheduler import Scheduler
     from certwatch.rules.classify import classify
@@ -306,13 +306,19 @@ async def scheduler_phase(port: int, ca_file: str) -> dict[str, Any]:
             return done
 
     options = _options(port, ca_file)
-    with fresh_servers("prober") as (pg, _nats):
+    with fresh_servers("prober") as (pg, nats):
         pool = await db.open_pool(pg.url, max_size=4, migrate=MIGRATIONS)
+        bus = await busmod.connect(nats.url, name="bench-prober")
         try:
+            await ostream.ensure_stream(bus.js)
+
+            async def publish(observations: Sequence[ostream.Outgoing]) -> int:
+                return await ostream.publish(bus.js, observations)
+
             await seed_due(pool, port, DOMAINS)
             rss_before = rss_mib()
             scheduler = ClassifyingScheduler(
-                EventLog(pool), options, interval_s=86_400, jitter_s=0, concurrency=CONCURRENCY,
+                EventLog(pool), options, publish, interval_s=86_400, jitter_s=0, concurrency=CONCURRENCY,
                 worker_id="bench",
             )  # fmt: skip
             scheduler.statuses = {}
@@ -338,18 +344,18 @@ async def scheduler_phase(port: int, ca_file: str) -> dict[str, Any]:
                     " FROM probe_schedule"
                 )  # fmt: skip
                 total_rows, still_due = await cur.fetchone()  # type: ignore[misc]
-                cur = await conn.execute(
-                    "SELECT count(*), avg(octet_length(data::text)) FROM events"
-                    " WHERE event_type = 'ProbeCompleted'"
-                )  # fmt: skip
-                events, event_bytes = await cur.fetchone()  # type: ignore[misc]
+                cur = await conn.execute("SELECT count(*) FROM events")
+                events = (await cur.fetchone())[0]  # type: ignore[index]
+            stream = (await bus.js.stream_info(ostream.STREAM)).state
         finally:
+            await bus.close()
             await pool.close()
     done = p1 - p0
     return {
         "probes": done, "wall_s": t1 - t0, "rate": done / (t1 - t0),
         "cpu_ms": 1000 * (c1 - c0) / max(done, 1), "cpu_util": (c1 - c0) / (t1 - t0),
-        "postgres_cpu_ms": 1000 * (pg1 - pg0) / max(done, 1), "recorded_total": scheduler.probed, "events": events, "avg_event_bytes": float(event_bytes or 0),
+        "postgres_cpu_ms": 1000 * (pg1 - pg0) / max(done, 1), "recorded_total": scheduler.probed, "events": events,
+        "observations_published": stream.messages, "avg_message_bytes": stream.bytes / max(stream.messages, 1),
         "statuses": scheduler.statuses, "rows": total_rows, "still_due_at_end": still_due,
         "rss_mib_before_start": rss_before, "rss_mib_max": max(rss, default=float("nan")),
         "rss_mib_last": rss[-1] if rss else float("nan"),
@@ -430,7 +436,7 @@ def _rows(res: dict[str, dict[str, Any]]) -> list[Row]:
     rows: list[Row] = []
     c = f"concurrency {CONCURRENCY}"
     floor, bb = res.get("floor", {}), res.get("blackbox", {})
-    for key, label in (("scheduler", "full probes (Scheduler+PG+classify)"),
+    for key, label in (("scheduler", "full probes (Scheduler+PG+JetStream+classify)"),
                        ("probe", "(diag) probe()+classify, no DB")):  # fmt: skip
         r = res.get(key)
         if not r:

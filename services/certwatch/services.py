@@ -66,8 +66,10 @@ def projections(event_log: EventLog) -> dict[str, Projection]:
     from certwatch.inventory.views import DOMAIN_VIEW
     from certwatch.notifier.alert_state import ALERT_STATE
     from certwatch.prober.schedule import SCHEDULE
-    from certwatch.vod.cert_facts import CERT_FACTS
+    from certwatch.vod.domain_views import DOMAIN_VIEWS
+    from certwatch.vod.observed_hosts import OBSERVED_HOSTS
 
     found = [DOMAIN_VIEW, CONTACT_VIEW, enable_checks.processor(event_log), SCHEDULE, REMOVALS,
-             STATUS_VIEW, DETAILS_VIEW, STATUS_INTERVALS, ALERT_STATE, OBSERVED_EXPIRY, CERT_FACTS]  # fmt: skip
+             STATUS_VIEW, DETAILS_VIEW, STATUS_INTERVALS, ALERT_STATE, OBSERVED_EXPIRY, OBSERVED_HOSTS,
+             DOMAIN_VIEWS]  # fmt: skip
     return {p.name: p for p in found}

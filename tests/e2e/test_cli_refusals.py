@@ -98,6 +98,28 @@ def _cases(tmp: Path) -> list[list[str]]:
         ["domains", "recheck", _UNKNOWN, "--server", "127.0.0.1:1"],
         ["status", "--credentials", missing],
         ["status", "--api-key", "cw_not_a_key"],
+        ["vod", "keys", "create", "--api-key", "cw_not_a_key"],
+        ["vod", "keys", "list", "--server", "127.0.0.1:1"],
+        ["vod", "keys", "revoke", "CWnosuchkey"],
+        ["vod", "domains", "add", "bad..name"],
+        ["vod", "domains", "list", "--credentials", missing],
+        ["vod", "domains", "set-cert", "nosuch.example.com", "--cert-type", "free"],
+        ["vod", "domains", "set-cert", "a.example.com", "--cert-type", "upload"],
+        [
+            "vod",
+            "domains",
+            "set-cert",
+            "a.example.com",
+            "--cert-type",
+            "upload",
+            "--cert",
+            missing,
+            "--key",
+            missing,
+        ],
+        ["vod", "domains", "set-cert", "a.example.com", "--cert-type", "cas"],
+        ["vod", "domains", "set-cert", "a.example.com", "--cert-type", "bogus"],
+        ["vod", "domains", "remove", "nosuch.example.com"],
     ]
 
 
@@ -107,7 +129,7 @@ def _connection(stack: Stack, argv: list[str], admin_key: str) -> list[str]:
         return argv
     key = admin_key if "--admin-key" in argv else stack.api_key
     argv = [a for a in argv if a != "--admin-key"]
-    service = "classifier" if tuple(argv[:2]) in _CLASSIFIER else "inventory"
+    service = "classifier" if tuple(argv[:2]) in _CLASSIFIER else "vod" if argv[0] == "vod" else "inventory"
     extra = [] if "--api-key" in argv else ["--api-key", key]
     extra += [] if "--server" in argv else ["--server", f"127.0.0.1:{stack.services[service].port}"]
     return [*argv, *extra]
@@ -125,11 +147,12 @@ async def test_every_command_refuses_bad_input_in_one_line(
 ) -> None:
     cases = _cases(tmp_path)
     covered = {
-        tuple(argv[:2]) if argv[0] in ("domains", "contacts", "accounts") else (argv[0],) for argv in cases
-    }
+        tuple(argv[:3]) if argv[0] == "vod" else tuple(argv[:2]) if argv[0] in ("domains", "contacts", "accounts")
+        else (argv[0],) for argv in cases
+    }  # fmt: skip
     commands = {c for c in _commands(build_parser()) if c[0] not in _NOT_HERE}
     assert commands - covered == set(), "give every command a bad-input case here"
-    async with running_stack(settings, ("inventory", "classifier")) as stack:
+    async with running_stack(settings, ("inventory", "classifier", "vod")) as stack:
         pool = await db.open_pool(settings.database_url, migrate=MIGRATIONS)
         try:
             admin_key = await auth.issue_key(pool, uuid.UUID(stack.account_id), role="admin")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from certwatch.prober.dns import parse_nameserver, resolve
+from certwatch.platform.dns import parse_nameserver, resolve
 from tests.support.dns_server import dns_server
 
 ZONE = {

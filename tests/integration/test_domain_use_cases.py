@@ -73,3 +73,17 @@ async def test_commands_and_queries_without_a_transport(
     other = auth.Principal(uuid.uuid4(), "other", "user")  # another account sees nothing
     with pytest.raises(NotFound):
         await domains.run(other, uc.Disable(a.id))
+
+
+async def test_a_csv_row_with_an_empty_enable_cell_follows_the_request(
+    event_log: EventLog, principal: auth.Principal
+) -> None:
+    """`domains add --csv FILE --enable`: rows that say nothing are enabled, rows that say no are not."""
+    domains = uc.DomainUseCases(event_log, _no_contacts, clock=lambda: NOW)
+    csv = b"domain,port,contacts,enable\nc.example.test,443,,\nd.example.test,443,,no\n"
+    outcomes = await domains.add(principal, uc.AddDomains(csv=csv, enable=True))
+    assert [(o.entry, o.domain.status if o.domain else o.error) for o in outcomes] == [
+        ("c.example.test", "ENABLING"), ("d.example.test", "NOT_ENABLED"),
+    ]  # fmt: skip
+    no_column = await domains.add(principal, uc.AddDomains(csv=b"domain\ne.example.test\n"))
+    assert [o.domain.status for o in no_column if o.domain] == ["NOT_ENABLED"]  # not asked: off

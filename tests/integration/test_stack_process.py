@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,8 +89,8 @@ def _free_ports(n: int) -> list[int]:
 def _start(var: Path, extra_env: dict[str, str] | None = None, *args: str) -> RunningStack:
     var.mkdir(parents=True, exist_ok=True)
     if not (var / "stack.json").exists():
-        pg, nats = _free_ports(2)
-        localstack.save_ports(var, {"postgres": pg, "nats": nats})
+        pg, nats, vod_http = _free_ports(3)
+        localstack.save_ports(var, {"postgres": pg, "nats": nats, "vod_http": vod_http})
     ports = dict(zip(PORTS, _free_ports(len(PORTS)), strict=True))
     env = {
         **os.environ,
@@ -139,7 +141,8 @@ def running() -> Iterator[RunningStack]:
         squatter.listen()
         var = root / "var"
         var.mkdir()
-        localstack.save_ports(var, {"postgres": localstack.free_port(), "nats": squatter.getsockname()[1]})
+        pg, vod_http = _free_ports(2)
+        localstack.save_ports(var, {"postgres": pg, "nats": squatter.getsockname()[1], "vod_http": vod_http})
         stack = _start(var)
         try:
             _wait_running(stack)
@@ -158,6 +161,16 @@ def test_every_port_in_the_banner_credentials_and_state_is_the_one_in_use(runnin
     assert {n: state[n] for n in PORTS} == running.ports
     assert f"nats://127.0.0.1:{state['nats']}" in text
     _wait_until(running.serving, 60, "every service SERVING on its CERTWATCH_*_PORT")
+    assert f"  VOD API     http://127.0.0.1:{state['vod_http']}/ " in text
+    assert _vod_refusal(state["vod_http"])["Code"] == "IncompleteSignature"  # served, in Alibaba's format
+
+
+def _vod_refusal(port: int) -> dict[str, str]:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/?Action=DescribeVodUserDomains", timeout=10)
+    except urllib.error.HTTPError as exc:
+        return dict(json.loads(exc.read()))
+    raise AssertionError("an unsigned request was answered")
 
 
 def test_a_second_stack_on_the_same_var_refuses_at_once(running: RunningStack) -> None:

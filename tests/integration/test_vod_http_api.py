@@ -26,7 +26,6 @@ from alibabacloud_vod20170321.client import Client
 from cryptography.hazmat.primitives.serialization import Encoding
 from psycopg_pool import AsyncConnectionPool
 
-from certwatch.classifier.details import DETAILS_VIEW
 from certwatch.contracts import domain as d
 from certwatch.platform import auth
 from certwatch.platform.certificates import StoredCertificate, put_certificates
@@ -38,7 +37,10 @@ from certwatch.prober.cert_facts import parse_der
 from certwatch.vod import access_keys
 from certwatch.vod.access_keys import AccessKey
 from certwatch.vod.authn import Authenticator, RateLimit
-from certwatch.vod.http_api import HttpServer, VodHttpApi
+from certwatch.vod.cert_info import CertInfo
+from certwatch.vod.domains import VodDomains
+from certwatch.vod.http_api import HttpServer, VodHttpApi, actions
+from certwatch.vod.observed_hosts import OBSERVED_HOSTS
 from tests.support.observed import observe
 from tests.support.pki import TestPKI, issue
 from tests.support.probe_results import result, served
@@ -61,7 +63,9 @@ class Setup:
     ) -> HttpServer:
         authn = Authenticator(self.pool, self.vault, RateLimit(rate, burst),
                               **({"clock": clock} if clock else {}))  # fmt: skip
-        server = HttpServer(VodHttpApi(self.pool, authn, region="cn-shanghai"), "127.0.0.1", 0)
+        domains = VodDomains(EventLog(self.pool), self.vault, cname_suffix=None, ca_file=None)
+        info = CertInfo(self.pool, domains, region="cn-shanghai", cname_suffix=None, nameservers=())
+        server = HttpServer(VodHttpApi(authn, actions(info, domains), region="cn-shanghai"), "127.0.0.1", 0)
         await server.start()
         return server
 
@@ -78,7 +82,7 @@ async def monitor(event_log: EventLog, account_id: uuid.UUID, *chain: Any) -> No
     ], expected_version=0)  # fmt: skip
     probe = result(served("192.0.2.10", *chain), at=START)
     await observe(event_log, domain_id=domain_id, account_id=str(account_id), result=probe, first_check=True)
-    await catch_up(event_log, DETAILS_VIEW)
+    await catch_up(event_log, OBSERVED_HOSTS)
 
 
 @pytest.fixture

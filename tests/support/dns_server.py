@@ -10,7 +10,7 @@ import struct
 import threading
 from collections.abc import Iterator, Mapping
 
-from certwatch.prober.dns import TYPE_A, TYPE_AAAA, TYPE_CNAME, _read_name, encode_name
+from certwatch.platform.dns import TYPE_A, TYPE_AAAA, TYPE_CNAME, _read_name, encode_name
 
 Zone = Mapping[str, Mapping[str, object]]
 """name -> {"A": [...], "AAAA": [...], "CNAME": "target", "rcode": 2, "silent": True, "tc": True,

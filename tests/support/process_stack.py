@@ -42,6 +42,11 @@ class ProcessStack:
         return grpc.aio.insecure_channel(f"127.0.0.1:{self.ports[service]}")
 
     @property
+    def vod_endpoint(self) -> str:
+        """HOST:PORT of the VOD HTTP API, as the Alibaba Cloud SDK's `Config(endpoint=...)` takes it."""
+        return f"127.0.0.1:{self.settings.vod_http_port}"
+
+    @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.api_key}"),)
 
@@ -59,6 +64,9 @@ def settings_env(s: Settings, ports: dict[str, int]) -> dict[str, str]:
         "CERTWATCH_RESOLVE": " ".join(s.resolve_overrides), "CERTWATCH_DNS_SERVERS": ",".join(s.dns_servers),
         "CERTWATCH_CA_FILE": s.ca_file or "", "CERTWATCH_SHUTDOWN_GRACE_S": str(s.shutdown_grace_s),
         "CERTWATCH_MASTER_KEY": s.master_key or "", "CERTWATCH_OTLP_ENDPOINT": s.otlp_endpoint or "",
+        "CERTWATCH_VOD_HTTP_PORT": str(s.vod_http_port), "CERTWATCH_VOD_REGION": s.vod_region,
+        "CERTWATCH_VOD_CNAME_SUFFIX": s.vod_cname_suffix or "", "CERTWATCH_VOD_RATE": str(s.vod_rate),
+        "CERTWATCH_VOD_BURST": str(s.vod_burst),
     }  # fmt: skip
     env.update({f"CERTWATCH_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     return env
@@ -86,7 +94,8 @@ def _wait_serving(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 @contextlib.asynccontextmanager
 async def process_stack(settings: Settings, *, units: int = 100) -> AsyncIterator[ProcessStack]:
     ports = {name: free_port() for name in PORTS}
-    settings = replace(settings, grpc_ports=ports, master_key=settings.master_key or new_master_key())
+    settings = replace(settings, grpc_ports=ports, vod_http_port=free_port(),
+                       master_key=settings.master_key or new_master_key())  # fmt: skip
     account_id, key = await new_account(settings.database_url, f"acct-{time.monotonic_ns()}", units=units)
     logs = Path(tempfile.mkdtemp(prefix="certwatch-procs-"))
     env = {**os.environ, **settings_env(settings, ports)}

@@ -33,6 +33,11 @@ class Stack:
         return grpc.aio.insecure_channel(f"127.0.0.1:{self.services[service].port}")
 
     @property
+    def vod_endpoint(self) -> str:
+        """HOST:PORT of the VOD HTTP API, as the Alibaba Cloud SDK's `Config(endpoint=...)` takes it."""
+        return f"127.0.0.1:{self.settings.vod_http_port}"
+
+    @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.api_key}"),)
 
@@ -58,7 +63,8 @@ async def running_stack(
     settings: Settings, names: tuple[str, ...] = tuple(PORTS), *, units: int = 100
 ) -> AsyncIterator[Stack]:
     ports = {name: free_port() for name in PORTS}
-    settings = replace(settings, grpc_ports=ports, master_key=settings.master_key or new_master_key())
+    settings = replace(settings, grpc_ports=ports, vod_http_port=free_port(),
+                       master_key=settings.master_key or new_master_key())  # fmt: skip
     account_id, key = await new_account(settings.database_url, f"acct-{time.monotonic_ns()}", units=units)
     services = {name: Service(name, settings, build_for(name), migrations=MIGRATIONS) for name in names}
     started: list[Service] = []

@@ -92,7 +92,9 @@ def test_columns_in_any_order_and_only_domain_required() -> None:
     rows = parse_csv(b"enable,domain\n1,a.example.com\n0,b.example.com\n")
     assert [r.domain.enable for r in rows if r.domain] == [True, False]
     rows = parse_csv(b"domain\na.example.com\n")
-    assert rows[0].domain == ImportedDomain(Target("a.example.com", 443, False), (), False)
+    assert rows[0].domain == ImportedDomain(
+        Target("a.example.com", 443, False), (), None
+    )  # no enable cell: the request decides
 
 
 @pytest.mark.parametrize(
@@ -124,7 +126,7 @@ def test_contacts_cell() -> None:
 
 def test_quoted_cells_and_trailing_unnamed_columns() -> None:
     rows = parse_csv(b'"domain","port",,\n"a.example.com","8443",,\n')
-    assert rows[0].domain == ImportedDomain(Target("a.example.com", 8443, False), (), False)
+    assert rows[0].domain == ImportedDomain(Target("a.example.com", 8443, False), (), None)
 
 
 def test_internationalised_names_in_utf8() -> None:

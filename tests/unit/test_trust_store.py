@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import certifi
 
-from certwatch.prober.trust import SYSTEM, load_anchors, system_bundle
+from certwatch.platform.trust_bundle import SYSTEM, system_bundle
+from certwatch.prober.trust import load_anchors
 from tests.support.pki import TestPKI
 
 

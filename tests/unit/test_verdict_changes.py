@@ -4,11 +4,13 @@ a problem seen again up to the streak limit, and the day marks; never a stable v
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
-from certwatch.classifier.verdicts import STREAK_REPEATS, Decision, VerdictState, decide
+from certwatch.classifier.verdicts import STREAK_REPEATS, Decision, VerdictState, classified, decide
 from certwatch.contracts.probe import ProbeObserved
 from certwatch.rules.causes import Cause, Status
+from certwatch.rules.classify import classify
 from certwatch.rules.facts import ProbeResult
 from tests.support.probe_results import NOW, cert, intermediate, refused, result, served
 
@@ -82,3 +84,16 @@ def test_the_event_id_is_the_observations_so_a_redelivery_appends_the_same_event
         decide(_probe(probe), probe, None).events[0].event_id
         != decide(message, probe, None).events[0].event_id
     )
+
+
+def test_each_address_has_the_verdict_it_would_have_alone() -> None:
+    for probe in (_at(0, served("192.0.2.1", cert(days=-1), intermediate())),
+                  _at(0, served("192.0.2.1", *GOOD), refused("192.0.2.2"))):  # fmt: skip
+        verdict = classified(_probe(probe), probe)
+        for endpoint, address in zip(probe.endpoints, verdict.endpoints, strict=True):
+            alone = classify(replace(probe, endpoints=(endpoint,)), first_check=False, now=probe.started_at)
+            assert (address.ip, address.status, address.primary_cause, address.causes) == (
+                endpoint.ip, alone.status, alone.primary_cause, alone.causes)  # fmt: skip
+        assert {a.status for a in verdict.endpoints} == (
+            {Status.ABNORMAL} if len(probe.endpoints) == 1 else {Status.SECURE, Status.ABNORMAL}
+        )

@@ -36,7 +36,7 @@ from certwatch.platform.events import NewEvent, stable_id
 from certwatch.platform.observation_stream import Incoming
 from certwatch.rules.causes import Status
 from certwatch.rules.classify import Verdict, classify, recommended_action
-from certwatch.rules.facts import ProbeResult
+from certwatch.rules.facts import CertFacts, ProbeResult
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +90,14 @@ def must_append(
     return classified.verdict.status is not Status.SECURE and streak <= STREAK_REPEATS
 
 
-def _per_address(result: ProbeResult, first_check: bool) -> tuple[sc.AddressVerdict, ...]:
-    """Each address classified on its own: the report's IP content names the stale node."""
+def _per_address(result: ProbeResult, first_check: bool, whole: Verdict) -> tuple[sc.AddressVerdict, ...]:
+    """Each address classified on its own: the report's IP content names the stale node.
+    A probe of one address is that address alone: its verdict is `whole`, not redone."""
     summaries = []
     for endpoint in result.endpoints:
-        alone = classify(
+        alone = whole if len(result.endpoints) == 1 else classify(
             replace(result, endpoints=(endpoint,)), first_check=first_check, now=result.started_at
-        )
+        )  # fmt: skip
         summaries.append(sc.AddressVerdict(
             ip=endpoint.ip, status=alone.status, primary_cause=alone.primary_cause, causes=alone.causes,
             phase=endpoint.phase, error=endpoint.error, tls_version=endpoint.tls_version,
@@ -111,7 +112,7 @@ def classified(probe: ProbeObserved, result: ProbeResult, streak: int = 1) -> sc
     return sc.DomainClassified(
         domain_id=probe.domain_id, account_id=probe.account_id, generation=probe.generation,
         first_check=probe.first_check, verdict=verdict, recommended_action=recommended_action(verdict),
-        endpoints=_per_address(result, probe.first_check), streak=streak,
+        endpoints=_per_address(result, probe.first_check, verdict), streak=streak,
     )  # fmt: skip
 
 
@@ -145,17 +146,18 @@ def observation_rows(
 
 class CertificateCache:
     """Certificate facts by fingerprint, from the platform's store, the recent ones kept in
-    memory: a stable domain's chain is read from PostgreSQL once, not once a probe."""
+    memory already parsed: a stable domain's chain is read from PostgreSQL and parsed once,
+    not once a probe."""
 
     def __init__(self, size: int = _CACHE_CERTS) -> None:
         self._size = size
-        self._facts: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._facts: OrderedDict[str, CertFacts] = OrderedDict()
 
-    async def facts(self, conn: Conn, fingerprints: set[str]) -> dict[str, dict[str, Any]]:
+    async def facts(self, conn: Conn, fingerprints: set[str]) -> dict[str, CertFacts]:
         missing = fingerprints - self._facts.keys()
         if missing:
             for fp, cert in (await certificates.get_certificates(conn, missing)).items():
-                self._facts[fp] = dict(cert.facts)
+                self._facts[fp] = CertFacts.from_dict(dict(cert.facts))
         found = {}
         for fp in fingerprints:
             if fp in self._facts:
@@ -166,19 +168,13 @@ class CertificateCache:
         return found
 
 
-def _resolved(result: dict[str, Any], certs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+def _resolved(result: dict[str, Any], certs: dict[str, CertFacts]) -> ProbeResult | None:
     """The result with each `chain_ref` replaced by its certificates (None: one is unknown)."""
-    endpoints = []
-    for endpoint in result.get("endpoints", []):
-        refs = endpoint.get("chain_ref")
-        if refs:
-            if any(fp not in certs for fp in refs):
-                return None
-            endpoint = {k: v for k, v in endpoint.items() if k != "chain_ref"} | {
-                "chain": [certs[fp] for fp in refs]
-            }
-        endpoints.append(endpoint)
-    return {**result, "endpoints": endpoints}
+    if any(
+        fp not in certs for endpoint in result.get("endpoints", []) for fp in endpoint.get("chain_ref") or ()
+    ):
+        return None
+    return ProbeResult.from_dict(result, certs)
 
 
 async def load_states(conn: Conn, domain_ids: Sequence[str]) -> dict[str, VerdictState]:
@@ -283,12 +279,11 @@ class VerdictWriter:
             moved: dict[str, VerdictState] = {}
             served: dict[str, tuple[datetime, Serving | None]] = {}
             for probe in probes:
-                full = _resolved(probe.result, certs)
-                if full is None:  # never stored: a broken invariant, not the site's doing
+                result = _resolved(probe.result, certs)
+                if result is None:  # never stored: a broken invariant, not the site's doing
                     log.error("observation %s references unknown certificates: dropped", probe.observation_id,
                               extra={"domain_id": probe.domain_id})  # fmt: skip
                     continue
-                result = ProbeResult.from_dict(full)
                 previous = states.get(probe.domain_id)
                 if previous is not None and result.started_at <= previous.checked_at:
                     continue  # redelivered, or older than what this domain already shows

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from certwatch.cli.client import target_label
 from certwatch.platform.config import ConfigError
-from certwatch.prober.dns import parse_nameserver
+from certwatch.platform.dns import parse_nameserver
 from certwatch.prober.settings import parse_resolve
 from certwatch.prober.tls_probe import ProbeOptions, probe
 from certwatch.prober.trust import load_anchors

@@ -8,7 +8,19 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from certwatch.cli import admin, check, contacts, domains, healthcheck, quota, serve, stack, status
+from certwatch.cli import (
+    admin,
+    check,
+    contacts,
+    domains,
+    healthcheck,
+    hosting,
+    quota,
+    serve,
+    stack,
+    status,
+    vod,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     healthcheck.add_parser(sub)
     stack.add_parser(sub)
     status.add_parser(sub)
+    vod.add_parser(sub)
+    hosting.add_parser(sub)
     return parser
 
 

@@ -40,7 +40,8 @@ from certwatch.rules import quota
 from certwatch.rules.targets import ValidationError
 from certwatch.services import PORTS
 
-PREFERRED_PORTS = {"postgres": 55432, "nats": 54222, **PORTS}
+VOD_HTTP = "vod_http"  # the VOD HTTP API's port: CERTWATCH_VOD_HTTP_PORT, as CERTWATCH_<NAME>_PORT
+PREFERRED_PORTS = {"postgres": 55432, "nats": 54222, **PORTS, VOD_HTTP: config.Settings().vod_http_port}
 LOCAL_ACCOUNT = "local"
 
 
@@ -73,8 +74,9 @@ def choose_ports(
 
 
 def _explicit_ports(env: Mapping[str, str]) -> dict[str, int]:
-    ports = config.load(env, ports=PORTS).grpc_ports
-    return {name: ports[name] for name in PORTS if env.get(f"CERTWATCH_{name.upper()}_PORT")}
+    settings = config.load(env, ports=PORTS)
+    ports = {**settings.grpc_ports, VOD_HTTP: settings.vod_http_port}
+    return {name: ports[name] for name in ports if env.get(f"CERTWATCH_{name.upper()}_PORT")}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -125,6 +127,7 @@ def _supervise(var: Path, units: int, explicit: Mapping[str, int]) -> int:
     services = {name: ports[name] for name in PORTS}
     env = {**os.environ, "CERTWATCH_DATABASE_URL": pg.url, "CERTWATCH_NATS_URL": nats.url,
            "CERTWATCH_MASTER_KEY": _master_key(var),
+           "CERTWATCH_VOD_HTTP_PORT": str(ports[VOD_HTTP]),
            **{f"CERTWATCH_{name.upper()}_PORT": str(port) for name, port in services.items()}}  # fmt: skip
     (var / "logs").mkdir(exist_ok=True)
     stack_log = logs.RotatingFile(var / "logs" / "stack.log")
@@ -160,7 +163,7 @@ def _supervise(var: Path, units: int, explicit: Mapping[str, int]) -> int:
         while True:
             supervisor.poll()
             if not announced and supervisor.all_ready():
-                _banner(pg, nats, var, services, env.get("CERTWATCH_LOG_FORMAT") or "json")
+                _banner(pg, nats, var, services, ports[VOD_HTTP], env.get("CERTWATCH_LOG_FORMAT") or "json")
                 announced = True
             time.sleep(0.2)
     except GiveUp as exc:
@@ -257,11 +260,13 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
 
 
 def _banner(
-    pg: localstack.Postgres, nats: localstack.Nats, var: Path, services: dict[str, int], log_format: str
-) -> None:
+    pg: localstack.Postgres, nats: localstack.Nats, var: Path, services: dict[str, int], vod_http: int,
+    log_format: str,
+) -> None:  # fmt: skip
     hint = " (JSON lines; CERTWATCH_LOG_FORMAT=text for plain text)" if log_format == "json" else ""
     lines = ["", "certwatch is running.", f"  PostgreSQL  {pg.url}", f"  NATS        {nats.url}"]
     lines += [f"  {name:<11} 127.0.0.1:{port} (gRPC)" for name, port in services.items()]
+    lines += [f"  VOD API     http://127.0.0.1:{vod_http}/ (Alibaba Cloud VOD, `certwatch vod keys create`)"]
     lines += [
         f"  API key     in {var / 'credentials.json'} (the CLI reads it)",
         f"  Logs        {var / 'logs'}/{hint}",

@@ -40,9 +40,9 @@ __all__ = [
 
 COLUMNS: tuple[str, ...] = ("domain", "port", "contacts", "enable")
 _REQUIRED_COLUMNS: tuple[str, ...] = ("domain",)
-#: An empty ``enable`` cell leaves monitoring off: enabling spends a non-refundable unit,
-#: so it must be asked for.
-DEFAULT_ENABLE = False
+#: An empty ``enable`` cell takes the request's choice (`domains add --enable`), which is
+#: off unless asked for: enabling spends a unit, so it must be asked for somewhere.
+DEFAULT_ENABLE = None
 DEFAULT_MAX_BYTES = 1_000_000
 DEFAULT_MAX_ROWS = 10_000
 _MAX_HEADER_CELLS = 64
@@ -62,7 +62,7 @@ TEMPLATE = """\
 # port      HTTPS port from 1 to 65535. Empty means 443.
 #           80 and 8080 usually serve plain HTTP and are flagged.
 # contacts  Up to 3 alert contact names or ids separated by ; (ops;alice). Empty means none.
-# enable    yes/no, true/false or 1/0. Empty means no.
+# enable    yes/no, true/false or 1/0. Empty: as the import asks (--enable), else no.
 #           Enabling starts the 365-day service period and uses one unit of quota,
 #           which is not refunded.
 #
@@ -79,7 +79,7 @@ class ImportedDomain:
 
     target: Target
     contacts: tuple[str, ...]
-    enable: bool
+    enable: bool | None  # None: the cell was empty (the request's `enable` decides)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +295,7 @@ def _contacts(cell: str, violations: list[FieldViolation]) -> tuple[str, ...]:
         return ()
 
 
-def _enable(cell: str, violations: list[FieldViolation]) -> bool:
+def _enable(cell: str, violations: list[FieldViolation]) -> bool | None:
     word = cell.lower()
     if not word:
         return DEFAULT_ENABLE
@@ -307,7 +307,7 @@ def _enable(cell: str, violations: list[FieldViolation]) -> bool:
         FieldViolation(
             "enable",
             "boolean",
-            f"enable must be yes/no, true/false or 1/0 (or empty for no), not {cell[:32]!r}",
+            f"enable must be yes/no, true/false or 1/0 (or empty), not {cell[:32]!r}",
         )
     )
     return DEFAULT_ENABLE

@@ -313,7 +313,8 @@ class DomainUseCases:
                        r.domain.target if r.domain else None,
                        tuple(w.message for w in r.warnings),
                        "; ".join(f"{e.field}: {e.description}" for e in r.errors) or None,
-                       r.domain.contacts if r.domain else (), r.domain.enable if r.domain else False)
+                       r.domain.contacts if r.domain else (),
+                       bool(command.enable if r.domain is None or r.domain.enable is None else r.domain.enable))
                 for r in rows
             ]  # fmt: skip
         if not command.domains.strip():

@@ -10,6 +10,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,12 @@ class Settings:
     tls_client_ca_file: str | None = None
     allow_custom_webhooks: bool = False
     observation_retention_days: int = 400  # probe observations older than this are dropped
+    # The video-CDN certificate API (Alibaba Cloud's RPC style, over HTTP beside a gRPC port).
+    vod_http_port: int = 8080
+    vod_region: str = "cn-shanghai"
+    vod_cname_suffix: str | None = None  # the CDN target an accelerated domain's CNAME must point into
+    vod_rate: float = 20.0  # signed requests a second per AccessKey, per replica
+    vod_burst: int = 40
 
     def grpc_target(self, service: str) -> str:
         """Where a caller reaches `service`: `CERTWATCH_<NAME>_HOST` (on Kubernetes its Service;
@@ -124,7 +131,24 @@ def load(env: Mapping[str, str] | None = None, *, ports: Mapping[str, int] | Non
         tls_client_ca_file=env.get("CERTWATCH_TLS_CLIENT_CA_FILE") or None,
         allow_custom_webhooks=env.get("CERTWATCH_ALLOW_CUSTOM_WEBHOOKS", "").lower() in ("1", "true", "yes"),
         observation_retention_days=_retention(env),
+        **_vod(env),
     )
+
+
+def _vod(env: Mapping[str, str]) -> dict[str, Any]:
+    d = Settings()
+    port = _int(env, "CERTWATCH_VOD_HTTP_PORT", d.vod_http_port)
+    rate = _float(env, "CERTWATCH_VOD_RATE", d.vod_rate)
+    burst = _int(env, "CERTWATCH_VOD_BURST", d.vod_burst)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"CERTWATCH_VOD_HTTP_PORT must be a port from 0 to 65535, got {port}")
+    if rate == 0 or burst < 1:
+        raise ConfigError("CERTWATCH_VOD_RATE must be above 0 and CERTWATCH_VOD_BURST at least 1")
+    return {
+        "vod_http_port": port, "vod_rate": rate, "vod_burst": burst,
+        "vod_region": env.get("CERTWATCH_VOD_REGION") or d.vod_region,
+        "vod_cname_suffix": env.get("CERTWATCH_VOD_CNAME_SUFFIX", "").strip().strip(".").lower() or None,
+    }  # fmt: skip
 
 
 def _retention(env: Mapping[str, str]) -> int:

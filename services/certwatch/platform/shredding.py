@@ -4,6 +4,10 @@ Each subject (a contact, a hosted certificate's private key) has a random AES-25
 stored wrapped by the master key (`CERTWATCH_MASTER_KEY`, 32 bytes, base64). Events carry
 only ciphertext bound to the subject (AES-GCM with the subject as associated data).
 `shred(subject)` deletes the data key: every copy of the data becomes unreadable.
+
+Rotating the master key (the key-encryption key) rewraps data keys, never the data: a
+Vault given the previous master keys opens what they wrapped, and `rotate` rewraps those
+data keys under the current one, after which the previous keys can be dropped.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -47,8 +52,40 @@ def new_master_key() -> str:
 class Vault:
     """Encrypts and decrypts JSON values for a subject; keys live in `subject_keys`."""
 
-    def __init__(self, master_key: bytes) -> None:
+    def __init__(self, master_key: bytes, previous: Sequence[bytes] = ()) -> None:
         self._kek = AESGCM(master_key)
+        self._previous = [AESGCM(k) for k in previous]
+
+    def _unwrap(self, subject: str, wrapped: bytes) -> tuple[bytes, bool]:
+        """The data key, and whether it was wrapped under a previous master key."""
+        for i, kek in enumerate([self._kek, *self._previous]):
+            try:
+                return kek.decrypt(wrapped[:12], wrapped[12:], subject.encode()), i > 0
+            except InvalidTag:
+                continue
+        raise MasterKeyError("the master key does not open this subject's data key")
+
+    def _wrap(self, subject: str, key: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._kek.encrypt(nonce, key, subject.encode())
+
+    async def rotate(self, conn: Conn, *, prefix: str = "") -> int:
+        """Rewrap under the current master key every data key (of subjects starting with
+        `prefix`) that a previous one wrapped; how many were rewrapped."""
+        cur = await conn.execute(
+            "SELECT subject, wrapped_key FROM subject_keys WHERE starts_with(subject, %s) FOR UPDATE",
+            (prefix,),
+        )
+        count = 0
+        for subject, wrapped in await cur.fetchall():
+            key, old = self._unwrap(subject, bytes(wrapped))
+            if old:
+                await conn.execute(
+                    "UPDATE subject_keys SET wrapped_key = %s WHERE subject = %s",
+                    (self._wrap(subject, key), subject),
+                )
+                count += 1
+        return count
 
     async def _data_key(self, conn: Conn, subject: str, *, create: bool) -> AESGCM:
         cur = await conn.execute("SELECT wrapped_key FROM subject_keys WHERE subject = %s", (subject,))
@@ -56,17 +93,13 @@ class Vault:
         if row is None:
             if not create:
                 raise Shredded(f"data of {subject} was redacted")
-            key, nonce = AESGCM.generate_key(bit_length=256), os.urandom(12)
-            wrapped = nonce + self._kek.encrypt(nonce, key, subject.encode())
+            key = AESGCM.generate_key(bit_length=256)
             await conn.execute(
-                "INSERT INTO subject_keys (subject, wrapped_key) VALUES (%s, %s)", (subject, wrapped)
+                "INSERT INTO subject_keys (subject, wrapped_key) VALUES (%s, %s)",
+                (subject, self._wrap(subject, key)),
             )
             return AESGCM(key)
-        wrapped = bytes(row[0])
-        try:
-            return AESGCM(self._kek.decrypt(wrapped[:12], wrapped[12:], subject.encode()))
-        except InvalidTag as exc:
-            raise MasterKeyError("the master key does not open this subject's data key") from exc
+        return AESGCM(self._unwrap(subject, bytes(row[0]))[0])
 
     async def seal(self, conn: Conn, subject: str, value: Any) -> str:
         key = await self._data_key(conn, subject, create=True)

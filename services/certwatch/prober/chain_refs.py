@@ -10,6 +10,7 @@ is already stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +27,14 @@ class ByReference:
     chains: dict[str, tuple[str, ...]]  # chain_key -> fingerprints, leaf first
     certificates: dict[str, dict[str, Any]]  # fingerprint -> facts (CertFacts JSON)
 
-    def unstored(self, reported: frozenset[str]) -> tuple[list[tuple[str, ...]], list[StoredCertificate]]:
-        """The chains, and their certificates, that the domain's last probe did not store."""
+    def unstored(
+        self, reported: frozenset[str], der_of: Callable[[str], bytes | None] = lambda _: None
+    ) -> tuple[list[tuple[str, ...]], list[StoredCertificate]]:
+        """The chains, and their certificates (with their DER where `der_of` knows it), that
+        the domain's last probe did not store."""
         chains = [fps for key, fps in self.chains.items() if key not in reported]
         fresh = {fp for fps in chains for fp in fps}
-        return chains, [StoredCertificate(fp, self.certificates[fp]) for fp in sorted(fresh)]
+        return chains, [StoredCertificate(fp, self.certificates[fp], der_of(fp)) for fp in sorted(fresh)]
 
 
 def by_reference(result: dict[str, Any]) -> ByReference:

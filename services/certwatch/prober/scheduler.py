@@ -35,7 +35,7 @@ from certwatch.platform.observation_stream import Outgoing
 from certwatch.prober import schedule
 from certwatch.prober.chain_refs import by_reference
 from certwatch.prober.options import ProbeOptions
-from certwatch.prober.tls_probe import probe
+from certwatch.prober.tls_probe import der_of, probe
 from certwatch.rules.facts import ProbeResult
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ class Scheduler:
             chains: list[tuple[str, ...]] = []
             certs: list[certificates.StoredCertificate] = []
             for due, _, _ in results:
-                new_chains, new_certs = refs[due.domain_id].unstored(due.reported_chains)
+                new_chains, new_certs = refs[due.domain_id].unstored(due.reported_chains, der_of)
                 chains += new_chains
                 certs += new_certs
             if chains:

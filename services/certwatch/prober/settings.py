@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 
 from certwatch.platform.config import ConfigError, Settings
-from certwatch.prober.dns import parse_nameserver
+from certwatch.platform.dns import parse_nameserver
 from certwatch.prober.options import ProbeOptions
 from certwatch.rules import targets
 

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from cryptography import x509
 
-from certwatch.prober import dns
+from certwatch.platform import dns
 from certwatch.prober.ats import ats_check, is_forward_secret
 from certwatch.prober.cert_facts import ParsedCert, parse_der
 from certwatch.prober.chain_checks import check_chain
@@ -137,6 +137,12 @@ class _Chain:
 
 _CHAINS_MAX = 8192
 _chains: dict[tuple[bytes, ...], _Chain] = {}
+_ders: dict[str, bytes] = {}  # fingerprint -> DER of every certificate in `_chains`
+
+
+def der_of(sha256: str) -> bytes | None:
+    """The DER of a certificate a recent probe was presented (for the certificate store)."""
+    return _ders.get(sha256)
 
 
 def _chain(ders: tuple[bytes, ...]) -> _Chain:
@@ -146,16 +152,20 @@ def _chain(ders: tuple[bytes, ...]) -> _Chain:
         return cached
     parsed: list[ParsedCert] = []
     unparsable: list[ChainProblem] = []
+    known: dict[str, bytes] = {}
     for index, der in enumerate(ders):
         try:
             parsed.append(parse_der(der))
+            known[parsed[-1].facts.sha256] = der
         except ValueError as exc:
             unparsable.append(ChainProblem(UNPARSABLE, str(exc), index))
     facts = tuple(p.facts for p in parsed)
     chain = _Chain(tuple(parsed), tuple(unparsable), facts, earliest_expiry(facts))
     if len(_chains) >= _CHAINS_MAX:
         _chains.clear()
+        _ders.clear()
     _chains[ders] = chain
+    _ders.update(known)
     return chain
 
 

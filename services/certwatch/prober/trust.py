@@ -6,18 +6,18 @@ process (per CA file path) and shared by every probe.
 
 from __future__ import annotations
 
-import ssl
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import certifi
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.verification import Store
+
+from certwatch.platform.trust_bundle import bundle_path
 
 
 def _identity(cert: x509.Certificate) -> tuple[bytes, bytes]:
@@ -39,23 +39,11 @@ class TrustAnchors:
         return _identity(cert) in self.identities
 
 
-SYSTEM = "system"
-
-
-def system_bundle() -> str:
-    """The operating system's CA bundle (Debian: /etc/ssl/certs/ca-certificates.crt)."""
-    paths = ssl.get_default_verify_paths()
-    for candidate in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    raise FileNotFoundError("no system CA bundle found (install ca-certificates)")
-
-
 @lru_cache(maxsize=16)
 def load_anchors(ca_file: str | None = None) -> TrustAnchors:
     """Roots from ``ca_file`` (PEM) when given, the system's bundle for ``"system"``, else
     Mozilla's (certifi's) bundle."""
-    path = system_bundle() if ca_file == SYSTEM else ca_file or certifi.where()
+    path = bundle_path(ca_file)
     with warnings.catch_warnings():
         # OS bundles still carry a few old roots with non-positive serials; we trust the
         # bundle as its maintainers ship it rather than warn on every start.

@@ -11,6 +11,7 @@ import secrets
 import string
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -24,6 +25,13 @@ _ALPHABET = string.ascii_letters + string.digits
 class AccessKey:
     access_key_id: str
     access_key_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    access_key_id: str
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,30 +60,59 @@ async def create(pool: AsyncConnectionPool[Any], vault: Vault, account_id: uuid.
     return key
 
 
-async def revoke(pool: AsyncConnectionPool[Any], account_id: uuid.UUID, access_key_id: str) -> bool:
-    """Revoke one of the account's keys; False when it has no such live key."""
+async def revoke(pool: AsyncConnectionPool[Any], account_id: uuid.UUID, access_key_id: str) -> KeyInfo | None:
+    """Revoke one of the account's keys; None when it has no such live key."""
     async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
             "UPDATE vod_access_keys SET revoked_at = now()"
-            " WHERE access_key_id = %s AND account_id = %s AND revoked_at IS NULL",
+            " WHERE access_key_id = %s AND account_id = %s AND revoked_at IS NULL"
+            " RETURNING access_key_id, created_at, revoked_at",
             (access_key_id, account_id),
-        )
-        if cur.rowcount == 0:
-            return False
-        await Vault.shred(conn, _subject(access_key_id))
-    return True
-
-
-async def lookup(pool: AsyncConnectionPool[Any], vault: Vault, access_key_id: str) -> KeyRecord | None:
-    """The key's account and secret (None for a revoked key); None for an unknown key."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT account_id, sealed_secret, revoked_at FROM vod_access_keys WHERE access_key_id = %s",
-            (access_key_id,),
         )
         row = await cur.fetchone()
         if row is None:
             return None
-        if row[2] is not None:
-            return KeyRecord(row[0], None)
-        return KeyRecord(row[0], str(await vault.open(conn, _subject(access_key_id), row[1])))
+        await Vault.shred(conn, _subject(access_key_id))
+    return KeyInfo(*row)
+
+
+async def list_keys(pool: AsyncConnectionPool[Any], account_id: uuid.UUID) -> list[KeyInfo]:
+    """The account's keys, live and revoked, oldest first (no secrets)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT access_key_id, created_at, revoked_at FROM vod_access_keys"
+            " WHERE account_id = %s ORDER BY created_at, access_key_id",
+            (account_id,),
+        )
+        return [KeyInfo(*row) for row in await cur.fetchall()]
+
+
+class Keys:
+    """Looks keys up for every request: the row is read each time (so a revoked key is
+    refused at once, on every replica), the opened secret is kept in memory by its sealed
+    form (opening costs a second query and AES; a key's sealed secret never changes)."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], vault: Vault, *, cached: int = 4096) -> None:
+        self._pool, self._vault, self._max = pool, vault, cached
+        self._opened: dict[tuple[str, str], str] = {}
+
+    async def lookup(self, access_key_id: str) -> KeyRecord | None:
+        """The key's account and secret (None for a revoked key); None for an unknown key."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT account_id, sealed_secret, revoked_at FROM vod_access_keys WHERE access_key_id = %s",
+                (access_key_id,),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            if row[2] is not None:
+                self._opened.pop((access_key_id, row[1]), None)
+                return KeyRecord(row[0], None)
+            secret = self._opened.get((access_key_id, row[1]))
+            if secret is None:
+                secret = str(await self._vault.open(conn, _subject(access_key_id), row[1]))
+                if len(self._opened) >= self._max:
+                    self._opened.clear()
+                self._opened[(access_key_id, row[1])] = secret
+        return KeyRecord(row[0], secret)

@@ -1,10 +1,36 @@
-"""Bootstrap of the vod-cert-api service."""
+"""Bootstrap of the vod-cert-api service: its gRPC API and the Alibaba-style HTTP endpoint."""
 
 from __future__ import annotations
 
+from certwatch.platform import dns
+from certwatch.platform.config import ConfigError
 from certwatch.platform.service import Parts, Runtime
-from certwatch.vod.cert_facts import CERT_FACTS
+from certwatch.platform.shredding import Vault, parse_master_key
+from certwatch.vod import api
+from certwatch.vod.cert_info import CertInfo
+from certwatch.vod.domain_views import DOMAIN_VIEWS
+from certwatch.vod.domains import VodDomains
+from certwatch.vod.http_api import http_worker
+from certwatch.vod.observed_hosts import OBSERVED_HOSTS
 
 
 async def build(rt: Runtime) -> Parts:
-    return Parts(projections=[CERT_FACTS])
+    s = rt.settings
+    if not s.master_key:
+        raise ConfigError("CERTWATCH_MASTER_KEY is required by vod (AccessKey secrets are sealed with it)")
+    vault = Vault(parse_master_key(s.master_key))
+    try:
+        nameservers = tuple(dns.parse_nameserver(n) for n in s.dns_servers)
+    except ValueError as exc:
+        raise ConfigError(f"CERTWATCH_DNS_SERVERS: {exc}") from exc
+    domains = VodDomains(rt.event_log, vault, cname_suffix=s.vod_cname_suffix, ca_file=s.ca_file)
+    info = CertInfo(
+        rt.pool, domains, region=s.vod_region, cname_suffix=s.vod_cname_suffix, nameservers=nameservers
+    )
+    server = await http_worker(rt, info, domains, vault)
+    return Parts(
+        registrations=[api.registration(api.VodApi(rt.pool, vault, domains, info))],
+        projections=[OBSERVED_HOSTS, DOMAIN_VIEWS],
+        workers=[server],
+        on_stop=[server.close],
+    )

@@ -1,45 +1,46 @@
-"""DescribeVodDomainCertificateInfo, answered from what certwatch observed.
+"""DescribeVodDomainCertificateInfo, answered from real state only.
 
-An accelerated domain is, until `AddVodDomain` exists, any monitored domain of the
-caller's account (`classifier_details`, account-scoped: another account's domain answers
-exactly like one that does not exist). Its certificates are the leaf certificates its
-addresses serve (`serving`), with their facts from `classifier_certificates` and, where
-a probe has stored it, the DER from the platform's `certificates` store (for the PEM).
+An accelerated domain (AddVodDomain) answers with the certificate set for it
+(SetVodDomainCertificate / SetVodDomainSSLCertificate):
 
-Those certificates were deployed by the user, not issued or hosted by certwatch, so
-`CertType` is `upload` and `Status` (filled only for `free`) is empty. `DomainCnameStatus`
-is empty: no CNAME check exists yet, and no value is made up.
+- `upload` / `cas`: that certificate, uploaded to certwatch, with its chain as PEM;
+- `free`: `Status` follows the real lifecycle as far as certwatch can see it today:
+  `unsupport_wildcard` and `domain_invalid` from the name, then `checking` / `cname_error`
+  from a DNS lookup of its CNAME against CERTWATCH_VOD_CNAME_SUFFIX. `applying`, `failed`
+  and `success` are the state of an ACME order, which the hosting service places: its
+  contract is not there yet, so `free_order_status` (the seam) finds none and `Status`
+  stays empty once the CNAME is right, rather than a made-up value;
+- SSL off: no certificate, `ServerCertificateStatus=off`.
+
+A monitored domain of the account that is not an accelerated one answers with what its
+addresses serve, as the classifier's `CertificateChainObserved` events said
+(`vod_observed_hosts`), `CertType=upload` (deployed by the user). Another account's domain
+answers exactly like one that does not exist.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from certwatch.platform import dns
 from certwatch.platform.certificates import StoredCertificate
 from certwatch.rules.facts import CertFacts
-from certwatch.rules.targets import ValidationError, normalize_hostname
+from certwatch.vod import cname, names
+from certwatch.vod.domains import DomainRow, VodDomains
 from certwatch.vod.errors import ApiError
 from certwatch.vod.signing import TIME_FORMAT
+from certwatch.vod.uploads import CertSummary
 
 CERT_INFO_FIELDS = (
     "CertDomainName", "CertExpireTime", "CertId", "CertLife", "CertName", "CertOrg", "CertRegion",
     "CertStartTime", "CertType", "CertUpdateTime", "DomainCnameStatus", "DomainName",
     "ServerCertificate", "ServerCertificateStatus", "Status",
 )  # fmt: skip
-
-
-def domain_name(raw: str | None) -> str:
-    if not raw:
-        raise ApiError("MissingDomainName", "The input parameter DomainName that is mandatory for processing this request is not supplied.")  # fmt: skip
-    try:
-        return normalize_hostname(raw, field="DomainName")
-    except ValidationError as exc:
-        raise ApiError("InvalidDomainName.Malformed", f"The specified DomainName {raw!r} is malformed: {exc}.") from None  # fmt: skip
 
 
 def cert_life(not_before: datetime, not_after: datetime) -> str:
@@ -52,68 +53,120 @@ def cert_life(not_before: datetime, not_after: datetime) -> str:
     return f"{years} year" + ("s" if years > 1 else "")
 
 
-def _covers(pattern: str, host: str) -> bool:
-    if pattern.startswith("*."):
-        return host.count(".") == pattern.count(".") and host.endswith(pattern[1:])
-    return pattern == host
+def of_facts(facts: CertFacts) -> CertSummary:
+    """An observed certificate's facts in the shape an uploaded one's have."""
+    return CertSummary(
+        sha256=facts.sha256, common_name=facts.subject_cn or "", issuer_org=facts.issuer_org or facts.issuer_cn or "",
+        dns_names=facts.dns_names, not_before=facts.not_before, not_after=facts.not_after,
+        algorithm=facts.key_type, sign_algorithm=facts.signature_algorithm or "",
+    )  # fmt: skip
 
 
 def cert_info(
-    host: str, facts: CertFacts, pem: str | None, observed_at: datetime | None, region: str
-) -> dict[str, str]:
+    host: str, cert: CertSummary, *, pem: str, cert_id: str, cert_name: str, cert_type: str,
+    updated_at: datetime | None, region: str,
+) -> dict[str, str]:  # fmt: skip
     """One CertInfo of the response, every field a string as the SDK's model has them."""
-    names = list(facts.dns_names) or ([facts.subject_cn] if facts.subject_cn else [])
-    matching = next((n for n in names if _covers(n, host)), names[0] if names else "")
+    candidates = list(cert.dns_names) or ([cert.common_name] if cert.common_name else [])
+    matching = next(
+        (n for n in candidates if names.covers(n, host) or n == host), candidates[0] if candidates else ""
+    )
     return {
         "CertDomainName": matching,
-        "CertExpireTime": facts.not_after.strftime(TIME_FORMAT),
-        "CertId": facts.sha256,
-        "CertLife": cert_life(facts.not_before, facts.not_after),
-        "CertName": facts.subject_cn or matching,
-        "CertOrg": facts.issuer_org or facts.issuer_cn or "",
+        "CertExpireTime": cert.not_after.strftime(TIME_FORMAT),
+        "CertId": cert_id,
+        "CertLife": cert_life(cert.not_before, cert.not_after),
+        "CertName": cert_name or cert.common_name or matching,
+        "CertOrg": cert.issuer_org,
         "CertRegion": region,
-        "CertStartTime": facts.not_before.strftime(TIME_FORMAT),
-        "CertType": "upload",
-        "CertUpdateTime": observed_at.strftime(TIME_FORMAT) if observed_at else "",
+        "CertStartTime": cert.not_before.strftime(TIME_FORMAT),
+        "CertType": cert_type,
+        "CertUpdateTime": updated_at.strftime(TIME_FORMAT) if updated_at else "",
         "DomainCnameStatus": "",
         "DomainName": host,
-        "ServerCertificate": pem or "",
+        "ServerCertificate": pem,
         "ServerCertificateStatus": "on",
         "Status": "",
     }
 
 
-def no_certificate(host: str, region: str) -> dict[str, str]:
-    """A domain with no certificate observed (not probed yet, or serving no TLS)."""
+def no_certificate(host: str, region: str, **fields: str) -> dict[str, str]:
+    """A domain with no certificate (SSL off, none observed yet, none issued yet)."""
     info = dict.fromkeys(CERT_INFO_FIELDS, "")
-    info.update(DomainName=host, CertRegion=region, ServerCertificateStatus="off")
+    info.update({"DomainName": host, "CertRegion": region, "ServerCertificateStatus": "off", **fields})
     return info
 
 
-async def describe(
-    pool: AsyncConnectionPool[Any], account_id: uuid.UUID, params: Mapping[str, str], *, region: str
-) -> dict[str, Any]:
-    host = domain_name(params.get("DomainName"))
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT serving, chain_observed_at FROM classifier_details"
-            " WHERE account_id = %s AND host = %s ORDER BY port <> 443, port LIMIT 1",
-            (account_id, host),
-        )
-        row = await cur.fetchone()
-        if row is None:
-            raise ApiError("InvalidDomain.NotFound", f"The domain {host} does not exist in this account.")  # fmt: skip
-        serving: Mapping[str, list[str]] = row[0] or {}
-        leaves = sorted({chain[0] for chain in serving.values() if chain})
-        cur = await conn.execute(
-            "SELECT c.sha256, c.facts, p.der FROM classifier_certificates c"
-            " LEFT JOIN certificates p ON p.sha256 = decode(c.sha256, 'hex')"
-            " WHERE c.sha256 = ANY(%b)",
-            (leaves,),
-        )
-        found = await cur.fetchall()
-    infos = []
-    for sha256, facts, der in sorted(found, key=lambda r: (r[1]["not_after"], r[0])):
-        pem = StoredCertificate(sha256, facts, None if der is None else bytes(der)).pem()
-        infos.append(cert_info(host, CertFacts.from_dict(facts), pem, row[1], region))
-    return {"CertInfos": {"CertInfo": infos or [no_certificate(host, region)]}}
+async def free_order_status(pool: AsyncConnectionPool[Any], account_id: uuid.UUID, name: str) -> str | None:
+    """The seam for hosting: `applying`, `failed` or `success` of the free certificate's ACME
+    order. Hosting's events (contracts/hosting.py, another issue) are not there to project
+    yet, so there is never an order to report."""
+    return None
+
+
+class CertInfo:
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], domains: VodDomains, *, region: str, cname_suffix: str | None,
+        nameservers: Sequence[dns.Nameserver],
+    ) -> None:  # fmt: skip
+        self._pool, self._domains, self._region = pool, domains, region
+        self._suffix, self._nameservers = cname_suffix, tuple(nameservers)
+
+    async def describe(self, account_id: uuid.UUID, params: Mapping[str, str]) -> dict[str, Any]:
+        host = names.domain_name(params.get("DomainName"))
+        row, cert = await self._domains.row_and_certificate(account_id, host)
+        infos = await (self._configured(account_id, row, cert) if row else self._observed(account_id, host))
+        return {"CertInfos": {"CertInfo": infos}}
+
+    async def _configured(
+        self, account_id: uuid.UUID, row: DomainRow, cert: tuple[str, CertSummary] | None
+    ) -> list[dict[str, str]]:
+        host, region = row.domain_name, self._region
+        if row.ssl_protocol != "on":
+            return [no_certificate(host, region)]
+        if row.cert_type == "free":
+            return [await self._free(account_id, row)]
+        if cert is None:  # its upload event not applied yet (the command waits for it)
+            return [no_certificate(host, region, CertType=row.cert_type, CertId=row.cert_id)]
+        chain_pem, summary = cert
+        return [cert_info(host, summary, pem=chain_pem, cert_id=row.cert_id, cert_name=row.cert_name,
+                          cert_type=row.cert_type, updated_at=row.modified_at, region=region)]  # fmt: skip
+
+    async def _free(self, account_id: uuid.UUID, row: DomainRow) -> dict[str, str]:
+        host = row.domain_name
+        status = names.free_refusal(host)
+        cname_status = ""
+        if status is None:
+            if not self._suffix:  # nothing to point at: the CNAME can never be right
+                cname_status = status = cname.Cname.ELSEWHERE.value
+            else:
+                cname_status = (await cname.lookup(host, self._suffix, self._nameservers)).value
+                status = cname_status if cname_status != cname.Cname.OK else await free_order_status(self._pool, account_id, host) or ""  # fmt: skip
+        return no_certificate(host, self._region, CertType="free", CertName=row.cert_name, Status=status,
+                              DomainCnameStatus=cname_status, ServerCertificateStatus="on")  # fmt: skip
+
+    async def _observed(self, account_id: uuid.UUID, host: str) -> list[dict[str, str]]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT serving, observed_at FROM vod_observed_hosts"
+                " WHERE account_id = %s AND host = %s ORDER BY port <> 443, port LIMIT 1",
+                (account_id, host),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise ApiError("InvalidDomain.NotFound", f"The domain {host} does not exist in this account.")  # fmt: skip
+            serving: Mapping[str, list[str]] = row[0] or {}
+            leaves = sorted({chain[0] for chain in serving.values() if chain})
+            cur = await conn.execute(
+                "SELECT c.sha256, c.facts, p.der FROM vod_certificates c"
+                " LEFT JOIN certificates p ON p.sha256 = decode(c.sha256, 'hex')"
+                " WHERE c.sha256 = ANY(%b)",
+                (leaves,),
+            )
+            found = await cur.fetchall()
+        infos = []
+        for sha256, facts, der in sorted(found, key=lambda r: (r[1]["not_after"], r[0])):
+            pem = StoredCertificate(sha256, facts, None if der is None else bytes(der)).pem() or ""
+            infos.append(cert_info(host, of_facts(CertFacts.from_dict(facts)), pem=pem, cert_id=sha256,
+                                   cert_name="", cert_type="upload", updated_at=row[1], region=self._region))  # fmt: skip
+        return infos or [no_certificate(host, self._region)]

@@ -15,8 +15,19 @@ CODES: dict[str, tuple[int, str]] = {
     "InvalidParameter": (400, "Correct the parameter the message names."),
     "InvalidDomainName.Malformed": (400, "Give a host name such as www.example.com."),
     "InvalidDomain.NotFound": (404, "Check the domain name: it is not a domain of this account."),
+    "DomainAlreadyExist": (409, "The domain is already an accelerated domain of this account."),
+    "InvalidCertificate": (
+        400,
+        "Upload a certificate chain that verifies for the domain against the trust store.",
+    ),
+    "InvalidCertificate.KeyMismatch": (400, "Give the private key of the certificate in SSLPub."),
+    "InvalidCertificate.NotFound": (
+        404,
+        "Give the CertId of a certificate of this account (DescribeVodCertificateList).",
+    ),
     "InvalidAction.NotFound": (404, "Check the Action name and the API version."),
     "NoSuchVersion": (400, "Use Version=2017-03-21."),
+    "RegionId.ApiNotSupported": (400, "Call the region this endpoint serves (CERTWATCH_VOD_REGION)."),
     "UnsupportedHTTPMethod": (400, "Send GET or POST."),
     "InvalidAccessKeyId.NotFound": (404, "Check the AccessKeyId: no such key exists."),
     "InvalidAccessKeyId.Inactive": (400, "The AccessKey was revoked: create a new one."),
@@ -32,13 +43,17 @@ CODES: dict[str, tuple[int, str]] = {
 
 
 class ApiError(Exception):
-    """An answer in the cloud's error format; `retry_after_ms` only for Throttling."""
+    """An answer in the cloud's error format; `retry_after_ms` only for Throttling; `field`:
+    the request parameter at fault, when one is."""
 
-    def __init__(self, code: str, message: str, *, retry_after_ms: int | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, retry_after_ms: int | None = None, field: str | None = None
+    ) -> None:
         if code not in CODES:
             raise ValueError(f"{code} is not a documented VOD API error code")
         super().__init__(f"{code}: {message}")
         self.code, self.message, self.retry_after_ms = code, message, retry_after_ms
+        self.field = field or _FIELD_OF.get(code)
 
     @property
     def status(self) -> int:
@@ -49,9 +64,15 @@ class ApiError(Exception):
         return CODES[self.code][1]
 
 
+_FIELD_OF = {"MissingDomainName": "DomainName", "InvalidDomainName.Malformed": "DomainName",
+             "InvalidDomain.NotFound": "DomainName", "DomainAlreadyExist": "DomainName",
+             "InvalidCertificate": "SSLPub", "InvalidCertificate.KeyMismatch": "SSLPri",
+             "InvalidCertificate.NotFound": "CertId"}  # fmt: skip
+
+
 def missing(name: str) -> ApiError:
-    return ApiError("MissingParameter", f"The input parameter {name} that is mandatory for processing this request is not supplied.")  # fmt: skip
+    return ApiError("MissingParameter", f"The input parameter {name} that is mandatory for processing this request is not supplied.", field=name)  # fmt: skip
 
 
 def invalid(name: str, rule: str) -> ApiError:
-    return ApiError("InvalidParameter", f"The parameter {name} is invalid: {rule}.")
+    return ApiError("InvalidParameter", f"The parameter {name} is invalid: {rule}.", field=name)

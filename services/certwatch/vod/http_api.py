@@ -1,6 +1,7 @@
 """The VOD API over HTTP, in Alibaba Cloud's RPC style, so its own SDKs work unchanged.
 
-`Action` and `Version` come from the parameters (GET query, POST query or form body) or,
+`Describe*` actions (queries) read while the request's nonce is remembered, both at once;
+commands run only after it. `Action` and `Version` come from the parameters (GET query, POST query or form body) or,
 for ACS3-signed requests, the signed `x-acs-action` / `x-acs-version` headers the current
 SDK sends instead. JSON unless `Format=XML`. Every failure is an error body in the cloud's
 format (`RequestId`, `HostId`, `Code`, `Message`, `Recommend`) with its HTTP status; an
@@ -17,37 +18,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 from xml.sax.saxutils import escape
 
 import orjson
-from psycopg_pool import AsyncConnectionPool
 
-from certwatch.platform.errors import CertwatchError, TransientStoreError
+from certwatch.platform.config import ConfigError
+from certwatch.platform.errors import TransientStoreError
 from certwatch.platform.service import Runtime
-from certwatch.platform.shredding import Vault, parse_master_key
-from certwatch.vod import cert_info, signing
+from certwatch.platform.shredding import Vault
+from certwatch.vod import signing
 from certwatch.vod.authn import Authenticator, Caller, RateLimit
+from certwatch.vod.cert_info import CertInfo
+from certwatch.vod.domains import VodDomains
 from certwatch.vod.errors import ApiError, invalid, missing
 
 log = logging.getLogger(__name__)
 
 VERSION = "2017-03-21"
-MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADER_BYTES = 64 * 1024  # SetVodDomainCertificate sends a chain and its key in the query
 MAX_HEADERS = 64
 MAX_BODY_BYTES = 64 * 1024
 IDLE_TIMEOUT_S = 30.0
 
 Handler = Callable[[Caller, Mapping[str, str]], Awaitable[dict[str, Any]]]
-
-
-class ConfigError(CertwatchError):
-    """A CERTWATCH_VOD_* variable that cannot be used."""
 
 
 class _BadRequest(Exception):
@@ -96,13 +94,8 @@ def _xml(value: Mapping[str, Any]) -> str:
 class VodHttpApi:
     """The actions, authentication and rendering; `handle` never raises."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], authenticator: Authenticator, *, region: str) -> None:
-        self._authn = authenticator
-        self._actions: dict[str, Handler] = {
-            "DescribeVodDomainCertificateInfo": lambda caller, params: cert_info.describe(
-                pool, caller.account_id, params, region=region
-            ),
-        }
+    def __init__(self, authenticator: Authenticator, actions: Mapping[str, Handler], *, region: str) -> None:
+        self._authn, self._actions, self._region = authenticator, actions, region
 
     async def handle(self, request: signing.Request) -> Response:
         request_id = str(uuid.uuid4()).upper()
@@ -136,10 +129,23 @@ class VodHttpApi:
             raise ApiError("NoSuchVersion", f"Specified api version {version} is not valid: use {VERSION}.")  # fmt: skip
         if not action:
             raise missing("Action")
+        region = params.get("RegionId")
+        if region and region != self._region:
+            raise ApiError("RegionId.ApiNotSupported", f"The api is not supported in this region: {region} (this endpoint serves {self._region}).")  # fmt: skip
         handler = self._actions.get(action)
         if handler is None:
             raise ApiError("InvalidAction.NotFound", f"Specified api {action} is not found.")
-        return action, await handler(caller, params)
+        if not action.startswith("Describe"):  # a command runs only once its nonce is remembered
+            await self._authn.admit(caller)
+            return action, await handler(caller, params)
+        # A query reads while its nonce is remembered; a replay's answer is never sent.
+        admitted, result = await asyncio.gather(self._authn.admit(caller), handler(caller, params),
+                                                return_exceptions=True)  # fmt: skip
+        for outcome in (admitted, result):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert isinstance(result, dict)
+        return action, result
 
     @staticmethod
     def _error(request: signing.Request, request_id: str, exc: ApiError, xml: bool) -> Response:
@@ -206,13 +212,19 @@ def _encode(response: Response, keep: bool) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + response.body
 
 
-class HttpServer:
-    """Serves a `VodHttpApi` on host:port; a Worker (run/stop) for the service's bootstrap."""
+class Answers(Protocol):
+    async def handle(self, request: signing.Request) -> Response: ...
 
-    def __init__(self, api: VodHttpApi, host: str, port: int) -> None:
+
+class HttpServer:
+    """Serves a `VodHttpApi` (or any `Answers`: the benchmark's bare endpoint) on host:port;
+    a Worker (run/stop) for the service's bootstrap."""
+
+    def __init__(self, api: Answers, host: str, port: int) -> None:
         self._api, self._host, self._port = api, host, port
         self._server: asyncio.Server | None = None
         self._stopped = asyncio.Event()
+        self._idle: set[asyncio.StreamWriter] = set()  # waiting for their next request
 
     @property
     def port(self) -> int:
@@ -229,23 +241,26 @@ class HttpServer:
         if self._server is None:
             await self.start()
         await self._stopped.wait()
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
+        await self.close()
 
     def stop(self) -> None:
         self._stopped.set()
 
     async def close(self) -> None:
+        """Stop listening and end idle keep-alive connections (a request being answered
+        finishes: its connection closes after the response)."""
         self.stop()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        for writer in list(self._idle):
+            writer.close()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             keep = True
             while keep and not self._stopped.is_set():
+                self._idle.add(writer)
                 try:
                     async with asyncio.timeout(IDLE_TIMEOUT_S):
                         parsed = await _read_request(reader)
@@ -253,6 +268,8 @@ class HttpServer:
                     error = exc if isinstance(exc, ApiError) else invalid("request", str(exc))
                     writer.write(_encode(VodHttpApi._error(_NO_REQUEST, str(uuid.uuid4()).upper(), error, False), False))  # fmt: skip
                     break
+                finally:
+                    self._idle.discard(writer)
                 if parsed is None:
                     break
                 request, keep = parsed
@@ -269,36 +286,35 @@ class HttpServer:
 _NO_REQUEST = signing.Request("", "", {}, {}, {}, b"")
 
 
-@dataclass(frozen=True, slots=True)
-class HttpSettings:
-    """The endpoint's settings, from CERTWATCH_VOD_* (platform config does not carry them yet)."""
-
-    port: int = 8080
-    region: str = "cn-shanghai"
-    rate: float = 20.0  # requests a second per AccessKey, per replica
-    burst: int = 40
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> HttpSettings:
-        d = cls()
-        try:
-            found = cls(port=int(env.get("CERTWATCH_VOD_HTTP_PORT", d.port)),
-                        region=env.get("CERTWATCH_VOD_REGION", d.region),
-                        rate=float(env.get("CERTWATCH_VOD_RATE", d.rate)),
-                        burst=int(env.get("CERTWATCH_VOD_BURST", d.burst)))  # fmt: skip
-        except ValueError as exc:
-            raise ConfigError(f"CERTWATCH_VOD_HTTP_PORT, _RATE and _BURST must be numbers: {exc}") from None  # fmt: skip
-        if found.rate <= 0 or found.burst < 1:
-            raise ConfigError("CERTWATCH_VOD_RATE must be above 0 and CERTWATCH_VOD_BURST at least 1")
-        return found
+def actions(info: CertInfo, domains: VodDomains) -> dict[str, Handler]:
+    """Every action by its name in the SDK (`x-acs-action` / `Action`)."""
+    return {
+        "DescribeVodDomainCertificateInfo": lambda caller, params: info.describe(caller.account_id, params),
+        "AddVodDomain": lambda caller, params: domains.add(caller.account_id, params),
+        "DeleteVodDomain": lambda caller, params: domains.delete(caller.account_id, params),
+        "DescribeVodUserDomains": lambda caller, params: domains.list_domains(caller.account_id, params),
+        "SetVodDomainCertificate": lambda caller, params: domains.set_certificate(
+            caller.account_id, params, default_type="upload"
+        ),
+        "SetVodDomainSSLCertificate": lambda caller, params: domains.set_certificate(
+            caller.account_id, params
+        ),
+        "DescribeVodCertificateList": lambda caller, params: domains.list_certificates(
+            caller.account_id, params
+        ),
+    }
 
 
-def http_worker(rt: Runtime, env: Mapping[str, str] = os.environ) -> HttpServer:
-    """The endpoint as a Worker for the vod bootstrap's `Parts(workers=[...])`, on
-    CERTWATCH_GRPC_HOST and CERTWATCH_VOD_HTTP_PORT; needs CERTWATCH_MASTER_KEY."""
-    settings = HttpSettings.from_env(env)
-    vault = Vault(parse_master_key(rt.settings.master_key or ""))
-    authn = Authenticator(rt.pool, vault, RateLimit(settings.rate, settings.burst))
-    return HttpServer(
-        VodHttpApi(rt.pool, authn, region=settings.region), rt.settings.grpc_host, settings.port
-    )
+async def http_worker(rt: Runtime, info: CertInfo, domains: VodDomains, vault: Vault) -> HttpServer:
+    """The endpoint as a Worker of the vod bootstrap, already bound (so a taken port fails
+    the start) on CERTWATCH_GRPC_HOST and CERTWATCH_VOD_HTTP_PORT."""
+    s = rt.settings
+    authn = Authenticator(rt.pool, vault, RateLimit(s.vod_rate, s.vod_burst))
+    api = VodHttpApi(authn, actions(info, domains), region=s.vod_region)
+    server = HttpServer(api, s.grpc_host, s.vod_http_port)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise ConfigError(f"CERTWATCH_VOD_HTTP_PORT={s.vod_http_port}: cannot listen on {s.grpc_host}: {exc.strerror}") from None  # fmt: skip
+    log.info("vod HTTP API listening on %s:%d", s.grpc_host, server.port)
+    return server

@@ -1,10 +1,10 @@
-"""A small DNS stub resolver (A and AAAA) for configured nameservers.
+"""A small DNS stub resolver (A, AAAA, the CNAME chain) for configured nameservers.
 
-Used instead of the system resolver when `ProbeOptions.nameservers` is set: monitoring
-should see what the public sees, not what an internal resolver or /etc/hosts says. UDP
-first, TCP when the answer is truncated; replies must match our id and question;
-nameservers are tried in order, each with its share of the timeout. Failure is data: the
-caller gets an error text, never an exception.
+Used instead of the system resolver when nameservers are configured (probes, CNAME
+checks): monitoring should see what the public sees, not what an internal resolver or
+/etc/hosts says. UDP first, TCP when the answer is truncated; replies must match our id
+and question; nameservers are tried in order, each with its share of the timeout. Failure
+is data: the caller gets an error text, never an exception.
 """
 
 from __future__ import annotations
