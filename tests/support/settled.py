@@ -26,7 +26,7 @@ TABLES = {
     "classifier.status": "classifier_status",
     "notifier.alert_state": "notifier_alert_state",
     "hosting.observed_expiry": "hosting_observed_expiry",
-    "vod.cert_facts": "vod_cert_facts",
+    "vod.observed_hosts": "vod_observed_hosts",
 }
 
 
