@@ -139,8 +139,7 @@ def test_pdbs_hpa_and_services(rendered: tuple[str, list[dict[str, Any]]]) -> No
     assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": _name("prober")}
     assert hpa["minReplicas"] >= 2 and hpa["maxReplicas"] > hpa["minReplicas"]
     assert "replicas" not in deployments[_name("prober")]["spec"]  # the HPA owns it
-    expected_pdbs = {_name("prober")} | ({_name("console")} if "console" in enabled else set())
-    assert set(pdbs) == expected_pdbs
+    assert set(pdbs) == {_name("prober")}  # the only service with more than one replica by default
     services = _of(objects, "Service")
     for service, port in enabled.items():
         ports = {p["name"]: p for p in services[_name(service)]["spec"]["ports"]}
