@@ -39,7 +39,8 @@ async def test_two_replicas_of_every_service_do_each_piece_of_work_once(
     with tls_server(server_context(*files)) as port:
         resolve = tuple(f"{h}:{port}:127.0.0.1" for h in hosts)
         async with running_stack(replace(settings, resolve_overrides=resolve)) as stack:
-            twin_settings = replace(stack.settings, grpc_ports={name: free_port() for name in PORTS})
+            twin_settings = replace(stack.settings, grpc_ports={name: free_port() for name in PORTS},
+                                    vod_http_port=free_port())  # fmt: skip
             twins = [Service(n, twin_settings, build_for(n), migrations=MIGRATIONS) for n in PORTS]
             for twin in twins:
                 await twin.start()
