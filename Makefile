@@ -39,11 +39,13 @@ bench-deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# System packages: PostgreSQL and NATS server binaries (run as local child processes), and
+# System packages: PostgreSQL and NATS server binaries (run as local child processes),
 # nginx, which tests use as a real TLS server that staples OCSP responses; pebble (with
 # pebble-challtestsrv), the ACME test CA the hosting tests issue from; bind9, the DNS server
-# the RFC 2136 (dns-01) provider is tested against. Reports: CJK fonts for WeasyPrint and HarfBuzz's subsetter (without it one CJK PDF takes 13 s, not 0.6 s);
-# poppler-utils reads PDFs back in tests; chromium is the console tests' browser.
+# the RFC 2136 (dns-01) provider is tested against; prometheus for promtool (the chart's
+# alert rules are checked and unit-tested with it). Reports: CJK fonts for WeasyPrint and
+# HarfBuzz's subsetter (without it one CJK PDF takes 13 s, not 0.6 s); poppler-utils reads
+# PDFs back in tests; chromium is the console tests' browser.
 deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
@@ -56,6 +58,7 @@ deps:
 	ls /usr/lib/*/libharfbuzz-subset.so.0 >/dev/null 2>&1 || missing="$$missing libharfbuzz-subset0"; \
 	command -v pdftotext >/dev/null || missing="$$missing poppler-utils"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/bin/promtool ] || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing openssl ca-certificates >/dev/null; \

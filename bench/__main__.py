@@ -22,6 +22,7 @@ from bench import (
     outbox,
     prober,
     projection_apply,
+    prober_scaling,
     reports,
     vod_api,
 )
@@ -35,6 +36,7 @@ BENCHMARKS = (
     first_status,
     enable_at_scale,
     prober,
+    prober_scaling,
     observations,
     vod_api,
     hosting_acme,

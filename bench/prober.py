@@ -269,6 +269,20 @@ async def probe_phase(port: int, ca_file: str) -> dict[str, Any]:
     return out
 
 
+async def seed_due(pool: Any, port: int, count: int) -> None:
+    """`count` domains `d<i>.bench.test:port` due an hour ago, in `probe_schedule`."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO probe_schedule (domain_id, account_id, host, port, generation,"
+            " first_check, paused, next_due)"
+            " SELECT gen_random_uuid(), %s, 'd' || g || %s, %s, 1, false, false,"
+            "  now() - interval '1 hour' + g * interval '1 microsecond'"
+            " FROM generate_series(1, %s) g",
+            (str(uuid.uuid4()), SUFFIX, port, count),
+        )  # fmt: skip
+        await conn.execute("ANALYZE probe_schedule")
+
+
 async def scheduler_phase(port: int, ca_file: str) -> dict[str, Any]:
     """The real Scheduler against durable PostgreSQL with DOMAINS rows due."""
     from certwatch.platform import bus as busmod
@@ -301,16 +315,7 @@ async def scheduler_phase(port: int, ca_file: str) -> dict[str, Any]:
             async def publish(observations: Sequence[ostream.Outgoing]) -> int:
                 return await ostream.publish(bus.js, observations)
 
-            async with pool.connection() as conn:
-                await conn.execute(
-                    "INSERT INTO probe_schedule (domain_id, account_id, host, port, generation,"
-                    " first_check, paused, next_due)"
-                    " SELECT gen_random_uuid(), %s, 'd' || g || %s, %s, 1, false, false,"
-                    "  now() - interval '1 hour' + g * interval '1 microsecond'"
-                    " FROM generate_series(1, %s) g",
-                    (str(uuid.uuid4()), SUFFIX, port, DOMAINS),
-                )  # fmt: skip
-                await conn.execute("ANALYZE probe_schedule")
+            await seed_due(pool, port, DOMAINS)
             rss_before = rss_mib()
             scheduler = ClassifyingScheduler(
                 EventLog(pool), options, publish, interval_s=86_400, jitter_s=0, concurrency=CONCURRENCY,

@@ -9,14 +9,11 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
-from certwatch.platform import db
 from certwatch.platform.config import Settings
-from certwatch.platform.eventlog import EventLog
-from certwatch.platform.projection import rebuild
-from certwatch.services import MIGRATIONS, projections
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
 from tests.support.pki import TestPKI
+from tests.support.settled import assert_rebuilds_equal_live
 from tests.support.stack import running_stack, wait_for
 from tests.support.tls_server import closed_port, server_context, tls_server
 
@@ -83,36 +80,9 @@ async def test_domains_flow_from_add_to_status(settings: Settings, pki: TestPKI)
             assert [d.host for d in filtered.domains] == ["expired.test"]
 
             # Every projection rebuilt from position 0 equals the live one.
-            await _assert_rebuilds_equal_live(stack.settings.database_url)
+            await assert_rebuilds_equal_live(stack.settings.database_url)
 
             # Unauthenticated and cross-account calls are refused.
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await inventory.ListDomains(pb.ListDomainsRequest())
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
-
-
-_TABLES = {
-    "inventory.domains": "inventory_domains",
-    "classifier.details": "classifier_details",
-    "classifier.status": "classifier_status",
-    "notifier.alert_state": "notifier_alert_state",
-    "hosting.observed_expiry": "hosting_observed_expiry",
-    "vod.observed_hosts": "vod_observed_hosts",
-}
-
-
-async def _assert_rebuilds_equal_live(database_url: str) -> None:
-    pool = await db.open_pool(database_url, migrate=MIGRATIONS)
-    try:
-        event_log = EventLog(pool)
-        known = projections(event_log)
-        for name, table in _TABLES.items():
-            async with pool.connection() as conn:
-                live = await (await conn.execute(f"SELECT * FROM {table} ORDER BY 1".encode())).fetchall()
-            assert live, name
-            await rebuild(event_log, known[name])
-            async with pool.connection() as conn:
-                rebuilt = await (await conn.execute(f"SELECT * FROM {table} ORDER BY 1".encode())).fetchall()
-            assert rebuilt == live, name
-    finally:
-        await pool.close()

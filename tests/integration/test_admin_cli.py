@@ -15,7 +15,7 @@ import pytest
 from certwatch.cli import stack
 from certwatch.cli.main import main
 from certwatch.contracts import quota as qc
-from certwatch.platform import db, localstack
+from certwatch.platform import auth, db, localstack
 from certwatch.platform.eventlog import EventLog
 from certwatch.services import MIGRATIONS
 
@@ -136,3 +136,44 @@ def test_bad_input_is_refused_before_connecting(
 ) -> None:
     code, _, err = _run(["admin", "purchase", str(uuid.uuid4()), "--years", "-1"], capsys)
     assert code == 2 and err == "certwatch: --years: must be a whole number from 1 to 5\n"
+
+
+async def test_bootstrap_registers_the_given_admin_key_once(
+    db_env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "cw_abcdef123456_" + "s" * 43  # what the chart's bootstrap Secret holds
+    monkeypatch.setenv("CERTWATCH_BOOTSTRAP_API_KEY", key)
+    first = await asyncio.to_thread(_run, ["admin", "bootstrap", "admin"], capsys)
+    again = await asyncio.to_thread(_run, ["admin", "bootstrap", "admin"], capsys)
+    assert first[0] == again[0] == 0, first[2] + again[2]
+    assert json.loads(first[1])["key_registered"] is True
+    assert json.loads(again[1])["key_registered"] is False  # a rerun of the Job changes nothing
+    assert json.loads(first[1])["account_id"] == json.loads(again[1])["account_id"]
+    assert key not in first[1] + first[2]  # never printed
+    pool = await db.open_pool(db_env, migrate=MIGRATIONS)
+    try:
+        principal = await auth.KeyVerifier(pool).verify(f"Bearer {key}")
+    finally:
+        await pool.close()
+    assert principal.role == "admin" and str(principal.account_id) == json.loads(first[1])["account_id"]
+
+    monkeypatch.setenv("CERTWATCH_BOOTSTRAP_API_KEY", "not-a-key")
+    code, _, err = await asyncio.to_thread(_run, ["admin", "bootstrap", "admin"], capsys)
+    assert (
+        code == 2 and "CERTWATCH_BOOTSTRAP_API_KEY: expected an API key" in err and len(err.splitlines()) == 1
+    )
+
+
+def test_migrate_applies_the_schema_to_an_empty_database(
+    postgres_server: localstack.Postgres, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"empty_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}".encode())
+    url = postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
+    monkeypatch.setenv("CERTWATCH_DATABASE_URL", url)
+    code, out, err = _run(["admin", "migrate"], capsys)
+    assert code == 0 and "schema is current" in out, err
+    with psycopg.connect(url) as conn:
+        components = {r[0] for r in conn.execute("SELECT DISTINCT component FROM schema_migrations")}
+    assert components == set(MIGRATIONS)

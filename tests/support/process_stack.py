@@ -64,7 +64,7 @@ def settings_env(s: Settings, ports: dict[str, int]) -> dict[str, str]:
         "CERTWATCH_ALLOW_NETWORKS": ",".join(str(n) for n in s.allow_networks),
         "CERTWATCH_RESOLVE": " ".join(s.resolve_overrides), "CERTWATCH_DNS_SERVERS": ",".join(s.dns_servers),
         "CERTWATCH_CA_FILE": s.ca_file or "", "CERTWATCH_SHUTDOWN_GRACE_S": str(s.shutdown_grace_s),
-        "CERTWATCH_MASTER_KEY": s.master_key or "",
+        "CERTWATCH_MASTER_KEY": s.master_key or "", "CERTWATCH_OTLP_ENDPOINT": s.otlp_endpoint or "",
         "CERTWATCH_ALLOW_CUSTOM_WEBHOOKS": "1" if s.allow_custom_webhooks else "",
         "CERTWATCH_SMTP_HOST": s.smtp_host or "", "CERTWATCH_SMTP_PORT": str(s.smtp_port),
         "CERTWATCH_SMTP_USER": s.smtp_user or "", "CERTWATCH_SMTP_PASSWORD": s.smtp_password or "",

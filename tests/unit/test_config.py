@@ -18,6 +18,13 @@ def test_defaults_without_environment() -> None:
     assert settings.allow_networks == () and settings.master_key is None
 
 
+def test_callers_reach_a_service_at_its_host_variable_else_the_bind_host() -> None:
+    settings = load({"CERTWATCH_GRPC_HOST": "0.0.0.0", "CERTWATCH_INVENTORY_HOST": "cw-certwatch-inventory"},
+                    ports=PORTS)  # fmt: skip
+    assert settings.grpc_target("inventory") == f"cw-certwatch-inventory:{PORTS['inventory']}"
+    assert settings.grpc_target("prober") == f"0.0.0.0:{PORTS['prober']}"
+
+
 def test_values_are_read_and_typed() -> None:
     settings = load({
         "CERTWATCH_DATABASE_URL": "postgresql://x@db/certwatch", "CERTWATCH_INVENTORY_PORT": "6000",

@@ -14,6 +14,7 @@ from certwatch.cli import (
     check,
     contacts,
     domains,
+    healthcheck,
     hosting,
     quota,
     report,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     quota.add_parser(sub)
     admin.add_parser(sub)
     serve.add_parser(sub)
+    healthcheck.add_parser(sub)
     stack.add_parser(sub)
     status.add_parser(sub)
     report.add_parser(sub)

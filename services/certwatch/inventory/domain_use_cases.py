@@ -18,13 +18,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+import psycopg
+from psycopg_pool import PoolTimeout
+
 from certwatch.contracts import domain as dc
 from certwatch.contracts import quota as qc
 from certwatch.inventory import csv_import, quota_stream, views
 from certwatch.inventory import domain as d
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN
 from certwatch.platform import auth, error_codes, retry
-from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound, TransientStoreError
 from certwatch.platform.eventlog import Appended, Conn, EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.projection import catch_up_past
@@ -261,9 +264,7 @@ class DomainUseCases:
             if reserved:
                 batch.append((qc.stream_id(principal.account_id), reserved, None))
             appended = await self._log.append_batch(batch, conn=conn)
-        if appended:
-            await catch_up_past(self._log, views.DOMAIN_VIEW, appended[-1].cursor)
-        domains = {row.id: row for row in await self.rows(principal, [i for _, i, _ in added])}
+        domains = await self._read_back(principal, appended, [i for _, i, _ in added])
         streams = {s: evs for s, evs, _ in batch}
 
         def row_of(domain_id: str) -> DomainRow:
@@ -281,6 +282,19 @@ class DomainUseCases:
             else r
             for r in results
         ]
+
+    async def _read_back(
+        self, principal: auth.Principal, appended: list[Appended], domain_ids: list[str]
+    ) -> dict[str, DomainRow]:
+        """The list view's rows of what was just added (read-your-writes). The append has
+        committed: a database lost now must not turn "added" into an error (the caller would
+        retry and be told "already monitored"), so then the answer comes from the events."""
+        try:
+            if appended:
+                await catch_up_past(self._log, views.DOMAIN_VIEW, appended[-1].cursor)
+            return {row.id: row for row in await self.rows(principal, domain_ids)}
+        except (psycopg.OperationalError, PoolTimeout, TransientStoreError):
+            return {}
 
     @staticmethod
     def _entries(command: AddDomains) -> list[_Entry]:

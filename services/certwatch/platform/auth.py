@@ -120,6 +120,21 @@ async def _issue_key(conn: Any, account_id: uuid.UUID, role: str) -> str:
     return f"cw_{key_id}_{secret}"
 
 
+async def register_key(
+    pool: AsyncConnectionPool[Any], account_id: uuid.UUID, token: str, *, role: str
+) -> bool:
+    """Store a key generated elsewhere (a deployment's bootstrap Secret) for the account;
+    False when that key id exists already (a rerun). Only its hash is kept."""
+    key_id, secret = parse(token)
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "INSERT INTO api_keys (key_id, account_id, secret_hash, role) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (key_id) DO NOTHING",
+            (key_id, account_id, _hash(secret), role),
+        )
+        return bool(cur.rowcount == 1)
+
+
 async def revoke_key(pool: AsyncConnectionPool[Any], key_id: str, principal: Principal) -> bool:
     """Revoke one of the caller's keys (any key, for an admin); False when there is none.
 

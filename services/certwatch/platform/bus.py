@@ -40,10 +40,20 @@ class Bus:
             await self.nc.drain()
 
 
+def servers(url: str) -> list[str]:
+    """`CERTWATCH_NATS_URL` may list a cluster's servers, comma-separated: nats-py takes a
+    list (a single string with commas would be parsed as one URL), and a client whose server
+    dies reconnects to another one of them."""
+    found = [part.strip() for part in url.split(",") if part.strip()]
+    if not found:
+        raise ValueError("CERTWATCH_NATS_URL names no server")
+    return found
+
+
 async def connect(url: str, *, name: str, replicas: int = 1) -> Bus:
     """Connect (retrying forever in the background) and make sure the stream exists."""
     nc = await nats.connect(
-        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        servers(url), name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
         connect_timeout=5, allow_reconnect=True, drain_timeout=5,
     )  # fmt: skip
     js = nc.jetstream(timeout=5)

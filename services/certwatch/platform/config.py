@@ -23,6 +23,8 @@ class Settings:
     nats_url: str = "nats://127.0.0.1:4222"
     grpc_host: str = "127.0.0.1"
     grpc_ports: Mapping[str, int] = field(default_factory=dict)  # service name -> port
+    # service name -> the host its callers reach it at (a Kubernetes Service), if not grpc_host
+    grpc_hosts: Mapping[str, str] = field(default_factory=dict)
     otlp_endpoint: str | None = None
     log_level: str = "INFO"
     log_format: str = "json"
@@ -66,7 +68,9 @@ class Settings:
     vod_burst: int = 40
 
     def grpc_target(self, service: str) -> str:
-        return f"{self.grpc_host}:{self.grpc_ports[service]}"
+        """Where a caller reaches `service`: `CERTWATCH_<NAME>_HOST` (on Kubernetes its Service;
+        `grpc_host` is a bind address there, 0.0.0.0), else `grpc_host`."""
+        return f"{self.grpc_hosts.get(service, self.grpc_host)}:{self.grpc_ports[service]}"
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -100,7 +104,7 @@ def load(env: Mapping[str, str] | None = None, *, ports: Mapping[str, int] | Non
     """Read `CERTWATCH_*` variables; unknown values raise `ConfigError` naming the variable.
 
     `ports` are the services' default gRPC ports (the catalogue's), each overridden by its
-    `CERTWATCH_<NAME>_PORT`.
+    `CERTWATCH_<NAME>_PORT`; `CERTWATCH_<NAME>_HOST` says where callers reach it.
     """
     env = os.environ if env is None else env
     ports = {name: _int(env, f"CERTWATCH_{name.upper()}_PORT", port) for name, port in (ports or {}).items()}
@@ -116,6 +120,7 @@ def load(env: Mapping[str, str] | None = None, *, ports: Mapping[str, int] | Non
         nats_url=env.get("CERTWATCH_NATS_URL", defaults.nats_url),
         grpc_host=env.get("CERTWATCH_GRPC_HOST", defaults.grpc_host),
         grpc_ports=ports,
+        grpc_hosts={name: host for name in ports if (host := env.get(f"CERTWATCH_{name.upper()}_HOST"))},
         otlp_endpoint=env.get("CERTWATCH_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
         log_level=env.get("CERTWATCH_LOG_LEVEL", defaults.log_level).upper(),
         log_format=env.get("CERTWATCH_LOG_FORMAT", defaults.log_format),

@@ -221,13 +221,15 @@ class Postgres:
 
 @dataclass
 class Nats:
-    """A NATS server with JetStream storing under `store_dir`."""
+    """A NATS server with JetStream storing under `store_dir`; `config`, when given, is a
+    configuration file that must say the same (a cluster node's routes are set there)."""
 
     store_dir: Path
     port: int
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
     output: int | None = None  # descriptor for its stdout and stderr; default nats-PORT.log
+    config: Path | None = None
 
     @property
     def url(self) -> str:
@@ -241,9 +243,10 @@ class Nats:
             log = os.open(
                 self.store_dir.parent / f"nats-{self.port}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
             )
+        args = ["-c", str(self.config)] if self.config else ["-js", "-sd", str(self.store_dir)]
         try:
             self.proc = subprocess.Popen(
-                [nats_binary(), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
+                [nats_binary(), "-a", self.host, "-p", str(self.port), *args],
                 stdout=log, stderr=log, start_new_session=True, preexec_fn=die_with_parent,
             )  # fmt: skip
         finally:

@@ -30,7 +30,8 @@ _LAG = (
 )
 
 
-async def _lag(conn: Conn, table: str, name: str, types: Sequence[str] | None) -> int:
+async def count_lag(conn: Conn, table: str, name: str, types: Sequence[str] | None) -> int:
+    """Committed events (of `types`; None: all) past the bookmark `name` in `table`, up to LAG_CAP."""
     sql = _LAG.format(table=table, types="AND e.event_type = ANY(%s)" if types is not None else "")
     params: list[Any] = [name, name]
     if types is not None:
@@ -77,11 +78,11 @@ class OpsApi(ops_pb2_grpc.OpsServicer):
             head = await self._log.head(conn=conn)
             for runner in runners:
                 p = runner.projection
-                lag = await _lag(conn, "checkpoints", p.name, p.event_types)
+                lag = await count_lag(conn, "checkpoints", p.name, p.event_types)
                 components.append(_component(p.name, "projection", runner.progress, lag,
                                              runner.progress.last_progress_at, now))  # fmt: skip
             if relay is not None:
-                lag = await _lag(conn, "outbox_relay", relay.name, None)
+                lag = await count_lag(conn, "outbox_relay", relay.name, None)
                 cur = await conn.execute("SELECT updated_at FROM outbox_relay WHERE name = %s", (relay.name,))
                 row = await cur.fetchone()
                 components.append(_component("outbox.relay", "relay", relay.progress, lag,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -111,7 +112,13 @@ class OutboxRelay:
         dup = sum(1 for a in acks if a.duplicate)
         self.duplicates += dup
         self.published += len(events) - dup
-        counter("certwatch.outbox.published").add(len(events) - dup)
+        published = counter(
+            "certwatch.outbox.published", description="events relayed to JetStream (the append rate)"
+        )
+        for event_type, n in Counter(
+            e.type for e, a in zip(events, acks, strict=True) if not a.duplicate
+        ).items():
+            published.add(n, {"event.type": event_type})
         if self._after_publish is not None:
             await self._after_publish(events)
         await conn.execute(

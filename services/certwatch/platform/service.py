@@ -24,6 +24,7 @@ from certwatch.platform import bus as busmod
 from certwatch.platform.config import ConfigError, Settings
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.grpc_server import GrpcServer, Registration
+from certwatch.platform.lag_metrics import LagSampler
 from certwatch.platform.outbox import OutboxRelay
 from certwatch.platform.projection import Projection, ProjectionRunner
 
@@ -111,7 +112,7 @@ class Service:
             self.name, event_log, lambda: (relay, runners, parts.workers), lambda: self.serving
         )
         self.verifier = auth.KeyVerifier(pool, url=s.database_url)
-        self._stoppables = [self.verifier, relay, *runners, *parts.workers]
+        self._stoppables = [self.verifier, relay, *runners, *parts.workers, LagSampler(event_log, relay, runners)]
         if parts.http is not None:
             self.http = parts.http(s.grpc_host, self._port)
             self._stoppables.append(self.http)

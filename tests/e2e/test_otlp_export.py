@@ -1,0 +1,82 @@
+"""Traces and metrics reach an OTLP/gRPC receiver from the services running as processes.
+
+One domain is added; its trace runs from the AddDomains call (inventory) through the probe
+(prober) to the verdict (classifier), across processes, through the event log and NATS. The
+metrics the alert rules and the dashboard use arrive too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from certwatch.platform.config import Settings
+from certwatch.v1 import inventory_pb2 as pb
+from certwatch.v1 import inventory_pb2_grpc
+from tests.support.otlp_receiver import Span, otlp_receiver
+from tests.support.pki import TestPKI
+from tests.support.process_stack import process_stack
+from tests.support.stack import wait_for
+from tests.support.tls_server import server_context, tls_server
+
+METRICS = {
+    "certwatch.probes": "certwatch-prober",
+    "certwatch.probe.duration": "certwatch-prober",
+    "certwatch.outbox.published": "",  # whichever service holds the relay's lock
+    "certwatch.outbox.lag": "certwatch-classifier",
+    "certwatch.projection.lag": "certwatch-classifier",
+}
+
+
+def _trace_of(spans: list[Span]) -> dict[str, list[Span]] | None:
+    """The spans of the trace that AddDomains started, by service, once it reached the classifier
+    as one tree (every span's parent in it)."""
+    add = [s for s in spans if s.service == "certwatch-inventory" and s.name.endswith("/AddDomains")]
+    if not add:
+        return None
+    trace = [s for s in spans if s.trace_id == add[0].trace_id]
+    ids = {s.span_id for s in trace}
+    if any(s.parent_id and s.parent_id not in ids for s in trace):
+        return None  # a parent not exported yet: one tree, or keep waiting
+    by_service: dict[str, list[Span]] = {}
+    for span in trace:
+        by_service.setdefault(span.service, []).append(span)
+    return by_service if {"certwatch-prober", "certwatch-classifier"} <= set(by_service) else None
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_one_trace_spans_add_probe_and_verdict_and_metrics_arrive(
+    settings: Settings, pki: TestPKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "1000")  # ms; the SDK's default is a minute
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
+    files = pki.server_files(pki.leaf("traced.test"))
+    with tls_server(server_context(*files)) as port, otlp_receiver() as (endpoint, received):
+        traced = replace(
+            settings, otlp_endpoint=endpoint, resolve_overrides=(f"traced.test:{port}:127.0.0.1",)
+        )
+        async with process_stack(traced) as stack, stack.channel("inventory") as channel:
+            inventory = inventory_pb2_grpc.InventoryStub(channel)
+            added = await inventory.AddDomains(
+                pb.AddDomainsRequest(domains=f"traced.test:{port}", enable=True),
+                metadata=stack.metadata,
+                timeout=30,
+            )
+            assert added.results[0].added
+
+            async def whole_trace() -> dict[str, list[Span]] | None:
+                return _trace_of(received.snapshot()[0])
+
+            trace = await wait_for(whole_trace, timeout=60, every=0.5)
+            assert any(s.name == "probe" for s in trace["certwatch-prober"])
+
+            async def all_metrics() -> dict[str, set[str]] | None:
+                _, metrics = received.snapshot()
+                have = all(
+                    name in metrics and (not svc or svc in metrics[name]) for name, svc in METRICS.items()
+                )
+                return metrics if have else None
+
+            await wait_for(all_metrics, timeout=60, every=0.5)
