@@ -21,8 +21,8 @@ from bench import (
     observations,
     outbox,
     prober,
-    projection_apply,
     prober_scaling,
+    projection_apply,
     reports,
     vod_api,
 )

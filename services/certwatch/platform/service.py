@@ -112,7 +112,13 @@ class Service:
             self.name, event_log, lambda: (relay, runners, parts.workers), lambda: self.serving
         )
         self.verifier = auth.KeyVerifier(pool, url=s.database_url)
-        self._stoppables = [self.verifier, relay, *runners, *parts.workers, LagSampler(event_log, relay, runners)]
+        self._stoppables = [
+            self.verifier,
+            relay,
+            *runners,
+            *parts.workers,
+            LagSampler(event_log, relay, runners),
+        ]
         if parts.http is not None:
             self.http = parts.http(s.grpc_host, self._port)
             self._stoppables.append(self.http)
