@@ -145,6 +145,7 @@ def _cases(tmp: Path) -> list[list[str]]:
         ["certs", "list", "--credentials", missing],
         ["certs", "download", "not-a-uuid", "--format", "pem", "-o", str(tmp / "out.pem")],
         ["certs", "delete", _UNKNOWN],
+        ["healthcheck", "nosuch"],
         ["report", "not-a-uuid", "--format", "pdf", "-o", str(tmp / "r.pdf")],
         ["report", _UNKNOWN, "--format", "json", "-o", str(tmp / "r.json")],
         ["report", _UNKNOWN, "--format", "csv", "-o", str(tmp / "r.csv")],
@@ -169,7 +170,7 @@ def _cases(tmp: Path) -> list[list[str]]:
 
 def _connection(stack: Stack, argv: list[str], admin_key: str) -> list[str]:
     """The stack's address and key, unless the case gives its own."""
-    if argv[0] == "check" or argv[:2] in (["domains", "template"], ["accounts", "add-user"]):
+    if argv[0] in ("check", "healthcheck") or argv[:2] in (["domains", "template"], ["accounts", "add-user"]):
         return argv
     key = admin_key if "--admin-key" in argv else stack.api_key
     argv = [a for a in argv if a != "--admin-key"]

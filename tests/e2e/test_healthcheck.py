@@ -43,8 +43,9 @@ def test_an_unknown_or_missing_service_is_refused_in_one_line(
     monkeypatch.delenv("CERTWATCH_SERVICE", raising=False)
     for command in ("healthcheck", "serve"):
         assert main([command]) == 2
-        out = capsys.readouterr().out
-        assert "or set CERTWATCH_SERVICE" in out and len(out.splitlines()) == 1, out
+        captured = capsys.readouterr()
+        err = captured.err  # a refusal goes to stderr, one line, as every command's
+        assert captured.out == "" and "or set CERTWATCH_SERVICE" in err and len(err.splitlines()) == 1, err
     monkeypatch.setenv("CERTWATCH_SERVICE", "prober")
     with closed_port() as port:
         monkeypatch.setenv("CERTWATCH_PROBER_PORT", str(port))

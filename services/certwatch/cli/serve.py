@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from certwatch.platform import config
@@ -37,7 +38,7 @@ def configured(given: str | None) -> tuple[str, config.Settings] | None:
     try:
         return service_named(given), config.load(ports=PORTS)
     except config.ConfigError as exc:
-        print(f"certwatch: {exc}")
+        print(f"certwatch: {exc}", file=sys.stderr)
         return None
 
 
