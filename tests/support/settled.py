@@ -13,7 +13,7 @@ from certwatch.platform import bus as busmod
 from certwatch.platform import db
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.projection import rebuild
-from certwatch.services import MIGRATIONS, projections
+from certwatch.services import HTTP_SERVICES, MIGRATIONS, projections
 from certwatch.v1 import ops_pb2 as ops
 from certwatch.v1 import ops_pb2_grpc
 from tests.support.domain_load import statuses
@@ -82,13 +82,13 @@ async def assert_settled(stack: Stack, hosts: Collection[str], *, timeout: float
         seen: dict[str, str] = await wait_for(verdicts, timeout=timeout, every=0.5)
     except AssertionError as exc:
         waiting = sorted(h for h in hosts if last.get(h, "ENABLING") == "ENABLING")
-        behind = await lagging({n: f"127.0.0.1:{s.port}" for n, s in stack.services.items()}, stack.metadata)
+        behind = await lagging(_grpc_targets(stack), stack.metadata)
         raise AssertionError(
             f"{len(waiting)} of {len(hosts)} without a verdict after {timeout}s"
             f" (e.g. {waiting[:5]}); lagging: {behind}"
         ) from exc
     assert set(seen) == set(hosts)
-    targets = {name: f"127.0.0.1:{s.port}" for name, s in stack.services.items()}
+    targets = _grpc_targets(stack)
     behind: dict[str, int] = {}
 
     async def current() -> bool:
@@ -114,3 +114,8 @@ async def assert_settled(stack: Stack, hosts: Collection[str], *, timeout: float
         await nc.close()
     assert stored.state.messages == row[0]  # each event once on the bus: dedup held through retries
     return seen
+
+
+def _grpc_targets(stack: Stack) -> dict[str, str]:
+    """The services that answer `Ops` over gRPC (an HTTP service, the console, does not)."""
+    return {n: f"127.0.0.1:{s.port}" for n, s in stack.services.items() if n not in HTTP_SERVICES}
