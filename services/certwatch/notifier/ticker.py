@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -15,7 +16,7 @@ from certwatch.platform.health import Progress
 log = logging.getLogger(__name__)
 
 
-class Ticker:
+class Ticker(ABC):
     def __init__(self, tick_s: float, clock: Callable[[], datetime] | None = None) -> None:
         self._tick_s = tick_s
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -34,9 +35,9 @@ class Ticker:
         self._stopping = True
         self._wake.set()
 
+    @abstractmethod
     async def round(self) -> int:
         """One round of work; how much was done (0: nothing to do)."""
-        raise NotImplementedError
 
     async def run(self) -> None:
         for _ in range(10**12):  # bounded only by stop()
