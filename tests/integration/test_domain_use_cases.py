@@ -87,3 +87,63 @@ async def test_a_csv_row_with_an_empty_enable_cell_follows_the_request(
     ]  # fmt: skip
     no_column = await domains.add(principal, uc.AddDomains(csv=b"domain\ne.example.test\n"))
     assert [o.domain.status for o in no_column if o.domain] == ["NOT_ENABLED"]  # not asked: off
+
+
+async def test_commands_answer_what_they_wrote_without_waiting_for_the_list_view(
+    event_log: EventLog, principal: auth.Principal
+) -> None:
+    """The list view is not applied by commands (nothing runs it here): each command's answer
+    folds its own events into the view's row, and a query brings the view up to date first."""
+    domains = uc.DomainUseCases(event_log, _no_contacts, clock=lambda: NOW)
+    (added,) = await domains.add(principal, uc.AddDomains(domains="f.example.test"))
+    assert added.domain is not None and added.domain.status == "NOT_ENABLED"
+    assert await _view_status(event_log, added.domain.id) is None  # the view has not seen it
+    assert [r.status for r in (await domains.page(principal, uc.ListQuery()))[0]] == ["NOT_ENABLED"]
+
+    enabled = await domains.run(principal, uc.Enable(added.domain.id))
+    assert enabled is not None and (enabled.monitoring_enabled, enabled.status) == (True, "ENABLING")
+    assert await _view_status(event_log, added.domain.id) == "NOT_ENABLED"  # answered before the view
+    disabled = await domains.run(principal, uc.Disable(added.domain.id))
+    assert disabled is not None and (disabled.monitoring_enabled, disabled.status) == (False, "DISABLED")
+    assert (await domains.get(principal, added.domain.id)).status == "DISABLED"  # a query waits
+
+
+async def test_a_batch_add_decides_again_when_the_quota_moved_before_its_lock(
+    event_log: EventLog, principal: auth.Principal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch add reads the quota without the account's lock, so an enable can take the last
+    unit meanwhile (here: while the batch's transaction is open, which an enable waiting on
+    the batch's lock could not do). The batch then decides again instead of over-reserving."""
+    from certwatch.inventory import quota_stream
+
+    domains = uc.DomainUseCases(event_log, _no_contacts, clock=lambda: NOW)
+    (other,) = await domains.add(principal, uc.AddDomains(domains="g.example.test"))
+    assert other.domain is not None
+    real_load = quota_stream.load
+    raced: list[bool] = []
+
+    async def load_then_race(log: EventLog, conn: Conn, account: Any, *, advance: bool = True) -> Any:
+        state = await real_load(log, conn, account, advance=advance)
+        if not advance and not raced:  # the batch's unlocked read: the enable lands after it
+            raced.append(True)
+            assert other.domain is not None
+            await domains.run(principal, uc.Enable(other.domain.id))
+        return state
+
+    monkeypatch.setattr(quota_stream, "load", load_then_race)
+    (batch,) = await domains.add(principal, uc.AddDomains(domains="h.example.test", enable=True))
+    assert raced == [True]
+    assert batch.domain is not None and batch.domain.status == "NOT_ENABLED"
+    assert any("quota" in w for w in batch.warnings), batch.warnings
+    statuses = {r.host: r.status for r in (await domains.page(principal, uc.ListQuery()))[0]}
+    assert statuses == {"g.example.test": "ENABLING", "h.example.test": "NOT_ENABLED"}
+    async with event_log.pool.connection() as conn:
+        state = await quota_stream.load(event_log, conn, principal.account_id)
+    assert (state.purchased_units, state.reserved_units) == (1, 1)
+
+
+async def _view_status(event_log: EventLog, domain_id: str) -> str | None:
+    async with event_log.pool.connection() as conn:
+        cur = await conn.execute("SELECT status FROM inventory_domains WHERE domain_id = %s", (domain_id,))
+        row = await cur.fetchone()
+    return None if row is None else str(row[0])

@@ -18,7 +18,7 @@ from certwatch.platform import auth
 from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from certwatch.platform.eventlog import Conn, Cursor, EventLog
 from certwatch.platform.events import NewEvent
-from certwatch.platform.projection import catch_up_past
+from certwatch.platform.projection import catch_up_now, catch_up_past
 from certwatch.platform.shredding import Shredded, Vault
 from certwatch.rules.targets import ValidationError
 from certwatch.v1 import inventory_pb2 as pb
@@ -140,6 +140,7 @@ class ContactHandlers:
     async def DeleteContact(self, request: pb.DeleteContactRequest, context: Any) -> pb.DeleteContactResponse:
         principal = auth.current()
         contact_id = _parse_id(request.id)
+        await catch_up_now(self._log, views.DOMAIN_VIEW)  # the domains using it, as of now
         async with self._log.pool.connection() as conn, conn.transaction():
             await self._open(conn, principal, contact_id)
             using = await self._domains_using(conn, principal, contact_id)

@@ -12,10 +12,11 @@ for every transport (`platform.error_codes`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -23,14 +24,22 @@ from psycopg_pool import PoolTimeout
 
 from certwatch.contracts import domain as dc
 from certwatch.contracts import quota as qc
+from certwatch.contracts.payload import Payload, decode, payload_type
 from certwatch.inventory import csv_import, quota_stream, views
 from certwatch.inventory import domain as d
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN
 from certwatch.platform import auth, error_codes, retry
-from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound, TransientStoreError
-from certwatch.platform.eventlog import Appended, Conn, EventLog
-from certwatch.platform.events import NewEvent
-from certwatch.platform.projection import catch_up_past
+from certwatch.platform.errors import (
+    ConcurrencyConflict,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    TransientStoreError,
+)
+from certwatch.platform.eventlog import Appended, Conn, Cursor, EventLog
+from certwatch.platform.events import NewEvent, RecordedEvent
+from certwatch.platform.page_tables import Row
+from certwatch.platform.projection import catch_up_now
 from certwatch.rules import quota
 from certwatch.rules import targets as validation
 from certwatch.rules.causes import Cause
@@ -51,6 +60,13 @@ _COLUMNS = (
     f" enabled AND status <> 'ENABLE_FAILED' AND {_CHECKED} < now() - make_interval(secs => %s)"
 )
 _FROM = "inventory_domains LEFT JOIN probe_latest USING (domain_id)"
+# The view's own row beside the computed columns, for folding in what it has not applied yet.
+_VIEW_ROW = ", ".join(
+    f"inventory_domains.{c}::text" if t == "uuid" else f"inventory_domains.{c}"
+    for c, t in views.TABLE.columns.items()
+)
+_N_COLUMNS = 18  # of _COLUMNS
+_Own = Sequence[tuple[Cursor, Payload]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,10 +241,12 @@ class DomainUseCases:
             taken = await self._claim_all(
                 conn, principal.account_id, [(e.target, i) for e, _, i in accepted if e.target is not None]
             )
-            # The account's quota lock is taken last and held only for deciding and appending:
-            # enables elsewhere in the account queue behind this batch for milliseconds.
+            # Decided on the quota as committed, unlocked; the account's lock is taken only to
+            # append the reservations, after the domains' own events, and the decision is
+            # checked then (see `_reserve`): enables elsewhere in the account wait behind this
+            # batch for its quota append and commit, not for the whole batch.
             enabling = any(e.enable and i not in taken for e, _, i in accepted)
-            quota_state = (await quota_stream.load_locked(self._log, conn, principal.account_id)
+            quota_state = (await quota_stream.load(self._log, conn, principal.account_id, advance=False)
                            if enabling else quota.QuotaState())  # fmt: skip
             reserved: list[NewEvent] = []
             batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
@@ -261,40 +279,91 @@ class DomainUseCases:
                 added.append((entry, str(domain_id), tuple(warnings)))
                 results.append(AddOutcome(entry.raw, entry.row))  # its row is filled in below
             results.sort(key=lambda r: r.row)
+            appended = await self._log.append_batch(batch, conn=conn)
             if reserved:
                 batch.append((qc.stream_id(principal.account_id), reserved, None))
-            appended = await self._log.append_batch(batch, conn=conn)
-        domains = await self._read_back(principal, appended, [i for _, i, _ in added])
-        streams = {s: evs for s, evs, _ in batch}
-
-        def row_of(domain_id: str) -> DomainRow:
-            # The list view may still be behind (its read-your-writes wait is bounded): then
-            # the answer comes from the domain's own events, as accepted.
-            found = domains.get(domain_id)
-            return found or _accepted(
-                d.fold([(e.type, dict(e.data)) for e in streams[dc.stream_id(domain_id)]]), now
-            )
-
+                appended += await self._reserve(conn, principal, reserved)
+        # Committed: from here on a lost database must not turn "added" into an error (the
+        # caller would retry and be told "already monitored"); the rows come from the events.
+        own = _own_events(batch, appended)
+        domains = await self._as_written(principal, {i: own[dc.stream_id(i)] for _, i, _ in added})
         by_row = {entry.row: (domain_id, warnings) for entry, domain_id, warnings in added}
         return [
-            replace(r, domain=row_of(by_row[r.row][0]), warnings=by_row[r.row][1])
+            replace(r, domain=domains[by_row[r.row][0]], warnings=by_row[r.row][1])
             if not r.error and not r.existing_domain_id
             else r
             for r in results
         ]
 
-    async def _read_back(
-        self, principal: auth.Principal, appended: list[Appended], domain_ids: list[str]
-    ) -> dict[str, DomainRow]:
-        """The list view's rows of what was just added (read-your-writes). The append has
-        committed: a database lost now must not turn "added" into an error (the caller would
-        retry and be told "already monitored"), so then the answer comes from the events."""
-        try:
-            if appended:
-                await catch_up_past(self._log, views.DOMAIN_VIEW, appended[-1].cursor)
-            return {row.id: row for row in await self.rows(principal, domain_ids)}
-        except (psycopg.OperationalError, PoolTimeout, TransientStoreError):
-            return {}
+    async def _reserve(
+        self, conn: Conn, principal: auth.Principal, reserved: Sequence[NewEvent]
+    ) -> list[Appended]:
+        """Append a batch's reservations under the account's quota lock, if the quota as it
+        is now still has the units they were decided on; else the batch decides again (a
+        conflict: `retry.on_conflict`, nothing of it was committed)."""
+        now_state = await quota_stream.load_locked(self._log, conn, principal.account_id)
+        if now_state.available_units < len(reserved):  # a unit each
+            stream = qc.stream_id(principal.account_id)
+            raise ConcurrencyConflict(
+                stream, None, None, f"{stream}: quota changed while a batch was decided"
+            )
+        return await self._log.append_batch([(qc.stream_id(principal.account_id), reserved, None)], conn=conn)
+
+    async def _as_written(self, principal: auth.Principal, own: Mapping[str, _Own]) -> dict[str, DomainRow]:
+        """Each domain as the list will show it once its view has applied `own` (the domain's
+        events, the caller's just appended among them): the view's row with the events it
+        has not applied yet folded in by the view's own rule (`views.step`).
+
+        A command answers at once, never waiting for the view to catch up (a 500-domain add
+        keeps it busy for a while): read-your-writes for the writer without a wait.
+        The view's row and its checkpoint come from one statement, so one snapshot.
+        Without a database (lost after the commit) the rows come from the events alone."""
+        found: dict[str, Sequence[Any]] = {}
+        applied: Cursor = (-1, -1)
+        with contextlib.suppress(psycopg.OperationalError, PoolTimeout, TransientStoreError):
+            async with self._log.pool.connection() as conn:
+                cur = await conn.execute(
+                    f"SELECT {_COLUMNS}, {_VIEW_ROW}, cp.transaction_id::text, cp.position FROM {_FROM}"
+                    " LEFT JOIN checkpoints cp ON cp.name = %s"
+                    " WHERE domain_id = ANY(%b::uuid[]) AND account_id = %s".encode(),
+                    (self._stale_after_s, views.DOMAIN_VIEW.name, list(own), principal.account_id),
+                )
+                found = {str(r[0]): r for r in await cur.fetchall()}
+        now = self._now()
+        out: dict[str, DomainRow] = {}
+        for domain_id, events in own.items():
+            r = found.get(domain_id)
+            view_row: Row | None = None
+            if r is not None:
+                applied = (int(r[-2]), r[-1]) if r[-2] is not None else (0, 0)
+                if all(cursor <= applied for cursor, _ in events):
+                    out[domain_id] = _row(r)
+                    continue
+                view_row = dict(zip(views.TABLE.columns, r[_N_COLUMNS:-2], strict=True))
+            for cursor, payload in events:
+                if r is None or cursor > applied:
+                    view_row = views.step(view_row, payload)
+            if view_row is not None:
+                out[domain_id] = self._from_view(view_row, r[15] if r is not None else None, now)
+        return out
+
+    def _from_view(self, row: Row, checked: datetime | None, now: datetime) -> DomainRow:
+        """A view row as `rows` would read it (the SQL of `_COLUMNS`, in Python)."""
+        verdict_at: datetime | None = row["last_checked_at"]
+        checked = max((t for t in (verdict_at, checked) if t is not None), default=None)
+        days_left = row["days_left"]
+        if days_left is not None and verdict_at is not None:
+            days_left -= (now.astimezone(UTC).date() - verdict_at.astimezone(UTC).date()).days
+        stale = (row["enabled"] and row["status"] != "ENABLE_FAILED" and checked is not None
+                 and checked < now - timedelta(seconds=self._stale_after_s))  # fmt: skip
+        return DomainRow(
+            id=row["domain_id"], host=row["host"], port=row["port"], monitoring_enabled=row["enabled"],
+            status=row["status"], primary_cause=row["primary_cause"], causes=tuple(row["causes"]),
+            brand=row["brand"], valid_from=row["valid_from"], valid_to=row["valid_to"], days_left=days_left,
+            contact_ids=tuple(row["contact_ids"]), added_at=row["added_at"],
+            first_enabled_at=row["first_enabled_at"], service_ends_on=row["service_ends_on"],
+            last_checked_at=checked, recommended_action=row["recommended_action"], stale=stale,
+        )  # fmt: skip
 
     @staticmethod
     def _entries(command: AddDomains) -> list[_Entry]:
@@ -404,20 +473,14 @@ class DomainUseCases:
 
     async def _command(self, principal: auth.Principal, command: DomainCommand) -> DomainRow | None:
         stream = dc.stream_id(_parse_id(command.domain_id))
-        appended = await self._decide(principal, stream, command)
-        if appended:
-            await catch_up_past(self._log, views.DOMAIN_VIEW, appended[-1].cursor)
+        own = await self._decide(principal, stream, command)
         if isinstance(command, Remove):
             return None
-        rows = await self.rows(principal, [command.domain_id])
-        if rows:
-            return rows[0]
-        # Added a moment ago and the list view is still behind: the domain's own events say.
-        recorded = await self._log.read_stream(stream)
-        return _accepted(d.fold([(e.type, dict(e.data)) for e in recorded]), self._now())
+        return (await self._as_written(principal, {command.domain_id: own}))[command.domain_id]
 
     @retry.on_conflict  # the enable check concluded, or another command landed: decide again
-    async def _decide(self, principal: auth.Principal, stream: str, command: DomainCommand) -> list[Appended]:
+    async def _decide(self, principal: auth.Principal, stream: str, command: DomainCommand) -> _Own:
+        """Append what the command decides; the domain's events, those just appended last."""
         now = self._now()
         async with self._log.pool.connection() as conn, conn.transaction():
             recorded = await self._log.read_stream(stream, conn=conn)
@@ -464,7 +527,8 @@ class DomainUseCases:
                 if quota_state is None:  # a release: lock before any append (see quota_stream)
                     await quota_stream.lock(conn, principal.account_id)
                 batch.append((qc.stream_id(principal.account_id), quota_events, None))
-            return await self._log.append_batch(batch, conn=conn)
+            appended = await self._log.append_batch(batch, conn=conn)
+        return [*_recorded(recorded), *_own_events(batch, appended).get(stream, ())]
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -501,6 +565,7 @@ class DomainUseCases:
             # Either form finds an internationalised name: punycode in host, Unicode beside it.
             clauses.append("(strpos(host, %s) > 0 OR strpos(coalesce(host_unicode, host), %s) > 0)")
             params += [query.search.lower(), query.search.lower()]
+        await catch_up_now(self._log, views.DOMAIN_VIEW)
         sql = (
             f"SELECT {_COLUMNS} FROM {_FROM} WHERE {' AND '.join(clauses)}"
             f" ORDER BY host, domain_id LIMIT {size + 1}"
@@ -517,6 +582,7 @@ class DomainUseCases:
         """The account's domains among `ids` (others are left out)."""
         if not ids:
             return []
+        await catch_up_now(self._log, views.DOMAIN_VIEW)
         async with self._log.pool.connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM {_FROM}"
@@ -526,16 +592,23 @@ class DomainUseCases:
             return [_row(r) for r in await cur.fetchall()]
 
 
-def _accepted(state: d.DomainState | None, now: datetime) -> DomainRow:
-    """A domain just added, before the list view has it: what its own events say."""
-    assert state is not None
-    return DomainRow(
-        id=state.domain_id, host=state.host, port=state.port, monitoring_enabled=state.enabled,
-        status="ENABLING" if state.awaiting_check else "NOT_ENABLED", primary_cause=None, causes=(),
-        brand=None, valid_from=None, valid_to=None, days_left=None, contact_ids=state.contact_ids,
-        added_at=now, first_enabled_at=None, service_ends_on=None, last_checked_at=None,
-        recommended_action=None, stale=False,
-    )  # fmt: skip
+def _recorded(events: Sequence[RecordedEvent]) -> list[tuple[Cursor, Payload]]:
+    """A domain stream's recorded events the list view folds, typed."""
+    kinds = set(views.DOMAIN_VIEW.event_types)
+    return [(e.cursor, decode(e)) for e in events if e.type in kinds]
+
+
+def _own_events(
+    batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], appended: Sequence[Appended]
+) -> dict[str, list[tuple[Cursor, Payload]]]:
+    """The events of an appended batch, typed, with where each landed, by stream."""
+    out: dict[str, list[tuple[Cursor, Payload]]] = {}
+    landed = iter(appended)
+    for stream, events, _ in batch:
+        own = out.setdefault(stream, [])
+        for event, where in zip(events, landed, strict=False):
+            own.append((where.cursor, payload_type(event.type).from_data(event.data)))
+    return out
 
 
 def _row(r: Sequence[Any]) -> DomainRow:

@@ -27,8 +27,12 @@ async def lock(conn: Conn, account_id: uuid.UUID | str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (qc.stream_id(account_id),))
 
 
-async def load(event_log: EventLog, conn: Conn, account_id: uuid.UUID | str) -> quota.QuotaState:
-    """The account's quota as committed, from the snapshot forward, moving the snapshot up.
+async def load(
+    event_log: EventLog, conn: Conn, account_id: uuid.UUID | str, *, advance: bool = True
+) -> quota.QuotaState:
+    """The account's quota as committed, from the snapshot forward, moving the snapshot up
+    (unless not `advance`: moving it locks the snapshot's row until the transaction ends,
+    which a long transaction reading without the quota lock must not do to the others).
 
     Safe for any reader, locked or not: a stream's committed versions are always a gapless
     prefix (a version is numbered after the one before it committed), so the state at a
@@ -44,7 +48,7 @@ async def load(event_log: EventLog, conn: Conn, account_id: uuid.UUID | str) -> 
     events = await event_log.read_stream(qc.stream_id(account_id), after_version=version, conn=conn)
     for event in events:
         state = d.quota_evolve(state, event.type, event.data)
-    if events:
+    if events and advance:
         await conn.execute(
             "INSERT INTO inventory_quota_snapshots (account_id, version, rules, purchased, consumed, reserved)"
             " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (account_id) DO UPDATE SET version = excluded.version,"

@@ -220,6 +220,21 @@ async def catch_up_past(
         await asyncio.sleep(0.002)
 
 
+async def catch_up_now(event_log: EventLog, projection: Projection, *, timeout_s: float = 5.0) -> None:
+    """Return once the projection has applied every event committed before this call:
+    read-your-writes for a query, whatever its caller wrote before asking is in the
+    answer. Commands answer without waiting for the views (see the inventory's
+    `_as_written`); the wait is here, where a reader asks, and only as long as the view
+    is behind (two indexed lookups when it is current)."""
+    async with event_log.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT transaction_id::text, position FROM events ORDER BY transaction_id DESC, position DESC LIMIT 1"
+        )
+        row = await cur.fetchone()
+    if row is not None:
+        await catch_up_past(event_log, projection, (int(row[0]), int(row[1])), timeout_s=timeout_s)
+
+
 async def _horizon_passed(conn: Conn, cursor: Cursor, name: str) -> tuple[bool, bool]:
     """Whether every transaction up to `cursor`'s has ended, and whether the projection
     `name` has applied `cursor` already."""
