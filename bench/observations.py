@@ -186,7 +186,7 @@ async def _after(log: EventLog, bus: busmod.Bus, result: ProbeResult) -> dict[st
             published = _published(domains, result, r)
             raw = len(orjson.dumps(published[0].data))
             for start in range(0, len(published), FLUSH):
-                await ostream.publish(bus.js, published[start : start + FLUSH])
+                await ostream.publish(bus.nc, published[start : start + FLUSH])
             await _consume(consumer, DOMAINS * (r + 1))
             state = (await bus.js.stream_info(ostream.STREAM)).state
             sizes.append({
@@ -375,7 +375,7 @@ async def _consumer_rate(log: EventLog, bus: busmod.Bus, result: ProbeResult) ->
         published = _published(domains, result, r)
         t0 = time.perf_counter()
         for start in range(0, len(published), FLUSH):
-            await ostream.publish(bus.js, published[start : start + FLUSH])
+            await ostream.publish(bus.nc, published[start : start + FLUSH])
         publish_s = time.perf_counter() - t0
         c0 = self_cpu()
         consumer_s = await _consume(measured, RATE_DOMAINS * (r + 1))

@@ -313,7 +313,7 @@ async def scheduler_phase(port: int, ca_file: str) -> dict[str, Any]:
             await ostream.ensure_stream(bus.js)
 
             async def publish(observations: Sequence[ostream.Outgoing]) -> int:
-                return await ostream.publish(bus.js, observations)
+                return await ostream.publish(bus.nc, observations)
 
             await seed_due(pool, port, DOMAINS)
             rss_before = rss_mib()

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy
 
@@ -18,12 +19,17 @@ from certwatch.platform.localstack import Nats
 
 
 @pytest.fixture
-async def js(nats_server: Nats) -> AsyncIterator[JetStreamContext]:
-    nc = await nats.connect(nats_server.url)
+async def nc(nats_server: Nats) -> AsyncIterator[NatsClient]:
+    client = await nats.connect(nats_server.url)
     try:
-        yield nc.jetstream(timeout=5)
+        yield client
     finally:
-        await nc.close()
+        await client.close()
+
+
+@pytest.fixture
+def js(nc: NatsClient) -> JetStreamContext:
+    return nc.jetstream(timeout=5)
 
 
 def observation(domain_id: str | None = None, *, size: int = 100) -> ostream.Outgoing:
@@ -43,28 +49,30 @@ async def test_the_stream_is_created_with_its_limits_and_updated_to_new_ones(js:
     assert (config.max_age, config.max_bytes) == (3600.0, 1 << 20)
 
 
-async def test_a_republished_observation_is_stored_once(js: JetStreamContext) -> None:
+async def test_a_republished_observation_is_stored_once(js: JetStreamContext, nc: NatsClient) -> None:
     await ostream.ensure_stream(js)
     first, second = observation(), observation()
-    assert await ostream.publish(js, [first, second]) == 0
-    assert await ostream.publish(js, [first]) == 1  # a retried publish
+    assert await ostream.publish(nc, [first, second]) == 0
+    assert await ostream.publish(nc, [first]) == 1  # a retried publish
     assert (await js.stream_info(ostream.STREAM)).state.messages == 2
 
 
-async def test_a_full_stream_drops_the_oldest_and_keeps_accepting(js: JetStreamContext) -> None:
+async def test_a_full_stream_drops_the_oldest_and_keeps_accepting(
+    js: JetStreamContext, nc: NatsClient
+) -> None:
     await ostream.ensure_stream(js, ostream.Limits(max_bytes=64 * 1024, max_msg_size=4096))
     sent = [observation(size=1000) for _ in range(200)]  # about 200 KB into 64 KiB
     for start in range(0, len(sent), 50):
-        await ostream.publish(js, sent[start : start + 50])  # never refused
+        await ostream.publish(nc, sent[start : start + 50])  # never refused
     state = (await js.stream_info(ostream.STREAM)).state
     assert state.bytes <= 64 * 1024 and 0 < state.messages < 200
     assert state.last_seq == 200 and state.first_seq > 1  # the oldest went
 
 
-async def test_a_batch_is_acknowledged_only_once_handled(js: JetStreamContext) -> None:
+async def test_a_batch_is_acknowledged_only_once_handled(js: JetStreamContext, nc: NatsClient) -> None:
     await ostream.ensure_stream(js)
     sent = [observation() for _ in range(5)]
-    await ostream.publish(js, sent)
+    await ostream.publish(nc, sent)
     seen: list[ostream.Incoming] = []
     fail = True
 
@@ -85,7 +93,7 @@ async def test_a_batch_is_acknowledged_only_once_handled(js: JetStreamContext) -
     assert consumer.handled == 5
 
 
-async def test_the_consumer_worker_runs_until_stopped(js: JetStreamContext) -> None:
+async def test_the_consumer_worker_runs_until_stopped(js: JetStreamContext, nc: NatsClient) -> None:
     await ostream.ensure_stream(js)
     got: list[str] = []
 
@@ -95,7 +103,7 @@ async def test_the_consumer_worker_runs_until_stopped(js: JetStreamContext) -> N
     consumer = ostream.ObservationConsumer(js, "test_worker", handler, idle_poll_s=0.1)
     task = asyncio.create_task(consumer.run())
     sent = [observation() for _ in range(20)]
-    await ostream.publish(js, sent)
+    await ostream.publish(nc, sent)
     async with asyncio.timeout(10):
         while len(got) < 20:
             await asyncio.sleep(0.02)

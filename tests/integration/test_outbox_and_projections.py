@@ -280,3 +280,38 @@ async def test_a_standby_relay_is_healthy_again_once_it_reconnects(
     finally:
         leader.stop()
         await asyncio.wait_for(leading, 10)
+
+
+async def test_a_relay_in_standby_leaves_relaying_to_the_others_until_none_relays(
+    event_log: EventLog, bus: busmod.Bus, database_url: str
+) -> None:
+    """The prober's relay bids for leadership only after a standby time, so events are relayed
+    on another service's CPU; it takes over once no other relays."""
+    deferring = OutboxRelay(event_log, bus, database_url, idle_poll_s=0.05, standby_s=0.5)
+    eager = OutboxRelay(event_log, bus, database_url, idle_poll_s=0.05)
+    tasks = [asyncio.create_task(deferring.run()), asyncio.create_task(eager.run())]
+    try:
+        await _append_many(event_log, 3, noise=False)
+        for _ in range(300):
+            if eager.published >= 3:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.6)  # past the standby: still the other one's job
+        await _append_many(event_log, 2, noise=False)
+        for _ in range(300):
+            if eager.published >= 5:
+                break
+            await asyncio.sleep(0.02)
+        assert (eager.published, deferring.published) == (5, 0)
+        eager.stop()
+        await asyncio.wait_for(tasks.pop(), 10)
+        await _append_many(event_log, 2, noise=False)
+        for _ in range(300):  # leadership is retried every 2 s
+            if deferring.published >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert deferring.published == 2
+    finally:
+        for relay in (deferring, eager):
+            relay.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
@@ -49,6 +50,7 @@ from nats.js.errors import Error as JetStreamError
 from nats.js.errors import NotFoundError
 
 from certwatch.platform.health import Progress
+from certwatch.platform.jetstream_publish import Message, publish_all
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ STREAM = "CERTWATCH_OBSERVATIONS"
 SUBJECT_ROOT = "cw.observations"
 PARTITIONS = 16
 ID_HEADER = "Nats-Msg-Id"
+_EXPECTED_STREAM = "Nats-Expected-Stream"  # what `JetStreamContext.publish(stream=...)` sends
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +114,13 @@ class Outgoing:
     data: dict[str, Any]
 
 
-async def publish(js: JetStreamContext, observations: Sequence[Outgoing]) -> int:
-    """Publish concurrently; return how many JetStream had already stored (duplicates)."""
-    acks = await asyncio.gather(*(
-        js.publish(subject_for(o.domain_id), orjson.dumps(o.data), stream=STREAM,
-                   headers={ID_HEADER: o.observation_id})
+async def publish(nc: NatsClient, observations: Sequence[Outgoing]) -> int:
+    """Publish (pipelined); return how many JetStream had already stored (duplicates)."""
+    duplicates = await publish_all(nc, [
+        Message(subject_for(o.domain_id), orjson.dumps(o.data), {ID_HEADER: o.observation_id, _EXPECTED_STREAM: STREAM})
         for o in observations
-    ))  # fmt: skip
-    return sum(1 for ack in acks if ack.duplicate)
+    ])  # fmt: skip
+    return sum(duplicates)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from certwatch.platform import bus as busmod
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import RecordedEvent
 from certwatch.platform.health import Progress
+from certwatch.platform.jetstream_publish import Message, publish_all
 from certwatch.platform.telemetry import counter
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class OutboxRelay:
         *,
         name: str = "jetstream",
         idle_poll_s: float = 0.02,
+        standby_s: float = 0.0,
         after_publish: Callable[[list[RecordedEvent]], Awaitable[None]] | None = None,
     ) -> None:
         self._log = event_log
@@ -49,6 +51,7 @@ class OutboxRelay:
         self._url = database_url
         self._name = name
         self._idle_poll_s = idle_poll_s
+        self._standby_s = standby_s
         self._after_publish = after_publish  # a test hook to crash between publish and bookmark
         self._stop = asyncio.Event()
         self.published = 0
@@ -79,6 +82,7 @@ class OutboxRelay:
     async def _lead(self) -> None:
         async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
             self.progress.ok()  # connected: a standby waiting for leadership is healthy
+            await self._sleep(self._standby_s)
             while not self._stop.is_set():
                 cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_LEADER_LOCK,))
                 row = await cur.fetchone()
@@ -108,15 +112,15 @@ class OutboxRelay:
         events = await self._log.read_all(bookmark, limit=BATCH)
         if not events:
             return 0
-        acks = await asyncio.gather(*(self._publish(e) for e in events))
-        dup = sum(1 for a in acks if a.duplicate)
+        acks = await publish_all(self._bus.nc, [_message(e) for e in events])
+        dup = sum(acks)
         self.duplicates += dup
         self.published += len(events) - dup
         published = counter(
             "certwatch.outbox.published", description="events relayed to JetStream (the append rate)"
         )
         for event_type, n in Counter(
-            e.type for e, a in zip(events, acks, strict=True) if not a.duplicate
+            e.type for e, duplicate in zip(events, acks, strict=True) if not duplicate
         ).items():
             published.add(n, {"event.type": event_type})
         if self._after_publish is not None:
@@ -128,14 +132,14 @@ class OutboxRelay:
         )
         return len(events)
 
-    async def _publish(self, event: RecordedEvent) -> Any:
-        headers = {
-            "Nats-Msg-Id": str(event.event_id),
-            busmod.POSITION_HEADER: str(event.position),
-            busmod.TYPE_HEADER: event.type,
-        }
-        traceparent = event.metadata.get("traceparent")
-        if traceparent:
-            headers["traceparent"] = str(traceparent)
-        payload = busmod.encode(event)
-        return await self._bus.js.publish(busmod.subject_for(event), payload, headers=headers)
+
+def _message(event: RecordedEvent) -> Message:
+    headers = {
+        "Nats-Msg-Id": str(event.event_id),
+        busmod.POSITION_HEADER: str(event.position),
+        busmod.TYPE_HEADER: event.type,
+    }
+    traceparent = event.metadata.get("traceparent")
+    if traceparent:
+        headers["traceparent"] = str(traceparent)
+    return Message(busmod.subject_for(event), busmod.encode(event), headers)

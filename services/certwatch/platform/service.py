@@ -66,6 +66,10 @@ class Parts:
     on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Instead of a gRPC server: an HTTP edge started on (host, the service's port).
     http: Callable[[str, int], HttpEdge] | None = None
+    # Seconds before this service's outbox relay first bids for leadership: a service whose
+    # CPU is the system's critical path (the prober's probes) leaves relaying to the others
+    # and takes it over only when none of them relays.
+    relay_standby_s: float = 0.0
 
 
 Build = Callable[[Runtime], Awaitable[Parts]]
@@ -106,7 +110,7 @@ class Service:
         event_log = EventLog(pool)
         self.runtime = Runtime(self.name, s, pool, event_log, bus)
         parts = self._parts = await self._build(self.runtime)
-        relay = OutboxRelay(event_log, bus, s.database_url)
+        relay = OutboxRelay(event_log, bus, s.database_url, standby_s=parts.relay_standby_s)
         runners = [ProjectionRunner(event_log, p, bus) for p in parts.projections]
         ops = ops_api.OpsApi(
             self.name, event_log, lambda: (relay, runners, parts.workers), lambda: self.serving

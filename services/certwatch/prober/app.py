@@ -17,11 +17,11 @@ async def build(rt: Runtime) -> Parts:
     log_driver()
     options = probe_options(rt.settings)
     assert rt.bus is not None, "the prober publishes observations: it needs JetStream"
-    js = rt.bus.js
+    js, nc = rt.bus.js, rt.bus.nc
     await observation_stream.ensure_stream(js, replicas=rt.settings.stream_replicas)
 
     async def publish(observations: Sequence[observation_stream.Outgoing]) -> int:
-        return await observation_stream.publish(js, observations)
+        return await observation_stream.publish(nc, observations)
 
     scheduler = Scheduler(
         rt.event_log, options, publish, interval_s=rt.settings.probe_interval_s,
@@ -31,4 +31,5 @@ async def build(rt: Runtime) -> Parts:
         registrations=[api.registration(api.ProberApi(options))],
         projections=[dataclasses.replace(schedule.SCHEDULE, after_commit=scheduler.wake)],
         workers=[scheduler],
+        relay_standby_s=5.0,  # the probes need this CPU; another service relays events
     )
