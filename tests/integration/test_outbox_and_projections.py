@@ -315,3 +315,28 @@ async def test_a_relay_in_standby_leaves_relaying_to_the_others_until_none_relay
         for relay in (deferring, eager):
             relay.stop()
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
+
+
+async def test_a_runner_wakes_on_headers_only_and_replaces_an_older_durable(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], nats_server: localstack.Nats, bus: busmod.Bus,
+    database_url: str, tally: str,
+) -> None:  # fmt: skip
+    """A durable left by an earlier version (an ack a message, whole payloads) is replaced;
+    the new one delivers headers only and is acknowledged a batch at a time."""
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    durable = f"proj_{tally}"
+    await bus.js.add_consumer(busmod.STREAM, ConsumerConfig(
+        durable_name=durable, ack_policy=AckPolicy.EXPLICIT, filter_subject=_tally_projection(tally).subject,
+    ))  # fmt: skip
+    async with _relay_and_runner(event_log, nats_server, database_url, tally):
+        await _append_many(event_log, 50, noise=False)
+        await wait_for(lambda: _has(pool, tally, 50), timeout=30)
+        info = await bus.js.consumer_info(busmod.STREAM, durable)
+        assert (info.config.ack_policy, info.config.headers_only) == (AckPolicy.ALL, True)
+        for _ in range(250):  # the last batch's ack lands just after its commit
+            info = await bus.js.consumer_info(busmod.STREAM, durable)
+            if info.num_ack_pending == 0 and info.num_pending == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert (info.num_ack_pending, info.num_pending, info.num_redelivered) == (0, 0, 0)

@@ -21,11 +21,14 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import Error as JetStreamError
+from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from opentelemetry.trace import Link, StatusCode
+from psycopg_pool import PoolTimeout
 
 from certwatch.platform import bus as busmod
 from certwatch.platform import telemetry
+from certwatch.platform.errors import TransientStoreError
 from certwatch.platform.eventlog import Conn, Cursor, EventLog
 from certwatch.platform.events import RecordedEvent, subject_filter
 from certwatch.platform.health import Progress
@@ -225,14 +228,23 @@ async def catch_up_now(event_log: EventLog, projection: Projection, *, timeout_s
     read-your-writes for a query, whatever its caller wrote before asking is in the
     answer. Commands answer without waiting for the views (see the inventory's
     `_as_written`); the wait is here, where a reader asks, and only as long as the view
-    is behind (two indexed lookups when it is current)."""
+    is behind (two indexed lookups when it is current). A view stuck on an event it cannot
+    apply answers from where it stands: its runner reports it (`certwatch status`), and
+    the list says its verdicts may be stale."""
     async with event_log.pool.connection() as conn:
         cur = await conn.execute(
             "SELECT transaction_id::text, position FROM events ORDER BY transaction_id DESC, position DESC LIMIT 1"
         )
         row = await cur.fetchone()
-    if row is not None:
+    if row is None:
+        return
+    try:
         await catch_up_past(event_log, projection, (int(row[0]), int(row[1])), timeout_s=timeout_s)
+    except (psycopg.OperationalError, PoolTimeout, TransientStoreError):
+        raise  # the reader's own query would fail the same way: its caller answers UNAVAILABLE
+    except Exception as exc:  # a handler fails on an event: the runner retries it and reports
+        log.warning("projection %s cannot catch up for a reader; it answers from where it stands",
+                    projection.name, extra={"error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
 
 
 async def _horizon_passed(conn: Conn, cursor: Cursor, name: str) -> tuple[bool, bool]:
@@ -381,8 +393,8 @@ class ProjectionRunner:
                     sub = await self._subscribe()
                 msgs = await self._wait(sub)
                 self._applied(await catch_up(self._log, self._projection))
-                for msg in msgs:  # only after the commit: a crash before this redelivers
-                    await msg.ack()
+                if msgs:  # only after the commit: a crash before this redelivers
+                    await msgs[-1].ack()  # AckPolicy.ALL: the batch's last acknowledges it all
                 failures = 0
             except (NatsError, JetStreamError) as exc:
                 log.warning("consumer %s: JetStream unavailable, polling the log", self._durable,
@@ -432,17 +444,36 @@ class ProjectionRunner:
 
     async def _subscribe(self) -> Any:
         assert self._bus is not None
+        # Messages only wake the runner (the log is the truth): headers only, one ack a batch.
         config = ConsumerConfig(
             durable_name=self._durable,
-            ack_policy=AckPolicy.EXPLICIT,
+            ack_policy=AckPolicy.ALL,
             deliver_policy=DeliverPolicy.NEW,
             max_deliver=20,
             ack_wait=30,
             filter_subject=self._projection.subject,
+            headers_only=True,
         )
+        await self._replace_if_older(config)
         return await self._bus.js.pull_subscribe(
             self._projection.subject, durable=self._durable, stream=busmod.STREAM, config=config
         )
+
+    async def _replace_if_older(self, config: ConsumerConfig) -> None:
+        """A durable made by an earlier version (an ack a message, whole payloads) is
+        replaced: JetStream cannot change an existing consumer's ack policy. Nothing is
+        lost with it: the runner catches up from the log whenever it wakes."""
+        assert self._bus is not None
+        try:
+            info = await self._bus.js.consumer_info(busmod.STREAM, self._durable)
+        except NotFoundError:
+            return
+        current = info.config
+        if (current.ack_policy, bool(current.headers_only), current.filter_subject) != (
+            config.ack_policy, True, config.filter_subject,
+        ):  # fmt: skip
+            await self._bus.js.delete_consumer(busmod.STREAM, self._durable)
+            log.info("consumer %s replaced by its current configuration", self._durable)
 
     async def _wait(self, sub: Any) -> list[Any]:
         """Wait for messages (or the idle timeout, after which a catch-up repairs anything
