@@ -10,6 +10,7 @@ from certwatch.vod import api
 from certwatch.vod.cert_info import CertInfo
 from certwatch.vod.domain_views import DOMAIN_VIEWS
 from certwatch.vod.domains import VodDomains
+from certwatch.vod.hosting_views import HOSTING_VIEWS
 from certwatch.vod.http_api import http_worker
 from certwatch.vod.observed_hosts import OBSERVED_HOSTS
 
@@ -30,7 +31,7 @@ async def build(rt: Runtime) -> Parts:
     server = await http_worker(rt, info, domains, vault)
     return Parts(
         registrations=[api.registration(api.VodApi(rt.pool, vault, domains, info))],
-        projections=[OBSERVED_HOSTS, DOMAIN_VIEWS],
+        projections=[OBSERVED_HOSTS, DOMAIN_VIEWS, HOSTING_VIEWS],
         workers=[server],
         on_stop=[server.close],
     )
