@@ -61,9 +61,7 @@ class Vod:
 
 
 @pytest.fixture
-def vod(
-    pool: AsyncConnectionPool[Any], event_log: EventLog, h: Hosting, nameserver: tuple[str, int]
-) -> Vod:
+def vod(pool: AsyncConnectionPool[Any], event_log: EventLog, h: Hosting, nameserver: tuple[str, int]) -> Vod:
     return Vod(pool, event_log, h.account_id, nameserver)
 
 
@@ -124,10 +122,16 @@ async def test_a_certificate_uploaded_to_hosting_is_referable_by_cas(vod: Vod, h
         leaf = pki.leaf("up.example.test")
         row = await h.use_cases.upload(h.account_id, leaf.pem, leaf.key_pem, pki.intermediate.pem, "test")
     await catch_up(vod.event_log, HOSTING_VIEWS)
-    (cert,) = (await vod.domains.list_certificates(vod.account_id, {}))["CertificateListModel"]["CertList"]["Cert"]
+    (cert,) = (await vod.domains.list_certificates(vod.account_id, {}))["CertificateListModel"]["CertList"][
+        "Cert"
+    ]
     await vod.add("up.example.test", CertType="cas", CertId=str(cert["CertId"]))
     got = await vod.describe("up.example.test")
-    assert (got["CertType"], got["CertDomainName"], got["CertOrg"]) == ("cas", "up.example.test", cert["Issuer"])
+    assert (got["CertType"], got["CertDomainName"], got["CertOrg"]) == (
+        "cas",
+        "up.example.test",
+        cert["Issuer"],
+    )
     assert got["ServerCertificate"].startswith(leaf.pem.decode())
     # Another account cannot refer to it; once hosting deletes it, it is gone here too.
     assert await vod.domains.certificate(vod.account_id, row.id) is not None
@@ -137,4 +141,3 @@ async def test_a_certificate_uploaded_to_hosting_is_referable_by_cas(vod: Vod, h
     await h.use_cases.delete_certificate(h.account_id, row.id, "test")
     await catch_up(vod.event_log, HOSTING_VIEWS)
     assert await vod.domains.certificate(vod.account_id, str(cert["CertId"])) is None
-

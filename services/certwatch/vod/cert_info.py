@@ -108,7 +108,9 @@ class FreeOrder:
     leaf: CertSummary | None = None  # the issued certificate, once `success`
 
 
-async def free_order_status(pool: AsyncConnectionPool[Any], account_id: uuid.UUID, name: str) -> FreeOrder | None:
+async def free_order_status(
+    pool: AsyncConnectionPool[Any], account_id: uuid.UUID, name: str
+) -> FreeOrder | None:
     """Where hosting's ACME order for `name` stands (vod's projection of hosting's events,
     `hosting_views`): the account's most recent live instance applied for it (or for a
     wildcard covering it); None when hosting has none."""

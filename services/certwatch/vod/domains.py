@@ -23,6 +23,7 @@ from certwatch.platform.events import NewEvent
 from certwatch.platform.projection import catch_up_past
 from certwatch.platform.shredding import Vault
 from certwatch.vod import names, uploads
+from certwatch.vod.change_feed import Cache, ChangeFeed
 from certwatch.vod.domain_views import DOMAIN_VIEWS
 from certwatch.vod.errors import ApiError, invalid, missing
 from certwatch.vod.signing import TIME_FORMAT
@@ -111,10 +112,15 @@ class KnownCertificate:
 
 class VodDomains:
     def __init__(
-        self, event_log: EventLog, vault: Vault, *, cname_suffix: str | None, ca_file: str | None
-    ) -> None:
+        self, event_log: EventLog, vault: Vault, *, cname_suffix: str | None, ca_file: str | None,
+        feed: ChangeFeed | None = None,
+    ) -> None:  # fmt: skip
         self._log, self._vault = event_log, vault
         self._suffix, self._ca_file = cname_suffix, ca_file
+        self._feed = feed or ChangeFeed(None)
+        self._lookups: Cache[tuple[DomainRow | None, tuple[str, uploads.CertSummary] | None]] = Cache(
+            self._feed
+        )
 
     async def _live(self, stream: str) -> tuple[int, bool]:
         events = await self._log.read_stream(stream)
@@ -124,6 +130,7 @@ class VodDomains:
     async def _append(self, stream: str, events: list[NewEvent], version: int) -> None:
         appended = await self._log.append(stream, events, expected_version=version)
         await catch_up_past(self._log, DOMAIN_VIEWS, appended[-1].cursor)
+        self._feed.drop(f"account:{events[-1].data['account_id']}")  # read-your-writes here
 
     @retry.on_conflict
     async def add(
@@ -152,7 +159,20 @@ class VodDomains:
         self, account_id: uuid.UUID, name: str
     ) -> tuple[DomainRow | None, tuple[str, uploads.CertSummary] | None]:
         """The domain and, when one is set (upload, cas: uploaded here or hosting's), its
-        certificate's chain and summary, in one query."""
+        certificate's chain and summary, in one query; cached while the change feed is live
+        (any change of the account's domains or certificates drops its entries)."""
+        topic = f"account:{account_id}"
+        cached, found = self._lookups.get(topic, name)
+        if cached and found is not None:
+            return found
+        epoch = self._feed.epoch
+        found = await self._read_row(account_id, name)
+        self._lookups.put(topic, name, found, epoch)
+        return found
+
+    async def _read_row(
+        self, account_id: uuid.UUID, name: str
+    ) -> tuple[DomainRow | None, tuple[str, uploads.CertSummary] | None]:
         columns = ", ".join(f"d.{c.strip()}" for c in _ROW.split(","))
         async with self._log.pool.connection() as conn:
             cur = await conn.execute(

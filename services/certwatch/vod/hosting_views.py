@@ -71,7 +71,9 @@ async def _apply(conn: Conn, event: RecordedEvent) -> None:
                 (e.certificate_id, e.instance_id),
             )
         case hc.InstanceStateChanged(state=hc.InstanceState.ENDED) as e:
-            await conn.execute("UPDATE vod_free_orders SET ended = true WHERE instance_id = %s", (e.instance_id,))
+            await conn.execute(
+                "UPDATE vod_free_orders SET ended = true WHERE instance_id = %s", (e.instance_id,)
+            )
         case hc.CertificateUploaded() as e:
             await _keep_certificate(conn, e.certificate_id, e.account_id, "uploaded", e.certificate, e.at)
         case hc.CertificateDeleted() as e:
