@@ -38,6 +38,7 @@ from certwatch.vod.cert_info import CertInfo
 from certwatch.vod.change_feed import ChangeFeed
 from certwatch.vod.domains import VodDomains
 from certwatch.vod.errors import ApiError, invalid, missing
+from certwatch.vod.sdk_actions import SDK_ACTIONS
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,8 @@ class VodHttpApi:
         if region and region != self._region:
             raise ApiError("RegionId.ApiNotSupported", f"The api is not supported in this region: {region} (this endpoint serves {self._region}).")  # fmt: skip
         handler = self._actions.get(action)
+        if handler is None and action in SDK_ACTIONS:
+            raise ApiError("UnsupportedOperation", f"The specified action {action} is not supported by this endpoint.")  # fmt: skip
         if handler is None:
             raise ApiError("InvalidAction.NotFound", f"Specified api {action} is not found.")
         if not action.startswith("Describe"):  # a command runs only once its nonce is remembered
