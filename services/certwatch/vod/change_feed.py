@@ -2,8 +2,8 @@
 
 Triggers on the cached tables (migration 006) `NOTIFY certwatch_vod_changed` with a topic:
 `key:<access key id>` or `account:<account id>` (its domains and certificates). Each replica
-holds one LISTEN connection (`ChangeFeed.run`, a worker) and answers every notice it applied
-on `certwatch_vod_forgotten`, so a revocation can wait until every replica confirmed
+holds one LISTEN connection (`ChangeFeed.run`, a worker; `platform.notice_feed`) and answers
+every notice it applied on `certwatch_vod_forgotten`, so a revocation can wait until every replica confirmed
 (`confirmed`): when `vod keys revoke` returns, no replica accepts the key any more.
 
 Entries are served only while the feed is live; while it is down (PostgreSQL unreachable,
@@ -14,7 +14,6 @@ The TTL is a backstop for a notice lost while the feed looked live.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -23,13 +22,13 @@ from typing import Any, Generic, TypeVar
 
 import psycopg
 
+from certwatch.platform.notice_feed import NoticeFeed, confirmations, listening
+
 log = logging.getLogger(__name__)
 
 CHANGED = "certwatch_vod_changed"
 FORGOTTEN = "certwatch_vod_forgotten"
 APPLICATION_NAME = "certwatch-vod-changes"
-PING_S = 1.0  # a feed that cannot answer within this is taken as down
-RETRY_MAX_S = 5.0
 CONFIRM_S = 1.0  # how long a change waits for every replica to confirm
 
 V = TypeVar("V")
@@ -67,14 +66,17 @@ class Cache(Generic[V]):
 
 
 class ChangeFeed:
-    """The LISTEN connection behind the caches; `url=None`: no feed, nothing is ever cached."""
+    """The LISTEN connection behind the caches (a worker: `run`/`stop`); `url=None`: no
+    feed, nothing is ever cached."""
 
     def __init__(self, url: str | None) -> None:
-        self._url = url
         self.caches: list[Cache[Any]] = []
         self.live = False
         self.epoch = 0  # bumped by every notice and every change of `live`
-        self._stopping = asyncio.Event()
+        self._feed = NoticeFeed(
+            url, channel=CHANGED, confirm_channel=FORGOTTEN, application_name=APPLICATION_NAME,
+            on_notice=self.drop, on_live=self._set_live,
+        )  # fmt: skip
 
     def drop(self, topic: str | None) -> None:
         """Drop a topic (None: all) from every cache and void the lookups in flight; also
@@ -92,37 +94,10 @@ class ChangeFeed:
         self.drop(None)
 
     async def run(self) -> None:
-        """Listen until `stop`, reconnecting with backoff."""
-        delay = 0.2
-        while self._url is not None and not self._stopping.is_set():
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True, connect_timeout=2, application_name=APPLICATION_NAME
-                ) as conn:
-                    await conn.execute(f"LISTEN {CHANGED}")
-                    self._set_live(True)
-                    delay = 0.2
-                    await self._follow(conn)
-            except (psycopg.Error, OSError, TimeoutError) as exc:
-                log.debug("vod change feed: %s", exc)
-            finally:
-                self._set_live(False)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
-            delay = min(delay * 2, RETRY_MAX_S)
-
-    async def _follow(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        while not self._stopping.is_set():
-            topics = [n.payload async for n in conn.notifies(timeout=PING_S, stop_after=1)]
-            for topic in topics:
-                self.drop(topic)
-            async with asyncio.timeout(PING_S):  # the confirmation doubles as the liveness check
-                await conn.execute(
-                    "SELECT pg_notify(%s, t) FROM unnest(%s::text[]) AS t", (FORGOTTEN, topics)
-                )
+        await self._feed.run()
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._feed.stop()
 
 
 class Change:
@@ -137,17 +112,8 @@ async def confirmed(conn: psycopg.AsyncConnection[Any], topic: str) -> AsyncIter
     try:
         change = Change()
         yield change
-        cur = await conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
-            (APPLICATION_NAME,),
-        )
-        feeds = (await cur.fetchone() or (0,))[0] if change.made else 0
-        seen = 0
-        if feeds:
-            async for note in conn.notifies(timeout=CONFIRM_S):
-                seen += note.payload == topic
-                if seen >= feeds:
-                    break
+        feeds = await listening(conn, APPLICATION_NAME) if change.made else 0
+        seen = await confirmations(conn, topic, feeds, CONFIRM_S)
         if seen < feeds:
             log.warning("vod change %s: %d of %d replicas confirmed in time", topic, seen, feeds)
     finally:

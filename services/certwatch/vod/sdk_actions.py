@@ -6,52 +6,194 @@ name that is not one `InvalidAction.NotFound`, as the cloud answers them."""
 from __future__ import annotations
 
 SDK_ACTIONS = frozenset(
-    """
-AddAITemplate AddCategory AddEditingProject AddEditingProjectMaterials AddTranscodeTemplateGroup
-AddVodDomain AddVodStorageForApp AddVodTemplate AddWatermark AttachAppPolicyToIdentity
-BatchGetMediaInfos BatchSetVodDomainConfigs BatchStartVodDomain BatchStopVodDomain
-CancelUrlUploadJobs ChangeResourceGroup CreateAppInfo CreateAudit CreateUploadAttachedMedia
-CreateUploadImage CreateUploadVideo DecryptKMSDataKey DeleteAIImageInfos DeleteAITemplate
-DeleteAppInfo DeleteAttachedMedia DeleteCategory DeleteDynamicImage DeleteEditingProject
-DeleteEditingProjectMaterials DeleteImage DeleteMessageCallback DeleteMezzanines
-DeleteMultipartUpload DeleteStream DeleteTranscodeTemplateGroup DeleteVideo DeleteVodDomain
-DeleteVodSpecificConfig DeleteVodTemplate DeleteWatermark DescribeMediaDistribution
-DescribePlayTopVideos DescribePlayUserAvg DescribePlayUserTotal DescribePlayVideoStatis
-DescribeVodAIData DescribeVodCertificateList DescribeVodDomainBpsData
-DescribeVodDomainBpsDataByLayer DescribeVodDomainCertificateInfo DescribeVodDomainConfigs
-DescribeVodDomainDetail DescribeVodDomainHitRateData DescribeVodDomainLog
-DescribeVodDomainMax95BpsData DescribeVodDomainQpsData DescribeVodDomainRealTimeBpsData
-DescribeVodDomainRealTimeByteHitRateData DescribeVodDomainRealTimeDetailData
-DescribeVodDomainRealTimeHttpCodeData DescribeVodDomainRealTimeQpsData
-DescribeVodDomainRealTimeReqHitRateData DescribeVodDomainRealTimeTrafficData
-DescribeVodDomainReqHitRateData DescribeVodDomainSrcBpsData DescribeVodDomainSrcTrafficData
-DescribeVodDomainTrafficData DescribeVodDomainUsageData DescribeVodEditingUsageData
-DescribeVodMediaPlayData DescribeVodPlayerCollectData DescribeVodPlayerDimensionData
-DescribeVodPlayerMetricData DescribeVodRangeDataByLocateAndIspService DescribeVodRefreshQuota
-DescribeVodRefreshTasks DescribeVodSSLCertificateList DescribeVodStorageData
-DescribeVodTieringStorageData DescribeVodTieringStorageRetrievalData DescribeVodTranscodeData
-DescribeVodUserDomains DescribeVodUserVipsByDomain DescribeVodVerifyContent
-DetachAppPolicyFromIdentity GenerateDownloadSecretKey GenerateKMSDataKey GetAIImageJobs
-GetAIMediaAuditJob GetAITemplate GetAIVideoTagResult GetAppInfos GetAppPlayKey GetAttachedMediaInfo
-GetAuditHistory GetCategories GetDailyPlayRegionStatis GetDefaultAITemplate
-GetDigitalWatermarkExtractResult GetEditingProject GetEditingProjectMaterials GetImageInfo
-GetImageInfos GetJobDetail GetMediaAiAnalysis GetMediaAuditAudioResultDetail GetMediaAuditResult
-GetMediaAuditResultDetail GetMediaAuditResultTimeline GetMediaDNAResult GetMediaRefreshJobs
-GetMessageCallback GetMezzanineInfo GetPlayInfo GetTranscodeSummary GetTranscodeTask
-GetTranscodeTemplateGroup GetURLUploadInfos GetUploadDetails GetVideoInfo GetVideoInfos GetVideoList
-GetVideoPlayAuth GetVodTemplate GetWatermark GetWorkflowTask ListAIImageInfo ListAIJob
-ListAITemplate ListAppInfo ListAppPoliciesForIdentity ListAuditSecurityIp ListDynamicImage
-ListJobInfo ListLiveRecordVideo ListSnapshots ListTranscodeTask ListTranscodeTemplateGroup
-ListVodTemplate ListWatermark MoveAppResource PreloadVodObjectCaches ProduceEditingProjectVideo
-RefreshMediaPlayUrls RefreshUploadVideo RefreshVodObjectCaches RegisterMedia RestoreMedia
-SearchEditingProject SearchMedia SetAppPlayKey SetAuditSecurityIp SetCrossdomainContent
-SetDefaultAITemplate SetDefaultTranscodeTemplateGroup SetDefaultWatermark SetEditingProjectMaterials
-SetMessageCallback SetVodDomainCertificate SetVodDomainSSLCertificate SubmitAIImageAuditJob
-SubmitAIImageJob SubmitAIJob SubmitAIMediaAuditJob SubmitDigitalWatermarkExtractJob
-SubmitDynamicImageJob SubmitMediaDNADeleteJob SubmitPreprocessJobs SubmitSnapshotJob
-SubmitTranscodeJobs SubmitWorkflowJob UpdateAITemplate UpdateAppInfo UpdateAttachedMediaInfos
-UpdateCategory UpdateEditingProject UpdateImageInfos UpdateMediaStorageClass
-UpdateTranscodeTemplateGroup UpdateVideoInfo UpdateVideoInfos UpdateVodDomain UpdateVodTemplate
-UpdateWatermark UploadMediaByURL UploadStreamByURL VerifyVodDomainOwner
-""".split()
+    [
+        "AddAITemplate",
+        "AddCategory",
+        "AddEditingProject",
+        "AddEditingProjectMaterials",
+        "AddTranscodeTemplateGroup",
+        "AddVodDomain",
+        "AddVodStorageForApp",
+        "AddVodTemplate",
+        "AddWatermark",
+        "AttachAppPolicyToIdentity",
+        "BatchGetMediaInfos",
+        "BatchSetVodDomainConfigs",
+        "BatchStartVodDomain",
+        "BatchStopVodDomain",
+        "CancelUrlUploadJobs",
+        "ChangeResourceGroup",
+        "CreateAppInfo",
+        "CreateAudit",
+        "CreateUploadAttachedMedia",
+        "CreateUploadImage",
+        "CreateUploadVideo",
+        "DecryptKMSDataKey",
+        "DeleteAIImageInfos",
+        "DeleteAITemplate",
+        "DeleteAppInfo",
+        "DeleteAttachedMedia",
+        "DeleteCategory",
+        "DeleteDynamicImage",
+        "DeleteEditingProject",
+        "DeleteEditingProjectMaterials",
+        "DeleteImage",
+        "DeleteMessageCallback",
+        "DeleteMezzanines",
+        "DeleteMultipartUpload",
+        "DeleteStream",
+        "DeleteTranscodeTemplateGroup",
+        "DeleteVideo",
+        "DeleteVodDomain",
+        "DeleteVodSpecificConfig",
+        "DeleteVodTemplate",
+        "DeleteWatermark",
+        "DescribeMediaDistribution",
+        "DescribePlayTopVideos",
+        "DescribePlayUserAvg",
+        "DescribePlayUserTotal",
+        "DescribePlayVideoStatis",
+        "DescribeVodAIData",
+        "DescribeVodCertificateList",
+        "DescribeVodDomainBpsData",
+        "DescribeVodDomainBpsDataByLayer",
+        "DescribeVodDomainCertificateInfo",
+        "DescribeVodDomainConfigs",
+        "DescribeVodDomainDetail",
+        "DescribeVodDomainHitRateData",
+        "DescribeVodDomainLog",
+        "DescribeVodDomainMax95BpsData",
+        "DescribeVodDomainQpsData",
+        "DescribeVodDomainRealTimeBpsData",
+        "DescribeVodDomainRealTimeByteHitRateData",
+        "DescribeVodDomainRealTimeDetailData",
+        "DescribeVodDomainRealTimeHttpCodeData",
+        "DescribeVodDomainRealTimeQpsData",
+        "DescribeVodDomainRealTimeReqHitRateData",
+        "DescribeVodDomainRealTimeTrafficData",
+        "DescribeVodDomainReqHitRateData",
+        "DescribeVodDomainSrcBpsData",
+        "DescribeVodDomainSrcTrafficData",
+        "DescribeVodDomainTrafficData",
+        "DescribeVodDomainUsageData",
+        "DescribeVodEditingUsageData",
+        "DescribeVodMediaPlayData",
+        "DescribeVodPlayerCollectData",
+        "DescribeVodPlayerDimensionData",
+        "DescribeVodPlayerMetricData",
+        "DescribeVodRangeDataByLocateAndIspService",
+        "DescribeVodRefreshQuota",
+        "DescribeVodRefreshTasks",
+        "DescribeVodSSLCertificateList",
+        "DescribeVodStorageData",
+        "DescribeVodTieringStorageData",
+        "DescribeVodTieringStorageRetrievalData",
+        "DescribeVodTranscodeData",
+        "DescribeVodUserDomains",
+        "DescribeVodUserVipsByDomain",
+        "DescribeVodVerifyContent",
+        "DetachAppPolicyFromIdentity",
+        "GenerateDownloadSecretKey",
+        "GenerateKMSDataKey",
+        "GetAIImageJobs",
+        "GetAIMediaAuditJob",
+        "GetAITemplate",
+        "GetAIVideoTagResult",
+        "GetAppInfos",
+        "GetAppPlayKey",
+        "GetAttachedMediaInfo",
+        "GetAuditHistory",
+        "GetCategories",
+        "GetDailyPlayRegionStatis",
+        "GetDefaultAITemplate",
+        "GetDigitalWatermarkExtractResult",
+        "GetEditingProject",
+        "GetEditingProjectMaterials",
+        "GetImageInfo",
+        "GetImageInfos",
+        "GetJobDetail",
+        "GetMediaAiAnalysis",
+        "GetMediaAuditAudioResultDetail",
+        "GetMediaAuditResult",
+        "GetMediaAuditResultDetail",
+        "GetMediaAuditResultTimeline",
+        "GetMediaDNAResult",
+        "GetMediaRefreshJobs",
+        "GetMessageCallback",
+        "GetMezzanineInfo",
+        "GetPlayInfo",
+        "GetTranscodeSummary",
+        "GetTranscodeTask",
+        "GetTranscodeTemplateGroup",
+        "GetURLUploadInfos",
+        "GetUploadDetails",
+        "GetVideoInfo",
+        "GetVideoInfos",
+        "GetVideoList",
+        "GetVideoPlayAuth",
+        "GetVodTemplate",
+        "GetWatermark",
+        "GetWorkflowTask",
+        "ListAIImageInfo",
+        "ListAIJob",
+        "ListAITemplate",
+        "ListAppInfo",
+        "ListAppPoliciesForIdentity",
+        "ListAuditSecurityIp",
+        "ListDynamicImage",
+        "ListJobInfo",
+        "ListLiveRecordVideo",
+        "ListSnapshots",
+        "ListTranscodeTask",
+        "ListTranscodeTemplateGroup",
+        "ListVodTemplate",
+        "ListWatermark",
+        "MoveAppResource",
+        "PreloadVodObjectCaches",
+        "ProduceEditingProjectVideo",
+        "RefreshMediaPlayUrls",
+        "RefreshUploadVideo",
+        "RefreshVodObjectCaches",
+        "RegisterMedia",
+        "RestoreMedia",
+        "SearchEditingProject",
+        "SearchMedia",
+        "SetAppPlayKey",
+        "SetAuditSecurityIp",
+        "SetCrossdomainContent",
+        "SetDefaultAITemplate",
+        "SetDefaultTranscodeTemplateGroup",
+        "SetDefaultWatermark",
+        "SetEditingProjectMaterials",
+        "SetMessageCallback",
+        "SetVodDomainCertificate",
+        "SetVodDomainSSLCertificate",
+        "SubmitAIImageAuditJob",
+        "SubmitAIImageJob",
+        "SubmitAIJob",
+        "SubmitAIMediaAuditJob",
+        "SubmitDigitalWatermarkExtractJob",
+        "SubmitDynamicImageJob",
+        "SubmitMediaDNADeleteJob",
+        "SubmitPreprocessJobs",
+        "SubmitSnapshotJob",
+        "SubmitTranscodeJobs",
+        "SubmitWorkflowJob",
+        "UpdateAITemplate",
+        "UpdateAppInfo",
+        "UpdateAttachedMediaInfos",
+        "UpdateCategory",
+        "UpdateEditingProject",
+        "UpdateImageInfos",
+        "UpdateMediaStorageClass",
+        "UpdateTranscodeTemplateGroup",
+        "UpdateVideoInfo",
+        "UpdateVideoInfos",
+        "UpdateVodDomain",
+        "UpdateVodTemplate",
+        "UpdateWatermark",
+        "UploadMediaByURL",
+        "UploadStreamByURL",
+        "VerifyVodDomainOwner",
+    ]
 )
