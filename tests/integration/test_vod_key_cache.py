@@ -1,5 +1,6 @@
-"""AccessKeys are cached by every vod replica, and a revoked key is still refused at once by
-all of them: the revocation returns only when every replica's change feed dropped it."""
+"""AccessKeys and domain answers are cached by every vod replica, and a revoked key is still
+refused at once by all of them: the revocation returns only when every replica's change feed
+dropped it. Another replica's change of a domain drops its cached answer."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from alibabacloud_tea_openapi.utils import Utils
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform import auth
+from certwatch.platform.eventlog import EventLog
 from certwatch.platform.shredding import Vault
 from certwatch.vod import access_keys, signing
 from certwatch.vod.authn import Authenticator, RateLimit
+from certwatch.vod.cert_info import CertInfo
 from certwatch.vod.change_feed import ChangeFeed
+from certwatch.vod.domains import VodDomains
 from certwatch.vod.errors import ApiError
 from certwatch.vod.http_api import parse_params
 
@@ -105,3 +109,40 @@ async def _check(
         while feed.live:
             await asyncio.sleep(0.01)
     assert await _code(authn, kept) == "InvalidAccessKeyId.Inactive"
+
+
+async def test_another_replicas_change_of_a_domain_drops_its_cached_answer(
+    pool: AsyncConnectionPool[Any], database_url: str, event_log: EventLog
+) -> None:
+    account_id, _ = await auth.create_account(pool, f"vod-cache-{uuid.uuid4().hex[:6]}")
+    feeds = [ChangeFeed(database_url) for _ in range(2)]
+    tasks = [asyncio.create_task(feed.run()) for feed in feeds]
+    try:
+        for feed in feeds:
+            await _live(feed)
+        writer, reader = (
+            VodDomains(event_log, VAULT, cname_suffix=None, ca_file=None, feed=f) for f in feeds
+        )
+        info = CertInfo(pool, reader, region="cn-shanghai", cname_suffix=None, nameservers=())
+        await writer.add(account_id, {"DomainName": "c.example.test", "Sources": '[{"content":"192.0.2.1","type":"ipaddr"}]'})  # fmt: skip
+        await writer.set_certificate(account_id, {"DomainName": "c.example.test", "SSLProtocol": "off"})
+
+        async def status() -> str:
+            got = await info.describe(account_id, {"DomainName": "c.example.test"})
+            return str(got["CertInfos"]["CertInfo"][0]["ServerCertificateStatus"])
+
+        async with asyncio.timeout(5):  # the reader may not have heard of the domain's notices yet
+            while await status() != "off":
+                await asyncio.sleep(0.01)
+        assert await status() == "off"  # now served from the reader's cache
+        await writer.set_certificate(account_id, {"DomainName": "c.example.test", "SSLProtocol": "on", "CertType": "free"})  # fmt: skip
+        async with asyncio.timeout(
+            5
+        ):  # the notice reaches the reader in milliseconds, the cache's TTL is 30 s
+            while await status() != "on":
+                await asyncio.sleep(0.01)
+    finally:
+        for feed in feeds:
+            feed.stop()
+        async with asyncio.timeout(10):
+            await asyncio.gather(*tasks)

@@ -33,6 +33,7 @@ from certwatch.platform import dns
 from certwatch.platform.certificates import StoredCertificate
 from certwatch.rules.facts import CertFacts
 from certwatch.vod import cname, names
+from certwatch.vod.change_feed import Cache
 from certwatch.vod.domains import DomainRow, VodDomains
 from certwatch.vod.errors import ApiError
 from certwatch.vod.hosting_views import SUCCESS
@@ -138,11 +139,21 @@ class CertInfo:
     ) -> None:  # fmt: skip
         self._pool, self._domains, self._region = pool, domains, region
         self._suffix, self._nameservers = cname_suffix, tuple(nameservers)
+        self._answers: Cache[list[dict[str, str]]] = Cache(domains.feed)  # dropped like the rows
 
     async def describe(self, account_id: uuid.UUID, params: Mapping[str, str]) -> dict[str, Any]:
         host = names.domain_name(params.get("DomainName"))
-        row, cert = await self._domains.row_and_certificate(account_id, host)
-        infos = await (self._configured(account_id, row, cert) if row else self._observed(account_id, host))
+        topic = f"account:{account_id}"
+        cached, infos = self._answers.get(topic, host)
+        if not cached or infos is None:
+            epoch = self._domains.feed.epoch
+            row, cert = await self._domains.row_and_certificate(account_id, host)
+            infos = await (
+                self._configured(account_id, row, cert) if row else self._observed(account_id, host)
+            )
+            if row is not None and not (row.ssl_protocol == "on" and row.cert_type == "free"):
+                # Only vod's rows make this answer (a free one also asks DNS and hosting's view).
+                self._answers.put(topic, host, infos, epoch)
         return {"CertInfos": {"CertInfo": infos}}
 
     async def _configured(

@@ -117,9 +117,9 @@ class VodDomains:
     ) -> None:  # fmt: skip
         self._log, self._vault = event_log, vault
         self._suffix, self._ca_file = cname_suffix, ca_file
-        self._feed = feed or ChangeFeed(None)
+        self.feed = feed or ChangeFeed(None)
         self._lookups: Cache[tuple[DomainRow | None, tuple[str, uploads.CertSummary] | None]] = Cache(
-            self._feed
+            self.feed
         )
 
     async def _live(self, stream: str) -> tuple[int, bool]:
@@ -130,7 +130,7 @@ class VodDomains:
     async def _append(self, stream: str, events: list[NewEvent], version: int) -> None:
         appended = await self._log.append(stream, events, expected_version=version)
         await catch_up_past(self._log, DOMAIN_VIEWS, appended[-1].cursor)
-        self._feed.drop(f"account:{events[-1].data['account_id']}")  # read-your-writes here
+        self.feed.drop(f"account:{events[-1].data['account_id']}")  # read-your-writes here
 
     @retry.on_conflict
     async def add(
@@ -165,7 +165,7 @@ class VodDomains:
         cached, found = self._lookups.get(topic, name)
         if cached and found is not None:
             return found
-        epoch = self._feed.epoch
+        epoch = self.feed.epoch
         found = await self._read_row(account_id, name)
         self._lookups.put(topic, name, found, epoch)
         return found
