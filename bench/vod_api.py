@@ -7,9 +7,10 @@ Fresh PostgreSQL (durable) with an account, an AccessKey and an accelerated doma
 uploaded certificate (a test PKI's) is what the action answers. In interleaved rounds, the
 same closed-loop client (CONCURRENCY keep-alive connections, raw HTTP/1.1 on asyncio
 streams) drives:
-- measured: the real `VodHttpApi` (RPC v1 signature verified, AccessKey looked up and its
-  secret opened, nonce remembered in PostgreSQL, clock checked, rate limit, the domain and
-  its certificate read, JSON rendered) through `HttpServer`;
+- measured: the real `VodHttpApi` (RPC v1 signature verified, AccessKey looked up, nonce
+  remembered in PostgreSQL, clock checked, rate limit, the domain and its certificate read,
+  JSON rendered) through `HttpServer`, with the service's change feed live: the key and the
+  answer come from its caches, as in the service, after the first request;
 - reference: a bare endpoint on the same `HttpServer` answering a fixed JSON body of the
   same size, to the same request bytes.
 Requests are signed before each round (a fresh nonce each, by the SDK's own signer) so the
