@@ -16,7 +16,7 @@ from certwatch.contracts import hosting as hc
 from certwatch.contracts.payload import decode
 from certwatch.platform import dns
 from certwatch.platform.eventlog import EventLog
-from certwatch.platform.projection import catch_up
+from certwatch.platform.projection import catch_up, rebuild
 from certwatch.platform.shredding import Vault, new_master_key, parse_master_key
 from certwatch.vod.cert_info import CertInfo
 from certwatch.vod.domains import VodDomains
@@ -115,6 +115,20 @@ async def test_a_free_certificate_follows_the_acme_order_in_hosting(
     listed = await vod.domains.list_certificates(vod.account_id, {})
     (cert,) = listed["CertificateListModel"]["CertList"]["Cert"]
     assert (str(cert["CertId"]), cert["CertIdentifier"]) == (got["CertId"], issued.certificate_id)
+
+    # The view rebuilt from the log equals the live one (each event applied once).
+    live = await _view_rows(vod)
+    await rebuild(vod.event_log, HOSTING_VIEWS)
+    assert await _view_rows(vod) == live
+
+
+async def _view_rows(vod: Vod) -> list[tuple[Any, ...]]:
+    async with vod.event_log.pool.connection() as conn:
+        orders = await conn.execute(
+            "SELECT * FROM vod_free_orders WHERE account_id = %s ORDER BY 1", (vod.account_id,)
+        )
+        certs = await conn.execute("SELECT * FROM vod_hosting_certificates WHERE account_id = %s ORDER BY 1", (vod.account_id,))  # fmt: skip
+        return [*await orders.fetchall(), *await certs.fetchall()]
 
 
 async def test_a_certificate_uploaded_to_hosting_is_referable_by_cas(vod: Vod, h: Hosting) -> None:
