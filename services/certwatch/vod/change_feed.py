@@ -35,7 +35,8 @@ V = TypeVar("V")
 
 
 class Cache(Generic[V]):
-    """Entries grouped by topic: a notice of a topic drops its whole group."""
+    """Entries grouped by topic: a notice of a topic drops its whole group. At most
+    `max_topics` groups of at most as many entries each."""
 
     def __init__(self, feed: ChangeFeed, *, ttl_s: float = 30.0, max_topics: int = 10_000) -> None:
         self._feed, self._ttl, self._max = feed, ttl_s, max_topics
@@ -56,7 +57,10 @@ class Cache(Generic[V]):
             return
         if topic not in self._groups and len(self._groups) >= self._max:
             self._groups.clear()
-        self._groups.setdefault(topic, {})[key] = (time.monotonic() + self._ttl, value)
+        group = self._groups.setdefault(topic, {})
+        if len(group) >= self._max:  # names asked for at random must not grow it without end
+            group.clear()
+        group[key] = (time.monotonic() + self._ttl, value)
 
     def forget(self, topic: str | None) -> None:
         if topic is None:
