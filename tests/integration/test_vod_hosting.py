@@ -4,11 +4,15 @@ certificates (issued there, or uploaded there) by id."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from alibabacloud_tea_openapi.models import Config
+from alibabacloud_vod20170321 import models
+from alibabacloud_vod20170321.client import Client
 from cryptography import x509
 from psycopg_pool import AsyncConnectionPool
 
@@ -18,9 +22,12 @@ from certwatch.platform import dns
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.projection import catch_up, rebuild
 from certwatch.platform.shredding import Vault, new_master_key, parse_master_key
+from certwatch.vod import access_keys
+from certwatch.vod.authn import Authenticator, RateLimit
 from certwatch.vod.cert_info import CertInfo
 from certwatch.vod.domains import VodDomains
 from certwatch.vod.hosting_views import HOSTING_VIEWS
+from certwatch.vod.http_api import HttpServer, VodHttpApi, actions
 from tests.support.dns_server import dns_server
 from tests.support.hosting import Hosting, Silent
 from tests.support.pebble import Pebble
@@ -45,8 +52,8 @@ class Vod:
     def __init__(self, pool: AsyncConnectionPool[Any], event_log: EventLog, account_id: str,
                  nameserver: tuple[str, int]) -> None:  # fmt: skip
         self.event_log, self.account_id = event_log, uuid.UUID(account_id)
-        vault = Vault(parse_master_key(new_master_key()))
-        self.domains = VodDomains(event_log, vault, cname_suffix=SUFFIX, ca_file=None)
+        self.pool, self.vault = pool, Vault(parse_master_key(new_master_key()))
+        self.domains = VodDomains(event_log, self.vault, cname_suffix=SUFFIX, ca_file=None)
         self.info = CertInfo(pool, self.domains, region="cn-shanghai", cname_suffix=SUFFIX,
                              nameservers=[dns.parse_nameserver(f"{nameserver[0]}:{nameserver[1]}")])  # fmt: skip
 
@@ -115,6 +122,33 @@ async def test_a_free_certificate_follows_the_acme_order_in_hosting(
     listed = await vod.domains.list_certificates(vod.account_id, {})
     (cert,) = listed["CertificateListModel"]["CertList"]["Cert"]
     assert (str(cert["CertId"]), cert["CertIdentifier"]) == (got["CertId"], issued.certificate_id)
+
+    # The same through Alibaba Cloud's own SDK: the free certificate's state, hosting's certificate listed and set by CertId.
+    await vod.domains.add(vod.account_id, {"DomainName": f"sdk.{name}", "Sources": SOURCES})
+    key = await access_keys.create(vod.pool, vod.vault, vod.account_id)
+    authn = Authenticator(vod.pool, vod.vault, RateLimit(100, 100))
+    server = HttpServer(
+        VodHttpApi(authn, actions(vod.info, vod.domains), region="cn-shanghai"), "127.0.0.1", 0
+    )
+    await server.start()
+    try:
+        client = Client(Config(access_key_id=key.access_key_id, access_key_secret=key.access_key_secret,
+                               endpoint=f"127.0.0.1:{server.port}", protocol="HTTP"))  # fmt: skip
+        body = (await asyncio.to_thread(client.describe_vod_domain_certificate_info,
+                                        models.DescribeVodDomainCertificateInfoRequest(domain_name=name))).body  # fmt: skip
+        (info,) = body.cert_infos.cert_info
+        assert (info.status, info.cert_type, info.cert_id, info.server_certificate) == (
+            "success", "free", got["CertId"], got["ServerCertificate"],
+        )  # fmt: skip
+        listed = (await asyncio.to_thread(client.describe_vod_certificate_list,
+                                          models.DescribeVodCertificateListRequest())).body  # fmt: skip
+        (sdk_cert,) = listed.certificate_list_model.cert_list.cert
+        assert (sdk_cert.cert_id, sdk_cert.cert_identifier) == (int(got["CertId"]), issued.certificate_id)
+        await asyncio.to_thread(client.set_vod_domain_sslcertificate, models.SetVodDomainSSLCertificateRequest(
+            domain_name=f"sdk.{name}", sslprotocol="on", cert_type="cas", cert_id=sdk_cert.cert_id))  # fmt: skip
+        assert (await vod.describe(f"sdk.{name}"))["ServerCertificate"] == got["ServerCertificate"]
+    finally:
+        await server.close()
 
     # The view rebuilt from the log equals the live one (each event applied once).
     live = await _view_rows(vod)
