@@ -72,11 +72,12 @@ def projections(event_log: EventLog) -> dict[str, Projection]:
     from certwatch.platform.config import Settings
     from certwatch.prober.schedule import SCHEDULE
     from certwatch.vod.domain_views import DOMAIN_VIEWS
+    from certwatch.vod.hosting_views import HOSTING_VIEWS
     from certwatch.vod.observed_hosts import OBSERVED_HOSTS
 
     found = [DOMAIN_VIEW, CONTACT_VIEW, enable_checks.processor(event_log), SCHEDULE, REMOVALS,
              STATUS_VIEW, DETAILS_VIEW, STATUS_INTERVALS, ALERT_STATE, OBSERVED_EXPIRY, OBSERVED_HOSTS,
-             DOMAIN_VIEWS,
+             DOMAIN_VIEWS, HOSTING_VIEWS,
              # A rebuild opens no contact (no vault): it restores memory; alerts were queued before.
              incidents.projection(event_log, Settings(), None)]  # fmt: skip
     return {p.name: p for p in found}

@@ -275,6 +275,10 @@ async def test_raw_refusals(setup: Setup) -> None:
         assert await code("GET", "/?" + urlencode(DESCRIBE)) == (400, "IncompleteSignature")
         unknown = signed_v1(setup.key, "GET", {**DESCRIBE, "Action": "DescribeNothing"})
         assert await code("GET", "/?" + urlencode(unknown)) == (404, "InvalidAction.NotFound")
+        not_here = signed_v1(
+            setup.key, "GET", {**DESCRIBE, "Action": "GetPlayInfo"}
+        )  # a VOD action, not served
+        assert await code("GET", "/?" + urlencode(not_here)) == (400, "UnsupportedOperation")
         version = signed_v1(setup.key, "GET", {**DESCRIBE, "Version": "2014-01-01"})
         assert await code("GET", "/?" + urlencode(version)) == (400, "NoSuchVersion")
         no_action = signed_v1(setup.key, "GET", {"DomainName": HOST})

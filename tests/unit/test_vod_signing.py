@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from certwatch.vod import signing
 from certwatch.vod.errors import ApiError
@@ -117,3 +120,8 @@ def test_a_parameter_given_twice_is_refused() -> None:
     with pytest.raises(ApiError) as err:
         parse_params("DomainName=a.example&DomainName=b.example", "query")
     assert err.value.code == "InvalidParameter" and "DomainName" in err.value.message
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
+def test_percent_encoding_is_the_sdks_quote(text: str) -> None:
+    assert signing.percent(text) == quote(text, safe="~")

@@ -5,8 +5,6 @@ The secret is 256 random bits, so a fast hash is enough (no password stretching 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import contextvars
 import hashlib
 import hmac
@@ -17,10 +15,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from certwatch.platform import telemetry
+from certwatch.platform import notice_feed, telemetry
 from certwatch.platform.errors import CertwatchError
 
 log = logging.getLogger(__name__)
@@ -31,8 +28,6 @@ log = logging.getLogger(__name__)
 REVOCATION_CHANNEL = "certwatch_api_key_revoked"
 FORGOTTEN_CHANNEL = "certwatch_api_key_forgotten"
 FEED_APPLICATION_NAME = "certwatch-key-revocations"
-_FEED_PING_S = 1.0  # a feed that cannot answer a query within this is taken as down
-_FEED_RETRY_MAX_S = 5.0
 _ACK_WAIT_S = 1.0  # how long a revocation waits for every feed to confirm
 
 
@@ -155,12 +150,7 @@ async def revoke_key(pool: AsyncConnectionPool[Any], key_id: str, principal: Pri
             revoked, feeds = await cur.fetchone() or (False, 0)
             if not revoked:
                 return False
-            confirmed = 0
-            if feeds:
-                async for note in conn.notifies(timeout=_ACK_WAIT_S):
-                    confirmed += note.payload == key_id
-                    if confirmed >= feeds:
-                        break
+            confirmed = await notice_feed.confirmations(conn, key_id, feeds, _ACK_WAIT_S)
             if confirmed < feeds:
                 log.warning("revoked key %s: %d of %d services confirmed in time", key_id, confirmed, feeds)
         finally:
@@ -181,12 +171,14 @@ class KeyVerifier:
     def __init__(self, pool: AsyncConnectionPool[Any], *, ttl_s: float = 2.0, url: str | None = None) -> None:
         self._pool = pool
         self._ttl = ttl_s
-        self._url = url  # where the feed listens; None: no feed, so no caching
         self._cache: dict[str, tuple[float, bytes, Principal]] = {}
         self._live = False
         # Bumped by every notice and feed change: a lookup that spans one is not cached.
         self._epoch = 0
-        self._stopping = asyncio.Event()
+        self._feed = notice_feed.NoticeFeed(
+            url, channel=REVOCATION_CHANNEL, confirm_channel=FORGOTTEN_CHANNEL,
+            application_name=FEED_APPLICATION_NAME, on_notice=self._forget, on_live=self._set_live,
+        )  # fmt: skip
 
     @property
     def live(self) -> bool:
@@ -234,36 +226,7 @@ class KeyVerifier:
 
     async def run(self) -> None:
         """Keep the revocation feed connected until `stop`, reconnecting with backoff."""
-        if self._url is None:
-            return
-        delay = 0.2
-        while not self._stopping.is_set():
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._url,
-                    autocommit=True,
-                    connect_timeout=2,
-                    application_name=FEED_APPLICATION_NAME,
-                ) as conn:
-                    await conn.execute(f"LISTEN {REVOCATION_CHANNEL}")
-                    self._set_live(True)
-                    delay = 0.2
-                    while not self._stopping.is_set():
-                        notes = [n async for n in conn.notifies(timeout=_FEED_PING_S, stop_after=1)]
-                        for note in notes:
-                            self._forget(note.payload)
-                        async with asyncio.timeout(_FEED_PING_S):  # also the liveness check
-                            await conn.execute(
-                                "SELECT pg_notify(%s, k) FROM unnest(%s::text[]) AS k",
-                                (FORGOTTEN_CHANNEL, [n.payload for n in notes]),
-                            )
-            except (psycopg.Error, OSError, TimeoutError) as exc:
-                log.debug("API key revocation feed: %s", exc)
-            finally:
-                self._set_live(False)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
-            delay = min(delay * 2, _FEED_RETRY_MAX_S)
+        await self._feed.run()
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._feed.stop()

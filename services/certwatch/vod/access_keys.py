@@ -17,6 +17,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform.shredding import Vault
+from certwatch.vod import change_feed
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -61,8 +62,13 @@ async def create(pool: AsyncConnectionPool[Any], vault: Vault, account_id: uuid.
 
 
 async def revoke(pool: AsyncConnectionPool[Any], account_id: uuid.UUID, access_key_id: str) -> KeyInfo | None:
-    """Revoke one of the account's keys; None when it has no such live key."""
-    async with pool.connection() as conn, conn.transaction():
+    """Revoke one of the account's keys; None when it has no such live key. Returns once
+    every replica's cache confirmed it dropped the key (`change_feed.confirmed`)."""
+    async with (
+        pool.connection() as conn,
+        change_feed.confirmed(conn, topic(access_key_id)) as change,
+        conn.transaction(),  # committed before `confirmed` waits
+    ):
         cur = await conn.execute(
             "UPDATE vod_access_keys SET revoked_at = now()"
             " WHERE access_key_id = %s AND account_id = %s AND revoked_at IS NULL"
@@ -70,6 +76,7 @@ async def revoke(pool: AsyncConnectionPool[Any], account_id: uuid.UUID, access_k
             (access_key_id, account_id),
         )
         row = await cur.fetchone()
+        change.made = row is not None
         if row is None:
             return None
         await Vault.shred(conn, _subject(access_key_id))
@@ -87,17 +94,34 @@ async def list_keys(pool: AsyncConnectionPool[Any], account_id: uuid.UUID) -> li
         return [KeyInfo(*row) for row in await cur.fetchall()]
 
 
-class Keys:
-    """Looks keys up for every request: the row is read each time (so a revoked key is
-    refused at once, on every replica), the opened secret is kept in memory by its sealed
-    form (opening costs a second query and AES; a key's sealed secret never changes)."""
+def topic(access_key_id: str) -> str:
+    """The change-feed topic of a key (migration 006 notifies it on any change of the row)."""
+    return f"key:{access_key_id}"
 
-    def __init__(self, pool: AsyncConnectionPool[Any], vault: Vault, *, cached: int = 4096) -> None:
-        self._pool, self._vault, self._max = pool, vault, cached
+
+class Keys:
+    """Looks keys up for every request, from a cache every replica drops a key from as soon
+    as its row changes (`change_feed`: revoked is refused at once); while the feed is down,
+    the row is read each time. An opened secret is also kept by its sealed form (opening
+    costs a second query and AES; a key's sealed secret never changes)."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], vault: Vault, feed: change_feed.ChangeFeed, *,
+                 cached: int = 4096) -> None:  # fmt: skip
+        self._pool, self._vault, self._max, self._feed = pool, vault, cached, feed
         self._opened: dict[tuple[str, str], str] = {}
+        self._records: change_feed.Cache[KeyRecord | None] = change_feed.Cache(feed, max_topics=cached)
 
     async def lookup(self, access_key_id: str) -> KeyRecord | None:
         """The key's account and secret (None for a revoked key); None for an unknown key."""
+        found, record = self._records.get(topic(access_key_id), None)
+        if found:
+            return record
+        epoch = self._feed.epoch
+        record = await self._read(access_key_id)
+        self._records.put(topic(access_key_id), None, record, epoch)
+        return record
+
+    async def _read(self, access_key_id: str) -> KeyRecord | None:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT account_id, sealed_secret, revoked_at FROM vod_access_keys WHERE access_key_id = %s",

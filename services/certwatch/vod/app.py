@@ -8,8 +8,10 @@ from certwatch.platform.service import Parts, Runtime
 from certwatch.platform.shredding import Vault, parse_master_key
 from certwatch.vod import api
 from certwatch.vod.cert_info import CertInfo
+from certwatch.vod.change_feed import ChangeFeed
 from certwatch.vod.domain_views import DOMAIN_VIEWS
 from certwatch.vod.domains import VodDomains
+from certwatch.vod.hosting_views import HOSTING_VIEWS
 from certwatch.vod.http_api import http_worker
 from certwatch.vod.observed_hosts import OBSERVED_HOSTS
 
@@ -23,14 +25,15 @@ async def build(rt: Runtime) -> Parts:
         nameservers = tuple(dns.parse_nameserver(n) for n in s.dns_servers)
     except ValueError as exc:
         raise ConfigError(f"CERTWATCH_DNS_SERVERS: {exc}") from exc
-    domains = VodDomains(rt.event_log, vault, cname_suffix=s.vod_cname_suffix, ca_file=s.ca_file)
+    feed = ChangeFeed(s.database_url)  # keys and domain lookups cached, dropped on change
+    domains = VodDomains(rt.event_log, vault, cname_suffix=s.vod_cname_suffix, ca_file=s.ca_file, feed=feed)
     info = CertInfo(
         rt.pool, domains, region=s.vod_region, cname_suffix=s.vod_cname_suffix, nameservers=nameservers
     )
-    server = await http_worker(rt, info, domains, vault)
+    server = await http_worker(rt, info, domains, vault, feed)
     return Parts(
         registrations=[api.registration(api.VodApi(rt.pool, vault, domains, info))],
-        projections=[OBSERVED_HOSTS, DOMAIN_VIEWS],
-        workers=[server],
+        projections=[OBSERVED_HOSTS, DOMAIN_VIEWS, HOSTING_VIEWS],
+        workers=[feed, server],
         on_stop=[server.close],
     )

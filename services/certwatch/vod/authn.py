@@ -5,32 +5,39 @@ The order matters: nothing is remembered (nonce) or counted (rate) for a request
 signature does not verify, so an unauthenticated caller can neither burn another key's
 nonces nor its rate.
 
-Nonces live in PostgreSQL (`vod_signature_nonces`), so every replica refuses a replay. Each
-is remembered by one statement whose transaction commits asynchronously
+Nonces live in PostgreSQL (`vod_signature_nonces`), so every replica refuses a replay. The
+nonces of concurrent requests are remembered by one statement (`Nonces`) whose transaction
+commits asynchronously
 (`synchronous_commit=off` for it alone): a signed request no longer waits for a WAL flush,
 and what a PostgreSQL crash (not a certwatch one) can lose is the nonces of its last
 moments (at most 3 x wal_writer_delay, 0.6 s by default), whose requests could then be
 replayed once within their 15-minute window. The rate limit is per process (a token bucket
-per AccessKey), i.e. per replica.
+per AccessKey), i.e. per replica. Keys come from a cache every replica drops a key from as
+soon as it changes (`access_keys.Keys`, `change_feed`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform.shredding import Vault
 from certwatch.vod import access_keys, signing
+from certwatch.vod.change_feed import ChangeFeed
 from certwatch.vod.errors import ApiError
 
 _PURGE_EVERY_S = 60.0
 _MAX_BUCKETS = 10_000
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +70,11 @@ class RateLimit:
 class Authenticator:
     def __init__(
         self, pool: AsyncConnectionPool[Any], vault: Vault, rate: RateLimit, *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        feed: ChangeFeed | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:  # fmt: skip
         self._pool, self._rate, self._clock = pool, rate, clock
-        self._keys = access_keys.Keys(pool, vault)
-        self._purged_at = 0.0
+        self._keys = access_keys.Keys(pool, vault, feed or ChangeFeed(None))
+        self._nonces = Nonces(pool)
 
     async def authenticate(self, request: signing.Request) -> Caller:
         """Who signed the request, and that it is fresh; `admit` then remembers its nonce."""
@@ -85,26 +92,90 @@ class Authenticator:
 
     async def admit(self, caller: Caller) -> None:
         """Refuse a replayed nonce, then count the request against the key's rate."""
-        await self._remember_nonce(caller.claim)
+        await self._admitted(caller, self._nonces.submit(caller.claim.access_key_id, caller.claim.nonce))
+
+    async def admit_while(self, caller: Caller, work: Awaitable[T]) -> T:
+        """`admit` while `work` (a query) runs: its result is returned only once the request
+        is admitted, and a refusal (replay, throttling) comes before `work`'s own error."""
+        seen = self._nonces.submit(caller.claim.access_key_id, caller.claim.nonce)
+        try:
+            result = await work
+        except Exception:
+            await self._admitted(caller, seen)
+            raise
+        await self._admitted(caller, seen)
+        return result
+
+    async def _admitted(self, caller: Caller, seen: asyncio.Future[bool]) -> None:
+        if not await seen:
+            raise ApiError("SignatureNonceUsed", "Specified signature nonce was used already.")
         wait_ms = self._rate.take(caller.claim.access_key_id)
         if wait_ms is not None:
             raise ApiError("Throttling", "Request was denied due to request throttling.", retry_after_ms=wait_ms)  # fmt: skip
 
-    async def _remember_nonce(self, claim: signing.Claim) -> None:
-        async with self._pool.connection() as conn:
-            # One statement, committed without waiting for the WAL flush (see the module doc).
-            cur = await conn.execute(
-                "WITH seen AS (INSERT INTO vod_signature_nonces (access_key_id, nonce) VALUES (%s, %s)"
-                " ON CONFLICT DO NOTHING RETURNING 1)"
-                " SELECT set_config('synchronous_commit', 'off', true), (SELECT count(*) FROM seen)",
-                (claim.access_key_id, claim.nonce),
+
+class Nonces:
+    """Remembers signature nonces in PostgreSQL; the nonces of concurrent requests go in one
+    statement (one round trip and one commit for all the requests that arrived while the
+    previous statement ran), so the cost per request falls as the load rises."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+        self._pending: list[tuple[str, str, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._purged_at = 0.0
+
+    def submit(self, access_key_id: str, nonce: str) -> asyncio.Future[bool]:
+        """Resolves True when the nonce is new for the key (now remembered), False when seen
+        before."""
+        seen: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((access_key_id, nonce, seen))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
+        return seen
+
+    async def _write(self) -> None:
+        batch: list[tuple[str, str, asyncio.Future[bool]]] = []
+        try:
+            while self._pending:
+                try:
+                    async with self._pool.connection() as conn:  # kept while requests keep coming
+                        while self._pending:
+                            batch, self._pending = self._pending, []
+                            new = await self._insert(conn, list({(k, n) for k, n, _ in batch}))
+                            for key, nonce, seen in batch:
+                                if not seen.done():
+                                    seen.set_result((key, nonce) in new)
+                                new.discard((key, nonce))  # a nonce twice in one batch: only the first is new
+                            batch = []
+                except Exception as exc:
+                    # This batch fails (all waiting ones, without a connection); later ones get a new connection.
+                    failed, batch = batch or self._pending, []
+                    if failed is self._pending:
+                        self._pending = []
+                    for *_, seen in failed:
+                        if not seen.done():
+                            seen.set_exception(exc)
+        finally:  # cancelled (shutdown): no waiter is left hanging
+            self._writer = None
+            for *_, seen in batch + self._pending:
+                if not seen.done():
+                    seen.cancel()
+            self._pending = []
+
+    async def _insert(self, conn: AsyncConnection[Any], pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        # One statement, committed without waiting for the WAL flush (see the module doc).
+        cur = await conn.execute(
+            "WITH seen AS (INSERT INTO vod_signature_nonces (access_key_id, nonce)"
+            " SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT DO NOTHING RETURNING access_key_id, nonce)"
+            " SELECT set_config('synchronous_commit', 'off', true), access_key_id, nonce FROM seen",
+            ([k for k, _ in pairs], [n for _, n in pairs]),
+            prepare=True,
+        )
+        new = {(row[1], row[2]) for row in await cur.fetchall()}
+        if time.monotonic() - self._purged_at > _PURGE_EVERY_S:
+            self._purged_at = time.monotonic()
+            await conn.execute(
+                "DELETE FROM vod_signature_nonces WHERE seen_at < now() - %s", (2 * signing.MAX_SKEW,)
             )
-            row = await cur.fetchone()
-            if row is None or row[1] == 0:
-                raise ApiError("SignatureNonceUsed", "Specified signature nonce was used already.")
-            if time.monotonic() - self._purged_at > _PURGE_EVERY_S:
-                self._purged_at = time.monotonic()
-                await conn.execute(
-                    "DELETE FROM vod_signature_nonces WHERE seen_at < now() - %s",
-                    (2 * signing.MAX_SKEW,),
-                )
+        return new

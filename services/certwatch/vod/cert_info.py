@@ -3,13 +3,14 @@
 An accelerated domain (AddVodDomain) answers with the certificate set for it
 (SetVodDomainCertificate / SetVodDomainSSLCertificate):
 
-- `upload` / `cas`: that certificate, uploaded to certwatch, with its chain as PEM;
-- `free`: `Status` follows the real lifecycle as far as certwatch can see it today:
-  `unsupport_wildcard` and `domain_invalid` from the name, then `checking` / `cname_error`
-  from a DNS lookup of its CNAME against CERTWATCH_VOD_CNAME_SUFFIX. `applying`, `failed`
-  and `success` are the state of an ACME order, which the hosting service places: its
-  contract is not there yet, so `free_order_status` (the seam) finds none and `Status`
-  stays empty once the CNAME is right, rather than a made-up value;
+- `upload` / `cas`: that certificate (uploaded through this API, or hosting's: issued or
+  uploaded there), with its chain as PEM;
+- `free`: `Status` follows the real lifecycle: `unsupport_wildcard` and `domain_invalid`
+  from the name, then `checking` / `cname_error` from a DNS lookup of its CNAME against
+  CERTWATCH_VOD_CNAME_SUFFIX, then the state of hosting's ACME order for the name
+  (`applying`, `failed`, `success`, from vod's projection of hosting's events); with no
+  order in hosting `Status` stays empty rather than a made-up value. Once `success`, the
+  issued certificate's fields are answered;
 - SSL off: no certificate, `ServerCertificateStatus=off`.
 
 A monitored domain of the account that is not an accelerated one answers with what its
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,8 +33,10 @@ from certwatch.platform import dns
 from certwatch.platform.certificates import StoredCertificate
 from certwatch.rules.facts import CertFacts
 from certwatch.vod import cname, names
+from certwatch.vod.change_feed import Cache
 from certwatch.vod.domains import DomainRow, VodDomains
 from certwatch.vod.errors import ApiError
+from certwatch.vod.hosting_views import SUCCESS
 from certwatch.vod.signing import TIME_FORMAT
 from certwatch.vod.uploads import CertSummary
 
@@ -97,11 +101,35 @@ def no_certificate(host: str, region: str, **fields: str) -> dict[str, str]:
     return info
 
 
-async def free_order_status(pool: AsyncConnectionPool[Any], account_id: uuid.UUID, name: str) -> str | None:
-    """The seam for hosting: `applying`, `failed` or `success` of the free certificate's ACME
-    order. Hosting's events (contracts/hosting.py, another issue) are not there to project
-    yet, so there is never an order to report."""
-    return None
+@dataclass(frozen=True, slots=True)
+class FreeOrder:
+    status: str  # applying, failed, success
+    cert_id: str = ""
+    chain_pem: str = ""
+    leaf: CertSummary | None = None  # the issued certificate, once `success`
+
+
+async def free_order_status(
+    pool: AsyncConnectionPool[Any], account_id: uuid.UUID, name: str
+) -> FreeOrder | None:
+    """Where hosting's ACME order for `name` stands (vod's projection of hosting's events,
+    `hosting_views`): the account's most recent live instance applied for it (or for a
+    wildcard covering it); None when hosting has none."""
+    candidates = [name] + ([names.WILDCARD + name.split(".", 1)[1]] if "." in name else [])
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT o.status, c.cert_id, c.chain_pem, c.summary FROM vod_free_orders o"
+            " LEFT JOIN vod_hosting_certificates c ON c.certificate_id = o.certificate_id"
+            " WHERE o.account_id = %s AND o.names && %s::text[] AND o.status <> ''"
+            " ORDER BY o.ended, o.at DESC LIMIT 1",
+            (account_id, candidates),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    if row[0] != SUCCESS or row[3] is None:
+        return FreeOrder(row[0])
+    return FreeOrder(row[0], row[1], row[2], CertSummary.from_dict(row[3]))
 
 
 class CertInfo:
@@ -111,11 +139,21 @@ class CertInfo:
     ) -> None:  # fmt: skip
         self._pool, self._domains, self._region = pool, domains, region
         self._suffix, self._nameservers = cname_suffix, tuple(nameservers)
+        self._answers: Cache[list[dict[str, str]]] = Cache(domains.feed)  # dropped like the rows
 
     async def describe(self, account_id: uuid.UUID, params: Mapping[str, str]) -> dict[str, Any]:
         host = names.domain_name(params.get("DomainName"))
-        row, cert = await self._domains.row_and_certificate(account_id, host)
-        infos = await (self._configured(account_id, row, cert) if row else self._observed(account_id, host))
+        topic = f"account:{account_id}"
+        cached, infos = self._answers.get(topic, host)
+        if not cached or infos is None:
+            epoch = self._domains.feed.epoch
+            row, cert = await self._domains.row_and_certificate(account_id, host)
+            infos = await (
+                self._configured(account_id, row, cert) if row else self._observed(account_id, host)
+            )
+            if row is not None and not (row.ssl_protocol == "on" and row.cert_type == "free"):
+                # Only vod's rows make this answer (a free one also asks DNS and hosting's view).
+                self._answers.put(topic, host, infos, epoch)
         return {"CertInfos": {"CertInfo": infos}}
 
     async def _configured(
@@ -141,7 +179,15 @@ class CertInfo:
                 cname_status = status = cname.Cname.ELSEWHERE.value
             else:
                 cname_status = (await cname.lookup(host, self._suffix, self._nameservers)).value
-                status = cname_status if cname_status != cname.Cname.OK else await free_order_status(self._pool, account_id, host) or ""  # fmt: skip
+                status = cname_status
+                if cname_status == cname.Cname.OK:
+                    order = await free_order_status(self._pool, account_id, host)
+                    status = "" if order is None else order.status
+                    if order is not None and order.leaf is not None:
+                        info = cert_info(host, order.leaf, pem=order.chain_pem, cert_id=order.cert_id,
+                                         cert_name=row.cert_name, cert_type="free", updated_at=order.leaf.not_before,
+                                         region=self._region)  # fmt: skip
+                        return {**info, "Status": status, "DomainCnameStatus": cname_status}
         return no_certificate(host, self._region, CertType="free", CertName=row.cert_name, Status=status,
                               DomainCnameStatus=cname_status, ServerCertificateStatus="on")  # fmt: skip
 

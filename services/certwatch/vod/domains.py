@@ -23,6 +23,7 @@ from certwatch.platform.events import NewEvent
 from certwatch.platform.projection import catch_up_past
 from certwatch.platform.shredding import Vault
 from certwatch.vod import names, uploads
+from certwatch.vod.change_feed import Cache, ChangeFeed
 from certwatch.vod.domain_views import DOMAIN_VIEWS
 from certwatch.vod.errors import ApiError, invalid, missing
 from certwatch.vod.signing import TIME_FORMAT
@@ -101,12 +102,25 @@ _ROW = ("vod_domain_id, domain_name, cname, sources, ssl_protocol, cert_type, ce
         " created_at, modified_at")  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class KnownCertificate:
+    cert_id: str  # the decimal CertId
+    name: str
+    chain_pem: str
+    leaf: uploads.CertSummary
+
+
 class VodDomains:
     def __init__(
-        self, event_log: EventLog, vault: Vault, *, cname_suffix: str | None, ca_file: str | None
-    ) -> None:
+        self, event_log: EventLog, vault: Vault, *, cname_suffix: str | None, ca_file: str | None,
+        feed: ChangeFeed | None = None,
+    ) -> None:  # fmt: skip
         self._log, self._vault = event_log, vault
         self._suffix, self._ca_file = cname_suffix, ca_file
+        self.feed = feed or ChangeFeed(None)
+        self._lookups: Cache[tuple[DomainRow | None, tuple[str, uploads.CertSummary] | None]] = Cache(
+            self.feed
+        )
 
     async def _live(self, stream: str) -> tuple[int, bool]:
         events = await self._log.read_stream(stream)
@@ -116,6 +130,7 @@ class VodDomains:
     async def _append(self, stream: str, events: list[NewEvent], version: int) -> None:
         appended = await self._log.append(stream, events, expected_version=version)
         await catch_up_past(self._log, DOMAIN_VIEWS, appended[-1].cursor)
+        self.feed.drop(f"account:{events[-1].data['account_id']}")  # read-your-writes here
 
     @retry.on_conflict
     async def add(
@@ -143,14 +158,30 @@ class VodDomains:
     async def row_and_certificate(
         self, account_id: uuid.UUID, name: str
     ) -> tuple[DomainRow | None, tuple[str, uploads.CertSummary] | None]:
-        """The domain and, when one is set (upload, cas), its certificate's chain and summary:
-        one query, as DescribeVodDomainCertificateInfo asks it for every request."""
+        """The domain and, when one is set (upload, cas: uploaded here or hosting's), its
+        certificate's chain and summary, in one query; cached while the change feed is live
+        (any change of the account's domains or certificates drops its entries)."""
+        topic = f"account:{account_id}"
+        cached, found = self._lookups.get(topic, name)
+        if cached and found is not None:
+            return found
+        epoch = self.feed.epoch
+        found = await self._read_row(account_id, name)
+        self._lookups.put(topic, name, found, epoch)
+        return found
+
+    async def _read_row(
+        self, account_id: uuid.UUID, name: str
+    ) -> tuple[DomainRow | None, tuple[str, uploads.CertSummary] | None]:
         columns = ", ".join(f"d.{c.strip()}" for c in _ROW.split(","))
         async with self._log.pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {columns}, c.chain_pem, c.summary FROM vod_domains d"
+                f"SELECT {columns}, coalesce(c.chain_pem, h.chain_pem), coalesce(c.summary, h.summary)"
+                " FROM vod_domains d"
                 " LEFT JOIN vod_uploaded_certificates c ON c.cert_id = d.cert_id AND c.account_id = d.account_id"
-                " WHERE d.account_id = %s AND d.domain_name = %s",
+                " LEFT JOIN vod_hosting_certificates h ON d.cert_type = 'cas' AND h.cert_id = d.cert_id"
+                " AND h.account_id = d.account_id"
+                " WHERE d.account_id = %s AND d.domain_name = %s LIMIT 1",
                 (account_id, name),
             )
             found = await cur.fetchone()
@@ -217,23 +248,28 @@ class VodDomains:
             found = await self.certificate(account_id, cert_id)
             if found is None:
                 raise ApiError("InvalidCertificate.NotFound", f"The certificate {cert_id} does not exist in this account.")  # fmt: skip
-            cert_name = cert_name or found[0]
+            cert_id, cert_name = found.cert_id, cert_name or found.name
         events.append(vc.VodDomainCertificateSet(**base, ssl_protocol=protocol, cert_type=cert_type, cert_id=cert_id,
                                                  cert_name=cert_name, set_at=datetime.now(UTC)).new_event())  # fmt: skip
         await self._append(stream, events, version)
         return {}
 
-    async def certificate(
-        self, account_id: uuid.UUID, cert_id: str
-    ) -> tuple[str, str, uploads.CertSummary] | None:
-        """(name, chain PEM, leaf summary) of one of the account's uploaded certificates."""
+    async def certificate(self, account_id: uuid.UUID, cert_id: str) -> KnownCertificate | None:
+        """One of the account's certificates by CertId: uploaded through this API, or
+        hosting's (issued or uploaded there, also found by hosting's own certificate id)."""
         async with self._log.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT cert_name, chain_pem, summary FROM vod_uploaded_certificates"
-                " WHERE account_id = %s AND cert_id = %s", (account_id, cert_id),
+                "(SELECT cert_id, cert_name, chain_pem, summary FROM vod_uploaded_certificates"
+                " WHERE account_id = %(a)s AND cert_id = %(id)s)"
+                " UNION ALL (SELECT cert_id, '', chain_pem, summary FROM vod_hosting_certificates"
+                " WHERE account_id = %(a)s AND (cert_id = %(id)s OR certificate_id = %(id)s) ORDER BY at)"
+                " LIMIT 1", {"a": account_id, "id": cert_id},
             )  # fmt: skip
             found = await cur.fetchone()
-        return None if found is None else (found[0], found[1], uploads.CertSummary.from_dict(found[2]))
+        if found is None:
+            return None
+        leaf = uploads.CertSummary.from_dict(found[3])
+        return KnownCertificate(found[0], found[1] or leaf.common_name, found[2], leaf)
 
     async def list_domains(self, account_id: uuid.UUID, params: Mapping[str, str]) -> dict[str, Any]:
         number, size = _page(params)
@@ -266,23 +302,24 @@ class VodDomains:
         name = names.domain_name(params["DomainName"]) if params.get("DomainName") else None
         async with self._log.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT cert_id, cert_name, domain_name, summary, uploaded_at FROM vod_uploaded_certificates"
-                " WHERE account_id = %s ORDER BY uploaded_at, cert_id", (account_id,),
+                "SELECT cert_id, cert_name, domain_name, summary, uploaded_at, cert_id FROM vod_uploaded_certificates"
+                " WHERE account_id = %(a)s UNION ALL SELECT cert_id, '', '', summary, at, certificate_id"
+                " FROM vod_hosting_certificates WHERE account_id = %(a)s ORDER BY 5, 1", {"a": account_id},
             )  # fmt: skip
             rows = await cur.fetchall()
-        certs = []
-        for cert_id, cert_name, domain, summary, uploaded_at in rows:
+        certs = []  # hosting's certificates too (CertIdentifier: hosting's id), as cas can use them
+        for cert_id, cert_name, domain, summary, uploaded_at, identifier in rows:
             leaf = uploads.CertSummary.from_dict(summary)
             matches = name is not None and any(
                 names.covers(n, name) for n in leaf.dns_names or (leaf.common_name,)
             )
             if name is not None and not matches and domain != name:
                 continue
-            certs.append({"CertId": int(cert_id), "CertName": cert_name, "Common": leaf.common_name,
+            certs.append({"CertId": int(cert_id), "CertName": cert_name or leaf.common_name, "Common": leaf.common_name,
                           "Fingerprint": leaf.sha256, "Issuer": leaf.issuer_org, "CreateTime": _ms(uploaded_at),
                           "LastTime": _ms(uploaded_at), "EndTime": _ms(leaf.not_after),
                           "Algorithm": leaf.algorithm, "SignAlgorithm": leaf.sign_algorithm,
-                          "CertIdentifier": cert_id, "DomainMatchCert": matches})  # fmt: skip
+                          "CertIdentifier": identifier, "DomainMatchCert": matches})  # fmt: skip
         return {"CertificateListModel": {"Count": len(certs), "CertList": {"Cert": certs}}}
 
 

@@ -26,6 +26,10 @@ CODES: dict[str, tuple[int, str]] = {
         "Give the CertId of a certificate of this account (DescribeVodCertificateList).",
     ),
     "InvalidAction.NotFound": (404, "Check the Action name and the API version."),
+    "UnsupportedOperation": (
+        400,
+        "certwatch serves only the certificate actions of the VOD API (see the README).",
+    ),
     "NoSuchVersion": (400, "Use Version=2017-03-21."),
     "RegionId.ApiNotSupported": (400, "Call the region this endpoint serves (CERTWATCH_VOD_REGION)."),
     "UnsupportedHTTPMethod": (400, "Send GET or POST."),

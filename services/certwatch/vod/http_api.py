@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,8 +35,10 @@ from certwatch.platform.shredding import Vault
 from certwatch.vod import signing
 from certwatch.vod.authn import Authenticator, Caller, RateLimit
 from certwatch.vod.cert_info import CertInfo
+from certwatch.vod.change_feed import ChangeFeed
 from certwatch.vod.domains import VodDomains
 from certwatch.vod.errors import ApiError, invalid, missing
+from certwatch.vod.sdk_actions import SDK_ACTIONS
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +94,28 @@ def _xml(value: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+class RequestIds:
+    """RequestIds in the cloud's shape (an upper-case UUID), unique: a random prefix per
+    process and a counter (uuid4 reads the OS's random source for every request)."""
+
+    def __init__(self) -> None:
+        self._prefix = uuid.uuid4().hex[:20].upper()
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        p = self._prefix
+        return f"{p[:8]}-{p[8:12]}-{p[12:16]}-{p[16:20]}-{next(self._count) % 16**12:012X}"
+
+
 class VodHttpApi:
     """The actions, authentication and rendering; `handle` never raises."""
 
     def __init__(self, authenticator: Authenticator, actions: Mapping[str, Handler], *, region: str) -> None:
         self._authn, self._actions, self._region = authenticator, actions, region
+        self._ids = RequestIds()
 
     async def handle(self, request: signing.Request) -> Response:
-        request_id = str(uuid.uuid4()).upper()
+        request_id = self._ids.next()
         params = {**request.query, **request.form}
         xml = params.get("Format", "JSON").upper() == "XML"
         try:
@@ -133,19 +150,15 @@ class VodHttpApi:
         if region and region != self._region:
             raise ApiError("RegionId.ApiNotSupported", f"The api is not supported in this region: {region} (this endpoint serves {self._region}).")  # fmt: skip
         handler = self._actions.get(action)
+        if handler is None and action in SDK_ACTIONS:
+            raise ApiError("UnsupportedOperation", f"The specified action {action} is not supported by this endpoint.")  # fmt: skip
         if handler is None:
             raise ApiError("InvalidAction.NotFound", f"Specified api {action} is not found.")
         if not action.startswith("Describe"):  # a command runs only once its nonce is remembered
             await self._authn.admit(caller)
             return action, await handler(caller, params)
         # A query reads while its nonce is remembered; a replay's answer is never sent.
-        admitted, result = await asyncio.gather(self._authn.admit(caller), handler(caller, params),
-                                                return_exceptions=True)  # fmt: skip
-        for outcome in (admitted, result):
-            if isinstance(outcome, BaseException):
-                raise outcome
-        assert isinstance(result, dict)
-        return action, result
+        return action, await self._authn.admit_while(caller, handler(caller, params))
 
     @staticmethod
     def _error(request: signing.Request, request_id: str, exc: ApiError, xml: bool) -> Response:
@@ -305,11 +318,13 @@ def actions(info: CertInfo, domains: VodDomains) -> dict[str, Handler]:
     }
 
 
-async def http_worker(rt: Runtime, info: CertInfo, domains: VodDomains, vault: Vault) -> HttpServer:
+async def http_worker(
+    rt: Runtime, info: CertInfo, domains: VodDomains, vault: Vault, feed: ChangeFeed
+) -> HttpServer:
     """The endpoint as a Worker of the vod bootstrap, already bound (so a taken port fails
     the start) on CERTWATCH_GRPC_HOST and CERTWATCH_VOD_HTTP_PORT."""
     s = rt.settings
-    authn = Authenticator(rt.pool, vault, RateLimit(s.vod_rate, s.vod_burst))
+    authn = Authenticator(rt.pool, vault, RateLimit(s.vod_rate, s.vod_burst), feed=feed)
     api = VodHttpApi(authn, actions(info, domains), region=s.vod_region)
     server = HttpServer(api, s.grpc_host, s.vod_http_port)
     try:

@@ -21,10 +21,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
+from functools import lru_cache
 
 from certwatch.vod.errors import ApiError, invalid, missing
 
@@ -111,7 +112,7 @@ def _parse_acs3(request: Request, authorization: str) -> Claim:
     payload = request.header("x-acs-content-sha256") or ""
     if not hmac.compare_digest(payload.lower(), hashlib.sha256(request.body).hexdigest()):
         raise ApiError("SignatureDoesNotMatch", "x-acs-content-sha256 is not the SHA-256 of the request body.")  # fmt: skip
-    query = "&".join(f"{k}={quote(v, safe='~')}" for k, v in sorted(request.query.items()))
+    query = "&".join(f"{k}={percent(v)}" for k, v in sorted(request.query.items()))
     canonical = "\n".join([request.method, request.path or "/", query, canonical_headers,
                            fields["SignedHeaders"], payload])  # fmt: skip
     nonce = request.header("x-acs-signature-nonce")
@@ -134,22 +135,42 @@ def _parse_rpc_v1(request: Request) -> Claim:
         raise invalid("SignatureMethod", f"only {RPC_V1} is supported")
     if params["SignatureVersion"] != "1.0":
         raise invalid("SignatureVersion", "only 1.0 is supported")
-    canonical = "&".join(
-        f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(params.items()) if k != "Signature"
-    )
+    canonical = "&".join(f"{percent(k)}={percent(v)}" for k, v in sorted(params.items()) if k != "Signature")
     return Claim(
         scheme=RPC_V1, access_key_id=params["AccessKeyId"], nonce=params["SignatureNonce"],
         timestamp=_timestamp("Timestamp", params["Timestamp"]),
-        string_to_sign=f"{request.method}&%2F&{quote(canonical, safe='~')}",
+        string_to_sign=f"{request.method}&%2F&{percent(canonical)}",
         signature=params["Signature"],
     )  # fmt: skip
+
+
+_UNRESERVED = re.compile(rb"[^A-Za-z0-9_.~-]")
+_RESERVED_TEXT = re.compile(r"[^A-Za-z0-9_.~-]")
+
+
+def _escape(match: re.Match[bytes]) -> bytes:
+    return b"%%%02X" % match.group()[0]
+
+
+def percent(text: str) -> str:
+    """`urllib.parse.quote(text, safe="~")` (RFC 3986: all but unreserved characters escaped,
+    UTF-8, upper-case hex), in one regular-expression pass instead of a Python loop over
+    every byte: canonicalizing is most of a signature check's CPU."""
+    if _RESERVED_TEXT.search(text) is None:  # most values (ids, nonces, names) need nothing
+        return text
+    return _UNRESERVED.sub(_escape, text.encode()).decode("ascii")
+
+
+@lru_cache(maxsize=1024)  # concurrent requests share their second: strptime is slow
+def _parse_time(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
 
 
 def _timestamp(name: str, text: str) -> datetime:
     if not text:
         raise missing(name)
     try:
-        return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+        return _parse_time(text)
     except ValueError:
         raise ApiError("InvalidTimeStamp.Format", f"{name} {text!r} is not in the yyyy-MM-ddTHH:mm:ssZ format (UTC).") from None  # fmt: skip
 

@@ -73,9 +73,11 @@ def summary(cert: x509.Certificate) -> CertSummary:
     except x509.ExtensionNotFound:
         names = ()
     key = cert.public_key()
+    # A CA without an organisation (pebble's) is named by its CN, as for observed certificates.
+    issuer = _attr(cert.issuer, NameOID.ORGANIZATION_NAME) or _attr(cert.issuer, NameOID.COMMON_NAME)
     return CertSummary(
         sha256=hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),
-        common_name=_attr(cert.subject, NameOID.COMMON_NAME), issuer_org=_attr(cert.issuer, NameOID.ORGANIZATION_NAME),
+        common_name=_attr(cert.subject, NameOID.COMMON_NAME), issuer_org=issuer,
         dns_names=names, not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
         algorithm=type(key).__name__.removeprefix("_").replace("PublicKey", "").replace("EllipticCurve", "EC"),
         sign_algorithm=cert.signature_algorithm_oid._name,
