@@ -1,6 +1,6 @@
 """A contact's channels: which ones it has, and each one built from the contact and the settings.
 
-The contact's fields (email, phone, DingTalk robot and secret) arrive sealed from the inventory
+The contact's fields (email, phone, robots, webhook, Apprise URL, secrets) arrive sealed from the inventory
 and are opened only here, when a delivery is decided or sent; they never reach a log or an event.
 """
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from certwatch.contracts import contacts as cc
 from certwatch.contracts.contacts import sealed_subject
 from certwatch.notifier.channels.aliyun_sms import AliyunSms
 from certwatch.notifier.channels.apprise_url import AppriseUrl
@@ -23,7 +24,7 @@ from certwatch.notifier.channels.webhook import Webhook
 from certwatch.notifier.channels.wecom import WeCom
 from certwatch.notifier.settings import smtp_config
 from certwatch.platform.config import Settings
-from certwatch.platform.eventlog import Conn
+from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.shredding import Vault
 
 Contact = Mapping[str, Any]
@@ -43,8 +44,22 @@ async def open_contacts(conn: Conn, vault: Vault | None, contact_ids: Collection
     return {subject.removeprefix(sealed_subject("")): fields for subject, fields in opened.items()}
 
 
-# channel -> the sealed contact field that reaches it. The inventory seals email, phone and the
-# DingTalk robot today; the other fields are read the same way wherever a contact carries them.
+async def latest_contact(
+    conn: Conn, event_log: EventLog, vault: Vault | None, contact_id: str, account_id: str
+) -> Contact | None:
+    """The contact as its last event left it, read from the log rather than the projection: a test
+    message sent right after `contacts add` or a changed secret uses what was just saved."""
+    events = await event_log.read_stream(cc.stream_id(contact_id), conn=conn)
+    if vault is None or not events or events[-1].type not in (cc.CONTACT_CREATED, cc.CONTACT_UPDATED):
+        return None
+    saved = cc.ContactSaved.from_data(events[-1].data)
+    if saved.account_id != account_id:
+        return None
+    opened = await vault.open_many(conn, {sealed_subject(contact_id): saved.sealed})
+    return opened.get(sealed_subject(contact_id))
+
+
+# channel -> the sealed contact field that reaches it (the inventory's contact field names).
 CHANNEL_FIELDS = {
     "email": "email", "sms": "phone", "dingtalk": "dingtalk_webhook", "wecom": "wecom_webhook",
     "lark": "lark_webhook", "webhook": "webhook_url", "apprise": "apprise_url",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -129,8 +130,24 @@ def fit(body: str, limits: Limits, marker: str = "\n…") -> list[str]:
     return parts
 
 
+class _UrlRedaction(logging.Filter):
+    """httpx logs every request's URL at INFO, and a robot's URL is its credential (DingTalk's
+    access_token, WeCom's key, Lark's hook token): only the scheme and host reach the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                f"{a.scheme}://{a.netloc.decode()}/..." if isinstance(a, httpx.URL) else a for a in record.args
+            )
+        return True
+
+
+_REDACTION = _UrlRedaction()
+
+
 def http_client() -> httpx.AsyncClient:
     """The one HTTP client the channels share: explicit timeouts, no redirects (a robot never redirects)."""
+    logging.getLogger("httpx").addFilter(_REDACTION)  # once: a logger keeps a filter only once
     return httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
 
 
