@@ -42,6 +42,7 @@ class RobotState:
     aliyun_templates: set[str] = field(default_factory=set)  # TemplateCodes approved
     webhook_secret: str = ""
     webhook_status: int = 200  # what the receiver answers a valid request
+    retry_after: str = ""  # a Retry-After header on 429 answers (a receiver that rate-limits)
     apprise_status: int = 200  # what the Apprise JSON receiver answers
     per_minute: int = 20
     received: list[Received] = field(default_factory=list)
@@ -219,6 +220,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status or (201 if vendor == "sms" else 200))
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(payload)))
+        if status == 429 and state.retry_after:
+            self.send_header("retry-after", state.retry_after)
         self.end_headers()
         self.wfile.write(payload)
 

@@ -209,7 +209,9 @@ class NotifierApi(notifier_pb2_grpc.NotifierServicer):
         contact_id = _uuid(request.contact_id, "contact_id")
         account_id = str(auth.current().account_id)
         async with self._log.pool.connection() as conn:
-            contact = await contact_channels.latest_contact(conn, self._log, self._vault, contact_id, account_id)
+            contact = await contact_channels.latest_contact(
+                conn, self._log, self._vault, contact_id, account_id
+            )
         if contact is None:
             raise NotFound(f"no contact {contact_id} in this account")
         test_id = str(uuid.uuid4())  # each test is its own delivery: never deduplicated away
