@@ -22,9 +22,10 @@ from psycopg.types.json import Jsonb
 
 from certwatch.contracts import contacts as cc
 from certwatch.contracts import domain as dc
+from certwatch.contracts import hosting as hc
 from certwatch.contracts import status as sc
 from certwatch.contracts.payload import decode
-from certwatch.notifier import alert_text, contact_channels
+from certwatch.notifier import alert_text, contact_channels, hosting_alerts
 from certwatch.notifier.channels.base import Message
 from certwatch.notifier.delivery import Queued, enqueue
 from certwatch.notifier.rules import (
@@ -51,7 +52,7 @@ MAX_ALERT_AGE = timedelta(hours=6)
 EVENT_TYPES = (
     dc.DOMAIN_ADDED, dc.DOMAIN_EDITED, dc.DOMAIN_REMOVED, dc.MONITORING_DISABLED, dc.MONITORING_STARTED,
     dc.SERVICE_ENDED, *cc.CONTACT_EVENTS, sc.DOMAIN_CLASSIFIED, sc.CERTIFICATE_CHAIN_OBSERVED,
-    sc.OWNERSHIP_CHANGED,
+    sc.OWNERSHIP_CHANGED, *hosting_alerts.EVENT_TYPES,
 )  # fmt: skip
 _DOMAIN_COLUMNS = (
     "d.domain_id::text, d.account_id::text, host, port, contact_ids, memory, coalesce(s.rules, '{}'),"
@@ -160,6 +161,32 @@ class Incidents:
                 await self._certificates(conn, e)
             case sc.OwnershipChanged() as e:
                 await self._ownership(conn, e, event, fresh)
+            case hc.ApplicationSubmitted() | hc.CertificateIssued() as e:  # renewals too (a subclass)
+                await hosting_alerts.remember(conn, e)
+                if isinstance(e, hc.CertificateRenewed) and fresh:
+                    await self._hosting(conn, e.account_id, e.instance_id, e)
+            case hc.OrderFailed() | hc.HostingEnding() as e if fresh:
+                await self._hosting(conn, e.account_id, e.instance_id, e)
+            case hc.UploadedCertificateExpiring() as e if fresh:
+                await self._hosting(conn, e.account_id, e.certificate_id, e)
+
+    async def _hosting(
+        self, conn: Conn, account_id: str, instance_id: str, e: hosting_alerts.Hosting
+    ) -> None:
+        """Hosting's news to the contacts of the domains its certificate covers (or the account's)."""
+        said = hosting_alerts.announcement(e, await hosting_alerts.names_of(conn, instance_id))
+        if said is None:
+            return
+        account, quiet = await account_rules(conn, account_id)
+        now = self._clock()
+        for to in await hosting_alerts.recipients(conn, account_id, said.names, instance_id):
+            if said.event not in effective_rules(account, to.rules).enabled:
+                continue
+            when = decide(now, 0, Suppression(quiet=quiet, muted_until=to.muted_until))
+            if isinstance(when, Drop):
+                continue
+            await queue_for_contacts(conn, self._vault, self._settings, to.domain_id, account_id, to.contact_ids,
+                                     said.event.value, said.incident, said.message, when.at, now)  # fmt: skip
 
     async def _certificates(self, conn: Conn, e: sc.CertificateChainObserved) -> None:
         for facts in e.certificates:
@@ -275,8 +302,12 @@ class Incidents:
             return
         together = domain.alerted_in == str(event.transaction_id)  # the verdict of the same probe alerted
         account, quiet = await account_rules(conn, domain.account_id)
+        by_hosting = await hosting_alerts.issued_recently(conn, domain.account_id, domain.host, e.observed_at)
         if not on_ownership_changed(
-            e.kinds, effective_rules(account, domain.rules), alerted_with_it=together
+            e.kinds,
+            effective_rules(account, domain.rules),
+            alerted_with_it=together,
+            renewed_by_hosting=by_hosting,
         ):
             return
         message = alert_text.render(
@@ -368,5 +399,6 @@ def projection(event_log: EventLog, settings: Settings, vault: Vault | None, *,
     return Projection(
         name="notifier.incidents", event_types=EVENT_TYPES, handle_batch=handler.handle_batch,
         subject=subject_filter(), after_commit=after_commit, page=500,
-        reset_sql=["DELETE FROM notifier_domains", "DELETE FROM notifier_contacts", "DELETE FROM notifier_certificates"],
+        reset_sql=["DELETE FROM notifier_domains", "DELETE FROM notifier_contacts", "DELETE FROM notifier_certificates",
+                   "DELETE FROM notifier_hosting"],
     )  # fmt: skip

@@ -32,6 +32,10 @@ class Event(enum.StrEnum):
     CERTIFICATE_CHANGED = "certificate_changed"
     SERVICE_ENDING = "service_ending"
     SERVICE_ENDED = "service_ended"
+    RENEWAL_DONE = "renewal_done"  # by hosting (contracts.hosting)
+    RENEWAL_FAILED = "renewal_failed"
+    HOSTING_ENDING = "hosting_ending"
+    UPLOAD_EXPIRING = "upload_expiring"
 
 
 MAX_NETWORK_FAILURES = 5  # the classifier repeats a non-SECURE verdict while its streak is at most 5
