@@ -90,7 +90,9 @@ async def test_dingtalk_throttle_backs_off_and_long_digest_is_split(
     assert isinstance(local, Retryable) and local.code == "rate" and 0 < local.retry_after <= 60
     # ...and a second replica that doesn't know gets the vendor's 130101: throttled for 10 minutes.
     other = dingtalk.DingTalk(client, url, "SECdingsecret", allow_custom=True)
-    assert await other.send(MSG) == Retryable("130101", "send too fast, exceed 20 times per minute", 600.0)
+    assert await other.send(MSG) == Retryable(
+        "130101", "send too fast, exceed 20 times per minute", 600.0, throttled=True
+    )
     assert len(state.of("dingtalk")) == 20
 
 
@@ -109,7 +111,7 @@ async def test_wecom_key_rate_limit_and_size(state: RobotState, base: str, clien
     assert all(len(r.body["markdown"]["content"].encode()) <= 4096 for r in state.of("wecom"))
     state.per_minute = len(state.of("wecom"))
     other = wecom.WeCom(client, f"{base}/cgi-bin/webhook/send?key=wkey", allow_custom=True)
-    assert await other.send(MSG) == Retryable("45009", "api freq out of limit", 60.0)
+    assert await other.send(MSG) == Retryable("45009", "api freq out of limit", 60.0, throttled=True)
 
 
 async def test_lark_signature_key_and_message_order(

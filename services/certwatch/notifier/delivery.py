@@ -30,7 +30,7 @@ LEASE = timedelta(minutes=5)  # far longer than any send's timeouts
 Outcome = Literal["sent", "retrying", "failed", "skipped"]
 INTERRUPTED = "interrupted mid-send (its sender stopped): outcome unknown, not sent again"
 
-_COLUMNS = "key, event, domain_id, contact_id, channel, incident, account_id, attempts, message, created_at"
+_COLUMNS = "key, event, domain_id, contact_id, channel, incident, account_id, attempts, message, created_at, traceparent"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,11 +50,12 @@ class Claimed:
     attempt: int
     message: Message
     queued_at: datetime
+    traceparent: str | None = None  # of the event that decided it
 
 
 def _claimed(row: Sequence[Any]) -> Claimed:
     key = Key(row[1], row[2], row[3], row[4], row[5])
-    return Claimed(key, row[6] or "", int(row[7]), Message(**row[8]), row[9])
+    return Claimed(key, row[6] or "", int(row[7]), Message(**row[8]), row[9], row[10])
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,6 +66,7 @@ class Queued:
     account_id: str
     message: Message
     at: datetime
+    traceparent: str | None = None
 
 
 async def enqueue(conn: Conn, queued: Sequence[Queued], now: datetime) -> int:
@@ -73,14 +75,14 @@ async def enqueue(conn: Conn, queued: Sequence[Queued], now: datetime) -> int:
         return 0
     cols = list(zip(*(
         (q.key.digest(), q.key.event, q.key.domain_id, q.key.contact_id, q.key.channel, q.key.incident,
-         q.account_id, q.at, Jsonb(dataclasses.asdict(q.message)))
+         q.account_id, q.at, Jsonb(dataclasses.asdict(q.message)), q.traceparent)
         for q in queued
     ), strict=True))  # fmt: skip
     cur = await conn.execute(
         "INSERT INTO notifier_deliveries (key, event, domain_id, contact_id, channel, incident, account_id,"
-        " next_attempt_at, message, state, attempts, created_at, updated_at)"
+        " next_attempt_at, message, traceparent, state, attempts, created_at, updated_at)"
         " SELECT *, 'queued', 0, %s::timestamptz, %s::timestamptz FROM unnest(%s::text[], %s::text[], %s::text[],"
-        " %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[])"
+        " %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[], %s::text[])"
         " ON CONFLICT (key) DO NOTHING RETURNING 1",
         (now, now, *(list(c) for c in cols)),
     )  # fmt: skip

@@ -14,10 +14,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 import httpx
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from certwatch.notifier import contact_channels, delivery
-from certwatch.notifier.channels.base import Channel, Delivery, Failed, http_client
+from certwatch.notifier.channels.base import Channel, Delivered, Delivery, Failed, http_client
 from certwatch.notifier.ticker import Ticker
+from certwatch.platform import telemetry
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.shredding import Vault
@@ -83,6 +85,24 @@ class Dispatcher(Ticker):
         return len(claimed)
 
     async def _send(
+        self, client: httpx.AsyncClient, claimed: delivery.Claimed, contact: contact_channels.Contact | None
+    ) -> Delivery:
+        """One attempt, as a span of the trace of the event that decided it (the verdict's, when the
+        classifier's verdict raised the alert), so one trace runs from AddDomains to the alert."""
+        k = claimed.key
+        parent = telemetry.context_from({"traceparent": claimed.traceparent} if claimed.traceparent else None)
+        attributes: dict[str, str | int] = {"certwatch.event": k.event, "certwatch.channel": k.channel, "certwatch.domain_id": k.domain_id,
+                      "certwatch.delivery": k.digest(), "certwatch.attempt": claimed.attempt}  # fmt: skip
+        with telemetry.tracer().start_as_current_span(
+            f"notifier send {k.channel}", context=parent, kind=SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            outcome = await self._attempt(client, claimed, contact)
+            span.set_attribute("certwatch.outcome", type(outcome).__name__)
+            if not isinstance(outcome, Delivered):
+                span.set_status(Status(StatusCode.ERROR, outcome.code))
+            return outcome
+
+    async def _attempt(
         self, client: httpx.AsyncClient, claimed: delivery.Claimed, contact: contact_channels.Contact | None
     ) -> Delivery:
         if contact is None:

@@ -121,6 +121,7 @@ class Incidents:
 
     async def _apply(self, conn: Conn, event: RecordedEvent) -> None:
         fresh = self._clock() - event.recorded_at <= MAX_ALERT_AGE
+        trace = event.metadata.get("traceparent")  # the deliveries' sends join the event's trace
         match decode(event):
             case dc.DomainAdded() as e:
                 await conn.execute(
@@ -145,7 +146,7 @@ class Incidents:
                     (e.service_ends_on, e.domain_id),
                 )
             case dc.MonitoringServiceEnded() as e:
-                await self._service_ended(conn, e, fresh)
+                await self._service_ended(conn, e, fresh, trace)
                 await self._forget_conditions(conn, e.domain_id)
             case cc.ContactCreated() | cc.ContactUpdated() as e:
                 await conn.execute(
@@ -164,14 +165,14 @@ class Incidents:
             case hc.ApplicationSubmitted() | hc.CertificateIssued() as e:  # renewals too (a subclass)
                 await hosting_alerts.remember(conn, e)
                 if isinstance(e, hc.CertificateRenewed) and fresh:
-                    await self._hosting(conn, e.account_id, e.instance_id, e)
+                    await self._hosting(conn, e.account_id, e.instance_id, e, trace)
             case hc.OrderFailed() | hc.HostingEnding() as e if fresh:
-                await self._hosting(conn, e.account_id, e.instance_id, e)
+                await self._hosting(conn, e.account_id, e.instance_id, e, trace)
             case hc.UploadedCertificateExpiring() as e if fresh:
-                await self._hosting(conn, e.account_id, e.certificate_id, e)
+                await self._hosting(conn, e.account_id, e.certificate_id, e, trace)
 
     async def _hosting(
-        self, conn: Conn, account_id: str, instance_id: str, e: hosting_alerts.Hosting
+        self, conn: Conn, account_id: str, instance_id: str, e: hosting_alerts.Hosting, trace: str | None
     ) -> None:
         """Hosting's news to the contacts of the domains its certificate covers (or the account's)."""
         said = hosting_alerts.announcement(e, await hosting_alerts.names_of(conn, instance_id))
@@ -186,7 +187,7 @@ class Incidents:
             if isinstance(when, Drop):
                 continue
             await queue_for_contacts(conn, self._vault, self._settings, to.domain_id, account_id, to.contact_ids,
-                                     said.event.value, said.incident, said.message, when.at, now)  # fmt: skip
+                                     said.event.value, said.incident, said.message, when.at, now, trace)  # fmt: skip
 
     async def _certificates(self, conn: Conn, e: sc.CertificateChainObserved) -> None:
         for facts in e.certificates:
@@ -221,7 +222,7 @@ class Incidents:
         fired, incident = await self._fold(conn, domain, e, e.verdict.checked_at, event)
         if fired and fresh:
             await self._certificates_ahead(conn, event)
-            await self._announce(conn, domain, e, fired, incident)
+            await self._announce(conn, domain, e, fired, incident, event.metadata.get("traceparent"))
 
     async def _fold(
         self, conn: Conn, domain: _Domain, e: sc.DomainClassified, as_of: datetime,
@@ -249,14 +250,15 @@ class Incidents:
         return fired, memory.incident
 
     async def _announce(
-        self, conn: Conn, domain: _Domain, e: sc.DomainClassified, fired: list[Event], incident: int
-    ) -> None:
+        self, conn: Conn, domain: _Domain, e: sc.DomainClassified, fired: list[Event], incident: int,
+        trace: str | None = None,
+    ) -> None:  # fmt: skip
         _, quiet = await account_rules(conn, domain.account_id)
         on = await served(conn, e)
         for kind in fired:
             message = alert_text.render(kind, domain.host, domain.port, e.verdict,
                                         recommended_action=e.recommended_action, served=on)  # fmt: skip
-            await self._queue(conn, domain, kind, str(incident), message, quiet)
+            await self._queue(conn, domain, kind, str(incident), message, quiet, trace)
 
     async def _certificates_ahead(self, conn: Conn, event: RecordedEvent) -> None:
         """The facts of a certificate first seen in this probe come in the chain event the classifier
@@ -313,9 +315,12 @@ class Incidents:
         message = alert_text.render(
             Event.CERTIFICATE_CHANGED, domain.host, domain.port, None, changes=e.kinds
         )
-        await self._queue(conn, domain, Event.CERTIFICATE_CHANGED, str(event.event_id), message, quiet)
+        await self._queue(conn, domain, Event.CERTIFICATE_CHANGED, str(event.event_id), message, quiet,
+                          event.metadata.get("traceparent"))  # fmt: skip
 
-    async def _service_ended(self, conn: Conn, e: dc.MonitoringServiceEnded, fresh: bool) -> None:
+    async def _service_ended(
+        self, conn: Conn, e: dc.MonitoringServiceEnded, fresh: bool, trace: str | None
+    ) -> None:
         domain = await _domain(conn, e.domain_id)
         if domain is None or not fresh:
             return
@@ -325,7 +330,7 @@ class Incidents:
         message = alert_text.render(
             Event.SERVICE_ENDED, domain.host, domain.port, None, service_ends_on=e.ended_on
         )
-        await self._queue(conn, domain, Event.SERVICE_ENDED, e.ended_on.isoformat(), message, quiet)
+        await self._queue(conn, domain, Event.SERVICE_ENDED, e.ended_on.isoformat(), message, quiet, trace)
 
     async def _queue(
         self,
@@ -335,6 +340,7 @@ class Incidents:
         incident: str,
         message: Message,
         quiet: QuietHours | None,
+        trace: str | None,
     ) -> int:
         """Queue `message` for every channel of every contact of `domain`; the number queued."""
         now = self._clock()
@@ -342,16 +348,20 @@ class Incidents:
         if isinstance(when, Drop):
             return 0
         return await queue_for_contacts(conn, self._vault, self._settings, domain.domain_id, domain.account_id,
-                                        domain.contact_ids, event.value, incident, message, when.at, now)  # fmt: skip
+                                        domain.contact_ids, event.value, incident, message, when.at, now,
+                                        trace)  # fmt: skip
 
 
 async def queue_for_contacts(
     conn: Conn, vault: Vault | None, settings: Settings, domain_id: str, account_id: str,
     contact_ids: Sequence[str], event: str, incident: str, message: Message, at: datetime, now: datetime,
+    trace: str | None = None,
 ) -> int:  # fmt: skip
+    """Queue `message` for every channel of each contact; `trace` is the W3C traceparent of the event
+    that decided it, so that each send is a span of that event's trace."""
     contacts = await contact_channels.open_contacts(conn, vault, contact_ids)
     queued = [
-        Queued(Key(event, domain_id, contact_id, channel, incident), account_id, message, at)
+        Queued(Key(event, domain_id, contact_id, channel, incident), account_id, message, at, trace)
         for contact_id, contact in contacts.items()
         for channel in contact_channels.channel_names(contact, settings)
         if channel != "sms" or message.sms is not None

@@ -7,3 +7,6 @@ CREATE TABLE notifier_hosting (
     issued_at   timestamptz
 );
 CREATE INDEX notifier_hosting_account ON notifier_hosting (account_id);
+
+-- The W3C traceparent of the event that decided a delivery: its send is a span of that trace.
+ALTER TABLE notifier_deliveries ADD COLUMN traceparent text;
