@@ -17,7 +17,7 @@ from certwatch.notifier.channels.aliyun_sms import AliyunSms
 from certwatch.notifier.channels.apprise_url import AppriseUrl
 from certwatch.notifier.channels.base import Channel, Failed
 from certwatch.notifier.channels.dingtalk import DingTalk
-from certwatch.notifier.channels.email import Email
+from certwatch.notifier.channels.email import Email, SmtpPool
 from certwatch.notifier.channels.lark import Lark
 from certwatch.notifier.channels.sms import TwilioSms
 from certwatch.notifier.channels.webhook import Webhook
@@ -73,19 +73,27 @@ def channel_names(contact: Contact, settings: Settings) -> list[str]:
             if contact.get(field) and (name != "sms" or settings.sms_driver)]  # fmt: skip
 
 
-def build(name: str, contact: Contact, settings: Settings, client: httpx.AsyncClient) -> Channel | Failed:
-    """The channel `name` to this contact, or why it cannot be built (a field the vendor would refuse)."""
+def build(
+    name: str, contact: Contact, settings: Settings, client: httpx.AsyncClient, smtp: SmtpPool | None = None
+) -> Channel | Failed:
+    """The channel `name` to this contact, or why it cannot be built (a field the vendor would refuse).
+    Email goes through `smtp`'s shared connections when given, else over a connection of its own."""
     target = contact.get(CHANNEL_FIELDS.get(name, ""))
     if not target:
         return Failed("contact", f"the contact has no {name} channel")
     try:
-        return _build(name, str(target), contact, settings, client)
+        return _build(name, str(target), contact, settings, client, smtp)
     except ValueError as exc:
         return Failed("contact", str(exc))
 
 
 def _build(
-    name: str, target: str, contact: Contact, settings: Settings, client: httpx.AsyncClient
+    name: str,
+    target: str,
+    contact: Contact,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    smtp: SmtpPool | None,
 ) -> Channel | Failed:
     custom = settings.allow_custom_webhooks
     secret = {"dingtalk": "dingtalk_secret", "lark": "lark_secret", "webhook": "webhook_secret"}.get(name, "")
@@ -94,7 +102,7 @@ def _build(
         config = smtp_config(settings)
         if config is None:
             return Failed("config", "CERTWATCH_SMTP_HOST is not set: no server to send email through")
-        return Email(config, target)
+        return Email(config, target, smtp if smtp is not None and smtp.config == config else None)
     if name == "sms":
         s = settings
         if not (s.sms_url and s.sms_account and s.sms_token and s.sms_from):

@@ -18,6 +18,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from certwatch.notifier import contact_channels, delivery
 from certwatch.notifier.channels.base import Channel, Delivered, Delivery, Failed, http_client
+from certwatch.notifier.channels.email import SmtpPool
+from certwatch.notifier.settings import smtp_config
 from certwatch.notifier.ticker import Ticker
 from certwatch.platform import telemetry
 from certwatch.platform.config import Settings
@@ -40,6 +42,9 @@ class Dispatcher(Ticker):
         self._settings = settings
         self._vault = vault
         self._client: httpx.AsyncClient | None = None
+        config = smtp_config(settings)
+        # The round's emails share a few SMTP connections, closed when the round ends.
+        self._smtp = SmtpPool(config) if config is not None else None
         # One channel object per contact channel while the contact is unchanged: a robot's rate
         # window (20 a minute) must span every alert to it, not restart with each.
         self._channels: dict[tuple[str, str, str], Channel] = {}
@@ -73,9 +78,13 @@ class Dispatcher(Ticker):
             contacts = await contact_channels.open_contacts(
                 conn, self._vault, {c.key.contact_id for c in claimed}
             )
-        outcomes = await asyncio.gather(
-            *(self._send(client, c, contacts.get(c.key.contact_id)) for c in claimed)
-        )
+        try:
+            outcomes = await asyncio.gather(
+                *(self._send(client, c, contacts.get(c.key.contact_id)) for c in claimed)
+            )
+        finally:
+            if self._smtp is not None:
+                await self._smtp.close()
         results = await delivery.finish_many(
             self._log, list(zip(claimed, outcomes, strict=True)), self._clock()
         )
@@ -117,7 +126,7 @@ class Dispatcher(Ticker):
         cached = self._channels.get((contact_id, name, version))
         if cached is not None:
             return cached
-        built = contact_channels.build(name, contact, self._settings, client)
+        built = contact_channels.build(name, contact, self._settings, client, self._smtp)
         if not isinstance(built, Failed):
             self._channels[(contact_id, name, version)] = built
         return built
