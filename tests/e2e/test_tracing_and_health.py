@@ -8,7 +8,6 @@ from dataclasses import replace
 
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from certwatch.platform import telemetry
@@ -17,6 +16,7 @@ from certwatch.platform.localstack import Nats
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
 from tests.support.pki import TestPKI
+from tests.support.spans import recorded_spans
 from tests.support.stack import running_stack, wait_for
 from tests.support.tls_server import server_context, tls_server
 
@@ -25,11 +25,8 @@ EXPORTER = InMemorySpanExporter()
 
 @pytest.fixture(scope="module", autouse=True)
 def _telemetry() -> Iterator[None]:
-    telemetry.setup("test", otlp_endpoint=None)
-    processor = SimpleSpanProcessor(EXPORTER)
-    telemetry.add_span_processor(processor)
-    yield
-    processor.shutdown()
+    with recorded_spans(EXPORTER):
+        yield
 
 
 async def test_one_trace_from_add_domains_to_verdict(database_url: str, nats_server: Nats) -> None:

@@ -109,15 +109,22 @@ async def test_retryable_waits_its_backoff_then_sends(
     again = await deliver(event_log, key, hook, MSG, NOW + timedelta(seconds=30))
     assert (again.outcome, again.attempts) == ("sent", 2)
     assert len(state.of("webhook")) == 1
+    # A 429 waits as long as its Retry-After says, and spends no attempt (nothing was refused).
+    limited = Key("expired", "d2", "c1", "webhook", "1")
+    state.webhook_status, state.retry_after = 429, "120"
+    waits = await deliver(event_log, limited, hook, MSG, NOW)
+    assert (waits.outcome, waits.attempts, waits.next_attempt_at) == (
+        "retrying",
+        0,
+        NOW + timedelta(seconds=120),
+    )
+    state.webhook_status = 200
+    assert (await deliver(event_log, limited, hook, MSG, NOW + timedelta(seconds=120))).attempts == 1
 
 
 async def test_a_long_throttled_robot_waits_without_spending_attempts_until_a_deadline(
-    pool: AsyncConnectionPool[Any],
-    event_log: EventLog,
-    state: RobotState,
-    base: str,
-    client: httpx.AsyncClient,
-) -> None:
+    pool: AsyncConnectionPool[Any], event_log: EventLog, state: RobotState, base: str, client: httpx.AsyncClient,
+) -> None:  # fmt: skip
     state.per_minute = 1  # the fake robot's own limit: every message after the first gets 130101
     robot = dingtalk.DingTalk(client, f"{base}/robot/send?access_token=tok", "SECding", allow_custom=True)
     assert (
@@ -142,21 +149,3 @@ async def test_a_long_throttled_robot_waits_without_spending_attempts_until_a_de
     sent = await deliver(event_log, later, robot, MSG, NOW + timedelta(minutes=10))
     assert (sent.outcome, sent.attempts) == ("sent", 1)
     assert len(state.of("dingtalk")) == 2
-
-
-async def test_http_429_waits_its_retry_after_without_spending_attempts(
-    pool: AsyncConnectionPool[Any],
-    event_log: EventLog,
-    state: RobotState,
-    base: str,
-    client: httpx.AsyncClient,
-) -> None:
-    key = Key("expired", "d1", "c1", "webhook", "1")
-    hook = webhook.Webhook(client, f"{base}/hook", "whsecret", allow_custom=True)
-    state.webhook_status, state.retry_after = 429, "120"
-    first = await deliver(event_log, key, hook, MSG, NOW)
-    assert first.outcome == "retrying" and first.next_attempt_at == NOW + timedelta(seconds=120)
-    assert (await _row(pool, key))[:2] == ("retrying", 0)
-    state.webhook_status = 200
-    again = await deliver(event_log, key, hook, MSG, NOW + timedelta(seconds=120))
-    assert (again.outcome, again.attempts) == ("sent", 1)

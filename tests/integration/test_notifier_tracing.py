@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from certwatch.contracts import contacts as cc
@@ -22,6 +21,7 @@ from certwatch.platform.eventlog import EventLog
 from certwatch.platform.projection import catch_up
 from certwatch.platform.shredding import Vault, new_master_key, parse_master_key
 from tests.support.robot_servers import RobotState
+from tests.support.spans import recorded_spans
 from tests.support.verdicts import classified
 
 EXPORTER = InMemorySpanExporter()
@@ -30,11 +30,8 @@ SETTINGS = Settings(allow_custom_webhooks=True)
 
 @pytest.fixture(scope="module", autouse=True)
 def _telemetry() -> Iterator[None]:
-    telemetry.setup("test", otlp_endpoint=None)
-    processor = SimpleSpanProcessor(EXPORTER)
-    telemetry.add_span_processor(processor)
-    yield
-    processor.shutdown()
+    with recorded_spans(EXPORTER):
+        yield
 
 
 async def test_an_alert_is_sent_in_the_trace_of_its_verdict(
