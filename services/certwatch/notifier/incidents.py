@@ -1,7 +1,8 @@
 """Per-domain incident memory, and the alerts it decides, queued with the checkpoint that read them.
 
-A projection of the domain, contact, quota-end and verdict events. For each verdict the pure
-`rules.on_verdict` folds it into the domain's memory and names the events to announce; each one
+A projection of the domain, contact, quota-end, verdict and hosting (`hosting_alerts`) events.
+For each verdict the pure `rules.on_verdict` folds it into the domain's memory and names the
+events to announce; each one
 is rendered once and queued for every channel of every contact of the domain under its
 idempotency key, in the transaction that moves the checkpoint. A replay, a redelivery or a
 second replica decides the same keys and queues nothing twice; the dispatcher sends them.
