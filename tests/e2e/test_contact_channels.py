@@ -109,5 +109,9 @@ async def test_robots_webhook_and_apprise_entered_by_cli_are_delivered(
                 )
                 assert (await cur.fetchone()) == (0,), secret
     logged = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
-    leaked = [s for s in (LARK_SECRET, "larksecretrotated", WEBHOOK_SECRET, WECOM_KEY) if s in logged]
+    leaked = [
+        s
+        for s in (LARK_SECRET, "larksecretrotated", WEBHOOK_SECRET, WECOM_KEY, f"{robot_url}/apprise")
+        if s in logged
+    ]
     assert not leaked, [line for line in logged.splitlines() if any(s in line for s in leaked)][:3]
