@@ -30,7 +30,10 @@ LEASE = timedelta(minutes=5)  # far longer than any send's timeouts
 Outcome = Literal["sent", "retrying", "failed", "skipped"]
 INTERRUPTED = "interrupted mid-send (its sender stopped): outcome unknown, not sent again"
 
-_COLUMNS = "key, event, domain_id, contact_id, channel, incident, account_id, attempts, message, created_at, traceparent"
+_COLUMNS = (
+    "key, event, domain_id, contact_id, channel, incident, account_id, attempts, message, created_at,"
+    " traceparent"
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

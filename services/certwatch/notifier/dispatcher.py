@@ -100,8 +100,10 @@ class Dispatcher(Ticker):
         classifier's verdict raised the alert), so one trace runs from AddDomains to the alert."""
         k = claimed.key
         parent = telemetry.context_from({"traceparent": claimed.traceparent} if claimed.traceparent else None)
-        attributes: dict[str, str | int] = {"certwatch.event": k.event, "certwatch.channel": k.channel, "certwatch.domain_id": k.domain_id,
-                      "certwatch.delivery": k.digest(), "certwatch.attempt": claimed.attempt}  # fmt: skip
+        attributes: dict[str, str | int] = {
+            "certwatch.event": k.event, "certwatch.channel": k.channel, "certwatch.domain_id": k.domain_id,
+            "certwatch.delivery": k.digest(), "certwatch.attempt": claimed.attempt,
+        }  # fmt: skip
         with telemetry.tracer().start_as_current_span(
             f"notifier send {k.channel}", context=parent, kind=SpanKind.CLIENT, attributes=attributes
         ) as span:
