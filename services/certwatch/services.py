@@ -68,7 +68,6 @@ def projections(event_log: EventLog) -> dict[str, Projection]:
     from certwatch.inventory.contact_views import CONTACT_VIEW
     from certwatch.inventory.views import DOMAIN_VIEW
     from certwatch.notifier import incidents
-    from certwatch.notifier.alert_state import ALERT_STATE
     from certwatch.platform.config import Settings
     from certwatch.prober.schedule import SCHEDULE
     from certwatch.vod.domain_views import DOMAIN_VIEWS
@@ -76,7 +75,7 @@ def projections(event_log: EventLog) -> dict[str, Projection]:
     from certwatch.vod.observed_hosts import OBSERVED_HOSTS
 
     found = [DOMAIN_VIEW, CONTACT_VIEW, enable_checks.processor(event_log), SCHEDULE, REMOVALS,
-             STATUS_VIEW, DETAILS_VIEW, STATUS_INTERVALS, ALERT_STATE, OBSERVED_EXPIRY, OBSERVED_HOSTS,
+             STATUS_VIEW, DETAILS_VIEW, STATUS_INTERVALS, OBSERVED_EXPIRY, OBSERVED_HOSTS,
              DOMAIN_VIEWS, HOSTING_VIEWS,
              # A rebuild opens no contact (no vault): it restores memory; alerts were queued before.
              incidents.projection(event_log, Settings(), None)]  # fmt: skip

@@ -98,6 +98,14 @@ async def test_cookie_and_cross_origin_refusals(stack: Stack, client: httpx.Asyn
         await client.post("/contacts", headers=same, data={"name": "Ops", "email": "ops@example.com"})
     ).status_code == 303
     assert "ops@example.com" in (await client.get("/contacts", headers=me)).text
+    hook = {"name": "Hook", "webhook_url": "http://hooks.example.com/x", "webhook_secret": "s" * 16}
+    refused = await client.post("/contacts", headers=same, data=hook)
+    assert refused.status_code == 400 and "contact.webhook_url" in refused.text
+    wecom = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
+    robot = {"name": "Robot", "wecom_webhook": wecom, "apprise_url": "ntfy://alerts-topic"}
+    assert (await client.post("/contacts", headers=same, data=robot)).status_code == 303
+    listed = (await client.get("/contacts", headers=me)).text
+    assert "WeCom, Apprise" in listed and "ntfy://" not in listed
     assert 'type="month"' in (await client.get("/reports", headers=me)).text
     bad_month = await client.get("/reports/monthly?month=2026-13&format=csv", headers=me)
     assert bad_month.status_code == 400 and "month" in bad_month.text

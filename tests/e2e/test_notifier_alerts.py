@@ -156,9 +156,21 @@ async def test_two_notifier_processes_one_killed_send_each_alert_once(
                 await recheck(cli, stack_settings.database_url, domain_id)
                 await wait_for(lambda: listed(mails(mailbox, "recovered")), timeout=20)
                 await wait_for(lambda: listed(robot_titles(robots, "recovered")), timeout=20)
-                assert [str(m["Subject"]).split(" ", 2)[2] for m in mailbox.messages] == [
+                # After the account's digest hour a restarted notifier also sends today's digest of
+                # the open incident: that is no repeat of an alert.
+                alerts = [m for m in mailbox.messages if "daily digest" not in str(m["Subject"])]
+                assert [str(m["Subject"]).split(" ", 2)[2] for m in alerts] == [
                     "Certificate mismatch", "recovered: the certificate is valid again (SECURE)"]  # fmt: skip
-                assert len(robots.of("dingtalk")) == 2
+                assert (
+                    len(
+                        [
+                            r
+                            for r in robots.of("dingtalk")
+                            if "daily digest" not in r.body["markdown"]["title"]
+                        ]
+                    )
+                    == 2
+                )
             finally:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(second.pid, signal.SIGKILL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -13,7 +14,7 @@ from certwatch.notifier.channels import dingtalk, lark, sms, webhook, wecom
 from certwatch.notifier.channels.aliyun_sms import AliyunSms
 from certwatch.notifier.channels.apprise_url import AppriseUrl
 from certwatch.notifier.channels.base import Delivered, Failed, Message, Retryable, http_client
-from certwatch.notifier.channels.email import Email, SmtpConfig
+from certwatch.notifier.channels.email import Email, SmtpConfig, SmtpPool
 from tests.support.pki import TestPKI
 from tests.support.robot_servers import RobotState, robot_server
 from tests.support.smtp_server import Mailbox, smtp_server
@@ -90,7 +91,9 @@ async def test_dingtalk_throttle_backs_off_and_long_digest_is_split(
     assert isinstance(local, Retryable) and local.code == "rate" and 0 < local.retry_after <= 60
     # ...and a second replica that doesn't know gets the vendor's 130101: throttled for 10 minutes.
     other = dingtalk.DingTalk(client, url, "SECdingsecret", allow_custom=True)
-    assert await other.send(MSG) == Retryable("130101", "send too fast, exceed 20 times per minute", 600.0)
+    assert await other.send(MSG) == Retryable(
+        "130101", "send too fast, exceed 20 times per minute", 600.0, throttled=True
+    )
     assert len(state.of("dingtalk")) == 20
 
 
@@ -109,7 +112,7 @@ async def test_wecom_key_rate_limit_and_size(state: RobotState, base: str, clien
     assert all(len(r.body["markdown"]["content"].encode()) <= 4096 for r in state.of("wecom"))
     state.per_minute = len(state.of("wecom"))
     other = wecom.WeCom(client, f"{base}/cgi-bin/webhook/send?key=wkey", allow_custom=True)
-    assert await other.send(MSG) == Retryable("45009", "api freq out of limit", 60.0)
+    assert await other.send(MSG) == Retryable("45009", "api freq out of limit", 60.0, throttled=True)
 
 
 async def test_lark_signature_key_and_message_order(
@@ -190,6 +193,31 @@ async def test_email_starttls_auth_multipart() -> None:
         busy = await Email(config, "full@example.test").send(msg)
         assert isinstance(busy, Retryable) and busy.code == "452"
         assert len(mailbox.messages) == 1
+
+
+async def test_email_pool_shares_connections_and_drops_a_failed_one() -> None:
+    mailbox = Mailbox()
+    with TestPKI() as pki, smtp_server(mailbox, pki) as port:
+        config = SmtpConfig(host="127.0.0.1", port=port, sender="certwatch@example.test", user="alerts",
+                            password="s3cret-pw", ca_file=pki.ca_file)  # fmt: skip
+        pool = SmtpPool(config, size=2)
+        sent = await asyncio.gather(
+            *(Email(config, f"ops{n}@example.test", pool).send(MSG) for n in range(6))
+        )
+        assert sent == [Delivered()] * 6 and len(mailbox.messages) == 6
+        assert mailbox.logins == 2  # six mails, two STARTTLS + AUTH handshakes
+        mailbox.reject_rcpt["full@example.test"] = "452 mailbox full"
+        busy = await Email(config, "full@example.test", pool).send(MSG)
+        assert isinstance(busy, Retryable) and busy.code == "452"
+        assert await Email(config, "ops@example.test", pool).send(MSG) == Delivered()
+        await pool.close()
+        assert await Email(config, "ops@example.test", pool).send(MSG) == Delivered()  # reconnects
+        assert len(mailbox.messages) == 8 and mailbox.logins == 3  # the refused one's connection was dropped
+        await pool.close()
+        wrong = SmtpPool(SmtpConfig("127.0.0.1", port, "c@example.test", user="alerts", password="no",
+                                    ca_file=pki.ca_file))  # fmt: skip
+        refused = await Email(wrong.config, "ops@example.test", wrong).send(MSG)
+        assert isinstance(refused, Failed) and refused.code == "535"
 
 
 def test_smtp_password_never_in_clear() -> None:

@@ -109,3 +109,43 @@ async def test_retryable_waits_its_backoff_then_sends(
     again = await deliver(event_log, key, hook, MSG, NOW + timedelta(seconds=30))
     assert (again.outcome, again.attempts) == ("sent", 2)
     assert len(state.of("webhook")) == 1
+    # A 429 waits as long as its Retry-After says, and spends no attempt (nothing was refused).
+    limited = Key("expired", "d2", "c1", "webhook", "1")
+    state.webhook_status, state.retry_after = 429, "120"
+    waits = await deliver(event_log, limited, hook, MSG, NOW)
+    assert (waits.outcome, waits.attempts, waits.next_attempt_at) == (
+        "retrying",
+        0,
+        NOW + timedelta(seconds=120),
+    )
+    state.webhook_status = 200
+    assert (await deliver(event_log, limited, hook, MSG, NOW + timedelta(seconds=120))).attempts == 1
+
+
+async def test_a_long_throttled_robot_waits_without_spending_attempts_until_a_deadline(
+    pool: AsyncConnectionPool[Any], event_log: EventLog, state: RobotState, base: str, client: httpx.AsyncClient,
+) -> None:  # fmt: skip
+    state.per_minute = 1  # the fake robot's own limit: every message after the first gets 130101
+    robot = dingtalk.DingTalk(client, f"{base}/robot/send?access_token=tok", "SECding", allow_custom=True)
+    assert (
+        await deliver(event_log, Key("expired", "d0", "c1", "dingtalk", "1"), robot, MSG, NOW)
+    ).outcome == "sent"
+    key, later = Key("expired", "d1", "c1", "dingtalk", "1"), Key("expired", "d2", "c1", "dingtalk", "1")
+    at = NOW
+    for _ in range(12):  # more rounds than the 8 attempts a failing vendor gets
+        result = await deliver(event_log, key, robot, MSG, at)
+        assert (result.outcome, result.detail) == (
+            "retrying",
+            "throttled, 130101: send too fast, exceed 20 times per minute",
+        )
+        assert result.next_attempt_at == at + timedelta(seconds=600)  # DingTalk throttles for 10 minutes
+        at = result.next_attempt_at
+    assert (await _row(pool, key))[:2] == ("retrying", 0)
+    gave_up = await deliver(event_log, key, robot, MSG, NOW + timedelta(hours=23, minutes=55))
+    assert gave_up.outcome == "failed" and gave_up.detail.startswith("gave up: throttled for over 24 hours")
+
+    assert (await deliver(event_log, later, robot, MSG, NOW)).outcome == "retrying"
+    state.per_minute = 20  # the throttle lifts: delivered on its first real attempt
+    sent = await deliver(event_log, later, robot, MSG, NOW + timedelta(minutes=10))
+    assert (sent.outcome, sent.attempts) == ("sent", 1)
+    assert len(state.of("dingtalk")) == 2

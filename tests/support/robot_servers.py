@@ -42,9 +42,12 @@ class RobotState:
     aliyun_templates: set[str] = field(default_factory=set)  # TemplateCodes approved
     webhook_secret: str = ""
     webhook_status: int = 200  # what the receiver answers a valid request
+    retry_after: str = ""  # a Retry-After header on 429 answers (a receiver that rate-limits)
     apprise_status: int = 200  # what the Apprise JSON receiver answers
     per_minute: int = 20
     received: list[Received] = field(default_factory=list)
+    arrived: int = 0  # requests that reached the server, answered or not
+    hold: threading.Event | None = None  # set: each request waits for it (at most 30 s) before its answer
     _sent: dict[str, list[float]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -182,6 +185,10 @@ class _Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(url.query))
         raw = self.rfile.read(int(self.headers.get("content-length", "0")))
+        with state.lock:
+            state.arrived += 1
+        if state.hold is not None:  # a send caught in flight: the test kills its sender meanwhile
+            state.hold.wait(timeout=30)
         parts = url.path.strip("/").split("/")
         headers = {k.lower(): v for k, v in self.headers.items()}
         if url.path == "/robot/send":
@@ -216,11 +223,14 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.received.append(Received(vendor, robot, body, headers))
         payload = json.dumps(answer).encode()
-        self.send_response(status or (201 if vendor == "sms" else 200))
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # its sender was killed meanwhile
+            self.send_response(status or (201 if vendor == "sms" else 200))
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            if status == 429 and state.retry_after:
+                self.send_header("retry-after", state.retry_after)
+            self.end_headers()
+            self.wfile.write(payload)
 
 
 class _Server(ThreadingHTTPServer):

@@ -24,7 +24,6 @@ TABLES = {
     "inventory.domains": "inventory_domains",
     "classifier.details": "classifier_details",
     "classifier.status": "classifier_status",
-    "notifier.alert_state": "notifier_alert_state",
     "hosting.observed_expiry": "hosting_observed_expiry",
     "vod.observed_hosts": "vod_observed_hosts",
 }

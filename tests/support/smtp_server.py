@@ -26,12 +26,16 @@ class Mailbox:
     reject_rcpt: dict[str, str] = field(default_factory=dict)  # address -> "550 ..." reply
     messages: list[EmailMessage] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    logins: int = 0  # successful AUTHs: one per connection a client opened
 
     def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == (
             self.user,
             self.password,
         )
+        if ok:
+            with self.lock:
+                self.logins += 1
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:

@@ -39,3 +39,18 @@ def test_an_unknown_path_is_refused_naming_the_valid_ones() -> None:
         InvalidArgument, match=r"update_mask: unknown field.* mail; valid: name, phone, email"
     ):
         merged_update(STORED, pb.ContactInput(), ["mail"])
+
+
+def test_robot_secrets_and_the_apprise_url_are_kept_like_the_dingtalk_secret() -> None:
+    stored = Contact("Ops", None, None, lark_webhook="https://open.feishu.cn/open-apis/bot/v2/hook/abcdefgh",
+                     lark_secret="larksecret", webhook_url="https://h.example/x", webhook_secret="w" * 16,
+                     apprise_url="ntfy://topic")  # fmt: skip
+    unmasked = merged_update(stored, pb.ContactInput(name="Ops", lark_webhook=stored.lark_webhook or ""), [])
+    assert (unmasked.lark_secret, unmasked.webhook_secret, unmasked.apprise_url) == (
+        "larksecret",
+        "",
+        "ntfy://topic",
+    )
+    cleared = merged_update(stored, pb.ContactInput(), ["webhook_url"])
+    assert (cleared.webhook_url, cleared.webhook_secret, cleared.lark_secret) == ("", "", "larksecret")
+    assert merged_update(stored, pb.ContactInput(), ["apprise_url"]).apprise_url == ""

@@ -301,3 +301,71 @@ def test_validate_contact_raises_only_validation_error(
     )
     assert again == contact
     assert len(validate_domain_contacts([contact.name])) == 1 <= MAX_CONTACTS_PER_DOMAIN
+
+
+# --- WeCom, Lark, webhook and Apprise -----------------------------------------------------
+
+WECOM = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
+LARK = "https://open.feishu.cn/open-apis/bot/v2/hook/2c1b5e4f-0123-4a5b-9c8d-abcdef012345"
+
+
+def test_official_robots_webhook_and_apprise_accepted() -> None:
+    contact = validate_contact(
+        "Ops", None, None, None, None, wecom_webhook=f" {WECOM} ", lark_webhook=LARK, lark_secret="abcDEF123",
+        webhook_url="https://hooks.example.com/certwatch", webhook_secret="s3cret-0123456789", apprise_url="tgram://1:a/2",
+    )  # fmt: skip
+    assert (contact.wecom_webhook, contact.lark_webhook, contact.lark_secret) == (WECOM, LARK, "abcDEF123")
+    assert contact.has_secret() and "abcDEF123" not in repr(contact) and "tgram" not in repr(contact)
+    assert (
+        validate_contact("Ops", None, None, None, None, apprise_url="ntfy://topic").apprise_url
+        == "ntfy://topic"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "rule"),
+    [
+        ({"wecom_webhook": "https://qyapi.weixin.qq.com.evil.example/cgi-bin/webhook/send?key=x"}, ("wecom_webhook", "wecom_url")),
+        ({"wecom_webhook": "http://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx-4bc4"}, ("wecom_webhook", "wecom_url")),
+        ({"wecom_webhook": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=short"}, ("wecom_webhook", "wecom_key")),
+        ({"lark_webhook": "https://open.feishu.cn/open-apis/bot/v2/hook/"}, ("lark_webhook", "lark_url")),
+        ({"lark_webhook": "https://example.com/open-apis/bot/v2/hook/abcdefgh"}, ("lark_webhook", "lark_url")),
+        ({"lark_secret": "abcdefgh1"}, ("lark_secret", "secret_without_webhook")),
+        ({"lark_webhook": LARK, "lark_secret": "short"}, ("lark_secret", "secret_format")),
+        ({"webhook_url": "http://hooks.example.com/x", "webhook_secret": "s3cret-0123456789"}, ("webhook_url", "url_scheme")),
+        ({"webhook_url": "https://hooks.example.com/x"}, ("webhook_secret", "required")),
+        ({"webhook_url": "https://hooks.example.com/x", "webhook_secret": "too short"}, ("webhook_secret", "secret_format")),
+        ({"apprise_url": "no scheme here"}, ("apprise_url", "invalid_character")),
+        ({"apprise_url": "://x"}, ("apprise_url", "url_format")),
+    ],
+)  # fmt: skip
+def test_robot_webhook_and_apprise_refused(fields: dict[str, str], rule: tuple[str, str]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        validate_contact("Ops", None, "ops@example.com", None, None, **fields)
+    assert rule in _rules(caught.value)
+
+
+def test_custom_hosts_admit_loopback_http_robots_but_never_plain_http_elsewhere() -> None:
+    loop = "http://127.0.0.1:9/cgi-bin/webhook/send?key=k"
+    contact = validate_contact(
+        "Ops", None, None, None, None, wecom_webhook=loop, allow_custom_webhook_hosts=True
+    )
+    assert contact.wecom_webhook == loop
+    with pytest.raises(ValidationError) as caught:
+        validate_contact(
+            "Ops",
+            None,
+            None,
+            None,
+            None,
+            lark_webhook="http://10.0.0.1/hook",
+            allow_custom_webhook_hosts=True,
+        )
+    assert ("lark_webhook", "url_scheme") in _rules(caught.value)
+
+
+def test_any_channel_is_enough_and_none_is_refused() -> None:
+    assert validate_contact("Ops", None, None, None, None, wecom_webhook=WECOM).email is None
+    with pytest.raises(ValidationError) as caught:
+        validate_contact("Ops", None, None, None, None)
+    assert ("contact", "channel_required") in _rules(caught.value)

@@ -284,3 +284,11 @@ def test_backoff_grows_to_a_cap_and_honours_hints(attempt: int, hint: float) -> 
         nxt = b.delay(attempt + 1)
         assert nxt is None or nxt >= b.delay(attempt)  # type: ignore[operator]
     assert [Backoff().delay(n) for n in range(1, 5)] == [30.0, 60.0, 120.0, 240.0]
+
+
+def test_throttling_waits_the_hint_capped_and_ends_at_the_deadline() -> None:
+    b = Backoff()
+    assert b.throttled(600.0, waited=0) == 600.0 and b.throttled(0.0, waited=0) == b.throttle_wait
+    assert b.throttled(10 * 3600.0, waited=0) == b.cap  # a hint of hours is asked again hourly
+    assert b.throttled(600.0, waited=b.throttle_deadline - 600) == 600.0
+    assert b.throttled(600.0, waited=b.throttle_deadline - 599) is None

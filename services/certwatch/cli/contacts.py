@@ -1,4 +1,5 @@
-"""`certwatch contacts ...`: alert contacts (name, phone, email, DingTalk robot)."""
+"""`certwatch contacts ...`: alert contacts (name, phone, email, DingTalk, WeCom and Lark robots, a
+signed webhook, an Apprise URL)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from certwatch.cli.client import CliError, add_connection_options, call, connect
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
 
-_FIELDS = ("name", "phone", "email", "dingtalk_webhook")
+_FIELDS = ("name", "phone", "email", "dingtalk_webhook", "wecom_webhook", "lark_webhook", "webhook_url")
+# Never shown again once stored.
+_SECRETS = {
+    "dingtalk_secret": "DingTalk robot signing secret (SEC...)",
+    "lark_secret": "Lark/Feishu bot signing secret",
+    "webhook_secret": "secret the webhook's X-Certwatch-Signature is made with (16-128 characters)",
+    "apprise_url": "any other service as an Apprise URL (tgram://..., slack://..., ntfy://...)",
+}
 
 
 def add_parser(subparsers: Any) -> None:
@@ -28,7 +36,8 @@ def add_parser(subparsers: Any) -> None:
         cmd.add_argument("--name", required=name == "add")
         for field in _FIELDS[1:]:
             cmd.add_argument(f"--{field.replace('_', '-')}")
-        cmd.add_argument("--dingtalk-secret", help="robot signing secret (SEC...)")
+        for field, help_secret in _SECRETS.items():
+            cmd.add_argument(f"--{field.replace('_', '-')}", help=help_secret)
         add_connection_options(cmd)
         cmd.set_defaults(handler=_save, action=name)
     lst = sub.add_parser("list", help="list contacts")
@@ -49,20 +58,25 @@ def _stub(args: argparse.Namespace) -> tuple[inventory_pb2_grpc.InventoryStub, A
 
 def _rows(contacts: list[pb.Contact]) -> str:
     return table(
-        [[c.id, c.name, c.phone or "-", c.email or "-", "yes" if c.dingtalk_webhook else "-",
-          str(len(c.domain_ids))] for c in contacts],
-        ["ID", "NAME", "PHONE", "EMAIL", "DINGTALK", "DOMAINS"],
+        [[c.id, c.name, c.phone or "-", c.email or "-", ",".join(_robots(c)) or "-", str(len(c.domain_ids))]
+         for c in contacts],
+        ["ID", "NAME", "PHONE", "EMAIL", "ROBOTS", "DOMAINS"],
     )  # fmt: skip
 
 
+def _robots(c: pb.Contact) -> list[str]:
+    present = (("dingtalk", c.dingtalk_webhook), ("wecom", c.wecom_webhook), ("lark", c.lark_webhook),
+               ("webhook", c.webhook_url), ("apprise", c.has_apprise_url))  # fmt: skip
+    return [name for name, there in present if there]
+
+
 def _save(args: argparse.Namespace) -> int:
-    given = {f: getattr(args, f) for f in (*_FIELDS, "dingtalk_secret") if getattr(args, f) is not None}
+    given = {f: getattr(args, f) for f in (*_FIELDS, *_SECRETS) if getattr(args, f) is not None}
     contact = pb.ContactInput(**given)
     try:
         if args.action == "update" and not given:
-            raise CliError(
-                f"give at least one field to change: --{', --'.join(_FIELDS)} or --dingtalk-secret"
-            )
+            names = ", --".join(f.replace("_", "-") for f in (*_FIELDS, *_SECRETS))
+            raise CliError(f"give at least one field to change: --{names}")
         stub, metadata = _stub(args)
         if args.action == "add":
             saved = call(stub.CreateContact, contact, metadata)

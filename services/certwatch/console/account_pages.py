@@ -66,6 +66,12 @@ async def signout(request: Request) -> Response:
     return response
 
 
+CONTACT_FORM_FIELDS = (
+    "name", "email", "phone", "dingtalk_webhook", "dingtalk_secret", "wecom_webhook", "lark_webhook",
+    "lark_secret", "webhook_url", "webhook_secret", "apprise_url",
+)  # fmt: skip
+
+
 async def contacts(request: Request) -> Response:
     s = await session(request)
     found = await rpc(request, console(request).backend.inventory.ListContacts(ipb.ListContactsRequest(),
@@ -75,8 +81,8 @@ async def contacts(request: Request) -> Response:
 
 async def add_contact(request: Request) -> Response:
     s = await session(request)
-    form = await read_form(request, max_files=0, max_fields=10)
-    fields = {k: str(form.get(k, "")).strip() for k in ("name", "email", "phone", "dingtalk_webhook")}
+    form = await read_form(request, max_files=0, max_fields=16)
+    fields = {k: str(form.get(k, "")).strip() for k in CONTACT_FORM_FIELDS}
     await rpc(request, console(request).backend.inventory.CreateContact(ipb.ContactInput(**fields),
                                                                         metadata=s.metadata))  # fmt: skip
     return RedirectResponse("/contacts", status_code=303)

@@ -8,12 +8,11 @@ so a form can highlight every field in one round trip.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import SplitResult, parse_qsl, urlsplit
 
+from certwatch.inventory import contact_urls as urls_
 from certwatch.rules.targets import FieldViolation, ValidationError, normalize_hostname
 
 __all__ = [
@@ -39,30 +38,40 @@ MAX_CONTACT_REF_LENGTH = 64
 MAX_PHONE_INPUT_LENGTH = 32
 MAX_EMAIL_LENGTH = 254
 _MAX_EMAIL_LOCAL_LENGTH = 64
-MAX_WEBHOOK_LENGTH = 1024
-MAX_SECRET_LENGTH = 128
+MAX_WEBHOOK_LENGTH = urls_.MAX_URL_LENGTH
+MAX_SECRET_LENGTH = urls_.MAX_SECRET_LENGTH
 
-DINGTALK_WEBHOOK_HOST = "oapi.dingtalk.com"
-DINGTALK_WEBHOOK_PATH = "/robot/send"
+DINGTALK_WEBHOOK_HOST = urls_.DINGTALK_HOST
+DINGTALK_WEBHOOK_PATH = urls_.DINGTALK_PATH
 
 _PHONE_SEPARATORS = re.compile(r"[\s-]+")
 _E164 = re.compile(r"\+[1-9][0-9]{5,14}")
 _CN_MOBILE = re.compile(r"1[3-9][0-9]{9}")
 _EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-_ACCESS_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _SECRET = re.compile(r"SEC[A-Za-z0-9]+")
-_OFFICIAL_EXAMPLE = f"https://{DINGTALK_WEBHOOK_HOST}{DINGTALK_WEBHOOK_PATH}?access_token=..."
+_LARK_SECRET = re.compile(r"[A-Za-z0-9]+")
+_WEBHOOK_SECRET = re.compile(r"[!-~]+")
 
 
 @dataclass(frozen=True, slots=True)
 class Contact:
-    """A validated contact. Webhook and secret are credentials, so they stay out of repr()."""
+    """A validated contact. Robot URLs, secrets and the Apprise URL are credentials, so they stay
+    out of repr(). The field names are the keys of the sealed data the notifier opens."""
 
     name: str
     phone: str | None
     email: str | None
     dingtalk_webhook: str | None = field(default=None, repr=False)
     dingtalk_secret: str | None = field(default=None, repr=False)
+    wecom_webhook: str | None = field(default=None, repr=False)
+    lark_webhook: str | None = field(default=None, repr=False)
+    lark_secret: str | None = field(default=None, repr=False)
+    webhook_url: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    apprise_url: str | None = field(default=None, repr=False)
+
+    def has_secret(self) -> bool:
+        return any((self.dingtalk_secret, self.lark_secret, self.webhook_secret, self.apprise_url))
 
 
 def validate_contact(
@@ -72,45 +81,70 @@ def validate_contact(
     dingtalk_webhook: str | None,
     dingtalk_secret: str | None,
     *,
+    wecom_webhook: str | None = None,
+    lark_webhook: str | None = None,
+    lark_secret: str | None = None,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
+    apprise_url: str | None = None,
     allow_custom_webhook_hosts: bool = False,
 ) -> Contact:
     """Normalise a contact or raise :class:`ValidationError` listing every problem.
 
     Blank strings count as absent. ``allow_custom_webhook_hosts`` admits any https URL
     (and plain http to a loopback address) for self-hosted relays and tests; without it
-    only the official DingTalk robot endpoint is accepted, because a typo there would
-    silently send alerts nowhere (or to a stranger).
+    only the vendors' official robot endpoints are accepted, because a typo there would
+    silently send alerts nowhere (or to a stranger). A generic webhook needs a secret: its
+    receiver can only trust what is signed.
     """
+    custom = allow_custom_webhook_hosts
     violations: list[FieldViolation] = []
     clean_name = _check(violations, _name, "" if name is None else name)
     clean_phone = _check(violations, _phone, _blank_to_none(phone))
     clean_email = _check(violations, _email, _blank_to_none(email))
-    webhook = _blank_to_none(dingtalk_webhook)
-    clean_webhook = _check(
-        violations, lambda v: _webhook(v, allow_custom=allow_custom_webhook_hosts), webhook
+    urls = {
+        "dingtalk_webhook": (dingtalk_webhook, urls_.dingtalk, urls_.DINGTALK_EXAMPLE),
+        "wecom_webhook": (wecom_webhook, urls_.wecom, urls_.WECOM_EXAMPLE),
+        "lark_webhook": (lark_webhook, urls_.lark, urls_.LARK_EXAMPLE),
+        "webhook_url": (webhook_url, urls_.any_https, "https://hooks.example.com/certwatch"),
+    }
+    clean: dict[str, str | None] = {}
+    for key, (value, official, example) in urls.items():
+        checker = urls_.robot_url(key, official, example, allow_custom=custom)
+        clean[key] = _check(violations, checker, _blank_to_none(value))
+    secrets = {
+        "dingtalk_secret": (dingtalk_secret, "dingtalk_webhook", _secret),
+        "lark_secret": (lark_secret, "lark_webhook", _lark_secret),
+        "webhook_secret": (webhook_secret, "webhook_url", _webhook_secret),
+    }
+    for key, (value, url_key, checker) in secrets.items():
+        clean[key] = _check(violations, checker, _blank_to_none(value))
+        if clean[key] is not None and _blank_to_none(urls[url_key][0]) is None:
+            violations.append(FieldViolation(
+                key, "secret_without_webhook",
+                f"a secret was given without {url_key}; add the URL or clear the secret",
+            ))  # fmt: skip
+    if _blank_to_none(webhook_url) is not None and _blank_to_none(webhook_secret) is None:
+        violations.append(FieldViolation(
+            "webhook_secret", "required", "a webhook needs a secret to sign with (16 to 128 characters)"
+        ))  # fmt: skip
+    clean_apprise = _check(
+        violations, lambda v: urls_.apprise_url("apprise_url", v), _blank_to_none(apprise_url)
     )
-    clean_secret = _check(violations, _secret, _blank_to_none(dingtalk_secret))
-    if clean_secret is not None and webhook is None:
-        violations.append(
-            FieldViolation(
-                "dingtalk_secret",
-                "secret_without_webhook",
-                "a DingTalk secret was given without a webhook; add the robot's webhook URL"
-                " or clear the secret",
-            )
-        )
-    if _blank_to_none(phone) is None and _blank_to_none(email) is None and webhook is None:
+    given = (phone, email, apprise_url, *(u[0] for u in urls.values()))
+    if all(_blank_to_none(v) is None for v in given):
         violations.append(
             FieldViolation(
                 "contact",
                 "channel_required",
-                "give at least one way to reach this contact: phone, email or DingTalk webhook",
+                "give at least one way to reach this contact: phone, email, a DingTalk, WeCom or"
+                " Lark robot, a webhook or an Apprise URL",
             )
         )
     if violations:
         raise ValidationError.from_violations(violations)
     assert clean_name is not None  # a missing name is a violation above
-    return Contact(clean_name, clean_phone, clean_email, clean_webhook, clean_secret)
+    return Contact(clean_name, clean_phone, clean_email, apprise_url=clean_apprise, **clean)
 
 
 def validate_domain_contacts(ids: Sequence[str]) -> tuple[str, ...]:
@@ -240,93 +274,19 @@ def _email(value: str) -> str:
     return address
 
 
-def _webhook(value: str, *, allow_custom: bool) -> str:
-    text = value.strip()
-    if len(text) > MAX_WEBHOOK_LENGTH:
-        raise ValidationError(
-            "dingtalk_webhook",
-            "too_long",
-            f"the URL is longer than {MAX_WEBHOOK_LENGTH} characters",
-        )
-    if not text.isascii() or not text.isprintable() or " " in text:
-        raise ValidationError(
-            "dingtalk_webhook",
-            "invalid_character",
-            "the URL contains spaces or non-ASCII characters; paste it exactly as DingTalk shows it",
-        )
-    try:
-        url = urlsplit(text)
-        port = url.port
-    except ValueError:
-        raise ValidationError(
-            "dingtalk_webhook", "url_format", f"not a valid URL; expected {_OFFICIAL_EXAMPLE}"
-        ) from None
-    if url.username is not None or url.password is not None or url.fragment:
-        raise ValidationError(
-            "dingtalk_webhook",
-            "url_format",
-            "the URL must not contain user info or a '#' fragment",
-        )
-    if allow_custom:
-        _check_custom_webhook(url)
-    else:
-        _check_official_webhook(url, port)
-    return text
-
-
-def _check_official_webhook(url: SplitResult, port: int | None) -> None:
-    if (
-        url.scheme != "https"
-        or url.hostname != DINGTALK_WEBHOOK_HOST
-        or port not in (None, 443)
-        or url.path != DINGTALK_WEBHOOK_PATH
-    ):
-        raise ValidationError(
-            "dingtalk_webhook",
-            "dingtalk_url",
-            f"use the robot webhook DingTalk shows, {_OFFICIAL_EXAMPLE}",
-        )
-    try:
-        query = parse_qsl(url.query, keep_blank_values=True, strict_parsing=True)
-    except ValueError:
-        query = []
-    tokens = [value for key, value in query if key == "access_token"]
-    if len(query) != 1 or len(tokens) != 1 or not _ACCESS_TOKEN.fullmatch(tokens[0]):
-        raise ValidationError(
-            "dingtalk_webhook",
-            "access_token",
-            "the URL must carry exactly one access_token (and nothing else; certwatch adds"
-            f" timestamp and sign itself), e.g. {_OFFICIAL_EXAMPLE}",
-        )
-
-
-def _check_custom_webhook(url: SplitResult) -> None:
-    """Any https host is allowed; plain http only to loopback, where nothing can eavesdrop."""
-    if not url.hostname:
-        raise ValidationError("dingtalk_webhook", "url_format", "the URL has no host name")
-    if url.scheme == "https" or (url.scheme == "http" and _is_loopback(url.hostname)):
-        return
-    raise ValidationError(
-        "dingtalk_webhook",
-        "url_scheme",
-        "the URL must use https (plain http is allowed only to a loopback address such as 127.0.0.1)",
-    )
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _secret(value: str) -> str:
-    text = value.strip()
-    if len(text) > MAX_SECRET_LENGTH or not _SECRET.fullmatch(text):
-        raise ValidationError(
-            "dingtalk_secret",
-            "secret_format",
-            "the robot secret starts with 'SEC' followed by letters and digits (at most"
-            f" {MAX_SECRET_LENGTH} characters); copy it from the robot's security settings",
-        )
-    return text
+    return urls_.secret("dingtalk_secret", value, min_length=4, pattern=_SECRET, hint=(
+        "the robot secret starts with 'SEC' followed by letters and digits (at most"
+        f" {MAX_SECRET_LENGTH} characters); copy it from the robot's security settings"))  # fmt: skip
+
+
+def _lark_secret(value: str) -> str:
+    return urls_.secret("lark_secret", value, min_length=8, pattern=_LARK_SECRET, hint=(
+        "the bot's signing secret is letters and digits (8 to 128); copy it from the bot's"
+        " security settings"))  # fmt: skip
+
+
+def _webhook_secret(value: str) -> str:
+    return urls_.secret("webhook_secret", value, min_length=16, pattern=_WEBHOOK_SECRET, hint=(
+        "the webhook secret is 16 to 128 printable ASCII characters without spaces; the receiver"
+        " checks X-Certwatch-Signature with it"))  # fmt: skip

@@ -3,6 +3,7 @@ deleting a contact shreds its key, so its data is unreadable even in the event l
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -30,26 +31,38 @@ def _subject(contact_id: str) -> str:
     return f"contact:{contact_id}"
 
 
+_CONTACT_FIELDS = (
+    "name", "phone", "email", "dingtalk_webhook", "dingtalk_secret", "wecom_webhook", "lark_webhook",
+    "lark_secret", "webhook_url", "webhook_secret", "apprise_url",
+)  # fmt: skip
+# Each secret and the URL it belongs to. The Apprise URL is never returned either, so an
+# unmasked update that leaves it empty keeps it, like a secret.
+_SECRETS = {
+    "dingtalk_secret": "dingtalk_webhook",
+    "lark_secret": "lark_webhook",
+    "webhook_secret": "webhook_url",
+}
+_KEPT_WHEN_EMPTY = (*_SECRETS, "apprise_url")
+
+
 def _validated(contact: pb.ContactInput, *, allow_custom_webhooks: bool) -> Contact:
+    fields = {name: getattr(contact, name) or None for name in _CONTACT_FIELDS}
     try:
         return validate_contact(
-            contact.name, contact.phone or None, contact.email or None,
-            contact.dingtalk_webhook or None, contact.dingtalk_secret or None,
-            allow_custom_webhook_hosts=allow_custom_webhooks,
+            fields.pop("name"), fields.pop("phone"), fields.pop("email"), fields.pop("dingtalk_webhook"),
+            fields.pop("dingtalk_secret"), allow_custom_webhook_hosts=allow_custom_webhooks, **fields,
         )  # fmt: skip
     except ValidationError as exc:
         raise InvalidArgument([(f"contact.{f}", desc) for f, desc in exc.field_descriptions()]) from exc
-
-
-_CONTACT_FIELDS = ("name", "phone", "email", "dingtalk_webhook", "dingtalk_secret")
 
 
 def merged_update(current: Contact, given: pb.ContactInput, paths: Sequence[str]) -> pb.ContactInput:
     """The contact an update asks for: the masked fields from `given`, the rest as stored.
 
     Without a mask every field is replaced (the older clients' meaning), except that an
-    empty secret keeps the stored one. Clearing the webhook drops its secret unless the
-    secret is named too, since a secret without a webhook is refused.
+    empty secret (or Apprise URL) keeps the stored one while its URL stays. Clearing a
+    webhook drops its secret unless the secret is named too, since a secret without its
+    webhook is refused.
     """
     unknown = sorted(set(paths) - set(_CONTACT_FIELDS))
     if unknown:
@@ -58,13 +71,16 @@ def merged_update(current: Contact, given: pb.ContactInput, paths: Sequence[str]
     merged = pb.ContactInput()
     if not paths:
         merged.CopyFrom(given)
-        if not given.dingtalk_secret and current.dingtalk_secret and given.dingtalk_webhook:
-            merged.dingtalk_secret = current.dingtalk_secret
+        for name in _KEPT_WHEN_EMPTY:
+            url = _SECRETS.get(name)
+            if not getattr(given, name) and getattr(current, name) and (url is None or getattr(given, url)):
+                setattr(merged, name, getattr(current, name))
         return merged
     for name in _CONTACT_FIELDS:
         setattr(merged, name, getattr(given, name) if name in paths else getattr(current, name) or "")
-    if "dingtalk_webhook" in paths and not given.dingtalk_webhook and "dingtalk_secret" not in paths:
-        merged.dingtalk_secret = ""
+    for name, url in _SECRETS.items():
+        if url in paths and not getattr(given, url) and name not in paths:
+            setattr(merged, name, "")
     return merged
 
 
@@ -113,12 +129,11 @@ class ContactHandlers:
         self, conn: Conn, principal: auth.Principal, contact_id: str, contact: Contact,
         event_type: str, version: int,
     ) -> Cursor:  # fmt: skip
-        sealed = await self._vault.seal(conn, _subject(contact_id), {
-            "name": contact.name, "phone": contact.phone, "email": contact.email,
-            "dingtalk_webhook": contact.dingtalk_webhook, "dingtalk_secret": contact.dingtalk_secret,
-        })  # fmt: skip
+        # Every field is sealed (the robot URLs carry their tokens); the event says only whether
+        # a secret is among them.
+        sealed = await self._vault.seal(conn, _subject(contact_id), dataclasses.asdict(contact))
         data = {"contact_id": contact_id, "account_id": str(principal.account_id), "sealed": sealed,
-                "has_secret": contact.dingtalk_secret is not None}  # fmt: skip
+                "has_secret": contact.has_secret()}  # fmt: skip
         appended = await self._log.append(cc.stream_id(contact_id),
                                           [NewEvent(event_type, data, metadata=auth.event_metadata(principal))],
                                           expected_version=version, conn=conn)  # fmt: skip
@@ -196,6 +211,9 @@ class ContactHandlers:
             id=contact_id, name=contact.name, phone=contact.phone or "", email=contact.email or "",
             dingtalk_webhook=contact.dingtalk_webhook or "",
             has_dingtalk_secret=contact.dingtalk_secret is not None,
+            wecom_webhook=contact.wecom_webhook or "", lark_webhook=contact.lark_webhook or "",
+            has_lark_secret=contact.lark_secret is not None, webhook_url=contact.webhook_url or "",
+            has_webhook_secret=contact.webhook_secret is not None, has_apprise_url=contact.apprise_url is not None,
             domain_ids=await self._domains_using(conn, principal, contact_id),
         )  # fmt: skip
 

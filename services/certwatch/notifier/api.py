@@ -209,12 +209,8 @@ class NotifierApi(notifier_pb2_grpc.NotifierServicer):
         contact_id = _uuid(request.contact_id, "contact_id")
         account_id = str(auth.current().account_id)
         async with self._log.pool.connection() as conn:
-            cur = await conn.execute("SELECT 1 FROM notifier_contacts WHERE contact_id = %s AND account_id = %s",
-                                     (contact_id, account_id))  # fmt: skip
-            contact = (
-                (await contact_channels.open_contacts(conn, self._vault, [contact_id])).get(contact_id)
-                if await cur.fetchone()
-                else None
+            contact = await contact_channels.latest_contact(
+                conn, self._log, self._vault, contact_id, account_id
             )
         if contact is None:
             raise NotFound(f"no contact {contact_id} in this account")

@@ -4,7 +4,6 @@ queues digests, the dispatcher sends both; the gRPC API sets rules, mutes, ackno
 from __future__ import annotations
 
 from certwatch.notifier import api, incidents, settings
-from certwatch.notifier.alert_state import ALERT_STATE
 from certwatch.notifier.digests import DigestScheduler
 from certwatch.notifier.dispatcher import Dispatcher
 from certwatch.platform.config import ConfigError
@@ -21,9 +20,6 @@ async def build(rt: Runtime) -> Parts:
     notifier = api.NotifierApi(rt.event_log, rt.settings, vault, on_queued=dispatcher.wake)
     return Parts(
         registrations=[api.registration(notifier)],
-        projections=[
-            ALERT_STATE,
-            incidents.projection(rt.event_log, rt.settings, vault, after_commit=dispatcher.wake),
-        ],
+        projections=[incidents.projection(rt.event_log, rt.settings, vault, after_commit=dispatcher.wake)],
         workers=[dispatcher, DigestScheduler(rt.event_log, rt.settings, vault, on_queued=dispatcher.wake)],
     )

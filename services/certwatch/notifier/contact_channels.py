@@ -1,6 +1,6 @@
 """A contact's channels: which ones it has, and each one built from the contact and the settings.
 
-The contact's fields (email, phone, DingTalk robot and secret) arrive sealed from the inventory
+The contact's fields (email, phone, robots, webhook, Apprise URL, secrets) arrive sealed from the inventory
 and are opened only here, when a delivery is decided or sent; they never reach a log or an event.
 """
 
@@ -11,19 +11,20 @@ from typing import Any
 
 import httpx
 
+from certwatch.contracts import contacts as cc
 from certwatch.contracts.contacts import sealed_subject
 from certwatch.notifier.channels.aliyun_sms import AliyunSms
 from certwatch.notifier.channels.apprise_url import AppriseUrl
 from certwatch.notifier.channels.base import Channel, Failed
 from certwatch.notifier.channels.dingtalk import DingTalk
-from certwatch.notifier.channels.email import Email
+from certwatch.notifier.channels.email import Email, SmtpPool
 from certwatch.notifier.channels.lark import Lark
 from certwatch.notifier.channels.sms import TwilioSms
 from certwatch.notifier.channels.webhook import Webhook
 from certwatch.notifier.channels.wecom import WeCom
 from certwatch.notifier.settings import smtp_config
 from certwatch.platform.config import Settings
-from certwatch.platform.eventlog import Conn
+from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.shredding import Vault
 
 Contact = Mapping[str, Any]
@@ -43,8 +44,22 @@ async def open_contacts(conn: Conn, vault: Vault | None, contact_ids: Collection
     return {subject.removeprefix(sealed_subject("")): fields for subject, fields in opened.items()}
 
 
-# channel -> the sealed contact field that reaches it. The inventory seals email, phone and the
-# DingTalk robot today; the other fields are read the same way wherever a contact carries them.
+async def latest_contact(
+    conn: Conn, event_log: EventLog, vault: Vault | None, contact_id: str, account_id: str
+) -> Contact | None:
+    """The contact as its last event left it, read from the log rather than the projection: a test
+    message sent right after `contacts add` or a changed secret uses what was just saved."""
+    events = await event_log.read_stream(cc.stream_id(contact_id), conn=conn)
+    if vault is None or not events or events[-1].type not in (cc.CONTACT_CREATED, cc.CONTACT_UPDATED):
+        return None
+    saved = cc.ContactSaved.from_data(events[-1].data)
+    if saved.account_id != account_id:
+        return None
+    opened = await vault.open_many(conn, {sealed_subject(contact_id): saved.sealed})
+    return opened.get(sealed_subject(contact_id))
+
+
+# channel -> the sealed contact field that reaches it (the inventory's contact field names).
 CHANNEL_FIELDS = {
     "email": "email", "sms": "phone", "dingtalk": "dingtalk_webhook", "wecom": "wecom_webhook",
     "lark": "lark_webhook", "webhook": "webhook_url", "apprise": "apprise_url",
@@ -58,19 +73,27 @@ def channel_names(contact: Contact, settings: Settings) -> list[str]:
             if contact.get(field) and (name != "sms" or settings.sms_driver)]  # fmt: skip
 
 
-def build(name: str, contact: Contact, settings: Settings, client: httpx.AsyncClient) -> Channel | Failed:
-    """The channel `name` to this contact, or why it cannot be built (a field the vendor would refuse)."""
+def build(
+    name: str, contact: Contact, settings: Settings, client: httpx.AsyncClient, smtp: SmtpPool | None = None
+) -> Channel | Failed:
+    """The channel `name` to this contact, or why it cannot be built (a field the vendor would refuse).
+    Email goes through `smtp`'s shared connections when given, else over a connection of its own."""
     target = contact.get(CHANNEL_FIELDS.get(name, ""))
     if not target:
         return Failed("contact", f"the contact has no {name} channel")
     try:
-        return _build(name, str(target), contact, settings, client)
+        return _build(name, str(target), contact, settings, client, smtp)
     except ValueError as exc:
         return Failed("contact", str(exc))
 
 
 def _build(
-    name: str, target: str, contact: Contact, settings: Settings, client: httpx.AsyncClient
+    name: str,
+    target: str,
+    contact: Contact,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    smtp: SmtpPool | None,
 ) -> Channel | Failed:
     custom = settings.allow_custom_webhooks
     secret = {"dingtalk": "dingtalk_secret", "lark": "lark_secret", "webhook": "webhook_secret"}.get(name, "")
@@ -79,7 +102,7 @@ def _build(
         config = smtp_config(settings)
         if config is None:
             return Failed("config", "CERTWATCH_SMTP_HOST is not set: no server to send email through")
-        return Email(config, target)
+        return Email(config, target, smtp if smtp is not None and smtp.config == config else None)
     if name == "sms":
         s = settings
         if not (s.sms_url and s.sms_account and s.sms_token and s.sms_from):

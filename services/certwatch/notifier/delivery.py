@@ -6,7 +6,8 @@ LOCKED`, state `pending` committed before the send), so two replicas never take 
 row still `pending` when its lease runs out was being sent when its sender died: whether it
 arrived is unknown, so it is recorded failed (`expire_leases`) rather than risk sending it twice.
 Each final outcome is appended once (`NotificationSent` / `NotificationFailed`, ids from the key);
-a failure blocks nothing else.
+a failure blocks nothing else. A rate limit (HTTP 429, a vendor's throttling code, the robot's
+own window) defers a delivery without spending its attempts, until `Backoff.throttle_deadline`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ LEASE = timedelta(minutes=5)  # far longer than any send's timeouts
 Outcome = Literal["sent", "retrying", "failed", "skipped"]
 INTERRUPTED = "interrupted mid-send (its sender stopped): outcome unknown, not sent again"
 
-_COLUMNS = "key, event, domain_id, contact_id, channel, incident, account_id, attempts, message"
+_COLUMNS = (
+    "key, event, domain_id, contact_id, channel, incident, account_id, attempts, message, created_at,"
+    " traceparent"
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,11 +52,13 @@ class Claimed:
     account_id: str
     attempt: int
     message: Message
+    queued_at: datetime
+    traceparent: str | None = None  # of the event that decided it
 
 
 def _claimed(row: Sequence[Any]) -> Claimed:
     key = Key(row[1], row[2], row[3], row[4], row[5])
-    return Claimed(key, row[6] or "", int(row[7]), Message(**row[8]))
+    return Claimed(key, row[6] or "", int(row[7]), Message(**row[8]), row[9], row[10])
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,6 +69,7 @@ class Queued:
     account_id: str
     message: Message
     at: datetime
+    traceparent: str | None = None
 
 
 async def enqueue(conn: Conn, queued: Sequence[Queued], now: datetime) -> int:
@@ -71,14 +78,14 @@ async def enqueue(conn: Conn, queued: Sequence[Queued], now: datetime) -> int:
         return 0
     cols = list(zip(*(
         (q.key.digest(), q.key.event, q.key.domain_id, q.key.contact_id, q.key.channel, q.key.incident,
-         q.account_id, q.at, Jsonb(dataclasses.asdict(q.message)))
+         q.account_id, q.at, Jsonb(dataclasses.asdict(q.message)), q.traceparent)
         for q in queued
     ), strict=True))  # fmt: skip
     cur = await conn.execute(
         "INSERT INTO notifier_deliveries (key, event, domain_id, contact_id, channel, incident, account_id,"
-        " next_attempt_at, message, state, attempts, created_at, updated_at)"
+        " next_attempt_at, message, traceparent, state, attempts, created_at, updated_at)"
         " SELECT *, 'queued', 0, %s::timestamptz, %s::timestamptz FROM unnest(%s::text[], %s::text[], %s::text[],"
-        " %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[])"
+        " %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[], %s::text[])"
         " ON CONFLICT (key) DO NOTHING RETURNING 1",
         (now, now, *(list(c) for c in cols)),
     )  # fmt: skip
@@ -116,10 +123,17 @@ async def expire_leases(event_log: EventLog, now: datetime) -> int:
     return len(rows)
 
 
-def _result(delivery: Delivery, attempt: int, now: datetime, backoff: Backoff) -> Result:
+def _result(delivery: Delivery, claimed: Claimed, now: datetime, backoff: Backoff) -> Result:
+    attempt = claimed.attempt
     if isinstance(delivery, Delivered):
         return Result("sent", attempt, delivery.vendor_id)
     detail = f"{delivery.code}: {delivery.message}"
+    if isinstance(delivery, Retryable) and delivery.throttled:
+        wait = backoff.throttled(delivery.retry_after, (now - claimed.queued_at).total_seconds())
+        if wait is not None:  # the attempt is given back: a rate limit refuses nothing
+            return Result("retrying", attempt - 1, f"throttled, {detail}", now + timedelta(seconds=wait))
+        hours = backoff.throttle_deadline / 3600
+        return Result("failed", attempt, f"gave up: throttled for over {hours:g} hours; last {detail}")
     if isinstance(delivery, Retryable):
         delay = backoff.delay(attempt, delivery.retry_after)
         if delay is not None:
@@ -157,12 +171,12 @@ async def finish_many(
     final: list[tuple[Claimed, Result]] = []
     async with event_log.pool.connection() as conn, conn.transaction():
         for claimed, delivery in attempts:
-            result = _result(delivery, claimed.attempt, now, backoff)
+            result = _result(delivery, claimed, now, backoff)
             cur = await conn.execute(
                 "UPDATE notifier_deliveries SET state = %s, detail = %s, next_attempt_at = %s, lease_until = NULL,"
-                " updated_at = %s WHERE key = %s AND state = 'pending' AND attempts = %s RETURNING 1",
-                (result.outcome, result.detail[:500], result.next_attempt_at, now, claimed.key.digest(),
-                 claimed.attempt),
+                " attempts = %s, updated_at = %s WHERE key = %s AND state = 'pending' AND attempts = %s RETURNING 1",
+                (result.outcome, result.detail[:500], result.next_attempt_at, result.attempts, now,
+                 claimed.key.digest(), claimed.attempt),
             )  # fmt: skip
             if await cur.fetchone() is None:  # the lease ran out and the row was recorded failed meanwhile
                 results.append(Result("failed", claimed.attempt, INTERRUPTED))

@@ -14,10 +14,14 @@ from collections.abc import Callable
 from datetime import datetime
 
 import httpx
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from certwatch.notifier import contact_channels, delivery
-from certwatch.notifier.channels.base import Channel, Delivery, Failed, http_client
+from certwatch.notifier.channels.base import Channel, Delivered, Delivery, Failed, http_client
+from certwatch.notifier.channels.email import SmtpPool
+from certwatch.notifier.settings import smtp_config
 from certwatch.notifier.ticker import Ticker
+from certwatch.platform import telemetry
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.shredding import Vault
@@ -38,6 +42,9 @@ class Dispatcher(Ticker):
         self._settings = settings
         self._vault = vault
         self._client: httpx.AsyncClient | None = None
+        config = smtp_config(settings)
+        # The round's emails share a few SMTP connections, closed when the round ends.
+        self._smtp = SmtpPool(config) if config is not None else None
         # One channel object per contact channel while the contact is unchanged: a robot's rate
         # window (20 a minute) must span every alert to it, not restart with each.
         self._channels: dict[tuple[str, str, str], Channel] = {}
@@ -71,9 +78,13 @@ class Dispatcher(Ticker):
             contacts = await contact_channels.open_contacts(
                 conn, self._vault, {c.key.contact_id for c in claimed}
             )
-        outcomes = await asyncio.gather(
-            *(self._send(client, c, contacts.get(c.key.contact_id)) for c in claimed)
-        )
+        try:
+            outcomes = await asyncio.gather(
+                *(self._send(client, c, contacts.get(c.key.contact_id)) for c in claimed)
+            )
+        finally:
+            if self._smtp is not None:
+                await self._smtp.close()
         results = await delivery.finish_many(
             self._log, list(zip(claimed, outcomes, strict=True)), self._clock()
         )
@@ -83,6 +94,26 @@ class Dispatcher(Ticker):
         return len(claimed)
 
     async def _send(
+        self, client: httpx.AsyncClient, claimed: delivery.Claimed, contact: contact_channels.Contact | None
+    ) -> Delivery:
+        """One attempt, as a span of the trace of the event that decided it (the verdict's, when the
+        classifier's verdict raised the alert), so one trace runs from AddDomains to the alert."""
+        k = claimed.key
+        parent = telemetry.context_from({"traceparent": claimed.traceparent} if claimed.traceparent else None)
+        attributes: dict[str, str | int] = {
+            "certwatch.event": k.event, "certwatch.channel": k.channel, "certwatch.domain_id": k.domain_id,
+            "certwatch.delivery": k.digest(), "certwatch.attempt": claimed.attempt,
+        }  # fmt: skip
+        with telemetry.tracer().start_as_current_span(
+            f"notifier send {k.channel}", context=parent, kind=SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            outcome = await self._attempt(client, claimed, contact)
+            span.set_attribute("certwatch.outcome", type(outcome).__name__)
+            if not isinstance(outcome, Delivered):
+                span.set_status(Status(StatusCode.ERROR, outcome.code))
+            return outcome
+
+    async def _attempt(
         self, client: httpx.AsyncClient, claimed: delivery.Claimed, contact: contact_channels.Contact | None
     ) -> Delivery:
         if contact is None:
@@ -97,7 +128,7 @@ class Dispatcher(Ticker):
         cached = self._channels.get((contact_id, name, version))
         if cached is not None:
             return cached
-        built = contact_channels.build(name, contact, self._settings, client)
+        built = contact_channels.build(name, contact, self._settings, client, self._smtp)
         if not isinstance(built, Failed):
             self._channels[(contact_id, name, version)] = built
         return built

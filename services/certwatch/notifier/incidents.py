@@ -1,7 +1,8 @@
 """Per-domain incident memory, and the alerts it decides, queued with the checkpoint that read them.
 
-A projection of the domain, contact, quota-end and verdict events. For each verdict the pure
-`rules.on_verdict` folds it into the domain's memory and names the events to announce; each one
+A projection of the domain, contact, quota-end, verdict and hosting (`hosting_alerts`) events.
+For each verdict the pure `rules.on_verdict` folds it into the domain's memory and names the
+events to announce; each one
 is rendered once and queued for every channel of every contact of the domain under its
 idempotency key, in the transaction that moves the checkpoint. A replay, a redelivery or a
 second replica decides the same keys and queues nothing twice; the dispatcher sends them.
@@ -22,9 +23,10 @@ from psycopg.types.json import Jsonb
 
 from certwatch.contracts import contacts as cc
 from certwatch.contracts import domain as dc
+from certwatch.contracts import hosting as hc
 from certwatch.contracts import status as sc
 from certwatch.contracts.payload import decode
-from certwatch.notifier import alert_text, contact_channels
+from certwatch.notifier import alert_text, contact_channels, hosting_alerts
 from certwatch.notifier.channels.base import Message
 from certwatch.notifier.delivery import Queued, enqueue
 from certwatch.notifier.rules import (
@@ -51,7 +53,7 @@ MAX_ALERT_AGE = timedelta(hours=6)
 EVENT_TYPES = (
     dc.DOMAIN_ADDED, dc.DOMAIN_EDITED, dc.DOMAIN_REMOVED, dc.MONITORING_DISABLED, dc.MONITORING_STARTED,
     dc.SERVICE_ENDED, *cc.CONTACT_EVENTS, sc.DOMAIN_CLASSIFIED, sc.CERTIFICATE_CHAIN_OBSERVED,
-    sc.OWNERSHIP_CHANGED,
+    sc.OWNERSHIP_CHANGED, *hosting_alerts.EVENT_TYPES,
 )  # fmt: skip
 _DOMAIN_COLUMNS = (
     "d.domain_id::text, d.account_id::text, host, port, contact_ids, memory, coalesce(s.rules, '{}'),"
@@ -120,6 +122,7 @@ class Incidents:
 
     async def _apply(self, conn: Conn, event: RecordedEvent) -> None:
         fresh = self._clock() - event.recorded_at <= MAX_ALERT_AGE
+        trace = event.metadata.get("traceparent")  # the deliveries' sends join the event's trace
         match decode(event):
             case dc.DomainAdded() as e:
                 await conn.execute(
@@ -144,7 +147,7 @@ class Incidents:
                     (e.service_ends_on, e.domain_id),
                 )
             case dc.MonitoringServiceEnded() as e:
-                await self._service_ended(conn, e, fresh)
+                await self._service_ended(conn, e, fresh, trace)
                 await self._forget_conditions(conn, e.domain_id)
             case cc.ContactCreated() | cc.ContactUpdated() as e:
                 await conn.execute(
@@ -160,6 +163,32 @@ class Incidents:
                 await self._certificates(conn, e)
             case sc.OwnershipChanged() as e:
                 await self._ownership(conn, e, event, fresh)
+            case hc.ApplicationSubmitted() | hc.CertificateIssued() as e:  # renewals too (a subclass)
+                await hosting_alerts.remember(conn, e)
+                if isinstance(e, hc.CertificateRenewed) and fresh:
+                    await self._hosting(conn, e.account_id, e.instance_id, e, trace)
+            case hc.OrderFailed() | hc.HostingEnding() as e if fresh:
+                await self._hosting(conn, e.account_id, e.instance_id, e, trace)
+            case hc.UploadedCertificateExpiring() as e if fresh:
+                await self._hosting(conn, e.account_id, e.certificate_id, e, trace)
+
+    async def _hosting(
+        self, conn: Conn, account_id: str, instance_id: str, e: hosting_alerts.Hosting, trace: str | None
+    ) -> None:
+        """Hosting's news to the contacts of the domains its certificate covers (or the account's)."""
+        said = hosting_alerts.announcement(e, await hosting_alerts.names_of(conn, instance_id))
+        if said is None:
+            return
+        account, quiet = await account_rules(conn, account_id)
+        now = self._clock()
+        for to in await hosting_alerts.recipients(conn, account_id, said.names, instance_id):
+            if said.event not in effective_rules(account, to.rules).enabled:
+                continue
+            when = decide(now, 0, Suppression(quiet=quiet, muted_until=to.muted_until))
+            if isinstance(when, Drop):
+                continue
+            await queue_for_contacts(conn, self._vault, self._settings, to.domain_id, account_id, to.contact_ids,
+                                     said.event.value, said.incident, said.message, when.at, now, trace)  # fmt: skip
 
     async def _certificates(self, conn: Conn, e: sc.CertificateChainObserved) -> None:
         for facts in e.certificates:
@@ -194,7 +223,7 @@ class Incidents:
         fired, incident = await self._fold(conn, domain, e, e.verdict.checked_at, event)
         if fired and fresh:
             await self._certificates_ahead(conn, event)
-            await self._announce(conn, domain, e, fired, incident)
+            await self._announce(conn, domain, e, fired, incident, event.metadata.get("traceparent"))
 
     async def _fold(
         self, conn: Conn, domain: _Domain, e: sc.DomainClassified, as_of: datetime,
@@ -222,14 +251,15 @@ class Incidents:
         return fired, memory.incident
 
     async def _announce(
-        self, conn: Conn, domain: _Domain, e: sc.DomainClassified, fired: list[Event], incident: int
-    ) -> None:
+        self, conn: Conn, domain: _Domain, e: sc.DomainClassified, fired: list[Event], incident: int,
+        trace: str | None = None,
+    ) -> None:  # fmt: skip
         _, quiet = await account_rules(conn, domain.account_id)
         on = await served(conn, e)
         for kind in fired:
             message = alert_text.render(kind, domain.host, domain.port, e.verdict,
                                         recommended_action=e.recommended_action, served=on)  # fmt: skip
-            await self._queue(conn, domain, kind, str(incident), message, quiet)
+            await self._queue(conn, domain, kind, str(incident), message, quiet, trace)
 
     async def _certificates_ahead(self, conn: Conn, event: RecordedEvent) -> None:
         """The facts of a certificate first seen in this probe come in the chain event the classifier
@@ -275,16 +305,23 @@ class Incidents:
             return
         together = domain.alerted_in == str(event.transaction_id)  # the verdict of the same probe alerted
         account, quiet = await account_rules(conn, domain.account_id)
+        by_hosting = await hosting_alerts.issued_recently(conn, domain.account_id, domain.host, e.observed_at)
         if not on_ownership_changed(
-            e.kinds, effective_rules(account, domain.rules), alerted_with_it=together
+            e.kinds,
+            effective_rules(account, domain.rules),
+            alerted_with_it=together,
+            renewed_by_hosting=by_hosting,
         ):
             return
         message = alert_text.render(
             Event.CERTIFICATE_CHANGED, domain.host, domain.port, None, changes=e.kinds
         )
-        await self._queue(conn, domain, Event.CERTIFICATE_CHANGED, str(event.event_id), message, quiet)
+        await self._queue(conn, domain, Event.CERTIFICATE_CHANGED, str(event.event_id), message, quiet,
+                          event.metadata.get("traceparent"))  # fmt: skip
 
-    async def _service_ended(self, conn: Conn, e: dc.MonitoringServiceEnded, fresh: bool) -> None:
+    async def _service_ended(
+        self, conn: Conn, e: dc.MonitoringServiceEnded, fresh: bool, trace: str | None
+    ) -> None:
         domain = await _domain(conn, e.domain_id)
         if domain is None or not fresh:
             return
@@ -294,7 +331,7 @@ class Incidents:
         message = alert_text.render(
             Event.SERVICE_ENDED, domain.host, domain.port, None, service_ends_on=e.ended_on
         )
-        await self._queue(conn, domain, Event.SERVICE_ENDED, e.ended_on.isoformat(), message, quiet)
+        await self._queue(conn, domain, Event.SERVICE_ENDED, e.ended_on.isoformat(), message, quiet, trace)
 
     async def _queue(
         self,
@@ -304,6 +341,7 @@ class Incidents:
         incident: str,
         message: Message,
         quiet: QuietHours | None,
+        trace: str | None,
     ) -> int:
         """Queue `message` for every channel of every contact of `domain`; the number queued."""
         now = self._clock()
@@ -311,16 +349,20 @@ class Incidents:
         if isinstance(when, Drop):
             return 0
         return await queue_for_contacts(conn, self._vault, self._settings, domain.domain_id, domain.account_id,
-                                        domain.contact_ids, event.value, incident, message, when.at, now)  # fmt: skip
+                                        domain.contact_ids, event.value, incident, message, when.at, now,
+                                        trace)  # fmt: skip
 
 
 async def queue_for_contacts(
     conn: Conn, vault: Vault | None, settings: Settings, domain_id: str, account_id: str,
     contact_ids: Sequence[str], event: str, incident: str, message: Message, at: datetime, now: datetime,
+    trace: str | None = None,
 ) -> int:  # fmt: skip
+    """Queue `message` for every channel of each contact; `trace` is the W3C traceparent of the event
+    that decided it, so that each send is a span of that event's trace."""
     contacts = await contact_channels.open_contacts(conn, vault, contact_ids)
     queued = [
-        Queued(Key(event, domain_id, contact_id, channel, incident), account_id, message, at)
+        Queued(Key(event, domain_id, contact_id, channel, incident), account_id, message, at, trace)
         for contact_id, contact in contacts.items()
         for channel in contact_channels.channel_names(contact, settings)
         if channel != "sms" or message.sms is not None
@@ -368,5 +410,6 @@ def projection(event_log: EventLog, settings: Settings, vault: Vault | None, *,
     return Projection(
         name="notifier.incidents", event_types=EVENT_TYPES, handle_batch=handler.handle_batch,
         subject=subject_filter(), after_commit=after_commit, page=500,
-        reset_sql=["DELETE FROM notifier_domains", "DELETE FROM notifier_contacts", "DELETE FROM notifier_certificates"],
+        reset_sql=["DELETE FROM notifier_domains", "DELETE FROM notifier_contacts", "DELETE FROM notifier_certificates",
+                   "DELETE FROM notifier_hosting"],
     )  # fmt: skip

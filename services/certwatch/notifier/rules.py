@@ -32,6 +32,10 @@ class Event(enum.StrEnum):
     CERTIFICATE_CHANGED = "certificate_changed"
     SERVICE_ENDING = "service_ending"
     SERVICE_ENDED = "service_ended"
+    RENEWAL_DONE = "renewal_done"  # by hosting (contracts.hosting)
+    RENEWAL_FAILED = "renewal_failed"
+    HOSTING_ENDING = "hosting_ending"
+    UPLOAD_EXPIRING = "upload_expiring"
 
 
 MAX_NETWORK_FAILURES = 5  # the classifier repeats a non-SECURE verdict while its streak is at most 5
@@ -263,8 +267,18 @@ class Backoff:
     cap: float = 3600.0
     max_attempts: int = 8
 
+    throttle_wait: float = 60.0  # a rate limit without a hint of how long
+    throttle_deadline: float = 24 * 3600.0  # how long past its due time a throttled delivery may wait
+
     def delay(self, attempt: int, hint: float = 0.0) -> float | None:
         """Seconds before attempt `attempt + 1` (at least the vendor's hint), or None once attempts are spent."""
         if attempt >= self.max_attempts:
             return None
         return max(hint, min(self.cap, self.base * self.factor ** (attempt - 1)))
+
+    def throttled(self, hint: float, waited: float) -> float | None:
+        """Seconds to wait for a rate limit to lift (the vendor's hint, capped), which spends no
+        attempt: nothing was refused. None once the delivery, `waited` seconds past due, would
+        outlive the deadline: a robot throttled for a day is as good as down."""
+        delay = min(self.cap, hint) if hint > 0 else self.throttle_wait
+        return None if waited + delay > self.throttle_deadline else delay

@@ -38,6 +38,7 @@ HOSTS = ("dysmsapi.aliyuncs.com",)
 # Busy, throttled (per number per minute/hour/day): worth waiting for; anything else is final.
 _RETRYABLE = {"isp.SYSTEM_ERROR": 30.0, "Throttling.User": 60.0, "isv.BUSINESS_LIMIT_CONTROL": 3600.0,
               "ServiceUnavailable": 30.0}  # fmt: skip
+_THROTTLED = ("Throttling.User", "isv.BUSINESS_LIMIT_CONTROL")
 
 
 def _encode(text: str) -> str:
@@ -97,5 +98,5 @@ class AliyunSms:
         if code == "OK":
             return Delivered(str(body.get("BizId", "")))
         if code in _RETRYABLE:
-            return Retryable(code, text, _RETRYABLE[code])
+            return Retryable(code, text, _RETRYABLE[code], throttled=code in _THROTTLED)
         return Failed(code, text)

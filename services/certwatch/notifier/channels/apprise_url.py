@@ -8,6 +8,7 @@ attempt limit ends it. The seed's own channels stay first-class modules for that
 from __future__ import annotations
 
 import asyncio
+import logging
 import warnings
 
 from certwatch.notifier.channels.base import Delivered, Delivery, Limits, Message, Overflow, Retryable, fit
@@ -20,6 +21,11 @@ with warnings.catch_warnings():
     from apprise.manager_plugins import NotificationManager
 
     NotificationManager().load_modules()  # type: ignore[no-untyped-call]
+
+# Apprise logs each request's URL at DEBUG (a Telegram bot token, a Slack webhook, ...), and so
+# does urllib3 under requests: an Apprise URL is a credential, so neither logs below WARNING.
+for _name in ("apprise", "urllib3"):
+    logging.getLogger(_name).setLevel(max(logging.WARNING, logging.getLogger(_name).level))
 
 
 def check(url: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -51,11 +53,15 @@ class Delivered:
 
 @dataclass(frozen=True, slots=True)
 class Retryable:
-    """Try again after `retry_after` seconds (the vendor's hint, or the backoff schedule's if 0)."""
+    """Try again after `retry_after` seconds (the vendor's hint, or the backoff schedule's if 0).
+
+    `throttled`: the vendor (or our own window) asked to slow down; the message was not refused,
+    so the wait spends none of the delivery's attempts (only a deadline ends it)."""
 
     code: str
     message: str
     retry_after: float = 0.0
+    throttled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +135,25 @@ def fit(body: str, limits: Limits, marker: str = "\n…") -> list[str]:
     return parts
 
 
+class _UrlRedaction(logging.Filter):
+    """httpx logs every request's URL at INFO, and a robot's URL is its credential (DingTalk's
+    access_token, WeCom's key, Lark's hook token): only the scheme and host reach the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                f"{a.scheme}://{a.netloc.decode()}/..." if isinstance(a, httpx.URL) else a
+                for a in record.args
+            )
+        return True
+
+
+_REDACTION = _UrlRedaction()
+
+
 def http_client() -> httpx.AsyncClient:
     """The one HTTP client the channels share: explicit timeouts, no redirects (a robot never redirects)."""
+    logging.getLogger("httpx").addFilter(_REDACTION)  # once: a logger keeps a filter only once
     return httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
 
 
@@ -143,7 +166,8 @@ async def post(client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Resp
     except httpx.TransportError as exc:
         return Retryable("network", type(exc).__name__)
     if response.status_code == 429 or response.status_code >= 500:
-        return Retryable(f"http {response.status_code}", response.text[:200], _retry_after(response))
+        return Retryable(f"http {response.status_code}", response.text[:200], _retry_after(response),
+                         throttled=response.status_code == 429)  # fmt: skip
     return response
 
 
@@ -166,9 +190,11 @@ def _retry_after(response: httpx.Response) -> float:
 
 
 def coded_answer(
-    response: httpx.Response, code_key: str, message_key: str, retryable: dict[int, float]
-) -> Delivery:
-    """Interpret a robot's `{code, message}` answer: 0 is delivered, `retryable` codes wait, the rest fail."""
+    response: httpx.Response, code_key: str, message_key: str, retryable: dict[int, float],
+    throttled: Collection[int] = (),
+) -> Delivery:  # fmt: skip
+    """Interpret a robot's `{code, message}` answer: 0 is delivered, `retryable` codes wait (the
+    `throttled` ones without spending an attempt), the rest fail."""
     body = vendor_json(response)
     if isinstance(body, Failed):
         return body
@@ -177,5 +203,5 @@ def coded_answer(
     if code == 0:
         return Delivered()
     if isinstance(code, int) and code in retryable:
-        return Retryable(str(code), message, retryable[code])
+        return Retryable(str(code), message, retryable[code], throttled=code in throttled)
     return Failed(str(code), message or f"HTTP {response.status_code} without {code_key} 0")

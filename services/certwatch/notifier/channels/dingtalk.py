@@ -69,11 +69,11 @@ class DingTalk:
     async def _send_part(self, title: str, text: str) -> Delivery:
         wait = self._window.admit(self._clock())
         if wait:
-            return Retryable("rate", "20 messages a minute per robot", wait)
+            return Retryable("rate", "20 messages a minute per robot", wait, throttled=True)
         ms = int(self._clock() * 1000)
         url = f"{self._url}&timestamp={ms}&sign={sign(self._secret, ms)}"
         payload = {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
         response = await post(self._client, url, json=payload)
         if isinstance(response, Retryable):
             return response
-        return coded_answer(response, "errcode", "errmsg", _RETRYABLE)
+        return coded_answer(response, "errcode", "errmsg", _RETRYABLE, throttled=(THROTTLED,))

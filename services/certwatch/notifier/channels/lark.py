@@ -60,7 +60,7 @@ class Lark:
         for part in fit(message.text, room):
             wait = self._window.admit(self._clock())
             if wait:
-                return Retryable("rate", "100 messages a minute per bot", wait)
+                return Retryable("rate", "100 messages a minute per bot", wait, throttled=True)
             payload: dict[str, object] = {"msg_type": "text", "content": {"text": part}}
             if self._secret:
                 seconds = int(self._clock())
@@ -69,7 +69,7 @@ class Lark:
             outcome = (
                 response
                 if isinstance(response, Retryable)
-                else coded_answer(response, "code", "msg", _RETRYABLE)
+                else coded_answer(response, "code", "msg", _RETRYABLE, throttled=_RETRYABLE)
             )
             if not isinstance(outcome, Delivered):
                 return outcome

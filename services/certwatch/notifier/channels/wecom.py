@@ -48,13 +48,13 @@ class WeCom:
         for part in fit(message.markdown or message.text, self.limits):
             wait = self._window.admit(self._clock())
             if wait:
-                return Retryable("rate", "20 messages a minute per robot", wait)
+                return Retryable("rate", "20 messages a minute per robot", wait, throttled=True)
             payload = {"msgtype": "markdown", "markdown": {"content": part}}
             response = await post(self._client, self._url, json=payload)
             outcome = (
                 response
                 if isinstance(response, Retryable)
-                else coded_answer(response, "errcode", "errmsg", _RETRYABLE)
+                else coded_answer(response, "errcode", "errmsg", _RETRYABLE, throttled=(RATE_LIMITED,))
             )
             if not isinstance(outcome, Delivered):
                 return outcome
