@@ -252,3 +252,37 @@ def cli(name: str, run: Callable[[], Coroutine[Any, Any, list[Row]]]) -> None:
     setup_telemetry()
     rows = run_async(run)
     print(table(rows))
+
+
+def cpu_by_process(root_pid: int | None = None) -> dict[str, float]:
+    """CPU seconds (user + system) so far of every living descendant of `root_pid` (this
+    process by default), summed by what it is: a certwatch service by its name (`serve X`),
+    anything else by its command (postgres, nats-server, nginx). Where a whole system's
+    time went, on a machine whose cores it shares."""
+    root = os.getpid() if root_pid is None else root_pid
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    used: dict[int, float] = {}
+    label: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            comm_end = stat.rindex(")")
+            fields = stat[comm_end + 2 :].split()
+            pid = int(entry.name)
+            parent[pid] = int(fields[1])
+            used[pid] = (int(fields[11]) + int(fields[12])) / tick
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            served = argv.index(b"serve") + 1 if b"serve" in argv else 0
+            label[pid] = argv[served].decode() if served else stat[stat.index("(") + 1 : comm_end]
+    totals: dict[str, float] = {}
+    for pid in used:
+        top, seen = pid, 0
+        while parent.get(top, 0) not in (root, 0) and seen < 64:  # the child of root it descends from
+            top, seen = parent[top], seen + 1
+        if parent.get(top) == root and pid != root:
+            name = label.get(top, "?")
+            totals[name] = totals.get(name, 0.0) + used[pid]
+    return totals

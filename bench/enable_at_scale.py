@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from bench._common import Row, bounded, cli, fresh_servers, median, percentile, save
+from bench._common import Row, bounded, cli, cpu_by_process, fresh_servers, median, percentile, save
 from certwatch.platform.config import Settings
 from certwatch.prober.settings import probe_options
 from certwatch.prober.tls_probe import probe
@@ -80,6 +80,7 @@ async def _run_stack(settings: Settings, hosts: list[str], port: int) -> dict[st
         stop = asyncio.Event()
         toggler = asyncio.create_task(_toggle(inventory, pb, stack.metadata, side_ids, stop))
         add_lat: list[float] = []
+        cpu_before = cpu_by_process()
         async with bounded(TIMEOUT_S, f"{DOMAINS} verdicts"):
             t0 = time.perf_counter()
             for start in range(0, len(hosts), BATCH):
@@ -98,9 +99,10 @@ async def _run_stack(settings: Settings, hosts: list[str], port: int) -> dict[st
                     break
                 await asyncio.sleep(0.1)
             wall = time.perf_counter() - t0
+        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_by_process().items()}
         stop.set()
         toggles = await asyncio.wait_for(toggler, 60)
-    return {"wall": wall, "accepted": accepted, "add_latencies": add_lat, "toggles": toggles}
+    return {"wall": wall, "accepted": accepted, "add_latencies": add_lat, "toggles": toggles, "cpu": cpu}
 
 
 async def _bare(settings: Settings, hosts: list[str], port: int) -> float:
@@ -152,9 +154,15 @@ async def run() -> list[Row]:
             TOGGLE_P50_TARGET_S, f"{len(disable)} calls"),
         Row(BENCH, "DisableMonitoring p99 under load", percentile(disable, 99), "s", note=f"{len(disable)} calls"),
     ]  # fmt: skip
+    # Where the time went: a 2-core machine has 2 x wall CPU seconds to give.
+    cpu: dict[str, float] = got["cpu"]
+    rows.append(Row(BENCH, "(diag) CPU seconds of the run, every process", sum(cpu.values()), "s",
+                    "2 cores x the wall time", 2 * got["wall"]))  # fmt: skip
+    rows += [Row(BENCH, f"(diag) CPU seconds of the run, {name}", seconds, "s")
+             for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]) if seconds >= 0.5]  # fmt: skip
     context = {
         "domains": DOMAINS, "batch": BATCH, "wall_s": got["wall"], "accepted_s": got["accepted"],
-        "add_p50_s": median(got["add_latencies"]), "bare_probes_s": bare,
+        "add_p50_s": median(got["add_latencies"]), "bare_probes_s": bare, "cpu_s": cpu,
     }  # fmt: skip
     save(BENCH, rows, context)
     return rows

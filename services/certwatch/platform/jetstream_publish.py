@@ -1,8 +1,8 @@
 """Publishing a batch to JetStream with every acknowledgement awaited, pipelined.
 
 `JetStreamContext.publish` is a request per message: a fresh inbox, a future, a timer and a
-round trip each. The outbox relay and the probers publish hundreds at a time, and on this
-path that cost was most of the relay's CPU (it shares a core with the probes). Here a batch
+round trip each. The outbox relay and the observation publishers send hundreds at a time,
+and on this path that cost was most of the relay's CPU. Here a batch
 gets one reply subscription (`<inbox>.<index>`), its messages are written back to back and
 flushed once, and the acknowledgements are matched by index as they arrive: the same
 guarantee (each message stored, or an error), a fraction of the client CPU.

@@ -226,8 +226,8 @@ async def catch_up_past(
 async def catch_up_now(event_log: EventLog, projection: Projection, *, timeout_s: float = 5.0) -> None:
     """Return once the projection has applied every event committed before this call:
     read-your-writes for a query, whatever its caller wrote before asking is in the
-    answer. Commands answer without waiting for the views (see the inventory's
-    `_as_written`); the wait is here, where a reader asks, and only as long as the view
+    answer. Commands can answer without waiting for a view (folding their own events into
+    its row); the wait is then here, where a reader asks, and only as long as the view
     is behind (two indexed lookups when it is current). A view stuck on an event it cannot
     apply answers from where it stands: its runner reports it (`certwatch status`), and
     the list says its verdicts may be stale."""

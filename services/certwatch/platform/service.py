@@ -67,7 +67,7 @@ class Parts:
     # Instead of a gRPC server: an HTTP edge started on (host, the service's port).
     http: Callable[[str, int], HttpEdge] | None = None
     # Seconds before this service's outbox relay first bids for leadership: a service whose
-    # CPU is the system's critical path (the prober's probes) leaves relaying to the others
+    # CPU is the system's critical path (probing, say) leaves relaying to the others
     # and takes it over only when none of them relays.
     relay_standby_s: float = 0.0
 
