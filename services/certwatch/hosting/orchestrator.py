@@ -24,10 +24,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from certwatch.contracts import hosting as hc
 from certwatch.contracts.payload import Payload
-from certwatch.hosting import acme_accounts, cert_material, lifecycle, store
+from certwatch.hosting import acme_accounts, cert_material, lifecycle, store, views
 from certwatch.hosting.acme_client import AcmeFailure, Ari, CaConfig, Session, Solver, mapped
 from certwatch.hosting.lifecycle import Step
-from certwatch.platform.eventlog import EventLog
+from certwatch.platform.errors import ConcurrencyConflict
+from certwatch.platform.eventlog import Cursor, EventLog
+from certwatch.platform.projection import Projection
 from certwatch.platform.shredding import Vault
 from certwatch.rules.classify import ABOUT_TO_EXPIRE_DAYS
 
@@ -53,8 +55,12 @@ class Orchestrator:
     concurrency: int = 8
     rng: random.Random = field(default_factory=random.Random)
     _inflight: set[str] = field(default_factory=set)
+    _views: Projection = field(init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     orders_placed: int = 0
+
+    def __post_init__(self) -> None:
+        self._views = views.projection(self.event_log)
 
     @property
     def pool(self) -> AsyncConnectionPool[Any]:
@@ -92,25 +98,30 @@ class Orchestrator:
         return len(due)
 
     async def announce_expiring_uploads(self) -> int:
-        """`UploadedCertificateExpiring` once per upload with fewer than ABOUT_TO_EXPIRE_DAYS left."""
+        """`UploadedCertificateExpiring` once per upload with fewer than ABOUT_TO_EXPIRE_DAYS left:
+        appended at the upload stream's version 1, so a second replica (or a scan that ran
+        before the views caught up) conflicts instead of announcing it twice."""
         now = self.clock()
-        announced = 0
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT certificate_id::text, account_id::text, names, not_after FROM hosting_certificates"
-                " WHERE uploaded AND NOT expiry_announced AND not_after < %s FOR UPDATE SKIP LOCKED LIMIT 100",
+                " WHERE uploaded AND NOT expiry_announced AND not_after < %s ORDER BY not_after LIMIT 100",
                 (now + timedelta(days=ABOUT_TO_EXPIRE_DAYS),),
             )
-            for certificate_id, account_id, names, not_after in await cur.fetchall():
-                expiring = hc.UploadedCertificateExpiring(certificate_id=certificate_id, account_id=account_id,
-                                                          names=names, not_after=not_after, at=now)  # fmt: skip
-                await self.event_log.append(hc.cert_stream_id(certificate_id), [expiring.new_event(
-                    metadata={"account_id": account_id, "actor": ACTOR})], expected_version=None, conn=conn)  # fmt: skip
-                await conn.execute(
-                    "UPDATE hosting_certificates SET expiry_announced = true WHERE certificate_id = %s",
-                    (certificate_id,),
-                )
-                announced += 1
+            rows = await cur.fetchall()
+        last: Cursor | None = None
+        announced = 0
+        for certificate_id, account_id, names, not_after in rows:
+            expiring = hc.UploadedCertificateExpiring(certificate_id=certificate_id, account_id=account_id,
+                                                      names=names, not_after=not_after, at=now)  # fmt: skip
+            try:
+                appended = await self.event_log.append(hc.cert_stream_id(certificate_id), [expiring.new_event(
+                    metadata={"account_id": account_id, "actor": ACTOR})], expected_version=1)  # fmt: skip
+            except ConcurrencyConflict:  # announced already (or deleted meanwhile)
+                continue
+            last = appended[-1].cursor
+            announced += 1
+        await views.caught_up(self.event_log, self._views, last)
         return announced
 
     async def _work(self, instance_id: str) -> None:
@@ -141,7 +152,8 @@ class Orchestrator:
     async def _record(self, changes: Sequence[store.Change]) -> None:
         account = next(i.account_id for i, _, _ in changes if i is not None)
         async with self.pool.connection() as conn, conn.transaction():
-            await store.record(self.event_log, conn, changes, {"account_id": account, "actor": ACTOR})
+            recorded = await store.record(self.event_log, conn, changes, {"account_id": account, "actor": ACTOR})
+        await views.caught_up(self.event_log, self._views, recorded.cursor)
 
     async def _advance(self, instance_id: str) -> None:
         loaded = await self._load(instance_id)
@@ -267,8 +279,9 @@ class Orchestrator:
                 certificate_id=certificate_id, csr_pem=csr.decode(), sealed_key=sealed,
                 renewal=instance.current is not None, at=self.clock(),
             )  # fmt: skip
-            await store.record(self.event_log, conn, [(instance, loaded.version, [requested])],
-                               {"account_id": instance.account_id, "actor": ACTOR})  # fmt: skip
+            recorded = await store.record(self.event_log, conn, [(instance, loaded.version, [requested])],
+                                          {"account_id": instance.account_id, "actor": ACTOR})  # fmt: skip
+        await views.caught_up(self.event_log, self._views, recorded.cursor)
         return store.Loaded(lifecycle.evolve(instance, requested), loaded.version + 1)
 
     async def _issued(self, loaded: store.Loaded, facts: hc.Certificate, order_url: str,
