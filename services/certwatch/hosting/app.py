@@ -57,7 +57,11 @@ async def build(rt: Runtime, env: Mapping[str, str] = os.environ) -> Parts:
             "hosting: CERTWATCH_ACME_DIRECTORY is not set: applications are recorded, no order is placed"
         )
     return Parts(
-        registrations=[api.registration(api.HostingApi(HostingUseCases(rt.event_log, vault)))],
+        registrations=[
+            api.registration(
+                api.HostingApi(HostingUseCases(rt.event_log, vault, ca_file=rt.settings.ca_file))
+            )
+        ],
         projections=[OBSERVED_EXPIRY, views.projection(rt.event_log)],
         workers=workers,
     )

@@ -152,7 +152,9 @@ class Orchestrator:
     async def _record(self, changes: Sequence[store.Change]) -> None:
         account = next(i.account_id for i, _, _ in changes if i is not None)
         async with self.pool.connection() as conn, conn.transaction():
-            recorded = await store.record(self.event_log, conn, changes, {"account_id": account, "actor": ACTOR})
+            recorded = await store.record(
+                self.event_log, conn, changes, {"account_id": account, "actor": ACTOR}
+            )
         await views.caught_up(self.event_log, self._views, recorded.cursor)
 
     async def _advance(self, instance_id: str) -> None:

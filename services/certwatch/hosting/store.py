@@ -39,9 +39,7 @@ async def load(log: EventLog, conn: Conn, instance_id: str, *, for_update: bool 
     return Loaded(lifecycle.fold([decode(e) for e in events]), events[-1].stream_version)
 
 
-async def record(
-    log: EventLog, conn: Conn, changes: Sequence[Change], metadata: dict[str, str]
-) -> Recorded:
+async def record(log: EventLog, conn: Conn, changes: Sequence[Change], metadata: dict[str, str]) -> Recorded:
     """Append every change in one transaction (the caller's): the instances after it, and
     where the last event landed (for the caller to wait for the views, after its commit)."""
     batch: list[tuple[str, Sequence[NewEvent], int | None]] = []

@@ -60,10 +60,13 @@ _CERT_COLUMNS = (
 
 class HostingUseCases:
     def __init__(self, event_log: EventLog, vault: Vault, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:  # fmt: skip
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 ca_file: str | None = None) -> None:  # fmt: skip
+        """`ca_file`: the trust store uploads are verified against (CERTWATCH_CA_FILE)."""
         self._log = event_log
         self._vault = vault
         self._now = clock
+        self._ca_file = ca_file
         self._views = views.projection(event_log)
 
     def _meta(self, account_id: str, actor: str) -> dict[str, str]:
@@ -153,7 +156,7 @@ class HostingUseCases:
 
     async def upload(self, account_id: str, cert_pem: bytes, key_pem: bytes, chain_pem: bytes,
                      actor: str) -> CertificateRow:  # fmt: skip
-        facts, key = cert_material.checked_upload(cert_pem, key_pem, chain_pem)
+        facts, key = cert_material.checked_upload(cert_pem, key_pem, chain_pem, ca_file=self._ca_file)
         certificate_id = str(uuid.uuid4())
         now = self._now()
         async with self._log.pool.connection() as conn, conn.transaction():
@@ -175,7 +178,8 @@ class HostingUseCases:
             # The certificate's stream lock serializes deletes: the second finds the first's event.
             stream = await self._log.read_stream(hc.cert_stream_id(cid), conn=conn, for_update=True)
             cur = await conn.execute(
-                "SELECT 1 FROM hosting_certificates WHERE certificate_id = %s AND account_id = %s", (cid, account_id)
+                "SELECT 1 FROM hosting_certificates WHERE certificate_id = %s AND account_id = %s",
+                (cid, account_id),
             )
             if await cur.fetchone() is None or any(e.type == hc.CertificateDeleted.TYPE for e in stream):
                 raise NotFound(f"no certificate {certificate_id} in this account")

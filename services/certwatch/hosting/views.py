@@ -98,8 +98,11 @@ def projection(event_log: EventLog) -> Projection:
         name=NAME,
         event_types=[t.TYPE for t in (*hc.INSTANCE_EVENTS, *_CERT_EVENTS)],
         handle_batch=handle,
-        reset_sql=["DELETE FROM hosting_orders", "DELETE FROM hosting_certificates",
-                   "DELETE FROM hosting_instances"],
+        reset_sql=[
+            "DELETE FROM hosting_orders",
+            "DELETE FROM hosting_certificates",
+            "DELETE FROM hosting_instances",
+        ],
         page=500,  # commands wait on it: short pages keep that wait short
     )
 
