@@ -8,7 +8,9 @@ row is a `BAD_NONCE` failure the orchestrator backs off from.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import email.utils
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -45,11 +47,18 @@ class _RateLimited(Exception):
 
 
 class _Network(client.ClientNetwork):
-    """Keeps the `Retry-After` of a `rateLimited` problem (the library's error has no headers)."""
+    """Keeps the `Retry-After` of a `rateLimited` problem (the library's error has no headers),
+    and the CA's clock as its last answer's `Date` header gave it."""
+
+    ca_date: dt.datetime | None = None
 
     def _check_response(  # type: ignore[override]
         self, response: requests.Response, content_type: str | None = None
     ) -> requests.Response:
+        date = response.headers.get("Date")
+        if date:
+            with contextlib.suppress(TypeError, ValueError):
+                self.ca_date = email.utils.parsedate_to_datetime(date)
         try:
             return super()._check_response(response, content_type=content_type)
         except messages.Error as problem:
@@ -240,6 +249,11 @@ class Session:
             return str(self.client._post_as_get(orderr.body.certificate).text)
         done = self.client.poll_and_finalize(orderr, deadline)
         return str(done.fullchain_pem)
+
+    @property
+    def ca_date(self) -> dt.datetime | None:
+        """The CA's time at its last answer (HTTP `Date`, to the second), None before any."""
+        return self.net.ca_date
 
     def renewal_info(self, cert_pem: bytes) -> Ari:
         """The CA's ARI advice for a certificate (RFC 9773): a random time inside its suggested

@@ -222,8 +222,9 @@ class Orchestrator:
             mapped, lambda: session.complete(orderr, application.validation, self.solver)
         )
         facts = cert_material.of_fullchain(fullchain)
+        ca_offset = lifecycle.ca_clock_offset(self.clock(), session.ca_date)
         ari = await asyncio.to_thread(mapped, lambda: session.renewal_info(facts.cert_pem.encode()))
-        lifetime = lifecycle.lifetime_renewal(self.clock(), facts.not_before, facts.not_after)
+        lifetime = lifecycle.lifetime_renewal(facts.not_before, facts.not_after, ca_offset)
         renew_at, source, check_at = self._renewal(ari, lifetime, "lifetime")
         # A window already open for a certificate just issued would renew in a loop.
         renew_at = max(renew_at, self.clock() + lifecycle.earliest_renewal(facts.not_before, facts.not_after))
