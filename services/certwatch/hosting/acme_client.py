@@ -31,12 +31,21 @@ _ORDER_PAGES = 10  # of an account's order list, when looking for an order place
 
 class AcmeFailure(Exception):
     def __init__(self, kind: FailureKind, detail: str, *, retry_after: dt.timedelta | None = None,
-                 order_invalid: bool = False) -> None:  # fmt: skip
+                 order_invalid: bool = False, account_unknown: bool = False) -> None:  # fmt: skip
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail[:500]
         self.retry_after = retry_after
         self.order_invalid = order_invalid
+        self.account_unknown = account_unknown  # the CA no longer knows the account: register again
+
+
+class _Gone(Exception):
+    """The CA answered 404 with a problem: the resource (an order it forgot) is not there."""
+
+    def __init__(self, problem: messages.Error) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
 
 
 class _RateLimited(Exception):
@@ -64,6 +73,8 @@ class _Network(client.ClientNetwork):
         except messages.Error as problem:
             if problem.code == "rateLimited":
                 raise _RateLimited(problem, _retry_after(response)) from problem
+            if response.status_code == 404 and problem.code != "accountDoesNotExist":
+                raise _Gone(problem) from problem
             raise
 
 
@@ -128,6 +139,9 @@ def mapped(fn: Callable[[], Any]) -> Any:
     except _RateLimited as exc:
         raise AcmeFailure(FailureKind.RATE_LIMITED, exc.problem.detail or str(exc.problem),
                           retry_after=exc.retry_after) from exc  # fmt: skip
+    except _Gone as exc:
+        raise AcmeFailure(FailureKind.CA_ERROR, f"not found at the CA: {exc.problem.detail}",
+                          order_invalid=True) from exc  # fmt: skip
     except errors.ValidationError as exc:
         detail = "; ".join(str(a.body.identifier.value) for a in exc.failed_authzrs) or str(exc)
         raise AcmeFailure(
@@ -137,7 +151,9 @@ def mapped(fn: Callable[[], Any]) -> Any:
         raise AcmeFailure(FailureKind.CA_ERROR, f"order invalid: {exc.error}", order_invalid=True) from exc
     except messages.Error as exc:
         kind = FailureKind.BAD_NONCE if exc.code == "badNonce" else FailureKind.CA_ERROR
-        raise AcmeFailure(kind, f"{exc.code}: {exc.detail}") from exc
+        raise AcmeFailure(
+            kind, f"{exc.code}: {exc.detail}", account_unknown=exc.code == "accountDoesNotExist"
+        ) from exc
     except errors.TimeoutError as exc:
         raise AcmeFailure(FailureKind.CA_ERROR, "the CA did not finish the order in time") from exc
     except (requests.ConnectionError, requests.Timeout) as exc:

@@ -186,6 +186,8 @@ class Orchestrator:
                 renewal=instance.current is not None, order_abandoned=exc.order_invalid, at=self.clock(),
             )  # fmt: skip
             await self._record([(current.instance, current.version, [failed])])
+            if exc.account_unknown:  # e.g. a CA that lost its state: the next try registers again
+                await acme_accounts.forget(self.pool, instance.account_id, self.ca.directory)
 
     async def _session(self, instance: lifecycle.Instance) -> Session:
         email = instance.application.contact_email if instance.application else None

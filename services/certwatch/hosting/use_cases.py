@@ -43,7 +43,8 @@ class InstanceView:
         i = self.instance
         if i.state != hc.InstanceState.HOSTED or i.current is None:
             return None
-        return lifecycle.due_at(i) if i.renew_requested else lifecycle.renewal_due(i)
+        # An order on its way (or a "renew now") is retried at its own time, not the schedule's.
+        return lifecycle.due_at(i) if i.renew_requested or i.attempt is not None else lifecycle.renewal_due(i)
 
 
 def parse_id(raw: str, field: str) -> str:
