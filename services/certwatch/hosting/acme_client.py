@@ -1,8 +1,8 @@
 """RFC 8555 through certbot's `acme` library: synchronous calls, run in a thread by the caller.
 
 Every CA failure leaves this module as one `AcmeFailure` with a `FailureKind` (the one
-place the library's exceptions are mapped); `Retry-After` of a `rateLimited` answer is kept,
-which the library itself drops. `ClientNetwork` retries a `badNonce` once; a second one in a
+place the library's exceptions are mapped); the `Retry-After` of an error answer (`rateLimited`,
+or a CA unavailable for now) is kept, which the library itself drops. `ClientNetwork` retries a `badNonce` once; a second one in a
 row is a `BAD_NONCE` failure the orchestrator backs off from.
 """
 
@@ -48,7 +48,10 @@ class _Gone(Exception):
         self.problem = problem
 
 
-class _RateLimited(Exception):
+class _Throttled(Exception):
+    """A problem that came with a `Retry-After` (a `rateLimited` answer, or a CA saying it is
+    unavailable for now); the library's own error drops the header."""
+
     def __init__(self, problem: messages.Error, retry_after: dt.timedelta | None) -> None:
         super().__init__(str(problem))
         self.problem = problem
@@ -56,8 +59,8 @@ class _RateLimited(Exception):
 
 
 class _Network(client.ClientNetwork):
-    """Keeps the `Retry-After` of a `rateLimited` problem (the library's error has no headers),
-    and the CA's clock as its last answer's `Date` header gave it."""
+    """Keeps the `Retry-After` of an error answer (the library's error has no headers), tells
+    a 404 apart, and keeps the CA's clock as its last answer's `Date` header gave it."""
 
     ca_date: dt.datetime | None = None
 
@@ -71,8 +74,10 @@ class _Network(client.ClientNetwork):
         try:
             return super()._check_response(response, content_type=content_type)
         except messages.Error as problem:
-            if problem.code == "rateLimited":
-                raise _RateLimited(problem, _retry_after(response)) from problem
+            retry_after = _retry_after(response)
+            # badNonce stays the library's own: it retries that once by itself.
+            if problem.code == "rateLimited" or (retry_after is not None and problem.code != "badNonce"):
+                raise _Throttled(problem, retry_after) from problem
             if response.status_code == 404 and problem.code != "accountDoesNotExist":
                 raise _Gone(problem) from problem
             raise
@@ -136,8 +141,10 @@ def mapped(fn: Callable[[], Any]) -> Any:
         return fn()
     except AcmeFailure:
         raise
-    except _RateLimited as exc:
-        raise AcmeFailure(FailureKind.RATE_LIMITED, exc.problem.detail or str(exc.problem),
+    except _Throttled as exc:
+        kind = FailureKind.RATE_LIMITED if exc.problem.code == "rateLimited" else FailureKind.CA_ERROR
+        detail = exc.problem.detail or str(exc.problem)
+        raise AcmeFailure(kind, detail if kind == FailureKind.RATE_LIMITED else f"{exc.problem.code}: {detail}",
                           retry_after=exc.retry_after) from exc  # fmt: skip
     except _Gone as exc:
         raise AcmeFailure(FailureKind.CA_ERROR, f"not found at the CA: {exc.problem.detail}",
