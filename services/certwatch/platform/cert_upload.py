@@ -1,7 +1,8 @@
 """The checks every certificate uploaded with its key passes, wherever it is uploaded.
 
-Hosting's `UploadCertificate` and the VOD API's `SetVodDomainCertificate` both keep a
-certificate a server will be configured with, so both check it the same way, here: the key
+Every API that takes a certificate with its key (`UploadCertificate`,
+`SetVodDomainCertificate`) keeps one a server will be configured with, so all check it the
+same way, here: the key
 must be the certificate's; the chain is put in issuance order (leaf first, as a server
 sends it, the trust anchor left out) and verified against the trust store
 CERTWATCH_CA_FILE names (`trust_bundle`: a file, `system`, else Mozilla's) with

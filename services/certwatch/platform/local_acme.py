@@ -3,9 +3,9 @@ really ordered, validated and issued on one machine.
 
 pebble validates http-01 by resolving each name through pebble-challtestsrv's DNS, which
 answers 127.0.0.1 for every name, and fetching the token from its `httpPort`: the address
-the hosting service's responder listens on (CERTWATCH_ACME_HTTP01_ADDR). pebble's own TLS
+the ACME client's http-01 responder listens on (CERTWATCH_ACME_HTTP01_ADDR). pebble's own TLS
 listener gets a certificate from a small CA generated once under `var/pebble/` (the file
-hosting trusts as CERTWATCH_ACME_CA_FILE). pebble keeps orders in memory and issues from a
+the ACME client trusts as CERTWATCH_ACME_CA_FILE). pebble keeps orders in memory and issues from a
 new root each start: local certificates are for trying certwatch, not for serving.
 """
 
@@ -47,7 +47,7 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def write_tls(directory: Path, now: dt.datetime | None = None) -> None:
     """A root (`ca.pem`) and a 127.0.0.1/localhost certificate for pebble's listener
-    (`cert.pem`, `key.pem`), made once: the root stays what hosting trusts."""
+    (`cert.pem`, `key.pem`), made once: the root stays what the ACME client trusts."""
     if all((directory / f).exists() for f in ("ca.pem", "cert.pem", "key.pem")):
         return
     directory.mkdir(parents=True, exist_ok=True)
@@ -87,7 +87,7 @@ class LocalAcme:
     directory_path: Path
     port: int  # the ACME directory
     management_port: int
-    http01_port: int  # where pebble fetches http-01 tokens: the hosting responder's port
+    http01_port: int  # where pebble fetches http-01 tokens: the responder's port
     dns_port: int  # pebble-challtestsrv's DNS, pebble's resolver
     challtest_port: int  # pebble-challtestsrv's management API
 
@@ -104,7 +104,8 @@ class LocalAcme:
         config = {"pebble": {
             "listenAddress": f"127.0.0.1:{self.port}", "managementListenAddress": f"127.0.0.1:{self.management_port}",
             "certificate": str(self.directory_path / "cert.pem"), "privateKey": str(self.directory_path / "key.pem"),
-            "httpPort": self.http01_port, "tlsPort": self.http01_port,  # tls-alpn-01: hosting never answers it "ocspResponderURL": "",
+            # tlsPort is where tls-alpn-01 would be validated: no client here answers that one.
+            "httpPort": self.http01_port, "tlsPort": self.http01_port, "ocspResponderURL": "",
             "externalAccountBindingRequired": False,
         }}  # fmt: skip
         path = self.directory_path / "pebble.json"
