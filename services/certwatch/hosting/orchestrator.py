@@ -150,6 +150,7 @@ class Orchestrator:
         return loaded
 
     async def _record(self, changes: Sequence[store.Change]) -> None:
+        """Append, then wait until the views show it (the due scan and adoption read them)."""
         account = next(i.account_id for i, _, _ in changes if i is not None)
         async with self.pool.connection() as conn, conn.transaction():
             recorded = await store.record(
@@ -215,7 +216,9 @@ class Orchestrator:
             placed = hc.OrderPlaced(instance_id=instance.instance_id, account_id=instance.account_id,
                                     attempt_id=attempt.attempt_id, order_url=str(orderr.uri),
                                     adopted=adopted is not None, at=self.clock())  # fmt: skip
-            await self._record([(loaded.instance, loaded.version, [placed])])
+            await self._record(
+                [(loaded.instance, loaded.version, [placed])]
+            )  # hosting_orders: adoption reads it
             loaded = store.Loaded(lifecycle.evolve(loaded.instance, placed), loaded.version + 1)
         else:
             url = attempt.order_url
@@ -284,9 +287,9 @@ class Orchestrator:
                 certificate_id=certificate_id, csr_pem=csr.decode(), sealed_key=sealed,
                 renewal=instance.current is not None, at=self.clock(),
             )  # fmt: skip
-            recorded = await store.record(self.event_log, conn, [(instance, loaded.version, [requested])],
-                                          {"account_id": instance.account_id, "actor": ACTOR})  # fmt: skip
-        await views.caught_up(self.event_log, self._views, recorded.cursor)
+            # No wait for the views: nothing reads them before the order's next record, which waits.
+            await store.record(self.event_log, conn, [(instance, loaded.version, [requested])],
+                               {"account_id": instance.account_id, "actor": ACTOR})  # fmt: skip
         return store.Loaded(lifecycle.evolve(instance, requested), loaded.version + 1)
 
     async def _issued(self, loaded: store.Loaded, facts: hc.Certificate, order_url: str,
