@@ -63,6 +63,7 @@ def projections(event_log: EventLog) -> dict[str, Projection]:
     from certwatch.classifier.removals import REMOVALS
     from certwatch.classifier.status_intervals import STATUS_INTERVALS
     from certwatch.classifier.status_view import STATUS_VIEW
+    from certwatch.hosting import views as hosting_views
     from certwatch.hosting.observed_expiry import OBSERVED_EXPIRY
     from certwatch.inventory import enable_checks
     from certwatch.inventory.contact_views import CONTACT_VIEW
@@ -76,7 +77,7 @@ def projections(event_log: EventLog) -> dict[str, Projection]:
 
     found = [DOMAIN_VIEW, CONTACT_VIEW, enable_checks.processor(event_log), SCHEDULE, REMOVALS,
              STATUS_VIEW, DETAILS_VIEW, STATUS_INTERVALS, OBSERVED_EXPIRY, OBSERVED_HOSTS,
-             DOMAIN_VIEWS, HOSTING_VIEWS,
+             DOMAIN_VIEWS, HOSTING_VIEWS, hosting_views.projection(event_log),
              # A rebuild opens no contact (no vault): it restores memory; alerts were queued before.
              incidents.projection(event_log, Settings(), None)]  # fmt: skip
     return {p.name: p for p in found}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +26,8 @@ CERT_FIELDS = {"id", "instance_id", "serial", "not_before", "not_after", "names"
 async def test_hosting_and_certs_commands(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    with pebble(nonce_reject_percent=0) as ca:
+    with pebble(nonce_reject_percent=0) as ca, TestPKI() as p:
+        settings = replace(settings, ca_file=p.ca_file)  # uploads are verified against its root
         monkeypatch.setenv("CERTWATCH_ACME_DIRECTORY", ca.directory)
         monkeypatch.setenv("CERTWATCH_ACME_CA_FILE", ca.ca_file)
         monkeypatch.setenv("CERTWATCH_ACME_HTTP01_ADDR", f"127.0.0.1:{ca.http_port}")
@@ -115,32 +117,41 @@ async def test_hosting_and_certs_commands(
             code, out, _ = await cli("certs", "list", "--json", key=other_key)
             assert json.loads(out) == []
 
-            with TestPKI() as p:
-                leaf_cert = p.leaf("up.example.com", key=make_key(slot="cli-upload"))
-                cert_f, key_f, chain_f = tmp_path / "u.pem", tmp_path / "u.key", tmp_path / "chain.pem"
-                cert_f.write_bytes(leaf_cert.pem)
-                chain_f.write_bytes(p.intermediate.pem)
-                key_f.write_bytes(p.leaf("other.example.com", key=make_key(slot="cli-other")).key_pem)
-                code, _, err = await cli("certs", "upload", "--cert", str(cert_f), "--key", str(key_f),
-                                         "--chain", str(chain_f))  # fmt: skip
-                assert code == 2 and "key: does not match" in err
-                key_f.write_bytes(leaf_cert.key_pem)
-                code, out, _ = await cli("certs", "upload", "--cert", str(cert_f), "--key", str(key_f),
-                                         "--chain", str(chain_f), "--json")  # fmt: skip
-                uploaded = json.loads(out)
-                assert (
-                    code == 0 and uploaded["instance_id"] is None and uploaded["names"] == ["up.example.com"]
-                )
+            leaf_cert = p.leaf("up.example.com", key=make_key(slot="cli-upload"))
+            cert_f, key_f, chain_f = tmp_path / "u.pem", tmp_path / "u.key", tmp_path / "chain.pem"
+            cert_f.write_bytes(leaf_cert.pem)
+            key_f.write_bytes(p.leaf("other.example.com", key=make_key(slot="cli-other")).key_pem)
+            code, _, err = await cli("certs", "upload", "--cert", str(cert_f), "--key", str(key_f))
+            assert code == 2 and "key: does not match" in err
+            key_f.write_bytes(leaf_cert.key_pem)
+            code, _, err = await cli("certs", "upload", "--cert", str(cert_f), "--key", str(key_f))
+            assert (
+                code == 2
+                and "chain: its chain does not verify for up.example.com against the trust store" in err
+            )
+            chain_f.write_bytes(p.intermediate.pem)
+            code, out, _ = await cli("certs", "upload", "--cert", str(cert_f), "--key", str(key_f),
+                                     "--chain", str(chain_f), "--json")  # fmt: skip
+            uploaded = json.loads(out)
+            assert code == 0 and uploaded["instance_id"] is None and uploaded["names"] == ["up.example.com"]
+
+
+@pytest.fixture
+def pki() -> Iterator[TestPKI]:
+    with TestPKI() as p:
+        yield p
 
 
 async def test_the_service_rotates_its_key_encryption_key_at_start(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    pki: TestPKI,
+) -> None:  # fmt: skip
     old, new = new_master_key(), new_master_key()
-    with TestPKI() as p:
-        leaf = p.leaf("rotate.example.com", key=make_key(slot="cli-rotate"))
-        (tmp_path / "c.pem").write_bytes(leaf.pem)
-        (tmp_path / "k.pem").write_bytes(leaf.key_pem)
+    p = pki
+    settings = replace(settings, ca_file=p.ca_file)
+    leaf = p.leaf("rotate.example.com", key=make_key(slot="cli-rotate"))
+    (tmp_path / "c.pem").write_bytes(leaf.pem + p.intermediate.pem)
+    (tmp_path / "k.pem").write_bytes(leaf.key_pem)
 
     async def cli(server: str, key: str, *argv: str) -> tuple[int, str, str]:
         code = await asyncio.to_thread(main, [*argv, "--api-key", key, "--server", server])

@@ -4,7 +4,7 @@ PKCS#12 for the account's own certificates only, and rotation of the key-encrypt
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -36,9 +36,9 @@ def kek() -> bytes:
 async def test_upload_checks_key_and_chain_then_downloads(
     pool: AsyncConnectionPool[Any], event_log: EventLog, kek: bytes
 ) -> None:
-    uc = HostingUseCases(event_log, Vault(kek))
     account = await _account(pool)
     with TestPKI() as p:
+        uc = HostingUseCases(event_log, Vault(kek), ca_file=p.ca_file)
         leaf = p.leaf("shop.example.com", key=make_key(slot="upload-leaf"))
         other = make_key(slot="upload-other")
         foreign = TestPKI(label="Foreign")
@@ -48,18 +48,37 @@ async def test_upload_checks_key_and_chain_then_downloads(
             )
         assert wrong_key.value.violations[0][0] == "key"
         assert "does not match" in wrong_key.value.violations[0][1]
-        with pytest.raises(InvalidArgument) as misordered:
-            await uc.upload(account, leaf.pem, leaf.key_pem, p.root.pem + p.intermediate.pem, "t")
-        assert misordered.value.violations[0][0] == "chain[0]"
         with pytest.raises(InvalidArgument) as foreign_chain:
             await uc.upload(account, leaf.pem, leaf.key_pem, foreign.intermediate.pem, "t")
-        assert foreign_chain.value.violations[0][0] == "chain[0]"
+        assert foreign_chain.value.violations[0][0] == "chain"
+        assert (
+            "its chain does not verify for shop.example.com against the trust store"
+            in foreign_chain.value.violations[0][1]
+        )
+        # A chain that is complete and signed, but ends at a root the trust store lacks.
+        with pytest.raises(InvalidArgument) as untrusted:
+            await HostingUseCases(event_log, Vault(kek), ca_file=foreign.ca_file).upload(
+                account, leaf.pem, leaf.key_pem, p.intermediate.pem + p.root.pem, "t"
+            )
+        assert (
+            untrusted.value.violations[0][0] == "chain" and "trust store" in untrusted.value.violations[0][1]
+        )
         foreign.close()
+        now = datetime.now(UTC)
+        expired = p.leaf(
+            "old.example.com", not_before=now - timedelta(days=30), not_after=now - timedelta(days=1)
+        )
+        with pytest.raises(InvalidArgument) as too_old:
+            await uc.upload(account, expired.pem, expired.key_pem, p.intermediate.pem, "t")
+        assert too_old.value.violations == [
+            ("cert", f"expired on {expired.cert.not_valid_after_utc.isoformat()}")
+        ]
         with pytest.raises(InvalidArgument) as not_pem:
             await uc.upload(account, b"hello", leaf.key_pem, b"", "t")
         assert not_pem.value.violations[0][0] == "cert"
 
-        row = await uc.upload(account, leaf.pem, leaf.key_pem, p.intermediate.pem + p.root.pem, "t")
+        # Misordered (root first) and with the root: kept in issuance order, without the anchor.
+        row = await uc.upload(account, leaf.pem, leaf.key_pem, p.root.pem + p.intermediate.pem, "t")
         assert (
             row.uploaded
             and row.names == ["shop.example.com"]
@@ -71,7 +90,7 @@ async def test_upload_checks_key_and_chain_then_downloads(
         _, pfx = await uc.download(account, row.id, "pfx", "s3cret")
         key, cert, cas = pkcs12.load_key_and_certificates(pfx, b"s3cret")
         assert cert is not None and cert.serial_number == leaf.cert.serial_number
-        assert key is not None and len(cas) == 2
+        assert key is not None and [c.subject for c in cas] == [p.intermediate.cert.subject]
         # Another account's id looks like no id at all.
         with pytest.raises(NotFound):
             await uc.download(await _account(pool), row.id, "pem", "")
@@ -99,7 +118,9 @@ async def test_rotating_the_key_encryption_key(
     account = await _account(pool)
     with TestPKI() as p:
         leaf = p.leaf("rotate.example.com")
-        row = await HostingUseCases(event_log, Vault(kek)).upload(account, leaf.pem, leaf.key_pem, b"", "t")
+        row = await HostingUseCases(event_log, Vault(kek), ca_file=p.ca_file).upload(
+            account, leaf.pem, leaf.key_pem, p.intermediate.pem, "t"
+        )
     new = parse_master_key(new_master_key())
     with pytest.raises(MasterKeyError):
         await HostingUseCases(event_log, Vault(new)).download(account, row.id, "pem", "")
@@ -123,16 +144,16 @@ async def test_uploads_about_to_expire_are_announced_once(
     pool: AsyncConnectionPool[Any], event_log: EventLog, kek: bytes
 ) -> None:
     clock = Clock()
-    uc = HostingUseCases(event_log, Vault(kek), clock=clock)
     orchestrator = Orchestrator(
         event_log, Vault(kek), CaConfig("http://127.0.0.1:9/dir"), Silent(), clock=clock
     )
     account = await _account(pool)
     with TestPKI() as p:
+        uc = HostingUseCases(event_log, Vault(kek), clock=clock, ca_file=p.ca_file)
         soon = p.leaf("soon.example.com", not_after=clock.now + timedelta(days=20))
         later = p.leaf("later.example.com", not_after=clock.now + timedelta(days=45))
-        first = await uc.upload(account, soon.pem, soon.key_pem, b"", "t")
-        second = await uc.upload(account, later.pem, later.key_pem, b"", "t")
+        first = await uc.upload(account, soon.pem, soon.key_pem, p.intermediate.pem, "t")
+        second = await uc.upload(account, later.pem, later.key_pem, p.intermediate.pem, "t")
     assert await orchestrator.announce_expiring_uploads() == 1
     assert await orchestrator.announce_expiring_uploads() == 0
     clock.advance(timedelta(days=16))

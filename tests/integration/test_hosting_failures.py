@@ -90,6 +90,58 @@ async def test_rate_limited_waits_for_the_retry_after(h: Hosting, ca: Pebble, ev
     assert sum(isinstance(e, hc.CertificateIssued) for e in events) == 1
 
 
+async def test_a_rate_limited_renewal_waits_and_never_has_two_orders_in_flight(
+    h: Hosting, ca: Pebble, event_log: EventLog
+) -> None:
+    """A renewal refused with `rateLimited` and a Retry-After given as an HTTP-date: no order
+    before that time, however often the user asks to renew now and however many
+    orchestrators run; then exactly one."""
+    async with acme_front(ca, retry_after_s=7200, retry_after_date=True) as front:
+        h.orchestrator.ca = CaConfig(front.directory, ca.ca_file)
+        instance_id = await _applied(h)
+        await h.settle()  # first certificate: the front lets the order through to pebble
+        front.limit_orders = 1
+        await h.use_cases.renew_now(h.account_id, instance_id, "t")
+        await h.orchestrator.run_due()
+        (failed,) = [e for e in await _events(event_log, instance_id) if isinstance(e, hc.OrderFailed)]
+        assert failed.kind == hc.FailureKind.RATE_LIMITED and failed.renewal
+        # Real time passed between the CA's answer and the injected clock's `at`: a minute's slack.
+        assert timedelta(hours=2) - timedelta(minutes=1) <= failed.retry_at - failed.at <= timedelta(hours=2)
+        twin = Orchestrator(event_log, h.vault, h.orchestrator.ca, h.orchestrator.solver, clock=h.clock)
+        for minutes in (1, 30, 110):
+            h.clock.now = failed.at + timedelta(minutes=minutes)
+            await h.use_cases.renew_now(h.account_id, instance_id, "t")  # an order is on its way: a no-op
+            assert await asyncio.gather(h.orchestrator.run_due(), twin.run_due()) == [0, 0]
+        (view,) = [
+            v for v in await h.use_cases.instances(h.account_id) if v.instance.instance_id == instance_id
+        ]
+        assert view.next_renewal == failed.retry_at  # what the user sees: the retry, not the schedule
+        h.clock.now = failed.retry_at
+        await asyncio.gather(h.orchestrator.run_due(), twin.run_due(), h.orchestrator.run_due())
+        await h.settle()
+        assert front.refused_orders == 1
+    events = await _events(event_log, instance_id)
+    assert sum(isinstance(e, hc.RenewalRequested) for e in events) == 1  # the later ones were no-ops
+    assert sum(isinstance(e, hc.OrderPlaced) for e in events) == 2  # the first certificate's, the renewal's
+    assert sum(type(e) is hc.CertificateRenewed for e in events) == 1
+
+
+async def test_a_ca_unavailable_for_now_is_retried_after_its_retry_after(
+    h: Hosting, ca: Pebble, event_log: EventLog
+) -> None:
+    async with acme_front(ca, limit_orders=1, retry_after_s=900, refusal=("serverInternal", 503)) as front:
+        h.orchestrator.ca = CaConfig(front.directory, ca.ca_file)
+        instance_id = await _applied(h)
+        await h.orchestrator.run_due()
+        (failed,) = [e for e in await _events(event_log, instance_id) if isinstance(e, hc.OrderFailed)]
+        assert failed.kind == hc.FailureKind.CA_ERROR and failed.detail.startswith("serverInternal")
+        assert failed.retry_at - failed.at >= timedelta(seconds=890)  # not the first backoff's 30 s
+        h.clock.now = failed.retry_at
+        await h.settle()
+    events = await _events(event_log, instance_id)
+    assert sum(isinstance(e, hc.CertificateIssued) for e in events) == 1
+
+
 async def test_ari_window_sets_the_renewal_time(h: Hosting, ca: Pebble, event_log: EventLog) -> None:
     window = (h.clock.now + timedelta(days=10), h.clock.now + timedelta(days=12))
     async with acme_front(ca, window=lambda: window) as front:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -50,6 +51,27 @@ async def test_first_application_is_issued_and_hosted(h: Hosting, ca: Pebble, ev
     key_body = text[text.index("-----BEGIN PRIVATE KEY") :].splitlines()[1]
     events = await event_log.read_stream(hc.stream_id(instances[0].instance_id))
     assert all(key_body not in str(e.data) for e in events)
+    # No ARI at pebble: renewal when a third of the lifetime is left, counted from notBefore.
+    (issued,) = [p for p in map(decode, events) if isinstance(p, hc.CertificateIssued)]
+    lifetime = issued.certificate.not_after - issued.certificate.not_before
+    assert issued.renew_source == "lifetime"
+    assert issued.renew_at == issued.certificate.not_after - lifetime / 3
+    assert view.next_renewal == issued.renew_at
+
+
+async def test_renewal_time_is_put_on_this_clock_when_the_cas_differs(h: Hosting) -> None:
+    """This clock 30 days ahead of pebble's (an injected clock, as the lifecycle tests run):
+    the renewal time is pebble's notBefore + 2/3 of the lifetime, moved onto this clock."""
+    h.clock.advance(timedelta(days=30))
+    _sub, instances = await h.use_cases.subscribe(h.account_id, 2, "test")
+    await h.use_cases.apply(h.account_id, instances[0].instance_id, [_name()], "ec256", "Example Co",
+                            "ops@example.com", "http-01", "test")  # fmt: skip
+    await h.settle()
+    view = await h.use_cases.lifecycle(h.account_id, instances[0].instance_id)
+    (cert,) = await h.use_cases.certificates(h.account_id)
+    ca_time = cert.not_after - (cert.not_after - cert.not_before) / 3
+    assert view.next_renewal is not None
+    assert abs(view.next_renewal - (ca_time + timedelta(days=30))) < timedelta(seconds=10)
 
 
 EAB_KID, EAB_KEY = "kid-1", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"

@@ -109,3 +109,57 @@ async def test_an_order_placed_but_not_recorded_is_adopted_not_placed_again(
     account = await asyncio.to_thread(lambda: session.client._post_as_get(session.net.account.uri).json())
     listed = await asyncio.to_thread(lambda: session.client._post_as_get(account["orders"]).json()["orders"])
     assert listed == [placed.order_url]  # one order at the CA in all
+
+
+class _CaListsNoOrders(_DiesBeforeRecordingTheOrder):
+    """The same crash at a CA that does not list an account's orders (Let's Encrypt's Boulder)."""
+
+    async def _adoptable(self, session: Any, csr: bytes) -> str | None:
+        return None
+
+
+class _ReplaysAtACaThatListsNoOrders(Orchestrator):
+    async def _adoptable(self, session: Any, csr: bytes) -> str | None:
+        return None
+
+
+async def test_without_an_order_list_the_replay_finalizes_one_order_and_leaves_at_most_one_unanswered(
+    h: Hosting, event_log: EventLog, ca: Pebble
+) -> None:
+    """What remains when the CA cannot list orders: the recorded intent (key and CSR) is
+    replayed as newOrder. Boulder answers a replay with the same pending or ready order
+    (order reuse); pebble, which does not reuse, makes a second one. Either way exactly one
+    order is answered and finalized, with the recorded key: one certificate, and at most
+    one order left pending at the CA, never validated, until it expires."""
+    _sub, instances = await h.use_cases.subscribe(h.account_id, 2, "test")
+    instance_id = instances[0].instance_id
+    await h.use_cases.apply(h.account_id, instance_id, [f"h{uuid.uuid4().hex[:10]}.example.com"], "ec256",
+                            "Example Co", "ops@example.com", "http-01", "test")  # fmt: skip
+    o = h.orchestrator
+    with pytest.raises(_Crash):
+        await _CaListsNoOrders(event_log, h.vault, o.ca, o.solver, clock=h.clock).run_due()
+    replaying = _ReplaysAtACaThatListsNoOrders(event_log, h.vault, o.ca, o.solver, clock=h.clock)
+    for _ in range(10):
+        if await replaying.run_due() == 0:
+            break
+    events = await _types(event_log, instance_id)
+    (requested,) = [e for e in events if isinstance(e, hc.OrderRequested)]
+    (placed,) = [e for e in events if isinstance(e, hc.OrderPlaced)]
+    (issued,) = [e for e in events if isinstance(e, hc.CertificateIssued)]
+    assert not placed.adopted and issued.order_url == placed.order_url
+    assert issued.sealed_key == requested.sealed_key  # the key recorded before the first newOrder
+    session = await acme_accounts.session(o.pool, h.vault, o.ca, h.account_id, None)
+    assert session.net.account is not None
+
+    def statuses() -> dict[str, list[str]]:
+        account = session.client._post_as_get(session.net.account.uri).json()  # type: ignore[union-attr]
+        found: dict[str, list[str]] = {}
+        for url in session.client._post_as_get(account["orders"]).json()["orders"]:
+            order = session.client._post_as_get(url).json()
+            authz = [session.client._post_as_get(a).json()["status"] for a in order["authorizations"]]
+            found[url] = [order["status"], *authz]
+        return found
+
+    at_ca = await asyncio.to_thread(statuses)
+    assert at_ca.pop(placed.order_url)[0] == "valid"
+    assert [s for s in at_ca.values()] == [["pending", "pending"]]  # the orphan: never answered

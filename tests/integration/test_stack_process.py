@@ -27,8 +27,10 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from certwatch.cli.main import main
 from certwatch.platform import localstack
 from certwatch.services import HTTP_SERVICES, PORTS
 
@@ -184,6 +186,47 @@ def _vod_refusal(port: int) -> dict[str, str]:
     except urllib.error.HTTPError as exc:
         return dict(json.loads(exc.read()))
     raise AssertionError("an unsigned request was answered")
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """The CLI in this process (a process per call costs seconds on a loaded machine)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+def test_hosting_orders_from_the_local_pebble_the_stack_started(
+    running: RunningStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh stack: subscribe, apply, and the certificate is issued by the pebble in the
+    banner, http-01 validated on loopback against hosting's own responder."""
+    if not shutil.which("pebble"):
+        pytest.skip("pebble is not installed (make deps)")
+    line = re.search(r"^  ACME CA +https://127\.0\.0\.1:(\d+)/dir \(pebble: http-01 answered on 127\.0\.0\.1:(\d+),"
+                     r".* issuing root (\S+)\)$", running.text(), re.M)  # fmt: skip
+    assert line is not None, running.text()[-2000:]
+    state = localstack.saved_ports(running.var)
+    assert (int(line[1]), int(line[2])) == (state["acme"], state["acme_http01"])
+    root = Path(line[3]).read_bytes()
+    _wait_until(running.serving, 60, "every service SERVING")
+    monkeypatch.setenv("CERTWATCH_CREDENTIALS", str(running.var / "credentials.json"))
+    instances = json.loads(_cli(capsys, "hosting", "subscribe", "--years", "2", "--json"))["instances"]
+    first = instances[0]["id"]
+    _cli(capsys, "hosting", "apply", first, "--domain", "shop.example.test", "--company", "Example",
+         "--contact-email", "ops@example.test")  # fmt: skip
+
+    def hosted() -> bool:
+        return bool(json.loads(_cli(capsys, "hosting", "list", "--json"))[0]["state"] == "HOSTED")
+
+    _wait_until(hosted, 90, "the first instance HOSTED")
+    (cert,) = json.loads(_cli(capsys, "certs", "list", "--json"))
+    assert cert["names"] == ["shop.example.test"] and cert["issuer"].startswith("Pebble")
+    pem = running.var / "hosted.pem"
+    _cli(capsys, "certs", "download", cert["id"], "--format", "pem", "-o", str(pem))
+    leaf, intermediate = x509.load_pem_x509_certificates(pem.read_bytes())
+    leaf.verify_directly_issued_by(intermediate)
+    intermediate.verify_directly_issued_by(x509.load_pem_x509_certificate(root))
 
 
 def test_a_second_stack_on_the_same_var_refuses_at_once(running: RunningStack) -> None:

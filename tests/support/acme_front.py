@@ -3,18 +3,19 @@
 A small HTTP server whose `/dir` is pebble's directory plus a `renewalInfo` URL of its own
 (the suggested window comes from the test, relative to its injected clock); while
 `limit_orders` is above zero, the directory's `newOrder` points here too and each order is
-refused with a `rateLimited` problem, a `Retry-After` and a fresh pebble nonce, as Boulder
-answers. Every other URL is pebble's own, so orders and accounts are real.
+refused with a `rateLimited` problem (or another `refusal`), a `Retry-After` (seconds or an
+HTTP-date) and a fresh pebble nonce, as Boulder answers. Every other URL is pebble's own, so orders and accounts are real.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from aiohttp import web
@@ -33,6 +34,8 @@ class AcmeFront:
     window: Callable[[], tuple[datetime, datetime]] | None = None  # None: no ARI in the directory
     limit_orders: int = 0
     retry_after_s: int = 120
+    retry_after_date: bool = False  # Retry-After as an HTTP-date (RFC 9110 allows both forms)
+    refusal: tuple[str, int] = ("rateLimited", 429)  # the problem type and status refused orders get
     port: int = 0
     refused_orders: int = 0
     ari_queries: list[str] = field(default_factory=list)
@@ -71,11 +74,17 @@ class AcmeFront:
                 nonce = resp.headers["Replay-Nonce"]
         self.limit_orders -= 1
         self.refused_orders += 1
-        problem = {"type": "urn:ietf:params:acme:error:rateLimited",
-                   "detail": "too many new orders recently", "status": 429}  # fmt: skip
+        code, status = self.refusal
+        problem = {"type": f"urn:ietf:params:acme:error:{code}", "detail": "too many new orders recently",
+                   "status": status}  # fmt: skip
+        retry_after = str(self.retry_after_s)
+        if self.retry_after_date:
+            retry_after = email.utils.format_datetime(
+                datetime.now(UTC) + timedelta(seconds=self.retry_after_s), usegmt=True
+            )
         return web.Response(
-            status=429, text=json.dumps(problem), content_type="application/problem+json",
-            headers={"Retry-After": str(self.retry_after_s), "Replay-Nonce": nonce},
+            status=status, text=json.dumps(problem), content_type="application/problem+json",
+            headers={"Retry-After": retry_after, "Replay-Nonce": nonce},
         )  # fmt: skip
 
 

@@ -290,3 +290,70 @@ def _docs(objects: list[dict[str, Any]]) -> Iterator[str]:
 def test_every_catalogue_service_is_in_the_chart() -> None:
     names = {d.split("/", 1)[1] for d in _docs(_render({})) if d.startswith("Deployment/")}
     assert {_name(s) for s in SERVICES} <= names
+
+
+ACME = {
+    "acme": {
+        "directory": "https://acme.internal.example/directory",
+        "caBundle": {"configMap": "acme-ca", "key": "root.pem"},
+        "existingSecret": "acme-eab",
+        "dnsProvider": "rfc2136",
+        "rfc2136Server": "10.9.0.53:53",
+        "egress": [
+            {"to": [{"ipBlock": {"cidr": "10.9.0.0/24"}}], "ports": [{"port": 443, "protocol": "TCP"}]}
+        ],
+    }
+}
+
+
+def _hosting_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    container: dict[str, Any] = _of(objects, "Deployment")[_name("hosting")]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    return container
+
+
+def test_hosting_exposes_its_http01_responder_and_acme_settings() -> None:
+    objects = _render({})
+    config = _of(objects, "ConfigMap")[f"{RELEASE}-certwatch"]["data"]
+    assert config["CERTWATCH_ACME_HTTP01_ADDR"] == "0.0.0.0:8402"
+    assert config["CERTWATCH_ACME_DIRECTORY"] == ""  # no CA by default: applications recorded only
+    ports = {p["name"]: p for p in _of(objects, "Service")[_name("hosting")]["spec"]["ports"]}
+    assert ports["http01"]["port"] == 80 and ports["http01"]["targetPort"] == "http01"  # port 80 of the names
+    assert {"name": "http01", "containerPort": 8402, "protocol": "TCP"} in _hosting_container(objects)[
+        "ports"
+    ]
+    policy = _of(objects, "NetworkPolicy")[_name("hosting")]["spec"]
+    assert {"ports": [{"port": 8402, "protocol": "TCP"}]} in policy[
+        "ingress"
+    ]  # the CA's validators, anywhere
+
+    objects = _render(ACME)
+    config = _of(objects, "ConfigMap")[f"{RELEASE}-certwatch"]["data"]
+    assert config["CERTWATCH_ACME_DIRECTORY"] == "https://acme.internal.example/directory"
+    assert config["CERTWATCH_ACME_DNS_PROVIDER"] == "rfc2136"
+    assert config["CERTWATCH_ACME_RFC2136_SERVER"] == "10.9.0.53:53"
+    container = _hosting_container(objects)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CERTWATCH_ACME_CA_FILE"] == "/etc/certwatch/acme-ca/root.pem"
+    assert {"secretRef": {"name": "acme-eab"}} in container["envFrom"]
+    assert {"name": "acme-ca", "mountPath": "/etc/certwatch/acme-ca", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    for service, deployment in _of(objects, "Deployment").items():
+        if service != _name("hosting"):  # the ACME secret and trust reach the hosting service only
+            other = deployment["spec"]["template"]["spec"]["containers"][0]
+            assert {"secretRef": {"name": "acme-eab"}} not in other["envFrom"]
+            assert all(e["name"] != "CERTWATCH_ACME_CA_FILE" for e in other["env"])
+    policies = _of(objects, "NetworkPolicy")
+    private_ca = ACME["acme"]["egress"][0]
+    assert private_ca in policies[_name("hosting")]["spec"]["egress"]
+    assert all(private_ca not in p["spec"]["egress"] for n, p in policies.items() if n != _name("hosting"))
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+
+
+def test_acme_values_are_checked() -> None:
+    assert "acme.rfc2136Server" in _render_error({"acme": {"dnsProvider": "rfc2136"}})
+    assert "directory" in _render_error({"acme": {"directory": "acme.example/dir"}})  # values.schema.json
+    assert "dnsProvider" in _render_error({"acme": {"dnsProvider": "route53"}})

@@ -114,9 +114,21 @@ def test_backoff_doubles_is_capped_and_respects_retry_after() -> None:
     assert lifecycle.backoff(1, timedelta(hours=2), rng=rng) == timedelta(hours=2)
 
 
-def test_lifetime_renewal_is_two_thirds_in() -> None:
-    nb = T0 - timedelta(hours=1)  # CAs backdate
-    assert lifecycle.lifetime_renewal(T0, nb, nb + timedelta(days=90)) == T0 + timedelta(days=60)
+def test_lifetime_renewal_counts_two_thirds_from_not_before() -> None:
+    nb = T0 - timedelta(hours=1)  # CAs backdate: the renewal comes that much earlier too
+    assert lifecycle.lifetime_renewal(nb, nb + timedelta(days=90)) == nb + timedelta(days=60)
+    # A certificate fetched days after issuance (a resumed order) is renewed no later.
+    assert lifecycle.lifetime_renewal(T0, T0 + timedelta(days=45)) == T0 + timedelta(days=30)
+    # A CA whose clock runs 10 days behind this one: its notBefore, on this clock.
+    ahead = timedelta(days=10)
+    assert lifecycle.lifetime_renewal(T0, T0 + timedelta(days=90), ahead) == T0 + timedelta(days=70)
+
+
+def test_the_ca_clock_offset_ignores_the_date_headers_rounding() -> None:
+    assert lifecycle.ca_clock_offset(T0, None) == timedelta(0)
+    assert lifecycle.ca_clock_offset(T0, T0 - timedelta(seconds=40)) == timedelta(0)
+    assert lifecycle.ca_clock_offset(T0, T0 - timedelta(days=3)) == timedelta(days=3)
+    assert lifecycle.ca_clock_offset(T0, T0 + timedelta(hours=2)) == -timedelta(hours=2)
 
 
 @pytest.mark.parametrize("years", [0, 1, 4])

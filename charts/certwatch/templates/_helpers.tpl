@@ -227,6 +227,9 @@ grpc:
 {{- if and .Values.masterKey.value (ne (len (b64dec .Values.masterKey.value)) 32) }}
 {{- fail "masterKey.value must be 32 bytes, base64-encoded (`head -c32 /dev/urandom | base64`)" }}
 {{- end }}
+{{- if and (eq .Values.acme.dnsProvider "rfc2136") (not .Values.acme.rfc2136Server) }}
+{{- fail "acme.rfc2136Server (HOST:PORT of the primary that takes updates) is required with acme.dnsProvider rfc2136" }}
+{{- end }}
 {{- $known := splitList " " (include "certwatch.knownServices" .) }}
 {{- range $name, $svc := .Values.services }}
 {{- if not (has $name $known) }}

@@ -34,7 +34,7 @@ from typing import Any
 from certwatch.cli import admin
 from certwatch.cli.client import CliError, fail
 from certwatch.console import users
-from certwatch.platform import auth, config, localstack, logs
+from certwatch.platform import auth, config, local_acme, localstack, logs
 from certwatch.platform.errors import AlreadyExists
 from certwatch.platform.events import stable_id
 from certwatch.platform.shredding import new_master_key
@@ -44,7 +44,11 @@ from certwatch.rules.targets import ValidationError
 from certwatch.services import HTTP_SERVICES, PORTS
 
 VOD_HTTP = "vod_http"  # the VOD HTTP API's port: CERTWATCH_VOD_HTTP_PORT, as CERTWATCH_<NAME>_PORT
-PREFERRED_PORTS = {"postgres": 55432, "nats": 54222, **PORTS, VOD_HTTP: config.Settings().vod_http_port}
+# The local ACME CA (pebble) and what it validates with, when no CERTWATCH_ACME_DIRECTORY is given.
+ACME_PORTS = {"acme": 14000, "acme_management": 15000, "acme_http01": 5002, "acme_dns": 8053,
+              "acme_challtest": 8055}  # fmt: skip
+PREFERRED_PORTS = {"postgres": 55432, "nats": 54222, **PORTS, VOD_HTTP: config.Settings().vod_http_port,
+                   **ACME_PORTS}  # fmt: skip
 LOCAL_ACCOUNT = "local"
 
 
@@ -132,6 +136,10 @@ def _supervise(var: Path, units: int, explicit: Mapping[str, int]) -> int:
            "CERTWATCH_MASTER_KEY": _master_key(var),
            "CERTWATCH_VOD_HTTP_PORT": str(ports[VOD_HTTP]),
            **{f"CERTWATCH_{name.upper()}_PORT": str(port) for name, port in services.items()}}  # fmt: skip
+    acme = _local_acme(var, ports)
+    if acme is not None:
+        env.update(CERTWATCH_ACME_DIRECTORY=acme.directory, CERTWATCH_ACME_CA_FILE=acme.ca_file,
+                   CERTWATCH_ACME_HTTP01_ADDR=f"127.0.0.1:{acme.http01_port}")  # fmt: skip
     (var / "logs").mkdir(exist_ok=True)
     stack_log = logs.RotatingFile(var / "logs" / "stack.log")
 
@@ -141,6 +149,7 @@ def _supervise(var: Path, units: int, explicit: Mapping[str, int]) -> int:
         stack_log.write(f"{stamped}\n".encode())
 
     children = [_server("postgres", pg, tier=0), _server("nats", nats, tier=1)]
+    children += _acme_children(acme) if acme is not None else []
     children += [_service(name, port, env) for name, port in services.items()]
     supervisor = Supervisor(children, var / "logs", say=say)
     for signum in (
@@ -160,13 +169,14 @@ def _supervise(var: Path, units: int, explicit: Mapping[str, int]) -> int:
             asyncio.run(_bootstrap(pg.url, var / "credentials.json", units, services))
         except CliError as exc:
             return fail(f"creating the local account: {exc}")
-        for name in services:
-            supervisor.start(name)
+        for child in children[2:]:
+            supervisor.start(child.name)
         announced = False
         while True:
             supervisor.poll()
             if not announced and supervisor.all_ready():
-                _banner(pg, nats, var, services, ports[VOD_HTTP], env.get("CERTWATCH_LOG_FORMAT") or "json")
+                _banner(pg, nats, var, services, ports[VOD_HTTP], env.get("CERTWATCH_LOG_FORMAT") or "json",
+                        _acme_line(acme, env))  # fmt: skip
                 announced = True
             time.sleep(0.2)
     except GiveUp as exc:
@@ -198,6 +208,46 @@ def _server(name: str, server: localstack.Postgres | localstack.Nats, *, tier: i
     return Child(name, spawn, stop_signal=stop, tier=tier)
 
 
+def _local_acme(var: Path, ports: Mapping[str, int]) -> local_acme.LocalAcme | None:
+    """pebble on loopback, unless a CA is configured (or pebble is not installed)."""
+    if os.environ.get("CERTWATCH_ACME_DIRECTORY") or not local_acme.available():
+        return None
+    return local_acme.LocalAcme(var / "pebble", ports["acme"], ports["acme_management"], ports["acme_http01"],
+                                ports["acme_dns"], ports["acme_challtest"])  # fmt: skip
+
+
+def _acme_children(acme: local_acme.LocalAcme) -> list[Child]:
+    """pebble-challtestsrv (the DNS pebble resolves with), then pebble; both before the services."""
+
+    def child(name: str, argv: Callable[[], list[str]], port: int) -> Child:
+        return Child(name, lambda output: local_acme.spawn(argv(), acme.env(), output),
+                     ready=lambda: _listening(port), tier=1)  # fmt: skip
+
+    return [child("acme-dns", acme.challtestsrv_argv, acme.challtest_port),
+            child("pebble", acme.pebble_argv, acme.port)]  # fmt: skip
+
+
+def _acme_line(acme: local_acme.LocalAcme | None, env: Mapping[str, str]) -> str:
+    if acme is None:
+        directory = env.get("CERTWATCH_ACME_DIRECTORY")
+        return (
+            f"  ACME CA     {directory}"
+            if directory
+            else "  ACME CA     none (install pebble: hosting records applications only)"
+        )
+    root = acme.directory_path / "issuing-root.pem"
+    with contextlib.suppress(OSError):
+        root.write_bytes(acme.issuing_root())
+    return (f"  ACME CA     {acme.directory} (pebble: http-01 answered on 127.0.0.1:{acme.http01_port},"
+            f" every name resolves to 127.0.0.1; issuing root {root})")  # fmt: skip
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
 def _service(name: str, port: int, env: dict[str, str]) -> Child:
     def spawn(output: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -205,12 +255,7 @@ def _service(name: str, port: int, env: dict[str, str]) -> Child:
             stderr=output, start_new_session=True, preexec_fn=localstack.die_with_parent,
         )  # fmt: skip
 
-    def listening() -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return True
-        return False
-
-    return Child(name, spawn, ready=listening, tier=2)
+    return Child(name, spawn, ready=lambda: _listening(port), tier=2)
 
 
 def _master_key(var: Path) -> str:
@@ -281,13 +326,14 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
 
 def _banner(
     pg: localstack.Postgres, nats: localstack.Nats, var: Path, services: dict[str, int], vod_http: int,
-    log_format: str,
+    log_format: str, acme_line: str,
 ) -> None:  # fmt: skip
     hint = " (JSON lines; CERTWATCH_LOG_FORMAT=text for plain text)" if log_format == "json" else ""
     lines = ["", "certwatch is running.", f"  PostgreSQL  {pg.url}", f"  NATS        {nats.url}"]
     lines += [f"  {name:<11} 127.0.0.1:{port} (gRPC)" for name, port in services.items()
               if name not in HTTP_SERVICES]  # fmt: skip
     lines += [f"  VOD API     http://127.0.0.1:{vod_http}/ (Alibaba Cloud VOD, `certwatch vod keys create`)"]
+    lines += [acme_line]
     lines += [
         f"  Console     http://127.0.0.1:{services['console']}/ (sign in with console_user and"
         f" console_password from {var / 'credentials.json'})",
@@ -298,6 +344,10 @@ def _banner(
         "  .venv/bin/certwatch check example.com",
         "  .venv/bin/certwatch domains add example.com --enable",
         "  .venv/bin/certwatch domains list",
+        "  .venv/bin/certwatch hosting subscribe --years 2",
+        "  .venv/bin/certwatch hosting apply INSTANCE_ID --domain shop.example.test --company Example"
+        " --contact-email ops@example.test",
+        "  .venv/bin/certwatch hosting list",
         "",
         f"Ctrl-C stops everything; data stays in {var}.",
     ]

@@ -64,3 +64,13 @@ async def session(
                 (url, account_id, ca.directory),
             )
     return acme
+
+
+async def forget(pool: AsyncConnectionPool[Any], account_id: str, directory: str) -> None:
+    """Drop the account URL the CA no longer knows (the key stays): the next session registers
+    the key again, which gives it an account at that CA once more."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE hosting_acme_accounts SET account_url = NULL WHERE account_id = %s AND directory = %s",
+            (account_id, directory),
+        )

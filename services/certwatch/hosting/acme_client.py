@@ -1,14 +1,16 @@
 """RFC 8555 through certbot's `acme` library: synchronous calls, run in a thread by the caller.
 
 Every CA failure leaves this module as one `AcmeFailure` with a `FailureKind` (the one
-place the library's exceptions are mapped); `Retry-After` of a `rateLimited` answer is kept,
-which the library itself drops. `ClientNetwork` retries a `badNonce` once; a second one in a
+place the library's exceptions are mapped); the `Retry-After` of an error answer (`rateLimited`,
+or a CA unavailable for now) is kept, which the library itself drops. `ClientNetwork` retries a `badNonce` once; a second one in a
 row is a `BAD_NONCE` failure the orchestrator backs off from.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import email.utils
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,15 +31,27 @@ _ORDER_PAGES = 10  # of an account's order list, when looking for an order place
 
 class AcmeFailure(Exception):
     def __init__(self, kind: FailureKind, detail: str, *, retry_after: dt.timedelta | None = None,
-                 order_invalid: bool = False) -> None:  # fmt: skip
+                 order_invalid: bool = False, account_unknown: bool = False) -> None:  # fmt: skip
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail[:500]
         self.retry_after = retry_after
         self.order_invalid = order_invalid
+        self.account_unknown = account_unknown  # the CA no longer knows the account: register again
 
 
-class _RateLimited(Exception):
+class _Gone(Exception):
+    """The CA answered 404 with a problem: the resource (an order it forgot) is not there."""
+
+    def __init__(self, problem: messages.Error) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+class _Throttled(Exception):
+    """A problem that came with a `Retry-After` (a `rateLimited` answer, or a CA saying it is
+    unavailable for now); the library's own error drops the header."""
+
     def __init__(self, problem: messages.Error, retry_after: dt.timedelta | None) -> None:
         super().__init__(str(problem))
         self.problem = problem
@@ -45,16 +59,27 @@ class _RateLimited(Exception):
 
 
 class _Network(client.ClientNetwork):
-    """Keeps the `Retry-After` of a `rateLimited` problem (the library's error has no headers)."""
+    """Keeps the `Retry-After` of an error answer (the library's error has no headers), tells
+    a 404 apart, and keeps the CA's clock as its last answer's `Date` header gave it."""
+
+    ca_date: dt.datetime | None = None
 
     def _check_response(  # type: ignore[override]
         self, response: requests.Response, content_type: str | None = None
     ) -> requests.Response:
+        date = response.headers.get("Date")
+        if date:
+            with contextlib.suppress(TypeError, ValueError):
+                self.ca_date = email.utils.parsedate_to_datetime(date)
         try:
             return super()._check_response(response, content_type=content_type)
         except messages.Error as problem:
-            if problem.code == "rateLimited":
-                raise _RateLimited(problem, _retry_after(response)) from problem
+            retry_after = _retry_after(response)
+            # badNonce stays the library's own: it retries that once by itself.
+            if problem.code == "rateLimited" or (retry_after is not None and problem.code != "badNonce"):
+                raise _Throttled(problem, retry_after) from problem
+            if response.status_code == 404 and problem.code != "accountDoesNotExist":
+                raise _Gone(problem) from problem
             raise
 
 
@@ -116,9 +141,14 @@ def mapped(fn: Callable[[], Any]) -> Any:
         return fn()
     except AcmeFailure:
         raise
-    except _RateLimited as exc:
-        raise AcmeFailure(FailureKind.RATE_LIMITED, exc.problem.detail or str(exc.problem),
+    except _Throttled as exc:
+        kind = FailureKind.RATE_LIMITED if exc.problem.code == "rateLimited" else FailureKind.CA_ERROR
+        detail = exc.problem.detail or str(exc.problem)
+        raise AcmeFailure(kind, detail if kind == FailureKind.RATE_LIMITED else f"{exc.problem.code}: {detail}",
                           retry_after=exc.retry_after) from exc  # fmt: skip
+    except _Gone as exc:
+        raise AcmeFailure(FailureKind.CA_ERROR, f"not found at the CA: {exc.problem.detail}",
+                          order_invalid=True) from exc  # fmt: skip
     except errors.ValidationError as exc:
         detail = "; ".join(str(a.body.identifier.value) for a in exc.failed_authzrs) or str(exc)
         raise AcmeFailure(
@@ -128,7 +158,9 @@ def mapped(fn: Callable[[], Any]) -> Any:
         raise AcmeFailure(FailureKind.CA_ERROR, f"order invalid: {exc.error}", order_invalid=True) from exc
     except messages.Error as exc:
         kind = FailureKind.BAD_NONCE if exc.code == "badNonce" else FailureKind.CA_ERROR
-        raise AcmeFailure(kind, f"{exc.code}: {exc.detail}") from exc
+        raise AcmeFailure(
+            kind, f"{exc.code}: {exc.detail}", account_unknown=exc.code == "accountDoesNotExist"
+        ) from exc
     except errors.TimeoutError as exc:
         raise AcmeFailure(FailureKind.CA_ERROR, "the CA did not finish the order in time") from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
@@ -240,6 +272,11 @@ class Session:
             return str(self.client._post_as_get(orderr.body.certificate).text)
         done = self.client.poll_and_finalize(orderr, deadline)
         return str(done.fullchain_pem)
+
+    @property
+    def ca_date(self) -> dt.datetime | None:
+        """The CA's time at its last answer (HTTP `Date`, to the second), None before any."""
+        return self.net.ca_date
 
     def renewal_info(self, cert_pem: bytes) -> Ari:
         """The CA's ARI advice for a certificate (RFC 9773): a random time inside its suggested

@@ -1,5 +1,5 @@
 """Bootstrap of the hosting-orchestrator service: the Hosting API, the orchestrator and its
-http-01 responder (when a CA is configured), the observed-expiry projection."""
+http-01 responder (when a CA is configured), the hosting views and observed-expiry projections."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Mapping
 
-from certwatch.hosting import api
+from certwatch.hosting import api, views
 from certwatch.hosting.acme_client import CaConfig
 from certwatch.hosting.challenges import Solvers
 from certwatch.hosting.dns_providers import Rfc2136, Tsig
@@ -57,7 +57,11 @@ async def build(rt: Runtime, env: Mapping[str, str] = os.environ) -> Parts:
             "hosting: CERTWATCH_ACME_DIRECTORY is not set: applications are recorded, no order is placed"
         )
     return Parts(
-        registrations=[api.registration(api.HostingApi(HostingUseCases(rt.event_log, vault)))],
-        projections=[OBSERVED_EXPIRY],
+        registrations=[
+            api.registration(
+                api.HostingApi(HostingUseCases(rt.event_log, vault, ca_file=rt.settings.ca_file))
+            )
+        ],
+        projections=[OBSERVED_EXPIRY, views.projection(rt.event_log)],
         workers=workers,
     )

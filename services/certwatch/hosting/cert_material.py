@@ -1,23 +1,21 @@
 """Keys, CSRs and certificates of hosted instances: pure functions over PEM bytes.
 
-An uploaded certificate is checked the way a server would be configured with it: the key
-must be the certificate's, and the chain must run leaf → issuer → ... with every signature
-verified, so a misordered or foreign chain is refused with the position named.
+An uploaded certificate is checked by `platform.cert_upload`, as the VOD API's uploads are:
+the key must be the certificate's, and the chain is put in order and verified against
+the trust store (CERTWATCH_CA_FILE).
 """
 
 from __future__ import annotations
 
-import itertools
-
 from acme import crypto_util
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from certwatch.contracts.hosting import Certificate, KeyType
+from certwatch.platform import cert_upload
 from certwatch.platform.errors import InvalidArgument
 
 _PKCS8 = serialization.PrivateFormat.PKCS8
@@ -78,48 +76,24 @@ def of_fullchain(fullchain_pem: str) -> Certificate:
 
 
 def _load_key(key_pem: bytes) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
-    try:
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except (ValueError, TypeError):
-        raise InvalidArgument([("key", "not an unencrypted PEM private key")]) from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-        raise InvalidArgument([("key", "only EC and RSA keys are supported")])
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if not isinstance(
+        key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    ):  # kept only after cert_upload's check
+        raise ValueError("a kept key is EC or RSA")
     return key
 
 
-def _public_der(key: object) -> bytes:
-    public = key.public_key()  # type: ignore[attr-defined]
-    der: bytes = public.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return der
-
-
-def checked_upload(cert_pem: bytes, key_pem: bytes, chain_pem: bytes) -> tuple[Certificate, bytes]:
-    """The facts and the key (PKCS#8 PEM) of an upload, or InvalidArgument naming the field."""
+def checked_upload(
+    cert_pem: bytes, key_pem: bytes, chain_pem: bytes, *, ca_file: str | None
+) -> tuple[Certificate, bytes]:
+    """The facts and the key (PKCS#8 PEM) of an upload checked as every upload is
+    (`platform.cert_upload`: key, order, trust store), or InvalidArgument naming the field."""
     try:
-        certs = split_pem(cert_pem)
-    except ValueError:
-        raise InvalidArgument([("cert", "not a PEM certificate")]) from None
-    if not certs:
-        raise InvalidArgument([("cert", "not a PEM certificate")])
-    try:
-        chain = certs[1:] + split_pem(chain_pem)
-    except ValueError:
-        raise InvalidArgument([("chain", "not PEM certificates")]) from None
-    leaf = certs[0]
-    key = _load_key(key_pem)
-    if _public_der(key) != _public_der(leaf):
-        raise InvalidArgument([("key", "does not match the certificate's public key")])
-    order = [leaf, *chain]
-    for i, (child, parent) in enumerate(itertools.pairwise(order)):
-        try:
-            child.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, InvalidSignature):
-            where = "the certificate" if i == 0 else f"chain[{i - 1}]"
-            raise InvalidArgument([(f"chain[{i}]", f"did not issue {where}: the chain must be ordered"
-                                    " leaf first, each certificate followed by its issuer")]) from None  # fmt: skip
-    return facts(leaf, chain), key.private_bytes(_PEM, _PKCS8, serialization.NoEncryption())
+        checked = cert_upload.check_upload(cert_pem, key_pem, chain_pem, ca_file=ca_file)
+    except cert_upload.UploadRefused as refused:
+        raise InvalidArgument([(refused.part.value, refused.rule)]) from None
+    return facts(checked.leaf, checked.chain), checked.key_pem
 
 
 def to_pkcs12(cert_pem: str, chain_pem: str, key_pem: bytes, password: bytes | None) -> bytes:

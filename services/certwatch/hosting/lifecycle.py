@@ -185,10 +185,14 @@ def backoff(
     return max(jittered, retry_after or timedelta(0))
 
 
-def lifetime_renewal(received_at: datetime, not_before: datetime, not_after: datetime) -> datetime:
-    """Without ARI: renew when a third of the lifetime is left (what certbot and cert-manager do),
-    the lifetime counted from when the certificate arrived on this clock (CAs backdate notBefore)."""
-    return received_at + (not_after - not_before) * 2 / 3
+def lifetime_renewal(
+    not_before: datetime, not_after: datetime, ca_offset: timedelta = timedelta(0)
+) -> datetime:
+    """Without ARI: renew when a third of the lifetime is left (cert-manager's default), the
+    lifetime counted from the certificate's notBefore, as the CA wrote it: a certificate that
+    arrives late (an order resumed days later) or backdated is renewed no later for it.
+    `ca_offset` (this clock minus the CA's) puts that CA time on this clock."""
+    return not_after - (not_after - not_before) / 3 + ca_offset
 
 
 def earliest_renewal(not_before: datetime, not_after: datetime) -> timedelta:
@@ -196,3 +200,12 @@ def earliest_renewal(not_before: datetime, not_after: datetime) -> timedelta:
     its lifetime, a day at most. A CA's window already open for a new certificate would
     otherwise renew it in a loop (cert-manager's users hit such loops)."""
     return min((not_after - not_before) / 10, timedelta(days=1))
+
+
+def ca_clock_offset(now: datetime, ca_date: datetime | None) -> timedelta:
+    """This clock minus the CA's, as its last answer dated it; zero within a minute (the
+    `Date` header counts whole seconds, and the network takes some), or when unknown."""
+    if ca_date is None:
+        return timedelta(0)
+    offset = now - ca_date
+    return offset if abs(offset) > timedelta(minutes=1) else timedelta(0)

@@ -24,10 +24,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from certwatch.contracts import hosting as hc
 from certwatch.contracts.payload import Payload
-from certwatch.hosting import acme_accounts, cert_material, lifecycle, store
+from certwatch.hosting import acme_accounts, cert_material, lifecycle, store, views
 from certwatch.hosting.acme_client import AcmeFailure, Ari, CaConfig, Session, Solver, mapped
 from certwatch.hosting.lifecycle import Step
-from certwatch.platform.eventlog import EventLog
+from certwatch.platform.errors import ConcurrencyConflict
+from certwatch.platform.eventlog import Cursor, EventLog
+from certwatch.platform.projection import Projection
 from certwatch.platform.shredding import Vault
 from certwatch.rules.classify import ABOUT_TO_EXPIRE_DAYS
 
@@ -53,8 +55,12 @@ class Orchestrator:
     concurrency: int = 8
     rng: random.Random = field(default_factory=random.Random)
     _inflight: set[str] = field(default_factory=set)
+    _views: Projection = field(init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     orders_placed: int = 0
+
+    def __post_init__(self) -> None:
+        self._views = views.projection(self.event_log)
 
     @property
     def pool(self) -> AsyncConnectionPool[Any]:
@@ -92,25 +98,30 @@ class Orchestrator:
         return len(due)
 
     async def announce_expiring_uploads(self) -> int:
-        """`UploadedCertificateExpiring` once per upload with fewer than ABOUT_TO_EXPIRE_DAYS left."""
+        """`UploadedCertificateExpiring` once per upload with fewer than ABOUT_TO_EXPIRE_DAYS left:
+        appended at the upload stream's version 1, so a second replica (or a scan that ran
+        before the views caught up) conflicts instead of announcing it twice."""
         now = self.clock()
-        announced = 0
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT certificate_id::text, account_id::text, names, not_after FROM hosting_certificates"
-                " WHERE uploaded AND NOT expiry_announced AND not_after < %s FOR UPDATE SKIP LOCKED LIMIT 100",
+                " WHERE uploaded AND NOT expiry_announced AND not_after < %s ORDER BY not_after LIMIT 100",
                 (now + timedelta(days=ABOUT_TO_EXPIRE_DAYS),),
             )
-            for certificate_id, account_id, names, not_after in await cur.fetchall():
-                expiring = hc.UploadedCertificateExpiring(certificate_id=certificate_id, account_id=account_id,
-                                                          names=names, not_after=not_after, at=now)  # fmt: skip
-                await self.event_log.append(hc.cert_stream_id(certificate_id), [expiring.new_event(
-                    metadata={"account_id": account_id, "actor": ACTOR})], expected_version=None, conn=conn)  # fmt: skip
-                await conn.execute(
-                    "UPDATE hosting_certificates SET expiry_announced = true WHERE certificate_id = %s",
-                    (certificate_id,),
-                )
-                announced += 1
+            rows = await cur.fetchall()
+        last: Cursor | None = None
+        announced = 0
+        for certificate_id, account_id, names, not_after in rows:
+            expiring = hc.UploadedCertificateExpiring(certificate_id=certificate_id, account_id=account_id,
+                                                      names=names, not_after=not_after, at=now)  # fmt: skip
+            try:
+                appended = await self.event_log.append(hc.cert_stream_id(certificate_id), [expiring.new_event(
+                    metadata={"account_id": account_id, "actor": ACTOR})], expected_version=1)  # fmt: skip
+            except ConcurrencyConflict:  # announced already (or deleted meanwhile)
+                continue
+            last = appended[-1].cursor
+            announced += 1
+        await views.caught_up(self.event_log, self._views, last)
         return announced
 
     async def _work(self, instance_id: str) -> None:
@@ -139,9 +150,13 @@ class Orchestrator:
         return loaded
 
     async def _record(self, changes: Sequence[store.Change]) -> None:
+        """Append, then wait until the views show it (the due scan and adoption read them)."""
         account = next(i.account_id for i, _, _ in changes if i is not None)
         async with self.pool.connection() as conn, conn.transaction():
-            await store.record(self.event_log, conn, changes, {"account_id": account, "actor": ACTOR})
+            recorded = await store.record(
+                self.event_log, conn, changes, {"account_id": account, "actor": ACTOR}
+            )
+        await views.caught_up(self.event_log, self._views, recorded.cursor)
 
     async def _advance(self, instance_id: str) -> None:
         loaded = await self._load(instance_id)
@@ -172,6 +187,8 @@ class Orchestrator:
                 renewal=instance.current is not None, order_abandoned=exc.order_invalid, at=self.clock(),
             )  # fmt: skip
             await self._record([(current.instance, current.version, [failed])])
+            if exc.account_unknown:  # e.g. a CA that lost its state: the next try registers again
+                await acme_accounts.forget(self.pool, instance.account_id, self.ca.directory)
 
     async def _session(self, instance: lifecycle.Instance) -> Session:
         email = instance.application.contact_email if instance.application else None
@@ -199,7 +216,9 @@ class Orchestrator:
             placed = hc.OrderPlaced(instance_id=instance.instance_id, account_id=instance.account_id,
                                     attempt_id=attempt.attempt_id, order_url=str(orderr.uri),
                                     adopted=adopted is not None, at=self.clock())  # fmt: skip
-            await self._record([(loaded.instance, loaded.version, [placed])])
+            await self._record(
+                [(loaded.instance, loaded.version, [placed])]
+            )  # hosting_orders: adoption reads it
             loaded = store.Loaded(lifecycle.evolve(loaded.instance, placed), loaded.version + 1)
         else:
             url = attempt.order_url
@@ -208,8 +227,9 @@ class Orchestrator:
             mapped, lambda: session.complete(orderr, application.validation, self.solver)
         )
         facts = cert_material.of_fullchain(fullchain)
+        ca_offset = lifecycle.ca_clock_offset(self.clock(), session.ca_date)
         ari = await asyncio.to_thread(mapped, lambda: session.renewal_info(facts.cert_pem.encode()))
-        lifetime = lifecycle.lifetime_renewal(self.clock(), facts.not_before, facts.not_after)
+        lifetime = lifecycle.lifetime_renewal(facts.not_before, facts.not_after, ca_offset)
         renew_at, source, check_at = self._renewal(ari, lifetime, "lifetime")
         # A window already open for a certificate just issued would renew in a loop.
         renew_at = max(renew_at, self.clock() + lifecycle.earliest_renewal(facts.not_before, facts.not_after))
@@ -267,6 +287,7 @@ class Orchestrator:
                 certificate_id=certificate_id, csr_pem=csr.decode(), sealed_key=sealed,
                 renewal=instance.current is not None, at=self.clock(),
             )  # fmt: skip
+            # No wait for the views: nothing reads them before the order's next record, which waits.
             await store.record(self.event_log, conn, [(instance, loaded.version, [requested])],
                                {"account_id": instance.account_id, "actor": ACTOR})  # fmt: skip
         return store.Loaded(lifecycle.evolve(instance, requested), loaded.version + 1)

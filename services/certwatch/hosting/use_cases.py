@@ -13,7 +13,7 @@ from typing import Any
 
 from certwatch.contracts import hosting as hc
 from certwatch.contracts.payload import Payload, decode
-from certwatch.hosting import cert_material, lifecycle, store
+from certwatch.hosting import cert_material, lifecycle, store, views
 from certwatch.hosting.application import checked_application, checked_years
 from certwatch.hosting.orchestrator import activation, key_subject
 from certwatch.platform.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -43,7 +43,8 @@ class InstanceView:
         i = self.instance
         if i.state != hc.InstanceState.HOSTED or i.current is None:
             return None
-        return lifecycle.due_at(i) if i.renew_requested else lifecycle.renewal_due(i)
+        # An order on its way (or a "renew now") is retried at its own time, not the schedule's.
+        return lifecycle.due_at(i) if i.renew_requested or i.attempt is not None else lifecycle.renewal_due(i)
 
 
 def parse_id(raw: str, field: str) -> str:
@@ -60,10 +61,14 @@ _CERT_COLUMNS = (
 
 class HostingUseCases:
     def __init__(self, event_log: EventLog, vault: Vault, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:  # fmt: skip
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 ca_file: str | None = None) -> None:  # fmt: skip
+        """`ca_file`: the trust store uploads are verified against (CERTWATCH_CA_FILE)."""
         self._log = event_log
         self._vault = vault
         self._now = clock
+        self._ca_file = ca_file
+        self._views = views.projection(event_log)
 
     def _meta(self, account_id: str, actor: str) -> dict[str, str]:
         return {"account_id": account_id, "actor": actor}
@@ -86,8 +91,9 @@ class HostingUseCases:
             )  # fmt: skip
             changes.append((None, 0, [created]))
         async with self._log.pool.connection() as conn, conn.transaction():
-            instances = await store.record(self._log, conn, changes, self._meta(account_id, actor))
-        return subscription_id, instances
+            recorded = await store.record(self._log, conn, changes, self._meta(account_id, actor))
+        await views.caught_up(self._log, self._views, recorded.cursor)
+        return subscription_id, recorded.instances
 
     async def _owned(
         self, conn: Conn, account_id: str, instance_id: str, *, lock: bool = False
@@ -108,9 +114,10 @@ class HostingUseCases:
             events = activation(
                 loaded.instance, application, self._now(), "application submitted", automatic=False
             )
-            (after,) = await store.record(self._log, conn, [(loaded.instance, loaded.version, events)],
+            recorded = await store.record(self._log, conn, [(loaded.instance, loaded.version, events)],
                                           self._meta(account_id, actor))  # fmt: skip
-        return after
+        await views.caught_up(self._log, self._views, recorded.cursor)
+        return recorded.instances[0]
 
     async def renew_now(self, account_id: str, instance_id: str, actor: str) -> lifecycle.Instance:
         async with self._log.pool.connection() as conn, conn.transaction():
@@ -124,9 +131,10 @@ class HostingUseCases:
                 return i  # an order is already on its way: never a second one
             requested: list[Payload] = [hc.RenewalRequested(instance_id=i.instance_id, account_id=account_id,
                                                             at=self._now())]  # fmt: skip
-            (after,) = await store.record(self._log, conn, [(i, loaded.version, requested)],
+            recorded = await store.record(self._log, conn, [(i, loaded.version, requested)],
                                           self._meta(account_id, actor))  # fmt: skip
-        return after
+        await views.caught_up(self._log, self._views, recorded.cursor)
+        return recorded.instances[0]
 
     async def instances(self, account_id: str) -> list[InstanceView]:
         async with self._log.pool.connection() as conn:
@@ -149,7 +157,7 @@ class HostingUseCases:
 
     async def upload(self, account_id: str, cert_pem: bytes, key_pem: bytes, chain_pem: bytes,
                      actor: str) -> CertificateRow:  # fmt: skip
-        facts, key = cert_material.checked_upload(cert_pem, key_pem, chain_pem)
+        facts, key = cert_material.checked_upload(cert_pem, key_pem, chain_pem, ca_file=self._ca_file)
         certificate_id = str(uuid.uuid4())
         now = self._now()
         async with self._log.pool.connection() as conn, conn.transaction():
@@ -157,9 +165,9 @@ class HostingUseCases:
             uploaded = hc.CertificateUploaded(
                 certificate_id=certificate_id, account_id=account_id, certificate=facts, sealed_key=sealed, at=now,
             )  # fmt: skip
-            await self._log.append(hc.cert_stream_id(certificate_id), [uploaded.new_event(
+            appended = await self._log.append(hc.cert_stream_id(certificate_id), [uploaded.new_event(
                 metadata=self._meta(account_id, actor))], expected_version=0, conn=conn)  # fmt: skip
-            await store.write_certificate(conn, uploaded, None)
+        await views.caught_up(self._log, self._views, appended[-1].cursor)
         return CertificateRow(certificate_id, None, facts.serial, facts.not_before, facts.not_after, facts.names,
                               facts.issuer, True)  # fmt: skip
 
@@ -168,13 +176,13 @@ class HostingUseCases:
         is unreadable; the current certificate of a hosted instance cannot be deleted."""
         cid = parse_id(certificate_id, "certificate_id")
         async with self._log.pool.connection() as conn, conn.transaction():
+            # The certificate's stream lock serializes deletes: the second finds the first's event.
+            stream = await self._log.read_stream(hc.cert_stream_id(cid), conn=conn, for_update=True)
             cur = await conn.execute(
-                "SELECT c.instance_id FROM hosting_certificates c WHERE c.certificate_id = %s AND c.account_id = %s"
-                " FOR UPDATE",
+                "SELECT 1 FROM hosting_certificates WHERE certificate_id = %s AND account_id = %s",
                 (cid, account_id),
             )
-            row = await cur.fetchone()
-            if row is None:
+            if await cur.fetchone() is None or any(e.type == hc.CertificateDeleted.TYPE for e in stream):
                 raise NotFound(f"no certificate {certificate_id} in this account")
             cur = await conn.execute(
                 "SELECT 1 FROM hosting_instances WHERE certificate_id = %s AND state = 'HOSTED'", (cid,)
@@ -183,10 +191,12 @@ class HostingUseCases:
                 raise FailedPrecondition(f"certificate {certificate_id} is the current certificate of a hosted"
                                          " instance; it is replaced at its next renewal")  # fmt: skip
             deleted = hc.CertificateDeleted(certificate_id=cid, account_id=account_id, at=self._now())
-            await self._log.append(hc.cert_stream_id(cid), [deleted.new_event(metadata=self._meta(account_id, actor))],
-                                   expected_version=None, conn=conn)  # fmt: skip
-            await conn.execute("DELETE FROM hosting_certificates WHERE certificate_id = %s", (cid,))
+            appended = await self._log.append(
+                hc.cert_stream_id(cid), [deleted.new_event(metadata=self._meta(account_id, actor))],
+                expected_version=None, conn=conn,
+            )  # fmt: skip
             await Vault.shred(conn, key_subject(cid))
+        await views.caught_up(self._log, self._views, appended[-1].cursor)
 
     async def certificates(self, account_id: str) -> list[CertificateRow]:
         async with self._log.pool.connection() as conn:

@@ -2,29 +2,22 @@
 
 The key must be the certificate's; the chain is put in issuance order (leaf first, as a
 server sends it) and verified for the domain against the trust store CERTWATCH_CA_FILE
-names (`platform.trust_bundle`: a file, `system`, else Mozilla's), with cryptography's verifier (the CA/B rules of
-a browser: validity, names, key usage). Pure but for reading the trust store once.
+names, by the checks every upload passes (`platform.cert_upload`, shared with hosting's
+UploadCertificate); this module words their refusals in the API's error format.
 """
 
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
-from pathlib import Path
+from datetime import datetime
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from certwatch.platform.trust_bundle import bundle_path
+from certwatch.platform import cert_upload
 from certwatch.vod.errors import ApiError, invalid
-from certwatch.vod.names import WILDCARD
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,55 +77,25 @@ def summary(cert: x509.Certificate) -> CertSummary:
     )  # fmt: skip
 
 
-@lru_cache(maxsize=8)
-def trust_store(ca_file: str | None) -> Store:
-    with warnings.catch_warnings():  # OS bundles carry a few old roots with odd serials
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        return Store(x509.load_pem_x509_certificates(Path(bundle_path(ca_file)).read_bytes()))
-
-
-def _spki(key: object) -> bytes:
-    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)  # type: ignore[attr-defined, no-any-return]
-
-
-def _bad(rule: str) -> ApiError:
-    return ApiError("InvalidCertificate", f"The certificate is refused: {rule}.")
-
-
 def check(
     domain: str, cert_pem: str, key_pem: str, *, ca_file: str | None, now: datetime | None = None
 ) -> CheckedUpload:
-    """The upload verified for `domain`, or `ApiError` naming the field and the rule."""
+    """The upload verified for `domain` (`platform.cert_upload`), or `ApiError` naming the field and the rule."""
     try:
-        certs = x509.load_pem_x509_certificates(cert_pem.encode())
-    except ValueError:
-        raise invalid("SSLPub", "not a PEM certificate chain") from None
-    try:
-        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
-    except (ValueError, TypeError):
-        raise invalid("SSLPri", "not an unencrypted PEM private key") from None
-    # The leaf is the certificate that issued none of the others, wherever it is in the bundle.
-    issuers = {c.issuer.public_bytes() for c in certs if c.issuer != c.subject}
-    leaf = next((c for c in certs if c.subject.public_bytes() not in issuers), certs[0])
-    if _spki(leaf.public_key()) != _spki(key.public_key()):
-        raise ApiError("InvalidCertificate.KeyMismatch", "The private key SSLPri does not match the certificate SSLPub.")  # fmt: skip
-    others = [c for c in certs if c is not leaf]
-    # A wildcard domain is checked on one name it covers.
-    name = "wildcard-check." + domain[len(WILDCARD) :] if domain.startswith(WILDCARD) else domain
-    verifier = (
-        PolicyBuilder().store(trust_store(ca_file)).time(now or datetime.now(UTC))
-        .build_server_verifier(x509.DNSName(name))
-    )  # fmt: skip
-    try:
-        path = verifier.verify(leaf, others)
-    except VerificationError as exc:
-        raise _bad(f"its chain does not verify for {domain} against the trust store ({exc})") from None
-    chain = path[:-1] if len(path) > 1 else path  # the trust anchor is not sent
+        checked = cert_upload.check_upload(
+            cert_pem.encode(), key_pem.encode(), ca_file=ca_file, name=domain, now=now
+        )
+    except cert_upload.UploadRefused as refused:
+        if refused.kind == cert_upload.Refusal.KEY_MISMATCH:
+            raise ApiError("InvalidCertificate.KeyMismatch", "The private key SSLPri does not match the certificate SSLPub.") from None  # fmt: skip
+        if refused.kind == cert_upload.Refusal.MALFORMED:
+            raise invalid(
+                "SSLPri" if refused.part == cert_upload.Part.KEY else "SSLPub", refused.rule
+            ) from None
+        raise ApiError("InvalidCertificate", f"The certificate is refused: {refused.rule}.") from None
     return CheckedUpload(
-        chain_pem="".join(c.public_bytes(Encoding.PEM).decode() for c in chain),
-        key_pem=key.private_bytes(Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
-        leaf=summary(leaf),
-    )  # fmt: skip
+        chain_pem=checked.chain_pem, key_pem=checked.key_pem.decode(), leaf=summary(checked.leaf)
+    )
 
 
 def summary_of_pem(chain_pem: str) -> CertSummary:
