@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import psycopg
 import pytest
+from nats.aio.client import Client as NatsClient
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.notifier.channels.base import http_client
@@ -89,6 +91,16 @@ def nats_server(stack_root: Path) -> Iterator[localstack.Nats]:
         server.stop()
         with contextlib.suppress(OSError):
             shutil.rmtree(store.parent)
+
+
+@pytest.fixture
+async def nc(nats_server: localstack.Nats) -> AsyncIterator[NatsClient]:
+    """A NATS client of the test's own server."""
+    client = await nats.connect(nats_server.url)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 @pytest.fixture

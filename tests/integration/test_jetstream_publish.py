@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
@@ -12,16 +9,6 @@ from nats.js.api import StreamConfig
 from nats.js.errors import APIError
 
 from certwatch.platform.jetstream_publish import Message, publish_all
-from certwatch.platform.localstack import Nats
-
-
-@pytest.fixture
-async def nc(nats_server: Nats) -> AsyncIterator[NatsClient]:
-    client = await nats.connect(nats_server.url)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def test_a_batch_is_stored_in_order_and_a_repeat_is_a_duplicate(nc: NatsClient) -> None:
