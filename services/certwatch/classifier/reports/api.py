@@ -16,7 +16,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from certwatch.classifier.api import ClassifierApi
-from certwatch.classifier.reports import charts, month_csv, month_rows, monthly, pending, render
+from certwatch.classifier.reports import month_csv, month_rows, monthly, monthly_pdf, pending, render
 from certwatch.platform import auth, db
 from certwatch.platform.errors import InvalidArgument
 from certwatch.platform.eventlog import EventLog
@@ -95,7 +95,7 @@ class ReportsApi(reports_pb2_grpc.ReportsServicer):
                     first = False
                 return
             found = [d async for d in rows]  # a PDF is laid out whole; see bench/reports.py
-        data = await asyncio.to_thread(_monthly_pdf, str(account), found, p)
+        data = await asyncio.to_thread(monthly_pdf.document, str(account), found, p)
         async for chunk in _chunks(data, content_type, name):
             yield chunk
 
@@ -133,28 +133,6 @@ def _domain_pdf(details: cpb.MonitoringDetails, intervals: list[cpb.StatusInterv
         times=times, intervals=[_interval_dict(i) for i in intervals],
         updates=[(_when(u.observed_at), c) for u in details.domain_name_updates for c in u.changes],
         alerts_note=pending.ALERTS_SENT,
-    )  # fmt: skip
-    return render.pdf(document)
-
-
-def _percent(ratio: float | None) -> str:
-    return "no monitoring" if ratio is None else f"{100 * ratio:.2f}%"
-
-
-def _monthly_pdf(account: str, found: list[monthly.DomainMonth], p: monthly.Period) -> bytes:
-    totals = monthly.Totals(len(p.days))
-    for d in found:
-        totals.add(d)
-    expiring = sorted((d for d in found if monthly.expiring_within(d) is not None),
-                      key=lambda d: (d.expiry.not_after if d.expiry else p.end, d.host))  # fmt: skip
-    timeline = [(d.expiry.days_left, f"{d.host}:{d.port}") for d in expiring if d.expiry]
-    document = render.html(
-        "monthly.html", p=p, account=account, totals=totals, domains=found, expiring=expiring,
-        day_chart=charts.status_per_day(p.days, totals.per_day, totals.statuses),
-        expiry_chart=charts.expiry_timeline(timeline, monthly.EXPIRY_WINDOWS[-1]),
-        strip=lambda spans: charts.strip(monthly.segments(spans, p)), created=render.stamp(p.until),
-        iso=lambda value: monthly.local(value, p), percent=_percent,
-        renewals_note=pending.HOSTING_RENEWALS, alerts_note=pending.ALERTS_SENT,
     )  # fmt: skip
     return render.pdf(document)
 
