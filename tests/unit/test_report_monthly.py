@@ -3,11 +3,13 @@ each day, incidents clipped to the month, expiry windows, the strip and duration
 
 from __future__ import annotations
 
+import tracemalloc
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certwatch.classifier.reports import charts, monthly
+from certwatch.classifier.reports import charts, monthly, monthly_pdf
 from certwatch.platform.errors import InvalidArgument
 
 NOW = datetime(2026, 12, 2, tzinfo=UTC)
@@ -77,3 +79,36 @@ def test_bad_periods_name_their_field(month: str, zone: str, field: str) -> None
     with pytest.raises(InvalidArgument) as info:
         monthly.period(month, zone, NOW)
     assert info.value.violations[0][0] == field
+
+
+def _domains(n: int, p: monthly.Period) -> Iterator[monthly.DomainMonth]:
+    for k in range(n):
+        start = p.start + timedelta(hours=k % 700)
+        intervals = [_interval("SECURE", p.start, start), _interval("ABNORMAL", start, start + timedelta(hours=1)),
+                     _interval("SECURE", start + timedelta(hours=1), None)]  # fmt: skip
+        leaf = monthly.expiry(p.end + timedelta(days=k % 90), "CA", p)
+        yield monthly.summarize(f"id{k}", f"site{k}.example", 443, intervals, leaf, p)
+
+
+def test_the_monthly_pdf_holds_at_most_a_tables_rows_however_many_domains() -> None:
+    """10,000 domains folded in one at a time: the totals count every one, the PDF keeps
+    `limit` a table, and memory stays what 1,000 take (the rows are not held)."""
+    p = monthly.period("2026-10", "", NOW)
+
+    def fold(n: int) -> tuple[monthly_pdf.Month, int]:
+        tracemalloc.start()
+        month = monthly_pdf.Month(p, limit=200)
+        for d in _domains(n, p):
+            month.add_domain(d)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return month, peak
+
+    small, small_peak = fold(1_000)
+    large, large_peak = fold(10_000)
+    assert large.totals.domains == 10_000 and large.totals.incidents == 10_000
+    assert len(large.domains) == len(large.expiring) == 200
+    assert large_peak < 1.5 * small_peak  # ten times the rows, not ten times the memory
+    kept, worst = {d.domain_id for d in large.domains}, max((d.secure_ratio or 0) for d in large.domains)
+    assert all((d.secure_ratio or 0) >= worst for d in _domains(10_000, p) if d.domain_id not in kept)
+    assert [d.host for d in small.domains] == sorted(d.host for d in small.domains)

@@ -1,6 +1,6 @@
 """Bootstrap of the console service: the web console on the service's port (HTTP, not gRPC).
 
-It reads no events and owns one table (its users); everything it shows comes from the other
+It reads no events and owns two tables (its users, their sessions, shared by every replica); everything it shows comes from the other
 services' gRPC APIs, called with the signed-in user's session key.
 """
 
@@ -23,4 +23,4 @@ async def build(rt: Runtime) -> Parts:
     def edge(host: str, port: int) -> HttpEdge:
         return server.HttpEdge(app, state, host, port)
 
-    return Parts(http=edge, on_stop=[state.sessions.close, calls.close])
+    return Parts(http=edge, on_stop=[calls.close])

@@ -16,7 +16,14 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from certwatch.classifier.api import ClassifierApi
-from certwatch.classifier.reports import month_csv, month_rows, monthly, monthly_pdf, pending, render
+from certwatch.classifier.reports import (
+    activity,
+    month_csv,
+    month_rows,
+    monthly,
+    monthly_pdf,
+    render,
+)
 from certwatch.platform import auth, db
 from certwatch.platform.errors import InvalidArgument
 from certwatch.platform.eventlog import EventLog
@@ -56,13 +63,28 @@ class ReportsApi(reports_pb2_grpc.ReportsServicer):
         )
         intervals = await self._intervals(request.domain_id, context)
         now = self._clock()
+        alerts, renewals = await self._activity(details)
         if content_type == JSON:
-            data = _domain_json(details, intervals, now)
+            data = _domain_json(details, intervals, alerts, renewals, now)
         else:
-            data = await asyncio.to_thread(_domain_pdf, details, intervals, now)
+            data = await asyncio.to_thread(_domain_pdf, details, intervals, alerts, renewals, now)
         name = f"certwatch-report-{details.domain_id}.{request.format}"
         async for chunk in _chunks(data, content_type, name):
             yield chunk
+
+    async def _activity(
+        self, details: cpb.MonitoringDetails
+    ) -> tuple[list[activity.Alert], list[activity.Renewal]]:
+        """The domain's alerts and the renewals of certificates naming its host, all time: a
+        domain's report is its whole history, as its status intervals are (newest last)."""
+        account, host = auth.current().account_id, details.details.host
+        start, end = datetime(1970, 1, 1, tzinfo=UTC), self._clock()
+        async with db.snapshot(self._log.pool) as conn:
+            alerts = [a async for a in activity.alerts(conn, account, start, end, details.domain_id)]
+            renewals = [
+                r async for r in activity.renewals(conn, account, start, end) if activity.covers(r, host)
+            ]
+        return alerts, renewals
 
     async def _intervals(self, domain_id: str, context: Any) -> list[cpb.StatusInterval]:
         found: list[cpb.StatusInterval] = []
@@ -82,20 +104,29 @@ class ReportsApi(reports_pb2_grpc.ReportsServicer):
     ) -> AsyncIterator[pb.ReportChunk]:
         content_type = _format(request.format, {"pdf": PDF, "csv": CSV})
         account = auth.current().account_id
-        p = monthly.period(request.month, request.time_zone, self._clock())
-        name = f"certwatch-monthly-{p.month}.{request.format}"
         async with db.snapshot(self._log.pool) as conn:
+            zone = request.time_zone or await month_rows.account_zone(conn, account, request.month)
+            p = monthly.period(request.month, zone, self._clock())
+            name = f"certwatch-monthly-{p.month}.{request.format}"
             rows = month_rows.domains(conn, account, p)
+            renewals = activity.renewals(conn, account, p.start, p.until)
+            alerts = activity.alerts(conn, account, p.start, p.until)
             if content_type == CSV:
                 first = True
-                async for data in month_csv.write(rows, p):
+                async for data in month_csv.write(rows, renewals, alerts, p):
                     yield pb.ReportChunk(
                         data=data, content_type=CSV if first else "", filename=name if first else ""
                     )
                     first = False
                 return
-            found = [d async for d in rows]  # a PDF is laid out whole; see bench/reports.py
-        data = await asyncio.to_thread(monthly_pdf.document, str(account), found, p)
+            month = monthly_pdf.Month(p)  # holds at most TABLE_ROWS a table: bounded for any account
+            async for d in rows:
+                month.add_domain(d)
+            async for r in renewals:
+                month.add_renewal(r)
+            async for a in alerts:
+                month.add_alert(a)
+        data = await asyncio.to_thread(monthly_pdf.document, str(account), month)
         async for chunk in _chunks(data, content_type, name):
             yield chunk
 
@@ -112,18 +143,36 @@ def _interval_dict(i: cpb.StatusInterval) -> dict[str, Any]:
             "duration_seconds": round(i.duration_seconds, 3)}  # fmt: skip
 
 
-def _domain_json(details: cpb.MonitoringDetails, intervals: list[cpb.StatusInterval], now: datetime) -> bytes:
+def _alert_dict(a: activity.Alert) -> dict[str, Any]:
+    return {"at": render.stamp(a.at.astimezone(UTC)), "outcome": "sent" if a.sent else "failed", "event": a.event,
+            "channel": a.channel, "contact_id": a.contact_id, "attempts": a.attempts, "detail": a.detail}  # fmt: skip
+
+
+def _renewal_dict(r: activity.Renewal) -> dict[str, Any]:
+    return {"at": render.stamp(r.at.astimezone(UTC)), "outcome": "renewed" if r.renewed else "failed",
+            "instance_id": r.instance_id, "names": list(r.names), "issuer": r.issuer, "detail": r.detail,
+            "not_after": render.stamp(r.not_after.astimezone(UTC)) if r.not_after else None}  # fmt: skip
+
+
+def _domain_json(
+    details: cpb.MonitoringDetails, intervals: list[cpb.StatusInterval], alerts: list[activity.Alert],
+    renewals: list[activity.Renewal], now: datetime,
+) -> bytes:  # fmt: skip
     report = {
         "report": "monitoring",
         "generated_at": render.stamp(now.astimezone(UTC)),
         "monitoring_details": MessageToDict(details, preserving_proto_field_name=True),
         "status_intervals": [_interval_dict(i) for i in intervals],
-        "alerts_sent": {"available": False, "note": pending.ALERTS_SENT},
+        "alerts_sent": [_alert_dict(a) for a in alerts],
+        "hosting_renewals": [_renewal_dict(r) for r in renewals],
     }
     return json.dumps(report, indent=2, ensure_ascii=False, sort_keys=True).encode() + b"\n"
 
 
-def _domain_pdf(details: cpb.MonitoringDetails, intervals: list[cpb.StatusInterval], now: datetime) -> bytes:
+def _domain_pdf(
+    details: cpb.MonitoringDetails, intervals: list[cpb.StatusInterval], alerts: list[activity.Alert],
+    renewals: list[activity.Renewal], now: datetime,
+) -> bytes:  # fmt: skip
     certs = [c for chain in details.chains for c in chain.certificates]
     certs += [c.certificate for c in details.certificates]
     times = {c.sha256: f"{_when(c.not_before)} to {_when(c.not_after)}" for c in certs}
@@ -132,7 +181,7 @@ def _domain_pdf(details: cpb.MonitoringDetails, intervals: list[cpb.StatusInterv
         created=render.stamp(now.astimezone(UTC)), checked_at=_when(details.details.checked_at),
         times=times, intervals=[_interval_dict(i) for i in intervals],
         updates=[(_when(u.observed_at), c) for u in details.domain_name_updates for c in u.changes],
-        alerts_note=pending.ALERTS_SENT,
+        alerts=[_alert_dict(a) for a in alerts], renewals=[_renewal_dict(r) for r in renewals],
     )  # fmt: skip
     return render.pdf(document)
 
