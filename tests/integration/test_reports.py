@@ -264,6 +264,12 @@ async def test_the_account_time_zone_counts_the_days_unless_the_request_names_on
     assert (await _monthly(event_log, account_id, "csv"))[0] == as_set
     utc, _, _ = await _monthly(event_log, account_id, "csv", tz="UTC")  # the request's zone wins
     assert incident_start(utc) == "2026-06-03T12:00:00+00:00"
+    # A domain's report is written in the account's zone as it is now.
+    api = ReportsApi(event_log, clock=lambda: JULY)
+    ask = pb.DomainReportRequest(domain_id=account[1].domain_id, format="json")
+    report = json.loads((await _as(account_id, lambda: api.DomainReport(ask, None)))[0])
+    assert report["time_zone"] == "America/New_York"
+    assert report["status_intervals"][1]["started_at"] == "2026-06-03T08:00:00-04:00"
 
 
 async def test_the_running_month_and_bad_requests(
@@ -300,6 +306,7 @@ async def test_the_domain_report_has_every_section(
     assert details["certificates"][0]["brand"] == "Example CA"
     assert [i["status"] for i in report["status_intervals"]] == ["SECURE", "ABNORMAL", "SECURE"]
     assert report["status_intervals"][1]["duration_seconds"] == 10800
+    assert report["time_zone"] == "UTC" and report["status_intervals"][1]["started_at"].endswith("+00:00")
     [sent] = report["alerts_sent"]  # this domain's only
     assert (sent["outcome"], sent["event"], sent["channel"]) == ("sent", "network_failure", "email")
     [renewed] = report["hosting_renewals"]  # certificates naming www.example.test

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -67,10 +68,12 @@ async def account_zone(conn: psycopg.AsyncConnection[Any], account_id: uuid.UUID
     """The account's time zone as the month began (see contracts/accounts.py); "" when none
     was set (UTC) or `month` is not a month (the period refuses it)."""
     year, number = monthly.year_month(month)
-    if not year:
-        return ""
-    cur = await conn.execute(_ZONE, (accounts.stream_id(account_id), accounts.AccountTimeZoneSet.TYPE,
-                                     accounts.month_began(year, number)))  # fmt: skip
+    return await account_zone_at(conn, account_id, accounts.month_began(year, number)) if year else ""
+
+
+async def account_zone_at(conn: psycopg.AsyncConnection[Any], account_id: uuid.UUID, at: datetime) -> str:
+    """The account's time zone as set before `at`; "" when none was (UTC)."""
+    cur = await conn.execute(_ZONE, (accounts.stream_id(account_id), accounts.AccountTimeZoneSet.TYPE, at))
     row = await cur.fetchone()
     return str(row[0]) if row and accounts.valid_zone(str(row[0])) else ""
 
