@@ -246,6 +246,11 @@ def local(value: datetime, p: Period) -> str:
     return value.astimezone(ZoneInfo(p.zone)).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def short(value: datetime, p: Period) -> str:
+    """A local time within the month (or at its end), for the long tables: month-day and time."""
+    return value.astimezone(ZoneInfo(p.zone)).strftime("%m-%d %H:%M:%S")
+
+
 def segments(spans: Sequence[Span], p: Period) -> list[tuple[str | None, float]]:
     """The month as consecutive (status, share of the month) pieces, None where unmonitored:
     the strip each domain's row draws."""

@@ -23,11 +23,11 @@ TABLES = SimpleNamespace(
     expiring=(Field("Days after", 10, right=True), Field("Expires", 19), Field("Brand", 24), Field("Domain", 0)),
     domains=(Field("At the end", 13), Field("Time SECURE", 12, right=True), Field("Incidents", 9, right=True),
              Field("Domain", 0)),
-    incidents=(Field("Start", 19), Field("End", 19), Field("Duration", 11, right=True), Field("Status", 13),
-               Field("Domain", 32), Field("Causes", 0)),
-    renewals=(Field("Time", 19), Field("Outcome", 7), Field("New certificate until", 21), Field("Issuer", 22),
-              Field("Names", 0)),
-    alerts=(Field("Time", 19), Field("Outcome", 7), Field("Event", 18), Field("Channel", 8), Field("Domain", 32),
+    incidents=(Field("Start", 14), Field("End", 14), Field("Duration", 11, right=True), Field("Status", 13),
+               Field("Domain", 26), Field("Causes", 0)),
+    renewals=(Field("Time", 14), Field("Outcome", 7), Field("New certificate until", 21),
+              Field("Issuer or failure", 30), Field("Names", 0)),
+    alerts=(Field("Time", 14), Field("Outcome", 7), Field("Event", 19), Field("Channel", 8), Field("Domain", 24),
             Field("Contact", 0)),
 )  # fmt: skip
 
@@ -123,21 +123,21 @@ def _incidents(found: list[monthly.DomainMonth], m: Month) -> Iterator[tuple[obj
             if shown == m.limit:
                 return
             shown += 1
-            end = "ongoing" if s.open else monthly.local(s.end, m.p)
-            yield None, line(TABLES.incidents, (monthly.local(s.start, m.p), end, monthly.duration(s.seconds),
+            end = "ongoing" if s.open else monthly.short(s.end, m.p)
+            yield None, line(TABLES.incidents, (monthly.short(s.start, m.p), end, monthly.duration(s.seconds),
                                                 s.status, _name(d), ", ".join(s.causes)))  # fmt: skip
 
 
 def _renewals(m: Month) -> Iterator[tuple[object, str]]:
     for r in m.renewals:
         until = monthly.local(r.not_after, m.p) if r.not_after else ""
-        yield None, line(TABLES.renewals, (monthly.local(r.at, m.p), "renewed" if r.renewed else "failed",
+        yield None, line(TABLES.renewals, (monthly.short(r.at, m.p), "renewed" if r.renewed else "failed",
                                            until, r.issuer if r.renewed else r.detail, activity.names(r)))  # fmt: skip
 
 
 def _alerts(m: Month) -> Iterator[tuple[object, str]]:
     for a in m.alerts:
-        yield None, line(TABLES.alerts, (monthly.local(a.at, m.p), "sent" if a.sent else "failed", a.event,
+        yield None, line(TABLES.alerts, (monthly.short(a.at, m.p), "sent" if a.sent else "failed", a.event,
                                          a.channel, activity.domain_name(a.host, a.port, a.domain_id),
                                          a.contact_id))  # fmt: skip
 
