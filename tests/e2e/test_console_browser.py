@@ -1,7 +1,9 @@
 """The web console in a real headless Chromium (Debian's, driven by Playwright): sign in, add
 a domain served by a local TLS server, watch it turn SECURE and then ABNORMAL without a
-reload, read its Monitoring Details, download both reports, and be refused another account's
-domain and a cross-site form post. Screenshots go to $CERTWATCH_TEST_OUTPUT (default
+reload, read its Monitoring Details, download both reports, set the alert rules and the
+account's time zone, mute and acknowledge the domain's alerts, read its delivery log, see a
+hosting subscription's instances and lifecycle, and be refused another account's domain and
+a cross-site form post. Screenshots go to $CERTWATCH_TEST_OUTPUT (default
 ./test-output)/console/."""
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from certwatch.console import users
+from certwatch.contracts import accounts
 from certwatch.platform.config import Settings
 from certwatch.v1 import inventory_pb2 as ipb
 from certwatch.v1 import inventory_pb2_grpc
@@ -78,7 +81,7 @@ async def test_console_in_chromium(
 ) -> None:
     port = free_port_on(("127.0.0.1",))
     stack_settings = replace(settings, resolve_overrides=(f"site.test:{port}:127.0.0.1",))
-    names = ("inventory", "prober", "classifier", "console")
+    names = ("inventory", "prober", "classifier", "notifier", "hosting", "console")
     async with running_stack(stack_settings, names) as stack:
         console_service = stack.services["console"]
         assert console_service.runtime is not None
@@ -163,6 +166,44 @@ async def test_console_in_chromium(
         assert f"Monthly report {datetime.now(UTC):%Y-%m}" in _pdf_text(monthly)
         assert f"site.test:{port}" in _pdf_text(monthly)
 
+        # Alert rules: the account's time zone, saved through the notifier, is the account's one fact.
+        await page.get_by_role("link", name="Alerts", exact=True).click()
+        await page.get_by_label("Time zone").fill("Asia/Shanghai")
+        await page.get_by_label("Alert when fewer days are left").fill("21")
+        await page.get_by_role("button", name="Save rules").click()
+        await expect(page.get_by_label("Time zone")).to_have_value("Asia/Shanghai")
+        await expect(page.get_by_label("Alert when fewer days are left")).to_have_value("21")
+        async with stack.services["console"].runtime.pool.connection() as conn:
+            cur = await conn.execute("SELECT data->>'time_zone' FROM events WHERE stream_id = %s",
+                                     (accounts.stream_id(stack.account_id),))  # fmt: skip
+            assert [r[0] for r in await cur.fetchall()] == ["Asia/Shanghai"]
+        await page.get_by_label("Time zone").fill("Mars/Olympus")
+        await page.get_by_role("button", name="Save rules").click()
+        await expect(page.locator("main")).to_contain_text("time_zone")  # refused, field named
+        await _shot(page, "6-alert-rules")
+
+        # The domain's alerts: mute (in the account's zone), acknowledge, the delivery log.
+        await page.goto(f"{base}/domains/{domain_id}/alerts")
+        await page.get_by_label("Mute until").fill("2030-01-02T03:04")
+        await page.get_by_role("button", name="Mute").click()
+        await expect(page.locator("#muted")).to_have_text(
+            "until 2030-01-01 19:04:00 UTC"
+        )  # Shanghai is UTC+8
+        await page.get_by_role("button", name="Acknowledge the incident").click()
+        await expect(page.locator("#acknowledged")).to_contain_text("acknowledged")
+        await expect(page.get_by_role("heading", name="Delivery log")).to_be_visible()
+        await _shot(page, "7-domain-alerts")
+
+        # Hosting: a subscription's instances with their state, and one's lifecycle.
+        await page.get_by_role("link", name="Hosting", exact=True).click()
+        await page.get_by_label("Years").select_option("2")
+        await page.get_by_role("button", name="Subscribe").click()
+        await expect(page.locator("tr.instance")).to_have_count(2)
+        await expect(page.locator("tr.instance").first).to_contain_text("PENDING_APPLICATION")
+        await page.locator("tr.instance a").first.click()
+        await expect(page.locator("ol.lifecycle")).to_contain_text("PENDING_APPLICATION")
+        await _shot(page, "8-hosting-lifecycle")
+
         # Another account's domain is not found; so is a domain id that does not exist.
         _, other_key = await new_account(settings.database_url, "other")
         async with stack.channel("inventory") as ich:
@@ -176,7 +217,7 @@ async def test_console_in_chromium(
             assert answer is not None and answer.status == 404
             answer = await page.goto(f"{base}/domains/{missing}/report?format=pdf")
             assert answer is not None and answer.status == 404
-        await _shot(page, "6-other-account-404")
+        await _shot(page, "9-other-account-404")
 
         # A form on another origin that posts to the console is refused, and changes nothing.
         target = f"{base}/domains/{domain_id}/disable"

@@ -1,6 +1,7 @@
 """The console's HTTP edge without a browser: cookie flags, cross-origin refusals (by
 Sec-Fetch-Site and by Origin alone), rate-limited sign-in, no open redirect, a CSV upload
-with a result per row, sign-out revoking the session's key, and `certwatch accounts add-user`."""
+with a result per row, sign-out revoking the session's key, sessions shared by two console
+replicas, and `certwatch accounts add-user`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ import httpx
 import pytest
 
 from certwatch.cli.main import main
-from certwatch.console import users
+from certwatch.console import account_pages, backend, domain_pages, users
+from certwatch.console.live import Pulse
+from certwatch.console.sessions import Sessions, SignInLimit
+from certwatch.console.web import Console, build_app
 from certwatch.platform.config import Settings
 from tests.support.stack import Stack, running_stack
 
@@ -157,3 +161,36 @@ async def test_accounts_add_user(stack: Stack, monkeypatch: pytest.MonkeyPatch) 
     assert code == 2  # no such account
     code, _ = await asyncio.to_thread(run, "bad name!", "--account", stack.account_id)
     assert code == 2
+
+
+async def test_two_console_replicas_share_a_session_and_sign_out_ends_it_everywhere(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    """A second console app of its own (its own Sessions, no shared memory) over the same
+    database: the session signed in on one works on the other; signing out on the other
+    ends it on both. The table holds a hash of the token and the key sealed, never either."""
+    runtime = stack.services["console"].runtime
+    assert runtime is not None
+    calls = backend.connect(stack.settings, ["inventory", "classifier"])
+    replica = Console(runtime.pool, calls, Sessions(runtime.pool), SignInLimit(), Pulse(), serving=True)
+    app = build_app(replica, [*account_pages.ROUTES, *domain_pages.ROUTES])
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
+        ) as other:
+            signed = await _sign_in(client)
+            me = _cookie(signed)
+            token = signed.cookies["certwatch_session"]
+            there = await other.get("/domains", headers=me)
+            assert there.status_code == 200 and "No domain matches." in there.text
+            async with runtime.pool.connection() as conn:
+                cur = await conn.execute("SELECT token_hash, sealed_key FROM console_sessions")
+                stored = await cur.fetchall()
+            assert stored and all(token.encode() not in bytes(h) + bytes(k) for h, k in stored)
+            assert all(b"cw_" not in bytes(k) for _, k in stored)  # the API key is sealed
+            same = {**me, "sec-fetch-site": "same-origin", "origin": "http://127.0.0.1"}
+            assert (await other.post("/signout", headers=same)).status_code == 303
+            assert (await client.get("/domains", headers=me)).status_code == 303  # signed out here too
+            assert (await other.get("/domains", headers=me)).status_code == 303
+    finally:
+        await calls.close()

@@ -20,7 +20,9 @@ import pytest
 from certwatch.classifier.details import DETAILS_VIEW
 from certwatch.classifier.reports.api import ReportsApi
 from certwatch.classifier.status_intervals import STATUS_INTERVALS
+from certwatch.contracts import accounts, hosting
 from certwatch.contracts import domain as dc
+from certwatch.contracts import notifications as nc
 from certwatch.platform import auth
 from certwatch.platform.errors import InvalidArgument, NotFound
 from certwatch.platform.eventlog import EventLog
@@ -32,6 +34,7 @@ from tests.support.probe_results import NOW, cert, intermediate, refused, result
 
 CJK_HOST = "例子.测试"
 HOUR = timedelta(hours=1)
+SECOND = timedelta(seconds=1)
 JULY = datetime(2026, 7, 2, tzinfo=UTC)
 
 
@@ -53,6 +56,37 @@ class Site(Domain):
 
     async def probe(self, endpoint: object, at: datetime) -> None:
         await self.probed(result(endpoint, at=at))  # type: ignore[arg-type]
+
+
+async def alert(log: EventLog, site: Site, at: datetime, *, sent: bool = True) -> None:
+    """What the notifier appends for one delivery (contracts/notifications.py)."""
+    kind = nc.NotificationSent if sent else nc.NotificationFailed
+    outcome = kind(key=uuid.uuid4().hex, event="network_failure", domain_id=site.domain_id,
+                   account_id=site.account_id, contact_id="c0ffee00-0000-4000-8000-000000000001",
+                   channel="email", incident="1", attempts=1 if sent else 5, at=at,
+                   detail="" if sent else "550 mailbox unavailable")  # fmt: skip
+    await log.append(nc.stream_id(outcome.key), [outcome.new_event()], expected_version=0)
+
+
+async def renewal(log: EventLog, account_id: str, host: str, at: datetime, *, renewed: bool = True) -> None:
+    """What hosting appends for a renewal done or failed (contracts/hosting.py)."""
+    instance = str(uuid.uuid4())
+    base = {"instance_id": instance, "account_id": account_id}
+    applied = hosting.ApplicationSubmitted(**base, at=at - 30 * 24 * HOUR, automatic=False, application=hosting.Application(
+        names=[host], key_type=hosting.KeyType.EC256, company="Example", contact_email="ops@example.test",
+        validation=hosting.Validation.HTTP_01))  # fmt: skip
+    done: hosting.InstanceEvent
+    if renewed:
+        certificate = hosting.Certificate(serial="0a", not_before=at, not_after=at + 90 * 24 * HOUR, names=[host],
+                                          issuer="Example ACME CA", cert_pem="", chain_pem="")  # fmt: skip
+        done = hosting.CertificateRenewed(**base, at=at, certificate_id=str(uuid.uuid4()), certificate=certificate,
+                                          sealed_key="", order_url="https://ca.test/o/1",
+                                          renew_at=at + 60 * 24 * HOUR, renew_source="lifetime")  # fmt: skip
+    else:
+        done = hosting.OrderFailed(**base, at=at, attempt_id="a1", order_url=None, kind=hosting.FailureKind.CA_ERROR,
+                                   detail="rejectedIdentifier", failures=1, retry_at=at + HOUR, renewal=True,
+                                   order_abandoned=True)  # fmt: skip
+    await log.append(hosting.stream_id(instance), [applied.new_event(), done.new_event()], expected_version=0)
 
 
 async def _bytes(chunks: AsyncIterator[pb.ReportChunk]) -> tuple[bytes, str, str]:
@@ -118,6 +152,12 @@ async def account(event_log: EventLog) -> tuple[str, Site, Site, Site]:
     await cjk.probe(served("192.0.2.2", soon, intermediate()), NOW)
     await later.probe(served("192.0.2.3", sixty, intermediate()), NOW + 24 * HOUR)
     await other.probe(refused("192.0.2.9"), NOW)
+    await alert(event_log, flaky, NOW + 48 * HOUR + 120 * SECOND)
+    await alert(event_log, cjk, NOW + 50 * HOUR, sent=False)
+    await alert(event_log, other, NOW + HOUR)
+    await renewal(event_log, account_id, "www.example.test", NOW + 100 * HOUR)
+    await renewal(event_log, account_id, "later.example.test", NOW + 101 * HOUR, renewed=False)
+    await renewal(event_log, other.account_id, "other.example.test", NOW + 100 * HOUR)
     await catch_up(event_log, STATUS_INTERVALS)
     return account_id, flaky, cjk, other
 
@@ -147,7 +187,15 @@ async def test_the_monthly_csv_adds_up(event_log: EventLog, account: tuple[str, 
     [overall] = [r for r in rows if r["record"] == "overall"]
     assert overall["domains"] == "3" and overall["incidents"] == "1"
     assert overall["expires_within_days"] == "30:1 60:2"
-    assert other.domain_id not in data.decode()
+    assert other.domain_id not in data.decode() and "other.example.test" not in data.decode()
+    alerts = [(r["host"], r["outcome"], r["channel"], r["start"]) for r in rows if r["record"] == "alert"]
+    assert alerts == [("www.example.test", "sent", "email", "2026-06-03T12:02:00+00:00"),
+                      (CJK_HOST, "failed", "email", "2026-06-03T14:00:00+00:00")]  # fmt: skip
+    renewals = [
+        (r["host"], r["outcome"], r["certificate_not_after"][:10]) for r in rows if r["record"] == "renewal"
+    ]
+    assert renewals == [("www.example.test", "renewed", "2026-09-03"), ("later.example.test", "failed", "")]
+    assert (overall["alerts_sent"], overall["alerts_failed"], overall["renewals"]) == ("1", "1", "2")
 
     # The same month in Shanghai (UTC+8) starts and ends eight hours earlier.
     shanghai, _, _ = await _monthly(event_log, account_id, "csv", tz="Asia/Shanghai")
@@ -171,6 +219,10 @@ async def test_a_past_month_is_the_same_bytes_whatever_happens_later(
     await newcomer.probe(served("192.0.2.4", cert("new.example.test"), intermediate()), july)
     await catch_up(event_log, STATUS_INTERVALS)
     await catch_up(event_log, DETAILS_VIEW)
+    await alert(event_log, flaky, july)
+    await renewal(event_log, account_id, "www.example.test", july)
+    zone = accounts.AccountTimeZoneSet(account_id=account_id, time_zone="Asia/Tokyo", at=july)
+    await event_log.append(accounts.stream_id(account_id), [zone.new_event()], expected_version=None)
     later = JULY + timedelta(days=20)
     csv_after, _, _ = await _monthly(event_log, account_id, "csv", now=later)
     pdf_after, _, _ = await _monthly(event_log, account_id, "pdf", now=later)
@@ -180,7 +232,7 @@ async def test_a_past_month_is_the_same_bytes_whatever_happens_later(
     text = _pdf_text(pdf_before, tmp_path)
     for expected in ("Monthly report 2026-06", "Status counts per day", "Expiry timeline", CJK_HOST,
                      "www.example.test:443", "NETWORK_CONNECTION_FAILURE", "03:00:00", "Renewals by hosting",
-                     "Alerts Sent"):  # fmt: skip
+                     "Alerts Sent", "Example ACME CA", "rejectedIdentifier", "network_failure", "1 sent, 1 failed"):  # fmt: skip
         assert expected in text, expected
     assert "new.example.test" not in text
     info = _pdf_info(pdf_before, tmp_path)
@@ -190,6 +242,34 @@ async def test_a_past_month_is_the_same_bytes_whatever_happens_later(
     }  # fmt: skip
     png = _first_page_png(pdf_before, tmp_path)
     assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+async def test_the_account_time_zone_counts_the_days_unless_the_request_names_one(
+    event_log: EventLog, account: tuple[str, Site, Site, Site]
+) -> None:
+    account_id = account[0]
+
+    async def set_zone(name: str, at: datetime) -> None:
+        zone = accounts.AccountTimeZoneSet(account_id=account_id, time_zone=name, at=at)
+        await event_log.append(accounts.stream_id(account_id), [zone.new_event()], expected_version=None)
+
+    def incident_start(data: bytes) -> str:
+        [found] = [r for r in csv.DictReader(io.StringIO(data.decode())) if r["record"] == "incident"]
+        return found["start"]
+
+    await set_zone("Asia/Shanghai", datetime(2026, 5, 20, tzinfo=UTC))
+    as_set, _, _ = await _monthly(event_log, account_id, "csv")
+    assert incident_start(as_set) == "2026-06-03T20:00:00+08:00"  # the account's zone
+    await set_zone("America/New_York", datetime(2026, 6, 10, tzinfo=UTC))  # June had begun: from July on
+    assert (await _monthly(event_log, account_id, "csv"))[0] == as_set
+    utc, _, _ = await _monthly(event_log, account_id, "csv", tz="UTC")  # the request's zone wins
+    assert incident_start(utc) == "2026-06-03T12:00:00+00:00"
+    # A domain's report is written in the account's zone as it is now.
+    api = ReportsApi(event_log, clock=lambda: JULY)
+    ask = pb.DomainReportRequest(domain_id=account[1].domain_id, format="json")
+    report = json.loads((await _as(account_id, lambda: api.DomainReport(ask, None)))[0])
+    assert report["time_zone"] == "America/New_York"
+    assert report["status_intervals"][1]["started_at"] == "2026-06-03T08:00:00-04:00"
 
 
 async def test_the_running_month_and_bad_requests(
@@ -226,14 +306,23 @@ async def test_the_domain_report_has_every_section(
     assert details["certificates"][0]["brand"] == "Example CA"
     assert [i["status"] for i in report["status_intervals"]] == ["SECURE", "ABNORMAL", "SECURE"]
     assert report["status_intervals"][1]["duration_seconds"] == 10800
-    assert report["alerts_sent"]["available"] is False
+    assert report["time_zone"] == "UTC" and report["status_intervals"][1]["started_at"].endswith("+00:00")
+    [sent] = report["alerts_sent"]  # this domain's only
+    assert (sent["outcome"], sent["event"], sent["channel"]) == ("sent", "network_failure", "email")
+    [renewed] = report["hosting_renewals"]  # certificates naming www.example.test
+    assert (renewed["outcome"], renewed["names"], renewed["issuer"]) == (
+        "renewed",
+        [flaky.host],
+        "Example ACME CA",
+    )
 
     pdf, content_type, _ = await _as(account_id, ask(cjk.domain_id, "pdf"))
     assert content_type == "application/pdf"
     text = _pdf_text(pdf, tmp_path)
     for title in ("Monitoring Details", "ATS Check", "IP Content", "Certificate Information",
                   "Certificate Chain Information", "Contact Information", "Domain Name Update",
-                  "Status Intervals", "Alerts Sent", CJK_HOST, "Remaining service days"):  # fmt: skip
+                  "Status Intervals", "Alerts Sent", "Renewals by hosting", CJK_HOST, "Remaining service days",
+                  "failed", "c0ffee00-0000-4000-8000-000000000001"):  # fmt: skip
         assert title in text, title
     with pytest.raises(NotFound):
         await _as(account_id, ask(other.domain_id, "pdf"))

@@ -3,11 +3,13 @@ each day, incidents clipped to the month, expiry windows, the strip and duration
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certwatch.classifier.reports import charts, monthly
+from certwatch.classifier.reports import charts, monthly, monthly_pdf
 from certwatch.platform.errors import InvalidArgument
 
 NOW = datetime(2026, 12, 2, tzinfo=UTC)
@@ -77,3 +79,30 @@ def test_bad_periods_name_their_field(month: str, zone: str, field: str) -> None
     with pytest.raises(InvalidArgument) as info:
         monthly.period(month, zone, NOW)
     assert info.value.violations[0][0] == field
+
+
+def _domains(n: int, p: monthly.Period) -> Iterator[monthly.DomainMonth]:
+    for k in range(n):
+        start = p.start + timedelta(hours=k % 700)
+        intervals = [_interval("SECURE", p.start, start), _interval("ABNORMAL", start, start + timedelta(hours=1)),
+                     _interval("SECURE", start + timedelta(hours=1), None)]  # fmt: skip
+        leaf = monthly.expiry(p.end + timedelta(days=k % 90), "CA", p)
+        yield monthly.summarize(f"id{k}", f"site{k}.example", 443, intervals, leaf, p)
+
+
+def test_the_monthly_pdf_holds_at_most_a_tables_rows_however_many_domains() -> None:
+    """10,000 domains folded in one at a time: the totals count every one, the PDF keeps
+    `limit` a table (the least SECURE, the soonest expiring), and no other row stays alive."""
+    p = monthly.period("2026-10", "", NOW)
+    month = monthly_pdf.Month(p, limit=50)
+    for d in _domains(10_000, p):
+        month.add_domain(d)
+    gc.collect()
+    alive = sum(1 for o in gc.get_objects() if isinstance(o, monthly.DomainMonth))
+    assert month.totals.domains == month.totals.incidents == 10_000
+    assert len(month.domains) == len(month.expiring) == 50 and alive <= 100
+    kept, worst = {d.domain_id for d in month.domains}, max((d.secure_ratio or 0) for d in month.domains)
+    assert all((d.secure_ratio or 0) >= worst for d in _domains(10_000, p) if d.domain_id not in kept)
+    soonest = max(d.expiry.not_after for d in month.expiring if d.expiry)
+    assert sum(1 for d in _domains(10_000, p) if d.expiry and d.expiry.not_after < soonest) < 50
+    assert [d.host for d in month.domains] == sorted(d.host for d in month.domains)

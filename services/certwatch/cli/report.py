@@ -33,7 +33,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("domain_id", nargs="?", help="domain id (omit with --month)")
     parser.add_argument("--month", help="YYYY-MM: the monthly report of that month")
     parser.add_argument(
-        "--time-zone", default="", help="IANA zone the month's days are counted in (default UTC)"
+        "--time-zone",
+        default="",
+        help="IANA zone the month's days are counted in (default: the account's, from"
+        " `certwatch alerts rules --time-zone`, else UTC)",
     )
     parser.add_argument("--format", required=True, choices=("pdf", "json", "csv"))
     parser.add_argument("-o", "--output", required=True, type=Path, help="file to write")

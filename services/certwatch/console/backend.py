@@ -10,9 +10,20 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from certwatch.platform.config import Settings
-from certwatch.v1 import classifier_pb2_grpc, inventory_pb2_grpc, ops_pb2_grpc, reports_pb2_grpc
+from certwatch.v1 import (
+    classifier_pb2_grpc,
+    hosting_pb2_grpc,
+    inventory_pb2_grpc,
+    notifier_pb2_grpc,
+    ops_pb2_grpc,
+    reports_pb2_grpc,
+)
 
 TIMEOUT_S = 10.0
+
+
+class Unavailable(Exception):
+    """A service this console was not configured to reach (its page answers 503)."""
 
 
 @dataclass
@@ -24,6 +35,20 @@ class Backend:
 
     def ops(self, service: str) -> ops_pb2_grpc.OpsStub:
         return ops_pb2_grpc.OpsStub(self.channels[service])
+
+    def _channel(self, service: str) -> grpc.aio.Channel:
+        channel = self.channels.get(service)
+        if channel is None:
+            raise Unavailable(service)
+        return channel
+
+    @property
+    def notifier(self) -> notifier_pb2_grpc.NotifierStub:
+        return notifier_pb2_grpc.NotifierStub(self._channel("notifier"))
+
+    @property
+    def hosting(self) -> hosting_pb2_grpc.HostingStub:
+        return hosting_pb2_grpc.HostingStub(self._channel("hosting"))
 
     @property
     def services(self) -> list[str]:

@@ -1,34 +1,42 @@
-"""Signed-in sessions, held in the console's memory, and sign-in rate limits.
+"""Signed-in sessions, in PostgreSQL so that every console replica shares them, and sign-in
+rate limits.
 
 Each session carries an API key issued for the user's account at sign-in: the console calls
 the services' gRPC APIs with it, so every page is scoped to the account exactly as the API
-is. Signing out (or the session expiring) revokes the key. The cookie holds only a random
-token; the server keeps its SHA-256. A restart signs everyone out, which is the safe failure.
+is. Signing out (or the session expiring) revokes the key, for every replica at once. The
+cookie holds only a random token; the table keeps its SHA-256 and the API key sealed under
+a key derived from the token (HKDF), so neither a database dump nor a log opens a session.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.console.users import User
 from certwatch.platform import auth
 
 TTL_S = 12 * 3600.0
-MAX_SESSIONS = 10_000
+_SWEEP = 100  # expired sessions revoked per sign-in, at most
+_NONCE = 12
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
     user: User
     api_key: str
-    expires: float
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -39,48 +47,96 @@ class Session:
         return auth.parse(self.api_key)[0]
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _cipher(token: str) -> AESGCM:
+    key = HKDF(hashes.SHA256(), 32, salt=None, info=b"certwatch console session key").derive(token.encode())
+    return AESGCM(key)
+
+
+def seal(token: str, api_key: str) -> bytes:
+    nonce = os.urandom(_NONCE)
+    return nonce + _cipher(token).encrypt(nonce, api_key.encode(), None)
+
+
+def unseal(token: str, sealed: bytes) -> str | None:
+    try:
+        return _cipher(token).decrypt(sealed[:_NONCE], sealed[_NONCE:], None).decode()
+    except (InvalidTag, ValueError):
+        return None
+
+
+_FIND = """
+SELECT s.sealed_key, s.expires_at, u.user_id, u.account_id, u.username
+FROM console_sessions s JOIN console_users u USING (user_id) WHERE s.token_hash = %s
+"""
 
 
 class Sessions:
-    def __init__(self, pool: AsyncConnectionPool[Any], *, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self._pool = pool
         self._clock = clock
-        self._by_digest: OrderedDict[str, Session] = OrderedDict()
 
     async def start(self, user: User) -> str:
         """A new session for `user`; returns the cookie's token."""
-        while len(self._by_digest) >= MAX_SESSIONS:  # the oldest goes first
-            _, oldest = self._by_digest.popitem(last=False)
-            await self._revoke(oldest)
+        await self._sweep()
         key = await auth.issue_key(self._pool, user.account_id, role="user")
         token = secrets.token_urlsafe(32)
-        self._by_digest[_digest(token)] = Session(user, key, self._clock() + TTL_S)
+        expires = self._clock() + timedelta(seconds=TTL_S)
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO console_sessions (token_hash, user_id, key_id, sealed_key, expires_at)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (token_hash(token), user.user_id, auth.parse(key)[0], seal(token, key), expires),
+            )
         return token
 
     async def get(self, token: str | None) -> Session | None:
         if not token:
             return None
-        session = self._by_digest.get(_digest(token))
-        if session is not None and session.expires <= self._clock():
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_FIND, (token_hash(token),))
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        sealed, expires, user_id, account_id, username = row
+        api_key = unseal(token, bytes(sealed))
+        if expires <= self._clock() or api_key is None:
             await self.end(token)
             return None
-        return session
+        return Session(User(user_id, account_id, username), api_key)
 
     async def end(self, token: str) -> None:
-        session = self._by_digest.pop(_digest(token), None)
-        if session is not None:
-            await self._revoke(session)
+        """Sign out: the row goes and its key is revoked (every replica's next request fails)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM console_sessions s USING console_users u WHERE s.token_hash = %s"
+                " AND u.user_id = s.user_id RETURNING s.key_id, u.account_id",
+                (token_hash(token),),
+            )
+            row = await cur.fetchone()
+        if row is not None:
+            await self._revoke(row[0], row[1])
 
-    async def _revoke(self, session: Session) -> None:
-        principal = auth.Principal(session.user.account_id, session.key_id, "user")
-        await auth.revoke_key(self._pool, session.key_id, principal)
+    async def _sweep(self) -> None:
+        """Revoke the keys of sessions that expired without a sign-out (a bounded batch)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM console_sessions s USING console_users u WHERE s.token_hash IN ("
+                " SELECT token_hash FROM console_sessions WHERE expires_at <= %s LIMIT %s)"
+                " AND u.user_id = s.user_id RETURNING s.key_id, u.account_id",
+                (self._clock(), _SWEEP),
+            )
+            expired = await cur.fetchall()
+        for key_id, account_id in expired:
+            await self._revoke(key_id, account_id)
 
-    async def close(self) -> None:
-        for session in list(self._by_digest.values()):
-            await self._revoke(session)
-        self._by_digest.clear()
+    async def _revoke(self, key_id: str, account_id: Any) -> None:
+        await auth.revoke_key(self._pool, key_id, auth.Principal(account_id, key_id, "user"))
 
 
 class SignInLimit:

@@ -145,6 +145,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return page(request, "error.html", http_status=exc.status_code, title=title, detail=exc.detail)
 
 
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    return await _http_error(request, HTTPException(503, f"{exc}: this console does not reach that service"))
+
+
 async def _healthz(request: Request) -> Response:
     ok = console(request).serving
     return PlainTextResponse("SERVING" if ok else "NOT_SERVING", status_code=200 if ok else 503)
@@ -167,7 +171,7 @@ def build_app(state: Console, routes: list[BaseRoute]) -> Starlette:
             *routes,
         ],
         middleware=[Middleware(CrossOriginProtection)],
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, be.Unavailable: _unavailable},
     )
     app.state.console = state
     return app

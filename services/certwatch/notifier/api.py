@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg.types.json import Jsonb
 
+from certwatch.contracts import accounts
 from certwatch.notifier import contact_channels, delivery, digest, digests
 from certwatch.notifier.channels.base import Failed, Message, http_client
 from certwatch.notifier.incidents import account_rules, effective_rules
@@ -156,6 +157,12 @@ class NotifierApi(notifier_pb2_grpc.NotifierServicer):
                 ) from None
             await conn.execute("UPDATE notifier_accounts SET tz = %s WHERE account_id = %s",
                                (request.time_zone, account_id))  # fmt: skip
+            # the account's one time-zone fact (reports read it); the column above is this service's copy
+            zone = accounts.AccountTimeZoneSet(
+                account_id=account_id, time_zone=request.time_zone, at=self._clock()
+            )
+            await self._log.append(accounts.stream_id(account_id), [zone.new_event()], expected_version=None,
+                                   conn=conn)  # fmt: skip
         if request.HasField("digest_at"):
             await conn.execute("UPDATE notifier_accounts SET digest_at = %s WHERE account_id = %s",
                                (_clock_time(request.digest_at, "digest_at"), account_id))  # fmt: skip

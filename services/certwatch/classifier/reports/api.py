@@ -12,11 +12,19 @@ import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from google.protobuf.json_format import MessageToDict
 
 from certwatch.classifier.api import ClassifierApi
-from certwatch.classifier.reports import charts, month_csv, month_rows, monthly, pending, render
+from certwatch.classifier.reports import (
+    activity,
+    month_csv,
+    month_rows,
+    monthly,
+    monthly_pdf,
+    render,
+)
 from certwatch.platform import auth, db
 from certwatch.platform.errors import InvalidArgument
 from certwatch.platform.eventlog import EventLog
@@ -35,8 +43,16 @@ def _format(value: str, allowed: dict[str, str]) -> str:
     return allowed[value]
 
 
-def _when(stamp: Any) -> str:
-    return stamp.ToDatetime(tzinfo=UTC).replace(microsecond=0).isoformat() if stamp.seconds else ""
+def _when(stamp: Any, zone: ZoneInfo) -> str:
+    return (
+        stamp.ToDatetime(tzinfo=UTC).astimezone(zone).replace(microsecond=0).isoformat()
+        if stamp.seconds
+        else ""
+    )
+
+
+def _at(value: datetime, zone: ZoneInfo) -> str:
+    return render.stamp(value.astimezone(zone))
 
 
 class ReportsApi(reports_pb2_grpc.ReportsServicer):
@@ -56,13 +72,30 @@ class ReportsApi(reports_pb2_grpc.ReportsServicer):
         )
         intervals = await self._intervals(request.domain_id, context)
         now = self._clock()
+        alerts, renewals, zone = await self._activity(details)
         if content_type == JSON:
-            data = _domain_json(details, intervals, now)
+            data = _domain_json(details, intervals, alerts, renewals, now, zone)
         else:
-            data = await asyncio.to_thread(_domain_pdf, details, intervals, now)
+            data = await asyncio.to_thread(_domain_pdf, details, intervals, alerts, renewals, now, zone)
         name = f"certwatch-report-{details.domain_id}.{request.format}"
         async for chunk in _chunks(data, content_type, name):
             yield chunk
+
+    async def _activity(
+        self, details: cpb.MonitoringDetails
+    ) -> tuple[list[activity.Alert], list[activity.Renewal], ZoneInfo]:
+        """The domain's alerts and the renewals of certificates naming its host, all time (a
+        domain's report is its whole history, as its status intervals are, newest last), and
+        the account's time zone now, which the report's times are written in."""
+        account, host = auth.current().account_id, details.details.host
+        start, end = datetime(1970, 1, 1, tzinfo=UTC), self._clock()
+        async with db.snapshot(self._log.pool) as conn:
+            alerts = [a async for a in activity.alerts(conn, account, start, end, details.domain_id)]
+            renewals = [
+                r async for r in activity.renewals(conn, account, start, end) if activity.covers(r, host)
+            ]
+            zone = await month_rows.account_zone_at(conn, account, end)
+        return alerts, renewals, ZoneInfo(zone or "UTC")
 
     async def _intervals(self, domain_id: str, context: Any) -> list[cpb.StatusInterval]:
         found: list[cpb.StatusInterval] = []
@@ -82,20 +115,29 @@ class ReportsApi(reports_pb2_grpc.ReportsServicer):
     ) -> AsyncIterator[pb.ReportChunk]:
         content_type = _format(request.format, {"pdf": PDF, "csv": CSV})
         account = auth.current().account_id
-        p = monthly.period(request.month, request.time_zone, self._clock())
-        name = f"certwatch-monthly-{p.month}.{request.format}"
         async with db.snapshot(self._log.pool) as conn:
+            zone = request.time_zone or await month_rows.account_zone(conn, account, request.month)
+            p = monthly.period(request.month, zone, self._clock())
+            name = f"certwatch-monthly-{p.month}.{request.format}"
             rows = month_rows.domains(conn, account, p)
+            renewals = activity.renewals(conn, account, p.start, p.until)
+            alerts = activity.alerts(conn, account, p.start, p.until)
             if content_type == CSV:
                 first = True
-                async for data in month_csv.write(rows, p):
+                async for data in month_csv.write(rows, renewals, alerts, p):
                     yield pb.ReportChunk(
                         data=data, content_type=CSV if first else "", filename=name if first else ""
                     )
                     first = False
                 return
-            found = [d async for d in rows]  # a PDF is laid out whole; see bench/reports.py
-        data = await asyncio.to_thread(_monthly_pdf, str(account), found, p)
+            month = monthly_pdf.Month(p)  # holds at most TABLE_ROWS a table: bounded for any account
+            async for d in rows:
+                month.add_domain(d)
+            async for r in renewals:
+                month.add_renewal(r)
+            async for a in alerts:
+                month.add_alert(a)
+        data = await asyncio.to_thread(monthly_pdf.document, str(account), month)
         async for chunk in _chunks(data, content_type, name):
             yield chunk
 
@@ -106,55 +148,52 @@ async def _chunks(data: bytes, content_type: str, filename: str) -> AsyncIterato
                              filename=filename if n == 0 else "")  # fmt: skip
 
 
-def _interval_dict(i: cpb.StatusInterval) -> dict[str, Any]:
+def _interval_dict(i: cpb.StatusInterval, zone: ZoneInfo) -> dict[str, Any]:
     return {"status": i.status, "primary_cause": i.primary_cause or None, "causes": list(i.causes),
-            "started_at": _when(i.started_at), "ended_at": _when(i.ended_at) or None,
+            "started_at": _when(i.started_at, zone), "ended_at": _when(i.ended_at, zone) or None,
             "duration_seconds": round(i.duration_seconds, 3)}  # fmt: skip
 
 
-def _domain_json(details: cpb.MonitoringDetails, intervals: list[cpb.StatusInterval], now: datetime) -> bytes:
+def _alert_dict(a: activity.Alert, zone: ZoneInfo) -> dict[str, Any]:
+    return {"at": _at(a.at, zone), "outcome": "sent" if a.sent else "failed", "event": a.event,
+            "channel": a.channel, "contact_id": a.contact_id, "attempts": a.attempts, "detail": a.detail}  # fmt: skip
+
+
+def _renewal_dict(r: activity.Renewal, zone: ZoneInfo) -> dict[str, Any]:
+    return {"at": _at(r.at, zone), "outcome": "renewed" if r.renewed else "failed",
+            "instance_id": r.instance_id, "names": list(r.names), "issuer": r.issuer, "detail": r.detail,
+            "not_after": _at(r.not_after, zone) if r.not_after else None}  # fmt: skip
+
+
+def _domain_json(
+    details: cpb.MonitoringDetails, intervals: list[cpb.StatusInterval], alerts: list[activity.Alert],
+    renewals: list[activity.Renewal], now: datetime, zone: ZoneInfo,
+) -> bytes:  # fmt: skip
     report = {
         "report": "monitoring",
-        "generated_at": render.stamp(now.astimezone(UTC)),
+        "generated_at": _at(now, zone),
+        "time_zone": zone.key,
         "monitoring_details": MessageToDict(details, preserving_proto_field_name=True),
-        "status_intervals": [_interval_dict(i) for i in intervals],
-        "alerts_sent": {"available": False, "note": pending.ALERTS_SENT},
+        "status_intervals": [_interval_dict(i, zone) for i in intervals],
+        "alerts_sent": [_alert_dict(a, zone) for a in alerts],
+        "hosting_renewals": [_renewal_dict(r, zone) for r in renewals],
     }
     return json.dumps(report, indent=2, ensure_ascii=False, sort_keys=True).encode() + b"\n"
 
 
-def _domain_pdf(details: cpb.MonitoringDetails, intervals: list[cpb.StatusInterval], now: datetime) -> bytes:
+def _domain_pdf(
+    details: cpb.MonitoringDetails, intervals: list[cpb.StatusInterval], alerts: list[activity.Alert],
+    renewals: list[activity.Renewal], now: datetime, zone: ZoneInfo,
+) -> bytes:  # fmt: skip
     certs = [c for chain in details.chains for c in chain.certificates]
     certs += [c.certificate for c in details.certificates]
-    times = {c.sha256: f"{_when(c.not_before)} to {_when(c.not_after)}" for c in certs}
+    times = {c.sha256: f"{_when(c.not_before, zone)} to {_when(c.not_after, zone)}" for c in certs}
     document = render.html(
-        "domain.html", d=details, host=unicode_hostname(details.details.host),
-        created=render.stamp(now.astimezone(UTC)), checked_at=_when(details.details.checked_at),
-        times=times, intervals=[_interval_dict(i) for i in intervals],
-        updates=[(_when(u.observed_at), c) for u in details.domain_name_updates for c in u.changes],
-        alerts_note=pending.ALERTS_SENT,
-    )  # fmt: skip
-    return render.pdf(document)
-
-
-def _percent(ratio: float | None) -> str:
-    return "no monitoring" if ratio is None else f"{100 * ratio:.2f}%"
-
-
-def _monthly_pdf(account: str, found: list[monthly.DomainMonth], p: monthly.Period) -> bytes:
-    totals = monthly.Totals(len(p.days))
-    for d in found:
-        totals.add(d)
-    expiring = sorted((d for d in found if monthly.expiring_within(d) is not None),
-                      key=lambda d: (d.expiry.not_after if d.expiry else p.end, d.host))  # fmt: skip
-    timeline = [(d.expiry.days_left, f"{d.host}:{d.port}") for d in expiring if d.expiry]
-    document = render.html(
-        "monthly.html", p=p, account=account, totals=totals, domains=found, expiring=expiring,
-        day_chart=charts.status_per_day(p.days, totals.per_day, totals.statuses),
-        expiry_chart=charts.expiry_timeline(timeline, monthly.EXPIRY_WINDOWS[-1]),
-        strip=lambda spans: charts.strip(monthly.segments(spans, p)), created=render.stamp(p.until),
-        iso=lambda value: monthly.local(value, p), percent=_percent,
-        renewals_note=pending.HOSTING_RENEWALS, alerts_note=pending.ALERTS_SENT,
+        "domain.html", d=details, host=unicode_hostname(details.details.host), zone=zone.key,
+        created=_at(now, zone), checked_at=_when(details.details.checked_at, zone),
+        times=times, intervals=[_interval_dict(i, zone) for i in intervals],
+        updates=[(_when(u.observed_at, zone), c) for u in details.domain_name_updates for c in u.changes],
+        alerts=[_alert_dict(a, zone) for a in alerts], renewals=[_renewal_dict(r, zone) for r in renewals],
     )  # fmt: skip
     return render.pdf(document)
 

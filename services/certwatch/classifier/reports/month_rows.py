@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from certwatch.classifier.reports import monthly
+from certwatch.contracts import accounts
 from certwatch.contracts import status as sc
 from certwatch.rules.targets import unicode_hostname
 
@@ -53,6 +55,27 @@ LEFT JOIN LATERAL (
 WHERE d.account_id = %(account)s AND i.statuses IS NOT NULL
 ORDER BY d.host, d.port, d.domain_id
 """
+
+
+_ZONE = """
+SELECT data->>'time_zone' FROM events
+WHERE stream_id = %s AND event_type = %s AND (data->>'at')::timestamptz < %s
+ORDER BY stream_version DESC LIMIT 1
+"""
+
+
+async def account_zone(conn: psycopg.AsyncConnection[Any], account_id: uuid.UUID, month: str) -> str:
+    """The account's time zone as the month began (see contracts/accounts.py); "" when none
+    was set (UTC) or `month` is not a month (the period refuses it)."""
+    year, number = monthly.year_month(month)
+    return await account_zone_at(conn, account_id, accounts.month_began(year, number)) if year else ""
+
+
+async def account_zone_at(conn: psycopg.AsyncConnection[Any], account_id: uuid.UUID, at: datetime) -> str:
+    """The account's time zone as set before `at`; "" when none was (UTC)."""
+    cur = await conn.execute(_ZONE, (accounts.stream_id(account_id), accounts.AccountTimeZoneSet.TYPE, at))
+    row = await cur.fetchone()
+    return str(row[0]) if row and accounts.valid_zone(str(row[0])) else ""
 
 
 async def domains(

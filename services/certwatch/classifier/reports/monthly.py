@@ -45,14 +45,13 @@ class Period:
 
 def period(month: str, time_zone: str, now: datetime) -> Period:
     """The month as local days in `time_zone` (empty: UTC); refuses months not yet begun."""
-    found = _MONTH.fullmatch(month)
-    if not found or not 1 <= int(found.group(2)) <= 12 or int(found.group(1)) < 1970:
+    year, number = year_month(month)
+    if not year:
         raise InvalidArgument([("month", "must be a month written YYYY-MM, e.g. 2026-11")])
     try:
         zone = ZoneInfo(time_zone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidArgument([("time_zone", f"{time_zone!r} is not an IANA time zone name")]) from None
-    year, number = int(found.group(1)), int(found.group(2))
     first = date(year, number, 1)
     following = date(year + number // 12, number % 12 + 1, 1)
     starts = [datetime(d.year, d.month, d.day, tzinfo=zone) for d in _dates(first, following)]
@@ -61,6 +60,14 @@ def period(month: str, time_zone: str, now: datetime) -> Period:
         raise InvalidArgument([("month", f"{month} has not begun yet")])
     until = min(end, now.astimezone(zone))
     return Period(month, zone.key, start, end, until, tuple(starts), tuple(d.timestamp() for d in starts))
+
+
+def year_month(month: str) -> tuple[int, int]:
+    """(year, month) of a `YYYY-MM` text, (0, 0) when it is not one."""
+    found = _MONTH.fullmatch(month)
+    if not found or not 1 <= int(found.group(2)) <= 12 or int(found.group(1)) < 1970:
+        return 0, 0
+    return int(found.group(1)), int(found.group(2))
 
 
 def _dates(first: date, last: date) -> list[date]:
@@ -237,6 +244,11 @@ def iso(value: datetime, p: Period) -> str:
 def local(value: datetime, p: Period) -> str:
     """A local time in the report's zone for tables (the zone is in the heading)."""
     return value.astimezone(ZoneInfo(p.zone)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def short(value: datetime, p: Period) -> str:
+    """A local time within the month (or at its end), for the long tables: month-day and time."""
+    return value.astimezone(ZoneInfo(p.zone)).strftime("%m-%d %H:%M:%S")
 
 
 def segments(spans: Sequence[Span], p: Period) -> list[tuple[str | None, float]]:

@@ -11,13 +11,15 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from certwatch.classifier.reports import charts, monthly
+from certwatch.classifier.reports import blocks, charts, monthly
 from certwatch.platform import templates
 
 CHUNK = 64 * 1024
 
 _ENV = templates.environment("certwatch.classifier.reports")
-_ENV.globals.update(duration=monthly.duration, colour=charts.colour)
+_ENV.globals.update(
+    duration=monthly.duration, colour=charts.colour, blocks=blocks.blocks, heading=blocks.heading
+)
 
 
 def html(template: str, **context: Any) -> str:
