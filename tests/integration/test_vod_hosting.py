@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from certwatch.contracts import hosting as hc
 from certwatch.contracts.payload import decode
+from certwatch.hosting.use_cases import HostingUseCases
 from certwatch.platform import dns
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.projection import catch_up, rebuild
@@ -168,7 +169,9 @@ async def _view_rows(vod: Vod) -> list[tuple[Any, ...]]:
 async def test_a_certificate_uploaded_to_hosting_is_referable_by_cas(vod: Vod, h: Hosting) -> None:
     with TestPKI(label="Hosting Upload") as pki:
         leaf = pki.leaf("up.example.test")
-        row = await h.use_cases.upload(h.account_id, leaf.pem, leaf.key_pem, pki.intermediate.pem, "test")
+        # Uploads are verified against the trust store: this PKI's root is trusted here.
+        uploads = HostingUseCases(vod.event_log, h.vault, clock=h.clock, ca_file=pki.ca_file)
+        row = await uploads.upload(h.account_id, leaf.pem, leaf.key_pem, pki.intermediate.pem, "test")
     await catch_up(vod.event_log, HOSTING_VIEWS)
     (cert,) = (await vod.domains.list_certificates(vod.account_id, {}))["CertificateListModel"]["CertList"][
         "Cert"
