@@ -49,7 +49,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from psycopg.conninfo import make_conninfo
 
 from bench._common import Row, bounded, cli, fresh_servers, save, self_cpu
@@ -135,20 +134,20 @@ def _at(result: ProbeResult, r: int) -> ProbeResult:
 
 def _published(domains: Domains, result: ProbeResult, r: int) -> list[ostream.Outgoing]:
     """What the prober publishes for round `r`: a ProbeObserved a domain, chain by reference."""
-    body = by_reference(_at(result, r).to_dict()).result
+    body = pev.ObservedResult.of(_at(result, r))
     out = []
     for domain_id, account_id in domains.ids:
         probe = pev.ProbeObserved(
             observation_id=str(uuid.uuid4()), domain_id=domain_id, account_id=account_id, host=result.host,
             port=result.port, generation=1, first_check=r == 0, result=body, prober="bench",
         )  # fmt: skip
-        out.append(ostream.Outgoing(probe.observation_id, domain_id, probe.to_data()))
+        out.append(ostream.Outgoing(probe.observation_id, domain_id, probe.encode()))
     return out
 
 
 def _delivered(messages: Sequence[ostream.Outgoing]) -> list[ostream.Incoming]:
-    """As `ObservationConsumer.fetch_once` hands them over: decoded from the wire."""
-    return [ostream.Incoming(m.observation_id, orjson.loads(orjson.dumps(m.data)), 1) for m in messages]
+    """As `ObservationConsumer.fetch_once` hands them over: the bodies as received."""
+    return [ostream.Incoming(m.observation_id, m.body, 1) for m in messages]
 
 
 async def _store_chains(conn: Any, result: ProbeResult) -> None:
@@ -177,14 +176,14 @@ async def _consume(consumer: ostream.ObservationConsumer, until: int) -> float:
 async def _after(log: EventLog, bus: busmod.Bus, result: ProbeResult) -> dict[str, float]:
     domains = Domains.new(DOMAINS)
     writer = VerdictWriter(log)
-    consumer = ostream.ObservationConsumer(bus.js, "bench-storage", writer, batch=BATCH, idle_poll_s=0.2)
+    consumer = ostream.ObservationConsumer(bus.nc, "bench-storage", writer, batch=BATCH, idle_poll_s=0.2)
     sizes: list[dict[str, int]] = []
     raw = 0
     async with log.pool.connection() as conn:
         await _store_chains(conn, result)
         for r in range(ROUNDS):
             published = _published(domains, result, r)
-            raw = len(orjson.dumps(published[0].data))
+            raw = len(published[0].body)
             for start in range(0, len(published), FLUSH):
                 await ostream.publish(bus.nc, published[start : start + FLUSH])
             await _consume(consumer, DOMAINS * (r + 1))
@@ -231,7 +230,10 @@ def _old_shaped(domains: Domains, result: ProbeResult, r: int) -> list[tuple[str
         meta = {"account_id": account_id}
         data = {"domain_id": domain_id, "account_id": account_id, "host": result.host, "port": result.port,
                 "generation": 1, "first_check": r == 0, "result": body, "prober": "bench"}  # fmt: skip
-        probe = pev.ProbeObserved(observation_id=str(uuid.uuid4()), **data)  # type: ignore[arg-type]
+        probe = pev.ProbeObserved(
+            observation_id=str(uuid.uuid4()), domain_id=domain_id, account_id=account_id, host=result.host,
+            port=result.port, generation=1, first_check=r == 0, result=pev.ObservedResult.of(at),
+        )  # fmt: skip
         verdict = classified(probe, at).new_event(metadata=meta)
         out.append((pev.stream_id(domain_id), [NewEvent(pev.PROBE_COMPLETED, data, None, 2, meta)], None))
         out.append((sc.stream_id(domain_id), [verdict], None))
@@ -366,8 +368,8 @@ async def _consumer_rate(log: EventLog, bus: busmod.Bus, result: ProbeResult) ->
         return None
 
     writer = VerdictWriter(log)
-    measured = ostream.ObservationConsumer(bus.js, "bench-rate", writer, batch=BATCH, idle_poll_s=0.2)
-    floor = ostream.ObservationConsumer(bus.js, "bench-floor", nothing, batch=BATCH, idle_poll_s=0.2)
+    measured = ostream.ObservationConsumer(bus.nc, "bench-rate", writer, batch=BATCH, idle_poll_s=0.2)
+    floor = ostream.ObservationConsumer(bus.nc, "bench-floor", nothing, batch=BATCH, idle_poll_s=0.2)
     await bus.js.delete_stream(ostream.STREAM)  # a stream of this phase's messages alone
     await ostream.ensure_stream(bus.js)
     timed = {"consumer": 0.0, "floor": 0.0, "publish": 0.0, "consumer_cpu": 0.0, "floor_cpu": 0.0}

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 
+import orjson
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
@@ -23,7 +24,9 @@ def js(nc: NatsClient) -> JetStreamContext:
 
 def observation(domain_id: str | None = None, *, size: int = 100) -> ostream.Outgoing:
     domain_id = domain_id or str(uuid.uuid4())
-    return ostream.Outgoing(str(uuid.uuid4()), domain_id, {"domain_id": domain_id, "pad": "x" * size})
+    return ostream.Outgoing(
+        str(uuid.uuid4()), domain_id, orjson.dumps({"domain_id": domain_id, "pad": "x" * size})
+    )
 
 
 async def test_the_stream_is_created_with_its_limits_and_updated_to_new_ones(js: JetStreamContext) -> None:
@@ -70,14 +73,14 @@ async def test_a_batch_is_acknowledged_only_once_handled(js: JetStreamContext, n
         if fail:
             raise RuntimeError("database down")
 
-    consumer = ostream.ObservationConsumer(js, "test_obs", handler, idle_poll_s=0.2, ack_wait_s=1.0)
+    consumer = ostream.ObservationConsumer(nc, "test_obs", handler, idle_poll_s=0.2, ack_wait_s=1.0)
     with pytest.raises(RuntimeError):
         await consumer.fetch_once()
     fail = False
     async with asyncio.timeout(15):  # redelivered after ack_wait
         while {i.observation_id for i in seen if i.delivered == 2} != {o.observation_id for o in sent}:
             await consumer.fetch_once()
-    assert [i.data for i in seen[:5]] == [o.data for o in sent]  # in publish order
+    assert [i.body for i in seen[:5]] == [o.body for o in sent]  # in publish order
     assert await consumer.fetch_once() == 0  # acknowledged: nothing comes back
     assert consumer.handled == 5
 
@@ -89,7 +92,7 @@ async def test_the_consumer_worker_runs_until_stopped(js: JetStreamContext, nc: 
     async def handler(batch: Sequence[ostream.Incoming]) -> None:
         got.extend(i.observation_id for i in batch)
 
-    consumer = ostream.ObservationConsumer(js, "test_worker", handler, idle_poll_s=0.1)
+    consumer = ostream.ObservationConsumer(nc, "test_worker", handler, idle_poll_s=0.1)
     task = asyncio.create_task(consumer.run())
     sent = [observation() for _ in range(20)]
     await ostream.publish(nc, sent)
@@ -99,6 +102,41 @@ async def test_the_consumer_worker_runs_until_stopped(js: JetStreamContext, nc: 
     consumer.stop()
     await asyncio.wait_for(task, 5)
     assert got == [o.observation_id for o in sent] and not consumer.failing
+
+
+async def test_a_backlog_comes_in_full_batches_and_a_short_one_without_waiting(
+    nc: NatsClient, js: JetStreamContext
+) -> None:
+    await ostream.ensure_stream(js)
+    sent = [observation(size=10) for _ in range(25)]
+    await ostream.publish(js, sent)
+    sizes: list[int] = []
+    got: list[bytes] = []
+
+    async def handler(batch: Sequence[ostream.Incoming]) -> None:
+        sizes.append(len(batch))
+        got.extend(i.body for i in batch)
+
+    consumer = ostream.ObservationConsumer(nc, "test_batches", handler, batch=10, idle_poll_s=5.0)
+    async with asyncio.timeout(4):  # a short batch does not wait for the 5 s idle poll
+        for _ in range(3):
+            await consumer.fetch_once()
+    assert sizes == [10, 10, 5] and got == [o.body for o in sent]
+    late = [observation(size=10) for _ in range(3)]
+
+    async def publish_later() -> None:
+        await asyncio.sleep(0.3)
+        await ostream.publish(js, late)
+
+    publishing = asyncio.create_task(publish_later())
+    async with asyncio.timeout(4):  # idle: waits for the first message, no longer than that needs
+        while consumer.handled < 28:
+            await consumer.fetch_once()
+    await publishing
+    assert got == [o.body for o in [*sent, *late]] and consumer.handled == 28
+    async with asyncio.timeout(5):  # every one acknowledged (the server applies acks apart)
+        while (await js.consumer_info(ostream.STREAM, "test_batches")).num_ack_pending:
+            await asyncio.sleep(0.02)
 
 
 def test_a_domain_always_goes_to_the_same_partition() -> None:

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
+import orjson
 import pytest
 
 from certwatch.contracts import domain as dc
@@ -71,7 +72,7 @@ class Published:
         self.probes: list[dict[str, Any]] = []
 
     async def __call__(self, observations: Sequence[Outgoing]) -> None:
-        self.probes.extend(o.data for o in observations)
+        self.probes.extend(orjson.loads(o.body) for o in observations)
 
 
 @pytest.fixture

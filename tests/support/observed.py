@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 from certwatch.classifier.verdicts import VerdictWriter
-from certwatch.contracts.probe import ProbeObserved
+from certwatch.contracts.probe import ObservedResult, ProbeObserved
 from certwatch.platform import certificates
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.observation_stream import Incoming
@@ -27,10 +27,10 @@ async def observation(
         await certificates.put_chains(conn, chains)
     probe = ProbeObserved(
         observation_id=str(uuid.uuid4()), domain_id=domain_id, account_id=account_id, host=result.host,
-        port=result.port, generation=generation, first_check=first_check, result=refs.result,
+        port=result.port, generation=generation, first_check=first_check, result=ObservedResult.of(result),
         prober="test", traceparent=traceparent,
     )  # fmt: skip
-    return Incoming(probe.observation_id, probe.to_data(), 1)
+    return Incoming(probe.observation_id, probe.encode(), 1)
 
 
 async def observe(event_log: EventLog, writer: VerdictWriter | None = None, **probe: object) -> Incoming:

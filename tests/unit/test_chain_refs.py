@@ -4,8 +4,6 @@ probe did not store are stored."""
 from __future__ import annotations
 
 from certwatch.prober.chain_refs import by_reference
-from certwatch.rules.facts import ProbeResult
-from tests.support.probe_results import cert, intermediate, refused, result, served
 
 LEAF, MID, OTHER = {"sha256": "aa", "subject": "leaf"}, {"sha256": "bb"}, {"sha256": "cc"}
 
@@ -34,11 +32,3 @@ def test_only_chains_the_last_probe_did_not_store_are_stored() -> None:
     chains, certs = refs.unstored(frozenset())
     assert len(chains) == 2 and {c.sha256 for c in certs} == {"aa", "bb", "cc"}
     assert next(c for c in certs if c.sha256 == "aa").facts == LEAF
-
-
-def test_a_result_by_reference_parses_back_to_the_probe_given_its_certificates() -> None:
-    probe = result(served("192.0.2.1", cert(days=90), intermediate()), refused("192.0.2.2"))
-    certificates = {c.sha256: c for e in probe.endpoints for c in e.chain}
-    parsed = ProbeResult.from_dict(by_reference(probe.to_dict()).result, certificates)
-    assert parsed == probe
-    assert ProbeResult.from_dict(by_reference(probe.to_dict()).result).endpoints[0].chain == ()

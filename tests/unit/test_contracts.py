@@ -89,11 +89,9 @@ def test_a_verdict_is_read_as_typed_objects_whatever_its_age() -> None:
     probe = result(served("192.0.2.1", expired, intermediate()), refused("192.0.2.2"))
     observed = pc.ProbeObserved(
         observation_id=str(uuid.uuid4()), domain_id="d", account_id="a", host=probe.host, port=probe.port,
-        generation=2, first_check=False, result=probe.to_dict(),
+        generation=2, first_check=False, result=pc.ObservedResult.of(probe),
     )  # fmt: skip
-    event = decide(
-        pc.ProbeObserved.from_data(orjson.loads(orjson.dumps(observed.to_data()))), probe, None
-    ).events[0]
+    event = decide(pc.ProbeObserved.decode(observed.encode()), probe, None).events[0]
     classified = sc.DomainClassified.of(_recorded(event))
     verdict = classified.verdict
     assert verdict.status is Status.ABNORMAL and verdict.primary_cause is Cause.NETWORK_CONNECTION_FAILURE

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from certwatch.classifier.verdicts import STREAK_REPEATS, Decision, VerdictState, classified, decide
-from certwatch.contracts.probe import ProbeObserved
+from certwatch.contracts.probe import ObservedResult, ProbeObserved
 from certwatch.rules.causes import Cause, Status
 from certwatch.rules.classify import classify
 from certwatch.rules.facts import ProbeResult
@@ -20,7 +20,7 @@ GOOD = (cert(days=90), intermediate())
 def _probe(probe: ProbeResult, *, generation: int = 1, first_check: bool = False) -> ProbeObserved:
     return ProbeObserved(
         observation_id=str(uuid.uuid4()), domain_id=str(uuid.UUID(int=1)), account_id="a", host=probe.host,
-        port=probe.port, generation=generation, first_check=first_check, result=probe.to_dict(),
+        port=probe.port, generation=generation, first_check=first_check, result=ObservedResult.of(probe),
     )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ DURABLE = "classifier"  # the observation stream's consumer: every replica share
 async def build(rt: Runtime) -> Parts:
     assert rt.bus is not None, "the classifier consumes observations: it needs JetStream"
     await observation_stream.ensure_stream(rt.bus.js, replicas=rt.settings.stream_replicas)
-    consumer = observation_stream.ObservationConsumer(rt.bus.js, DURABLE, VerdictWriter(rt.event_log))
+    consumer = observation_stream.ObservationConsumer(rt.bus.nc, DURABLE, VerdictWriter(rt.event_log))
     return Parts(
         registrations=[
             api.registration(api.ClassifierApi(rt.event_log)),

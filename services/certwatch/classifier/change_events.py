@@ -54,13 +54,15 @@ async def save(conn: Conn, observed: dict[str, tuple[datetime, Observation | Non
 class Origin:
     """The probe events are derived from: their ids and metadata come from it."""
 
-    source_id: uuid.UUID  # the observation's id
+    source_id: str  # the observation's id (a UUID)
     domain_id: str
     account_id: str
     metadata: dict[str, Any]
 
     def event(self, kind: str, data: dict[str, Any]) -> NewEvent:
-        return NewEvent(kind, data, event_id=stable_id(kind, self.source_id), metadata=self.metadata)
+        return NewEvent(
+            kind, data, event_id=stable_id(kind, uuid.UUID(self.source_id)), metadata=self.metadata
+        )
 
 
 def decide(

@@ -117,7 +117,7 @@ def classified(probe: ProbeObserved, result: ProbeResult, streak: int = 1) -> sc
 
 
 def observation_rows(
-    result: ProbeResult, verdict: sc.DomainClassified, domain_id: uuid.UUID
+    result: ProbeResult, verdict: sc.DomainClassified, domain_id: str
 ) -> list[observations.Observation]:
     """One row per address (one with no address when the name resolved to nothing)."""
     by_ip = {e.ip: e for e in verdict.endpoints}
@@ -168,15 +168,6 @@ class CertificateCache:
         return found
 
 
-def _resolved(result: dict[str, Any], certs: dict[str, CertFacts]) -> ProbeResult | None:
-    """The result with each `chain_ref` replaced by its certificates (None: one is unknown)."""
-    if any(
-        fp not in certs for endpoint in result.get("endpoints", []) for fp in endpoint.get("chain_ref") or ()
-    ):
-        return None
-    return ProbeResult.from_dict(result, certs)
-
-
 async def load_states(conn: Conn, domain_ids: Sequence[str]) -> dict[str, VerdictState]:
     cur = await conn.execute(
         "SELECT domain_id::text, checked_at, generation, verdict_key, streak FROM classifier_verdicts"
@@ -202,8 +193,8 @@ async def save_states(conn: Conn, states: dict[str, VerdictState]) -> None:
 
 def _decode(message: Incoming) -> ProbeObserved | None:
     try:
-        return ProbeObserved.from_data(message.data)
-    except (msgspec.ValidationError, TypeError) as exc:  # a poison message must not block the rest
+        return ProbeObserved.decode(message.body)
+    except msgspec.DecodeError as exc:  # a poison message must not block the rest
         log.error("observation %s is not a ProbeObserved: dropped", message.observation_id,
                   extra={"error": str(exc)})  # fmt: skip
         return None
@@ -265,21 +256,18 @@ class VerdictWriter:
         probes = [p for p in map(_decode, batch) if p is not None]
         if not probes:
             return
-        probes.sort(key=lambda p: (p.domain_id, str(p.result.get("started_at", ""))))
+        probes.sort(key=lambda p: (p.domain_id, p.result.started_at))
         domain_ids = sorted({p.domain_id for p in probes})
         appends: dict[str, list[NewEvent]] = {}
         async with self._log.pool.connection() as conn, conn.transaction():
             states = await load_states(conn, domain_ids)
             serving: dict[str, Serving | None] = dict(await change_events.load(conn, domain_ids))
-            wanted = {
-                fp for p in probes for e in p.result.get("endpoints", []) for fp in e.get("chain_ref") or ()
-            }
-            certs = await self._cache.facts(conn, wanted)
+            certs = await self._cache.facts(conn, set().union(*(p.result.fingerprints for p in probes)))
             rows: list[observations.Observation] = []
             moved: dict[str, VerdictState] = {}
             served: dict[str, tuple[datetime, Serving | None]] = {}
             for probe in probes:
-                result = _resolved(probe.result, certs)
+                result = probe.result.facts(certs)
                 if result is None:  # never stored: a broken invariant, not the site's doing
                     log.error("observation %s references unknown certificates: dropped", probe.observation_id,
                               extra={"domain_id": probe.domain_id})  # fmt: skip
@@ -289,11 +277,11 @@ class VerdictWriter:
                     continue  # redelivered, or older than what this domain already shows
                 with _traced(self._tracer, probe) as traced:
                     decision = decide(traced, result, previous)
-                    origin = change_events.Origin(uuid.UUID(probe.observation_id), probe.domain_id,
-                                                  probe.account_id, _metadata(traced))  # fmt: skip
+                    origin = change_events.Origin(probe.observation_id, probe.domain_id, probe.account_id,
+                                                  _metadata(traced))  # fmt: skip
                     now_serving, found = change_events.decide(serving.get(probe.domain_id), origin, result)
                 states[probe.domain_id] = moved[probe.domain_id] = decision.state
-                rows += observation_rows(result, decision.classified, uuid.UUID(probe.domain_id))
+                rows += observation_rows(result, decision.classified, probe.domain_id)
                 if now_serving is not None:
                     serving[probe.domain_id] = now_serving
                     served[probe.domain_id] = (result.started_at, now_serving)

@@ -10,10 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from certwatch.inventory.account_use_cases import AccountUseCases
 from certwatch.inventory.accounts_api import AccountHandlers
+from certwatch.inventory.contact_use_cases import ContactUseCases
 from certwatch.inventory.domain_use_cases import DomainUseCases
 from certwatch.inventory.domains_api import DomainHandlers
 from certwatch.inventory.quota_api import QuotaHandlers
+from certwatch.inventory.quota_use_cases import QuotaUseCases
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.shredding import Vault
 from certwatch.v1 import inventory_pb2_grpc
@@ -26,13 +29,11 @@ class InventoryApi(DomainHandlers, QuotaHandlers, AccountHandlers, inventory_pb2
         allow_custom_webhooks: bool = False,
         probe_interval_s: float = 300.0,
     ) -> None:  # fmt: skip
-        self._log = event_log
-        self._stale_after_s = 2 * probe_interval_s
-        self._vault = vault
-        self._now = clock
-        self._allow_custom_webhooks = allow_custom_webhooks
+        self._contacts = ContactUseCases(event_log, vault, allow_custom_webhooks=allow_custom_webhooks)
+        self._quota = QuotaUseCases(event_log, clock=clock)
+        self._accounts = AccountUseCases(event_log)
         self._domains = DomainUseCases(
-            event_log, self._resolve_contacts, clock=clock, stale_after_s=self._stale_after_s
+            event_log, self._contacts.resolve, clock=clock, stale_after_s=2 * probe_interval_s
         )
 
 

@@ -34,8 +34,8 @@ from typing import Any
 
 import orjson
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -59,6 +59,10 @@ SUBJECT_ROOT = "cw.observations"
 PARTITIONS = 16
 ID_HEADER = "Nats-Msg-Id"
 _EXPECTED_STREAM = "Nats-Expected-Stream"  # what `JetStreamContext.publish(stream=...)` sends
+STATUS_HEADER = "Status"  # on the server's status messages to a pull request's inbox
+HEARTBEAT = "100"
+_NEXT = f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}"
+_ANSWER_S = 2.0  # how long the server may take to end a pull request, beyond its expiry
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +115,13 @@ async def ensure_stream(js: JetStreamContext, limits: Limits = Limits(), *, repl
 class Outgoing:
     observation_id: str  # the idempotency key, downstream too
     domain_id: str
-    data: dict[str, Any]
+    body: bytes  # the message as its contract encodes it
 
 
 async def publish(nc: NatsClient, observations: Sequence[Outgoing]) -> int:
     """Publish (pipelined); return how many JetStream had already stored (duplicates)."""
     duplicates = await publish_all(nc, [
-        Message(subject_for(o.domain_id), orjson.dumps(o.data), {ID_HEADER: o.observation_id, _EXPECTED_STREAM: STREAM})
+        Message(subject_for(o.domain_id), o.body, {ID_HEADER: o.observation_id, _EXPECTED_STREAM: STREAM})
         for o in observations
     ])  # fmt: skip
     return sum(duplicates)
@@ -126,7 +130,7 @@ async def publish(nc: NatsClient, observations: Sequence[Outgoing]) -> int:
 @dataclass(frozen=True, slots=True)
 class Incoming:
     observation_id: str
-    data: dict[str, Any]
+    body: bytes  # undecoded: the handler decodes it once, with its contract
     delivered: int  # 1 the first time; more after a consumer failed before acknowledging
 
 
@@ -137,20 +141,35 @@ class ObservationConsumer:
     """A durable pull consumer (`platform.service.Worker`): fetch a batch, hand it to the
     handler, acknowledge after the handler returns (so a crash redelivers: the handler
     must be idempotent by observation id). A batch whose handler raises is not
-    acknowledged and comes back after `ack_wait_s`."""
+    acknowledged and comes back after `ack_wait_s`.
+
+    It pulls over a plain subscription to its own inbox rather than nats-py's
+    `pull_subscribe().fetch`, which waits for each message of a batch with its own
+    timeout task (about 100 us of CPU a message, the consumer's whole budget): the
+    subscription's callback collects what the server sends, and a fetch waits once, for
+    its batch or for the server's end of the request (a 404/408 status), whichever first.
+    A fetch first asks for what is there (`no_wait`) and, finding nothing, waits up to
+    `idle_poll_s` for the first message; what a request delivers after its fetch returned
+    is kept for the next one (its ack wait runs from delivery, as with nats-py's)."""
 
     def __init__(
-        self, js: JetStreamContext, durable: str, handler: Handler, *, batch: int = 512,
+        self, nc: NatsClient, durable: str, handler: Handler, *, batch: int = 512,
         idle_poll_s: float = 1.0, ack_wait_s: float = 30.0, filter_subject: str = f"{SUBJECT_ROOT}.>",
     ) -> None:  # fmt: skip
-        self._js = js
+        self._nc = nc
+        self._js = nc.jetstream(timeout=5)
         self._durable = durable
         self._handler = handler
         self._batch = batch
         self._idle_poll_s = idle_poll_s
         self._ack_wait_s = ack_wait_s
         self._filter = filter_subject
+        self._inbox: str | None = None
         self._sub: Any = None
+        self._received: list[Msg] = []
+        self._ends = 0  # pull requests the server has ended (status messages)
+        self._ahead: int | None = None  # `_request` of one sent before the last batch was handled
+        self._arrived = asyncio.Event()
         self._stop = asyncio.Event()
         self.progress = Progress()
         self.handled = 0
@@ -162,15 +181,80 @@ class ObservationConsumer:
     def stop(self) -> None:
         self._stop.set()
 
-    async def _subscription(self) -> Any:
-        if self._sub is None:
-            config = ConsumerConfig(
-                durable_name=self._durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                ack_wait=self._ack_wait_s, max_ack_pending=self._batch * 8, filter_subject=self._filter,
-            )  # fmt: skip
-            self._sub = await self._js.pull_subscribe(self._filter, durable=self._durable, stream=STREAM,
-                                                      config=config)  # fmt: skip
-        return self._sub
+    async def _subscription(self) -> str:
+        """The durable consumer made if missing (as `pull_subscribe` would), and our inbox."""
+        if self._inbox is None:
+            try:
+                await self._js.consumer_info(STREAM, self._durable)
+            except NotFoundError:
+                await self._js.add_consumer(STREAM, ConsumerConfig(
+                    durable_name=self._durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+                    ack_wait=self._ack_wait_s, max_ack_pending=self._batch * 8, filter_subject=self._filter,
+                ))  # fmt: skip
+            inbox = self._nc.new_inbox()
+            self._sub = await self._nc.subscribe(inbox, cb=self._collect, pending_msgs_limit=self._batch * 16)
+            self._inbox = inbox
+        return self._inbox
+
+    async def _collect(self, msg: Msg) -> None:
+        status = msg.headers.get(STATUS_HEADER) if msg.headers else None
+        if status is None:
+            self._received.append(msg)
+        elif status != HEARTBEAT:
+            self._ends += 1
+        self._arrived.set()
+
+    async def _request(self, inbox: str, batch: int, expires_s: float | None = None) -> int:
+        """Ask for up to `batch` messages (`expires_s` None: only those there now); return
+        the count of ended requests to wait past."""
+        ends = self._ends
+        request: dict[str, Any] = {"batch": batch}
+        request.update({"no_wait": True} if expires_s is None else {"expires": int(expires_s * 1e9)})
+        await self._nc.publish(f"{_NEXT}.{self._durable}", orjson.dumps(request), reply=inbox)
+        return ends
+
+    async def _wait(self, wanted: int, ends: int, wait_s: float) -> None:
+        """Until `wanted` messages are in or the server ended a request, at most `wait_s`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                while len(self._received) < wanted and self._ends == ends:
+                    self._arrived.clear()
+                    await self._arrived.wait()
+
+    async def fetch_once(self) -> int:
+        """One batch (waiting up to `idle_poll_s` for it): handled and acknowledged. The
+        next batch is asked for before this one is handled, so it travels meanwhile."""
+        inbox = await self._subscription()
+        if self._ahead is not None:
+            ends, self._ahead = self._ahead, None
+            await self._wait(self._batch, ends, _ANSWER_S)
+        elif len(self._received) < self._batch:
+            await self._wait(
+                self._batch, await self._request(inbox, self._batch - len(self._received)), _ANSWER_S
+            )
+        if not self._received:
+            ends = await self._request(inbox, self._batch, self._idle_poll_s)
+            await self._wait(1, ends, self._idle_poll_s + _ANSWER_S)
+        msgs, self._received = self._received[: self._batch], self._received[self._batch :]
+        if not msgs:
+            return 0
+        if len(self._received) < self._batch:
+            self._ahead = await self._request(inbox, self._batch - len(self._received))
+        batch = [
+            Incoming(m.headers.get(ID_HEADER, "") if m.headers else "", m.data, m.metadata.num_delivered)
+            for m in msgs
+        ]  # fmt: skip
+        await self._handler(batch)
+        for m in msgs:  # each an unawaited publish, flushed together: no task a message
+            await m.ack()
+        self.handled += len(batch)
+        return len(batch)
+
+    async def _reset(self) -> None:
+        sub, self._sub, self._inbox, self._received, self._ahead = self._sub, None, None, [], None
+        if sub is not None:
+            with contextlib.suppress(NatsError):
+                await sub.unsubscribe()
 
     async def backlog(self, conn: Any) -> tuple[int, str]:
         """Observations waiting for this consumer (`certwatch status`); `conn` is unused."""
@@ -180,23 +264,6 @@ class ObservationConsumer:
             return 0, f"JetStream unavailable: {type(exc).__name__}"
         waiting = info.num_pending + info.num_ack_pending
         return waiting, f"{info.num_ack_pending} being handled" if info.num_ack_pending else ""
-
-    async def fetch_once(self) -> int:
-        """One batch (waiting up to `idle_poll_s` for it): handled and acknowledged."""
-        sub = await self._subscription()
-        try:
-            msgs = await sub.fetch(self._batch, timeout=self._idle_poll_s)
-        except (NatsTimeout, TimeoutError):
-            return 0
-        batch = [
-            Incoming(m.headers.get(ID_HEADER, "") if m.headers else "", orjson.loads(m.data),
-                     m.metadata.num_delivered)
-            for m in msgs
-        ]  # fmt: skip
-        await self._handler(batch)
-        await asyncio.gather(*(m.ack() for m in msgs))
-        self.handled += len(batch)
-        return len(batch)
 
     async def run(self) -> None:
         failures = 0
@@ -209,7 +276,7 @@ class ObservationConsumer:
                 failures = 0
                 continue
             except (NatsError, JetStreamError) as exc:
-                self._sub = None
+                await self._reset()
                 self.progress.failed(exc)
                 log.warning("observation consumer %s: JetStream unavailable", self._durable,
                             extra={"error": str(exc)})  # fmt: skip

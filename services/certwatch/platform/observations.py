@@ -63,7 +63,7 @@ class Observation:
     """What one probe saw at one address (`ip` None: the name resolved to nothing)."""
 
     observed_at: datetime
-    domain_id: uuid.UUID
+    domain_id: uuid.UUID | str  # a str as a writer has it (canonical form); decoded rows: UUID
     ip: str | None
     phase: str  # PHASES
     status: str  # STATUSES: this address's own verdict
@@ -155,9 +155,10 @@ async def write(conn: Conn, observations: Sequence[Observation]) -> int:
     except psycopg.errors.CheckViolation:  # "no partition of relation ... found for row"
         await ensure_partitions(conn, {o.observed_at.astimezone(UTC).date() for o in observations})
         await _copy(conn, rows)
-    latest: dict[uuid.UUID, datetime] = {}
+    latest: dict[str, datetime] = {}
     for o in observations:
-        latest[o.domain_id] = max(o.observed_at, latest.get(o.domain_id, o.observed_at))
+        key = str(o.domain_id)  # canonical form: sorts as the UUIDs do
+        latest[key] = max(o.observed_at, latest.get(key, o.observed_at))
     ordered = sorted(latest)  # one lock order for every writer: no deadlock between batches
     await conn.execute(
         "INSERT INTO probe_latest (domain_id, observed_at)"

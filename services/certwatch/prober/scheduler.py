@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 from nats.errors import Error as NatsError
 
-from certwatch.contracts.probe import ProbeObserved
+from certwatch.contracts.probe import ObservedResult, ProbeObserved
 from certwatch.platform import certificates, telemetry
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.health import Progress
@@ -202,7 +202,7 @@ class Scheduler:
                     probed_at=now, worker=self.worker_id,
                 )  # fmt: skip
                 kept = [r for r in results if r[0].domain_id in held]
-                await self._publish([self._observation(r, refs[r[0].domain_id].result) for r in kept])
+                await self._publish([self._observation(r) for r in kept])
         if len(kept) < len(results):
             log.info("prober: %d results dropped, their leases had passed", len(results) - len(kept))
         self.probed += len(kept)
@@ -214,14 +214,14 @@ class Scheduler:
         overdue, oldest = await schedule.overdue(conn, grace_s=max(5.0, 4 * self._idle_poll_s))
         return overdue, f"oldest due {oldest:.0f}s ago" if overdue else ""
 
-    def _observation(self, done: _Done, result: dict[str, Any]) -> Outgoing:
-        due, _, traceparent = done
+    def _observation(self, done: _Done) -> Outgoing:
+        due, result, traceparent = done
         observed = ProbeObserved(
             observation_id=str(uuid.uuid4()), domain_id=due.domain_id, account_id=due.account_id,
             host=due.host, port=due.port, generation=due.generation, first_check=due.first_check,
-            result=result, prober=self.worker_id, traceparent=traceparent,
+            result=ObservedResult.of(result), prober=self.worker_id, traceparent=traceparent,
         )  # fmt: skip
-        return Outgoing(observed.observation_id, due.domain_id, observed.to_data())
+        return Outgoing(observed.observation_id, due.domain_id, observed.encode())
 
     def _next_due(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self._interval + random.uniform(0, self._jitter))

@@ -15,7 +15,6 @@ and a fact that could not be observed is ``None`` (never a placeholder value).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -267,13 +266,8 @@ class EndpointFacts:
         }
 
     @classmethod
-    def from_dict(
-        cls, data: dict[str, Any], certificates: Mapping[str, CertFacts] | None = None
-    ) -> EndpointFacts:
-        """`certificates`: parsed facts by fingerprint, for a chain given by reference
-        (`chain_ref`, see `contracts.probe.ProbeObserved`); each must be there."""
+    def from_dict(cls, data: dict[str, Any]) -> EndpointFacts:
         ats = data.get("ats")
-        refs = data.get("chain_ref") if certificates is not None else None
         return cls(
             ip=data["ip"],
             phase=data["phase"],
@@ -284,9 +278,7 @@ class EndpointFacts:
             tls_version=data.get("tls_version"),
             cipher=data.get("cipher"),
             forward_secret=data.get("forward_secret"),
-            chain=tuple(certificates[fp] for fp in refs)
-            if refs and certificates is not None
-            else tuple(CertFacts.from_dict(c) for c in data.get("chain", ())),
+            chain=tuple(CertFacts.from_dict(c) for c in data.get("chain", ())),
             problems=tuple(ChainProblem.from_dict(p) for p in data.get("problems", ())),
             verified=data.get("verified"),
             verify_error=data.get("verify_error"),
@@ -336,10 +328,7 @@ class ProbeResult:
         }
 
     @classmethod
-    def from_dict(
-        cls, data: dict[str, Any], certificates: Mapping[str, CertFacts] | None = None
-    ) -> ProbeResult:
-        """`certificates`: see `EndpointFacts.from_dict`."""
+    def from_dict(cls, data: dict[str, Any]) -> ProbeResult:
         return cls(
             host=data["host"],
             port=int(data["port"]),
@@ -348,5 +337,5 @@ class ProbeResult:
             addresses=tuple(data.get("addresses", ())),
             dns_error=data.get("dns_error"),
             dns_ms=data.get("dns_ms"),
-            endpoints=tuple(EndpointFacts.from_dict(e, certificates) for e in data.get("endpoints", ())),
+            endpoints=tuple(EndpointFacts.from_dict(e) for e in data.get("endpoints", ())),
         )
