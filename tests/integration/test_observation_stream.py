@@ -109,7 +109,7 @@ async def test_a_backlog_comes_in_full_batches_and_a_short_one_without_waiting(
 ) -> None:
     await ostream.ensure_stream(js)
     sent = [observation(size=10) for _ in range(25)]
-    await ostream.publish(js, sent)
+    await ostream.publish(nc, sent)
     sizes: list[int] = []
     got: list[bytes] = []
 
@@ -126,7 +126,7 @@ async def test_a_backlog_comes_in_full_batches_and_a_short_one_without_waiting(
 
     async def publish_later() -> None:
         await asyncio.sleep(0.3)
-        await ostream.publish(js, late)
+        await ostream.publish(nc, late)
 
     publishing = asyncio.create_task(publish_later())
     async with asyncio.timeout(4):  # idle: waits for the first message, no longer than that needs

@@ -94,7 +94,8 @@ def merged_update(current: Contact, given: ContactInput, paths: Sequence[str]) -
         kept = {
             name: getattr(current, name)
             for name in _KEPT_WHEN_EMPTY
-            if not getattr(given, name) and getattr(current, name)
+            if not getattr(given, name)
+            and getattr(current, name)
             and (name not in _SECRETS or getattr(given, _SECRETS[name]))
         }
         return replace(given, **kept)
@@ -188,11 +189,13 @@ class ContactUseCases:
 
     async def get(self, principal: auth.Principal, contact_id: str) -> ContactRow:
         contact_id = parse_contact_id(contact_id)
+        await catch_up_now(self._log, views.DOMAIN_VIEW)  # its domains, as of now
         async with self._log.pool.connection() as conn:
             return await self._row(conn, principal, contact_id)
 
     async def list_all(self, principal: auth.Principal) -> list[ContactRow]:
         """The account's contacts, oldest first."""
+        await catch_up_now(self._log, views.DOMAIN_VIEW)
         async with self._log.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT contact_id FROM inventory_contacts WHERE account_id = %s ORDER BY created_at",
