@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import httpx
 import pytest
 
 from certwatch.platform.config import Settings
@@ -26,6 +27,25 @@ METRICS = {
     "certwatch.outbox.published": "",  # whichever service holds the relay's lock
     "certwatch.outbox.lag": "certwatch-classifier",
     "certwatch.projection.lag": "certwatch-classifier",
+    "certwatch.probe.phase.duration": "certwatch-prober",
+    "certwatch.probe.outcomes": "certwatch-prober",
+    "certwatch.verdicts": "certwatch-classifier",
+    "certwatch.certificates.expiring": "certwatch-hosting",
+    "certwatch.certificate.earliest_expiry": "certwatch-hosting",
+    "certwatch.vod.requests": "certwatch-vod",
+}
+# What one SECURE domain and one unsigned VOD request must have produced, by attribute.
+POINTS = {
+    "certwatch.probe.phase.duration": [{"phase": "dns"}, {"phase": "connect"}, {"phase": "tls_handshake"}],
+    "certwatch.probe.outcomes": [{"outcome": "ok"}],
+    "certwatch.verdicts": [{"status": "SECURE", "cause": "none"}],
+    "certwatch.certificates.expiring": [
+        {"within_days": d, "hosted": h} for d in ("expired", "7", "14", "30") for h in ("true", "false")
+    ],
+    "certwatch.certificate.earliest_expiry": [{}],
+    "certwatch.vod.requests": [
+        {"action": "DescribeVodDomainCertificateInfo", "code": "IncompleteSignature", "status": "400"}
+    ],
 }
 
 
@@ -79,4 +99,19 @@ async def test_one_trace_spans_add_probe_and_verdict_and_metrics_arrive(
                 )
                 return metrics if have else None
 
+            # An unsigned request: answered with its error code, and counted by it.
+            async with httpx.AsyncClient() as client:
+                answer = await client.get(
+                    f"http://{stack.vod_endpoint}/",
+                    params={"Action": "DescribeVodDomainCertificateInfo", "Version": "2017-03-21"},
+                )
+            assert answer.status_code == 400 and answer.json()["Code"] == "IncompleteSignature"
+
             await wait_for(all_metrics, timeout=60, every=0.5)
+
+            async def all_points() -> bool:
+                return all(
+                    all(p in received.attributes(name) for p in wanted) for name, wanted in POINTS.items()
+                )
+
+            await wait_for(all_points, timeout=90, every=0.5)  # the expiry sampler runs every 30 s

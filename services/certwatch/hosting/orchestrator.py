@@ -27,6 +27,7 @@ from certwatch.contracts.payload import Payload
 from certwatch.hosting import acme_accounts, cert_material, lifecycle, store
 from certwatch.hosting.acme_client import AcmeFailure, Ari, CaConfig, Session, Solver, mapped
 from certwatch.hosting.lifecycle import Step
+from certwatch.hosting.metrics import record_order
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.shredding import Vault
 from certwatch.rules.classify import ABOUT_TO_EXPIRE_DAYS
@@ -159,6 +160,7 @@ class Orchestrator:
         try:
             await self._issue(loaded, todo)
         except AcmeFailure as exc:
+            record_order("failed", renewal=instance.current is not None, kind=exc.kind)
             current = await self._load(instance_id)
             attempt = current.instance.attempt
             failures = current.instance.failures + 1
@@ -172,6 +174,8 @@ class Orchestrator:
                 renewal=instance.current is not None, order_abandoned=exc.order_invalid, at=self.clock(),
             )  # fmt: skip
             await self._record([(current.instance, current.version, [failed])])
+        else:
+            record_order("issued", renewal=instance.current is not None)
 
     async def _session(self, instance: lifecycle.Instance) -> Session:
         email = instance.application.contact_email if instance.application else None
