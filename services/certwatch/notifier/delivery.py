@@ -22,6 +22,7 @@ from certwatch.contracts import notifications as nc
 from certwatch.notifier.channels.base import Channel, Delivered, Delivery, Failed, Message, Retryable
 from certwatch.notifier.metrics import record_deliveries
 from certwatch.notifier.rules import Backoff, Key
+from certwatch.platform import telemetry
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import stable_id
 
@@ -30,7 +31,7 @@ LEASE = timedelta(minutes=5)  # far longer than any send's timeouts
 Outcome = Literal["sent", "retrying", "failed", "skipped"]
 INTERRUPTED = "interrupted mid-send (its sender stopped): outcome unknown, not sent again"
 
-_COLUMNS = "key, event, domain_id, contact_id, channel, incident, account_id, attempts, message"
+_COLUMNS = "key, event, domain_id, contact_id, channel, incident, account_id, attempts, message, traceparent"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,11 +50,12 @@ class Claimed:
     account_id: str
     attempt: int
     message: Message
+    traceparent: str | None = None  # of the work that queued it: the send's span joins that trace
 
 
 def _claimed(row: Sequence[Any]) -> Claimed:
     key = Key(row[1], row[2], row[3], row[4], row[5])
-    return Claimed(key, row[6] or "", int(row[7]), Message(**row[8]))
+    return Claimed(key, row[6] or "", int(row[7]), Message(**row[8]), row[9])
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,11 +79,11 @@ async def enqueue(conn: Conn, queued: Sequence[Queued], now: datetime) -> int:
     ), strict=True))  # fmt: skip
     cur = await conn.execute(
         "INSERT INTO notifier_deliveries (key, event, domain_id, contact_id, channel, incident, account_id,"
-        " next_attempt_at, message, state, attempts, created_at, updated_at)"
-        " SELECT *, 'queued', 0, %s::timestamptz, %s::timestamptz FROM unnest(%s::text[], %s::text[], %s::text[],"
+        " next_attempt_at, message, state, attempts, created_at, updated_at, traceparent)"
+        " SELECT *, 'queued', 0, %s::timestamptz, %s::timestamptz, %s::text FROM unnest(%s::text[], %s::text[], %s::text[],"
         " %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[])"
         " ON CONFLICT (key) DO NOTHING RETURNING 1",
-        (now, now, *(list(c) for c in cols)),
+        (now, now, telemetry.current_traceparent(), *(list(c) for c in cols)),
     )  # fmt: skip
     return len(await cur.fetchall())
 
@@ -131,10 +133,15 @@ def _result(delivery: Delivery, attempt: int, now: datetime, backoff: Backoff) -
 
 async def send(channel: Channel, claimed: Claimed) -> Delivery:
     """One attempt; a channel's bug becomes a failure instead of leaving the lease to run out."""
-    try:
-        return await channel.send(dataclasses.replace(claimed.message, delivery_id=claimed.key.digest()))
-    except Exception as exc:
-        return Failed("internal", type(exc).__name__)
+    parent = telemetry.context_from({"traceparent": claimed.traceparent} if claimed.traceparent else None)
+    with telemetry.tracer().start_as_current_span(
+        "notifier.send", context=parent, kind=telemetry.CLIENT,
+        attributes={"certwatch.channel": claimed.key.channel, "certwatch.event": claimed.key.event},
+    ):  # fmt: skip
+        try:
+            return await channel.send(dataclasses.replace(claimed.message, delivery_id=claimed.key.digest()))
+        except Exception as exc:
+            return Failed("internal", type(exc).__name__)
 
 
 async def finish(

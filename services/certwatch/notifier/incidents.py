@@ -40,6 +40,7 @@ from certwatch.notifier.rules import (
     on_ownership_changed,
     on_verdict,
 )
+from certwatch.platform import telemetry
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import RecordedEvent, subject_filter
@@ -116,7 +117,8 @@ class Incidents:
 
     async def handle_batch(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
         for event in events:
-            await self._apply(conn, event)
+            with telemetry.continued(event.metadata.get("traceparent")):  # alerts it queues carry it
+                await self._apply(conn, event)
 
     async def _apply(self, conn: Conn, event: RecordedEvent) -> None:
         fresh = self._clock() - event.recorded_at <= MAX_ALERT_AGE

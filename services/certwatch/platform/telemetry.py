@@ -6,8 +6,9 @@ propagates even with no collector; an OTLP exporter is added when an endpoint is
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
@@ -72,6 +73,21 @@ def context_from(carrier: Mapping[str, str] | None) -> otel_context.Context:
     if not carrier:
         return otel_context.get_current()
     return _PROPAGATOR.extract(dict(carrier), getter=DefaultGetter())
+
+
+@contextlib.contextmanager
+def continued(traceparent: str | None) -> Iterator[None]:
+    """Make the trace in `traceparent` current, with no span of its own: work queued inside (a
+    row sent later by another worker) records it with `current_traceparent()` and its span joins
+    that trace when it runs. Projections applying a page use it per event (`event.metadata`)."""
+    if not traceparent:
+        yield
+        return
+    token = otel_context.attach(context_from({"traceparent": traceparent}))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def inject(carrier: dict[str, str]) -> dict[str, str]:
