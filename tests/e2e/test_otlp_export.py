@@ -38,6 +38,7 @@ METRICS = {
     "certwatch.certificate.earliest_expiry": "certwatch-hosting",
     "certwatch.vod.requests": "certwatch-vod",
     "certwatch.notifications": "certwatch-notifier",
+    "certwatch.worker.backlog": "certwatch-classifier",
 }
 # What one expired domain, its alert and one unsigned VOD request must have produced, by attribute.
 POINTS = {
@@ -45,6 +46,11 @@ POINTS = {
     "certwatch.probe.outcomes": [{"outcome": "ok"}],
     "certwatch.verdicts": [{"status": "ABNORMAL", "cause": "EXPIRED"}],
     "certwatch.notifications": [{"channel": "email", "outcome": "sent"}],
+    "certwatch.worker.backlog": [
+        {"worker": "observationconsumer"},
+        {"worker": "scheduler"},
+        {"worker": "dispatcher"},
+    ],
     "certwatch.certificates.expiring": [
         {"within_days": d, "hosted": h} for d in ("expired", "7", "14", "30") for h in ("true", "false")
     ],

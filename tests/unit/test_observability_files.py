@@ -40,7 +40,7 @@ def test_the_rules_the_chart_renders_pass_promtool_check(tmp_path: Path) -> None
     (tmp_path / "rules.yaml").write_text(rules["data"]["certwatch.rules.yaml"])
     checked = _promtool("check", "rules", "rules.yaml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 11 rules found" in checked.stdout
+    assert "SUCCESS: 12 rules found" in checked.stdout
 
 
 def test_the_rules_unit_tests_pass() -> None:
@@ -80,7 +80,7 @@ def test_every_metric_the_code_emits_is_on_the_dashboard() -> None:
     assert {
         "certwatch_probe_phase_duration_milliseconds", "certwatch_probe_outcomes_total", "certwatch_verdicts_total",
         "certwatch_notifications_total", "certwatch_acme_orders_total", "certwatch_certificates_expiring",
-        "certwatch_certificate_earliest_expiry_days", "certwatch_vod_requests_total",
+        "certwatch_certificate_earliest_expiry_days", "certwatch_vod_requests_total", "certwatch_worker_backlog",
     } <= emitted  # fmt: skip
     dashboard = json.loads((FILES / "grafana-dashboard.json").read_text())
     assert emitted <= _used(" ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"]))

@@ -2,13 +2,17 @@
 
 `certwatch.projection.lag` (attribute `projection`) and `certwatch.outbox.lag`: committed
 events not yet applied or relayed, as `Ops.GetServiceStatus` counts them (capped, so a
-sample stays cheap on a log of any size). A worker (`platform.service.Worker`) that samples
+sample stays cheap on a log of any size). `certwatch.worker.backlog` (attribute `worker`):
+what each worker with a backlog says waits for it, as `certwatch status` shows it (the
+observation stream's consumer: observations not yet classified; the prober: overdue
+domains; the notifier's sender: deliveries due). A worker (`platform.service.Worker`) that samples
 every `every_s` seconds: the alert rules shipped in the chart fire on these.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from certwatch.platform import telemetry
 from certwatch.platform.eventlog import EventLog
@@ -24,6 +28,7 @@ class LagSampler(Sampler):
         event_log: EventLog,
         relay: OutboxRelay,
         runners: Sequence[ProjectionRunner],
+        workers: Sequence[Any] = (),
         *,
         every_s: float = 15.0,
     ) -> None:
@@ -31,12 +36,14 @@ class LagSampler(Sampler):
         self._log = event_log
         self._relay = relay
         self._runners = runners
+        self._workers = [w for w in workers if hasattr(w, "backlog")]
         self._projection = telemetry.gauge(
             "certwatch.projection.lag", "{event}", "events committed, not yet applied by the projection"
         )
         self._outbox = telemetry.gauge(
             "certwatch.outbox.lag", "{event}", "events committed, not yet relayed to JetStream"
         )
+        self._backlog = telemetry.gauge("certwatch.worker.backlog", "{item}", "work waiting for a worker")
 
     async def sample(self) -> None:
         async with self._log.pool.connection(timeout=5) as conn:
@@ -46,3 +53,6 @@ class LagSampler(Sampler):
                     await count_lag(conn, "checkpoints", p.name, p.event_types), {"projection": p.name}
                 )
             self._outbox.set(await count_lag(conn, "outbox_relay", self._relay.name, None))
+            for worker in self._workers:
+                waiting, _ = await worker.backlog(conn)
+                self._backlog.set(waiting, {"worker": type(worker).__name__.lower()})
