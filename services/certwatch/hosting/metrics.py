@@ -61,12 +61,18 @@ class ExpirySampler(Sampler):
 
     async def sample(self) -> None:
         async with self._pool.connection(timeout=5) as conn:
-            rows = await (await conn.execute(_SAMPLE, (list(_HOSTING),))).fetchall()
-            earliest = await (await conn.execute(_EARLIEST)).fetchone()
-        counts = {(str(b), bool(h)): int(n) for b, h, n in rows}
+            counts, earliest = await expiring(conn)
         for bucket in BUCKETS:  # every series each time: a bucket that emptied reads 0, not its last value
             for hosted in (False, True):
                 attributes = {"within_days": bucket, "hosted": str(hosted).lower()}
                 self._expiring.set(counts.get((bucket, hosted), 0), attributes)
-        if earliest is not None and earliest[0] is not None:
-            self._earliest.set(float(earliest[0]))
+        if earliest is not None:
+            self._earliest.set(earliest)
+
+
+async def expiring(conn: Any) -> tuple[dict[tuple[str, bool], int], float | None]:
+    """Endpoints expiring within 30 days by (bucket, hosted), and the days to the soonest expiry."""
+    rows = await (await conn.execute(_SAMPLE, (list(_HOSTING),))).fetchall()
+    earliest = await (await conn.execute(_EARLIEST)).fetchone()
+    days = None if earliest is None or earliest[0] is None else float(earliest[0])
+    return {(str(b), bool(h)): int(n) for b, h, n in rows}, days
