@@ -22,10 +22,11 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.notifier.channels.base import http_client
-from certwatch.platform import db, localstack, migrations
+from certwatch.platform import db, localstack, migrations, telemetry
 from certwatch.platform.eventlog import EventLog
 from certwatch.services import MIGRATIONS
 from tests.support.databases import TEMPLATE, fresh_database
+from tests.support.metric_reader import READER
 from tests.support.robot_servers import RobotState, robot_server
 from tests.support.smtp_server import Mailbox
 
@@ -114,3 +115,9 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def mailbox() -> Mailbox:
     return Mailbox()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _telemetry() -> None:
+    """The SDK's providers, as every process has them, with a metric reader tests can read."""
+    telemetry.setup("test", otlp_endpoint=None, metric_readers=(READER,))

@@ -3,9 +3,8 @@
 `certwatch.projection.lag` (attribute `projection`) and `certwatch.outbox.lag`: committed
 events not yet applied or relayed, as `Ops.GetServiceStatus` counts them (capped, so a
 sample stays cheap on a log of any size). `certwatch.worker.backlog` (attribute `worker`):
-what each worker with a backlog says waits for it, as `certwatch status` shows it (the
-observation stream's consumer: observations not yet classified; the prober: overdue
-domains; the notifier's sender: deliveries due). A worker (`platform.service.Worker`) that samples
+what each worker with a `backlog()` says waits for it, as `certwatch status` shows it (the
+observation stream's consumer: observations not yet handled; schedulers: work overdue). A worker (`platform.service.Worker`) that samples
 every `every_s` seconds: the alert rules shipped in the chart fire on these.
 """
 
