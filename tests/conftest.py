@@ -19,10 +19,12 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from opentelemetry import metrics as otel_metrics
+from opentelemetry.sdk.metrics import MeterProvider
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.notifier.channels.base import http_client
-from certwatch.platform import db, localstack, migrations, telemetry
+from certwatch.platform import db, localstack, migrations
 from certwatch.platform.eventlog import EventLog
 from certwatch.services import MIGRATIONS
 from tests.support.databases import TEMPLATE, fresh_database
@@ -118,6 +120,7 @@ def mailbox() -> Mailbox:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _telemetry() -> None:
-    """The SDK's providers, as every process has them, with a metric reader tests can read."""
-    telemetry.setup("test", otlp_endpoint=None, metric_readers=(READER,))
+def _metrics() -> None:
+    """The SDK's meter provider, as every process has it, with a reader tests can read. Only
+    metrics: tracing stays off in-process unless a test sets it up (test_tracing_and_health.py)."""
+    otel_metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))

@@ -1,8 +1,8 @@
 """The metrics recorded in the test process (in-process stacks), read back by name.
 
-`tests/conftest.py` installs the SDK's providers once per session with this reader, as every
-certwatch process installs them (`telemetry.setup`), so in-process tests run the same
-instrumentation and can check what it recorded.
+`tests/conftest.py` installs the SDK's meter provider once per session with this reader, as
+every certwatch process installs one (`telemetry.setup`), so in-process tests can check what
+the services' instruments recorded.
 """
 
 from __future__ import annotations
