@@ -21,6 +21,8 @@ import nats
 import psycopg
 import pytest
 from nats.aio.client import Client as NatsClient
+from opentelemetry import metrics as otel_metrics
+from opentelemetry.sdk.metrics import MeterProvider
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.notifier.channels.base import http_client
@@ -28,6 +30,7 @@ from certwatch.platform import db, localstack, migrations
 from certwatch.platform.eventlog import EventLog
 from certwatch.services import MIGRATIONS
 from tests.support.databases import TEMPLATE, fresh_database
+from tests.support.metric_reader import READER
 from tests.support.robot_servers import RobotState, robot_server
 from tests.support.smtp_server import Mailbox
 
@@ -126,3 +129,10 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def mailbox() -> Mailbox:
     return Mailbox()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _metrics() -> None:
+    """The SDK's meter provider, as every process has it, with a reader tests can read. Only
+    metrics: tracing stays off in-process unless a test sets it up (test_tracing_and_health.py)."""
+    otel_metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))

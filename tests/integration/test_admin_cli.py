@@ -14,6 +14,7 @@ import pytest
 
 from certwatch.cli import stack
 from certwatch.cli.main import main
+from certwatch.console import users
 from certwatch.contracts import quota as qc
 from certwatch.platform import auth, db, localstack
 from certwatch.platform.eventlog import EventLog
@@ -162,6 +163,38 @@ async def test_bootstrap_registers_the_given_admin_key_once(
     assert (
         code == 2 and "CERTWATCH_BOOTSTRAP_API_KEY: expected an API key" in err and len(err.splitlines()) == 1
     )
+
+
+async def test_bootstrap_creates_the_first_console_user_once_and_never_resets_it(
+    db_env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CERTWATCH_BOOTSTRAP_API_KEY", "cw_consol123456_" + "c" * 43)
+    name = f"admin-{uuid.uuid4().hex[:6]}"
+    password = "generated-by-the-chart-24"
+    monkeypatch.setenv("CERTWATCH_BOOTSTRAP_CONSOLE_USER", name)
+    monkeypatch.setenv("CERTWATCH_BOOTSTRAP_CONSOLE_PASSWORD", password)
+    first = await asyncio.to_thread(_run, ["admin", "bootstrap", "console-admin"], capsys)
+    monkeypatch.setenv("CERTWATCH_BOOTSTRAP_CONSOLE_PASSWORD", "another-password-entirely")
+    again = await asyncio.to_thread(_run, ["admin", "bootstrap", "console-admin"], capsys)
+    assert first[0] == again[0] == 0, first[2] + again[2]
+    assert json.loads(first[1])["console_user_created"] is True
+    assert json.loads(again[1])["console_user_created"] is False
+    assert password not in first[1] + first[2]  # never printed
+    pool = await db.open_pool(db_env, migrate=MIGRATIONS)
+    try:
+        user = await users.authenticate(pool, name, password)  # the first password still holds
+        assert user is not None and str(user.account_id) == json.loads(first[1])["account_id"]
+        assert await users.authenticate(pool, name, "another-password-entirely") is None
+    finally:
+        await pool.close()
+
+    monkeypatch.setenv("CERTWATCH_BOOTSTRAP_CONSOLE_USER", "second")
+    monkeypatch.setenv("CERTWATCH_BOOTSTRAP_CONSOLE_PASSWORD", "short")
+    code, _, err = await asyncio.to_thread(_run, ["admin", "bootstrap", "console-admin"], capsys)
+    assert code == 2 and err.startswith("certwatch: CERTWATCH_BOOTSTRAP_CONSOLE_PASSWORD: must be at least")
+    monkeypatch.delenv("CERTWATCH_BOOTSTRAP_CONSOLE_PASSWORD")
+    code, _, err = await asyncio.to_thread(_run, ["admin", "bootstrap", "console-admin"], capsys)
+    assert code == 2 and "CERTWATCH_BOOTSTRAP_CONSOLE_PASSWORD: required" in err
 
 
 def test_migrate_applies_the_schema_to_an_empty_database(

@@ -33,11 +33,18 @@ class Span:
 class Received:
     spans: list[Span] = field(default_factory=list)
     metrics: dict[str, set[str]] = field(default_factory=dict)  # metric name -> services that sent it
+    # metric name -> the attribute sets of its data points, each as a frozenset of (key, value)
+    points: dict[str, set[frozenset[tuple[str, str]]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def snapshot(self) -> tuple[list[Span], dict[str, set[str]]]:
         with self.lock:
             return list(self.spans), {k: set(v) for k, v in self.metrics.items()}
+
+    def attributes(self, metric: str) -> list[dict[str, str]]:
+        """The attributes of every data point of `metric` received so far."""
+        with self.lock:
+            return [dict(a) for a in self.points.get(metric, ())]
 
 
 def _service(resource: Any) -> str:
@@ -76,6 +83,10 @@ class _Metrics(mgrpc.MetricsServiceServicer):
                 for sm in rm.scope_metrics:
                     for metric in sm.metrics:
                         self._received.metrics.setdefault(metric.name, set()).add(service)
+                        kind = metric.WhichOneof("data")
+                        points = self._received.points.setdefault(metric.name, set())
+                        for point in getattr(metric, kind).data_points if kind else ():
+                            points.add(frozenset((a.key, a.value.string_value) for a in point.attributes))
         return mpb.ExportMetricsServiceResponse()
 
 

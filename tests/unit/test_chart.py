@@ -217,11 +217,40 @@ def test_migrations_and_bootstrap_jobs_run_as_hooks(rendered: tuple[str, list[di
     key = secrets[key_ref["name"]]["stringData"][key_ref["key"]]
     assert key.startswith("cw_") and len(key.split("_")) == 3 and len(key.split("_")[2]) >= 32
     assert secrets[key_ref["name"]]["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    # The first console user: its name in the Job, its password only in the generated Secret.
+    assert env["CERTWATCH_BOOTSTRAP_CONSOLE_USER"]["value"] == "admin"
+    password_ref = env["CERTWATCH_BOOTSTRAP_CONSOLE_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    password = secrets[password_ref["name"]]["stringData"][password_ref["key"]]
+    assert password_ref["name"] == key_ref["name"] and len(password) >= 24
+    for config in _of(objects, "ConfigMap").values():
+        assert not any(password in str(v) or key in str(v) for v in config.get("data", {}).values())
     for job in jobs.values():
         assert (
             job["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"]
             is True
         )
+
+
+def test_the_console_password_can_come_from_a_secret_of_yours_or_no_user_be_made() -> None:
+    given = _render({"bootstrap": {"console": {"username": "ops", "existingSecret": "my-console"}}})
+    job = _of(given, "Job")[f"{RELEASE}-certwatch-bootstrap"]
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CERTWATCH_BOOTSTRAP_CONSOLE_USER"]["value"] == "ops"
+    ref = env["CERTWATCH_BOOTSTRAP_CONSOLE_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "my-console", "key": "console-password"}
+    generated = _of(given, "Secret")[f"{RELEASE}-certwatch-bootstrap"]["stringData"]
+    assert set(generated) == {"api-key"}  # none generated beside the one given
+    none = _render({"bootstrap": {"console": {"username": ""}}})
+    job = _of(none, "Job")[f"{RELEASE}-certwatch-bootstrap"]
+    names = {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (
+        "CERTWATCH_BOOTSTRAP_CONSOLE_USER" not in names
+        and "CERTWATCH_BOOTSTRAP_CONSOLE_PASSWORD" not in names
+    )
+    with pytest.raises(
+        helm.HelmValuesError, match="username"
+    ):  # values.schema.json: a name the console accepts
+        _render({"bootstrap": {"console": {"username": "-bad name"}}})
 
 
 def _config(objects: list[dict[str, Any]]) -> dict[str, str]:

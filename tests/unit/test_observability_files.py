@@ -20,8 +20,13 @@ from tests.unit.test_packaging import CHART, ROOT
 
 FILES = CHART / "files"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-# OpenTelemetry instrument -> the Prometheus name the Collector's exporter gives it.
-_SUFFIX = {"counter": "_total", "histogram": "_milliseconds", "gauge": ""}
+# OpenTelemetry unit -> the suffix the Collector's prometheus exporter adds (annotations such as
+# `{event}` add none); a counter then gets `_total`.
+_UNIT = {"ms": "_milliseconds", "d": "_days"}
+_DEFAULT_UNIT = {"counter": "1", "histogram": "ms", "gauge": "1"}
+_INSTRUMENT = re.compile(
+    r'\b(counter|histogram|gauge)\(\s*"(certwatch\.[a-z_.]+)"(?:,\s*(?:unit=)?"([^"]*)")?'
+)
 
 
 def _promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -35,7 +40,7 @@ def test_the_rules_the_chart_renders_pass_promtool_check(tmp_path: Path) -> None
     (tmp_path / "rules.yaml").write_text(rules["data"]["certwatch.rules.yaml"])
     checked = _promtool("check", "rules", "rules.yaml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 6 rules found" in checked.stdout
+    assert "SUCCESS: 12 rules found" in checked.stdout
 
 
 def test_the_rules_unit_tests_pass() -> None:
@@ -48,8 +53,9 @@ def _emitted() -> set[str]:
     names = set()
     for source in (ROOT / "services" / "certwatch").rglob("*.py"):
         text = source.read_text()
-        for kind, name in re.findall(r'\b(counter|histogram|_gauge)\(\s*"(certwatch\.[a-z_.]+)"', text):
-            names.add(name.replace(".", "_") + _SUFFIX[kind.lstrip("_")])
+        for kind, name, unit in _INSTRUMENT.findall(text):
+            suffix = _UNIT.get(unit or _DEFAULT_UNIT[kind], "") + ("_total" if kind == "counter" else "")
+            names.add(name.replace(".", "_") + suffix)
     return names
 
 
@@ -67,6 +73,17 @@ def test_rules_and_dashboard_use_only_metrics_the_code_emits() -> None:
     assert _used(exprs) <= emitted, _used(exprs) - emitted
     assert _used(queries) <= emitted, _used(queries) - emitted
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+def test_every_metric_the_code_emits_is_on_the_dashboard() -> None:
+    emitted = _emitted()
+    assert {
+        "certwatch_probe_phase_duration_milliseconds", "certwatch_probe_outcomes_total", "certwatch_verdicts_total",
+        "certwatch_notifications_total", "certwatch_acme_orders_total", "certwatch_certificates_expiring",
+        "certwatch_certificate_earliest_expiry_days", "certwatch_vod_requests_total", "certwatch_worker_backlog",
+    } <= emitted  # fmt: skip
+    dashboard = json.loads((FILES / "grafana-dashboard.json").read_text())
+    assert emitted <= _used(" ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"]))
 
 
 def test_collector_pipelines_use_what_the_config_defines() -> None:

@@ -27,6 +27,7 @@ import msgspec
 import orjson
 
 from certwatch.classifier import change_events
+from certwatch.classifier.metrics import VerdictMetrics
 from certwatch.classifier.observation import Observation as Serving
 from certwatch.contracts import status as sc
 from certwatch.contracts.probe import ProbeObserved
@@ -249,6 +250,7 @@ class VerdictWriter:
         self._log = event_log
         self._cache = cache or CertificateCache()
         self._tracer = telemetry.tracer()
+        self._metrics = VerdictMetrics()
         self.appended = 0
         self.observed = 0
 
@@ -266,6 +268,7 @@ class VerdictWriter:
             rows: list[observations.Observation] = []
             moved: dict[str, VerdictState] = {}
             served: dict[str, tuple[datetime, Serving | None]] = {}
+            verdicts: list[Verdict] = []
             for probe in probes:
                 result = probe.result.facts(certs)
                 if result is None:  # never stored: a broken invariant, not the site's doing
@@ -281,6 +284,7 @@ class VerdictWriter:
                                                   _metadata(traced))  # fmt: skip
                     now_serving, found = change_events.decide(serving.get(probe.domain_id), origin, result)
                 states[probe.domain_id] = moved[probe.domain_id] = decision.state
+                verdicts.append(decision.classified.verdict)
                 rows += observation_rows(result, decision.classified, probe.domain_id)
                 if now_serving is not None:
                     serving[probe.domain_id] = now_serving
@@ -292,5 +296,6 @@ class VerdictWriter:
             await change_events.save(conn, served)
             if appends:
                 await self._log.append_batch([(s, evs, None) for s, evs in appends.items()], conn=conn)
+        self._metrics.record(verdicts)
         self.observed += len(probes)
         self.appended += sum(len(evs) for evs in appends.values())

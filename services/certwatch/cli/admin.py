@@ -21,8 +21,10 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.cli.client import CliError, fail
+from certwatch.console import users
 from certwatch.contracts import quota as qc
 from certwatch.platform import auth, config, db, localstack
+from certwatch.platform.errors import AlreadyExists, InvalidArgument
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.projection import rebuild
@@ -32,6 +34,9 @@ from certwatch.services import MIGRATIONS, projections
 
 CONNECT_TIMEOUT_S = 2
 BOOTSTRAP_KEY_ENV = "CERTWATCH_BOOTSTRAP_API_KEY"
+# The first web console user of the admin account (the chart's bootstrap Secret gives both).
+CONSOLE_USER_ENV = "CERTWATCH_BOOTSTRAP_CONSOLE_USER"
+CONSOLE_PASSWORD_ENV = "CERTWATCH_BOOTSTRAP_CONSOLE_PASSWORD"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -220,10 +225,34 @@ async def _bootstrap(args: argparse.Namespace) -> int:
     key = os.environ.get(BOOTSTRAP_KEY_ENV, "")
     if not key:
         raise CliError(f"{BOOTSTRAP_KEY_ENV}: required (the API key to register; it is never printed)")
+    username = os.environ.get(CONSOLE_USER_ENV, "")
+    password = os.environ.get(CONSOLE_PASSWORD_ENV, "")
+    if username and not password:
+        raise CliError(f"{CONSOLE_PASSWORD_ENV}: required with {CONSOLE_USER_ENV} (it is never printed)")
     async with _database(args.var) as pool:
         account_id, new = await bootstrap(pool, args.name, key)
-    print(json.dumps({"account_id": str(account_id), "key_registered": new}))
+        answer: dict[str, Any] = {"account_id": str(account_id), "key_registered": new}
+        if username:
+            answer["console_user_created"] = await bootstrap_console_user(
+                pool, account_id, username, password
+            )
+    print(json.dumps(answer))
     return 0
+
+
+async def bootstrap_console_user(
+    pool: AsyncConnectionPool[Any], account_id: uuid.UUID, username: str, password: str
+) -> bool:
+    """The console user `username` of the admin account, created if missing; an existing one is
+    left as it is (its password may have been changed since), so the Job stays idempotent."""
+    try:
+        await users.add_user(pool, account_id, username, password)
+    except AlreadyExists:
+        return False
+    except InvalidArgument as exc:
+        names = {"username": CONSOLE_USER_ENV, "password": CONSOLE_PASSWORD_ENV}
+        raise CliError("; ".join(f"{names.get(f, f)}: {d}" for f, d in exc.violations)) from None
+    return True
 
 
 async def _purchase(args: argparse.Namespace) -> int:

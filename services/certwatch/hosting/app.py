@@ -12,6 +12,7 @@ from certwatch.hosting.acme_client import CaConfig
 from certwatch.hosting.challenges import Solvers
 from certwatch.hosting.dns_providers import Rfc2136, Tsig
 from certwatch.hosting.http01 import Http01Responder
+from certwatch.hosting.metrics import ExpirySampler
 from certwatch.hosting.observed_expiry import OBSERVED_EXPIRY
 from certwatch.hosting.orchestrator import Orchestrator
 from certwatch.hosting.settings import AcmeSettings
@@ -44,14 +45,14 @@ async def build(rt: Runtime, env: Mapping[str, str] = os.environ) -> Parts:
         async with rt.pool.connection() as conn, conn.transaction():
             rewrapped = await vault.rotate(conn, prefix=KEY_PREFIX)
         log.info("hosting: %d data keys rewrapped under the current master key", rewrapped)
-    workers: list[Worker] = []
+    workers: list[Worker] = [ExpirySampler(rt.pool)]
     if acme.directory:
         responder = Http01Responder(acme.http01_host, acme.http01_port)
         ca = CaConfig(acme.directory, acme.ca_file, eab_kid=acme.eab_kid, eab_hmac_key=acme.eab_hmac_key)
         orchestrator = Orchestrator(
             rt.event_log, vault, ca, Solvers(responder, _dns(acme)), poll_s=acme.poll_s
         )
-        workers = [responder, orchestrator]
+        workers += [responder, orchestrator]
     else:
         log.warning(
             "hosting: CERTWATCH_ACME_DIRECTORY is not set: applications are recorded, no order is placed"

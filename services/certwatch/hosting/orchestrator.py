@@ -27,6 +27,7 @@ from certwatch.contracts.payload import Payload
 from certwatch.hosting import acme_accounts, cert_material, lifecycle, store, views
 from certwatch.hosting.acme_client import AcmeFailure, Ari, CaConfig, Session, Solver, mapped
 from certwatch.hosting.lifecycle import Step
+from certwatch.hosting.metrics import record_order
 from certwatch.platform.errors import ConcurrencyConflict
 from certwatch.platform.eventlog import Cursor, EventLog
 from certwatch.platform.projection import Projection
@@ -174,6 +175,7 @@ class Orchestrator:
         try:
             await self._issue(loaded, todo)
         except AcmeFailure as exc:
+            record_order("failed", renewal=instance.current is not None, kind=exc.kind)
             current = await self._load(instance_id)
             attempt = current.instance.attempt
             failures = current.instance.failures + 1
@@ -189,6 +191,8 @@ class Orchestrator:
             await self._record([(current.instance, current.version, [failed])])
             if exc.account_unknown:  # e.g. a CA that lost its state: the next try registers again
                 await acme_accounts.forget(self.pool, instance.account_id, self.ca.directory)
+        else:
+            record_order("issued", renewal=instance.current is not None)
 
     async def _session(self, instance: lifecycle.Instance) -> Session:
         email = instance.application.contact_email if instance.application else None

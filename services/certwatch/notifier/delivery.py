@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 
 from certwatch.contracts import notifications as nc
 from certwatch.notifier.channels.base import Channel, Delivered, Delivery, Failed, Message, Retryable
+from certwatch.notifier.metrics import record_deliveries
 from certwatch.notifier.rules import Backoff, Key
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import stable_id
@@ -185,6 +186,7 @@ async def finish_many(
             if result.outcome in ("sent", "failed"):
                 final.append((claimed, result))
         await _append_outcomes(event_log, conn, final, now)
+    record_deliveries((c.key.channel, r.outcome) for (c, _), r in zip(attempts, results, strict=True))
     return results
 
 

@@ -121,7 +121,7 @@ class Service:
             relay,
             *runners,
             *parts.workers,
-            LagSampler(event_log, relay, runners),
+            LagSampler(event_log, relay, runners, parts.workers),
         ]
         if parts.http is not None:
             self.http = parts.http(s.grpc_host, self._port)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
+from opentelemetry.metrics import _Gauge as Gauge  # the synchronous gauge (API 1.45 exports it so)
 from opentelemetry.propagators.textmap import DefaultGetter, DefaultSetter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -86,6 +87,12 @@ def counter(name: str, unit: str = "1", description: str = "") -> otel_metrics.C
 @functools.cache
 def histogram(name: str, unit: str = "ms", description: str = "") -> otel_metrics.Histogram:
     return metrics().create_histogram(name, unit=unit, description=description)
+
+
+@functools.cache
+def gauge(name: str, unit: str = "1", description: str = "") -> Gauge:
+    """A synchronous gauge (a value set when sampled), e.g. domains by days to expiry."""
+    return metrics().create_gauge(name, unit=unit, description=description)
 
 
 SERVER = trace.SpanKind.SERVER

@@ -34,6 +34,7 @@ from certwatch.platform.health import Progress
 from certwatch.platform.observation_stream import Outgoing
 from certwatch.prober import schedule
 from certwatch.prober.chain_refs import by_reference
+from certwatch.prober.metrics import ProbeMetrics
 from certwatch.prober.options import ProbeOptions
 from certwatch.prober.tls_probe import der_of, probe
 from certwatch.rules.facts import ProbeResult
@@ -79,8 +80,7 @@ class Scheduler:
         # Looked up once: get_tracer builds and compares an instrumentation scope per call.
         # (A proxy tracer from before telemetry.setup() still follows the real provider.)
         self._tracer = telemetry.tracer()
-        self._duration = telemetry.histogram("certwatch.probe.duration")
-        self._probes = telemetry.counter("certwatch.probes")
+        self._metrics = ProbeMetrics()
 
     def stop(self) -> None:
         self._stop.set()
@@ -171,7 +171,7 @@ class Scheduler:
                 # lost packet or a moment of overload must not decide it. Once more, a bit later.
                 await asyncio.sleep(self._first_check_retry_s)
                 result = await probe(due.host, due.port, options=self._options)
-            self._duration.record((time.perf_counter() - start) * 1000)
+            self._metrics.record(result, (time.perf_counter() - start) * 1000)
             return due, result, telemetry.current_traceparent()
 
     async def _record(self, results: list[_Done]) -> None:
@@ -206,7 +206,7 @@ class Scheduler:
         if len(kept) < len(results):
             log.info("prober: %d results dropped, their leases had passed", len(results) - len(kept))
         self.probed += len(kept)
-        self._probes.add(len(kept))
+        self._metrics.probes.add(len(kept))
         self.progress.advanced()
 
     async def backlog(self, conn: Any) -> tuple[int, str]:

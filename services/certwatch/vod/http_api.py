@@ -38,6 +38,7 @@ from certwatch.vod.cert_info import CertInfo
 from certwatch.vod.change_feed import ChangeFeed
 from certwatch.vod.domains import VodDomains
 from certwatch.vod.errors import ApiError, invalid, missing
+from certwatch.vod.metrics import action_of, record_request
 from certwatch.vod.sdk_actions import SDK_ACTIONS
 
 log = logging.getLogger(__name__)
@@ -118,18 +119,20 @@ class VodHttpApi:
         request_id = self._ids.next()
         params = {**request.query, **request.form}
         xml = params.get("Format", "JSON").upper() == "XML"
+        named = action_of(params, request.header("x-acs-action"), self._actions)
         try:
             action, result = await self._dispatch(request, params)
             body = {"RequestId": request_id, **result}
             content_type, data = render(body, f"{action}Response", xml)
+            record_request(named, "Success", 200)
             return Response(200, content_type, data)
         except ApiError as exc:
-            return self._error(request, request_id, exc, xml)
+            return self._error(request, request_id, exc, xml, named)
         except TransientStoreError:
-            return self._error(request, request_id, ApiError("ServiceUnavailable", "The service is temporarily unavailable."), xml)  # fmt: skip
+            return self._error(request, request_id, ApiError("ServiceUnavailable", "The service is temporarily unavailable."), xml, named)  # fmt: skip
         except Exception:
             log.exception("vod api request %s failed", request_id)
-            return self._error(request, request_id, ApiError("InternalError", "The request processing has failed due to some unknown error."), xml)  # fmt: skip
+            return self._error(request, request_id, ApiError("InternalError", "The request processing has failed due to some unknown error."), xml, named)  # fmt: skip
 
     async def _dispatch(
         self, request: signing.Request, params: Mapping[str, str]
@@ -161,7 +164,8 @@ class VodHttpApi:
         return action, await self._authn.admit_while(caller, handler(caller, params))
 
     @staticmethod
-    def _error(request: signing.Request, request_id: str, exc: ApiError, xml: bool) -> Response:
+    def _error(request: signing.Request, request_id: str, exc: ApiError, xml: bool, action: str) -> Response:
+        record_request(action, exc.code, exc.status)
         body = {"RequestId": request_id, "HostId": request.header("host") or "", "Code": exc.code,
                 "Message": exc.message, "Recommend": exc.recommend}  # fmt: skip
         content_type, data = render(body, "Error", xml)
@@ -279,7 +283,7 @@ class HttpServer:
                         parsed = await _read_request(reader)
                 except (_BadRequest, ApiError) as exc:
                     error = exc if isinstance(exc, ApiError) else invalid("request", str(exc))
-                    writer.write(_encode(VodHttpApi._error(_NO_REQUEST, str(uuid.uuid4()).upper(), error, False), False))  # fmt: skip
+                    writer.write(_encode(VodHttpApi._error(_NO_REQUEST, str(uuid.uuid4()).upper(), error, False, "other"), False))  # fmt: skip
                     break
                 finally:
                     self._idle.discard(writer)
