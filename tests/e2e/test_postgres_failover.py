@@ -14,21 +14,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from certwatch.platform import localstack
 from certwatch.platform.config import Settings
-from tests.support.dns_server import SuffixZone, dns_server
-from tests.support.domain_load import BATCH, UNITS, Load, statuses
+from tests.support.domain_load import BATCH, UNITS, Load, statuses, wildcard_targets
 from tests.support.keeper import Kept, kept_postgres
 from tests.support.pki import TestPKI
 from tests.support.replica import base_backup, promote, synchronous
 from tests.support.settled import assert_rebuilds_equal_live, assert_settled
 from tests.support.stack import running_stack
-from tests.support.tls_server import server_context, tls_server
 
 
 @pytest.fixture
@@ -61,13 +58,7 @@ async def test_services_carry_on_after_the_primary_fails_over_to_its_replica(
     pair: tuple[Kept, str, str, str], settings: Settings, pki: TestPKI
 ) -> None:
     primary, _, replica_url, url = pair
-    files = pki.server_files(pki.leaf("*.failover.test", dns=("*.failover.test",), org="Failover Org"))
-    zone = SuffixZone("failover.test", {"A": ["127.0.0.1"]})
-    with tls_server(server_context(*files)) as port, dns_server(zone) as nameserver:
-        own = replace(
-            settings, database_url=url, dns_servers=(f"{nameserver[0]}:{nameserver[1]}",),
-            probe_handshake_timeout_s=5,
-        )  # fmt: skip
+    with wildcard_targets(settings, pki, "failover.test", url) as (own, port):
         async with running_stack(own, units=UNITS) as stack:
             load = Load(stack, "failover.test", port, tolerate_failures=True)
             adding = asyncio.create_task(load.run())

@@ -13,20 +13,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from certwatch.platform import localstack
 from certwatch.platform.config import Settings
-from tests.support.dns_server import SuffixZone, dns_server
-from tests.support.domain_load import BATCH, UNITS, Load, statuses
+from tests.support.domain_load import BATCH, UNITS, Load, statuses, wildcard_targets
 from tests.support.keeper import Kept, kept_postgres
 from tests.support.pki import TestPKI
 from tests.support.settled import assert_rebuilds_equal_live, assert_settled
 from tests.support.stack import running_stack
-from tests.support.tls_server import server_context, tls_server
 
 DOWN_S = 4.0
 
@@ -49,13 +46,7 @@ async def test_services_resume_after_a_primary_restart(
     primary: tuple[Kept, str], settings: Settings, pki: TestPKI
 ) -> None:
     server, url = primary
-    files = pki.server_files(pki.leaf("*.restart.test", dns=("*.restart.test",), org="Restart Org"))
-    zone = SuffixZone("restart.test", {"A": ["127.0.0.1"]})
-    with tls_server(server_context(*files)) as port, dns_server(zone) as nameserver:
-        own = replace(
-            settings, database_url=url, dns_servers=(f"{nameserver[0]}:{nameserver[1]}",),
-            probe_handshake_timeout_s=5,
-        )  # fmt: skip
+    with wildcard_targets(settings, pki, "restart.test", url) as (own, port):
         async with running_stack(own, units=UNITS) as stack:
             load = Load(stack, "restart.test", port, tolerate_failures=True)
             adding = asyncio.create_task(load.run())

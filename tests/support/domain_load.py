@@ -4,12 +4,19 @@ API until stopped, and the statuses they end with."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
+from dataclasses import replace
 
 import grpc
 
+from certwatch.platform.config import Settings
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
+from tests.support.dns_server import SuffixZone, dns_server
+from tests.support.pki import TestPKI
 from tests.support.stack import Stack
+from tests.support.tls_server import server_context, tls_server
 
 BATCH = 8  # domains per AddDomains call
 PAUSE_S = 0.4  # between calls
@@ -71,3 +78,15 @@ async def statuses(stack: Stack) -> dict[str, str]:
             if not token:
                 break
     return seen
+
+
+@contextlib.contextmanager
+def wildcard_targets(
+    settings: Settings, pki: TestPKI, zone: str, database_url: str
+) -> Iterator[tuple[Settings, int]]:
+    """Every name under `zone` served by one TLS server (a wildcard certificate) and resolved to
+    it by a loopback DNS server: the settings that use both (and `database_url`), and its port."""
+    files = pki.server_files(pki.leaf(f"*.{zone}", dns=(f"*.{zone}",), org=f"{zone} Org"))
+    with tls_server(server_context(*files)) as port, dns_server(SuffixZone(zone, {"A": ["127.0.0.1"]})) as ns:
+        yield replace(settings, database_url=database_url, dns_servers=(f"{ns[0]}:{ns[1]}",),
+                      probe_handshake_timeout_s=5), port  # fmt: skip
