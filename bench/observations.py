@@ -463,7 +463,7 @@ def _rows(after: dict[str, float], before: dict[str, float], direct: dict[str, f
             "same consumer, no-op handler", consumed["floor_rate"], "min", TARGET_RATE),
         Row(BENCH, "(diag) classifier via JetStream: client CPU an observation", consumed["cpu_us"], "us",
             "same consumer, no-op handler", consumed["floor_cpu_us"]),
-        Row(BENCH, "(diag) observation_stream.publish, gathers of 500", consumed["publish_rate"], "obs/s"),
+        Row(BENCH, "(diag) observation_stream.publish, pipelined batches of 500", consumed["publish_rate"], "obs/s"),
     ]  # fmt: skip
     save(BENCH, rows, {"domains": DOMAINS, "rounds": ROUNDS, "settled": SETTLED, "before_rounds": BEFORE_ROUNDS, "rate_domains": RATE_DOMAINS,
                        "rate_rounds": RATE_ROUNDS, "after": after, "before": before, "writer": direct,
