@@ -6,6 +6,7 @@ so a consumer can filter on one category with a wildcard.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
 from certwatch.platform.events import SUBJECT_ROOT, RecordedEvent, dumps, subject_filter
 
@@ -24,6 +25,7 @@ POSITION_HEADER = "Cw-Position"
 TYPE_HEADER = "Cw-Event-Type"
 DUPLICATE_WINDOW_S = 600.0
 MAX_AGE_S = 7 * 24 * 3600.0
+_NO_PEERS = 10005  # JetStream: "no suitable peers for placement"
 
 
 def subject_for(event: RecordedEvent) -> str:
@@ -75,8 +77,26 @@ async def ensure_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
     try:
         await js.stream_info(STREAM)
     except NotFoundError:
-        await js.add_stream(config)
+        await add_stream(js, config)
         log.info("created JetStream stream", extra={"stream": STREAM})
+
+
+async def add_stream(js: JetStreamContext, config: StreamConfig, *, within_s: float = 30.0) -> None:
+    """Create a stream, waiting while a cluster is still forming: until its servers know each
+    other, JetStream answers "no suitable peers for placement" (10005) to a replicated stream,
+    or 503 while its meta leader is being elected. Services start beside a new cluster."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    for attempt in range(1, 1000):
+        try:
+            await js.add_stream(config)
+            return
+        except (BadRequestError, ServiceUnavailableError) as exc:
+            forming = isinstance(exc, ServiceUnavailableError) or exc.err_code == _NO_PEERS
+            if not forming or asyncio.get_running_loop().time() > deadline:
+                raise
+            log.info("JetStream cluster still forming; stream %s retried", config.name,
+                     extra={"attempt": attempt, "error": str(exc)})  # fmt: skip
+            await asyncio.sleep(0.5)
 
 
 def encode(event: RecordedEvent) -> bytes:

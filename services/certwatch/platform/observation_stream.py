@@ -49,6 +49,7 @@ from nats.js.api import (
 from nats.js.errors import Error as JetStreamError
 from nats.js.errors import NotFoundError
 
+from certwatch.platform.bus import add_stream
 from certwatch.platform.health import Progress
 from certwatch.platform.jetstream_publish import Message, publish_all
 
@@ -100,7 +101,7 @@ async def ensure_stream(js: JetStreamContext, limits: Limits = Limits(), *, repl
     try:
         info = await js.stream_info(STREAM)
     except NotFoundError:
-        await js.add_stream(config)
+        await add_stream(js, config)
         log.info("created JetStream stream", extra={"stream": STREAM})
         return
     current = info.config

@@ -7,6 +7,7 @@ user. SMTP's own reply codes decide the outcome: 4xx is worth a retry, 5xx is no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -101,9 +102,10 @@ class SmtpPool:
         for smtp in list(self._open):
             self._open.discard(smtp)
             try:
-                await smtp.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                smtp.close()
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError):  # the server went first
+                    await smtp.quit()
+            finally:
+                smtp.close()  # also when the round is cancelled mid-QUIT (a service stopping)
 
 
 class Email:
