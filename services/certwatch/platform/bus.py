@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
 from certwatch.platform.events import SUBJECT_ROOT, RecordedEvent, dumps, subject_filter
@@ -74,11 +76,29 @@ async def ensure_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
         max_age=MAX_AGE_S,
         num_replicas=replicas,
     )
-    try:
-        await js.stream_info(STREAM)
-    except NotFoundError:
+    if await existing_stream(js, STREAM) is None:
         await add_stream(js, config)
         log.info("created JetStream stream", extra={"stream": STREAM})
+
+
+async def existing_stream(js: JetStreamContext, name: str, *, within_s: float = 30.0) -> StreamInfo | None:
+    """The stream's info, or None when it does not exist. A cluster still forming, or electing
+    its meta leader after a node died, leaves the request unanswered (timeout, no responders)
+    or answers 503: asked again until `within_s`, since services start beside such a cluster."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    attempt = 0
+    while True:  # bounded by the deadline
+        attempt += 1
+        try:
+            return await js.stream_info(name)
+        except NotFoundError:
+            return None
+        except (NatsTimeoutError, NoRespondersError, ServiceUnavailableError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.info("JetStream not answering yet; stream %s info asked again", name,
+                     extra={"attempt": attempt, "error": repr(exc)})  # fmt: skip
+            await asyncio.sleep(0.5)
 
 
 async def add_stream(js: JetStreamContext, config: StreamConfig, *, within_s: float = 30.0) -> None:

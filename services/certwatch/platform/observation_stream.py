@@ -49,7 +49,7 @@ from nats.js.api import (
 from nats.js.errors import Error as JetStreamError
 from nats.js.errors import NotFoundError
 
-from certwatch.platform.bus import add_stream
+from certwatch.platform.bus import add_stream, existing_stream
 from certwatch.platform.health import Progress
 from certwatch.platform.jetstream_publish import Message, publish_all
 
@@ -98,9 +98,8 @@ def stream_config(limits: Limits, *, replicas: int = 1) -> StreamConfig:
 async def ensure_stream(js: JetStreamContext, limits: Limits = Limits(), *, replicas: int = 1) -> None:
     """Create the stream, or bring an existing one's limits to these."""
     config = stream_config(limits, replicas=replicas)
-    try:
-        info = await js.stream_info(STREAM)
-    except NotFoundError:
+    info = await existing_stream(js, STREAM)
+    if info is None:
         await add_stream(js, config)
         log.info("created JetStream stream", extra={"stream": STREAM})
         return
