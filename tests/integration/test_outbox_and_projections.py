@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
+from nats import errors as nats_errors
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import NotFoundError
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform import bus as busmod
-from certwatch.platform import localstack
+from certwatch.platform import localstack, log_signal
 from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import NewEvent, RecordedEvent
 from certwatch.platform.outbox import OutboxRelay
@@ -317,26 +320,39 @@ async def test_a_relay_in_standby_leaves_relaying_to_the_others_until_none_relay
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
 
 
-async def test_a_runner_wakes_on_headers_only_and_replaces_an_older_durable(
-    event_log: EventLog, pool: AsyncConnectionPool[Any], nats_server: localstack.Nats, bus: busmod.Bus,
-    database_url: str, tally: str,
+async def test_a_runner_wakes_on_the_relay_signal_and_drops_an_older_durable(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], bus: busmod.Bus, database_url: str, tally: str,
 ) -> None:  # fmt: skip
-    """A durable left by an earlier version (an ack a message, whole payloads) is replaced;
-    the new one delivers headers only and is acknowledged a batch at a time."""
-    from nats.js.api import AckPolicy, ConsumerConfig
-
+    """The relay's one message a batch wakes a runner whose idle poll is a minute away; an
+    append of 300 events is one signal, not 300 messages. A durable left by an earlier
+    version (one consumer a projection) is deleted."""
     durable = f"proj_{tally}"
     await bus.js.add_consumer(busmod.STREAM, ConsumerConfig(
         durable_name=durable, ack_policy=AckPolicy.EXPLICIT, filter_subject=_tally_projection(tally).subject,
     ))  # fmt: skip
-    async with _relay_and_runner(event_log, nats_server, database_url, tally):
-        await _append_many(event_log, 50, noise=False)
-        await wait_for(lambda: _has(pool, tally, 50), timeout=30)
-        info = await bus.js.consumer_info(busmod.STREAM, durable)
-        assert (info.config.ack_policy, info.config.headers_only) == (AckPolicy.ALL, True)
-        for _ in range(250):  # the last batch's ack lands just after its commit
-            info = await bus.js.consumer_info(busmod.STREAM, durable)
-            if info.num_ack_pending == 0 and info.num_pending == 0:
-                break
-            await asyncio.sleep(0.02)
-        assert (info.num_ack_pending, info.num_pending, info.num_redelivered) == (0, 0, 0)
+    signals = await bus.nc.subscribe(log_signal.SUBJECT)
+    relay = OutboxRelay(event_log, bus, database_url, idle_poll_s=0.02)
+    runner = ProjectionRunner(event_log, _tally_projection(tally), bus, idle_poll_s=60)
+    tasks = [asyncio.create_task(relay.run()), asyncio.create_task(runner.run())]
+    try:
+        await wait_for(lambda: _consumer_gone(bus, durable), timeout=10)
+        bulk = [NewEvent("Counted", {"n": i}) for i in range(300)]
+        await event_log.append("count-bulk", bulk, expected_version=None)
+        await wait_for(lambda: _has(pool, tally, 300), timeout=10)  # long before the idle poll
+        msg = await signals.next_msg(timeout=5)
+        assert log_signal.types(msg.data) == {"Counted"}
+        with pytest.raises(nats_errors.TimeoutError):
+            await signals.next_msg(timeout=0.5)  # the one transaction was one batch, one signal
+    finally:
+        relay.stop()
+        runner.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 20)
+        await signals.unsubscribe()
+
+
+async def _consumer_gone(bus: busmod.Bus, durable: str) -> bool:
+    try:
+        await bus.js.consumer_info(busmod.STREAM, durable)
+    except NotFoundError:
+        return True
+    return False

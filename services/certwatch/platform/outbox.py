@@ -22,6 +22,7 @@ from nats.errors import Error as NatsError
 from nats.js.errors import Error as JetStreamError
 
 from certwatch.platform import bus as busmod
+from certwatch.platform import log_signal
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import RecordedEvent
 from certwatch.platform.health import Progress
@@ -130,6 +131,7 @@ class OutboxRelay:
             " WHERE name = %s",
             (str(events[-1].transaction_id), events[-1].position, self._name),
         )
+        await self._bus.nc.publish(log_signal.SUBJECT, log_signal.encode(events))  # wakes the runners
         return len(events)
 
 

@@ -1,9 +1,9 @@
 """Projections and processors: handlers applied to the log in global order, exactly once.
 
-A runner wakes on JetStream messages (the fast path) but reads the events themselves from
-the PostgreSQL log, from its checkpoint up to the log's safe horizon, so a message lost by
-JetStream, a consumer started behind, or an event that committed late can never make it
-skip an event. The handler's rows, any events it appends and the new checkpoint commit in
+A runner wakes on the outbox relay's "log advanced" signal (`log_signal`) but reads the
+events themselves from the PostgreSQL log, from its checkpoint up to the log's safe horizon,
+so a signal lost, a runner started behind, or an event that committed late can never make
+it skip an event. The handler's rows, any events it appends and the new checkpoint commit in
 one transaction: each event changes a projection exactly once.
 """
 
@@ -18,8 +18,6 @@ from typing import Any, Protocol, TypeVar
 
 import psycopg
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import Error as JetStreamError
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
@@ -27,7 +25,7 @@ from opentelemetry.trace import Link, StatusCode
 from psycopg_pool import PoolTimeout
 
 from certwatch.platform import bus as busmod
-from certwatch.platform import telemetry
+from certwatch.platform import log_signal, telemetry
 from certwatch.platform.errors import TransientStoreError
 from certwatch.platform.eventlog import Conn, Cursor, EventLog
 from certwatch.platform.events import RecordedEvent, subject_filter
@@ -351,7 +349,8 @@ async def rebuild(event_log: EventLog, projection: Projection) -> int:
 
 
 class ProjectionRunner:
-    """Keeps one projection current: JetStream pull consumer for wake-ups, the log for truth."""
+    """Keeps one projection current: woken by the relay's "log advanced" signal (or its idle
+    poll), it reads the log, which is the truth."""
 
     def __init__(
         self,
@@ -361,15 +360,19 @@ class ProjectionRunner:
         *,
         durable: str | None = None,
         idle_poll_s: float = 1.0,
-        batch: int = 256,
+        coalesce_s: float = 0.05,
     ) -> None:
         self._log = event_log
         self._projection = projection
         self._bus = bus
         self._durable = durable or projection.name.replace(".", "_")
         self._idle_poll_s = idle_poll_s
-        self._batch = batch
+        self._coalesce_s = coalesce_s
+        self._busy_at = -coalesce_s  # when a catch-up last applied events (loop time)
+        self._wanted = frozenset(projection.event_types)
         self._stop = asyncio.Event()
+        self._woken = asyncio.Event()
+        self._woken.set()  # catch up at once on start
         self.applied = 0
         self.progress = Progress()
 
@@ -383,6 +386,7 @@ class ProjectionRunner:
 
     def stop(self) -> None:
         self._stop.set()
+        self._woken.set()
 
     async def run(self) -> None:
         sub = None
@@ -391,13 +395,11 @@ class ProjectionRunner:
             try:
                 if sub is None and self._bus is not None:
                     sub = await self._subscribe()
-                msgs = await self._wait(sub)
+                await self._wait()
                 self._applied(await catch_up(self._log, self._projection))
-                if msgs:  # only after the commit: a crash before this redelivers
-                    await msgs[-1].ack()  # AckPolicy.ALL: the batch's last acknowledges it all
                 failures = 0
             except (NatsError, JetStreamError) as exc:
-                log.warning("consumer %s: JetStream unavailable, polling the log", self._durable,
+                log.warning("projection %s: NATS unavailable, polling the log", self._projection.name,
                             extra={"error": str(exc)})  # fmt: skip
                 sub = None
                 self._applied(await self._catch_up_safely())
@@ -416,13 +418,14 @@ class ProjectionRunner:
                 log.exception("projection %s failed (attempt %d); retrying", self._projection.name, failures)
                 await self._sleep(min(60.0, 0.25 * 2 ** min(failures, 8)))
         if sub is not None:
-            with contextlib.suppress(NatsError, JetStreamError):
+            with contextlib.suppress(NatsError):
                 await sub.unsubscribe()
         await self._catch_up_safely()  # drain: apply what committed before stopping
 
     def _applied(self, count: int) -> None:
         self.applied += count
         if count:
+            self._busy_at = asyncio.get_running_loop().time()
             self.progress.advanced()
         else:
             self.progress.ok()
@@ -444,45 +447,31 @@ class ProjectionRunner:
 
     async def _subscribe(self) -> Any:
         assert self._bus is not None
-        # Messages only wake the runner (the log is the truth): headers only, one ack a batch.
-        config = ConsumerConfig(
-            durable_name=self._durable,
-            ack_policy=AckPolicy.ALL,
-            deliver_policy=DeliverPolicy.NEW,
-            max_deliver=20,
-            ack_wait=30,
-            filter_subject=self._projection.subject,
-            headers_only=True,
-        )
-        await self._replace_if_older(config)
-        return await self._bus.js.pull_subscribe(
-            self._projection.subject, durable=self._durable, stream=busmod.STREAM, config=config
-        )
+        await self._drop_old_durable()
 
-    async def _replace_if_older(self, config: ConsumerConfig) -> None:
-        """A durable made by an earlier version (an ack a message, whole payloads) is
-        replaced: JetStream cannot change an existing consumer's ack policy. Nothing is
-        lost with it: the runner catches up from the log whenever it wakes."""
+        async def on_signal(msg: Any) -> None:
+            if self._wanted.intersection(log_signal.types(msg.data)):
+                self._woken.set()
+
+        return await self._bus.nc.subscribe(log_signal.SUBJECT, cb=on_signal)
+
+    async def _drop_old_durable(self) -> None:
+        """Earlier versions woke each projection through a JetStream durable of its own; one
+        left behind would only make the server keep state and deliver to nobody."""
         assert self._bus is not None
-        try:
-            info = await self._bus.js.consumer_info(busmod.STREAM, self._durable)
-        except NotFoundError:
-            return
-        current = info.config
-        if (current.ack_policy, bool(current.headers_only), current.filter_subject) != (
-            config.ack_policy, True, config.filter_subject,
-        ):  # fmt: skip
+        with contextlib.suppress(NotFoundError):
             await self._bus.js.delete_consumer(busmod.STREAM, self._durable)
-            log.info("consumer %s replaced by its current configuration", self._durable)
+            log.info("consumer %s of an earlier version deleted", self._durable)
 
-    async def _wait(self, sub: Any) -> list[Any]:
-        """Wait for messages (or the idle timeout, after which a catch-up repairs anything
-        JetStream lost); return them for acknowledgement after the commit."""
-        if sub is None:
-            await self._sleep(self._idle_poll_s)
-            return []
-        try:
-            msgs: list[Any] = await sub.fetch(self._batch, timeout=self._idle_poll_s)
-        except (NatsTimeout, TimeoutError):  # nats-py raises either, depending on the path
-            return []
-        return msgs
+    async def _wait(self) -> None:
+        """Until a signal names one of the projection's event types, or the idle poll is due
+        (a catch-up then repairs any signal that was lost). While events keep coming, wake at
+        most once a `coalesce_s`: a catch-up costs a few statements however many events it
+        applies, so under load pages grow instead of the database's work; the first event
+        after a quiet spell is applied at once."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), self._idle_poll_s)
+        busy_for = self._busy_at + self._coalesce_s - asyncio.get_running_loop().time()
+        if busy_for > 0:
+            await self._sleep(busy_for)
+        self._woken.clear()  # before the catch-up: a signal arriving during it wakes the next
