@@ -115,10 +115,23 @@ class Incidents:
         self._settings = settings
         self._vault = vault
         self._clock = clock
+        self._accounts: dict[str, tuple[dict[str, Any], QuietHours | None]] | None = None
 
     async def handle_batch(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
-        for event in events:
-            await self._apply(conn, event)
+        # An account's rules are read once a page (no event changes them: the API does).
+        self._accounts = {}
+        try:
+            for event in events:
+                await self._apply(conn, event)
+        finally:
+            self._accounts = None
+
+    async def _account_rules(self, conn: Conn, account_id: str) -> tuple[dict[str, Any], QuietHours | None]:
+        if self._accounts is None:
+            return await account_rules(conn, account_id)
+        if account_id not in self._accounts:
+            self._accounts[account_id] = await account_rules(conn, account_id)
+        return self._accounts[account_id]
 
     async def _apply(self, conn: Conn, event: RecordedEvent) -> None:
         fresh = self._clock() - event.recorded_at <= MAX_ALERT_AGE
@@ -179,7 +192,7 @@ class Incidents:
         said = hosting_alerts.announcement(e, await hosting_alerts.names_of(conn, instance_id))
         if said is None:
             return
-        account, quiet = await account_rules(conn, account_id)
+        account, quiet = await self._account_rules(conn, account_id)
         now = self._clock()
         for to in await hosting_alerts.recipients(conn, account_id, said.names, instance_id):
             if said.event not in effective_rules(account, to.rules).enabled:
@@ -191,12 +204,17 @@ class Incidents:
                                      said.event.value, said.incident, said.message, when.at, now, trace)  # fmt: skip
 
     async def _certificates(self, conn: Conn, e: sc.CertificateChainObserved) -> None:
-        for facts in e.certificates:
-            await conn.execute(
-                "INSERT INTO notifier_certificates (sha256, subject, issuer, not_after) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (sha256) DO NOTHING",
-                (facts["sha256"], facts["subject"], facts["issuer"], facts["not_after"]),
-            )
+        if not e.certificates:
+            return
+        columns = [
+            [facts[k] for facts in e.certificates] for k in ("sha256", "subject", "issuer", "not_after")
+        ]
+        await conn.execute(  # the chain in one statement
+            "INSERT INTO notifier_certificates (sha256, subject, issuer, not_after)"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[])"
+            " ON CONFLICT (sha256) DO NOTHING",
+            columns,
+        )
 
     async def _forget_conditions(self, conn: Conn, domain_id: str) -> None:
         """Not monitored any more (disabled, or its service ended): no recovery is owed when it comes
@@ -232,7 +250,7 @@ class Incidents:
         """Fold the verdict into the domain's memory; the events to announce and the incident now.
         With the `event` it came in, the verdict is also kept as the domain's latest (one UPDATE)."""
         v = e.verdict
-        account, _ = await account_rules(conn, domain.account_id)
+        account, _ = await self._account_rules(conn, domain.account_id)
         seen = Verdict(v.status.value, frozenset(c.value for c in v.causes), v.days_left)
         memory, fired = on_verdict(
             domain.memory, seen, effective_rules(account, domain.rules), streak=e.streak
@@ -254,7 +272,7 @@ class Incidents:
         self, conn: Conn, domain: _Domain, e: sc.DomainClassified, fired: list[Event], incident: int,
         trace: str | None = None,
     ) -> None:  # fmt: skip
-        _, quiet = await account_rules(conn, domain.account_id)
+        _, quiet = await self._account_rules(conn, domain.account_id)
         on = await served(conn, e)
         for kind in fired:
             message = alert_text.render(kind, domain.host, domain.port, e.verdict,
@@ -304,7 +322,7 @@ class Incidents:
         if domain is None or not fresh:
             return
         together = domain.alerted_in == str(event.transaction_id)  # the verdict of the same probe alerted
-        account, quiet = await account_rules(conn, domain.account_id)
+        account, quiet = await self._account_rules(conn, domain.account_id)
         by_hosting = await hosting_alerts.issued_recently(conn, domain.account_id, domain.host, e.observed_at)
         if not on_ownership_changed(
             e.kinds,
@@ -325,7 +343,7 @@ class Incidents:
         domain = await _domain(conn, e.domain_id)
         if domain is None or not fresh:
             return
-        account, quiet = await account_rules(conn, domain.account_id)
+        account, quiet = await self._account_rules(conn, domain.account_id)
         if Event.SERVICE_ENDED not in effective_rules(account, domain.rules).enabled:
             return
         message = alert_text.render(
