@@ -23,9 +23,9 @@ PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 # OpenTelemetry unit -> the suffix the Collector's prometheus exporter adds (annotations such as
 # `{event}` add none); a counter then gets `_total`.
 _UNIT = {"ms": "_milliseconds", "d": "_days"}
-_DEFAULT_UNIT = {"counter": "1", "histogram": "ms", "gauge": "1"}
+_DEFAULT_UNIT = {"counter": "1", "histogram": "ms", "gauge": "1", "observed_gauge": "1"}
 _INSTRUMENT = re.compile(
-    r'\b(counter|histogram|gauge)\(\s*"(certwatch\.[a-z_.]+)"(?:,\s*(?:unit=)?"([^"]*)")?'
+    r'\b(counter|histogram|gauge|observed_gauge)\(\s*"(certwatch\.[a-z_.]+)"(?:,\s*(?:unit=)?"([^"]*)")?'
 )
 
 
@@ -81,6 +81,7 @@ def test_every_metric_the_code_emits_is_on_the_dashboard() -> None:
         "certwatch_probe_phase_duration_milliseconds", "certwatch_probe_outcomes_total", "certwatch_verdicts_total",
         "certwatch_notifications_total", "certwatch_acme_orders_total", "certwatch_certificates_expiring",
         "certwatch_certificate_earliest_expiry_days", "certwatch_vod_requests_total", "certwatch_worker_backlog",
+        "certwatch_certificate_days_to_expiry_days",
     } <= emitted  # fmt: skip
     dashboard = json.loads((FILES / "grafana-dashboard.json").read_text())
     assert emitted <= _used(" ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"]))
