@@ -99,14 +99,19 @@ def gauge(name: str, unit: str = "1", description: str = "") -> Gauge:
 Series = Callable[[], Iterable[tuple[float, Mapping[str, str]]]]
 
 
-class ObservedGauge:
-    """An observable gauge that exports, at each collection, exactly the series `publish()`
-    last gave: a series left out is gone (a synchronous gauge exports its last value for
-    ever), so a gauge of "the N soonest" stays N series as its members change."""
+class Observed:
+    """An observable instrument that reports, at each collection, exactly the series
+    `publish()` last gave. A gauge's series left out is gone (a synchronous gauge exports its
+    last value for ever), so "the N soonest" stays N series as its members change. A
+    counter's series are running totals: adding to a number costs the hot path far less
+    than a synchronous counter's `add()` (about 9 µs each)."""
 
-    def __init__(self, name: str, unit: str, description: str) -> None:
+    def __init__(self, kind: str, name: str, unit: str, description: str) -> None:
         self._series: Series = tuple
-        metrics().create_observable_gauge(name, callbacks=[self._observe], unit=unit, description=description)
+        create = (
+            metrics().create_observable_counter if kind == "counter" else metrics().create_observable_gauge
+        )
+        create(name, callbacks=[self._observe], unit=unit, description=description)
 
     def publish(self, series: Series) -> None:
         """`series` is called at each collection (in the exporter's thread): (value, attributes) each."""
@@ -117,9 +122,15 @@ class ObservedGauge:
 
 
 @functools.cache
-def observed_gauge(name: str, unit: str = "1", description: str = "") -> ObservedGauge:
+def observed_gauge(name: str, unit: str = "1", description: str = "") -> Observed:
     """One per name and process: the SDK keeps the callbacks of a name's first registration."""
-    return ObservedGauge(name, unit, description)
+    return Observed("gauge", name, unit, description)
+
+
+@functools.cache
+def observed_counter(name: str, unit: str = "1", description: str = "") -> Observed:
+    """A monotonic counter whose totals the process keeps itself (one per name, as above)."""
+    return Observed("counter", name, unit, description)
 
 
 SERVER = trace.SpanKind.SERVER
