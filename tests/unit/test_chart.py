@@ -266,6 +266,7 @@ def test_bundled_databases_and_generated_secrets_by_default() -> None:
     nats = [f"nats://{RELEASE}-certwatch-nats-{i}.{RELEASE}-certwatch-nats-headless:4222" for i in range(3)]
     assert config["CERTWATCH_NATS_URL"] == ",".join(nats)
     assert config["CERTWATCH_STREAM_REPLICAS"] == "3"
+    assert config["CERTWATCH_EXPIRY_GAUGE_DOMAINS"] == "100"  # the per-domain gauge's bound
     assert config["CERTWATCH_INVENTORY_HOST"] == _name("inventory")  # callers reach it at its Service
     sets = _of(objects, "StatefulSet")
     assert sets[f"{RELEASE}-certwatch-nats"]["spec"]["replicas"] == 3
