@@ -36,6 +36,8 @@ METRICS = {
     "certwatch.verdicts": "certwatch-classifier",
     "certwatch.certificates.expiring": "certwatch-hosting",
     "certwatch.certificate.earliest_expiry": "certwatch-hosting",
+    "certwatch.certificate.days_to_expiry": "certwatch-hosting",
+    "certwatch.eventlog.appended": "certwatch-inventory",
     "certwatch.vod.requests": "certwatch-vod",
     "certwatch.notifications": "certwatch-notifier",
     "certwatch.worker.backlog": "certwatch-classifier",
@@ -55,6 +57,7 @@ POINTS = {
         {"within_days": d, "hosted": h} for d in ("expired", "7", "14", "30") for h in ("true", "false")
     ],
     "certwatch.certificate.earliest_expiry": [{}],
+    "certwatch.eventlog.appended": [{"event.type": "DomainAdded"}, {"event.type": "DomainClassified"}],
     "certwatch.vod.requests": [
         {"action": "DescribeVodDomainCertificateInfo", "code": "IncompleteSignature", "status": "400"}
     ],
@@ -139,11 +142,13 @@ async def test_one_trace_spans_add_probe_verdict_and_alert_and_metrics_arrive(
 
             await wait_for(all_metrics, timeout=60, every=0.5)
 
+            # and the one domain by its name, the soonest-expiring of one
+            points = {**POINTS, "certwatch.certificate.days_to_expiry": [{"domain": f"traced.test:{port}"}]}
             missing: list[tuple[str, dict[str, str]]] = []
 
             async def all_points() -> bool:
                 missing[:] = [
-                    (n, p) for n, wanted in POINTS.items() for p in wanted if p not in received.attributes(n)
+                    (n, p) for n, wanted in points.items() for p in wanted if p not in received.attributes(n)
                 ]
                 return not missing
 

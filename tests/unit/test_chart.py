@@ -8,6 +8,7 @@ everything off but the prober.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,6 +35,7 @@ EXTERNAL = {
     },
     "externalNats": {"url": "nats://n1:4222,nats://n2:4222,nats://n3:4222", "cidr": "10.30.0.0/16"},
     "masterKey": {"existingSecret": "certwatch-master-key"},
+    "previousMasterKeys": {"existingSecret": "certwatch-old-master-keys", "existingSecretKey": "keys"},
     "ingress": {"enabled": True, "host": "certwatch.example.org"},
 }
 ONLY_PROBER = {
@@ -264,6 +266,7 @@ def test_bundled_databases_and_generated_secrets_by_default() -> None:
     nats = [f"nats://{RELEASE}-certwatch-nats-{i}.{RELEASE}-certwatch-nats-headless:4222" for i in range(3)]
     assert config["CERTWATCH_NATS_URL"] == ",".join(nats)
     assert config["CERTWATCH_STREAM_REPLICAS"] == "3"
+    assert config["CERTWATCH_EXPIRY_GAUGE_DOMAINS"] == "100"  # the per-domain gauge's bound
     assert config["CERTWATCH_INVENTORY_HOST"] == _name("inventory")  # callers reach it at its Service
     sets = _of(objects, "StatefulSet")
     assert sets[f"{RELEASE}-certwatch-nats"]["spec"]["replicas"] == 3
@@ -309,6 +312,41 @@ def test_rendering_refuses_bad_values_naming_them() -> None:
         {"services": {"nope": {"enabled": True, "port": 1}}}
     )
     assert "masterKey.value must be 32 bytes" in _render_error({"masterKey": {"value": "c2hvcnQ="}})
+
+
+OLD_KEYS = f"{base64.b64encode(b'o' * 32).decode()},{base64.b64encode(b'p' * 32).decode()}"
+
+
+def _key_refs(objects: list[dict[str, Any]], variable: str) -> dict[str, dict[str, str]]:
+    """The Secret key each Deployment takes `variable` from, by service (those that have it)."""
+    refs = {}
+    for name, deployment in _of(objects, "Deployment").items():
+        for e in deployment["spec"]["template"]["spec"]["containers"][0].get("env", []):
+            if e["name"] == variable:
+                refs[name.removeprefix(f"{RELEASE}-certwatch-")] = e["valueFrom"]["secretKeyRef"]
+    return refs
+
+
+def test_previous_master_keys_are_wired_when_set_and_absent_when_not() -> None:
+    unset = _render({})
+    sealing = set(_key_refs(unset, "CERTWATCH_MASTER_KEY"))
+    assert sealing == {"inventory", "notifier", "hosting", "vod"}
+    assert _key_refs(unset, "CERTWATCH_PREVIOUS_MASTER_KEYS") == {}
+    assert "previous-master-keys" not in _of(unset, "Secret")[f"{RELEASE}-certwatch"]["stringData"]
+
+    given = _render({"previousMasterKeys": {"value": OLD_KEYS}})  # kept in the chart's Secret
+    assert _of(given, "Secret")[f"{RELEASE}-certwatch"]["stringData"]["previous-master-keys"] == OLD_KEYS
+    ours = {"name": f"{RELEASE}-certwatch", "key": "previous-master-keys"}
+    assert _key_refs(given, "CERTWATCH_PREVIOUS_MASTER_KEYS") == dict.fromkeys(sealing, ours)
+
+    theirs = _render(EXTERNAL)  # from a Secret of the user's
+    assert "previous-master-keys" not in _of(theirs, "Secret")[f"{RELEASE}-certwatch"]["stringData"]
+    user = {"name": "certwatch-old-master-keys", "key": "keys"}
+    assert _key_refs(theirs, "CERTWATCH_PREVIOUS_MASTER_KEYS") == dict.fromkeys(sealing, user)
+
+    short = f"{OLD_KEYS},c2hvcnQ="
+    assert "previousMasterKeys.value must be" in _render_error({"previousMasterKeys": {"value": short}})
+    assert "previousMasterKeys" in _render_error({"previousMasterKeys": {"value": "not base64!"}})  # schema
 
 
 def _docs(objects: list[dict[str, Any]]) -> Iterator[str]:

@@ -23,9 +23,15 @@ PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 # OpenTelemetry unit -> the suffix the Collector's prometheus exporter adds (annotations such as
 # `{event}` add none); a counter then gets `_total`.
 _UNIT = {"ms": "_milliseconds", "d": "_days"}
-_DEFAULT_UNIT = {"counter": "1", "histogram": "ms", "gauge": "1"}
+_DEFAULT_UNIT = {
+    "counter": "1",
+    "histogram": "ms",
+    "gauge": "1",
+    "observed_gauge": "1",
+    "observed_counter": "1",
+}
 _INSTRUMENT = re.compile(
-    r'\b(counter|histogram|gauge)\(\s*"(certwatch\.[a-z_.]+)"(?:,\s*(?:unit=)?"([^"]*)")?'
+    r'\b(counter|histogram|gauge|observed_gauge|observed_counter)\(\s*"(certwatch\.[a-z_.]+)"(?:,\s*(?:unit=)?"([^"]*)")?'
 )
 
 
@@ -54,7 +60,9 @@ def _emitted() -> set[str]:
     for source in (ROOT / "services" / "certwatch").rglob("*.py"):
         text = source.read_text()
         for kind, name, unit in _INSTRUMENT.findall(text):
-            suffix = _UNIT.get(unit or _DEFAULT_UNIT[kind], "") + ("_total" if kind == "counter" else "")
+            suffix = _UNIT.get(unit or _DEFAULT_UNIT[kind], "") + (
+                "_total" if kind.endswith("counter") else ""
+            )
             names.add(name.replace(".", "_") + suffix)
     return names
 
@@ -81,6 +89,7 @@ def test_every_metric_the_code_emits_is_on_the_dashboard() -> None:
         "certwatch_probe_phase_duration_milliseconds", "certwatch_probe_outcomes_total", "certwatch_verdicts_total",
         "certwatch_notifications_total", "certwatch_acme_orders_total", "certwatch_certificates_expiring",
         "certwatch_certificate_earliest_expiry_days", "certwatch_vod_requests_total", "certwatch_worker_backlog",
+        "certwatch_certificate_days_to_expiry_days",
     } <= emitted  # fmt: skip
     dashboard = json.loads((FILES / "grafana-dashboard.json").read_text())
     assert emitted <= _used(" ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"]))

@@ -96,6 +96,14 @@ app.kubernetes.io/component: {{ .name }}
 {{- if .Values.masterKey.existingSecret }}{{ .Values.masterKey.existingSecretKey }}{{ else }}master-key{{ end }}
 {{- end }}
 
+{{- define "certwatch.previousMasterKeysSecretName" -}}
+{{- .Values.previousMasterKeys.existingSecret | default (include "certwatch.secretName" .) }}
+{{- end }}
+
+{{- define "certwatch.previousMasterKeysSecretKey" -}}
+{{- if .Values.previousMasterKeys.existingSecret }}{{ .Values.previousMasterKeys.existingSecretKey }}{{ else }}previous-master-keys{{ end }}
+{{- end }}
+
 {{- define "certwatch.needsMasterKey" -}}
 {{- range $name, $svc := .Values.services }}
 {{- if and $svc.enabled $svc.masterKey }}true{{ end }}
@@ -226,6 +234,11 @@ grpc:
 {{- end }}
 {{- if and .Values.masterKey.value (ne (len (b64dec .Values.masterKey.value)) 32) }}
 {{- fail "masterKey.value must be 32 bytes, base64-encoded (`head -c32 /dev/urandom | base64`)" }}
+{{- end }}
+{{- range $key := splitList "," .Values.previousMasterKeys.value }}
+{{- if and $key (ne (len (b64dec $key)) 32) }}
+{{- fail "previousMasterKeys.value must be comma-separated keys, each 32 bytes, base64-encoded" }}
+{{- end }}
 {{- end }}
 {{- if and (eq .Values.acme.dnsProvider "rfc2136") (not .Values.acme.rfc2136Server) }}
 {{- fail "acme.rfc2136Server (HOST:PORT of the primary that takes updates) is required with acme.dnsProvider rfc2136" }}

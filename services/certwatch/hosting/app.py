@@ -45,7 +45,7 @@ async def build(rt: Runtime, env: Mapping[str, str] = os.environ) -> Parts:
         async with rt.pool.connection() as conn, conn.transaction():
             rewrapped = await vault.rotate(conn, prefix=KEY_PREFIX)
         log.info("hosting: %d data keys rewrapped under the current master key", rewrapped)
-    workers: list[Worker] = [ExpirySampler(rt.pool)]
+    workers: list[Worker] = [ExpirySampler(rt.pool, domains=acme.expiry_gauge_domains)]
     if acme.directory:
         responder = Http01Responder(acme.http01_host, acme.http01_port)
         ca = CaConfig(acme.directory, acme.ca_file, eab_kid=acme.eab_kid, eab_hmac_key=acme.eab_hmac_key)

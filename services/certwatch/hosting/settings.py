@@ -1,4 +1,5 @@
-"""The hosting orchestrator's settings, from CERTWATCH_ACME_* (the platform config does not carry them).
+"""The hosting orchestrator's settings, from CERTWATCH_ACME_* and a few CERTWATCH_* of hosting's
+own (the platform config does not carry them).
 
 Without CERTWATCH_ACME_DIRECTORY the service still serves its API and records applications,
 but places no order (logged at start): there is no safe default CA to send them to.
@@ -26,6 +27,7 @@ class AcmeSettings:
     dns_provider: str | None = None  # "rfc2136"
     rfc2136_server: str | None = None  # HOST:PORT of the primary that takes updates
     rfc2136_tsig: str | None = None  # NAME:BASE64SECRET[:ALGORITHM]
+    expiry_gauge_domains: int = 100  # series of the per-domain days-to-expiry gauge (the soonest)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AcmeSettings:
@@ -38,6 +40,11 @@ class AcmeSettings:
             raise ConfigError(
                 f"CERTWATCH_ACME_HTTP01_ADDR must be HOST:PORT (got {addr!r}) and CERTWATCH_HOSTING_POLL_S a number"
             ) from None
+        gauge_domains = env.get("CERTWATCH_EXPIRY_GAUGE_DOMAINS", "100")
+        if not gauge_domains.isdigit():
+            raise ConfigError(
+                f"CERTWATCH_EXPIRY_GAUGE_DOMAINS must be a count (0: none), got {gauge_domains!r}"
+            )
         try:
             previous = tuple(
                 parse_master_key(k) for k in env.get("CERTWATCH_PREVIOUS_MASTER_KEYS", "").split(",") if k
@@ -63,4 +70,5 @@ class AcmeSettings:
             dns_provider=provider,
             rfc2136_server=env.get("CERTWATCH_ACME_RFC2136_SERVER") or None,
             rfc2136_tsig=env.get("CERTWATCH_ACME_RFC2136_TSIG") or None,
+            expiry_gauge_domains=int(gauge_domains),
         )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -13,10 +15,12 @@ from psycopg import pq
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
-from certwatch.platform import errors
+from certwatch.platform import errors, telemetry
 from certwatch.platform.events import UPCASTERS, NewEvent, RecordedEvent, Upcasters, dumps
 from certwatch.platform.position_reserve import PositionReserve
-from certwatch.platform.stream_heads import StreamHeads
+from certwatch.platform.stream_heads import COMMITTED, RUNNING, StreamHeads
+
+log = logging.getLogger(__name__)
 
 _COLUMNS = (
     "position, event_id, stream_id, stream_version, event_type, schema_version, data,"
@@ -68,19 +72,28 @@ _COPY = (
     "COPY events (position, stream_id, stream_version, event_id, event_type, schema_version,"
     " data, metadata) FROM STDIN"
 )
-# One round trip before the COPY when it needs one: the positions to use (none when they
-# are reserved), the current version of each stream whose head this process does not know
-# (one backward index probe per stream), and whether earlier appends made in callers'
-# transactions have committed.
-_PREPARE_COPY = (
-    "SELECT ARRAY(SELECT nextval('event_position_seq') FROM generate_series(1, %s)),"
-    " ARRAY(SELECT coalesce((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = s.id), 0)"
-    " FROM unnest(%b::text[]) WITH ORDINALITY AS s(id, n) ORDER BY s.n),"
-    " ARRAY(SELECT CASE WHEN pg_xact_status(p.x::xid8) = 'in progress' THEN 'r'"
+# Whether appends made in callers' transactions, each (transaction id, position of its first
+# event), have committed: running 'r', committed 'c' (the first event is there: not undone by
+# a savepoint's rollback), else 'x'.
+_VERDICTS = (
+    "ARRAY(SELECT CASE WHEN pg_xact_status(p.x::xid8) = 'in progress' THEN 'r'"
     " WHEN pg_xact_status(p.x::xid8) = 'committed'"
     " AND EXISTS (SELECT 1 FROM events e WHERE e.position = p.pos) THEN 'c' ELSE 'x' END"
     " FROM unnest(%b::text[], %b::bigint[]) WITH ORDINALITY AS p(x, pos, n) ORDER BY p.n)"
 )
+# One round trip before the COPY when it needs one: the positions to use (none when they
+# are reserved), the current version of each stream whose head this process does not know
+# (one backward index probe per stream), and the verdicts on earlier appends in callers'
+# transactions.
+_PREPARE_COPY = (
+    "SELECT ARRAY(SELECT nextval('event_position_seq') FROM generate_series(1, %s)),"
+    " ARRAY(SELECT coalesce((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = s.id), 0)"
+    " FROM unnest(%b::text[]) WITH ORDINALITY AS s(id, n) ORDER BY s.n), " + _VERDICTS
+)
+_SETTLE_COUNTS = "SELECT " + _VERDICTS
+# Appends in callers' transactions not yet known committed, at most: past it the oldest are
+# dropped uncounted (logged), in a process whose `count_committed()` does not run.
+_UNCOUNTED_LIMIT = 100_000
 _RESERVE_AHEAD = 4096  # positions an autocommit COPY that has to ask anyway reserves for later
 _TRANSACTION_OF = "SELECT transaction_id FROM events WHERE position = %s"
 _STREAM_VERSION_KEY = "events_stream_id_stream_version_key"
@@ -92,6 +105,15 @@ _APPEND_CHECKED = (
 _HORIZON = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
 _RETRIES_ON_RACE = 5
 _STALE = object()  # a COPY built on a remembered stream head that another writer had passed
+
+# Events appended and committed by this process, by type (every EventLog of it).
+_APPENDED: Counter[str] = Counter()
+
+
+def _appended_series() -> Iterator[tuple[float, dict[str, str]]]:
+    """The totals as counter series, from a copy: read in the exporter's thread."""
+    return ((n, {"event.type": t}) for t, n in list(_APPENDED.items()))
+
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -172,6 +194,11 @@ class EventLog:
     so commits group on the WAL), and a reader only ever sees a prefix of that order that
     can no longer grow behind it. Every method takes an optional connection so a caller can
     append events and update its own rows (and checkpoint) in one transaction.
+
+    Appends are counted (`certwatch.eventlog.appended` {event.type}: the append rate) once
+    committed: at once when the log commits them itself; in a caller's transaction when
+    `count_committed()` (every service's lag sampler, each 15 s) finds it committed, so an
+    append rolled back is never counted. Duplicates (ids already recorded) are not counted.
     """
 
     def __init__(self, pool: AsyncConnectionPool[Any], upcasters: Upcasters = UPCASTERS):
@@ -179,6 +206,11 @@ class EventLog:
         self._upcasters = upcasters
         self._heads = StreamHeads()
         self._positions = PositionReserve()
+        telemetry.observed_counter(
+            "certwatch.eventlog.appended", "{event}", "events appended to the log, once committed"
+        ).publish(_appended_series)
+        # (transaction id, first position) of an append in a caller's transaction -> its counts
+        self._uncounted: dict[tuple[int, int], Counter[str]] = {}
 
     @property
     def pool(self) -> AsyncConnectionPool[Any]:
@@ -214,6 +246,7 @@ class EventLog:
         if len(batch) == 1 and conn is None and len(batch[0][1]) == 1:
             stream, (event,), expected = batch[0]
             if inserted := await self._insert_at_head(stream, event, expected):
+                _APPENDED[event.type] += 1
                 return inserted
         batch = [b for b in batch if b[1]]
         if not batch:
@@ -227,13 +260,50 @@ class EventLog:
             self._forget_server()
             raise
         self._learn(appended, committed=conn is None)
+        self._count(batch, appended, committed=conn is None)
         return appended
+
+    def _count(
+        self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], appended: list[Appended],
+        *, committed: bool,
+    ) -> None:  # fmt: skip
+        """Count the events this append wrote (one `Appended` each, in batch order), or keep
+        the counts until its caller's transaction is known committed."""
+        events = (e for _, evs, _ in batch for e in evs)
+        fresh = [(e.type, a) for e, a in zip(events, appended, strict=True) if not a.duplicate]
+        if not fresh:
+            return
+        counts = Counter(t for t, _ in fresh)
+        if committed:
+            _APPENDED.update(counts)
+            return
+        first = fresh[0][1]
+        self._uncounted.setdefault((first.transaction_id, first.position), Counter()).update(counts)
+        if len(self._uncounted) > _UNCOUNTED_LIMIT:
+            dropped = self._uncounted.pop(next(iter(self._uncounted)))
+            log.warning("event log: %d appended events left uncounted (is count_committed() run?)",
+                        dropped.total())  # fmt: skip
+
+    async def count_committed(self, conn: Conn) -> None:
+        """Count the appends made in callers' transactions that have committed since the last
+        call; drop those rolled back (their transaction, or the savepoint they ran in)."""
+        keys = list(self._uncounted)
+        if not keys:
+            return
+        cur = await conn.execute(_SETTLE_COUNTS, ([str(x) for x, _ in keys], [p for _, p in keys]))
+        row = await cur.fetchone()
+        assert row is not None
+        for key, verdict in zip(keys, row[0], strict=True):
+            if verdict != RUNNING and (counts := self._uncounted.pop(key, None)) and verdict == COMMITTED:
+                _APPENDED.update(counts)
 
     def _forget_server(self) -> None:
         """After a lost connection: the server may be another one when the pool reconnects
-        (a failover), behind what this process saw."""
+        (a failover), behind what this process saw (and where its transaction ids may not be
+        known: the appends not yet counted are dropped)."""
         self._heads.clear()
         self._positions.clear()
+        self._uncounted.clear()
 
     async def _append(
         self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]], streams: list[str],

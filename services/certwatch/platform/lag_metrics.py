@@ -4,7 +4,9 @@
 events not yet applied or relayed, as `Ops.GetServiceStatus` counts them (capped, so a
 sample stays cheap on a log of any size). `certwatch.worker.backlog` (attribute `worker`):
 what each worker with a `backlog()` says waits for it, as `certwatch status` shows it (the
-observation stream's consumer: observations not yet handled; schedulers: work overdue). A worker (`platform.service.Worker`) that samples
+observation stream's consumer: observations not yet handled; schedulers: work overdue). It also
+counts the appends made in callers' transactions that have committed (`EventLog.count_committed`).
+A worker (`platform.service.Worker`) that samples
 every `every_s` seconds: the alert rules shipped in the chart fire on these.
 """
 
@@ -55,3 +57,4 @@ class LagSampler(Sampler):
             for worker in self._workers:
                 waiting, _ = await worker.backlog(conn)
                 self._backlog.set(waiting, {"worker": type(worker).__name__.lower()})
+            await self._log.count_committed(conn)

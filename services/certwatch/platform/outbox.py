@@ -117,9 +117,7 @@ class OutboxRelay:
         dup = sum(acks)
         self.duplicates += dup
         self.published += len(events) - dup
-        published = counter(
-            "certwatch.outbox.published", description="events relayed to JetStream (the append rate)"
-        )
+        published = counter("certwatch.outbox.published", description="events relayed to JetStream")
         for event_type, n in Counter(
             e.type for e, duplicate in zip(events, acks, strict=True) if not duplicate
         ).items():

@@ -7,11 +7,12 @@ propagates even with no collector; an OTLP exporter is added when an endpoint is
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.metrics import _Gauge as Gauge  # the synchronous gauge (API 1.45 exports it so)
 from opentelemetry.propagators.textmap import DefaultGetter, DefaultSetter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -93,6 +94,43 @@ def histogram(name: str, unit: str = "ms", description: str = "") -> otel_metric
 def gauge(name: str, unit: str = "1", description: str = "") -> Gauge:
     """A synchronous gauge (a value set when sampled), e.g. domains by days to expiry."""
     return metrics().create_gauge(name, unit=unit, description=description)
+
+
+Series = Callable[[], Iterable[tuple[float, Mapping[str, str]]]]
+
+
+class Observed:
+    """An observable instrument that reports, at each collection, exactly the series
+    `publish()` last gave. A gauge's series left out is gone (a synchronous gauge exports its
+    last value for ever), so "the N soonest" stays N series as its members change. A
+    counter's series are running totals: adding to a number costs the hot path far less
+    than a synchronous counter's `add()` (about 9 µs each)."""
+
+    def __init__(self, kind: str, name: str, unit: str, description: str) -> None:
+        self._series: Series = tuple
+        create = (
+            metrics().create_observable_counter if kind == "counter" else metrics().create_observable_gauge
+        )
+        create(name, callbacks=[self._observe], unit=unit, description=description)
+
+    def publish(self, series: Series) -> None:
+        """`series` is called at each collection (in the exporter's thread): (value, attributes) each."""
+        self._series = series
+
+    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(value, dict(attributes)) for value, attributes in self._series()]
+
+
+@functools.cache
+def observed_gauge(name: str, unit: str = "1", description: str = "") -> Observed:
+    """One per name and process: the SDK keeps the callbacks of a name's first registration."""
+    return Observed("gauge", name, unit, description)
+
+
+@functools.cache
+def observed_counter(name: str, unit: str = "1", description: str = "") -> Observed:
+    """A monotonic counter whose totals the process keeps itself (one per name, as above)."""
+    return Observed("counter", name, unit, description)
 
 
 SERVER = trace.SpanKind.SERVER
