@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from certwatch.cli.main import main
 from certwatch.platform.config import Settings
-from certwatch.platform.shredding import new_master_key
+from certwatch.platform.shredding import new_master_key, parse_master_key
 from tests.support.pebble import pebble
 from tests.support.pki import TestPKI, make_key
 from tests.support.stack import new_account, running_stack, wait_for
@@ -143,9 +143,8 @@ def pki() -> Iterator[TestPKI]:
 
 
 async def test_the_service_rotates_its_key_encryption_key_at_start(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
-    pki: TestPKI,
-) -> None:  # fmt: skip
+    settings: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path, pki: TestPKI
+) -> None:
     old, new = new_master_key(), new_master_key()
     p = pki
     settings = replace(settings, ca_file=p.ca_file)
@@ -169,10 +168,9 @@ async def test_the_service_rotates_its_key_encryption_key_at_start(
             server, key, "certs", "download", certificate_id, "-o", str(tmp_path / "x.pem")
         )
         assert code != 0 and "internal" in err.lower()  # the new key alone opens nothing wrapped by the old
-    monkeypatch.setenv("CERTWATCH_PREVIOUS_MASTER_KEYS", old)
-    async with running_stack(replace(settings, master_key=new), ("hosting",)):
+    rotating = replace(settings, master_key=new, previous_master_keys=(parse_master_key(old),))
+    async with running_stack(rotating, ("hosting",)):
         pass  # started once with both keys: the data keys are rewrapped
-    monkeypatch.delenv("CERTWATCH_PREVIOUS_MASTER_KEYS")
     async with running_stack(replace(settings, master_key=new), ("hosting",)) as stack:
         server = f"127.0.0.1:{stack.services['hosting'].port}"
         code, _, _ = await cli(

@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 
 from certwatch.platform.config import ConfigError, Settings, load
+from certwatch.platform.shredding import new_master_key, parse_master_key
 from certwatch.prober.settings import parse_resolve
 from certwatch.services import PORTS
 
@@ -49,6 +50,20 @@ def test_values_are_read_and_typed() -> None:
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         load({name: value}, ports=PORTS)
+
+
+def test_previous_master_keys_are_read_for_every_service() -> None:
+    old, older = new_master_key(), new_master_key()
+    settings = load({"CERTWATCH_PREVIOUS_MASTER_KEYS": f"{old}, {older}"}, ports=PORTS)
+    assert settings.previous_master_keys == (parse_master_key(old), parse_master_key(older))
+    assert old not in repr(settings)
+
+
+@pytest.mark.parametrize("value", ["short", "not base64!", f"{new_master_key()},c2hvcnQ="])
+def test_a_bad_previous_master_key_is_refused_naming_the_variable_never_the_key(value: str) -> None:
+    with pytest.raises(ConfigError, match="CERTWATCH_PREVIOUS_MASTER_KEYS") as err:
+        load({"CERTWATCH_PREVIOUS_MASTER_KEYS": value}, ports=PORTS)
+    assert "CERTWATCH_MASTER_KEY " not in str(err.value) and value.split(",")[-1] not in str(err.value)
 
 
 @pytest.mark.parametrize(

@@ -7,20 +7,17 @@ import pytest
 from certwatch.hosting.dns_providers import Tsig
 from certwatch.hosting.settings import AcmeSettings
 from certwatch.platform.config import ConfigError
-from certwatch.platform.shredding import new_master_key, parse_master_key
 
 
 def test_defaults_and_values() -> None:
     assert AcmeSettings.from_env({}) == AcmeSettings()
-    old = new_master_key()
     s = AcmeSettings.from_env({
         "CERTWATCH_ACME_DIRECTORY": "https://ca.example/dir", "CERTWATCH_ACME_HTTP01_ADDR": ":80",
-        "CERTWATCH_PREVIOUS_MASTER_KEYS": old, "CERTWATCH_ACME_DNS_PROVIDER": "rfc2136",
+        "CERTWATCH_ACME_DNS_PROVIDER": "rfc2136",
         "CERTWATCH_ACME_RFC2136_SERVER": "127.0.0.1:53", "CERTWATCH_ACME_RFC2136_TSIG": "k.:c2VjcmV0",
         "CERTWATCH_EXPIRY_GAUGE_DOMAINS": "20",
     })  # fmt: skip
     assert (s.directory, s.http01_host, s.http01_port) == ("https://ca.example/dir", "0.0.0.0", 80)
-    assert s.previous_master_keys == (parse_master_key(old),)
     assert s.expiry_gauge_domains == 20
     assert Tsig.parse(s.rfc2136_tsig or "") == Tsig("k.", "c2VjcmV0")
 
@@ -31,7 +28,6 @@ def test_defaults_and_values() -> None:
         ({"CERTWATCH_ACME_HTTP01_ADDR": "localhost"}, "CERTWATCH_ACME_HTTP01_ADDR"),
         ({"CERTWATCH_HOSTING_POLL_S": "soon"}, "CERTWATCH_HOSTING_POLL_S"),
         ({"CERTWATCH_EXPIRY_GAUGE_DOMAINS": "-1"}, "CERTWATCH_EXPIRY_GAUGE_DOMAINS"),
-        ({"CERTWATCH_PREVIOUS_MASTER_KEYS": "short"}, "CERTWATCH_PREVIOUS_MASTER_KEYS"),
         ({"CERTWATCH_ACME_DNS_PROVIDER": "route53"}, "CERTWATCH_ACME_DNS_PROVIDER"),
         ({"CERTWATCH_ACME_DNS_PROVIDER": "rfc2136"}, "CERTWATCH_ACME_RFC2136_SERVER"),
     ],

@@ -19,9 +19,12 @@ CONTACT_DELETED = "ContactDeleted"
 CONTACT_EVENTS = (CONTACT_CREATED, CONTACT_UPDATED, CONTACT_DELETED)
 
 
+SEALED_PREFIX = "contact:"  # of every contact's vault subject
+
+
 def sealed_subject(contact_id: str) -> str:
     """The vault subject `sealed` is bound to: whoever holds the master key opens it with this."""
-    return f"contact:{contact_id}"
+    return f"{SEALED_PREFIX}{contact_id}"
 
 
 class ContactSaved(Payload, frozen=True, kw_only=True):

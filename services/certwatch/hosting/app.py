@@ -19,7 +19,7 @@ from certwatch.hosting.settings import AcmeSettings
 from certwatch.hosting.use_cases import HostingUseCases
 from certwatch.platform.config import ConfigError
 from certwatch.platform.service import Parts, Runtime, Worker
-from certwatch.platform.shredding import Vault, parse_master_key
+from certwatch.platform.service_vault import service_vault
 
 log = logging.getLogger(__name__)
 KEY_PREFIX = "hosting-"  # every subject the hosting service seals under
@@ -35,16 +35,8 @@ def _dns(acme: AcmeSettings) -> Rfc2136 | None:
 
 
 async def build(rt: Runtime, env: Mapping[str, str] = os.environ) -> Parts:
-    if not rt.settings.master_key:
-        raise ConfigError(
-            "CERTWATCH_MASTER_KEY is required by hosting (32 bytes, base64; it seals private keys)"
-        )
     acme = AcmeSettings.from_env(env)
-    vault = Vault(parse_master_key(rt.settings.master_key), acme.previous_master_keys)
-    if acme.previous_master_keys:
-        async with rt.pool.connection() as conn, conn.transaction():
-            rewrapped = await vault.rotate(conn, prefix=KEY_PREFIX)
-        log.info("hosting: %d data keys rewrapped under the current master key", rewrapped)
+    vault = await service_vault(rt, needs_it_for="it seals private keys", rewrap=(KEY_PREFIX,))
     workers: list[Worker] = [ExpirySampler(rt.pool, domains=acme.expiry_gauge_domains)]
     if acme.directory:
         responder = Http01Responder(acme.http01_host, acme.http01_port)

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from certwatch.platform.config import ConfigError
-from certwatch.platform.shredding import MasterKeyError, parse_master_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +22,6 @@ class AcmeSettings:
     eab_kid: str | None = None
     eab_hmac_key: str | None = None
     poll_s: float = 5.0
-    previous_master_keys: tuple[bytes, ...] = ()
     dns_provider: str | None = None  # "rfc2136"
     rfc2136_server: str | None = None  # HOST:PORT of the primary that takes updates
     rfc2136_tsig: str | None = None  # NAME:BASE64SECRET[:ALGORITHM]
@@ -45,12 +43,6 @@ class AcmeSettings:
             raise ConfigError(
                 f"CERTWATCH_EXPIRY_GAUGE_DOMAINS must be a count (0: none), got {gauge_domains!r}"
             )
-        try:
-            previous = tuple(
-                parse_master_key(k) for k in env.get("CERTWATCH_PREVIOUS_MASTER_KEYS", "").split(",") if k
-            )
-        except MasterKeyError as exc:
-            raise ConfigError(f"CERTWATCH_PREVIOUS_MASTER_KEYS: {exc}") from None
         provider = env.get("CERTWATCH_ACME_DNS_PROVIDER") or None
         if provider not in (None, "rfc2136"):
             raise ConfigError(f"CERTWATCH_ACME_DNS_PROVIDER must be rfc2136, got {provider!r}")
@@ -66,7 +58,6 @@ class AcmeSettings:
             eab_kid=env.get("CERTWATCH_ACME_EAB_KID") or None,
             eab_hmac_key=env.get("CERTWATCH_ACME_EAB_HMAC_KEY") or None,
             poll_s=poll_s,
-            previous_master_keys=previous,
             dns_provider=provider,
             rfc2136_server=env.get("CERTWATCH_ACME_RFC2136_SERVER") or None,
             rfc2136_tsig=env.get("CERTWATCH_ACME_RFC2136_TSIG") or None,

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
+from certwatch.contracts.contacts import SEALED_PREFIX
 from certwatch.inventory import api, contact_views, enable_checks, views
 from certwatch.inventory.service_end import ServiceEndWorker
-from certwatch.platform.config import ConfigError
 from certwatch.platform.service import Parts, Runtime
-from certwatch.platform.shredding import Vault, parse_master_key
+from certwatch.platform.service_vault import service_vault
 
 
 async def build(rt: Runtime) -> Parts:
-    if not rt.settings.master_key:
-        raise ConfigError("CERTWATCH_MASTER_KEY is required by inventory (32 bytes, base64;"
-                          " `make run` writes one to var/master.key)")  # fmt: skip
-    vault = Vault(parse_master_key(rt.settings.master_key))
+    vault = await service_vault(rt, needs_it_for="it seals contacts' personal data", rewrap=(SEALED_PREFIX,))
     inventory = api.InventoryApi(rt.event_log, vault, allow_custom_webhooks=rt.settings.allow_custom_webhooks,
                                  probe_interval_s=rt.settings.probe_interval_s)  # fmt: skip
     return Parts(

@@ -6,16 +6,14 @@ from __future__ import annotations
 from certwatch.notifier import api, incidents, settings
 from certwatch.notifier.digests import DigestScheduler
 from certwatch.notifier.dispatcher import Dispatcher
-from certwatch.platform.config import ConfigError
 from certwatch.platform.service import Parts, Runtime
-from certwatch.platform.shredding import Vault, parse_master_key
+from certwatch.platform.service_vault import service_vault
 
 
 async def build(rt: Runtime) -> Parts:
     settings.check(rt.settings)
-    if not rt.settings.master_key:
-        raise ConfigError("CERTWATCH_MASTER_KEY is required by notifier (it opens the contacts' sealed data)")
-    vault = Vault(parse_master_key(rt.settings.master_key))
+    # It seals nothing: inventory, which seals the contacts, rewraps their data keys.
+    vault = await service_vault(rt, needs_it_for="it opens the contacts' sealed data")
     dispatcher = Dispatcher(rt.event_log, rt.settings, vault)
     notifier = api.NotifierApi(rt.event_log, rt.settings, vault, on_queued=dispatcher.wake)
     return Parts(

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from certwatch.platform.shredding import MasterKeyError, parse_master_key
+
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -40,6 +42,8 @@ class Settings:
     shutdown_grace_s: float = 10.0
     stream_replicas: int = 1
     master_key: str | None = field(default=None, repr=False)
+    # Old master keys after a rotation: they still open the data keys they wrapped.
+    previous_master_keys: tuple[bytes, ...] = field(default=(), repr=False)
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_client_ca_file: str | None = None
@@ -141,6 +145,7 @@ def load(env: Mapping[str, str] | None = None, *, ports: Mapping[str, int] | Non
         shutdown_grace_s=_float(env, "CERTWATCH_SHUTDOWN_GRACE_S", defaults.shutdown_grace_s),
         stream_replicas=_int(env, "CERTWATCH_STREAM_REPLICAS", defaults.stream_replicas),
         master_key=env.get("CERTWATCH_MASTER_KEY") or None,
+        previous_master_keys=_previous_master_keys(env),
         tls_cert_file=env.get("CERTWATCH_TLS_CERT_FILE") or None,
         tls_key_file=env.get("CERTWATCH_TLS_KEY_FILE") or None,
         tls_client_ca_file=env.get("CERTWATCH_TLS_CLIENT_CA_FILE") or None,
@@ -177,6 +182,15 @@ def _vod(env: Mapping[str, str]) -> dict[str, Any]:
         "vod_region": env.get("CERTWATCH_VOD_REGION") or d.vod_region,
         "vod_cname_suffix": env.get("CERTWATCH_VOD_CNAME_SUFFIX", "").strip().strip(".").lower() or None,
     }  # fmt: skip
+
+
+def _previous_master_keys(env: Mapping[str, str]) -> tuple[bytes, ...]:
+    name = "CERTWATCH_PREVIOUS_MASTER_KEYS"
+    keys = _list(env, name)
+    try:
+        return tuple(parse_master_key(k, f"{name} (key {i} of {len(keys)})") for i, k in enumerate(keys, 1))
+    except MasterKeyError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _retention(env: Mapping[str, str]) -> int:

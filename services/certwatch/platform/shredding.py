@@ -35,13 +35,14 @@ class MasterKeyError(CertwatchError):
     """The master key is missing or malformed."""
 
 
-def parse_master_key(text: str) -> bytes:
+def parse_master_key(text: str, name: str = "CERTWATCH_MASTER_KEY") -> bytes:
+    """`name` says which key in the message (never the key itself)."""
     try:
         key = base64.b64decode(text.strip(), validate=True)
     except ValueError as exc:
-        raise MasterKeyError("CERTWATCH_MASTER_KEY must be base64") from exc
+        raise MasterKeyError(f"{name} must be base64") from exc
     if len(key) != 32:
-        raise MasterKeyError(f"CERTWATCH_MASTER_KEY must decode to 32 bytes, got {len(key)}")
+        raise MasterKeyError(f"{name} must decode to 32 bytes, got {len(key)}")
     return key
 
 
@@ -73,7 +74,9 @@ class Vault:
         """Rewrap under the current master key every data key (of subjects starting with
         `prefix`) that a previous one wrapped; how many were rewrapped."""
         cur = await conn.execute(
-            "SELECT subject, wrapped_key FROM subject_keys WHERE starts_with(subject, %s) FOR UPDATE",
+            # In subject order: replicas rewrapping at once lock rows in the same order (no deadlock).
+            "SELECT subject, wrapped_key FROM subject_keys WHERE starts_with(subject, %s)"
+            " ORDER BY subject FOR UPDATE",
             (prefix,),
         )
         count = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from certwatch.platform import dns
 from certwatch.platform.config import ConfigError
 from certwatch.platform.service import Parts, Runtime
-from certwatch.platform.shredding import Vault, parse_master_key
+from certwatch.platform.service_vault import service_vault
 from certwatch.vod import api
 from certwatch.vod.cert_info import CertInfo
 from certwatch.vod.change_feed import ChangeFeed
@@ -15,12 +15,14 @@ from certwatch.vod.hosting_views import HOSTING_VIEWS
 from certwatch.vod.http_api import http_worker
 from certwatch.vod.observed_hosts import OBSERVED_HOSTS
 
+KEY_PREFIX = "vod-"  # every subject vod seals under (AccessKey secrets, uploaded certificates' keys)
+
 
 async def build(rt: Runtime) -> Parts:
     s = rt.settings
-    if not s.master_key:
-        raise ConfigError("CERTWATCH_MASTER_KEY is required by vod (AccessKey secrets are sealed with it)")
-    vault = Vault(parse_master_key(s.master_key))
+    vault = await service_vault(
+        rt, needs_it_for="it seals AccessKey secrets and uploaded keys", rewrap=(KEY_PREFIX,)
+    )
     try:
         nameservers = tuple(dns.parse_nameserver(n) for n in s.dns_servers)
     except ValueError as exc:
