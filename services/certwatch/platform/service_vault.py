@@ -34,7 +34,7 @@ async def service_vault(rt: Runtime, *, needs_it_for: str, rewrap: Sequence[str]
         )
     vault = Vault(parse_master_key(s.master_key), s.previous_master_keys)
     if s.previous_master_keys and rewrap:
-        async with rt.pool.connection() as conn, conn.transaction():
+        async with rt.pool.connection() as conn:
             rewrapped = [await vault.rotate(conn, prefix=prefix) for prefix in rewrap]
         log.info("%s: %d data keys rewrapped under the current master key", rt.name, sum(rewrapped))
     return vault

@@ -70,24 +70,47 @@ class Vault:
         nonce = os.urandom(12)
         return nonce + self._kek.encrypt(nonce, key, subject.encode())
 
-    async def rotate(self, conn: Conn, *, prefix: str = "") -> int:
+    async def rotate(self, conn: Conn, *, prefix: str = "", batch: int = 5000) -> int:
         """Rewrap under the current master key every data key (of subjects starting with
-        `prefix`) that a previous one wrapped; how many were rewrapped."""
-        cur = await conn.execute(
-            # In subject order: replicas rewrapping at once lock rows in the same order (no deadlock).
-            "SELECT subject, wrapped_key FROM subject_keys WHERE starts_with(subject, %s)"
-            " ORDER BY subject FOR UPDATE",
-            (prefix,),
-        )
-        count = 0
-        for subject, wrapped in await cur.fetchall():
-            key, old = self._unwrap(subject, bytes(wrapped))
-            if old:
-                await conn.execute(
-                    "UPDATE subject_keys SET wrapped_key = %s WHERE subject = %s",
-                    (self._wrap(subject, key), subject),
+        `prefix`) that a previous one wrapped; how many were rewrapped.
+
+        In subject order, a transaction and one UPDATE per `batch` keys, locking nothing while
+        it reads: a key shredded or rewrapped meanwhile (by another replica) is left as it is,
+        and one created meanwhile is under the current key already (so the count read first
+        bounds the passes).
+        """
+        async with conn.transaction():  # outside of one, each batch below commits on its own
+            cur = await conn.execute(
+                "SELECT count(*) FROM subject_keys WHERE starts_with(subject, %s)", (prefix,)
+            )
+            total = int((await cur.fetchone() or (0,))[0])
+        count, after = 0, ""
+        for _ in range(total // batch + 1):
+            async with conn.transaction():
+                cur = await conn.execute(
+                    "SELECT subject, wrapped_key FROM subject_keys WHERE starts_with(subject, %s)"
+                    " AND subject > %s ORDER BY subject LIMIT %s",
+                    (prefix, after, batch),
                 )
-                count += 1
+                rows = [(subject, bytes(wrapped)) for subject, wrapped in await cur.fetchall()]
+                if not rows:
+                    break
+                after = rows[-1][0]
+                subjects, old, new = [], [], []
+                for subject, wrapped in rows:
+                    key, previous = self._unwrap(subject, wrapped)
+                    if previous:
+                        subjects.append(subject)
+                        old.append(wrapped)
+                        new.append(self._wrap(subject, key))
+                if subjects:
+                    cur = await conn.execute(
+                        "UPDATE subject_keys k SET wrapped_key = r.new"
+                        " FROM unnest(%s::text[], %s::bytea[], %s::bytea[]) AS r(subject, old, new)"
+                        " WHERE k.subject = r.subject AND k.wrapped_key = r.old",
+                        (subjects, old, new),
+                    )
+                    count += cur.rowcount
         return count
 
     async def _data_key(self, conn: Conn, subject: str, *, create: bool) -> AESGCM:
