@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _PREFIX = "/.well-known/acme-challenge/"
 ANSWER_TTL = timedelta(hours=1)  # a validation follows its answer within seconds
 WRITE_TIMEOUT_S = 10.0
-READ_TIMEOUT_S = 2.0  # of the CA's GET: pebble and Boulder give up after about 10 s
+READ_TIMEOUT_S = 2.0  # of the lookup, well inside what a CA waits for its GET
 
 
 class ShareError(Exception):
