@@ -92,7 +92,7 @@ async def run() -> list[Row]:
         pebble(nonce_reject_percent=0, validity_s=int(LIFETIME.total_seconds())) as ca,
     ):
         pool = await db.open_pool(pg.url, max_size=10, migrate=MIGRATIONS)
-        responder = Http01Responder("127.0.0.1", ca.http_port)
+        responder = Http01Responder(pool, "127.0.0.1", ca.http_port)
         await responder.start()
         try:
             async with bounded(TIMEOUT_S, BENCH):

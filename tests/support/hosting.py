@@ -1,5 +1,5 @@
 """The hosting orchestrator wired to a test pebble: an injected clock, the real http-01 responder
-on pebble's validation port, a fresh account."""
+on pebble's validation port (sharing its answers through the pool), a fresh account."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ async def hosting(
     clock = Clock()
     vault = Vault(parse_master_key(master_key or new_master_key()))
     account, _key = await auth.create_account(pool, f"hosting-{uuid.uuid4().hex[:8]}")
-    responder = Http01Responder("127.0.0.1", ca.http_port)
+    responder = Http01Responder(pool, "127.0.0.1", ca.http_port)
     await responder.start()
     config = CaConfig(directory or ca.directory, ca.ca_file)
     orchestrator = Orchestrator(event_log, vault, config, Solvers(responder, dns_provider), clock=clock)

@@ -39,7 +39,7 @@ async def build(rt: Runtime, env: Mapping[str, str] = os.environ) -> Parts:
     vault = await service_vault(rt, needs_it_for="it seals private keys", rewrap=(KEY_PREFIX,))
     workers: list[Worker] = [ExpirySampler(rt.pool, domains=acme.expiry_gauge_domains)]
     if acme.directory:
-        responder = Http01Responder(acme.http01_host, acme.http01_port)
+        responder = Http01Responder(rt.pool, acme.http01_host, acme.http01_port)
         ca = CaConfig(acme.directory, acme.ca_file, eab_kid=acme.eab_kid, eab_hmac_key=acme.eab_hmac_key)
         orchestrator = Orchestrator(
             rt.event_log, vault, ca, Solvers(responder, _dns(acme)), poll_s=acme.poll_s

@@ -1,5 +1,6 @@
-"""Making challenges answerable: http-01 by the orchestrator's own responder, dns-01 by a
-DNS provider. Called from ACME worker threads; a provider failure is the challenge's."""
+"""Making challenges answerable: http-01 by the replicas' responders (shared through
+PostgreSQL), dns-01 by a DNS provider. Called from ACME worker threads; a failure to make one
+answerable is the challenge's, before the CA is asked to validate it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import dns.exception
 from certwatch.contracts.hosting import FailureKind, Validation
 from certwatch.hosting.acme_client import AcmeFailure
 from certwatch.hosting.dns_providers import DnsError, DnsProvider
-from certwatch.hosting.http01 import Http01Responder
+from certwatch.hosting.http01 import Http01Responder, ShareError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,11 @@ class Solvers:
         if method == Validation.HTTP_01:
             if self._responder is None:
                 raise AcmeFailure(FailureKind.CHALLENGE_FAILED, "no http-01 responder is configured")
-            self._responder.put(key, value)
+            try:
+                self._responder.put(key, value)
+            except ShareError as exc:
+                raise AcmeFailure(FailureKind.CHALLENGE_FAILED, f"the http-01 answer for {domain} could not"
+                                  f" be shared with the other replicas: {exc}") from exc  # fmt: skip
             return
         if self._dns is None:
             raise AcmeFailure(FailureKind.CHALLENGE_FAILED, "no DNS provider is configured for dns-01"
@@ -38,7 +43,10 @@ class Solvers:
     def cleanup(self, method: Validation, domain: str, key: str, value: str) -> None:
         if method == Validation.HTTP_01:
             if self._responder is not None:
-                self._responder.drop(key)
+                try:
+                    self._responder.drop(key)
+                except ShareError as exc:  # it expires (ANSWER_TTL): say so, go on
+                    log.warning("hosting: could not remove the http-01 answer for %s: %s", domain, exc)
         elif self._dns is not None:
             try:
                 self._dns.clear_txt(key, value)
