@@ -125,3 +125,9 @@ def test_a_parameter_given_twice_is_refused() -> None:
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
 def test_percent_encoding_is_the_sdks_quote(text: str) -> None:
     assert signing.percent(text) == quote(text, safe="~")
+
+
+@given(st.dictionaries(st.text(min_size=1), st.text(alphabet=st.characters(blacklist_categories=("Cs",)))))
+def test_the_canonical_query_is_escaped_as_the_sdk_does(params: dict[str, str]) -> None:
+    canonical = "&".join(f"{signing.percent(k)}={signing.percent(v)}" for k, v in sorted(params.items()))
+    assert signing._percent_encoded(canonical) == quote(canonical, safe="~")
