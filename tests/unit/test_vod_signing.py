@@ -100,6 +100,14 @@ def test_rpc_v1_requires_its_parameters_and_hmac_sha1() -> None:
     assert err.value.code == "InvalidTimeStamp.Format"
 
 
+def test_a_nonce_postgresql_cannot_store_is_refused_before_it_joins_a_batch() -> None:
+    for vector, changed in ((RPC_V1_VECTOR, {}), (ACS3_VECTOR, {"x-acs-signature-nonce": "a\x00b"})):
+        target = vector["target"].replace("SignatureNonce=", "SignatureNonce=%00")
+        with pytest.raises(ApiError) as err:
+            signing.parse(request(dict(vector, target=target), **changed))
+        assert (err.value.code, "SignatureNonce" in err.value.message) == ("InvalidParameter", True)
+
+
 def test_unsigned_requests_are_incomplete() -> None:
     with pytest.raises(ApiError) as err:
         signing.parse(signing.Request("GET", "/", {"Action": "X"}, {}, {}, b""))

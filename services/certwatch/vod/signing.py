@@ -65,10 +65,19 @@ def parse(request: Request) -> Claim:
     """The signature a request carries; `ApiError` when it is absent or incomplete."""
     authorization = request.header("authorization")
     if authorization is not None and authorization.startswith(ACS3 + " "):
-        return _parse_acs3(request, authorization)
+        return _storable(_parse_acs3(request, authorization))
     if "Signature" in request.query or "Signature" in request.form:
-        return _parse_rpc_v1(request)
+        return _storable(_parse_rpc_v1(request))
     raise ApiError("IncompleteSignature", "The request is not signed: give an ACS3-HMAC-SHA256 Authorization header or a Signature parameter.")  # fmt: skip
+
+
+def _storable(claim: Claim) -> Claim:
+    """PostgreSQL text holds no NUL: such a nonce would fail the whole batch of nonces it went in."""
+    if "\x00" in claim.nonce or "\x00" in claim.access_key_id:
+        raise invalid(
+            "SignatureNonce" if "\x00" in claim.nonce else "AccessKeyId", "must not contain a NUL character"
+        )
+    return claim
 
 
 def matches(claim: Claim, secret: str) -> bool:
