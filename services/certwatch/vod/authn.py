@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
-from psycopg import AsyncConnection
+from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform.shredding import Vault
@@ -158,9 +158,10 @@ class Nonces:
             while self._pending:  # one arrived while the connection was given back: take one again
                 try:
                     async with self._pool.connection() as conn:
+                        cur = conn.cursor()  # one for every batch on this connection
                         while await self._more():
                             batch, self._pending = self._pending, []
-                            new = await self._insert(conn, list({(k, n) for k, n, _ in batch}))
+                            new = await self._insert(cur, list({(k, n) for k, n, _ in batch}))
                             for key, nonce, seen in batch:
                                 if not seen.done():
                                     seen.set_result((key, nonce) in new)
@@ -181,10 +182,10 @@ class Nonces:
                     seen.cancel()
             self._pending = []
 
-    async def _insert(self, conn: AsyncConnection[Any], pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    async def _insert(self, cur: AsyncCursor[Any], pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
         # One statement, committed without waiting for the WAL flush (see the module doc). The
         # pairs go as one JSON text: psycopg dumps two text[] in Python, a str in C.
-        cur = await conn.execute(
+        await cur.execute(
             "WITH seen AS (INSERT INTO vod_signature_nonces (access_key_id, nonce)"
             " SELECT p->>0, p->>1 FROM json_array_elements(%s::json) p ON CONFLICT DO NOTHING"
             " RETURNING access_key_id, nonce)"
@@ -195,7 +196,7 @@ class Nonces:
         new = {(row[1], row[2]) for row in await cur.fetchall()}
         if time.monotonic() - self._purged_at > _PURGE_EVERY_S:
             self._purged_at = time.monotonic()
-            await conn.execute(
+            await cur.execute(
                 "DELETE FROM vod_signature_nonces WHERE seen_at < now() - %s", (2 * signing.MAX_SKEW,)
             )
         return new
