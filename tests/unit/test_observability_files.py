@@ -23,9 +23,9 @@ PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 # OpenTelemetry unit -> the suffix the Collector's prometheus exporter adds (annotations such as
 # `{event}` add none); a counter then gets `_total`.
 _UNIT = {"ms": "_milliseconds", "d": "_days"}
-_DEFAULT_UNIT = {"counter": "1", "histogram": "ms", "gauge": "1"}
+_DEFAULT_UNIT = {"counter": "1", "observable_counter": "1", "histogram": "ms", "gauge": "1"}
 _INSTRUMENT = re.compile(
-    r'\b(counter|histogram|gauge)\(\s*"(certwatch\.[a-z_.]+)"(?:,\s*(?:unit=)?"([^"]*)")?'
+    r'\b(counter|observable_counter|histogram|gauge)\(\s*"(certwatch\.[a-z_.]+)"(?:,\s*(?:unit=)?"([^"]*)")?'
 )
 
 
@@ -54,7 +54,9 @@ def _emitted() -> set[str]:
     for source in (ROOT / "services" / "certwatch").rglob("*.py"):
         text = source.read_text()
         for kind, name, unit in _INSTRUMENT.findall(text):
-            suffix = _UNIT.get(unit or _DEFAULT_UNIT[kind], "") + ("_total" if kind == "counter" else "")
+            suffix = _UNIT.get(unit or _DEFAULT_UNIT[kind], "") + (
+                "_total" if kind.endswith("counter") else ""
+            )
             names.add(name.replace(".", "_") + suffix)
     return names
 

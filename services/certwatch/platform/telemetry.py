@@ -7,11 +7,12 @@ propagates even with no collector; an OTLP exporter is added when an endpoint is
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
+from opentelemetry.metrics import CallbackOptions, ObservableCounter, Observation
 from opentelemetry.metrics import _Gauge as Gauge  # the synchronous gauge (API 1.45 exports it so)
 from opentelemetry.propagators.textmap import DefaultGetter, DefaultSetter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -82,6 +83,17 @@ def inject(carrier: dict[str, str]) -> dict[str, str]:
 @functools.cache
 def counter(name: str, unit: str = "1", description: str = "") -> otel_metrics.Counter:
     return metrics().create_counter(name, unit=unit, description=description)
+
+
+def observable_counter(
+    name: str,
+    callback: Callable[[CallbackOptions], Iterable[Observation]],
+    unit: str = "1",
+    description: str = "",
+) -> ObservableCounter:
+    """A counter whose running totals `callback` gives at each collection: for a hot path
+    where `Counter.add` (~8 us) would cost more than the work it counts."""
+    return metrics().create_observable_counter(name, callbacks=[callback], unit=unit, description=description)
 
 
 @functools.cache

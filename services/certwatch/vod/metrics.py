@@ -40,6 +40,6 @@ def _observe(_options: CallbackOptions) -> Iterable[Observation]:
 
 @functools.cache  # created at the first request, once the process's providers are installed
 def _requests() -> ObservableCounter:
-    return telemetry.metrics().create_observable_counter(
-        "certwatch.vod.requests", callbacks=[_observe], description="VOD API requests answered"
+    return telemetry.observable_counter(
+        "certwatch.vod.requests", _observe, description="VOD API requests answered"
     )
