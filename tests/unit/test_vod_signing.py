@@ -100,6 +100,14 @@ def test_rpc_v1_requires_its_parameters_and_hmac_sha1() -> None:
     assert err.value.code == "InvalidTimeStamp.Format"
 
 
+def test_a_nonce_postgresql_cannot_store_is_refused_before_it_joins_a_batch() -> None:
+    for vector, changed in ((RPC_V1_VECTOR, {}), (ACS3_VECTOR, {"x-acs-signature-nonce": "a\x00b"})):
+        target = vector["target"].replace("SignatureNonce=", "SignatureNonce=%00")
+        with pytest.raises(ApiError) as err:
+            signing.parse(request(dict(vector, target=target), **changed))
+        assert (err.value.code, "SignatureNonce" in err.value.message) == ("InvalidParameter", True)
+
+
 def test_unsigned_requests_are_incomplete() -> None:
     with pytest.raises(ApiError) as err:
         signing.parse(signing.Request("GET", "/", {"Action": "X"}, {}, {}, b""))
@@ -125,3 +133,9 @@ def test_a_parameter_given_twice_is_refused() -> None:
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
 def test_percent_encoding_is_the_sdks_quote(text: str) -> None:
     assert signing.percent(text) == quote(text, safe="~")
+
+
+@given(st.dictionaries(st.text(min_size=1), st.text(alphabet=st.characters(blacklist_categories=("Cs",)))))
+def test_the_canonical_query_is_escaped_as_the_sdk_does(params: dict[str, str]) -> None:
+    canonical = "&".join(f"{signing.percent(k)}={signing.percent(v)}" for k, v in sorted(params.items()))
+    assert signing._percent_encoded(canonical) == quote(canonical, safe="~")

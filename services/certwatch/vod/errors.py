@@ -31,6 +31,7 @@ CODES: dict[str, tuple[int, str]] = {
         "certwatch serves only the certificate actions of the VOD API (see the README).",
     ),
     "NoSuchVersion": (400, "Use Version=2017-03-21."),
+    # 400 as Alibaba Cloud's API references list it ("The api is not supported in this region.").
     "RegionId.ApiNotSupported": (400, "Call the region this endpoint serves (CERTWATCH_VOD_REGION)."),
     "UnsupportedHTTPMethod": (400, "Send GET or POST."),
     "InvalidAccessKeyId.NotFound": (404, "Check the AccessKeyId: no such key exists."),

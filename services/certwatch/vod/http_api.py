@@ -100,12 +100,12 @@ class RequestIds:
     process and a counter (uuid4 reads the OS's random source for every request)."""
 
     def __init__(self) -> None:
-        self._prefix = uuid.uuid4().hex[:20].upper()
+        p = uuid.uuid4().hex[:20].upper()
+        self._prefix = f"{p[:8]}-{p[8:12]}-{p[12:16]}-{p[16:20]}-"
         self._count = itertools.count()
 
     def next(self) -> str:
-        p = self._prefix
-        return f"{p[:8]}-{p[8:12]}-{p[12:16]}-{p[16:20]}-{next(self._count) % 16**12:012X}"
+        return f"{self._prefix}{next(self._count) % 16**12:012X}"
 
 
 class VodHttpApi:

@@ -8,12 +8,15 @@ exist); a certificate authority cannot issue for an underscore or a wildcard on 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from certwatch.rules.targets import ValidationError, normalize_hostname
 from certwatch.vod.errors import ApiError
 
 WILDCARD = "*."
 
 
+@lru_cache(maxsize=4096)  # a client asks for the same few names again and again: IDNA checks cost ~10 us
 def domain_name(raw: str | None) -> str:
     """The normalised DomainName; MissingDomainName / InvalidDomainName.Malformed otherwise."""
     if not raw:

@@ -1,0 +1,71 @@
+"""A signature nonce is admitted once: within one batch of nonces (the replay sent together
+with the original), across batches, and across two replicas (their own pools and
+Authenticators) sharing the database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from certwatch.platform import auth, db
+from certwatch.services import MIGRATIONS
+from certwatch.vod import access_keys
+from certwatch.vod.authn import Authenticator, Nonces, RateLimit
+from certwatch.vod.change_feed import ChangeFeed
+from certwatch.vod.errors import ApiError
+from tests.integration.test_vod_key_cache import VAULT, _signed
+
+
+async def _admitted(authn: Authenticator, request: Any) -> str:
+    try:
+        await authn.admit(await authn.authenticate(request))
+    except ApiError as exc:
+        return exc.code
+    return "OK"
+
+
+async def test_a_nonce_twice_in_one_batch_is_new_once(pool: AsyncConnectionPool[Any]) -> None:
+    nonces = Nonces(pool)
+    key, nonce, other = (uuid.uuid4().hex for _ in range(3))
+    # Submitted before the writer runs: one batch, one statement.
+    batch = [nonces.submit(key, nonce), nonces.submit(key, other), nonces.submit(key, nonce)]
+    async with asyncio.timeout(10):
+        assert await asyncio.gather(*batch) == [True, True, False]
+        assert await nonces.submit(key, nonce) is False  # a later batch
+        assert await nonces.submit(uuid.uuid4().hex, nonce) is True  # nonces are per key
+
+
+async def test_a_replay_sent_with_its_original_is_refused(pool: AsyncConnectionPool[Any]) -> None:
+    account_id, _ = await auth.create_account(pool, f"vod-nonce-{uuid.uuid4().hex[:6]}")
+    key = await access_keys.create(pool, VAULT, account_id)
+    authn = Authenticator(pool, VAULT, RateLimit(1000, 1000), feed=ChangeFeed(None))
+    request = _signed(key)
+    async with asyncio.timeout(10):
+        callers = [await authn.authenticate(request) for _ in range(2)]
+        outcomes = await asyncio.gather(*(authn.admit(c) for c in callers), return_exceptions=True)
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], ApiError) and outcomes[1].code == "SignatureNonceUsed"
+
+
+async def test_two_replicas_admit_a_nonce_once(pool: AsyncConnectionPool[Any], database_url: str) -> None:
+    account_id, _ = await auth.create_account(pool, f"vod-nonce-{uuid.uuid4().hex[:6]}")
+    key = await access_keys.create(pool, VAULT, account_id)
+    other = await db.open_pool(database_url, max_size=4, migrate=MIGRATIONS)
+    try:
+        replicas = [
+            Authenticator(p, VAULT, RateLimit(1000, 1000), feed=ChangeFeed(None)) for p in (pool, other)
+        ]
+        async with asyncio.timeout(20):
+            for _ in range(20):  # the same request to both at once: one admits it
+                request = _signed(key)
+                codes = await asyncio.gather(*(_admitted(r, request) for r in replicas))
+                assert sorted(codes) == ["OK", "SignatureNonceUsed"]
+            request = _signed(key)  # one after the other, either way round
+            assert [await _admitted(r, request) for r in replicas] == ["OK", "SignatureNonceUsed"]
+            request = _signed(key)
+            assert [await _admitted(r, request) for r in reversed(replicas)] == ["OK", "SignatureNonceUsed"]
+    finally:
+        await other.close()
