@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+from bisect import insort
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 COLOURS = {"SECURE": "#1b5e20", "ABNORMAL": "#b71c1c", "ENABLE_FAILED": "#e65100", "ENABLING": "#0d47a1"}
@@ -62,22 +63,31 @@ def status_per_day(days: Sequence[date], counts: Sequence[Counter[str]], statuse
     return Chart(WIDTH, HEIGHT, tuple(bars), ticks, top, tuple((s, colour(s)) for s in statuses))
 
 
-def expiry_timeline(expiries: Sequence[tuple[int, str]], window: int) -> Chart:
-    """Certificates expiring in the `window` days after the month: a dot per certificate on a
-    day axis, stacked when several expire the same day. `expiries`: (days after end, label)."""
-    plot_w = WIDTH - 2 * MARGIN
-    step = plot_w / window
-    stacked: Counter[int] = Counter()
-    dots: list[Bar] = []
-    for days, label in sorted(expiries):
-        level = stacked[days]
-        stacked[days] += 1
-        if level >= _MAX_STACK:  # the table below the chart lists every one
-            continue
-        dots.append(Bar(round(MARGIN + days * step, 2), HEIGHT - MARGIN - 10 - level * 9, 7, 7,
-                        colour("ABNORMAL") if days < 30 else colour("ENABLE_FAILED"), label))  # fmt: skip
-    ticks = tuple(Tick(round(MARGIN + d * step, 2), f"+{d}d") for d in range(0, window + 1, 10))
-    return Chart(WIDTH, HEIGHT, tuple(dots), ticks, max(stacked.values(), default=0), ())
+@dataclass
+class Timeline:
+    """Certificates expiring in the `window` days after the month, folded one at a time: per
+    day the count and the first `_MAX_STACK` labels (the table below the chart lists every
+    one), so it is bounded however many domains expire."""
+
+    window: int
+    counts: Counter[int] = field(default_factory=Counter)
+    labels: dict[int, list[str]] = field(default_factory=dict)
+
+    def add(self, days: int, label: str) -> None:
+        """`days`: whole days after the month's end."""
+        self.counts[days] += 1
+        kept = self.labels.setdefault(days, [])
+        insort(kept, label)
+        del kept[_MAX_STACK:]
+
+    def chart(self) -> Chart:
+        """A dot per certificate on a day axis, stacked when several expire the same day."""
+        step = (WIDTH - 2 * MARGIN) / self.window
+        dots = tuple(Bar(round(MARGIN + days * step, 2), HEIGHT - MARGIN - 10 - level * 9, 7, 7,
+                         colour("ABNORMAL") if days < 30 else colour("ENABLE_FAILED"), label)
+                     for days in sorted(self.labels) for level, label in enumerate(self.labels[days]))  # fmt: skip
+        ticks = tuple(Tick(round(MARGIN + d * step, 2), f"+{d}d") for d in range(0, self.window + 1, 10))
+        return Chart(WIDTH, HEIGHT, dots, ticks, max(self.counts.values(), default=0), ())
 
 
 @dataclass(frozen=True, slots=True)
