@@ -20,7 +20,11 @@ CHUNK = 64 * 1024
 
 _ENV = templates.environment("certwatch.classifier.reports")
 _ENV.globals.update(
-    duration=monthly.duration, colour=charts.colour, blocks=blocks.blocks, heading=blocks.heading
+    duration=monthly.duration,
+    colour=charts.colour,
+    blocks=blocks.blocks,
+    heading=blocks.heading,
+    strips_png=charts.strips_png,
 )
 
 
