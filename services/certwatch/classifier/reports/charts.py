@@ -119,7 +119,7 @@ def strip(segments: Sequence[tuple[str | None, float]]) -> Strip:
     return Strip(colour(base) if base else "#fff", tuple(overlays))
 
 
-STRIP_PX = 1000  # a strip's width in pixels: its overlays are placed to 0.1% of the month
+STRIP_PX = 500  # a strip's width in pixels: its overlays are placed to 0.2% of the month (~1.5 h)
 _LINE_PX = (False, True, True, True, False)  # a table line's pixel rows: the strip fills the middle 60%
 
 
