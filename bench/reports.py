@@ -8,8 +8,9 @@ The rows are written straight into the tables the classifier's projections keep
 `classifier_certificates`), and the matching `CertificateChainObserved` events are appended: three intervals per domain in October 2026 (SECURE, three hours ABNORMAL, SECURE),
 so the report has one incident per domain, and a `NotificationSent` per domain in the month
 (the alerts section). RSS high-water marks are sampled at every chunk (CSV) and during the
-PDF's layout: a report that held every row would grow with the domain count, so the PDF of
-10,000 domains is measured beside the PDF of 1,000.
+PDF's layout: a report that held every row (or every laid-out page) would grow with the
+domain count, so the PDF of 10,000 domains (every row, ~650 pages; one round) is measured
+beside the PDF of 1,000.
 References, same run, same servers: for the CSV, a bare `COPY (SELECT …) TO STDOUT` of the
 same intervals; for the PDF, the CSV of the same 1,000 domains (what the layout adds).
 """
@@ -36,7 +37,7 @@ from certwatch.v1 import reports_pb2 as pb
 
 BENCH = "reports"
 PDF_DOMAINS = 1_000
-BIG_PDF_DOMAINS = 10_000  # the PDF keeps at most 1,000 rows a table: memory as for 1,000
+BIG_PDF_DOMAINS = 10_000  # every row listed, laid out a chunk at a time: layout memory as for 1,000
 CSV_DOMAINS = 100_000
 MONTH = "2026-10"
 CLOCK = datetime(2026, 11, 15, tzinfo=UTC)
@@ -174,7 +175,8 @@ async def run() -> list[Row]:
                 for _ in range(ROUNDS):
                     got["pdf"].append(await _report(api, small, "pdf"))
                     got["pdf_csv"].append(await _report(api, small, "csv"))
-                    got["big_pdf"].append(await _report(api, big, "pdf"))
+                    if not got["big_pdf"]:  # ~650 pages: one round
+                        got["big_pdf"].append(await _report(api, big, "pdf"))
                     got["csv"].append(await _report(api, large, "csv"))
                     got["bare"].append(await _bare(pg.url, large))
         finally:
@@ -196,7 +198,7 @@ async def run() -> list[Row]:
             note="high-water over the stream, sampled at every 64 KiB chunk"),
         Row(BENCH, f"(diag) monthly PDF, {BIG_PDF_DOMAINS:,} domains, CPU", median([g[3] for g in got["big_pdf"]]),
             "s", f"the PDF of {PDF_DOMAINS:,} domains", median([g[3] for g in got["pdf"]]),
-            note=f"{median([g[0] for g in got['big_pdf']]):.1f} s wall; at most 1,000 rows a table"),
+            note=f"{got['big_pdf'][0][0]:.1f} s wall, {got['big_pdf'][0][1]:,} bytes; every row listed"),
         Row(BENCH, f"(diag) monthly PDF, {BIG_PDF_DOMAINS:,} domains, RSS growth", big_rss, "MiB",
             f"the PDF of {PDF_DOMAINS:,} domains", pdf_rss, note="high-water over the report, after a warm-up PDF"),
     ]  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +20,7 @@ import pytest
 
 from certwatch.classifier.details import DETAILS_VIEW
 from certwatch.classifier.reports.api import ReportsApi
+from certwatch.classifier.reports.monthly_pdf import CHUNK_ROWS
 from certwatch.classifier.status_intervals import STATUS_INTERVALS
 from certwatch.contracts import accounts, hosting
 from certwatch.contracts import domain as dc
@@ -36,6 +38,7 @@ CJK_HOST = "例子.测试"
 HOUR = timedelta(hours=1)
 SECOND = timedelta(seconds=1)
 JULY = datetime(2026, 7, 2, tzinfo=UTC)
+SITE = re.compile(r"site\d{3}\.example\.test:443")
 
 
 class Site(Domain):
@@ -103,9 +106,9 @@ async def _as(account_id: str, call: Callable[[], AsyncIterator[pb.ReportChunk]]
 
 
 async def _monthly(
-    log: EventLog, account_id: str, fmt: str, *, now: datetime = JULY, tz: str = ""
+    log: EventLog, account_id: str, fmt: str, *, now: datetime = JULY, tz: str = "", chunk: int = CHUNK_ROWS
 ) -> tuple[bytes, str, str]:
-    api = ReportsApi(log, clock=lambda: now)
+    api = ReportsApi(log, clock=lambda: now, pdf_chunk=chunk)
     return await _as(account_id, lambda: api.MonthlyReport(pb.MonthlyReportRequest(month="2026-06", format=fmt,
                                                                               time_zone=tz), None))  # fmt: skip
 
@@ -242,6 +245,41 @@ async def test_a_past_month_is_the_same_bytes_whatever_happens_later(
     }  # fmt: skip
     png = _first_page_png(pdf_before, tmp_path)
     assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+async def test_a_pdf_of_many_chunks_lists_every_row_and_is_the_same_bytes_twice(
+    event_log: EventLog, tmp_path: Path
+) -> None:
+    """100 domains, each with an incident, half expiring within 60 days of the month, laid out
+    30 rows at a time (over ten chunks): every row is listed once in its table, in order, and
+    the pages are numbered 1 to N across the chunks."""
+    account_id = str(uuid.uuid4())
+    sites = [Site(event_log, account_id, f"site{n:03d}.example.test") for n in range(100)]
+    for n, site in enumerate(sites):
+        await site.add_and_enable()
+        leaf = cert(site.host, days=30 + n)  # expires 0-99 days after June
+        await site.probe(served("192.0.2.1", leaf, intermediate()), NOW)
+        await site.probe(refused("192.0.2.1"), NOW + (n + 1) * HOUR)
+        await site.probe(served("192.0.2.1", leaf, intermediate()), NOW + (n + 2) * HOUR)
+    await catch_up(event_log, STATUS_INTERVALS)
+    pdf, _, _ = await _monthly(event_log, account_id, "pdf", chunk=30)
+    assert (await _monthly(event_log, account_id, "pdf", chunk=30))[0] == pdf
+
+    pages = _pdf_text(pdf, tmp_path).split("\f")[:-1]
+    text = "\n".join(pages)
+    hosts = [f"{s.host}:443" for s in sites]
+    expiring, domains, incidents = (
+        [found[0] for line in text.splitlines() if marker in line and (found := SITE.findall(line))]
+        for marker in ("Example CA", "%", "NETWORK_CONNECTION_FAILURE")
+    )
+    assert domains == hosts and incidents == hosts  # by host, every one
+    assert expiring == hosts[:60]  # soonest first: those expiring within 60 days
+    assert len(pages) > 3 and [f"page {n} of {len(pages)}" in page for n, page in enumerate(pages, 1)] == [
+        True
+    ] * len(pages)
+    for title in ("Monthly report 2026-06", "Summary", "Domains monitored", "100", "Expiry timeline",
+                  "Domains", "Incidents", "Renewals by hosting", "Alerts Sent"):  # fmt: skip
+        assert title in text, title
 
 
 async def test_the_account_time_zone_counts_the_days_unless_the_request_names_one(

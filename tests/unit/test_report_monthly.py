@@ -4,6 +4,7 @@ each day, incidents clipped to the month, expiry windows, the strip and duration
 from __future__ import annotations
 
 import gc
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -90,19 +91,20 @@ def _domains(n: int, p: monthly.Period) -> Iterator[monthly.DomainMonth]:
         yield monthly.summarize(f"id{k}", f"site{k}.example", 443, intervals, leaf, p)
 
 
-def test_the_monthly_pdf_holds_at_most_a_tables_rows_however_many_domains() -> None:
-    """10,000 domains folded in one at a time: the totals count every one, the PDF keeps
-    `limit` a table (the least SECURE, the soonest expiring), and no other row stays alive."""
+def test_the_monthly_pdfs_first_page_is_folded_from_every_domain_keeping_none() -> None:
+    """10,000 domains folded in one at a time: the totals count every one, the expiry
+    timeline keeps at most 16 dots a day (with each day's count), and no row stays alive."""
     p = monthly.period("2026-10", "", NOW)
-    month = monthly_pdf.Month(p, limit=50)
+    head = monthly_pdf.Head(p)
     for d in _domains(10_000, p):
-        month.add_domain(d)
+        head.add_domain(d)
     gc.collect()
     alive = sum(1 for o in gc.get_objects() if isinstance(o, monthly.DomainMonth))
-    assert month.totals.domains == month.totals.incidents == 10_000
-    assert len(month.domains) == len(month.expiring) == 50 and alive <= 100
-    kept, worst = {d.domain_id for d in month.domains}, max((d.secure_ratio or 0) for d in month.domains)
-    assert all((d.secure_ratio or 0) >= worst for d in _domains(10_000, p) if d.domain_id not in kept)
-    soonest = max(d.expiry.not_after for d in month.expiring if d.expiry)
-    assert sum(1 for d in _domains(10_000, p) if d.expiry and d.expiry.not_after < soonest) < 50
-    assert [d.host for d in month.domains] == sorted(d.host for d in month.domains)
+    assert head.totals.domains == head.totals.incidents == 10_000 and alive <= 1  # the loop variable
+    expiring = [d for d in _domains(10_000, p) if monthly.expiring_within(d) is not None]
+    chart = head.timeline.chart()
+    assert len(chart.bars) == 60 * 16 and chart.top == max(
+        Counter(d.expiry.days_left for d in expiring if d.expiry).values()
+    )
+    first = sorted(f"{d.host}:443" for d in expiring if d.expiry and d.expiry.days_left == 0)[:16]
+    assert [b.title for b in chart.bars[:16]] == first

@@ -57,10 +57,16 @@ def _at(value: datetime, zone: ZoneInfo) -> str:
 
 class ReportsApi(reports_pb2_grpc.ReportsServicer):
     def __init__(
-        self, event_log: EventLog, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        event_log: EventLog,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        pdf_chunk: int = monthly_pdf.CHUNK_ROWS,
     ) -> None:
+        """`pdf_chunk`: the monthly PDF's rows laid out at a time (its memory)."""
         self._log = event_log
         self._clock = clock
+        self._pdf_chunk = pdf_chunk
         self._classifier = ClassifierApi(event_log, clock=clock)
 
     async def DomainReport(
@@ -119,25 +125,24 @@ class ReportsApi(reports_pb2_grpc.ReportsServicer):
             zone = request.time_zone or await month_rows.account_zone(conn, account, request.month)
             p = monthly.period(request.month, zone, self._clock())
             name = f"certwatch-monthly-{p.month}.{request.format}"
-            rows = month_rows.domains(conn, account, p)
-            renewals = activity.renewals(conn, account, p.start, p.until)
-            alerts = activity.alerts(conn, account, p.start, p.until)
             if content_type == CSV:
                 first = True
+                rows = month_rows.domains(conn, account, p)
+                renewals = activity.renewals(conn, account, p.start, p.until)
+                alerts = activity.alerts(conn, account, p.start, p.until)
                 async for data in month_csv.write(rows, renewals, alerts, p):
                     yield pb.ReportChunk(
                         data=data, content_type=CSV if first else "", filename=name if first else ""
                     )
                     first = False
                 return
-            month = monthly_pdf.Month(p)  # holds at most TABLE_ROWS a table: bounded for any account
-            async for d in rows:
-                month.add_domain(d)
-            async for r in renewals:
-                month.add_renewal(r)
-            async for a in alerts:
-                month.add_alert(a)
-        data = await asyncio.to_thread(monthly_pdf.document, str(account), month)
+            sources = monthly_pdf.Sources(
+                domains=lambda: month_rows.domains(conn, account, p),
+                expiring=lambda: month_rows.domains(conn, account, p, expiring=True),
+                renewals=lambda: activity.renewals(conn, account, p.start, p.until),
+                alerts=lambda: activity.alerts(conn, account, p.start, p.until),
+            )
+            data = await monthly_pdf.document(str(account), p, sources, self._pdf_chunk)
         async for chunk in _chunks(data, content_type, name):
             yield chunk
 

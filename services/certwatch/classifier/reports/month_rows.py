@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -52,9 +52,15 @@ LEFT JOIN LATERAL (
     JOIN classifier_certificates c ON c.sha256 = served.chain->>0
     ORDER BY 1, 2 LIMIT 1
 ) cert ON true
-WHERE d.account_id = %(account)s AND i.statuses IS NOT NULL
-ORDER BY d.host, d.port, d.domain_id
+WHERE d.account_id = %(account)s AND i.statuses IS NOT NULL {where}
+ORDER BY {order}
 """
+_BY_HOST = _SQL.format(where="", order="d.host, d.port, d.domain_id")
+# Leaves expiring within the last window after the month (monthly.expiring_within), soonest first.
+_BY_EXPIRY = _SQL.format(
+    where="AND cert.not_after >= %(end)s AND cert.not_after < %(expiring_until)s",
+    order="cert.not_after, d.host, d.port, d.domain_id",
+)
 
 
 _ZONE = """
@@ -79,14 +85,17 @@ async def account_zone_at(conn: psycopg.AsyncConnection[Any], account_id: uuid.U
 
 
 async def domains(
-    conn: psycopg.AsyncConnection[Any], account_id: uuid.UUID, p: monthly.Period
+    conn: psycopg.AsyncConnection[Any], account_id: uuid.UUID, p: monthly.Period, *, expiring: bool = False
 ) -> AsyncIterator[monthly.DomainMonth]:
-    """Each domain monitored at some time in the month, summarised; call inside a snapshot."""
+    """Each domain monitored at some time in the month, summarised, by host; with `expiring`,
+    only those whose leaf expires within 60 days of the month's end, soonest first. Call
+    inside a snapshot."""
     params = {"chain_event": sc.CERTIFICATE_CHAIN_OBSERVED, "stream_prefix": sc.stream_id(""),
-              "account": account_id, "start": p.start, "end": p.end}  # fmt: skip
+              "account": account_id, "start": p.start, "end": p.end,
+              "expiring_until": p.end + timedelta(days=monthly.EXPIRY_WINDOWS[-1])}  # fmt: skip
     async with conn.cursor(name=f"monthly_{uuid.uuid4().hex}") as cur:
         cur.itersize = _ITERSIZE
-        await cur.execute(_SQL, params)
+        await cur.execute(_BY_EXPIRY if expiring else _BY_HOST, params)
         async for row in cur:
             yield _summary(row, p)
 
