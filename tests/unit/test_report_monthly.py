@@ -64,6 +64,17 @@ def test_expiry_windows_are_counted_from_the_months_end() -> None:
     assert [window(d) for d in (0.5, 29.9, 30, 59.9, 60, -1)] == [30, 30, 60, 60, None, None]
 
 
+def test_while_the_month_runs_expiry_windows_are_counted_from_now() -> None:
+    """A certificate expiring in five days is news in December's report on 2 December,
+    although it expires before the month ends."""
+    p = monthly.period("2026-12", "", NOW)
+    assert not p.complete
+    leaf = monthly.expiry(NOW + timedelta(days=5, hours=1), "CA", p)
+    assert leaf is not None and leaf.days_left == 5
+    d = monthly.summarize("id", "h", 443, [_interval("SECURE", p.start, None)], leaf, p)
+    assert monthly.expiring_within(d) == 30
+
+
 def test_the_strip_is_one_box_with_overlays() -> None:
     p = monthly.period("2026-10", "", NOW)
     half = p.start + (p.end - p.start) / 2

@@ -92,7 +92,7 @@ async def domains(
     inside a snapshot."""
     params = {"chain_event": sc.CERTIFICATE_CHAIN_OBSERVED, "stream_prefix": sc.stream_id(""),
               "account": account_id, "start": p.start, "end": p.end,
-              "expiring_until": p.end + timedelta(days=monthly.EXPIRY_WINDOWS[-1])}  # fmt: skip
+              "expiring_until": p.until + timedelta(days=monthly.EXPIRY_WINDOWS[-1])}  # fmt: skip
     async with conn.cursor(name=f"monthly_{uuid.uuid4().hex}") as cur:
         cur.itersize = _ITERSIZE
         await cur.execute(_BY_EXPIRY if expiring else _BY_HOST, params)

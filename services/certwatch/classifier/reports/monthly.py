@@ -103,7 +103,7 @@ class Interval:
 class Expiry:
     not_after: datetime
     brand: str
-    days_left: int  # whole days from the month's end (negative: expired by then)
+    days_left: int  # whole days from the month's end, or now while it runs (negative: expired by then)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +171,7 @@ def _day_status(spans: Sequence[Span], p: Period) -> tuple[str | None, ...]:
 def expiry(not_after: datetime | None, brand: str, p: Period) -> Expiry | None:
     if not_after is None:
         return None
-    return Expiry(not_after, brand, (not_after - p.end).days)
+    return Expiry(not_after, brand, (not_after - p.until).days)
 
 
 def summarize(
@@ -221,8 +221,9 @@ class Totals:
 
 
 def expiring_within(d: DomainMonth) -> int | None:
-    """The smallest window (30, 60 days after the month) the domain's certificate expires in;
-    None when it expires later, or had expired by the month's end (an incident already)."""
+    """The smallest window (30, 60 days after the month, or after now while it runs) the
+    domain's certificate expires in; None when it expires later, or had expired by then (an
+    incident already)."""
     if d.expiry is None or d.expiry.days_left < 0:
         return None
     return next((w for w in EXPIRY_WINDOWS if d.expiry.days_left < w), None)
