@@ -50,9 +50,9 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import RESULTS_DIR, Row, cli, fresh_servers, percentile, save, self_cpu
+from certwatch.platform.localstack import free_port as _free_port
 from tests.support.nginx import NGINX, nginx
 from tests.support.nginx import children as _children
-from tests.support.nginx import free_port as _free_port
 from tests.support.nginx import stop as _stop
 from tests.support.nginx import wait_port as _wait_port
 

@@ -11,9 +11,9 @@ from dataclasses import replace
 from certwatch.contracts import status as sc
 from certwatch.platform.config import Settings
 from certwatch.platform.eventlog import EventLog
+from certwatch.platform.localstack import free_port
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
-from tests.support.nginx import free_port
 from tests.support.pki import TestPKI
 from tests.support.stack import running_stack, wait_for
 from tests.support.tls_server import server_context, tls_server

@@ -16,9 +16,9 @@ from certwatch.contracts.payload import decode
 from certwatch.hosting.acme_client import CaConfig
 from certwatch.hosting.orchestrator import Orchestrator
 from certwatch.platform.eventlog import EventLog
+from certwatch.platform.localstack import free_port
 from tests.support.acme_front import acme_front
 from tests.support.hosting import Hosting, Silent, hosting
-from tests.support.nginx import free_port
 from tests.support.pebble import Pebble, pebble
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from aiohttp import web
 
-from tests.support.nginx import free_port
+from certwatch.platform.localstack import free_port
 from tests.support.pebble import Pebble
 
 

@@ -18,7 +18,8 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from tests.support.nginx import free_port, stop
+from certwatch.platform.localstack import free_port
+from tests.support.nginx import stop
 
 NAMED = "/usr/sbin/named"
 START_TIMEOUT_S = 20.0

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from certwatch.platform.localstack import free_port
+
 NGINX = "/usr/sbin/nginx"
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -32,12 +34,6 @@ _ATTEMPTS = 3  # a free port can be taken before nginx binds it: retry with anot
 class Nginx(NamedTuple):
     port: int
     workers: list[int]  # worker pids, as far as they had started
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = START_TIMEOUT_S) -> None:

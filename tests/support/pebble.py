@@ -24,8 +24,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from certwatch.platform.localstack import free_port
 from tests.support import pki
-from tests.support.nginx import free_port, stop, wait_port
+from tests.support.nginx import stop, wait_port
 
 PEBBLE = "/usr/bin/pebble"
 CHALLTESTSRV = "/usr/bin/pebble-challtestsrv"

@@ -70,8 +70,8 @@ async def running_stack(
     started: list[Service] = []
     try:
         for service in services.values():
+            started.append(service)  # stopped even if its start fails half-way (pool, bus, a bound port)
             await service.start()
-            started.append(service)
         yield Stack(settings, services, key, account_id)
     finally:
         await asyncio.gather(*(s.stop() for s in started), return_exceptions=True)

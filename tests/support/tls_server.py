@@ -16,6 +16,8 @@ import threading
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 
+from certwatch.platform.localstack import free_port
+
 _IO_TIMEOUT = 5.0
 _MAX_READ = 64 * 1024
 
@@ -176,7 +178,7 @@ def free_port_on(hosts: tuple[str, ...], attempts: int = 20) -> int:
             for host in hosts:
                 sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
                 socks.append(sock)
-                sock.bind((host, socks[0].getsockname()[1] if len(socks) > 1 else 0))
+                sock.bind((host, socks[0].getsockname()[1] if len(socks) > 1 else free_port(host)))
             return int(socks[0].getsockname()[1])
         except OSError:
             continue

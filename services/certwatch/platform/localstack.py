@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -37,9 +38,40 @@ def die_with_parent() -> None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port to listen on, free now, from below the kernel's ephemeral range when there is
+    room: `bind(0)` draws from that range, and so does the local port of every outgoing
+    connection (to PostgreSQL, NATS...), so a port found free there can be taken by a client
+    before its server binds it (seen: a test stack's gRPC bind failing, "address in use")."""
+    low, high = _listen_range()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if len(_HANDED_OUT) > (high - low) // 2:
+        _HANDED_OUT.clear()
+    for _ in range(200 if high > low else 0):
+        port = random.randrange(low, high)
+        if port in _HANDED_OUT:  # free again until its server binds it: not for a second caller
+            continue
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    with socket.socket(family, socket.SOCK_STREAM) as sock:  # no room below it: the kernel's pick
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+_HANDED_OUT: set[int] = set()
+
+
+def _listen_range() -> tuple[int, int]:
+    """[10000, start of the ephemeral range), or an empty range when it starts lower."""
+    try:
+        ephemeral_start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    return 10000, ephemeral_start
 
 
 def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
