@@ -17,6 +17,7 @@ from certwatch.inventory.views import DOMAIN_VIEW
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.projection import Projection, catch_up
 from certwatch.prober.schedule import SCHEDULE
+from certwatch.vod.observed_hosts import OBSERVED_HOSTS
 from tests.support import per_event_views as reference
 from tests.support.domain_events import T0, Domain, Event, append_each
 
@@ -27,6 +28,7 @@ TABLES = {
                            "classifier_ownership_changes": "position"},
     "classifier.status": {"classifier_status": "domain_id", "classifier_status_history": "position"},
     "prober.schedule": {"probe_schedule": "domain_id"},
+    "vod.observed_hosts": {"vod_observed_hosts": "domain_id", "vod_certificates": "sha256"},
 }  # fmt: skip
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -176,3 +178,11 @@ async def test_the_probe_schedule_keeps_what_probers_wrote(event_log: EventLog) 
     assert (
         a["claimed_by"] is None and a["next_due"] == "now" and a["paused"]
     )  # the recheck's, then the verdict's
+
+
+async def test_what_each_host_serves_for_the_vod_api(event_log: EventLog) -> None:
+    found = await compared(event_log, OBSERVED_HOSTS, reference.OBSERVED_HOSTS)
+    hosts = {r["host"]: r for r in found["vod_observed_hosts"]}
+    assert "f.example.test" not in hosts and "d.example.test" in hosts  # never added; added again
+    assert any(r["serving"] for r in hosts.values())  # chains were applied, not only additions
+    assert {r["sha256"] for r in found["vod_certificates"]} >= {"leaf-b1", "leaf-b2", "int-1"}

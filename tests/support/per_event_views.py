@@ -24,6 +24,7 @@ from certwatch.platform.projection import Handler, Projection
 from certwatch.prober.schedule import SCHEDULE
 from certwatch.rules.causes import Status
 from certwatch.rules.targets import unicode_hostname
+from certwatch.vod.observed_hosts import OBSERVED_HOSTS as VOD_OBSERVED_HOSTS
 
 _RETRY = {
     Retry.ALWAYS: "status = CASE WHEN status = 'ENABLE_FAILED' THEN 'ENABLING' ELSE status END",
@@ -202,6 +203,33 @@ async def _schedule(conn: Conn, event: RecordedEvent) -> None:
             )
 
 
+async def _observed_hosts(conn: Conn, event: RecordedEvent) -> None:
+    match decode(event):
+        case dc.DomainAdded() as e:
+            await conn.execute(
+                "INSERT INTO vod_observed_hosts (domain_id, account_id, host, port) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (domain_id) DO NOTHING",
+                (e.domain_id, e.account_id, e.host, e.port),
+            )
+        case dc.DomainEdited() as e:
+            await conn.execute(
+                "UPDATE vod_observed_hosts SET host = coalesce(%s, host), port = %s WHERE domain_id = %s",
+                (e.host, e.port, e.domain_id),
+            )
+        case dc.DomainRemoved() as e:
+            await conn.execute("DELETE FROM vod_observed_hosts WHERE domain_id = %s", (e.domain_id,))
+        case sc.CertificateChainObserved() as e:
+            for cert in e.certificates:
+                await conn.execute(
+                    "INSERT INTO vod_certificates (sha256, facts) VALUES (%s, %s) ON CONFLICT (sha256) DO NOTHING",
+                    (cert["sha256"], Jsonb(cert)),
+                )
+            await conn.execute(
+                "UPDATE vod_observed_hosts SET serving = %s, observed_at = %s WHERE domain_id = %s",
+                (Jsonb(event.data["serving"]), e.observed_at, e.domain_id),
+            )
+
+
 def _per_event(projection: Projection, handle: Handler) -> Projection:
     return dataclasses.replace(projection, handle=handle, handle_batch=None)
 
@@ -210,3 +238,4 @@ DOMAINS = _per_event(DOMAIN_VIEW, _domains)
 DETAILS = _per_event(DETAILS_VIEW, _details)
 STATUS = dataclasses.replace(STATUS_VIEW, handle_batch=_statuses)
 SCHEDULE_PER_EVENT = _per_event(SCHEDULE, _schedule)
+OBSERVED_HOSTS = _per_event(VOD_OBSERVED_HOSTS, _observed_hosts)
