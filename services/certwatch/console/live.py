@@ -1,7 +1,9 @@
 """Live status for the pages: server-sent events, woken by the verdicts on the bus.
 
-Any `status` event on NATS wakes every open stream; each re-reads its own rows through the
-gRPC API (scoped to its session) and sends only those that changed. A stream re-reads every
+The relay's "log advanced" signal of a batch holding a `status` event wakes every open stream
+(one small message a batch, where the events themselves are one message each with their
+whole payload); each re-reads its own rows through the gRPC API (scoped to its session) and
+sends only those that changed. A stream re-reads every
 `POLL_S` even without a wake (the bus is the fast path, not the truth) and ends after
 `MAX_STREAM_S`; the browser's EventSource reconnects by itself.
 """
@@ -14,14 +16,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from nats.aio.msg import Msg
+
+from certwatch.contracts import status as sc
 from certwatch.platform import bus as busmod
+from certwatch.platform import log_signal
 
 log = logging.getLogger(__name__)
 
 POLL_S = 2.0
 SETTLE_S = 0.2  # after a wake: let the inventory's view apply the verdict first
 MAX_STREAM_S = 600.0
-STATUS_SUBJECT = "cw.events.status.>"
+STATUS_TYPES = frozenset({sc.DOMAIN_CLASSIFIED, sc.CERTIFICATE_CHAIN_OBSERVED, sc.OWNERSHIP_CHANGED})
 
 
 class Pulse:
@@ -46,10 +52,11 @@ class Pulse:
         if bus is None:
             return
 
-        async def on_status(_msg: object) -> None:
-            self.beat()
+        async def on_signal(msg: Msg) -> None:
+            if STATUS_TYPES.intersection(log_signal.types(msg.data)):
+                self.beat()
 
-        await bus.nc.subscribe(STATUS_SUBJECT, cb=on_status)
+        await bus.nc.subscribe(log_signal.SUBJECT, cb=on_signal)
 
 
 def sse(event: str, html: str) -> str:
