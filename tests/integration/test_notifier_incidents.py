@@ -308,3 +308,29 @@ async def test_a_shredded_contact_is_not_alerted_and_the_others_are(
     await catch_up(event_log, projection)
     assert await _deliveries(pool, domain_id) == []
     assert await _deliveries(pool, other) == [("expired", "1", "queued")]
+
+
+async def test_a_verdict_in_the_page_of_an_edit_alerts_the_contacts_after_the_edit(
+    event_log: EventLog, pool: AsyncConnectionPool[Any], vault: Vault, projection: Projection, robot_url: str,
+) -> None:  # fmt: skip
+    """A page reads its classified domains' rows at once; an earlier event of the page that
+    changed a row (here its contacts) must be what the verdict sees."""
+    domain_id, account_id = await _domain(event_log, vault, robot_url)
+    await catch_up(event_log, projection)
+    other = str(uuid.uuid4())
+    async with event_log.pool.connection() as conn:
+        sealed = await vault.seal(conn, cc.sealed_subject(other), {
+            "name": "night shift", "phone": None, "email": None,
+            "dingtalk_webhook": f"{robot_url}/robot/send?access_token=tok", "dingtalk_secret": SECRET,
+        })  # fmt: skip
+    created = cc.ContactCreated(contact_id=other, account_id=account_id, sealed=sealed, has_secret=True)
+    await event_log.append(cc.stream_id(other), [created.new_event()], expected_version=0)
+    edited = dc.DomainEdited(domain_id=domain_id, account_id=account_id, port=8443, contact_ids=(other,))
+    await event_log.append(dc.stream_id(domain_id), [edited.new_event()], expected_version=None)
+    await _verdict(event_log, domain_id, account_id, "ABNORMAL", "EXPIRED")
+    assert await catch_up(event_log, projection) == 3  # the contact, the edit and the verdict: one page
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT contact_id FROM notifier_deliveries WHERE domain_id = %s", (domain_id,)
+        )
+        assert [r[0] for r in await cur.fetchall()] == [other]

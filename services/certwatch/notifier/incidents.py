@@ -76,16 +76,18 @@ class _Domain:
 
 
 async def _domain(conn: Conn, domain_id: str) -> _Domain | None:
+    return (await _domains(conn, [domain_id])).get(domain_id)
+
+
+async def _domains(conn: Conn, domain_ids: Sequence[str]) -> dict[str, _Domain]:
     cur = await conn.execute(
         f"SELECT {_DOMAIN_COLUMNS} FROM notifier_domains d LEFT JOIN notifier_domain_settings s USING (domain_id)"
-        " WHERE d.domain_id = %s FOR UPDATE OF d",  # the expiry refresh folds in too: no lost update
-        (domain_id,),
+        " WHERE d.domain_id = ANY(%s::uuid[]) ORDER BY d.domain_id"
+        " FOR UPDATE OF d",  # the expiry refresh folds in too: no lost update
+        (list(domain_ids),),
     )
-    row = await cur.fetchone()
-    if row is None:
-        return None
-    return _Domain(row[0], row[1], row[2], int(row[3]), tuple(row[4]), Memory.from_dict(row[5]), dict(row[6]),
-                   row[7], row[8], row[9])  # fmt: skip
+    return {row[0]: _Domain(row[0], row[1], row[2], int(row[3]), tuple(row[4]), Memory.from_dict(row[5]),
+                            dict(row[6]), row[7], row[8], row[9]) for row in await cur.fetchall()}  # fmt: skip
 
 
 async def account_rules(conn: Conn, account_id: str) -> tuple[dict[str, Any], QuietHours | None]:
@@ -116,15 +118,23 @@ class Incidents:
         self._vault = vault
         self._clock = clock
         self._accounts: dict[str, tuple[dict[str, Any], QuietHours | None]] | None = None
+        self._rows: dict[str, _Domain] = {}
 
     async def handle_batch(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
-        # An account's rules are read once a page (no event changes them: the API does).
+        # An account's rules are read once a page (no event changes them: the API does), and
+        # the rows of the page's classified domains in one statement, each used by its first
+        # verdict unless an event of the domain came before it (that one reads it again).
         self._accounts = {}
+        classified = [str(e.data["domain_id"]) for e in events if e.type == sc.DOMAIN_CLASSIFIED]
+        self._rows = await _domains(conn, classified) if classified else {}
         try:
             for event in events:
+                if event.type != sc.DOMAIN_CLASSIFIED:
+                    self._rows.pop(str(event.data.get("domain_id", "")), None)
                 await self._apply(conn, event)
         finally:
             self._accounts = None
+            self._rows = {}
 
     async def _account_rules(self, conn: Conn, account_id: str) -> tuple[dict[str, Any], QuietHours | None]:
         if self._accounts is None:
@@ -230,7 +240,7 @@ class Incidents:
     async def _classified(
         self, conn: Conn, e: sc.DomainClassified, event: RecordedEvent, fresh: bool
     ) -> None:
-        domain = await _domain(conn, e.domain_id)
+        domain = self._rows.pop(e.domain_id, None) or await _domain(conn, e.domain_id)
         if domain is None:  # classified before its DomainAdded was seen: no contacts known yet
             await conn.execute(
                 "INSERT INTO notifier_domains (domain_id, account_id, host, port) VALUES (%s, %s, %s, %s)",
