@@ -50,7 +50,19 @@ async def _domain(
     event_log: EventLog, vault: Vault, robot_url: str, *, secret: str = SECRET, token: str = "tok"
 ) -> tuple[str, str]:
     """A domain with one contact that has a DingTalk robot; (domain id, account id)."""
-    account_id, domain_id, contact_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    account_id, domain_id = str(uuid.uuid4()), str(uuid.uuid4())
+    contact_id = await _robot_contact(event_log, vault, account_id, robot_url, secret=secret, token=token)
+    added = dc.DomainAdded(domain_id=domain_id, account_id=account_id, host="shop.example.test", port=8443,
+                           contact_ids=(contact_id,), added_at=datetime.now(UTC))  # fmt: skip
+    await event_log.append(dc.stream_id(domain_id), [added.new_event()], expected_version=0)
+    return domain_id, account_id
+
+
+async def _robot_contact(
+    event_log: EventLog, vault: Vault, account_id: str, robot_url: str, *, secret: str = SECRET, token: str = "tok",
+) -> str:  # fmt: skip
+    """A contact of the account with a DingTalk robot; its id."""
+    contact_id = str(uuid.uuid4())
     async with event_log.pool.connection() as conn:
         sealed = await vault.seal(conn, cc.sealed_subject(contact_id), {
             "name": "ops", "phone": None, "email": None,
@@ -58,10 +70,7 @@ async def _domain(
         })  # fmt: skip
     contact = cc.ContactCreated(contact_id=contact_id, account_id=account_id, sealed=sealed, has_secret=True)
     await event_log.append(cc.stream_id(contact_id), [contact.new_event()], expected_version=0)
-    added = dc.DomainAdded(domain_id=domain_id, account_id=account_id, host="shop.example.test", port=8443,
-                           contact_ids=(contact_id,), added_at=datetime.now(UTC))  # fmt: skip
-    await event_log.append(dc.stream_id(domain_id), [added.new_event()], expected_version=0)
-    return domain_id, account_id
+    return contact_id
 
 
 async def _verdict(event_log: EventLog, domain_id: str, account_id: str, status: str, cause: str | None = None,
@@ -317,14 +326,7 @@ async def test_a_verdict_in_the_page_of_an_edit_alerts_the_contacts_after_the_ed
     changed a row (here its contacts) must be what the verdict sees."""
     domain_id, account_id = await _domain(event_log, vault, robot_url)
     await catch_up(event_log, projection)
-    other = str(uuid.uuid4())
-    async with event_log.pool.connection() as conn:
-        sealed = await vault.seal(conn, cc.sealed_subject(other), {
-            "name": "night shift", "phone": None, "email": None,
-            "dingtalk_webhook": f"{robot_url}/robot/send?access_token=tok", "dingtalk_secret": SECRET,
-        })  # fmt: skip
-    created = cc.ContactCreated(contact_id=other, account_id=account_id, sealed=sealed, has_secret=True)
-    await event_log.append(cc.stream_id(other), [created.new_event()], expected_version=0)
+    other = await _robot_contact(event_log, vault, account_id, robot_url)
     edited = dc.DomainEdited(domain_id=domain_id, account_id=account_id, port=8443, contact_ids=(other,))
     await event_log.append(dc.stream_id(domain_id), [edited.new_event()], expected_version=None)
     await _verdict(event_log, domain_id, account_id, "ABNORMAL", "EXPIRED")
