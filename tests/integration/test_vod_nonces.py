@@ -8,14 +8,17 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform import auth, db
+from certwatch.platform.errors import TransientStoreError
 from certwatch.services import MIGRATIONS
 from certwatch.vod import access_keys
-from certwatch.vod.authn import Authenticator, Nonces, RateLimit
+from certwatch.vod.authn import Authenticator, RateLimit
 from certwatch.vod.change_feed import ChangeFeed
 from certwatch.vod.errors import ApiError
+from certwatch.vod.nonces import Nonces
 from tests.integration.test_vod_key_cache import VAULT, _signed
 
 
@@ -69,3 +72,49 @@ async def test_two_replicas_admit_a_nonce_once(pool: AsyncConnectionPool[Any], d
             assert [await _admitted(r, request) for r in reversed(replicas)] == ["OK", "SignatureNonceUsed"]
     finally:
         await other.close()
+
+
+async def test_a_connection_taken_again_keeps_its_prepared_statement(
+    database_url: str, pool: AsyncConnectionPool[Any]
+) -> None:
+    """The writer gives its connection back after HOLD_S idle; taking the same one again
+    finds the statement it prepared there already."""
+    one = await db.open_pool(database_url, max_size=1, migrate=MIGRATIONS)
+    try:
+        nonces = Nonces(one)
+        nonces.HOLD_S = 0.01
+        async with asyncio.timeout(10):
+            for _ in range(3):
+                assert await nonces.submit("k", uuid.uuid4().hex) is True
+                while nonces._writer is not None:  # the writer idles out and gives the connection back
+                    await asyncio.sleep(0.01)
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT count(*) FROM vod_signature_nonces")
+            assert await cur.fetchone() == (3,)
+    finally:
+        await one.close()
+
+
+async def test_a_writer_whose_connection_dies_fails_its_batch_as_transient(
+    database_url: str, pool: AsyncConnectionPool[Any]
+) -> None:
+    """The batch in flight when the server ends the writer's session is answered
+    ServiceUnavailable (TransientStoreError), not left waiting; the next batch gets a new
+    connection."""
+    one = await db.open_pool(database_url, max_size=1, migrate=MIGRATIONS)
+    try:
+        nonces = Nonces(one)
+        async with asyncio.timeout(10):
+            assert await nonces.submit("k", "first") is True
+            async with pool.connection() as conn:  # the writer holds its connection for HOLD_S
+                cur = await conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND query LIKE '%vod_signature_nonces%'"
+                )
+                assert await cur.fetchall() == [(True,)]
+            with pytest.raises(TransientStoreError):
+                await nonces.submit("k", "second")
+            assert await nonces.submit("k", "third") is True
+            assert await nonces.submit("k", "first") is False
+    finally:
+        await one.close()
