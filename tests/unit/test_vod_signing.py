@@ -139,3 +139,16 @@ def test_percent_encoding_is_the_sdks_quote(text: str) -> None:
 def test_the_canonical_query_is_escaped_as_the_sdk_does(params: dict[str, str]) -> None:
     canonical = "&".join(f"{signing.percent(k)}={signing.percent(v)}" for k, v in sorted(params.items()))
     assert signing._percent_encoded(canonical) == quote(canonical, safe="~")
+
+
+@given(
+    st.dictionaries(
+        st.one_of(st.text(min_size=1), st.sampled_from(["A", "A1", "Sign", "Sign1", "a b"])),
+        st.one_of(st.text(), st.text(alphabet="ab:/+= \x00\x01~%&")),
+    )
+)
+def test_the_string_to_sign_escapes_the_canonical_query_twice(params: dict[str, str]) -> None:
+    """The two-pass form (ASCII, separators as NUL and SOH) is the SDK's definition, also
+    when a value holds a NUL, a SOH or non-ASCII text."""
+    canonical = "&".join(f"{signing.percent(k)}={signing.percent(v)}" for k, v in sorted(params.items()))
+    assert signing._encoded_canonical({**params, "Signature": "x"}) == quote(canonical, safe="~")
