@@ -58,8 +58,9 @@ class _Segment:
             case dc.DomainRemoved() as e:
                 self.removed.add(e.domain_id)
             case sc.CertificateChainObserved() as e:
-                for cert in e.certificates:
-                    self.certificates.setdefault(cert["sha256"], orjson.dumps(cert))
+                for cert in e.certificates:  # most chains repeat ones the page holds: encode a new one only
+                    if cert["sha256"] not in self.certificates:
+                        self.certificates[cert["sha256"]] = orjson.dumps(cert)
                 self.serving[e.domain_id] = (orjson.dumps(event.data["serving"]), e.observed_at)
 
     async def write(self, conn: Conn) -> None:
