@@ -282,6 +282,25 @@ async def test_a_pdf_of_many_chunks_lists_every_row_and_is_the_same_bytes_twice(
         assert title in text, title
 
 
+async def test_the_running_month_lists_a_certificate_expiring_before_its_end(
+    event_log: EventLog, tmp_path: Path
+) -> None:
+    """While the month runs, expiry counts from now: a leaf expiring later this month is in
+    the summary's count, so it is in the expiring certificates' table too (the table once
+    started at the month's end and said that none expires)."""
+    account_id = str(uuid.uuid4())
+    site = Site(event_log, account_id, "soon.example.test")
+    await site.add_and_enable()
+    await site.probe(served("192.0.2.1", cert(site.host, days=10), intermediate()), NOW)
+    await catch_up(event_log, STATUS_INTERVALS)
+    pdf, _, _ = await _monthly(event_log, account_id, "pdf", now=NOW + 72 * HOUR)
+    text = _pdf_text(pdf, tmp_path)
+    assert "1 within 30 days" in text
+    assert "No certificate expires" not in text
+    [row] = [line for line in text.splitlines() if "soon.example.test:443" in line and "Example CA" in line]
+    assert row.split()[0] == "7"  # days after June 4, 12:00
+
+
 async def test_the_account_time_zone_counts_the_days_unless_the_request_names_one(
     event_log: EventLog, account: tuple[str, Site, Site, Site]
 ) -> None:
