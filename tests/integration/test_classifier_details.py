@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 
 import pytest
@@ -94,6 +94,16 @@ async def test_a_chain_is_recorded_once_however_often_it_is_probed(domain: Domai
     assert chains[0].data["serving"] == {"192.0.2.1": [LEAF.sha256, INT.sha256]}
     assert {c["sha256"] for c in chains[0].data["certificates"]} == {LEAF.sha256, INT.sha256}
     assert await domain.status_events(sc.OWNERSHIP_CHANGED) == []
+
+
+async def test_the_last_check_is_the_last_probe_not_the_last_change(domain: Domain) -> None:
+    """A stable domain appends no verdict a probe, so the report's last check is the last
+    observation (probe_latest), as the domain list says (it was the enable check's time)."""
+    for minute in range(3):
+        await domain.probed(result(served("192.0.2.1", LEAF, INT),
+                                   at=NOW + timedelta(minutes=minute)), first_check=minute == 0)  # fmt: skip
+    report = await domain.details()
+    assert report.details.checked_at.ToDatetime(tzinfo=UTC) == NOW + timedelta(minutes=2)
 
 
 async def test_the_report_has_every_section(domain: Domain) -> None:

@@ -95,6 +95,7 @@ class Scenario:
             g.chain({"192.0.2.3": ("leaf-b2", "int-1"), "192.0.2.4": ("leaf-g",)}, "leaf-g", "leaf-b2"),
             g.classified("SECURE", generation=2, first_check=True, minute=24), g.edited(443),
             a.recheck(3, port=8443), a.classified("ENABLE_FAILED", "INVALID_PORT", generation=3, minute=25),
+            i.edited(8443),  # another port after i's failed enable check: ENABLING, its cause cleared
         ]  # fmt: skip
 
 
@@ -143,10 +144,9 @@ async def test_the_domain_list(event_log: EventLog) -> None:
     assert statuses["b.example.test"] == ("ABNORMAL", 2)
     assert statuses["d.example.test"] == ("NOT_ENABLED", 0)
     assert statuses["e.example.test"] == ("SERVICE_ENDED", 1)
-    assert statuses["h.example.test"] == ("SECURE", 2) and statuses["i.example.test"] == (
-        "ENABLE_FAILED",
-        1,
-    )
+    assert statuses["h.example.test"] == ("SECURE", 2) and statuses["i.example.test"] == ("ENABLING", 1)
+    [i] = [r for r in rows if r["host"] == "i.example.test"]
+    assert (i["primary_cause"], i["causes"], i["recommended_action"]) == (None, [], None)
 
 
 async def test_the_details_report(event_log: EventLog) -> None:

@@ -113,11 +113,11 @@ async def _monthly(
                                                                               time_zone=tz), None))  # fmt: skip
 
 
-def _pdf_text(data: bytes, tmp_path: Path) -> str:
+def _pdf_text(data: bytes, tmp_path: Path, *, layout: bool = True) -> str:
     path = tmp_path / f"r{uuid.uuid4().hex}.pdf"
     path.write_bytes(data)
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True,
-                          text=True).stdout  # fmt: skip
+    return subprocess.run(["pdftotext", *(["-layout"] if layout else []), str(path), "-"], check=True,
+                          capture_output=True, text=True).stdout  # fmt: skip
 
 
 def _pdf_info(data: bytes, tmp_path: Path) -> str:
@@ -282,6 +282,25 @@ async def test_a_pdf_of_many_chunks_lists_every_row_and_is_the_same_bytes_twice(
         assert title in text, title
 
 
+async def test_the_running_month_lists_a_certificate_expiring_before_its_end(
+    event_log: EventLog, tmp_path: Path
+) -> None:
+    """While the month runs, expiry counts from now: a leaf expiring later this month is in
+    the summary's count, so it is in the expiring certificates' table too (the table once
+    started at the month's end and said that none expires)."""
+    account_id = str(uuid.uuid4())
+    site = Site(event_log, account_id, "soon.example.test")
+    await site.add_and_enable()
+    await site.probe(served("192.0.2.1", cert(site.host, days=10), intermediate()), NOW)
+    await catch_up(event_log, STATUS_INTERVALS)
+    pdf, _, _ = await _monthly(event_log, account_id, "pdf", now=NOW + 72 * HOUR)
+    text = _pdf_text(pdf, tmp_path)
+    assert "1 within 30 days" in text
+    assert "No certificate expires" not in text
+    [row] = [line for line in text.splitlines() if "soon.example.test:443" in line and "Example CA" in line]
+    assert row.split()[0] == "7"  # days after June 4, 12:00
+
+
 async def test_the_account_time_zone_counts_the_days_unless_the_request_names_one(
     event_log: EventLog, account: tuple[str, Site, Site, Site]
 ) -> None:
@@ -360,8 +379,17 @@ async def test_the_domain_report_has_every_section(
     for title in ("Monitoring Details", "ATS Check", "IP Content", "Certificate Information",
                   "Certificate Chain Information", "Contact Information", "Domain Name Update",
                   "Status Intervals", "Alerts Sent", "Renewals by hosting", CJK_HOST, "Remaining service days",
-                  "failed", "c0ffee00-0000-4000-8000-000000000001"):  # fmt: skip
+                  "failed"):  # fmt: skip
         assert title in text, title
+    # No cell is cut off at its column's edge: the cipher, the chain's names and each
+    # certificate's validity to its last second (they were clipped, the end date lost).
+    flat = "".join(_pdf_text(pdf, tmp_path, layout=False).split())
+    chain = json.loads((await _as(account_id, ask(cjk.domain_id, "json")))[0])["monitoring_details"]["chains"]
+    for c in chain[0]["certificates"]:
+        until = datetime.fromisoformat(c["not_after"]).isoformat()
+        for whole in (f"to{until}", "".join(c["subject"].split()), "".join(c["issuer"].split())):
+            assert whole in flat, whole
+    assert "TLS_AES_128_GCM_SHA256" in flat and "c0ffee00-0000-4000-8000-000000000001" in flat
     with pytest.raises(NotFound):
         await _as(account_id, ask(other.domain_id, "pdf"))
     with pytest.raises(InvalidArgument):

@@ -78,15 +78,18 @@ async def _domains(conn: Conn, event: RecordedEvent) -> None:
     elif change is not None and change.removed:
         await conn.execute("DELETE FROM inventory_domains WHERE domain_id = %s", (change.domain_id,))
     elif change is not None:
-        # An enable clears the verdict of the enable before; the first one dates the domain.
+        # The first enable dates the domain.
         extra, params = (
             (_ENABLED, (payload.enabled_at,)) if isinstance(payload, dc.MonitoringEnabled) else ("", ())
         )
         await conn.execute(*update_sql("inventory_domains", change, extra=extra, extra_params=params))
+        await conn.execute(  # an enable check (an enable, or a retry) clears the verdict before it
+            "UPDATE inventory_domains SET primary_cause = NULL, causes = '{}', recommended_action = NULL"
+            " WHERE domain_id = %s AND status = 'ENABLING'", (change.domain_id,),
+        )  # fmt: skip
 
 
-_ENABLED = (", primary_cause = NULL, causes = '{}', recommended_action = NULL,"
-            " first_enabled_at = coalesce(first_enabled_at, %s)")  # fmt: skip
+_ENABLED = ", first_enabled_at = coalesce(first_enabled_at, %s)"
 
 
 async def _details(conn: Conn, event: RecordedEvent) -> None:

@@ -27,7 +27,8 @@ MAX_HISTORY = 500
 DEFAULT_INTERVALS = 100
 _DETAILS_COLUMNS = (
     "domain_id::text, host, port, contact_ids, enabled, service_ends_on, status, classified,"
-    " serving, chain_observed_at"
+    " serving, chain_observed_at,"
+    " (SELECT observed_at FROM probe_latest p WHERE p.domain_id = classifier_details.domain_id)"
 )
 
 
@@ -139,7 +140,7 @@ class ClassifierApi(classifier_pb2_grpc.ClassifierServicer):
                 raise NotFound(f"no domain {request.domain_id} in this account")
             f = found
             row = details_report.DetailsRow(
-                f[0], f[1], f[2], f[3], f[4], f[5], f[6], _classified(f[7]), f[8], f[9]
+                f[0], f[1], f[2], f[3], f[4], f[5], f[6], _classified(f[7]), f[8], f[9], f[10]
             )
             certificates = await _certificates(conn, row)
             cur = await conn.execute(

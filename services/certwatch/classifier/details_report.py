@@ -30,6 +30,9 @@ class DetailsRow:
     classified: DomainClassified | None  # the verdict of the current generation, if any
     serving: Mapping[str, Sequence[str]] | None
     chain_observed_at: datetime | None
+    # The last observation (probe_latest): a probe that changes nothing appends no verdict,
+    # so the verdict's own time is the last change, not the last check.
+    last_observed_at: datetime | None
 
 
 def remaining_service_days(service_ends_on: date, today: date) -> int:
@@ -66,12 +69,20 @@ def _details(row: DetailsRow, today: date) -> pb.Details:
         causes=verdict.causes if verdict else (),
         recommended_action=(classified.recommended_action if classified else None) or "",
         service_ends_on=row.service_ends_on.isoformat() if row.service_ends_on else "",
-        checked_at=timestamp(verdict.checked_at if verdict else None),
+        checked_at=timestamp(_last_check(verdict.checked_at if verdict else None, row.last_observed_at)),
         warnings=verdict.warnings if verdict else (),
     )  # fmt: skip
     if row.service_ends_on is not None:
         details.remaining_service_days = remaining_service_days(row.service_ends_on, today)
     return details
+
+
+def _last_check(verdict_at: datetime | None, observed_at: datetime | None) -> datetime | None:
+    """The later of the verdict's check and the last observation; none before the verdict
+    (an observation without a verdict of this generation yet has no details to date)."""
+    if verdict_at is None:
+        return None
+    return max(verdict_at, observed_at) if observed_at is not None else verdict_at
 
 
 def _ip_content(summary: AddressVerdict) -> pb.IpContent:

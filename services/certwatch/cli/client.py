@@ -108,9 +108,22 @@ def target_label(host: str, port: int) -> str:
     return authority if shown == host else f"{authority} ({shown})"
 
 
+def as_json(message: Any) -> dict[str, Any]:
+    """A message as JSON fields, every one of them: protobuf's JSON leaves out a field at its
+    default (false, 0, "", []), so `--json` readers would find no `monitoring_enabled` on a
+    disabled domain. Unset messages and optional fields stay out (they have no value)."""
+    data: dict[str, Any] = MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    return data
+
+
 def with_unicode_host(message: Any) -> dict[str, Any]:
-    """A message as JSON fields, plus ``host_unicode`` when its ``host`` is punycode."""
-    data: dict[str, Any] = MessageToDict(message, preserving_proto_field_name=True)
+    """A domain as JSON fields (`as_json`), plus ``host_unicode`` when its ``host`` is
+    punycode; ``days_left`` is null when there is no count (``has_days_left`` false)."""
+    data = as_json(message)
+    if data.get("has_days_left") is False:
+        data["days_left"] = None
     host = data.get("host")
     if isinstance(host, str) and unicode_hostname(host) != host:
         data["host_unicode"] = unicode_hostname(host)

@@ -8,10 +8,9 @@ import json
 from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
-from google.protobuf.json_format import MessageToDict
 
 from certwatch.cli import alerts
-from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table
+from certwatch.cli.client import CliError, add_connection_options, as_json, call, connect, fail, table
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
 
@@ -87,7 +86,7 @@ def _save(args: argparse.Namespace) -> int:
             saved = call(stub.UpdateContact, request, metadata)
     except CliError as exc:
         return fail(str(exc))
-    print(json.dumps(MessageToDict(saved, preserving_proto_field_name=True)) if args.json else _rows([saved]))
+    print(json.dumps(as_json(saved)) if args.json else _rows([saved]))
     return 0
 
 
@@ -98,7 +97,7 @@ def _list(args: argparse.Namespace) -> int:
     except CliError as exc:
         return fail(str(exc))
     if args.json:
-        print(json.dumps([MessageToDict(c, preserving_proto_field_name=True) for c in contacts], indent=2))
+        print(json.dumps([as_json(c) for c in contacts], indent=2))
     else:
         print(_rows(contacts))
     return 0

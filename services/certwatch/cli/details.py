@@ -7,9 +7,16 @@ import argparse
 import json
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
-
-from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table, target_label
+from certwatch.cli.client import (
+    CliError,
+    add_connection_options,
+    as_json,
+    call,
+    connect,
+    fail,
+    table,
+    target_label,
+)
 from certwatch.v1 import classifier_pb2 as pb
 from certwatch.v1 import classifier_pb2_grpc
 
@@ -54,7 +61,7 @@ def _details(args: argparse.Namespace) -> int:
     except CliError as exc:
         return fail(str(exc))
     if args.json:
-        print(json.dumps(MessageToDict(report, preserving_proto_field_name=True), indent=2))
+        print(json.dumps(as_json(report), indent=2))
         return 0
     d = report.details
     status = d.status + (f" / {', '.join(d.causes)}" if d.causes else "")
@@ -133,11 +140,7 @@ def _history(args: argparse.Namespace) -> int:
     except CliError as exc:
         return fail(str(exc))
     if args.json:
-        print(
-            json.dumps(
-                [MessageToDict(e, preserving_proto_field_name=True) for e in history.entries], indent=2
-            )
-        )
+        print(json.dumps([as_json(e) for e in history.entries], indent=2))
         return 0
     rows = [[e.checked_at.ToDatetime().isoformat(timespec="seconds"), e.status, ",".join(e.causes) or "-"]
             for e in history.entries]  # fmt: skip
@@ -161,7 +164,7 @@ def _intervals(args: argparse.Namespace) -> int:
     except CliError as exc:
         return fail(str(exc))
     if args.json:
-        print(json.dumps([MessageToDict(i, preserving_proto_field_name=True) for i in found], indent=2))
+        print(json.dumps([as_json(i) for i in found], indent=2))
         return 0
     print(table(interval_rows(found), ["FROM", "TO", "DURATION", "STATUS", "CAUSES"]))
     return 0

@@ -6,10 +6,17 @@ import argparse
 import json
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
-
 from certwatch.cli import accounts
-from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, positive_int, table
+from certwatch.cli.client import (
+    CliError,
+    add_connection_options,
+    as_json,
+    call,
+    connect,
+    fail,
+    positive_int,
+    table,
+)
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
 
@@ -54,7 +61,7 @@ def _stub(args: argparse.Namespace) -> tuple[inventory_pb2_grpc.InventoryStub, A
 
 def _print_quota(args: argparse.Namespace, q: pb.Quota) -> None:
     if args.json:
-        print(json.dumps(MessageToDict(q, preserving_proto_field_name=True), indent=2))
+        print(json.dumps(as_json(q), indent=2))
         return
     print(f"units purchased {q.purchased_units}: consumed {q.consumed_units}, reserved {q.reserved_units},"
           f" available {q.remaining_units} (a unit is 365 monitoring days for one domain; an enable"

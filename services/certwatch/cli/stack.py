@@ -324,6 +324,14 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def _how_the_cli_reads(credentials: Path) -> str:
+    """The CLI finds ./var/credentials.json by itself; a stack run with another --var needs
+    it named, else every command answers "no API key"."""
+    if credentials.resolve() == Path("var/credentials.json").resolve():
+        return "the CLI reads it"
+    return f"for the CLI: export CERTWATCH_CREDENTIALS={credentials.resolve()}"
+
+
 def _banner(
     pg: localstack.Postgres, nats: localstack.Nats, var: Path, services: dict[str, int], vod_http: int,
     log_format: str, acme_line: str,
@@ -337,7 +345,7 @@ def _banner(
     lines += [
         f"  Console     http://127.0.0.1:{services['console']}/ (sign in with console_user and"
         f" console_password from {var / 'credentials.json'})",
-        f"  API key     in {var / 'credentials.json'} (the CLI reads it)",
+        f"  API key     in {var / 'credentials.json'} ({_how_the_cli_reads(var / 'credentials.json')})",
         f"  Logs        {var / 'logs'}/{hint}",
         "",
         "Try (in another terminal):",

@@ -18,10 +18,18 @@ from typing import Any
 
 import grpc
 import httpx
-from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from certwatch.cli.client import CliError, add_connection_options, address, connect, describe, fail, table
+from certwatch.cli.client import (
+    CliError,
+    add_connection_options,
+    address,
+    as_json,
+    connect,
+    describe,
+    fail,
+    table,
+)
 from certwatch.services import HTTP_SERVICES, PORTS
 from certwatch.v1 import ops_pb2 as pb
 from certwatch.v1 import ops_pb2_grpc
@@ -166,7 +174,7 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps([{
             "service": r.service, "health": r.health, "healthy": r.healthy, "problems": r.problems,
             "error": r.error or None,
-            "status": MessageToDict(r.status, preserving_proto_field_name=True) if r.status else None,
+            "status": as_json(r.status) if r.status else None,
         } for r in readings], indent=2))  # fmt: skip
     else:
         print(table(_rows(readings), ["SERVICE", "HEALTH", "COMPONENT", "LAG", "STATE"]))

@@ -11,9 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
-
-from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table
+from certwatch.cli.client import CliError, add_connection_options, as_json, call, connect, fail, table
 from certwatch.v1 import vod_pb2 as pb
 from certwatch.v1 import vod_pb2_grpc
 
@@ -101,7 +99,7 @@ def _when(info: pb.AccessKeyInfo, field: str) -> str:
 def _list(args: argparse.Namespace) -> int:
     keys = list(_rpc(args, "ListAccessKeys", pb.ListAccessKeysRequest()).keys)
     if args.json:
-        print(json.dumps([MessageToDict(k, preserving_proto_field_name=True) for k in keys], indent=2))
+        print(json.dumps([as_json(k) for k in keys], indent=2))
     else:
         rows = [[k.access_key_id, _when(k, "created_at"), "revoked " + _when(k, "revoked_at")
                  if k.HasField("revoked_at") else "live"] for k in keys]  # fmt: skip
@@ -131,11 +129,7 @@ def _domain_rows(domains: list[pb.VodDomain]) -> str:
 
 
 def _print_domain(args: argparse.Namespace, domain: pb.VodDomain) -> None:
-    print(
-        json.dumps(MessageToDict(domain, preserving_proto_field_name=True))
-        if args.json
-        else _domain_rows([domain])
-    )
+    print(json.dumps(as_json(domain)) if args.json else _domain_rows([domain]))
 
 
 @_refusing
@@ -156,7 +150,7 @@ def _domains(args: argparse.Namespace) -> int:
         if len(found) >= answer.total_count or not answer.domains:
             break
     if args.json:
-        print(json.dumps([MessageToDict(d, preserving_proto_field_name=True) for d in found], indent=2))
+        print(json.dumps([as_json(d) for d in found], indent=2))
     else:
         print(_domain_rows(found))
     return 0

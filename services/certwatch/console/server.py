@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import uvicorn
 from starlette.applications import Starlette
 
+from certwatch.console import users
 from certwatch.console.web import Console
 
 _START_TIMEOUT_S = 10.0
@@ -38,6 +39,7 @@ class HttpEdge:
         return self._requested
 
     async def run(self) -> None:
+        await users.prepare()
         await self._server.serve()
         if not self._server.started:
             raise OSError(f"the console could not listen on port {self._requested}")

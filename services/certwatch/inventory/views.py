@@ -64,10 +64,12 @@ def step(row: Row | None, payload: Payload) -> Row | None:
     if change is None:
         return row
     changed = changed_row(row, change)
-    if changed is not None and isinstance(payload, dc.MonitoringEnabled):
-        # An enable clears the verdict of the enable before; the first one dates the domain.
-        changed.update(primary_cause=None, causes=[], recommended_action=None,
-                       first_enabled_at=_first(changed["first_enabled_at"], payload.enabled_at))  # fmt: skip
+    if changed is not None and changed["status"] == "ENABLING":
+        # An enable check (an enable, or the retry of a failed one after an edit or a
+        # recheck) clears the verdict before it: its causes are not the new check's.
+        changed.update(primary_cause=None, causes=[], recommended_action=None)
+    if changed is not None and isinstance(payload, dc.MonitoringEnabled):  # the first enable dates it
+        changed["first_enabled_at"] = _first(changed["first_enabled_at"], payload.enabled_at)
     return changed
 
 

@@ -56,9 +56,11 @@ WHERE d.account_id = %(account)s AND i.statuses IS NOT NULL {where}
 ORDER BY {order}
 """
 _BY_HOST = _SQL.format(where="", order="d.host, d.port, d.domain_id")
-# Leaves expiring within the last window after the month (monthly.expiring_within), soonest first.
+# Leaves expiring within the last window after the month (monthly.expiring_within), soonest
+# first; both bounds count from `until` as days_left does, so while the month runs a leaf that
+# expires before the month's end is listed as the summary counts it.
 _BY_EXPIRY = _SQL.format(
-    where="AND cert.not_after >= %(end)s AND cert.not_after < %(expiring_until)s",
+    where="AND cert.not_after >= %(until)s AND cert.not_after < %(expiring_until)s",
     order="cert.not_after, d.host, d.port, d.domain_id",
 )
 
@@ -91,7 +93,7 @@ async def domains(
     only those whose leaf expires within 60 days of the month's end, soonest first. Call
     inside a snapshot."""
     params = {"chain_event": sc.CERTIFICATE_CHAIN_OBSERVED, "stream_prefix": sc.stream_id(""),
-              "account": account_id, "start": p.start, "end": p.end,
+              "account": account_id, "start": p.start, "end": p.end, "until": p.until,
               "expiring_until": p.until + timedelta(days=monthly.EXPIRY_WINDOWS[-1])}  # fmt: skip
     async with conn.cursor(name=f"monthly_{uuid.uuid4().hex}") as cur:
         cur.itersize = _ITERSIZE
