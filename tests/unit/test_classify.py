@@ -225,3 +225,20 @@ def test_verdict_invariants(endpoints: list[f.EndpointFacts], first_check: bool)
     assert {x.cause for x in verdict.findings} == set(verdict.causes)
     assert Verdict.from_dict(verdict.to_dict()) == verdict
     assert f.ProbeResult.from_dict(probed.to_dict()) == probed
+
+
+def test_ats_fails_a_certificate_a_client_would_refuse() -> None:
+    """ATS wants a trusted, valid certificate for the host as well as TLS 1.2+, forward
+    secrecy and SHA-2: an expired, mismatched or untrusted one fails it, about to expire does not."""
+    ok = classify(result(done()), first_check=False, now=NOW).ats
+    assert ok is not None and ok.passed and ok.reasons == ()
+    soon = classify(result(done(days=5)), first_check=False, now=NOW).ats
+    assert soon is not None and soon.passed
+    broken = classify(result(done(days=-1, problems=(f.HOSTNAME_MISMATCH, f.CHAIN_INCOMPLETE))),
+                      first_check=False, now=NOW).ats  # fmt: skip
+    assert broken is not None and not broken.passed
+    assert broken.reasons == (
+        "the certificate has expired",
+        "the certificate does not chain to a trusted root",
+        "the certificate does not cover the host name",
+    )

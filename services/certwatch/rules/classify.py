@@ -12,7 +12,7 @@ client uses is a warning, not an expired domain.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -201,12 +201,23 @@ def _findings(result: f.ProbeResult, first_check: bool, now: datetime) -> Iterat
         yield Finding(at_enable if first_check else monitoring, detail, endpoint.ip)
 
 
-def _combined_ats(endpoints: tuple[f.EndpointFacts, ...]) -> f.AtsResult | None:
+# ATS accepts only a certificate the system trusts for the host and whose validity covers
+# now (Apple's "Preventing Insecure Network Connections"): the prober checks the protocol,
+# cipher, hashes and key sizes; what the certificate findings say completes it here.
+_ATS_CERTIFICATE = {
+    Cause.EXPIRED: "the certificate has expired",
+    Cause.CHAIN_VALIDATION_FAILED: "the certificate does not chain to a trusted root",
+    Cause.CERTIFICATE_MISMATCH: "the certificate does not cover the host name",
+}
+
+
+def _combined_ats(endpoints: tuple[f.EndpointFacts, ...], causes: Sequence[Cause]) -> f.AtsResult | None:
     results = [e.ats for e in endpoints if e.ats is not None]
     if not results:
         return None
-    reasons = tuple(dict.fromkeys(r for result in results for r in result.reasons))
-    return f.AtsResult(passed=all(r.passed for r in results), reasons=reasons)
+    certificate = [_ATS_CERTIFICATE[c] for c in causes if c in _ATS_CERTIFICATE]
+    reasons = tuple(dict.fromkeys([*(r for result in results for r in result.reasons), *certificate]))
+    return f.AtsResult(passed=all(r.passed for r in results) and not certificate, reasons=reasons)
 
 
 def classify(result: f.ProbeResult, *, first_check: bool, now: datetime) -> Verdict:
@@ -232,7 +243,7 @@ def classify(result: f.ProbeResult, *, first_check: bool, now: datetime) -> Verd
         valid_from=leaf.not_before if leaf else None,
         valid_to=leaf.not_after if leaf else None,
         days_left=min(lefts) if lefts else None,
-        ats=_combined_ats(result.endpoints),
+        ats=_combined_ats(result.endpoints, causes),
         warnings=_warnings(result.endpoints),
     )
 
