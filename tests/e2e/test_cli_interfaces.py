@@ -93,8 +93,10 @@ async def test_list_pages_filters_unicode_names_and_details_findings(
             for search in ("bücher", "ücher.te", "xn--bcher", "BÜCHER"):
                 _, out, _ = await cli("domains", "list", "--search", search, "--json")
                 assert [d["id"] for d in json.loads(out)] == [domain_id], search
-            _, out, _ = await cli("domains", "show", domain_id)
+            _, out, _ = await cli("domains", "show", domain_id, "--json")
             assert json.loads(out)["host_unicode"] == "bücher.test"
+            _, out, _ = await cli("domains", "show", domain_id)
+            assert f"TARGET         xn--bcher-kva.test:{port} (bücher.test)" in out and "{" not in out
 
             # details names the finding: which address, which certificate, the validator's words.
             code, out, err = await cli("domains", "details", domain_id, service="classifier")

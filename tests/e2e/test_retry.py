@@ -45,7 +45,7 @@ async def test_a_failed_enable_releases_its_unit_and_edit_retries_until_monitori
             return code, out
 
         async def show(domain_id: str) -> dict[str, Any]:
-            code, out = await cli("domains", "show", domain_id)
+            code, out = await cli("domains", "show", domain_id, "--json")
             assert code == 0, out
             shown: dict[str, Any] = json.loads(out)
             return shown

@@ -120,10 +120,14 @@ async def test_a_domain_not_checked_for_two_intervals_is_flagged_stale(
             assert "2m ago" in out  # the CHECKED column
             _, out, _ = await _cli(capsys, "domains", "list", "--json", "--credentials", creds)
             assert json.loads(out)[0]["stale"] is True
-            _, out, _ = await _cli(capsys, "domains", "show", str(domain["id"]), "--credentials", creds)
+            _, out, _ = await _cli(
+                capsys, "domains", "show", str(domain["id"]), "--json", "--credentials", creds
+            )
             assert json.loads(out)["stale"] is True
             # ENABLE_FAILED is not probed again until the user acts: old, but not stale.
             async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
                 await conn.execute("UPDATE inventory_domains SET status = 'ENABLE_FAILED'")
-            _, out, _ = await _cli(capsys, "domains", "show", str(domain["id"]), "--credentials", creds)
+            _, out, _ = await _cli(
+                capsys, "domains", "show", str(domain["id"]), "--json", "--credentials", creds
+            )
             assert not json.loads(out).get("stale")

@@ -93,6 +93,25 @@ def _row(d: pb.Domain) -> list[str]:
             _age(d.last_checked_at) if d.HasField("last_checked_at") else "-"]  # fmt: skip
 
 
+def _fields(d: pb.Domain) -> str:
+    """One domain as `FIELD  value` lines: everything `list` shows and what it has no column for."""
+
+    def day(field: str) -> str:
+        return getattr(d, field).ToDatetime().date().isoformat() if d.HasField(field) else "-"
+
+    rows = [["ID", d.id], ["TARGET", client.target_label(d.host, d.port)],
+            ["STATUS", _row(d)[2]], ["CAUSES", ", ".join(d.causes) or "-"],
+            ["ACTION", d.recommended_action or "-"],
+            ["DAYS LEFT", str(d.days_left) if d.has_days_left else "-"],
+            ["VALID", f"{day('valid_from')} to {day('valid_to')}" if d.HasField("valid_to") else "-"],
+            ["BRAND", d.brand or "-"], ["MONITORING", "on" if d.monitoring_enabled else "off"],
+            ["CHECKED", _age(d.last_checked_at) if d.HasField("last_checked_at") else "-"],
+            ["CONTACTS", ", ".join(d.contact_ids) or "-"], ["ADDED", day("added_at")],
+            ["FIRST ENABLED", day("first_enabled_at")], ["SERVICE ENDS", day("service_ends_at")]]  # fmt: skip
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
+
+
 def _age(stamp: Any) -> str:
     """How long ago, the way people read a check time: 45s, 12m, 5h, 3d ago."""
     seconds = max(0, int((datetime.now(UTC) - stamp.ToDatetime(tzinfo=UTC)).total_seconds()))
@@ -185,7 +204,10 @@ def _single(args: argparse.Namespace) -> int:
             return 0
     except CliError as exc:
         return fail(str(exc))
-    print(_json(result) if args.json or args.action == "show" else table([_row(result)], _HEADER))
+    if args.json:
+        print(_json(result))
+    else:
+        print(_fields(result) if args.action == "show" else table([_row(result)], _HEADER))
     if args.action == "show":
         _warn_if_stale(args, [result])
     return 0
