@@ -139,8 +139,14 @@ async def test_alert_sent_once_with_its_words_and_recorded(
     await catch_up(event_log, projection)
     # Two replicas' dispatchers at once, then again: each key goes once.
     senders = [Dispatcher(event_log, SETTINGS, vault) for _ in range(2)]
+    async with (
+        pool.connection() as conn
+    ):  # `certwatch status` names what its lag counts only when there is one
+        assert await senders[0].backlog(conn) == (1, "deliveries due")
     counts = await asyncio.gather(*(s.run_once(http) for s in senders))
     assert sorted(counts) == [0, 1]
+    async with pool.connection() as conn:
+        assert await senders[0].backlog(conn) == (0, "")
     assert await senders[0].run_once(http) == 0
     [got] = state.of("dingtalk")
     text = got.body["markdown"]["text"]
