@@ -1,5 +1,5 @@
 """`certwatch domains details ID` and `certwatch domains history ID`: the monitoring report
-and the status history (intervals of one verdict; `--checks` lists every check)."""
+and the status history (intervals of one verdict; `--checks` lists each recorded verdict)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,10 @@ def add_parsers(sub: Any) -> None:
     details.set_defaults(handler=_details)
     history = sub.add_parser("history", help="status history as intervals of one verdict (newest first)")
     history.add_argument("id", help="domain id")
-    history.add_argument("--checks", action="store_true", help="every check instead (the last 500)")
+    history.add_argument(
+        "--checks", action="store_true",
+        help="each recorded verdict instead: a check that changed the status, a cause or the certificate (last 500)",
+    )  # fmt: skip
     history.add_argument("--limit", type=_limit, default=100, help="intervals to list (default 100)")
     add_connection_options(history)
     history.set_defaults(handler=_history)
