@@ -87,6 +87,12 @@ async def test_a_csv_row_with_an_empty_enable_cell_follows_the_request(
     ]  # fmt: skip
     no_column = await domains.add(principal, uc.AddDomains(csv=b"domain\ne.example.test\n"))
     assert [o.domain.status for o in no_column if o.domain] == ["NOT_ENABLED"]  # not asked: off
+    # A rejected row is named by the domain it gives (and its row number), not by the number alone.
+    rejected = await domains.add(principal, uc.AddDomains(csv=b"domain,port\nbad_name.test,443\n,443\n"))
+    assert [(o.entry, o.row, bool(o.error)) for o in rejected] == [
+        ("bad_name.test", 2, True),
+        ("row 3", 3, True),
+    ]
 
 
 async def test_commands_answer_what_they_wrote_without_waiting_for_the_list_view(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN, validate_domain_contacts
 from certwatch.rules.targets import (
@@ -90,6 +90,7 @@ class CsvRow:
     domain: ImportedDomain | None
     warnings: tuple[TargetWarning, ...] = ()
     errors: tuple[FieldViolation, ...] = ()
+    given: str = field(default="", compare=False)  # the row's domain cell as written: what a rejection names
 
     def __post_init__(self) -> None:
         if (self.domain is None) == (not self.errors):
@@ -254,8 +255,10 @@ def _row(line: int, cells: list[str], header: dict[int, str], first_seen: dict[T
                 )
             )
     if violations or target is None:
-        return CsvRow(line, None, errors=tuple(violations))
-    return CsvRow(line, ImportedDomain(target, contacts, enable), target_warnings(target))
+        return CsvRow(line, None, errors=tuple(violations), given=values["domain"])
+    return CsvRow(
+        line, ImportedDomain(target, contacts, enable), target_warnings(target), given=values["domain"]
+    )
 
 
 def _target(domain: str, port: str, violations: list[FieldViolation]) -> Target | None:

@@ -378,7 +378,7 @@ class DomainUseCases:
             except validation.ValidationError as exc:
                 raise _invalid(exc) from exc
             return [
-                _Entry(r.row, r.domain.target.host if r.domain else f"row {r.row}",
+                _Entry(r.row, r.domain.target.host if r.domain else r.given or f"row {r.row}",
                        r.domain.target if r.domain else None,
                        tuple(w.message for w in r.warnings),
                        "; ".join(f"{e.field}: {e.description}" for e in r.errors) or None,
