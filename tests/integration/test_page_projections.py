@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ TABLES = {
     "classifier.status": {"classifier_status": "domain_id", "classifier_status_history": "position"},
     "prober.schedule": {"probe_schedule": "domain_id"},
     "vod.observed_hosts": {"vod_observed_hosts": "domain_id", "vod_certificates": "sha256"},
+    "notifier.incidents": {"notifier_domains": "domain_id", "notifier_certificates": "sha256"},
 }  # fmt: skip
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -119,16 +121,16 @@ async def rows_after_page(event_log: EventLog, projection: Projection, *, page: 
 
 
 async def compared(event_log: EventLog, batch: Projection, per_event: Projection, *,
-                   between: str = "") -> dict[str, list[Any]]:  # fmt: skip
+                   between: str = "", more: Sequence[Event] = ()) -> dict[str, list[Any]]:  # fmt: skip
     """The scenario's rows from the per-event handlers; asserts that every page size of the
-    set-based projection gives the same."""
+    set-based projection gives the same. `more`: events appended after the page's."""
     scenario = Scenario()
     await append_each(event_log, scenario.before())
     await catch_up(event_log, per_event)
     if between:
         async with event_log.pool.connection() as conn:
             await conn.execute(between.encode())
-    await append_each(event_log, scenario.page())
+    await append_each(event_log, [*scenario.page(), *more])
     expected = await rows_after_page(event_log, per_event, page=10_000)
     for page in PAGES:
         assert await rows_after_page(event_log, batch, page=page) == expected, f"pages of {page}"
@@ -186,3 +188,27 @@ async def test_what_each_host_serves_for_the_vod_api(event_log: EventLog) -> Non
     assert "f.example.test" not in hosts and "d.example.test" in hosts  # never added; added again
     assert any(r["serving"] for r in hosts.values())  # chains were applied, not only additions
     assert {r["sha256"] for r in found["vod_certificates"]} >= {"leaf-b1", "leaf-b2", "int-1"}
+
+
+async def test_the_notifiers_incident_memory(event_log: EventLog) -> None:
+    paged, per_event = reference.incidents(event_log)
+    settings = (  # b's own threshold, over the default's 30 days (kept across rebuilds: not the projection's)
+        "INSERT INTO notifier_domain_settings (domain_id, account_id, rules) SELECT domain_id, account_id,"
+        """ '{"expiry_threshold_days": 90}' FROM notifier_domains WHERE host = 'b.example.test'"""
+    )
+    j, k = (
+        Domain(str(uuid.uuid4()), str(uuid.uuid4()), host) for host in ("j.example.test", "k.example.test")
+    )
+    never_classified = [j.added(), j.started(), j.edited(8443, ("c-5",)), k.added(), k.disabled()]
+    found = await compared(event_log, paged, per_event, between=settings, more=never_classified)
+    domains = {r["host"]: r for r in found["notifier_domains"]}
+    assert len(domains) == 11  # f and d have rows from their verdicts alone, d added again after
+    assert (
+        domains["j.example.test"]["memory"] == {} and domains["j.example.test"]["service_ends_on"] is not None
+    )
+    assert domains["k.example.test"]["memory"] == {"active": [], "incident": 0, "network_failures": 0}
+    assert domains["d.example.test"]["port"] == 8444 and domains["d.example.test"]["contact_ids"] == ["c-9"]
+    assert "about_to_expire" in domains["b.example.test"]["memory"]["active"]  # 60 days left, within 90
+    assert "about_to_expire" not in domains["h.example.test"]["memory"]["active"]  # not within 30
+    issuers = {r["sha256"]: r["issuer"] for r in found["notifier_certificates"]}
+    assert issuers["int-1"] == "CN=CA 3" and issuers["leaf-b2"] == "CN=CA 12"  # the first facts seen stay
