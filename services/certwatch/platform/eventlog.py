@@ -517,7 +517,7 @@ class EventLog:
         data and metadata as JSON text. An event of a type with upcasters is upcast, and its
         data encoded again: the text is always the payload `read_all` would return."""
         sql = (
-            "SELECT position, event_id, stream_id, stream_version, event_type, schema_version, data::text,"
+            "SELECT position, event_id::text, stream_id, stream_version, event_type, schema_version, data::text,"
             " metadata::text, recorded_at, transaction_id, metadata->>'traceparent' FROM events"
             f" WHERE (transaction_id, position) > (%s::text::xid8, %s) AND {_HORIZON}"
             f" ORDER BY transaction_id, position LIMIT {int(limit)}"
@@ -529,9 +529,8 @@ class EventLog:
         return [self._upcast_json(make(r)) if r[4] in old else make(r) for r in rows]
 
     def _upcast_json(self, event: JsonEvent) -> JsonEvent:
-        recorded = RecordedEvent(
-            *event[:6], orjson.loads(event.data), {}, event.recorded_at, event.transaction_id
-        )
+        recorded = RecordedEvent(event.position, uuid.UUID(event.event_id), *event[2:6], orjson.loads(event.data),
+                                 {}, event.recorded_at, event.transaction_id)  # fmt: skip
         upcast = self._upcasters.upcast(recorded)
         if upcast is recorded:
             return event

@@ -140,10 +140,11 @@ class RecordedEvent(NamedTuple):
 class JsonEvent(NamedTuple):
     """A recorded event whose data and metadata are the JSON text the log holds, for a reader
     that passes them on unread (the outbox relay): decoding them into dicts and encoding them
-    again was a third of the relay's reading, for nothing. `traceparent` is the metadata's."""
+    again was a quarter of the relay's reading, for nothing. The event id is its text too;
+    `traceparent` is the metadata's."""
 
     position: int
-    event_id: uuid.UUID
+    event_id: str
     stream_id: str
     stream_version: int
     type: str

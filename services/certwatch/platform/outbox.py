@@ -135,7 +135,7 @@ class OutboxRelay:
 
 def _message(event: JsonEvent) -> Message:
     headers = {
-        "Nats-Msg-Id": str(event.event_id),
+        "Nats-Msg-Id": event.event_id,
         busmod.POSITION_HEADER: str(event.position),
         busmod.TYPE_HEADER: event.type,
     }
