@@ -14,6 +14,7 @@ from typing import Any
 
 from certwatch.classifier.details import DETAILS_VIEW
 from certwatch.classifier.status_view import STATUS_VIEW
+from certwatch.hosting.observed_expiry import OBSERVED_EXPIRY
 from certwatch.inventory.views import DOMAIN_VIEW
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.projection import Projection, catch_up
@@ -31,6 +32,7 @@ TABLES = {
     "prober.schedule": {"probe_schedule": "domain_id"},
     "vod.observed_hosts": {"vod_observed_hosts": "domain_id", "vod_certificates": "sha256"},
     "notifier.incidents": {"notifier_domains": "domain_id", "notifier_certificates": "sha256"},
+    "hosting.observed_expiry": {"hosting_observed_expiry": "domain_id"},
 }  # fmt: skip
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -212,3 +214,13 @@ async def test_the_notifiers_incident_memory(event_log: EventLog) -> None:
     assert "about_to_expire" not in domains["h.example.test"]["memory"]["active"]  # not within 30
     issuers = {r["sha256"]: r["issuer"] for r in found["notifier_certificates"]}
     assert issuers["int-1"] == "CN=CA 3" and issuers["leaf-b2"] == "CN=CA 12"  # the first facts seen stay
+
+
+async def test_the_expiry_hosting_sees_of_each_endpoint(event_log: EventLog) -> None:
+    rows = {r["host"]: r for r in (await compared(event_log, OBSERVED_EXPIRY, reference.OBSERVED_EXPIRY))[
+        "hosting_observed_expiry"]}  # fmt: skip
+    assert len(rows) == 9  # every domain classified, f and a removed d too
+    f = rows[
+        "f.example.test"
+    ]  # classified in another account afterwards: the last verdict, its first account
+    assert f["checked_at"] == Domain.at(23) and f["account_id"] == rows["a.example.test"]["account_id"]

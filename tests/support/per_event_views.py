@@ -18,6 +18,7 @@ from certwatch.contracts import status as sc
 from certwatch.contracts.listing import Retry, RowChange, row_change
 from certwatch.contracts.payload import decode
 from certwatch.contracts.status import DomainClassified
+from certwatch.hosting.observed_expiry import OBSERVED_EXPIRY as HOSTING_OBSERVED_EXPIRY
 from certwatch.inventory.views import DOMAIN_VIEW
 from certwatch.notifier import incidents as notifier_incidents
 from certwatch.notifier.rules import Memory, Verdict, on_verdict
@@ -304,6 +305,19 @@ async def _incidents(conn: Conn, event: RecordedEvent) -> None:
                 )
 
 
+async def _observed_expiry(conn: Conn, event: RecordedEvent) -> None:
+    e = sc.DomainClassified.of(event)
+    verdict = e.verdict
+    await conn.execute(
+        "INSERT INTO hosting_observed_expiry (domain_id, account_id, host, port, valid_to, brand,"
+        " checked_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (domain_id) DO UPDATE SET"
+        " valid_to = excluded.valid_to, brand = excluded.brand, checked_at = excluded.checked_at,"
+        " host = excluded.host, port = excluded.port",
+        (e.domain_id, e.account_id, verdict.host, verdict.port,
+         verdict.valid_to, verdict.brand, verdict.checked_at),
+    )  # fmt: skip
+
+
 def _per_event(projection: Projection, handle: Handler) -> Projection:
     return dataclasses.replace(projection, handle=handle, handle_batch=None)
 
@@ -313,6 +327,7 @@ DETAILS = _per_event(DETAILS_VIEW, _details)
 STATUS = dataclasses.replace(STATUS_VIEW, handle_batch=_statuses)
 SCHEDULE_PER_EVENT = _per_event(SCHEDULE, _schedule)
 OBSERVED_HOSTS = _per_event(VOD_OBSERVED_HOSTS, _observed_hosts)
+OBSERVED_EXPIRY = _per_event(HOSTING_OBSERVED_EXPIRY, _observed_expiry)
 
 
 def incidents(event_log: EventLog) -> tuple[Projection, Projection]:
