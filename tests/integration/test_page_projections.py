@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -123,7 +123,8 @@ async def rows_after_page(event_log: EventLog, projection: Projection, *, page: 
 
 
 async def compared(event_log: EventLog, batch: Projection, per_event: Projection, *,
-                   between: str = "", more: Sequence[Event] = ()) -> dict[str, list[Any]]:  # fmt: skip
+                   between: str = "", more: Callable[[Scenario], Sequence[Event]] = lambda _: ()
+                   ) -> dict[str, list[Any]]:  # fmt: skip
     """The scenario's rows from the per-event handlers; asserts that every page size of the
     set-based projection gives the same. `more`: events appended after the page's."""
     scenario = Scenario()
@@ -132,7 +133,7 @@ async def compared(event_log: EventLog, batch: Projection, per_event: Projection
     if between:
         async with event_log.pool.connection() as conn:
             await conn.execute(between.encode())
-    await append_each(event_log, [*scenario.page(), *more])
+    await append_each(event_log, [*scenario.page(), *more(scenario)])
     expected = await rows_after_page(event_log, per_event, page=10_000)
     for page in PAGES:
         assert await rows_after_page(event_log, batch, page=page) == expected, f"pages of {page}"
@@ -202,13 +203,15 @@ async def test_the_notifiers_incident_memory(event_log: EventLog) -> None:
         Domain(str(uuid.uuid4()), str(uuid.uuid4()), host) for host in ("j.example.test", "k.example.test")
     )
     never_classified = [j.added(), j.started(), j.edited(8443, ("c-5",)), k.added(), k.disabled()]
-    found = await compared(event_log, paged, per_event, between=settings, more=never_classified)
+    found = await compared(event_log, paged, per_event, between=settings,
+                           more=lambda s: [*never_classified, s.e.removed(), s.e.added()])  # fmt: skip
     domains = {r["host"]: r for r in found["notifier_domains"]}
     assert len(domains) == 11  # f and d have rows from their verdicts alone, d added again after
     assert (
         domains["j.example.test"]["memory"] == {} and domains["j.example.test"]["service_ends_on"] is not None
     )
     assert domains["k.example.test"]["memory"] == {"active": [], "incident": 0, "network_failures": 0}
+    assert domains["e.example.test"]["classified"] is None  # removed after its verdict, added again
     assert domains["d.example.test"]["port"] == 8444 and domains["d.example.test"]["contact_ids"] == ["c-9"]
     assert "about_to_expire" in domains["b.example.test"]["memory"]["active"]  # 60 days left, within 90
     assert "about_to_expire" not in domains["h.example.test"]["memory"]["active"]  # not within 30

@@ -57,14 +57,19 @@ EVENT_TYPES = (
 )  # fmt: skip
 # The projection's own rows, folded a page at a time (`_Page`); what users set per domain
 # (`notifier_domain_settings`, kept across rebuilds) is read beside them, never written here.
+# All but `classified` (the last verdict, for the expiry refresh): a page that changes a
+# row does not always change its verdict, and that JSON is most of a row's bytes, so it is
+# never read here, and written only with the rows whose verdict the page set
+# (`_Page.classified`, `WITH_VERDICT`).
 TABLE = PageTable("notifier_domains", "domain_id", {
     "domain_id": "uuid", "account_id": "uuid", "host": "text", "port": "integer", "contact_ids": "text[]",
-    "memory": "jsonb", "problem": "jsonb", "checked_at": "timestamptz", "classified": "jsonb",
-    "alerted_in": "text", "service_ends_on": "date",
+    "memory": "jsonb", "problem": "jsonb", "checked_at": "timestamptz", "alerted_in": "text",
+    "service_ends_on": "date",
 })  # fmt: skip
+WITH_VERDICT = PageTable(TABLE.name, TABLE.key, {**TABLE.columns, "classified": "jsonb"})
 # A row as its first INSERT leaves it (the table's defaults), before the event's own columns.
-_NEW_ROW: Row = {"contact_ids": [], "memory": {}, "problem": None, "checked_at": None, "classified": None,
-                 "alerted_in": None, "service_ends_on": None}  # fmt: skip
+_NEW_ROW: Row = {"contact_ids": [], "memory": {}, "problem": None, "checked_at": None, "alerted_in": None,
+                 "service_ends_on": None}  # fmt: skip
 # Events of one domain's row: a page loads the rows of all of theirs at once.
 _DOMAIN_EVENTS = frozenset({
     dc.DOMAIN_ADDED, dc.DOMAIN_EDITED, dc.DOMAIN_REMOVED, dc.MONITORING_DISABLED, dc.MONITORING_STARTED,
@@ -102,6 +107,7 @@ class _Page:
         self.rows: dict[str, Row | None] = {}  # as folded so far (None: no row)
         self.settings: dict[str, tuple[dict[str, Any], datetime | None]] = {}
         self.certificates: dict[str, tuple[str, str, str]] = {}  # to insert: the first facts seen of each
+        self.classified: dict[str, dict[str, Any] | None] = {}  # verdicts to write (None: cleared)
         self.accounts: dict[str, tuple[dict[str, Any], QuietHours | None]] = {}  # rules, read once
 
     async def load(self, conn: Conn, domain_ids: Collection[str]) -> None:
@@ -132,6 +138,12 @@ class _Page:
                        Memory.from_dict(row["memory"]), rules, muted_until, row["service_ends_on"],
                        row["alerted_in"])  # fmt: skip
 
+    def new_row(self, domain_id: str, row: Row) -> None:
+        """A row where there was none: no verdict, as a fresh INSERT leaves it (also where the
+        page removed a stored row: it is written over, not deleted)."""
+        self.rows[domain_id] = row
+        self.classified[domain_id] = None
+
     def change(self, domain_id: str, **columns: Any) -> None:
         """Set columns of the domain's row, if it has one (an UPDATE ... WHERE domain_id)."""
         row = self.rows[domain_id]
@@ -151,7 +163,15 @@ class _Page:
                 " ON CONFLICT (sha256) DO NOTHING",
                 (shas, [f[0] for f in facts], [f[1] for f in facts], [f[2] for f in facts]),
             )
-        await TABLE.write(conn, self.stored, self.rows)
+        verdicts, self.classified = self.classified, {}
+        await TABLE.delete(conn, [k for k, row in self.rows.items() if row is None and k in self.stored])
+        changed = {k: row for k, row in self.rows.items()
+                   if row is not None and (k in verdicts or row != self.stored.get(k))}  # fmt: skip
+        await TABLE.insert(
+            conn, [row for k, row in changed.items() if k not in verdicts], on_conflict="update"
+        )
+        await WITH_VERDICT.insert(conn, [{**row, "classified": verdicts[k]} for k, row in changed.items()
+                                         if k in verdicts], on_conflict="update")  # fmt: skip
         self.stored = {k: row for k, row in self.rows.items() if row is not None}
 
 
@@ -206,11 +226,12 @@ class Incidents:
         trace = event.metadata.get("traceparent")  # the deliveries' sends join the event's trace
         match decode(event):
             case dc.DomainAdded() as e:
-                row = page.rows[e.domain_id]
-                if row is None:
-                    row = {**_NEW_ROW, "domain_id": e.domain_id, "account_id": e.account_id}
-                page.rows[e.domain_id] = {**row, "host": e.host, "port": e.port,
-                                          "contact_ids": list(e.contact_ids)}  # fmt: skip
+                columns = {"host": e.host, "port": e.port, "contact_ids": list(e.contact_ids)}
+                if page.rows[e.domain_id] is None:
+                    page.new_row(
+                        e.domain_id, {**_NEW_ROW, "domain_id": e.domain_id, "account_id": e.account_id}
+                    )
+                page.change(e.domain_id, **columns)
             case dc.DomainEdited() as e:
                 row = page.rows[e.domain_id]
                 if row is not None:
@@ -276,14 +297,15 @@ class Incidents:
         domain = page.domain(domain_id)
         if domain is not None:
             memory = Memory(incident=domain.memory.incident)
-            page.change(domain_id, memory=memory.to_dict(), problem=None, classified=None)
+            page.change(domain_id, memory=memory.to_dict(), problem=None)
+            page.classified[domain_id] = None
 
     async def _classified(
         self, conn: Conn, page: _Page, e: sc.DomainClassified, event: RecordedEvent, fresh: bool
     ) -> None:
         if page.rows[e.domain_id] is None:  # classified before its DomainAdded was seen: no contacts yet
-            page.rows[e.domain_id] = {**_NEW_ROW, "domain_id": e.domain_id, "account_id": e.account_id,
-                                      "host": e.verdict.host, "port": e.verdict.port}  # fmt: skip
+            page.new_row(e.domain_id, {**_NEW_ROW, "domain_id": e.domain_id, "account_id": e.account_id,
+                                       "host": e.verdict.host, "port": e.verdict.port})  # fmt: skip
         domain = page.domain(e.domain_id)
         assert domain is not None
         fired, incident = await self._fold(conn, page, domain, e, e.verdict.checked_at, event)
@@ -305,7 +327,8 @@ class Incidents:
         )
         page.change(domain.domain_id, memory=memory.to_dict(), problem=_problem(v, memory, as_of))
         if event is not None:
-            page.change(domain.domain_id, classified=e.to_data(), checked_at=v.checked_at)
+            page.change(domain.domain_id, checked_at=v.checked_at)
+            page.classified[domain.domain_id] = e.to_data()
             if fired:
                 page.change(domain.domain_id, alerted_in=str(event.transaction_id))
         return fired, memory.incident
