@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import orjson
 import pytest
 from nats import errors as nats_errors
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -18,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from certwatch.platform import bus as busmod
 from certwatch.platform import localstack, log_signal
 from certwatch.platform.eventlog import Conn, EventLog
-from certwatch.platform.events import NewEvent, RecordedEvent
+from certwatch.platform.events import JsonEvent, NewEvent, RecordedEvent, Upcasters
 from certwatch.platform.outbox import OutboxRelay
 from certwatch.platform.projection import (
     Projection,
@@ -78,12 +79,43 @@ async def _append_many(event_log: EventLog, n: int, *, noise: bool = True) -> No
         await event_log.append(f"count-{i % 7}", events, expected_version=None)
 
 
+async def test_the_relay_publishes_each_event_as_read_upcast_with_its_trace(
+    pool: AsyncConnectionPool[Any], bus: busmod.Bus, database_url: str
+) -> None:
+    upcasters = Upcasters()
+
+    @upcasters.register("Versioned", 1)
+    def _v2(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "unit": "days"}
+
+    event_log = EventLog(pool, upcasters)
+    trace = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "account_id": "a-1"}
+    await event_log.append("versioned-1", [
+        NewEvent("Versioned", {"n": 1, "nested": {"s": 'quote " and \\ backslash', "f": 1.5, "u": "é"}},
+                 schema_version=1, metadata=trace),
+        NewEvent("Versioned", {"n": 2, "unit": "hours"}, schema_version=2),
+        NewEvent("Plain", {"list": [1, None, True]}),
+    ], expected_version=0)  # fmt: skip
+    relay = OutboxRelay(event_log, bus, database_url)
+    async with await __import__("psycopg").AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("INSERT INTO outbox_relay (name, position) VALUES ('jetstream', 0)")
+        assert await relay.relay_once(conn) == 3
+    for seq, event in enumerate(await event_log.read_all(), start=1):
+        msg = await bus.js.get_msg(busmod.STREAM, seq)
+        assert orjson.loads(msg.data or b"") == orjson.loads(busmod.encode(event))  # as read: upcast
+        assert msg.subject == busmod.subject_for(event) and msg.headers is not None
+        assert msg.headers.get("traceparent") == event.metadata.get("traceparent")
+        assert msg.headers["Nats-Msg-Id"] == str(event.event_id)
+    first = orjson.loads((await bus.js.get_msg(busmod.STREAM, 1)).data or b"")
+    assert first["schema_version"] == 2 and first["data"]["unit"] == "days" and first["metadata"] == trace
+
+
 async def test_relay_crash_between_publish_and_bookkeeping_duplicates_nothing(
     event_log: EventLog, bus: busmod.Bus, database_url: str
 ) -> None:
     await _append_many(event_log, 40, noise=False)
 
-    async def crash(_: list[RecordedEvent]) -> None:
+    async def crash(_: list[JsonEvent]) -> None:
         raise RuntimeError("relay killed after publish, before bookkeeping")
 
     crashing = OutboxRelay(event_log, bus, database_url, after_publish=crash)

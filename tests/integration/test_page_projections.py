@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from typing import Any
 
 from certwatch.classifier.details import DETAILS_VIEW
 from certwatch.classifier.status_view import STATUS_VIEW
+from certwatch.hosting.observed_expiry import OBSERVED_EXPIRY
 from certwatch.inventory.views import DOMAIN_VIEW
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.projection import Projection, catch_up
@@ -29,6 +31,8 @@ TABLES = {
     "classifier.status": {"classifier_status": "domain_id", "classifier_status_history": "position"},
     "prober.schedule": {"probe_schedule": "domain_id"},
     "vod.observed_hosts": {"vod_observed_hosts": "domain_id", "vod_certificates": "sha256"},
+    "notifier.incidents": {"notifier_domains": "domain_id", "notifier_certificates": "sha256"},
+    "hosting.observed_expiry": {"hosting_observed_expiry": "domain_id"},
 }  # fmt: skip
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -120,16 +124,17 @@ async def rows_after_page(event_log: EventLog, projection: Projection, *, page: 
 
 
 async def compared(event_log: EventLog, batch: Projection, per_event: Projection, *,
-                   between: str = "") -> dict[str, list[Any]]:  # fmt: skip
+                   between: str = "", more: Callable[[Scenario], Sequence[Event]] = lambda _: ()
+                   ) -> dict[str, list[Any]]:  # fmt: skip
     """The scenario's rows from the per-event handlers; asserts that every page size of the
-    set-based projection gives the same."""
+    set-based projection gives the same. `more`: events appended after the page's."""
     scenario = Scenario()
     await append_each(event_log, scenario.before())
     await catch_up(event_log, per_event)
     if between:
         async with event_log.pool.connection() as conn:
             await conn.execute(between.encode())
-    await append_each(event_log, scenario.page())
+    await append_each(event_log, [*scenario.page(), *more(scenario)])
     expected = await rows_after_page(event_log, per_event, page=10_000)
     for page in PAGES:
         assert await rows_after_page(event_log, batch, page=page) == expected, f"pages of {page}"
@@ -186,3 +191,39 @@ async def test_what_each_host_serves_for_the_vod_api(event_log: EventLog) -> Non
     assert "f.example.test" not in hosts and "d.example.test" in hosts  # never added; added again
     assert any(r["serving"] for r in hosts.values())  # chains were applied, not only additions
     assert {r["sha256"] for r in found["vod_certificates"]} >= {"leaf-b1", "leaf-b2", "int-1"}
+
+
+async def test_the_notifiers_incident_memory(event_log: EventLog) -> None:
+    paged, per_event = reference.incidents(event_log)
+    settings = (  # b's own threshold, over the default's 30 days (kept across rebuilds: not the projection's)
+        "INSERT INTO notifier_domain_settings (domain_id, account_id, rules) SELECT domain_id, account_id,"
+        """ '{"expiry_threshold_days": 90}' FROM notifier_domains WHERE host = 'b.example.test'"""
+    )
+    j, k = (
+        Domain(str(uuid.uuid4()), str(uuid.uuid4()), host) for host in ("j.example.test", "k.example.test")
+    )
+    never_classified = [j.added(), j.started(), j.edited(8443, ("c-5",)), k.added(), k.disabled()]
+    found = await compared(event_log, paged, per_event, between=settings,
+                           more=lambda s: [*never_classified, s.e.removed(), s.e.added()])  # fmt: skip
+    domains = {r["host"]: r for r in found["notifier_domains"]}
+    assert len(domains) == 11  # f and d have rows from their verdicts alone, d added again after
+    assert (
+        domains["j.example.test"]["memory"] == {} and domains["j.example.test"]["service_ends_on"] is not None
+    )
+    assert domains["k.example.test"]["memory"] == {"active": [], "incident": 0, "network_failures": 0}
+    assert domains["e.example.test"]["classified"] is None  # removed after its verdict, added again
+    assert domains["d.example.test"]["port"] == 8444 and domains["d.example.test"]["contact_ids"] == ["c-9"]
+    assert "about_to_expire" in domains["b.example.test"]["memory"]["active"]  # 60 days left, within 90
+    assert "about_to_expire" not in domains["h.example.test"]["memory"]["active"]  # not within 30
+    issuers = {r["sha256"]: r["issuer"] for r in found["notifier_certificates"]}
+    assert issuers["int-1"] == "CN=CA 3" and issuers["leaf-b2"] == "CN=CA 12"  # the first facts seen stay
+
+
+async def test_the_expiry_hosting_sees_of_each_endpoint(event_log: EventLog) -> None:
+    rows = {r["host"]: r for r in (await compared(event_log, OBSERVED_EXPIRY, reference.OBSERVED_EXPIRY))[
+        "hosting_observed_expiry"]}  # fmt: skip
+    assert len(rows) == 9  # every domain classified, f and a removed d too
+    f = rows[
+        "f.example.test"
+    ]  # classified in another account afterwards: the last verdict, its first account
+    assert f["checked_at"] == Domain.at(23) and f["account_id"] == rows["a.example.test"]["account_id"]

@@ -94,7 +94,8 @@ class Domain:
         return sc.stream_id(self.domain_id), payload.new_event()
 
     def chain(self, serving: dict[str, tuple[str, ...]], *certificates: str, minute: float = 3) -> Event:
-        facts = tuple({"sha256": c, "subject": f"CN={c[:8]}", "minute": minute} for c in certificates)
+        facts = tuple({"sha256": c, "subject": f"CN={c[:8]}", "issuer": f"CN=CA {minute}", "minute": minute,
+                       "not_after": self.at(minute + 60 * 24 * 90).isoformat()} for c in certificates)  # fmt: skip
         payload = sc.CertificateChainObserved(**self._ids(), observed_at=self.at(minute), serving=serving,
                                               certificates=facts)  # fmt: skip
         return sc.stream_id(self.domain_id), payload.new_event()

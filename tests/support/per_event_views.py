@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from psycopg.types.json import Jsonb
 
@@ -17,8 +18,12 @@ from certwatch.contracts import status as sc
 from certwatch.contracts.listing import Retry, RowChange, row_change
 from certwatch.contracts.payload import decode
 from certwatch.contracts.status import DomainClassified
+from certwatch.hosting.observed_expiry import OBSERVED_EXPIRY as HOSTING_OBSERVED_EXPIRY
 from certwatch.inventory.views import DOMAIN_VIEW
-from certwatch.platform.eventlog import Conn
+from certwatch.notifier import incidents as notifier_incidents
+from certwatch.notifier.rules import Memory, Verdict, on_verdict
+from certwatch.platform.config import Settings
+from certwatch.platform.eventlog import Conn, EventLog
 from certwatch.platform.events import RecordedEvent
 from certwatch.platform.projection import Handler, Projection
 from certwatch.prober.schedule import SCHEDULE
@@ -233,6 +238,89 @@ async def _observed_hosts(conn: Conn, event: RecordedEvent) -> None:
             )
 
 
+async def _incidents(conn: Conn, event: RecordedEvent) -> None:
+    """The notifier's rows as its projection wrote them event by event (alerts aside: the
+    reference runs with a clock that finds every event too old to page anyone)."""
+    match decode(event):
+        case dc.DomainAdded() as e:
+            await conn.execute(
+                "INSERT INTO notifier_domains (domain_id, account_id, host, port, contact_ids)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (domain_id) DO UPDATE SET host = excluded.host,"
+                " port = excluded.port, contact_ids = excluded.contact_ids",
+                (e.domain_id, e.account_id, e.host, e.port, list(e.contact_ids)),
+            )  # fmt: skip
+        case dc.DomainEdited() as e:
+            await conn.execute(
+                "UPDATE notifier_domains SET host = coalesce(%s, host), port = %s,"
+                " contact_ids = coalesce(%s, contact_ids) WHERE domain_id = %s",
+                (e.host, e.port, None if e.contact_ids is None else list(e.contact_ids), e.domain_id),
+            )
+        case dc.DomainRemoved() as e:
+            await conn.execute("DELETE FROM notifier_domains WHERE domain_id = %s", (e.domain_id,))
+        case dc.MonitoringDisabled() | dc.MonitoringServiceEnded() as e:
+            cur = await conn.execute(
+                "SELECT memory FROM notifier_domains WHERE domain_id = %s", (e.domain_id,)
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                memory = Memory(incident=Memory.from_dict(row[0]).incident)
+                await conn.execute(
+                    "UPDATE notifier_domains SET memory = %s, problem = NULL, classified = NULL"
+                    " WHERE domain_id = %s",
+                    (Jsonb(memory.to_dict()), e.domain_id),
+                )
+        case dc.MonitoringStarted() as e:
+            await conn.execute(
+                "UPDATE notifier_domains SET service_ends_on = %s WHERE domain_id = %s",
+                (e.service_ends_on, e.domain_id),
+            )
+        case sc.DomainClassified() as e:
+            await conn.execute(
+                "INSERT INTO notifier_domains (domain_id, account_id, host, port) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (domain_id) DO NOTHING",
+                (e.domain_id, e.account_id, e.verdict.host, e.verdict.port),
+            )
+            cur = await conn.execute(
+                "SELECT d.account_id::text, memory, coalesce(s.rules, '{}') FROM notifier_domains d"
+                " LEFT JOIN notifier_domain_settings s USING (domain_id) WHERE d.domain_id = %s",
+                (e.domain_id,),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            account, _ = await notifier_incidents.account_rules(conn, row[0])
+            v = e.verdict
+            seen = Verdict(v.status.value, frozenset(c.value for c in v.causes), v.days_left)
+            memory, fired = on_verdict(Memory.from_dict(row[1]), seen, notifier_incidents.effective_rules(account, row[2]),
+                                       streak=e.streak)  # fmt: skip
+            problem = notifier_incidents._problem(v, memory, v.checked_at)
+            await conn.execute(
+                "UPDATE notifier_domains SET memory = %s, problem = %s, classified = %s, checked_at = %s,"
+                " alerted_in = CASE WHEN %s THEN %s ELSE alerted_in END WHERE domain_id = %s",
+                (Jsonb(memory.to_dict()), None if problem is None else Jsonb(problem), Jsonb(e.to_data()),
+                 v.checked_at, bool(fired), str(event.transaction_id), e.domain_id),
+            )  # fmt: skip
+        case sc.CertificateChainObserved() as e:
+            for f in e.certificates:
+                await conn.execute(
+                    "INSERT INTO notifier_certificates (sha256, subject, issuer, not_after)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (sha256) DO NOTHING",
+                    (f["sha256"], f["subject"], f["issuer"], f["not_after"]),
+                )
+
+
+async def _observed_expiry(conn: Conn, event: RecordedEvent) -> None:
+    e = sc.DomainClassified.of(event)
+    verdict = e.verdict
+    await conn.execute(
+        "INSERT INTO hosting_observed_expiry (domain_id, account_id, host, port, valid_to, brand,"
+        " checked_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (domain_id) DO UPDATE SET"
+        " valid_to = excluded.valid_to, brand = excluded.brand, checked_at = excluded.checked_at,"
+        " host = excluded.host, port = excluded.port",
+        (e.domain_id, e.account_id, verdict.host, verdict.port,
+         verdict.valid_to, verdict.brand, verdict.checked_at),
+    )  # fmt: skip
+
+
 def _per_event(projection: Projection, handle: Handler) -> Projection:
     return dataclasses.replace(projection, handle=handle, handle_batch=None)
 
@@ -242,3 +330,13 @@ DETAILS = _per_event(DETAILS_VIEW, _details)
 STATUS = dataclasses.replace(STATUS_VIEW, handle_batch=_statuses)
 SCHEDULE_PER_EVENT = _per_event(SCHEDULE, _schedule)
 OBSERVED_HOSTS = _per_event(VOD_OBSERVED_HOSTS, _observed_hosts)
+OBSERVED_EXPIRY = _per_event(HOSTING_OBSERVED_EXPIRY, _observed_expiry)
+
+
+def incidents(event_log: EventLog) -> tuple[Projection, Projection]:
+    """The notifier's projection and its per-event reference, with a clock that finds every
+    event too old to page anyone: the rows alone (the alerts: tests/integration/test_notifier_*)."""
+    paged = notifier_incidents.projection(
+        event_log, Settings(), None, clock=lambda: datetime(2100, 1, 1, tzinfo=UTC)
+    )
+    return paged, _per_event(paged, _incidents)

@@ -10,13 +10,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
+import orjson
 import psycopg
 from psycopg import pq
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform import errors, telemetry
-from certwatch.platform.events import UPCASTERS, NewEvent, RecordedEvent, Upcasters, dumps
+from certwatch.platform.events import UPCASTERS, JsonEvent, NewEvent, RecordedEvent, Upcasters, dumps
 from certwatch.platform.position_reserve import PositionReserve
 from certwatch.platform.stream_heads import COMMITTED, RUNNING, StreamHeads
 
@@ -510,6 +511,30 @@ class EventLog:
                 conn,
             )
         return events
+
+    async def read_all_json(self, after: Cursor = START, *, limit: int = 1000) -> list[JsonEvent]:
+        """`read_all` (every type, in global order, never past the horizon) with each event's
+        data and metadata as JSON text. An event of a type with upcasters is upcast, and its
+        data encoded again: the text is always the payload `read_all` would return."""
+        sql = (
+            "SELECT position, event_id::text, stream_id, stream_version, event_type, schema_version, data::text,"
+            " metadata::text, recorded_at, transaction_id, metadata->>'traceparent' FROM events"
+            f" WHERE (transaction_id, position) > (%s::text::xid8, %s) AND {_HORIZON}"
+            f" ORDER BY transaction_id, position LIMIT {int(limit)}"
+        )
+        async with self._pool.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            await cur.execute(sql.encode(), [str(after[0]), after[1]])
+            rows = await cur.fetchall()
+        make, old = JsonEvent._make, self._upcasters.types
+        return [self._upcast_json(make(r)) if r[4] in old else make(r) for r in rows]
+
+    def _upcast_json(self, event: JsonEvent) -> JsonEvent:
+        recorded = RecordedEvent(event.position, uuid.UUID(event.event_id), *event[2:6], orjson.loads(event.data),
+                                 {}, event.recorded_at, event.transaction_id)  # fmt: skip
+        upcast = self._upcasters.upcast(recorded)
+        if upcast is recorded:
+            return event
+        return event._replace(schema_version=upcast.schema_version, data=dumps(upcast.data))
 
     async def read_stream(
         self, stream_id: str, *, after_version: int = 0, conn: Conn | None = None, for_update: bool = False

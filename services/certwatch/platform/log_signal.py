@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from certwatch.platform.events import RecordedEvent
+from certwatch.platform.events import JsonEvent, RecordedEvent
 
 SUBJECT = "cw.log.advanced"
 
 
-def encode(events: Iterable[RecordedEvent]) -> bytes:
+def encode(events: Iterable[RecordedEvent | JsonEvent]) -> bytes:
     """The batch's event types, sorted and comma-separated (type names hold no commas)."""
     return ",".join(sorted({e.type for e in events})).encode()
 

@@ -24,7 +24,7 @@ from nats.js.errors import Error as JetStreamError
 from certwatch.platform import bus as busmod
 from certwatch.platform import log_signal
 from certwatch.platform.eventlog import EventLog
-from certwatch.platform.events import RecordedEvent
+from certwatch.platform.events import JsonEvent
 from certwatch.platform.health import Progress
 from certwatch.platform.jetstream_publish import Message, publish_all
 from certwatch.platform.telemetry import counter
@@ -45,7 +45,7 @@ class OutboxRelay:
         name: str = "jetstream",
         idle_poll_s: float = 0.02,
         standby_s: float = 0.0,
-        after_publish: Callable[[list[RecordedEvent]], Awaitable[None]] | None = None,
+        after_publish: Callable[[list[JsonEvent]], Awaitable[None]] | None = None,
     ) -> None:
         self._log = event_log
         self._bus = bus
@@ -110,7 +110,7 @@ class OutboxRelay:
         )
         row = await cur.fetchone()
         bookmark = (int(row[0]), int(row[1])) if row else (0, 0)
-        events = await self._log.read_all(bookmark, limit=BATCH)
+        events = await self._log.read_all_json(bookmark, limit=BATCH)
         if not events:
             return 0
         acks = await publish_all(self._bus.nc, [_message(e) for e in events])
@@ -133,13 +133,12 @@ class OutboxRelay:
         return len(events)
 
 
-def _message(event: RecordedEvent) -> Message:
+def _message(event: JsonEvent) -> Message:
     headers = {
-        "Nats-Msg-Id": str(event.event_id),
+        "Nats-Msg-Id": event.event_id,
         busmod.POSITION_HEADER: str(event.position),
         busmod.TYPE_HEADER: event.type,
     }
-    traceparent = event.metadata.get("traceparent")
-    if traceparent:
-        headers["traceparent"] = str(traceparent)
-    return Message(busmod.subject_for(event), busmod.encode(event), headers)
+    if event.traceparent:
+        headers["traceparent"] = event.traceparent
+    return Message(busmod.subject_for(event), busmod.encode_json(event), headers)
