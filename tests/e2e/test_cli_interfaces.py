@@ -14,7 +14,7 @@ from certwatch.cli.main import main
 from certwatch.platform.config import Settings
 from tests.support.pki import TestPKI
 from tests.support.stack import Stack, running_stack, wait_for
-from tests.support.tls_server import server_context, tls_server
+from tests.support.tls_server import closed_port, server_context, tls_server
 
 
 def _cli(stack: Stack, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
@@ -50,7 +50,7 @@ async def test_contacts_update_changes_only_the_fields_given(
 
 
 async def test_list_pages_filters_unicode_names_and_details_findings(
-    settings: Settings, pki: TestPKI, capsys: pytest.CaptureFixture[str]
+    settings: Settings, pki: TestPKI, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with tls_server(server_context(*pki.server_files(pki.leaf("cli.test")))) as port:
         # The older comma-separated form of CERTWATCH_RESOLVE, with a Unicode host name.
@@ -108,3 +108,20 @@ async def test_list_pages_filters_unicode_names_and_details_findings(
             (found,) = json.loads(out)["findings"]
             assert found["cause"] == "CERTIFICATE_MISMATCH" and found["ip"] == "127.0.0.1"
             assert found["cert_sha256"] and "cli.test" in found["cert_subject"]
+
+            # Contact information: name, phone and email, read from inventory (the seed's details).
+            _, out, _ = await cli("contacts", "add", "--name", "Ops", "--phone", "+8613800138000",
+                                  "--email", "ops@example.com", "--json")  # fmt: skip
+            contact_id = json.loads(out)["id"]
+            code, _, err = await cli("domains", "edit", domain_id, "--contact", contact_id)
+            assert code == 0, err
+            monkeypatch.setenv("CERTWATCH_INVENTORY_ADDR", f"127.0.0.1:{stack.services['inventory'].port}")
+            async with asyncio.timeout(20):
+                while "Ops (+8613800138000, ops@example.com)" not in out:  # the edit reaches the report
+                    await asyncio.sleep(0.2)
+                    code, out, err = await cli("domains", "details", domain_id, service="classifier")
+                    assert code == 0, err
+            with closed_port() as dead:  # inventory not answering: the ids, said so
+                monkeypatch.setenv("CERTWATCH_INVENTORY_ADDR", f"127.0.0.1:{dead}")
+                code, out, _ = await cli("domains", "details", domain_id, service="classifier")
+            assert f"{contact_id} (contact details unavailable: inventory did not answer)" in out

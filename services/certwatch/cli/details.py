@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from typing import Any
+
+import grpc
 
 from certwatch.cli.client import (
     CliError,
@@ -18,7 +21,7 @@ from certwatch.cli.client import (
     target_label,
 )
 from certwatch.v1 import classifier_pb2 as pb
-from certwatch.v1 import classifier_pb2_grpc
+from certwatch.v1 import classifier_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 
 
 def add_parsers(sub: Any) -> None:
@@ -55,6 +58,30 @@ def finding_line(finding: pb.Finding) -> str:
     if finding.cert_subject and finding.cert_subject not in finding.detail:
         line += f" (certificate {finding.cert_subject}, sha256 {finding.cert_sha256[:16]}…)"
     return line
+
+
+def contact_label(contact: inventory_pb2.Contact) -> str:
+    """A contact as the seed's details show it: name, phone number and email address."""
+    reach = ", ".join(x for x in (contact.phone, contact.email) if x)
+    return f"{contact.name} ({reach})" if reach else contact.name
+
+
+def _contact_labels(args: argparse.Namespace, ids: Sequence[str]) -> list[str]:
+    """The domain's contacts read from inventory, which holds them (the classifier's report
+    has their ids only); their ids when inventory cannot be asked. `--server` names the
+    classifier, so inventory is found as without it (`CERTWATCH_INVENTORY_ADDR`, the
+    credentials file)."""
+    if not ids:
+        return []
+    try:
+        channel, metadata = connect(argparse.Namespace(**{**vars(args), "server": None}), "inventory")
+        with channel:
+            stub = inventory_pb2_grpc.InventoryStub(channel)
+            listed = stub.ListContacts(inventory_pb2.ListContactsRequest(), metadata=metadata, timeout=5)
+    except (CliError, grpc.RpcError):
+        return [f"{i} (contact details unavailable: inventory did not answer)" for i in ids]
+    by_id = {c.id: c for c in listed.contacts}
+    return [contact_label(by_id[i]) if i in by_id else i for i in ids]
 
 
 def _details(args: argparse.Namespace) -> int:
@@ -95,7 +122,8 @@ def _details(args: argparse.Namespace) -> int:
         for c in chain.certificates:
             lines.append(f"    {c.subject_cn or c.subject}  issued by {c.issuer_org or c.issuer},"
                          f" {_day(c.not_before)} → {_day(c.not_after)}")  # fmt: skip
-    lines += ["", f"Contacts: {', '.join(report.contact_ids) or '-'}", "", "Domain name updates:"]
+    lines += ["", "Contacts:", *[f"  {c}" for c in _contact_labels(args, report.contact_ids) or ["-"]]]
+    lines += ["", "Domain name updates:"]
     for update in report.domain_name_updates:
         for change in update.changes:
             before, after = ", ".join(change.before) or "-", ", ".join(change.after) or "-"
