@@ -89,8 +89,16 @@ def _row(d: pb.Domain) -> list[str]:
     valid_to = d.valid_to.ToDatetime().date().isoformat() if d.HasField("valid_to") else "-"
     return [d.id, client.target_label(d.host, d.port),
             d.status + (f"/{d.primary_cause}" if d.primary_cause else "") + (" (stale)" if d.stale else ""),
-            days, valid_to, d.brand or "-", "on" if d.monitoring_enabled else "off",
+            days, valid_to, d.brand or "-", _monitoring(d),
             _age(d.last_checked_at) if d.HasField("last_checked_at") else "-"]  # fmt: skip
+
+
+def _monitoring(d: pb.Domain) -> str:
+    """`on`, `off`, or `failed` for a domain asked to be monitored whose monitoring could not be
+    enabled (the seed's Enable Failed: it is not probed until edited or re-checked)."""
+    if not d.monitoring_enabled:
+        return "off"
+    return "failed" if d.status == "ENABLE_FAILED" else "on"
 
 
 def _fields(d: pb.Domain) -> str:
@@ -104,7 +112,7 @@ def _fields(d: pb.Domain) -> str:
             ["ACTION", d.recommended_action or "-"],
             ["DAYS LEFT", str(d.days_left) if d.has_days_left else "-"],
             ["VALID", f"{day('valid_from')} to {day('valid_to')}" if d.HasField("valid_to") else "-"],
-            ["BRAND", d.brand or "-"], ["MONITORING", "on" if d.monitoring_enabled else "off"],
+            ["BRAND", d.brand or "-"], ["MONITORING", _monitoring(d)],
             ["CHECKED", _age(d.last_checked_at) if d.HasField("last_checked_at") else "-"],
             ["CONTACTS", ", ".join(d.contact_ids) or "-"], ["ADDED", day("added_at")],
             ["FIRST ENABLED", day("first_enabled_at")], ["SERVICE ENDS", day("service_ends_at")]]  # fmt: skip
