@@ -148,3 +148,25 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "host:99999"]) == 2
     assert main(["check", "host", "--resolve", "nonsense"]) == 2
     assert "certwatch check" in capsys.readouterr().err
+
+
+def test_unset_options_take_the_services_environment(
+    pki: TestPKI, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run`'s shell (CERTWATCH_CA_FILE, CERTWATCH_ALLOW_NETWORKS, CERTWATCH_RESOLVE) gives
+    the check monitoring's view; an option replaces its variable; a bad variable is named."""
+    with tls_server(server_context(*pki.server_files(pki.leaf(HOST)))) as port:
+        monkeypatch.setenv("CERTWATCH_CA_FILE", pki.ca_file)
+        monkeypatch.setenv("CERTWATCH_ALLOW_NETWORKS", "127.0.0.0/8")
+        monkeypatch.setenv("CERTWATCH_RESOLVE", f"{HOST}:{port}:127.0.0.1")
+        assert main(["check", f"{HOST}:{port}", "--json", "--no-ocsp", "--timeout", "3"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["status"] == "SECURE"
+        # --cacert replaces CERTWATCH_CA_FILE: the system's roots do not know the test CA.
+        assert (
+            main(["check", f"{HOST}:{port}", "--json", "--no-ocsp", "--timeout", "3", "--cacert", "system"])
+            == 1
+        )
+        assert json.loads(capsys.readouterr().out)[0]["primary_cause"] == "CHAIN_VALIDATION_FAILED"
+    monkeypatch.setenv("CERTWATCH_CA_FILE", "/nonexistent/ca.pem")
+    assert main(["check", f"{HOST}:{port}"]) == 2
+    assert "CERTWATCH_CA_FILE '/nonexistent/ca.pem': cannot read it" in capsys.readouterr().err

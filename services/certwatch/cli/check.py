@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import json
 import math
+import os
 import re
 import sys
 from datetime import UTC, datetime
@@ -18,7 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from certwatch.cli.client import target_label
-from certwatch.platform.config import ConfigError
+from certwatch.platform import config
+from certwatch.platform.config import ConfigError, Settings
 from certwatch.platform.dns import parse_nameserver
 from certwatch.prober.settings import parse_resolve
 from certwatch.prober.tls_probe import ProbeOptions, probe
@@ -50,17 +52,20 @@ def add_parser(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="HOST:PORT:ADDR[,ADDR...]",
-        help="use these addresses for HOST:PORT instead of DNS (repeatable, like curl; IPv6 in brackets)",
+        help="use these addresses for HOST:PORT instead of DNS (repeatable, like curl; IPv6 in brackets;"
+        " default: CERTWATCH_RESOLVE)",
     )
     parser.add_argument(
-        "--cacert", metavar="PATH", help='trust only the roots in this PEM file ("system": the OS bundle)'
-    )
+        "--cacert", metavar="PATH",
+        help='trust only the roots in this PEM file ("system": the OS bundle; default: CERTWATCH_CA_FILE)',
+    )  # fmt: skip
     parser.add_argument(
         "--dns-server",
         action="append",
         default=[],
         metavar="IP[:PORT]",
-        help="ask this DNS server instead of the system resolver (repeatable, tried in order)",
+        help="ask this DNS server instead of the system resolver (repeatable, tried in order;"
+        " default: CERTWATCH_DNS_SERVERS)",
     )
     parser.add_argument(
         "--allow-network",
@@ -68,7 +73,7 @@ def add_parser(subparsers: Any) -> None:
         default=[],
         metavar="CIDR",
         help="also probe addresses in this non-public network (repeatable); an IPv4 network also "
-        "admits its IPv6 spellings (mapped, NAT64, 6to4, Teredo)",
+        "admits its IPv6 spellings (mapped, NAT64, 6to4, Teredo; default: CERTWATCH_ALLOW_NETWORKS)",
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per target")
     parser.add_argument(
@@ -78,6 +83,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--no-ocsp", action="store_true", help="skip the OCSP revocation check")
     parser.add_argument("--json", action="store_true", help="print a JSON list")
+    parser.epilog = (
+        "Unset options take the environment the services read (CERTWATCH_RESOLVE, CERTWATCH_CA_FILE,"
+        " CERTWATCH_DNS_SERVERS, CERTWATCH_ALLOW_NETWORKS), so a check agrees with monitoring; an"
+        " option given replaces its variable."
+    )
     parser.set_defaults(handler=run)
 
 
@@ -105,46 +115,60 @@ def parse_target(text: str) -> tuple[tuple[str, int], str | None]:
     return (target.host, target.port), note
 
 
-def _resolve(entries: list[str]) -> dict[tuple[str, int], list[str]]:
+def _resolve(entries: list[str], source: str = "--resolve") -> dict[tuple[str, int], list[str]]:
     try:
         return parse_resolve(entries)
     except ConfigError as exc:
-        raise UsageError(f"bad --resolve: {exc}") from None
+        raise UsageError(f"bad {source}: {exc}") from None
 
 
-def _check_cacert(path: str | None) -> None:
+def _check_cacert(path: str | None, source: str = "--cacert") -> None:
     """Read the CA file now, so a typo is a usage error before anything connects."""
     if path is None:
         return
     try:
         load_anchors(path)
     except OSError as exc:
-        raise UsageError(f"--cacert {path!r}: cannot read it ({exc.strerror or exc})") from None
+        raise UsageError(f"{source} {path!r}: cannot read it ({exc.strerror or exc})") from None
     except ValueError:
         raise UsageError(
-            f"--cacert {path!r}: no PEM certificate in it (expected a PEM file of CA roots)"
+            f"{source} {path!r}: no PEM certificate in it (expected a PEM file of CA roots)"
         ) from None
 
 
+def _environment() -> Settings:
+    try:
+        return config.load(os.environ)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _options(args: argparse.Namespace) -> ProbeOptions:
-    resolve = _resolve(args.resolve)
-    _check_cacert(args.cacert)
+    env = _environment()
+    resolve = _resolve(
+        args.resolve or list(env.resolve_overrides), "--resolve" if args.resolve else "CERTWATCH_RESOLVE"
+    )
+    cacert = args.cacert or env.ca_file
+    _check_cacert(cacert, "--cacert" if args.cacert else "CERTWATCH_CA_FILE")
     try:
         networks = tuple(ipaddress.ip_network(c, strict=False) for c in args.allow_network)
     except ValueError as exc:
         raise UsageError(f"bad --allow-network: {exc}") from exc
+    networks = networks or env.allow_networks
     if not (math.isfinite(args.timeout) and args.timeout > 0):
         raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     try:
-        nameservers = tuple(parse_nameserver(n) for n in args.dns_server)
+        nameservers = tuple(parse_nameserver(n) for n in args.dns_server or env.dns_servers)
     except ValueError as exc:
-        raise UsageError(f"bad --dns-server: {exc}") from exc
+        raise UsageError(
+            f"bad {'--dns-server' if args.dns_server else 'CERTWATCH_DNS_SERVERS'}: {exc}"
+        ) from exc
     return ProbeOptions(
         connect_timeout=min(5.0, args.timeout),
         handshake_timeout=min(5.0, args.timeout),
         overall=args.timeout,
         resolve=resolve,
-        ca_file=args.cacert,
+        ca_file=cacert,
         nameservers=nameservers,
         allow_networks=networks,
         check_ocsp=not args.no_ocsp,
