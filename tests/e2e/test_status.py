@@ -131,3 +131,9 @@ async def test_a_domain_not_checked_for_two_intervals_is_flagged_stale(
                 capsys, "domains", "show", str(domain["id"]), "--json", "--credentials", creds
             )
             assert not json.loads(out).get("stale")
+            # Nor is an enable check not concluded yet (a retry clears the verdict's time), however
+            # old the observation before it (trial: 'ENABLING (stale) 33m ago' right after a recheck).
+            async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
+                await conn.execute("UPDATE inventory_domains SET status = 'ENABLING', last_checked_at = NULL")
+            code, out, err = await _cli(capsys, "domains", "show", str(domain["id"]), "--credentials", creds)
+            assert code == 0 and "(stale)" not in out and "not checked for more than two" not in err

@@ -89,8 +89,8 @@ async def _domains(conn: Conn, event: RecordedEvent) -> None:
         )
         await conn.execute(*update_sql("inventory_domains", change, extra=extra, extra_params=params))
         await conn.execute(  # an enable check (an enable, or a retry) clears the verdict before it
-            "UPDATE inventory_domains SET primary_cause = NULL, causes = '{}', recommended_action = NULL"
-            " WHERE domain_id = %s AND status = 'ENABLING'", (change.domain_id,),
+            "UPDATE inventory_domains SET primary_cause = NULL, causes = '{}', recommended_action = NULL,"
+            " last_checked_at = NULL WHERE domain_id = %s AND status = 'ENABLING'", (change.domain_id,),
         )  # fmt: skip
 
 

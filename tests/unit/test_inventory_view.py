@@ -28,10 +28,13 @@ def test_a_retried_enable_check_shows_no_cause_of_the_failed_one() -> None:
     failed = [d.added(), d.enabled(), d.classified("ENABLE_FAILED", "CONNECTION_FAILURE", first_check=True),
               d.enable_failed()]  # fmt: skip
     before = _row(failed)
-    assert before is not None and before["primary_cause"] == "CONNECTION_FAILURE"
+    assert (
+        before is not None and before["primary_cause"] == "CONNECTION_FAILURE" and before["last_checked_at"]
+    )
     for retry in (d.edited(8443), d.recheck(2, enable_check=True)):
         row = _row([*failed, retry])
         assert row is not None and row["status"] == "ENABLING"
         assert (row["primary_cause"], row["causes"], row["recommended_action"]) == (None, [], None)
+        assert row["last_checked_at"] is None  # the new check has no time yet: not stale meanwhile
     # the same port is no retry: the failed check's verdict stays
     assert _row([*failed, d.edited(443)]) == before

@@ -50,14 +50,16 @@ DEFAULT_PAGE_SIZE = 100
 # days_left was computed with the verdict (`last_checked_at`: the last verdict *change*);
 # it counts down by calendar day from then. The last check is the later of that and the
 # domain's last observation (`probe_latest`, platform.observations: a probe that changes
-# nothing appends no verdict). The last column is `stale`; its parameter (seconds) comes
-# first in every query using them.
+# nothing appends no verdict). The last column is `stale` (never for a row an enable check
+# has not concluded yet: no verdict time); its parameter (seconds) comes first in every
+# query using them.
 _CHECKED = "greatest(last_checked_at, probe_latest.observed_at)"
 _COLUMNS = (
     "domain_id, host, port, enabled, status, primary_cause, causes, brand, valid_from, valid_to,"
     " days_left - (current_date - last_checked_at::date), contact_ids, added_at, first_enabled_at, service_ends_on,"
     f" {_CHECKED}, recommended_action,"
-    f" enabled AND status <> 'ENABLE_FAILED' AND {_CHECKED} < now() - make_interval(secs => %s)"
+    " enabled AND status <> 'ENABLE_FAILED' AND last_checked_at IS NOT NULL"
+    f" AND {_CHECKED} < now() - make_interval(secs => %s)"
 )
 _FROM = "inventory_domains LEFT JOIN probe_latest USING (domain_id)"
 # Reads of the list are planned at every call (`prepare=False`), never from a cached generic
@@ -361,8 +363,8 @@ class DomainUseCases:
         days_left = row["days_left"]
         if days_left is not None and verdict_at is not None:
             days_left -= (now.astimezone(UTC).date() - verdict_at.astimezone(UTC).date()).days
-        stale = (row["enabled"] and row["status"] != "ENABLE_FAILED" and checked is not None
-                 and checked < now - timedelta(seconds=self._stale_after_s))  # fmt: skip
+        stale = (row["enabled"] and row["status"] != "ENABLE_FAILED" and verdict_at is not None
+                 and checked is not None and checked < now - timedelta(seconds=self._stale_after_s))  # fmt: skip
         return DomainRow(
             id=row["domain_id"], host=row["host"], port=row["port"], monitoring_enabled=row["enabled"],
             status=row["status"], primary_cause=row["primary_cause"], causes=tuple(row["causes"]),

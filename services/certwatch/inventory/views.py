@@ -66,8 +66,9 @@ def step(row: Row | None, payload: Payload) -> Row | None:
     changed = changed_row(row, change)
     if changed is not None and changed["status"] == "ENABLING":
         # An enable check (an enable, or the retry of a failed one after an edit or a
-        # recheck) clears the verdict before it: its causes are not the new check's.
-        changed.update(primary_cause=None, causes=[], recommended_action=None)
+        # recheck) clears the verdict before it: its causes are not the new check's, and its
+        # time is not the new check's either (a row with none is never stale: not checked yet).
+        changed.update(primary_cause=None, causes=[], recommended_action=None, last_checked_at=None)
     if changed is not None and isinstance(payload, dc.MonitoringEnabled):  # the first enable dates it
         changed["first_enabled_at"] = _first(changed["first_enabled_at"], payload.enabled_at)
     return changed
