@@ -53,6 +53,24 @@ def test_the_status_held_longest_each_day_and_incidents_clipped_to_the_month() -
     assert later.day_status[:11] == (None,) * 10 + ("SECURE",) and later.spans[0].open
 
 
+def test_a_check_that_could_not_enable_monitoring_is_neither_monitored_time_nor_an_incident() -> None:
+    """ENABLE_FAILED: monitoring "could not be enabled" (the seed); a domain that never got
+    past it in the month is not counted as monitored (trial: 5 of 62 incidents were such)."""
+    p = monthly.period("2026-10", "", NOW)
+    day = timedelta(days=1)
+    failed_then_ok = [_interval("ENABLE_FAILED", p.start, p.start + 2 * day),
+                      _interval("SECURE", p.start + 2 * day, None)]  # fmt: skip
+    d = monthly.summarize("id", "a.example", 443, failed_then_ok, None, p)
+    assert d.incidents == () and d.monitored_seconds == 29 * 86400
+    assert d.day_status[:3] == (None, None, "SECURE")
+    never = monthly.summarize("id2", "b.example", 443, [_interval("ENABLE_FAILED", p.start, None)], None, p)
+    assert never.spans == () and never.incidents == ()
+    totals = monthly.Totals(len(p.days))
+    for month in (d, never):
+        totals.add(month)
+    assert (totals.domains, totals.incidents) == (1, 0)
+
+
 def test_expiry_windows_are_counted_from_the_months_end() -> None:
     p = monthly.period("2026-10", "", NOW)
     spans = [_interval("SECURE", p.start, None)]

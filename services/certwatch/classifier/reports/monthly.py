@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from certwatch.platform.errors import InvalidArgument
 
 SECURE = "SECURE"
+ENABLE_FAILED = "ENABLE_FAILED"
 EXPIRY_WINDOWS = (30, 60)  # days after the month's end
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 
@@ -137,8 +138,12 @@ class DomainMonth:
 
 
 def clip(intervals: Sequence[Interval], p: Period) -> tuple[Span, ...]:
+    """The month's monitored spans. An ENABLE_FAILED interval is none: the seed's Enable Failed
+    is monitoring that "could not be enabled", so it is neither monitored time nor an incident."""
     spans = []
     for i in intervals:
+        if i.status == ENABLE_FAILED:
+            continue
         start = max(i.started_at, p.start)
         end = min(i.ended_at or p.until, p.until)
         if end > start:
@@ -197,7 +202,7 @@ class Totals:
         self.per_day = [Counter() for _ in range(self.days)]
 
     def add(self, d: DomainMonth) -> None:
-        self.domains += 1
+        self.domains += 1 if d.spans else 0  # monitored at some time in the month
         self.secure_seconds += d.secure_seconds
         self.monitored_seconds += d.monitored_seconds
         self.incidents += len(d.incidents)
