@@ -9,10 +9,12 @@ tests/unit/test_packaging.py).
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from certwatch.platform.eventlog import EventLog
-from certwatch.platform.projection import Projection
-from certwatch.platform.service import Build
+if TYPE_CHECKING:  # every CLI command reads the ports here: no database or NATS client for that
+    from certwatch.platform.eventlog import EventLog
+    from certwatch.platform.projection import Projection
+    from certwatch.platform.service import Build
 
 # name -> its bootstrap module (imported only by the process that serves it) and gRPC port
 SERVICES: dict[str, str] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from certwatch.console import domain_pages
-from certwatch.inventory.views import LIST_STATUSES
+from certwatch.inventory.list_statuses import LIST_STATUSES
 from certwatch.rules.causes import Cause
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from certwatch.cli import client, details, status
 from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table
 from certwatch.inventory import csv_import
-from certwatch.inventory.views import LIST_STATUSES
+from certwatch.inventory.list_statuses import LIST_STATUSES
 from certwatch.v1 import inventory_pb2 as pb
 from certwatch.v1 import inventory_pb2_grpc
 

@@ -28,6 +28,7 @@ from certwatch.contracts.payload import Payload, decode, payload_type
 from certwatch.inventory import csv_import, quota_stream, views
 from certwatch.inventory import domain as d
 from certwatch.inventory.contacts import MAX_CONTACTS_PER_DOMAIN
+from certwatch.inventory.list_statuses import LIST_STATUSES
 from certwatch.platform import auth, error_codes, retry
 from certwatch.platform.errors import (
     ConcurrencyConflict,
@@ -561,7 +562,7 @@ class DomainUseCases:
             params += [host, last_id]
         if query.status:
             clauses.append("status = %s")
-            params.append(_one_of("status", query.status, views.LIST_STATUSES))
+            params.append(_one_of("status", query.status, LIST_STATUSES))
         if query.cause:
             clauses.append("%s = ANY(causes)")
             params.append(_one_of("cause", query.cause, tuple(Cause)))

@@ -17,11 +17,7 @@ from certwatch.platform.eventlog import Conn
 from certwatch.platform.events import RecordedEvent
 from certwatch.platform.page_tables import PageTable, Row
 from certwatch.platform.projection import Projection
-from certwatch.rules.causes import Status
 from certwatch.rules.targets import unicode_hostname
-
-#: Every status the domain list shows: the classifier's, plus the ones this view sets itself.
-LIST_STATUSES: tuple[str, ...] = ("NOT_ENABLED", *Status, "DISABLED", "SERVICE_ENDED")
 
 TABLE = PageTable("inventory_domains", "domain_id", {
     "domain_id": "uuid", "account_id": "uuid", "host": "text", "host_unicode": "text", "port": "int4",
