@@ -8,10 +8,13 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.contracts import hosting as hc
 from certwatch.contracts.payload import decode
+from certwatch.hosting import acme_accounts
+from certwatch.hosting.acme_client import Session
 from certwatch.platform.eventlog import EventLog
 from tests.support.hosting import Hosting, hosting, verify_chain
 from tests.support.pebble import Pebble, pebble
@@ -114,3 +117,25 @@ async def test_more_due_instances_than_pooled_connections_all_get_issued(
     assert all(views[i].instance.state == hc.InstanceState.HOSTED for i in ids), [
         views[i].last_failure for i in ids
     ]
+
+
+async def test_orders_of_one_account_starting_together_register_its_key_once(
+    h: Hosting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent registrations of one key race at the CA (pebble answered one of 24 orders
+    'serverInternal: Error saving account'): one session registers, the others take its URL."""
+    registered: list[str | None] = []
+    register = Session.register
+
+    def counted(self: Session, email: str | None) -> str:
+        registered.append(email)
+        return register(self, email)
+
+    monkeypatch.setattr(Session, "register", counted)
+    o = h.orchestrator
+    sessions = await asyncio.wait_for(asyncio.gather(*(
+        acme_accounts.session(o.pool, o.vault, o.ca, h.account_id, "ops@example.com") for _ in range(8)
+    )), 60)  # fmt: skip
+    assert registered == ["ops@example.com"]
+    uris = {s.net.account.uri if s.net.account is not None else None for s in sessions}
+    assert len(uris) == 1 and None not in uris

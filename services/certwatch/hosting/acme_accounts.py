@@ -8,6 +8,7 @@ registration. A lost URL costs nothing: registering the same key again answers i
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -55,15 +56,28 @@ async def session(
         key_pem = str(await vault.open(conn, _subject(account_id), row[0]))
     jwk = account_jwk(key_pem.encode())
     known_url: str | None = row[1]
-    acme: Session = await asyncio.to_thread(mapped, lambda: Session(ca, jwk, known_url))
     if known_url is None:
-        url = await asyncio.to_thread(mapped, lambda: acme.register(email))
-        async with pool.connection() as conn:
-            await conn.execute(
-                "UPDATE hosting_acme_accounts SET account_url = %s WHERE account_id = %s AND directory = %s",
-                (url, account_id, ca.directory),
-            )
-    return acme
+        # Orders of one account start together: one registers the key, the others take its URL.
+        # Concurrent registrations of one key race at the CA (pebble answers serverInternal
+        # "Error saving account" to all but one).
+        async with _registering.setdefault((account_id, ca.directory), asyncio.Lock()):
+            async with pool.connection() as conn:
+                row = await _row(conn, account_id, ca.directory)
+            known_url = row[1] if row else None
+            if known_url is None:
+                acme: Session = await asyncio.to_thread(mapped, lambda: Session(ca, jwk, None))
+                url = await asyncio.to_thread(mapped, lambda: acme.register(email))
+                async with pool.connection() as conn:
+                    await conn.execute(
+                        "UPDATE hosting_acme_accounts SET account_url = %s WHERE account_id = %s AND directory = %s",
+                        (url, account_id, ca.directory),
+                    )
+                return acme
+    return await asyncio.to_thread(mapped, lambda: Session(ca, jwk, known_url))
+
+
+# (account, directory) -> the lock of its registration, while an order of it holds or awaits it.
+_registering: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
 
 async def forget(pool: AsyncConnectionPool[Any], account_id: str, directory: str) -> None:
