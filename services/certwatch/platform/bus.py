@@ -123,32 +123,23 @@ async def add_stream(js: JetStreamContext, config: StreamConfig, *, within_s: fl
 def encode_json(event: JsonEvent) -> bytes:
     """`encode` of an event whose data and metadata are JSON text already: they go in as they
     are (`orjson.Fragment`), the same values `encode` writes."""
-    return orjson.dumps(
-        {
-            "position": event.position,
-            "event_id": event.event_id,
-            "stream_id": event.stream_id,
-            "stream_version": event.stream_version,
-            "type": event.type,
-            "schema_version": event.schema_version,
-            "data": orjson.Fragment(event.data),
-            "metadata": orjson.Fragment(event.metadata),
-            "recorded_at": event.recorded_at,
-        }
-    )
+    return orjson.dumps(_envelope(event, orjson.Fragment(event.data), orjson.Fragment(event.metadata)))
 
 
 def encode(event: RecordedEvent) -> bytes:
-    return dumps(
-        {
-            "position": event.position,
-            "event_id": event.event_id,
-            "stream_id": event.stream_id,
-            "stream_version": event.stream_version,
-            "type": event.type,
-            "schema_version": event.schema_version,
-            "data": event.data,
-            "metadata": event.metadata,
-            "recorded_at": event.recorded_at,
-        }
-    ).encode()
+    return dumps(_envelope(event, event.data, event.metadata)).encode()
+
+
+def _envelope(event: RecordedEvent | JsonEvent, data: object, metadata: object) -> dict[str, object]:
+    """The message body both encodings write: one list of fields, so they cannot drift apart."""
+    return {
+        "position": event.position,
+        "event_id": event.event_id,
+        "stream_id": event.stream_id,
+        "stream_version": event.stream_version,
+        "type": event.type,
+        "schema_version": event.schema_version,
+        "data": data,
+        "metadata": metadata,
+        "recorded_at": event.recorded_at,
+    }
