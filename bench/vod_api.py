@@ -5,8 +5,7 @@ Run alone: `.venv/bin/python -m bench.vod_api` (from the repo root; imports test
 
 Fresh PostgreSQL (durable) with an account, an AccessKey and an accelerated domain whose
 uploaded certificate (a test PKI's) is what the action answers. In interleaved rounds, the
-same closed-loop client (CONCURRENCY keep-alive connections, raw HTTP/1.1 on asyncio
-streams) drives:
+same closed-loop client (keep-alive connections, raw HTTP/1.1 on asyncio streams) drives:
 - measured: the real `VodHttpApi` (RPC v1 signature verified, AccessKey looked up, nonce
   remembered in PostgreSQL, clock checked, rate limit, the domain and its certificate read,
   JSON rendered) through `HttpServer`, with the service's change feed live: the key and the
@@ -17,6 +16,13 @@ Requests are signed before each round (a fresh nonce each, by the SDK's own sign
 client's signing costs neither side; both run in this one process and event loop. The CPU
 this process spends per request is reported too: on a loaded machine the rate follows
 PostgreSQL's round-trip time, the CPU figure much less.
+
+The target is judged at CONCURRENCY connections, its p99 "at that load" bounding how many
+(the issue's pairing: a higher rate bought with latency does not count). The same rounds
+run at LIGHT connections too, reported as (diag): 8 clients in lockstep wait for one
+nonce statement together, so that figure mostly measures PostgreSQL's round trip.
+The process's heap is settled (`platform.heap.settle`) before the rounds, as every
+service does once started.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import orjson
 from alibabacloud_tea_openapi.utils import Utils
 
 from bench._common import Row, bounded, cli, fresh_servers, percentile, pg_settings, save
-from certwatch.platform import auth, db
+from certwatch.platform import auth, db, heap
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.shredding import Vault
 from certwatch.services import MIGRATIONS
@@ -48,9 +54,10 @@ from certwatch.vod.http_api import HttpServer, Response, VodHttpApi, actions
 
 BENCH = "vod_api"
 DOMAIN = "bench.vod.test"
-CONCURRENCY = 8
+CONCURRENCY = 32
+LIGHT = 8  # (diag) the load the figures were first taken at
 ROUNDS = 3
-ROUND_S = 4.0
+ROUND_S = 3.0
 PER_ROUND = 15_000  # requests signed for a round (more than a round can send)
 P99_TARGET_MS = 20.0
 
@@ -77,8 +84,10 @@ def _signed(key: access_keys.AccessKey, port: int, n: int) -> list[bytes]:
     return out
 
 
-async def _drive(port: int, requests: Iterator[bytes]) -> tuple[int, float, list[float], int]:
-    """CONCURRENCY connections send `requests` one after another for ROUND_S (or until
+async def _drive(
+    port: int, requests: Iterator[bytes], concurrency: int
+) -> tuple[int, float, list[float], int]:
+    """`concurrency` connections send `requests` one after another for ROUND_S (or until
     they run out); returns (answered 200, elapsed, latencies, other statuses)."""
     queue = requests
     latencies: list[float] = []
@@ -106,7 +115,7 @@ async def _drive(port: int, requests: Iterator[bytes]) -> tuple[int, float, list
             writer.close()
 
     start = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
     return ok, time.perf_counter() - start, latencies, bad
 
 
@@ -142,26 +151,30 @@ async def run() -> list[Row]:
             body = orjson.dumps({"RequestId": str(uuid.uuid4()).upper(), **sample})
             bare = HttpServer(Bare(body), "127.0.0.1", 0)
             await bare.start()
-            sides: dict[str, dict[str, Any]] = {
-                name: {"ok": 0, "s": 0.0, "cpu": 0.0, "lat": [], "bad": 0} for name in ("real", "bare")
+            heap.settle()  # as the service does once started (platform/service.py)
+            sides: dict[tuple[str, int], dict[str, Any]] = {
+                (name, n): {"ok": 0, "s": 0.0, "cpu": 0.0, "lat": [], "bad": 0}
+                for name in ("real", "bare")
+                for n in (CONCURRENCY, LIGHT)
             }
             try:
                 for _ in range(ROUNDS):
-                    signed = _signed(key, real.port, PER_ROUND)
-                    # The bare endpoint answers the same bytes (it checks nothing: repeating them is free).
-                    for name, server, requests in (
-                        ("real", real, iter(signed)),
-                        ("bare", bare, cycle(signed)),
-                    ):
-                        cpu0 = time.process_time()
-                        async with bounded(ROUND_S + 60, f"{name} round"):
-                            ok, elapsed, lat, bad = await _drive(server.port, requests)
-                        side = sides[name]
-                        side["cpu"] += time.process_time() - cpu0
-                        side["ok"] += ok
-                        side["s"] += elapsed
-                        side["lat"] += lat
-                        side["bad"] += bad
+                    for concurrency in (CONCURRENCY, LIGHT):
+                        signed = _signed(key, real.port, PER_ROUND)
+                        # The bare endpoint answers the same bytes (it checks nothing: repeating them is free).
+                        for name, server, requests in (
+                            ("real", real, iter(signed)),
+                            ("bare", bare, cycle(signed)),
+                        ):
+                            cpu0 = time.process_time()
+                            async with bounded(ROUND_S + 60, f"{name} round"):
+                                ok, elapsed, lat, bad = await _drive(server.port, requests, concurrency)
+                            side = sides[name, concurrency]
+                            side["cpu"] += time.process_time() - cpu0
+                            side["ok"] += ok
+                            side["s"] += elapsed
+                            side["lat"] += lat
+                            side["bad"] += bad
             finally:
                 await real.close()
                 await bare.close()
@@ -169,27 +182,32 @@ async def run() -> list[Row]:
                 await feed_task
         finally:
             await pool.close()
-    real_rate = sides["real"]["ok"] / sides["real"]["s"]
-    bare_rate = sides["bare"]["ok"] / sides["bare"]["s"]
-    p99 = percentile(sides["real"]["lat"], 99) * 1000
-    note = f"{CONCURRENCY} connections, synchronous_commit={settings.get('synchronous_commit')}"
-    rows = [
-        Row(BENCH, "signed DescribeVodDomainCertificateInfo (RPC v1), keep-alive", real_rate, "req/s",
-            "bare JSON endpoint, same HTTP stack", bare_rate, target_kind="ratio", target=0.5, note=note),
-        Row(BENCH, "signed DescribeVodDomainCertificateInfo p99 at that load", p99, "ms",
-            "bare endpoint p99", percentile(sides["bare"]["lat"], 99) * 1000, target_kind="max",
-            target=P99_TARGET_MS),
-        Row(BENCH, "(diag) signed p50", percentile(sides["real"]["lat"], 50) * 1000, "ms",
-            "bare p50", percentile(sides["bare"]["lat"], 50) * 1000),
-        Row(BENCH, "(diag) this process's CPU per signed request (server and client)",
-            sides["real"]["cpu"] / max(1, sides["real"]["ok"]) * 1000, "ms", "per bare request",
-            sides["bare"]["cpu"] / max(1, sides["bare"]["ok"]) * 1000),
-    ]  # fmt: skip
-    context = {"postgres": settings, "rounds": ROUNDS, "round_s": ROUND_S, "concurrency": CONCURRENCY,
-               "real_ok": sides["real"]["ok"], "real_other_status": sides["real"]["bad"],
-               "bare_ok": sides["bare"]["ok"], "body_bytes": len(body)}  # fmt: skip
-    if sides["real"]["bad"]:
-        raise RuntimeError(f"{sides['real']['bad']} signed requests were not answered 200")
+    rows = []
+    for n in (CONCURRENCY, LIGHT):
+        real_side, bare_side = sides["real", n], sides["bare", n]
+        diag = "" if n == CONCURRENCY else f"(diag, {n} connections) "
+        rows += [
+            Row(BENCH, f"{diag}signed DescribeVodDomainCertificateInfo (RPC v1), keep-alive",
+                real_side["ok"] / real_side["s"], "req/s", "bare JSON endpoint, same HTTP stack",
+                bare_side["ok"] / bare_side["s"], target_kind="ratio" if not diag else "",
+                target=0.5 if not diag else None,
+                note=f"{n} connections, synchronous_commit={settings.get('synchronous_commit')}"),
+            Row(BENCH, f"{diag}signed DescribeVodDomainCertificateInfo p99 at that load",
+                percentile(real_side["lat"], 99) * 1000, "ms", "bare endpoint p99",
+                percentile(bare_side["lat"], 99) * 1000, target_kind="max" if not diag else "",
+                target=P99_TARGET_MS if not diag else None),
+            Row(BENCH, f"(diag) {n} connections: signed p50", percentile(real_side["lat"], 50) * 1000, "ms",
+                "bare p50", percentile(bare_side["lat"], 50) * 1000),
+            Row(BENCH, f"(diag) {n} connections: this process's CPU per signed request (server and client)",
+                real_side["cpu"] / max(1, real_side["ok"]) * 1000, "ms", "per bare request",
+                bare_side["cpu"] / max(1, bare_side["ok"]) * 1000),
+        ]  # fmt: skip
+    context = {"postgres": settings, "rounds": ROUNDS, "round_s": ROUND_S, "loads": [CONCURRENCY, LIGHT],
+               "real_ok": {n: sides["real", n]["ok"] for n in (CONCURRENCY, LIGHT)},
+               "bare_ok": {n: sides["bare", n]["ok"] for n in (CONCURRENCY, LIGHT)}, "body_bytes": len(body)}  # fmt: skip
+    bad = sum(sides["real", n]["bad"] for n in (CONCURRENCY, LIGHT))
+    if bad:
+        raise RuntimeError(f"{bad} signed requests were not answered 200")
     save(BENCH, rows, context)
     return rows
 

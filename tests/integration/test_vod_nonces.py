@@ -86,7 +86,7 @@ async def test_a_connection_taken_again_keeps_its_prepared_statement(
         async with asyncio.timeout(10):
             for _ in range(3):
                 assert await nonces.submit("k", uuid.uuid4().hex) is True
-                while nonces._writer is not None:  # the writer idles out and gives the connection back
+                while nonces._writers:  # the writer idles out and gives the connection back
                     await asyncio.sleep(0.01)
         async with pool.connection() as conn:
             cur = await conn.execute("SELECT count(*) FROM vod_signature_nonces")
@@ -106,6 +106,8 @@ async def test_a_writer_whose_connection_dies_fails_its_batch_as_transient(
         nonces = Nonces(one)
         async with asyncio.timeout(10):
             assert await nonces.submit("k", "first") is True
+            while not nonces._idle:  # its first purge done, the writer waits holding its connection
+                await asyncio.sleep(0.01)
             async with pool.connection() as conn:  # the writer holds its connection for HOLD_S
                 cur = await conn.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
@@ -118,3 +120,29 @@ async def test_a_writer_whose_connection_dies_fails_its_batch_as_transient(
             assert await nonces.submit("k", "first") is False
     finally:
         await one.close()
+
+
+async def test_nonces_arriving_together_go_in_two_statements_a_replay_with_its_original(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    """With no statement in flight, half the waiting nonces go in one statement and the rest
+    in a second right behind it (their requests are answered apart); a nonce given twice
+    stays in the first, so its first request is the one admitted."""
+    nonces = Nonces(pool)
+    batches: list[list[str]] = []
+    remember = nonces._remember
+
+    async def recorded(statement: Any, batch: list[Any]) -> None:
+        batches.append([nonce for _, nonce, _ in batch])
+        await remember(statement, batch)
+
+    nonces._remember = recorded  # type: ignore[method-assign]
+    a, b, c, d, e = (uuid.uuid4().hex for _ in range(5))
+    async with asyncio.timeout(10):
+        seen = await asyncio.gather(*(nonces.submit("k", n) for n in (a, b, c, a, d, e)))
+    assert seen == [True, True, True, False, True, True]
+    assert batches[0] == [a, b, c, a]
+    assert [n for batch in batches[1:] for n in batch] == [
+        d,
+        e,
+    ]  # one statement, or two when the first was answered first

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from certwatch.platform import auth, db, logs, ops_api, telemetry
+from certwatch.platform import auth, db, heap, logs, ops_api, telemetry
 from certwatch.platform import bus as busmod
 from certwatch.platform.config import ConfigError, Settings
 from certwatch.platform.eventlog import EventLog
@@ -215,6 +215,7 @@ def main(name: str, build: Build, settings: Settings, migrations: Sequence[str] 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await service.start()
+        heap.settle()  # started: what it holds now lives as long as the process
         await stop.wait()
         log.info("%s stopping", name)
         await service.stop()

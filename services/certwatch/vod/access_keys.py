@@ -17,7 +17,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from certwatch.platform.shredding import Vault
-from certwatch.vod import change_feed
+from certwatch.vod import change_feed, signing
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -38,7 +38,7 @@ class KeyInfo:
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
     account_id: uuid.UUID
-    secret: str | None  # None once revoked
+    secret: signing.Secret | None  # None once revoked
 
 
 def _subject(access_key_id: str) -> str:
@@ -108,7 +108,7 @@ class Keys:
     def __init__(self, pool: AsyncConnectionPool[Any], vault: Vault, feed: change_feed.ChangeFeed, *,
                  cached: int = 4096) -> None:  # fmt: skip
         self._pool, self._vault, self._max, self._feed = pool, vault, cached, feed
-        self._opened: dict[tuple[str, str], str] = {}
+        self._opened: dict[tuple[str, str], signing.Secret] = {}
         self._records: change_feed.Cache[KeyRecord | None] = change_feed.Cache(feed, max_topics=cached)
 
     async def lookup(self, access_key_id: str) -> KeyRecord | None:
@@ -135,7 +135,7 @@ class Keys:
                 return KeyRecord(row[0], None)
             secret = self._opened.get((access_key_id, row[1]))
             if secret is None:
-                secret = str(await self._vault.open(conn, _subject(access_key_id), row[1]))
+                secret = signing.Secret(str(await self._vault.open(conn, _subject(access_key_id), row[1])))
                 if len(self._opened) >= self._max:
                     self._opened.clear()
                 self._opened[(access_key_id, row[1])] = secret

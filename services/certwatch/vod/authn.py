@@ -77,7 +77,7 @@ class Authenticator:
             raise ApiError("InvalidAccessKeyId.NotFound", "Specified access key is not found.")
         if key.secret is None:
             raise ApiError("InvalidAccessKeyId.Inactive", "Specified access key is disabled.")
-        if not signing.matches(claim, key.secret):
+        if not key.secret.signs(claim):
             # The string to sign after "is:", as the cloud words it: the legacy SDK compares it with its own.
             raise ApiError("SignatureDoesNotMatch", f"Specified signature is not matched with our calculation. server string to sign is:{claim.string_to_sign}")  # fmt: skip
         signing.check_fresh(claim, self._clock())
