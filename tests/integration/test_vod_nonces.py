@@ -146,3 +146,25 @@ async def test_nonces_arriving_together_go_in_two_statements_a_replay_with_its_o
         d,
         e,
     ]  # one statement, or two when the first was answered first
+
+
+async def test_without_a_pool_every_waiting_nonce_fails_and_no_writer_is_left(database_url: str) -> None:
+    """Both writers holding connections, then the pool closes (shutdown): every nonce gets
+    an answer (through a connection still held, or the error of the closed pool), none
+    hangs, and the writers end instead of retrying."""
+    one = await db.open_pool(database_url, max_size=2, migrate=MIGRATIONS)
+    nonces = Nonces(one)
+    async with asyncio.timeout(10):
+        assert all(await asyncio.gather(*(nonces.submit("k", uuid.uuid4().hex) for _ in range(8))))
+        assert len(nonces._writers) == 2  # the halves went through two writers, both holding on
+        await one.close()
+        outcomes = await asyncio.gather(
+            *(nonces.submit("k", uuid.uuid4().hex) for _ in range(8)), return_exceptions=True
+        )
+        assert all(o is True or isinstance(o, TransientStoreError) for o in outcomes), outcomes
+        while nonces._writers:  # they give their connections back to the closed pool and end
+            await asyncio.sleep(0.01)
+        with pytest.raises(TransientStoreError):
+            await nonces.submit("k", uuid.uuid4().hex)
+        while nonces._writers:
+            await asyncio.sleep(0.01)

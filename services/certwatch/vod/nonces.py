@@ -77,7 +77,7 @@ class Nonces:
             self._call_writer()
         return seen
 
-    def _call_writer(self) -> None:
+    def _call_writer(self, *, start: bool = True) -> None:
         """Wake a writer waiting for nonces, else start one if fewer than WRITERS run (a
         busy one takes the nonces when its statement is answered)."""
         while self._idle:
@@ -85,7 +85,7 @@ class Nonces:
             if not idle.done():
                 idle.set_result(None)
                 return
-        if len(self._writers) < self.WRITERS:
+        if start and len(self._writers) < self.WRITERS:
             writer = asyncio.create_task(self._write())
             self._writers.add(writer)
 
@@ -143,8 +143,8 @@ class Nonces:
                                     (2 * signing.MAX_SKEW,),
                                 )
                 except Exception as exc:
-                    # This batch fails; without a connection, so do the waiting ones unless another writer has one.
-                    failed, batch = batch or (self._pending if len(self._writers) == 1 else []), []
+                    # This batch fails (all waiting ones, without a connection); later ones get a new connection.
+                    failed, batch = batch or self._pending, []
                     if failed is self._pending:
                         self._pending = []
                     if isinstance(exc, psycopg.OperationalError):
@@ -160,8 +160,8 @@ class Nonces:
                     seen.cancel()
             if not self._writers:
                 self._pending = []
-            elif self._pending:
-                self._call_writer()
+            elif self._pending:  # the other writer takes them (none is started while shutting down)
+                self._call_writer(start=False)
 
     @staticmethod
     async def _remember(statement: _Statement, batch: list[Pending]) -> None:
