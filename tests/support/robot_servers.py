@@ -148,7 +148,7 @@ def _aliyun(state: RobotState, headers: dict[str, str], raw: bytes) -> tuple[int
     """`SendSms` as dysmsapi answers it: the RPC v1 signature checked by the VOD API's own verifier
     (written against the official SDK), then the template, the number and the variables."""
     from certwatch.vod.errors import ApiError
-    from certwatch.vod.signing import Request, matches, parse
+    from certwatch.vod.signing import Request, Secret, parse
 
     form = dict(urllib.parse.parse_qsl(raw.decode()))
     request = Request("POST", "/", {}, form, {k: [v] for k, v in headers.items()}, raw)
@@ -158,7 +158,7 @@ def _aliyun(state: RobotState, headers: dict[str, str], raw: bytes) -> tuple[int
         return 400, {"Code": exc.code, "Message": exc.message}
     if claim.access_key_id not in state.aliyun:
         return 404, {"Code": "InvalidAccessKeyId.NotFound", "Message": "Specified access key is not found."}
-    if not matches(claim, state.aliyun[claim.access_key_id]):
+    if not Secret(state.aliyun[claim.access_key_id]).signs(claim):
         return 400, {"Code": "SignatureDoesNotMatch", "Message": "Specified signature is not matched."}
     if form.get("Action") != "SendSms" or form.get("Version") != "2017-05-25":
         return 400, {"Code": "InvalidAction.NotFound", "Message": "Specified api is not found."}
