@@ -108,6 +108,10 @@ def check_fresh(claim: Claim, now: datetime, *, skew: timedelta = MAX_SKEW) -> N
         raise ApiError("InvalidTimeStamp.Expired", f"Specified time stamp or date value is expired: {claim.timestamp.strftime(TIME_FORMAT)} is more than {int(skew.total_seconds() // 60)} minutes from the server's time.")  # fmt: skip
 
 
+_REQUIRED_SIGNED = frozenset({"host", "x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256"})
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
 def _parse_acs3(request: Request, authorization: str) -> Claim:
     fields: dict[str, str] = {}
     for part in authorization[len(ACS3) + 1 :].split(","):
@@ -119,20 +123,26 @@ def _parse_acs3(request: Request, authorization: str) -> Claim:
         if name not in fields:
             raise _incomplete(f"the Authorization header has no {name}")
     signed = fields["SignedHeaders"].split(";")
-    if signed != sorted(set(signed)):
+    signed_set = set(signed)
+    if len(signed_set) != len(signed) or signed != sorted(signed):
         raise _incomplete("SignedHeaders must be lower-case names, sorted, each once")
-    required = {"host", "x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256"}
-    unsigned = sorted((required | {h for h in request.headers if h.startswith("x-acs-")}) - set(signed))
+    headers = request.headers
+    unsigned = _REQUIRED_SIGNED.difference(signed_set).union(
+        h for h in headers if h.startswith("x-acs-") and h not in signed_set
+    )
     if unsigned:
-        raise _incomplete(f"SignedHeaders must include {', '.join(unsigned)}")
-    canonical_headers = ""
-    for name in signed:
-        values = request.headers.get(name)
+        raise _incomplete(f"SignedHeaders must include {', '.join(sorted(unsigned))}")
+    lines = []
+    for name in signed:  # a header sent once (every one the SDK sends) needs no sorting
+        values = headers.get(name)
         if values is None:
             raise _incomplete(f"the signed header {name} is not in the request")
-        canonical_headers += f"{name}:{','.join(sorted(v.strip() for v in values))}\n"
+        value = values[0].strip() if len(values) == 1 else ",".join(sorted(v.strip() for v in values))
+        lines.append(f"{name}:{value}\n")
+    canonical_headers = "".join(lines)
     payload = request.header("x-acs-content-sha256") or ""
-    if not hmac.compare_digest(payload.lower(), hashlib.sha256(request.body).hexdigest()):
+    body_sha256 = hashlib.sha256(request.body).hexdigest() if request.body else _EMPTY_SHA256
+    if not hmac.compare_digest(payload.lower(), body_sha256):
         raise ApiError("SignatureDoesNotMatch", "x-acs-content-sha256 is not the SHA-256 of the request body.")  # fmt: skip
     query = "&".join(f"{k}={percent(v)}" for k, v in sorted(request.query.items()))
     canonical = "\n".join([request.method, request.path or "/", query, canonical_headers,
