@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import time
 
 import pytest
 
-from certwatch.platform.dns import parse_nameserver, resolve
+from certwatch.platform.dns import RESEND_AFTER_S, UDP_ATTEMPTS, parse_nameserver, resend_waits, resolve
 from tests.support.dns_server import dns_server
 
 ZONE = {
@@ -67,6 +68,24 @@ async def test_a_lost_datagram_is_sent_again_within_the_timeout() -> None:
     with dns_server({"lossy.example.test": {"A": ["192.0.2.7"], "drop_first": 2}}) as lossy:
         addresses, error = await resolve("lossy.example.test", [lossy], timeout=1.5)
     assert (addresses, error) == (["192.0.2.7"], None)
+
+
+async def test_a_lost_datagram_costs_about_a_second_not_a_third_of_a_long_timeout() -> None:
+    with dns_server({"lossy.example.test": {"A": ["192.0.2.7"], "drop_first": 1}}) as lossy:
+        start = time.monotonic()
+        addresses, error = await resolve("lossy.example.test", [lossy], timeout=12.0)
+        took = time.monotonic() - start
+    assert (addresses, error) == (["192.0.2.7"], None)
+    assert 0.9 < took < 2.0
+
+
+@pytest.mark.parametrize("timeout", [0.3, 1.5, 4.0, 12.4, 60.0])
+def test_resends_back_off_and_fit_in_the_timeout(timeout: float) -> None:
+    waits = resend_waits(timeout)
+    assert len(waits) + 1 >= UDP_ATTEMPTS
+    assert waits[0] <= RESEND_AFTER_S
+    assert all(b == 2 * a for a, b in itertools.pairwise(waits))
+    assert sum(waits) < timeout
 
 
 async def test_no_server_answers_in_time() -> None:

@@ -212,3 +212,48 @@ async def test_a_prober_that_outlives_its_lease_records_nothing(
         assert Counter(p["host"] for p in probes) == Counter(hosts)
         assert {p["prober"] for p in probes} == {"b"}
         assert a.probed == 0
+
+
+class _SlowFirstWrite(Published):
+    """The first round's publish waits until released: a write that takes its time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, observations: Sequence[Outgoing]) -> None:
+        if not self.writing.is_set():
+            self.writing.set()
+            await asyncio.wait_for(self.release.wait(), 20)
+        await super().__call__(observations)
+
+
+async def test_probing_goes_on_while_a_round_is_written(
+    database_url: str, event_log: EventLog, pki: TestPKI
+) -> None:
+    """Slots freed by finished probes are claimed again while the recorder writes: the probe
+    loop used to wait for each round's write, every slot idle meanwhile."""
+    hosts = [f"d{i}.pipeline.test" for i in range(40)]
+    leaf = pki.leaf("pipeline.test", dns=("*.pipeline.test",))
+    slow = _SlowFirstWrite()
+    with tls_server(server_context(*pki.server_files(leaf))) as port:
+        await _schedule(event_log, hosts, port)
+        async with _running(database_url, _options(pki, hosts, port, "127.0.0.1"), "a", slow, concurrency=4):
+            await asyncio.wait_for(slow.writing.wait(), 10)
+
+            async def claimed_beyond_the_round() -> bool:  # the round written holds at most 4
+                async with event_log.pool.connection() as conn:
+                    cur = await conn.execute("SELECT count(*) FROM probe_schedule WHERE claimed_by = 'a'")
+                    row = await cur.fetchone()
+                return row is not None and row[0] >= 12
+
+            await wait_for(claimed_beyond_the_round)
+            slow.release.set()
+
+            async def all_published() -> bool:
+                return len(slow.probes) >= len(hosts)
+
+            await wait_for(all_published)
+            await asyncio.sleep(0.2)
+        assert Counter(p["host"] for p in slow.probes) == Counter(hosts)

@@ -3,7 +3,10 @@
 Claiming is continuous (up to the concurrency limit), and finished probes are flushed every
 `flush_s` in one transaction: one reschedule statement, the chains no probe stored before,
 and the observations published to the observation stream (`ProbeObserved`): a probe adds
-nothing to the permanent log; the classifier appends what changed.
+nothing to the permanent log; the classifier appends what changed. Recording runs beside
+the claims: a finished probe's slot is claimed again at once, not after the round it ends
+in is written (which held every slot idle for the write's 0.1-0.5 s under load, and held
+10,000 enables to ~40% of the prober's own rate).
 
 A claim is a lease. A prober that dies loses nothing: its claimed rows fall due again when
 the lease runs out and another prober takes them. A prober that outlives its lease (paused,
@@ -75,6 +78,9 @@ class Scheduler:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[_Done]] = {}  # by domain id
+        self._unrecorded: list[_Done] = []  # finished, for the recorder
+        self._finished = asyncio.Event()  # set when `_unrecorded` has something
+        self._cannot_record = False
         self.probed = 0
         self.progress = Progress()
         # Looked up once: get_tracer builds and compares an instrumentation scope per call.
@@ -92,30 +98,52 @@ class Scheduler:
         self._wake.set()
 
     async def run(self) -> None:
+        recorder = asyncio.create_task(self._recorder())
         try:
             while not self._stop.is_set():
+                if recorder.done():  # it only ends by a bug: fail loudly, as the loop would
+                    recorder.result()
+                    raise RuntimeError("the prober's recorder stopped")
                 try:
                     await self._cycle()
-                    self.progress.ok()
+                    if not self._cannot_record:  # the recorder's failure stands until it writes
+                        self.progress.ok()
                 except psycopg.OperationalError as exc:
                     self.progress.failed(exc)
                     log.warning("prober: database unavailable", extra={"error": str(exc)})
                     await self._sleep(1.0)
-                except (NatsError, TimeoutError) as exc:  # the round rolled back: leases return it
-                    self.progress.failed(exc)
-                    log.warning("prober: observation stream unavailable", extra={"error": str(exc)})
-                    await self._sleep(1.0)
             # graceful: finish and record what is in flight (bounded by the probe timeout)
             if self._inflight:
                 done, _ = await asyncio.wait(self._inflight.values(), timeout=self._options.overall + 1)
-                with contextlib.suppress(psycopg.OperationalError, NatsError, TimeoutError):
-                    await self._record(
-                        [t.result() for t in done if not t.cancelled() and t.exception() is None]
-                    )
+                self._unrecorded += [t.result() for t in done if not t.cancelled() and t.exception() is None]
+                self._inflight = {}
+            self._finished.set()
+            await asyncio.wait_for(recorder, self._options.overall + 5)  # drains `_unrecorded`
         finally:
             # Cancelled (or done): no orphan probes; unrecorded claims return when leases end.
+            recorder.cancel()
             for task in self._inflight.values():
                 task.cancel()
+
+    async def _recorder(self) -> None:
+        """Record finished probes a batch every `flush_s`, until stopped and drained. A batch
+        that cannot be written is dropped: its claims fall due again when their leases end."""
+        while not (self._stop.is_set() and not self._unrecorded):
+            await self._finished.wait()
+            if not self._stop.is_set():
+                await asyncio.sleep(self._flush_s)  # let a few more finish: fewer, bigger batches
+            batch, self._unrecorded = self._unrecorded, []
+            self._finished.clear()
+            try:
+                await self._record(batch)
+                self._cannot_record = False
+            except (psycopg.OperationalError, NatsError, TimeoutError) as exc:
+                self._cannot_record = True
+                self.progress.failed(exc)
+                log.warning("prober: could not record %d probes", len(batch), extra={"error": str(exc)})
+                if not self._stop.is_set():
+                    await asyncio.sleep(1.0)
+            self._wake.set()  # room for claims again, if the backlog held them
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -123,7 +151,10 @@ class Scheduler:
         self._wake.clear()
 
     async def _cycle(self) -> None:
-        room = self._concurrency - len(self._inflight)
+        # Finished probes waiting to be recorded hold back claims past one concurrency's
+        # worth: a recorder that cannot keep up (or cannot write) stops the probing.
+        backlog = max(0, len(self._unrecorded) - self._concurrency)
+        room = self._concurrency - len(self._inflight) - backlog
         claimed: list[schedule.Due] = []
         if room > 0:
             async with self._log.pool.connection() as conn:
@@ -137,15 +168,22 @@ class Scheduler:
         if not self._inflight:
             await self._sleep(self._idle_poll_s)
             return
-        done, _ = await asyncio.wait(
-            self._inflight.values(), timeout=self._flush_s if claimed or room <= 0 else self._idle_poll_s,
-            return_when=asyncio.FIRST_COMPLETED,
-        )  # fmt: skip
-        if done:
-            await asyncio.sleep(self._flush_s)  # let a few more finish: fewer, bigger batches
-            finished = [t for t in self._inflight.values() if t.done()]
+        wake = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait(
+                [*self._inflight.values(), wake], return_when=asyncio.FIRST_COMPLETED,
+                timeout=self._flush_s if claimed or room <= 0 else self._idle_poll_s,
+            )  # fmt: skip
+        finally:
+            wake.cancel()
+        self._wake.clear()
+        if any(t.done() for t in self._inflight.values()):
+            await asyncio.sleep(self._flush_s)  # let a few more finish: one claim for them all
+        finished = [t for t in self._inflight.values() if t.done()]
+        if finished:
             self._inflight = {k: t for k, t in self._inflight.items() if not t.done()}
-            await self._record([t.result() for t in finished])
+            self._unrecorded += [t.result() for t in finished]
+            self._finished.set()
 
     async def _traceparents(self, conn: Any, claimed: list[schedule.Due]) -> dict[str, str]:
         first = [d.domain_id for d in claimed if d.first_check]
