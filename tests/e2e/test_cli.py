@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import uuid
 
 import pytest
 
@@ -72,5 +73,16 @@ async def test_cli_add_list_details_history_contacts_quota(
             assert code == 0 and "consumed 1" in out
             code, _, err = await cli("domains", "show", "not-a-uuid")
             assert code == 2 and "invalid request: id" in err
+            # Several ids in turn: one unknown is said on its own line, the others are done.
+            code, out, err = await cli("domains", "add", f"second.cli.test:{port}", "--json")
+            second = json.loads(out)["results"][0]["domain"]["id"]
+            unknown = str(uuid.uuid4())
+            code, out, err = await cli("domains", "disable", domain_id, unknown, second, "--json")
+            assert code == 1 and [d["id"] for d in json.loads(out)] == [domain_id, second]
+            assert err.strip() == f"certwatch: {unknown}: not found: no domain {unknown} in this account"
+            code, out, _ = await cli("domains", "enable", domain_id, "--json")
+            assert code == 0 and json.loads(out)["id"] == domain_id and json.loads(out)["monitoring_enabled"]
+            code, _, err = await cli("domains", "remove", second, "not-a-uuid")
+            assert code == 2 and "'not-a-uuid' is not a domain id" in err  # nothing removed
             code, _, err = await cli("contacts", "remove", contact_id)
             assert code == 2 and "detach" in err

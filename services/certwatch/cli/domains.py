@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from certwatch.cli import client, details, status
 from certwatch.cli.client import CliError, add_connection_options, call, connect, fail, table
 from certwatch.inventory import csv_import
@@ -48,13 +50,17 @@ def add_parser(subparsers: Any) -> None:
     add_connection_options(lst)
     lst.set_defaults(handler=_list)
 
-    for name, help_text in (("show", "show one domain"), ("enable", "start monitoring (reserves quota), or re-check"),
+    show = sub.add_parser("show", help="show one domain")
+    show.add_argument("id", help="domain id")
+    add_connection_options(show)
+    show.set_defaults(handler=_single, action="show")
+    for name, help_text in (("enable", "start monitoring (reserves quota), or re-check"),
                             ("disable", "stop monitoring (the 365-day clock keeps running)"),
-                            ("remove", "remove a domain")):  # fmt: skip
-        cmd = sub.add_parser(name, help=help_text)
-        cmd.add_argument("id", help="domain id")
+                            ("remove", "remove domains")):  # fmt: skip
+        cmd = sub.add_parser(name, help=f"{help_text}; several ids are done in turn")
+        cmd.add_argument("ids", nargs="+", metavar="ID", help="domain ids")
         add_connection_options(cmd)
-        cmd.set_defaults(handler=_single, action=name)
+        cmd.set_defaults(handler=_each, action=name)
 
     recheck = sub.add_parser(
         "recheck", help="probe monitored domains now (after ENABLE_FAILED: retry the enable)"
@@ -200,25 +206,79 @@ def _warn_if_stale(args: argparse.Namespace, domains: list[pb.Domain]) -> None:
 def _single(args: argparse.Namespace) -> int:
     try:
         stub, metadata = _stub(args)
-        if args.action == "show":
-            result = call(stub.GetDomain, pb.GetDomainRequest(id=args.id), metadata)
-        elif args.action == "enable":
-            result = call(stub.EnableMonitoring, pb.DomainRef(id=args.id), metadata)
-        elif args.action == "disable":
-            result = call(stub.DisableMonitoring, pb.DomainRef(id=args.id), metadata)
-        else:
-            call(stub.RemoveDomain, pb.DomainRef(id=args.id), metadata)
-            print(f"removed {args.id}")
-            return 0
+        result = call(stub.GetDomain, pb.GetDomainRequest(id=args.id), metadata)
     except CliError as exc:
         return fail(str(exc))
-    if args.json:
-        print(_json(result))
-    else:
-        print(_fields(result) if args.action == "show" else table([_row(result)], _HEADER))
-    if args.action == "show":
-        _warn_if_stale(args, [result])
+    print(_json(result) if args.json else _fields(result))
+    _warn_if_stale(args, [result])
     return 0
+
+
+# A refusal that is the same for every id: the rest are not tried.
+_FOR_ALL = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAUTHENTICATED,
+            grpc.StatusCode.DEADLINE_EXCEEDED}  # fmt: skip
+
+
+def _each(args: argparse.Namespace) -> int:
+    """Enable, disable or remove each id in turn. One id refused (unknown, no quota left) is
+    said on stderr and the others go on (exit status 1); a single id refused is exit 2."""
+    for raw in args.ids:  # a typo is a usage error, before anything changes
+        try:
+            uuid.UUID(raw)
+        except ValueError:
+            return fail(f"{args.action}: {raw[:64]!r} is not a domain id (a UUID)")
+    if len(args.ids) == 1:
+        try:
+            stub, metadata = _stub(args)
+            result = _act(stub, args.action, args.ids[0], metadata)
+        except grpc.RpcError as exc:
+            return fail(client.describe(exc))
+        except CliError as exc:
+            return fail(str(exc))
+        _print_done(args, [result], args.ids)
+        return 0
+    try:
+        stub, metadata = _stub(args)
+    except CliError as exc:
+        return fail(str(exc))
+    done: list[pb.Domain | None] = []
+    ids: list[str] = []
+    refused = 0
+    for domain_id in args.ids:
+        try:
+            done.append(_act(stub, args.action, domain_id, metadata))
+            ids.append(domain_id)
+        except grpc.RpcError as exc:
+            if exc.code() in _FOR_ALL:
+                _print_done(args, done, ids)
+                return fail(f"{client.describe(exc)} ({len(args.ids) - len(done) - refused} not tried)")
+            refused += 1
+            print(f"certwatch: {domain_id}: {' '.join(client.describe(exc).split())}", file=sys.stderr)
+    _print_done(args, done, ids)
+    return 1 if refused else 0
+
+
+def _act(
+    stub: inventory_pb2_grpc.InventoryStub, action: str, domain_id: str, metadata: Any
+) -> pb.Domain | None:
+    ref = pb.DomainRef(id=domain_id)
+    if action == "remove":
+        stub.RemoveDomain(ref, metadata=metadata, timeout=30)
+        return None
+    rpc = stub.EnableMonitoring if action == "enable" else stub.DisableMonitoring
+    domain: pb.Domain = rpc(ref, metadata=metadata, timeout=30)
+    return domain
+
+
+def _print_done(args: argparse.Namespace, results: list[pb.Domain | None], ids: list[str]) -> None:
+    if args.action == "remove":
+        for domain_id in ids:
+            print(f"removed {domain_id}")
+    elif args.json:
+        shown = [json.loads(_json(r)) for r in results if r is not None]
+        print(json.dumps(shown[0] if len(args.ids) == 1 and shown else shown, indent=2))
+    elif results:
+        print(table([_row(r) for r in results if r is not None], _HEADER))
 
 
 def _edit(args: argparse.Namespace) -> int:
