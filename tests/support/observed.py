@@ -20,7 +20,7 @@ async def observation(
     first_check: bool = False, traceparent: str | None = None,
 ) -> Incoming:  # fmt: skip
     """The message the prober would publish for this probe (its certificates stored)."""
-    refs = by_reference(result.to_dict())
+    refs = by_reference(result)
     chains, certs = refs.unstored(frozenset())
     async with event_log.pool.connection() as conn, conn.transaction():
         await certificates.put_certificates(conn, certs)

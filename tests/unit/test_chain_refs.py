@@ -4,31 +4,28 @@ probe did not store are stored."""
 from __future__ import annotations
 
 from certwatch.prober.chain_refs import by_reference
+from tests.support.probe_results import cert, intermediate, refused, result, served
 
-LEAF, MID, OTHER = {"sha256": "aa", "subject": "leaf"}, {"sha256": "bb"}, {"sha256": "cc"}
-
-
-def _result(*chains: list[dict[str, str]]) -> dict[str, object]:
-    return {"host": "x.test", "endpoints": [{"ip": f"127.0.0.{i}", "chain": c} for i, c in enumerate(chains)]}
+LEAF, MID, OTHER = cert(days=90), intermediate(), cert(days=30, cn="other.example.com")
 
 
-def test_every_chain_is_a_reference_and_the_input_is_untouched() -> None:
-    result = _result([LEAF, MID], [OTHER, MID], [])
-    refs = by_reference(result)
-    first, second, third = refs.result["endpoints"]
-    assert first == {"ip": "127.0.0.0", "chain": [], "chain_ref": ["aa", "bb"]}
-    assert second == {"ip": "127.0.0.1", "chain": [], "chain_ref": ["cc", "bb"]}
-    assert third == {"ip": "127.0.0.2", "chain": []}
-    assert refs.chains == {"aa,bb": ("aa", "bb"), "cc,bb": ("cc", "bb")}
-    assert result["endpoints"][0]["chain"] == [LEAF, MID]  # type: ignore[index]
+def test_every_presented_chain_is_named_by_its_fingerprints() -> None:
+    refs = by_reference(
+        result(served("127.0.0.1", LEAF, MID), served("127.0.0.2", OTHER, MID), refused("127.0.0.3"))
+    )
+    assert refs.chains == {
+        f"{LEAF.sha256},{MID.sha256}": (LEAF.sha256, MID.sha256),
+        f"{OTHER.sha256},{MID.sha256}": (OTHER.sha256, MID.sha256),
+    }
 
 
 def test_only_chains_the_last_probe_did_not_store_are_stored() -> None:
-    refs = by_reference(_result([LEAF, MID], [OTHER, MID]))
-    chains, certs = refs.unstored(frozenset({"aa,bb"}))
-    assert chains == [("cc", "bb")]
-    assert [c.sha256 for c in certs] == ["bb", "cc"]
-    assert refs.unstored(frozenset({"aa,bb", "cc,bb"})) == ([], [])
+    refs = by_reference(result(served("127.0.0.1", LEAF, MID), served("127.0.0.2", OTHER, MID)))
+    first, second = f"{LEAF.sha256},{MID.sha256}", f"{OTHER.sha256},{MID.sha256}"
+    chains, certs = refs.unstored(frozenset({first}))
+    assert chains == [(OTHER.sha256, MID.sha256)]
+    assert [c.sha256 for c in certs] == sorted([MID.sha256, OTHER.sha256])
+    assert refs.unstored(frozenset({first, second})) == ([], [])
     chains, certs = refs.unstored(frozenset())
-    assert len(chains) == 2 and {c.sha256 for c in certs} == {"aa", "bb", "cc"}
-    assert next(c for c in certs if c.sha256 == "aa").facts == LEAF
+    assert len(chains) == 2 and {c.sha256 for c in certs} == {LEAF.sha256, MID.sha256, OTHER.sha256}
+    assert next(c for c in certs if c.sha256 == LEAF.sha256).facts == LEAF.to_dict()

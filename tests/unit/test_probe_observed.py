@@ -12,7 +12,6 @@ import orjson
 import pytest
 
 from certwatch.contracts.probe import ObservedResult, ProbeObserved
-from certwatch.prober.chain_refs import by_reference
 from certwatch.rules.facts import AtsResult, CertFacts, ChainProblem, ProbeResult, TrustedRoot
 from tests.support.probe_results import NOW, cert, intermediate, refused, result, served
 
@@ -50,11 +49,21 @@ def test_a_published_probe_decodes_to_the_probe_given_its_certificates() -> None
     assert b'"chain"' not in message.encode()  # certificates travel by reference only
 
 
+def _v1_result(probe: ProbeResult) -> dict[str, object]:
+    """Version 1's `result`: `ProbeResult.to_dict()`, each chain emptied, its fingerprints in `chain_ref`."""
+    data = probe.to_dict()
+    data["endpoints"] = [
+        {**e, "chain": [], "chain_ref": [c["sha256"] for c in e["chain"]]} if e["chain"] else e
+        for e in data["endpoints"]
+    ]
+    return data
+
+
 def test_a_version_1_message_decodes_as_the_current_version() -> None:
     probe = _rich()
     v1 = {
         **msgspec.to_builtins(_observed(ObservedResult.of(probe))),
-        "result": by_reference(probe.to_dict()).result,
+        "result": _v1_result(probe),
     }
     del v1["v"]
     decoded = ProbeObserved.decode(orjson.dumps(v1))

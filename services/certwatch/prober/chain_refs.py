@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from certwatch.platform.certificates import StoredCertificate
+from certwatch.rules.facts import CertFacts, ProbeResult
 
 
 def chain_key(fingerprints: list[str] | tuple[str, ...]) -> str:
@@ -23,31 +23,31 @@ def chain_key(fingerprints: list[str] | tuple[str, ...]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ByReference:
-    result: dict[str, Any]  # the result's JSON form, each chain replaced by `chain_ref`
     chains: dict[str, tuple[str, ...]]  # chain_key -> fingerprints, leaf first
-    certificates: dict[str, dict[str, Any]]  # fingerprint -> facts (CertFacts JSON)
+    certificates: dict[str, CertFacts]  # fingerprint -> facts
 
     def unstored(
         self, reported: frozenset[str], der_of: Callable[[str], bytes | None] = lambda _: None
     ) -> tuple[list[tuple[str, ...]], list[StoredCertificate]]:
         """The chains, and their certificates (with their DER where `der_of` knows it), that
-        the domain's last probe did not store."""
+        the domain's last probe did not store. Only those certificates' facts are put in
+        their JSON form: a stable domain's probe formats none (every probe's whole result
+        used to be, for its fingerprints: a twentieth of the prober's CPU)."""
         chains = [fps for key, fps in self.chains.items() if key not in reported]
         fresh = {fp for fps in chains for fp in fps}
-        return chains, [StoredCertificate(fp, self.certificates[fp], der_of(fp)) for fp in sorted(fresh)]
+        return chains, [
+            StoredCertificate(fp, self.certificates[fp].to_dict(), der_of(fp)) for fp in sorted(fresh)
+        ]
 
 
-def by_reference(result: dict[str, Any]) -> ByReference:
-    endpoints = []
+def by_reference(result: ProbeResult) -> ByReference:
+    """The chains `result` was presented, by fingerprint."""
     chains: dict[str, tuple[str, ...]] = {}
-    certificates: dict[str, dict[str, Any]] = {}
-    for endpoint in result.get("endpoints", []):
-        chain = endpoint.get("chain") or []
-        if not chain:
-            endpoints.append(endpoint)
+    certificates: dict[str, CertFacts] = {}
+    for endpoint in result.endpoints:
+        if not endpoint.chain:
             continue
-        fingerprints = tuple(cert["sha256"] for cert in chain)
+        fingerprints = tuple(cert.sha256 for cert in endpoint.chain)
         chains[chain_key(fingerprints)] = fingerprints
-        certificates.update((cert["sha256"], cert) for cert in chain)
-        endpoints.append({**endpoint, "chain": [], "chain_ref": list(fingerprints)})
-    return ByReference({**result, "endpoints": endpoints}, chains, certificates)
+        certificates.update((cert.sha256, cert) for cert in endpoint.chain)
+    return ByReference(chains, certificates)

@@ -220,7 +220,7 @@ class Scheduler:
         if not results:
             return
         now = datetime.now(UTC)
-        refs = {due.domain_id: by_reference(result.to_dict()) for due, result, _ in results}
+        refs = {due.domain_id: by_reference(result) for due, result, _ in results}
         async with self._log.pool.connection() as conn:
             # Committed before anything references them: the classifier may read an
             # observation before this round's own transaction commits.
