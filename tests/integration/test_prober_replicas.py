@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from certwatch.contracts import domain as dc
-from certwatch.platform import db
+from certwatch.platform import db, telemetry
 from certwatch.platform.eventlog import EventLog
 from certwatch.platform.events import NewEvent
 from certwatch.platform.observation_stream import Outgoing
@@ -257,3 +257,33 @@ async def test_probing_goes_on_while_a_round_is_written(
             await wait_for(all_published)
             await asyncio.sleep(0.2)
         assert Counter(p["host"] for p in slow.probes) == Counter(hosts)
+
+
+async def test_an_unrecorded_probe_passes_the_enables_trace_on_as_it_is(
+    database_url: str,
+    event_log: EventLog,
+    pki: TestPKI,
+    published: Published,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no span recorded, no span is made for a probe: its observation carries the
+    enable request's traceparent unchanged (the trace id is what joins request and verdict)."""
+    telemetry.setup("test", otlp_endpoint=None)  # the SDK's provider, as every service has
+    monkeypatch.setattr(telemetry._SAMPLER, "taken", False)
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    leaf = pki.leaf("traced.test", dns=("traced.test",))
+    with tls_server(server_context(*pki.server_files(leaf))) as port:
+        domain_id = str(uuid.uuid4())
+        data = {"domain_id": domain_id, "account_id": str(uuid.uuid4()), "host": "traced.test", "port": port,
+                "generation": 1, "period_start": "2026-01-01", "service_ends_on": "2026-12-31",
+                "enabled_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+        enabled = NewEvent(dc.MONITORING_ENABLED, data, metadata={"traceparent": traceparent})
+        await event_log.append_batch([(dc.stream_id(domain_id), [enabled], None)])
+        await catch_up(event_log, SCHEDULE)
+        async with _running(database_url, _options(pki, ["traced.test"], port, "127.0.0.1"), "a", published):
+
+            async def probed() -> bool:
+                return len(published.probes) >= 1
+
+            await wait_for(probed)
+    assert published.probes[0]["traceparent"] == traceparent

@@ -234,7 +234,7 @@ def _metadata(probe: ProbeObserved) -> dict[str, Any]:
 def _traced(tracer: Any, probe: ProbeObserved) -> Iterator[ProbeObserved]:
     """A traced probe (an enable check carries its request's trace) gets a span, and the
     events it appends carry that span's context: the trace runs request → probe → verdict."""
-    if probe.traceparent is None:
+    if probe.traceparent is None or not telemetry.recording():  # unrecorded: its trace goes on as is
         yield probe
         return
     parent = telemetry.context_from({"traceparent": probe.traceparent})

@@ -264,6 +264,10 @@ async def _horizon_passed(conn: Conn, cursor: Cursor, name: str) -> tuple[bool, 
 
 
 async def _apply_page(projection: Projection, conn: Conn, events: Sequence[RecordedEvent]) -> None:
+    if not telemetry.recording():  # spans nobody records would only cost their contexts
+        async with conn.pipeline():
+            await _handle(projection, conn, events)
+        return
     tracer = telemetry.tracer()
     if len(events) <= _SPAN_PER_EVENT_UP_TO and projection.handle_batch is not None:
         # A page handler applies even a short page in one go (its statements are per page,

@@ -197,20 +197,25 @@ class Scheduler:
         return {r[0]: r[1] for r in await cur.fetchall()}
 
     async def _probe(self, due: schedule.Due, traceparent: str | None) -> _Done:
+        if not telemetry.recording():  # no span: the observation carries the enable's trace on
+            return due, await self._timed_probe(due), traceparent
         parent = telemetry.context_from({"traceparent": traceparent} if traceparent else None)
         with self._tracer.start_as_current_span(
             "probe", context=parent, kind=telemetry.CLIENT,
             attributes={"certwatch.host": due.host, "certwatch.port": due.port},
         ):  # fmt: skip
-            start = time.perf_counter()
+            return due, await self._timed_probe(due), telemetry.current_traceparent()
+
+    async def _timed_probe(self, due: schedule.Due) -> ProbeResult:
+        start = time.perf_counter()
+        result = await probe(due.host, due.port, options=self._options)
+        if due.first_check and result.timed_out:
+            # An enable check decides ENABLE_FAILED, which stays until the user acts: one
+            # lost packet or a moment of overload must not decide it. Once more, a bit later.
+            await asyncio.sleep(self._first_check_retry_s)
             result = await probe(due.host, due.port, options=self._options)
-            if due.first_check and result.timed_out:
-                # An enable check decides ENABLE_FAILED, which stays until the user acts: one
-                # lost packet or a moment of overload must not decide it. Once more, a bit later.
-                await asyncio.sleep(self._first_check_retry_s)
-                result = await probe(due.host, due.port, options=self._options)
-            self._metrics.record(result, (time.perf_counter() - start) * 1000)
-            return due, result, telemetry.current_traceparent()
+        self._metrics.record(result, (time.perf_counter() - start) * 1000)
+        return result
 
     async def _record(self, results: list[_Done]) -> None:
         """Store unseen chains, then reschedule and publish the observations in one
