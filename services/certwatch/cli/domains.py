@@ -227,34 +227,24 @@ def _each(args: argparse.Namespace) -> int:
             uuid.UUID(raw)
         except ValueError:
             return fail(f"{args.action}: {raw[:64]!r} is not a domain id (a UUID)")
-    if len(args.ids) == 1:
-        try:
-            stub, metadata = _stub(args)
-            result = _act(stub, args.action, args.ids[0], metadata)
-        except grpc.RpcError as exc:
-            return fail(client.describe(exc))
-        except CliError as exc:
-            return fail(str(exc))
-        _print_done(args, [result], args.ids)
-        return 0
     try:
         stub, metadata = _stub(args)
     except CliError as exc:
         return fail(str(exc))
-    done: list[pb.Domain | None] = []
-    ids: list[str] = []
+    done: list[tuple[str, pb.Domain | None]] = []
     refused = 0
     for domain_id in args.ids:
         try:
-            done.append(_act(stub, args.action, domain_id, metadata))
-            ids.append(domain_id)
+            done.append((domain_id, _act(stub, args.action, domain_id, metadata)))
         except grpc.RpcError as exc:
+            if len(args.ids) == 1:
+                return fail(client.describe(exc))
             if exc.code() in _FOR_ALL:
-                _print_done(args, done, ids)
+                _print_done(args, done)
                 return fail(f"{client.describe(exc)} ({len(args.ids) - len(done) - refused} not tried)")
             refused += 1
             print(f"certwatch: {domain_id}: {' '.join(client.describe(exc).split())}", file=sys.stderr)
-    _print_done(args, done, ids)
+    _print_done(args, done)
     return 1 if refused else 0
 
 
@@ -270,15 +260,16 @@ def _act(
     return domain
 
 
-def _print_done(args: argparse.Namespace, results: list[pb.Domain | None], ids: list[str]) -> None:
+def _print_done(args: argparse.Namespace, done: list[tuple[str, pb.Domain | None]]) -> None:
+    domains = [d for _, d in done if d is not None]
     if args.action == "remove":
-        for domain_id in ids:
+        for domain_id, _ in done:
             print(f"removed {domain_id}")
     elif args.json:
-        shown = [json.loads(_json(r)) for r in results if r is not None]
+        shown = [json.loads(_json(d)) for d in domains]
         print(json.dumps(shown[0] if len(args.ids) == 1 and shown else shown, indent=2))
-    elif results:
-        print(table([_row(r) for r in results if r is not None], _HEADER))
+    elif domains:
+        print(table([_row(d) for d in domains], _HEADER))
 
 
 def _edit(args: argparse.Namespace) -> int:
